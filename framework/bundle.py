@@ -1,0 +1,114 @@
+"""The JSON result bundle: one file per run, always valid on disk, rewritten atomically as the run goes."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from visionbench.types import ImageItem, Record
+
+SCHEMA_VERSION = 1
+BUNDLE_NAME = "bundle.json"
+
+
+def schema() -> dict[str, Any]:
+    """The bundle's JSON Schema (shipped as visionbench/schema/bundle.schema.json)."""
+    return json.loads(resources.files("visionbench").joinpath("schema/bundle.schema.json").read_text())
+
+
+def validate(bundle: dict[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` if ``bundle`` does not follow the schema."""
+    jsonschema.validate(bundle, schema())
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def record_to_json(record: Record) -> dict[str, Any]:
+    data = asdict(record)
+    data["latency_s"] = record.latency_s
+    return data
+
+
+def item_to_json(item: ImageItem) -> dict[str, Any]:
+    return {"id": item.id, "sha256": item.sha256, "label": item.label}
+
+
+def write_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON to a temporary file beside ``path`` and rename it over: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=1, default=str)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """A bundle from a run folder or a bundle file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / BUNDLE_NAME
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+class BundleWriter:
+    """Holds a run's bundle in memory and writes it to disk at most every ``interval_s`` and at the end."""
+
+    def __init__(self, path: Path, header: dict[str, Any], *, interval_s: float = 1.0) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            **header,
+            "status": "running",
+            "started_at": now_iso(),
+            "finished_at": None,
+            "error": None,
+            "cells": [],
+            "records": [],
+        }
+        self.interval_s = interval_s
+        self._last_write = 0.0
+        self.flush(force=True)
+
+    def add_record(self, record: Record) -> None:
+        self.data["records"].append(record_to_json(record))
+        self.flush()
+
+    def set_cell(self, entry: dict[str, Any]) -> None:
+        """Add or replace the summary entry of one cell run (keyed by cell id and repeat)."""
+        cells = self.data["cells"]
+        for i, old in enumerate(cells):
+            if (old["id"], old["repeat"]) == (entry["id"], entry["repeat"]):
+                cells[i] = entry
+                break
+        else:
+            cells.append(entry)
+        self.flush()
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        self.data["status"] = status
+        self.data["error"] = error
+        self.data["finished_at"] = now_iso()
+        self.flush(force=True)
+
+    def flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_write >= self.interval_s:
+            write_atomic(self.path, self.data)
+            self._last_write = now

@@ -1,0 +1,146 @@
+"""The one place where requests are timed, limited, timed out and retried. Every strategy goes through it."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Iterable, TypeVar
+
+from aiolimiter import AsyncLimiter
+
+from visionbench.errors import Fatal, ProviderError, Transient
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter; a service's retry-after wins when it asks for longer."""
+
+    max_attempts: int = 4
+    base_delay_s: float = 0.5
+    max_delay_s: float = 30.0
+    timeout_s: float = 120.0
+
+    def delay(self, attempt: int, error: ProviderError, rng: random.Random) -> float:
+        backoff = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
+        delay = rng.uniform(backoff / 2, backoff)
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            # Honour the server even past max_delay: retrying earlier only earns another 429.
+            delay = max(delay, retry_after)
+        return delay
+
+
+class Limiter:
+    """At most ``max_concurrency`` requests in flight and ``requests_per_minute`` started per minute."""
+
+    def __init__(self, max_concurrency: int | None = None, requests_per_minute: float | None = None) -> None:
+        self._semaphore = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+        # A bucket of a few seconds' worth, so short runs are not throttled by a full minute's burst.
+        if requests_per_minute:
+            burst = max(1.0, requests_per_minute / 60.0)
+            self._rate: AsyncLimiter | None = AsyncLimiter(burst, burst * 60.0 / requests_per_minute)
+        else:
+            self._rate = None
+
+    async def __aenter__(self) -> "Limiter":
+        if self._semaphore is not None:
+            await self._semaphore.acquire()
+        try:
+            if self._rate is not None:
+                await self._rate.acquire()
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        if self._semaphore is not None:
+            self._semaphore.release()
+
+
+@dataclass
+class CallOutcome:
+    """What happened to one logical request: the result or the last error, attempts and timing."""
+
+    value: object | None
+    error: ProviderError | None
+    attempts: int
+    start_s: float
+    end_s: float
+
+
+class Caller:
+    """Runs provider calls with a timeout per attempt and retries for retryable errors.
+
+    Times are seconds since the caller's ``t0`` (the run's start), from a monotonic clock.
+    """
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        seed: int | None = None,
+    ) -> None:
+        self.policy = policy
+        self.clock = clock
+        self.sleep = sleep
+        self.t0 = clock()
+        self._rng = random.Random(seed)
+
+    def now(self) -> float:
+        return self.clock() - self.t0
+
+    async def call(self, fn: Callable[[], Awaitable[T]], limiter: Limiter | None = None) -> CallOutcome:
+        start = self.now()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with limiter if limiter is not None else _NO_LIMIT:
+                    # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation (Ctrl-C)
+                    # that arrives as the call completes.
+                    async with asyncio.timeout(self.policy.timeout_s):
+                        value = await fn()
+                return CallOutcome(value, None, attempt, start, self.now())
+            except asyncio.TimeoutError:
+                error: ProviderError = Transient(f"no reply within {self.policy.timeout_s:g} s (timeout)")
+            except ProviderError as exc:
+                error = exc
+            except Exception as exc:  # a provider bug must cost one item, not the run
+                error = Fatal(f"{type(exc).__name__}: {exc}")
+            if not error.retryable or attempt >= self.policy.max_attempts:
+                return CallOutcome(None, error, attempt, start, self.now())
+            await self.sleep(self.policy.delay(attempt, error, self._rng))
+
+
+class _NoLimit:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_LIMIT = _NoLimit()
+
+__all__ = ["CallOutcome", "Caller", "Limiter", "RetryPolicy", "for_each"]
+
+
+async def for_each(items: Iterable[T], concurrency: int, fn: Callable[[T], Awaitable[object]]) -> None:
+    """Run ``fn`` on every item with at most ``concurrency`` running, holding only that many coroutines."""
+    queue = iter(items)
+
+    async def worker() -> None:
+        for item in queue:
+            await fn(item)
+
+    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))

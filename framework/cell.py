@@ -1,0 +1,155 @@
+"""What a strategy gets to work with: preparing images and asking a provider about them, recorded."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import Callable, Sequence
+
+from visionbench.answers import ParseError, parse_many, parse_single
+from visionbench.calling import Caller, Limiter
+from visionbench.errors import ItemError
+from visionbench.preprocess import Preprocessing, Preprocessor
+from visionbench.provider import Provider
+from visionbench.types import Answer, ImageItem, PreparedImage, Record, Request, Task
+
+_JSON_TYPES = {"integer": "integer", "number": "number", "boolean": "boolean", "text": "string"}
+
+
+def multi_image_prompt(task: Task, n: int) -> str:
+    """The single-prompt wording: images are labelled Image 1..N and one JSON array answers them in order."""
+    return (
+        f"You are given {n} images, labelled Image 1 to Image {n} in the order they appear.\n"
+        f"For each image, answer this question: {task.prompt}\n"
+        f"Reply with only a JSON array of {n} {_JSON_TYPES[task.answer_type]} values, "
+        f"one per image in order (Image 1 first), and nothing else."
+    )
+
+
+def answers_schema(task: Task, n: int) -> dict:
+    """JSON Schema for a reply of ``n`` answers, for providers with structured output."""
+    return {"type": "array", "items": {"type": _JSON_TYPES[task.answer_type]}, "minItems": n, "maxItems": n}
+
+
+class CellContext:
+    """One cell's view of the run. ``ask`` is the only way a strategy reaches a provider."""
+
+    def __init__(
+        self,
+        *,
+        cell_id: str,
+        task: Task,
+        preprocessing: Preprocessing,
+        providers: dict[str, Provider],
+        provider: str,
+        model: str,
+        model_params: dict,
+        caller: Caller,
+        preprocessor: Preprocessor,
+        on_record: Callable[[Record], None],
+    ) -> None:
+        self.cell_id = cell_id
+        self.task = task
+        self.preprocessing = preprocessing
+        self.providers = providers
+        self.provider = provider
+        self.model = model
+        self.model_params = model_params
+        self.caller = caller
+        self.preprocessor = preprocessor
+        self._on_record = on_record
+        self.records: list[Record] = []
+
+    def capabilities(self, provider: str | None = None, model: str | None = None):
+        return self.providers[provider or self.provider].capabilities(model or self.model)
+
+    async def prepare(self, item: ImageItem, max_side: int | None = None) -> PreparedImage:
+        """The item's image preprocessed (cached), at ``max_side`` if given, else the experiment's setting."""
+        settings = self.preprocessing if max_side is None else replace(self.preprocessing, max_side=max_side)
+        return await asyncio.to_thread(self.preprocessor.prepare, item, settings)
+
+    async def ask(
+        self,
+        items: Sequence[ImageItem],
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        max_side: int | None = None,
+        tier: int | None = None,
+        limiter: Limiter | None = None,
+    ) -> list[Answer]:
+        """Ask the task about ``items`` in one request; record it and return one answer per item.
+
+        Items whose image cannot be prepared get an error answer and are left out of the request.
+        """
+        provider_name = provider or self.provider
+        model_name = model or self.model
+        params = self.model_params if provider is None and model is None else {}
+        side = max_side if max_side is not None else self.preprocessing.max_side
+
+        prepared: list[PreparedImage] = []
+        failed: list[Answer] = []
+        for item in items:
+            try:
+                prepared.append(await self.prepare(item, max_side))
+            except ItemError as exc:
+                failed.append(Answer(item.id, error=f"image: {exc}"))
+        for answer in failed:
+            self._keep(Record(self.cell_id, [answer.item_id], provider_name, model_name, tier,
+                              self.caller.now(), self.caller.now(), 0, side, answers=[answer],
+                              error={"kind": "item", "message": answer.error}))  # fmt: skip
+        if not prepared:
+            return failed
+
+        n = len(prepared)
+        structured = self.capabilities(provider_name, model_name).structured_output
+        request = Request(
+            model=model_name,
+            task=self.task,
+            prompt=self.task.prompt if n == 1 else multi_image_prompt(self.task, n),
+            images=tuple(prepared),
+            params=params,
+            response_schema=answers_schema(self.task, n) if n > 1 and structured else None,
+        )
+        backend = self.providers[provider_name]
+        outcome = await self.caller.call(lambda: backend.generate(request), limiter)
+        ids = [image.item_id for image in prepared]
+        record = Record(self.cell_id, ids, provider_name, model_name, tier, outcome.start_s, outcome.end_s,
+                        outcome.attempts, side)  # fmt: skip
+        if outcome.error is not None:
+            err = outcome.error
+            record.error = {"kind": err.kind, "message": str(err), "status": err.status}
+            record.answers = [Answer(i, error=f"{err.kind}: {err}") for i in ids]
+        else:
+            response = outcome.value
+            record.raw_text = response.text
+            record.usage = response.usage
+            record.cost_usd = response.cost_usd
+            record.request_id = response.request_id
+            record.model_version = response.model_version
+            record.answers = _parse(response.text, ids, self.task)
+        self._keep(record)
+        return failed + record.answers
+
+    def _keep(self, record: Record) -> None:
+        self.records.append(record)
+        self._on_record(record)
+
+
+def _parse(text: str, ids: list[str], task: Task) -> list[Answer]:
+    if len(ids) == 1:
+        try:
+            return [Answer(ids[0], value=parse_single(text, task.answer_type))]
+        except ParseError as exc:
+            return [Answer(ids[0], error=f"unparseable reply: {exc}")]
+    try:
+        values = parse_many(text, len(ids), task.answer_type)
+    except ParseError as exc:
+        return [Answer(i, error=f"unparseable reply: {exc}") for i in ids]
+    return [
+        Answer(i, error=f"unparseable reply: {v}") if isinstance(v, ParseError) else Answer(i, value=v)
+        for i, v in zip(ids, values)
+    ]
+
+
+__all__ = ["CellContext", "answers_schema", "multi_image_prompt"]

@@ -1,0 +1,141 @@
+"""The ``visionbench`` command: run, validate, report, and list plugins."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from visionbench import __version__
+from visionbench.bundle import load as load_bundle
+from visionbench.config import load_experiment
+from visionbench.errors import VisionbenchError
+from visionbench.plugins import default_registry
+from visionbench.report import print_report, time_chart
+
+# Piped output is not squeezed into 80 columns: tables stay readable in logs and files.
+console = Console(width=None if sys.stdout.isatty() else 140)
+err_console = Console(stderr=True)
+
+
+def default_cache_dir() -> Path:
+    """VISIONBENCH_CACHE_DIR, else the user's cache folder."""
+    if os.environ.get("VISIONBENCH_CACHE_DIR"):
+        return Path(os.environ["VISIONBENCH_CACHE_DIR"])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "visionbench" / "images"
+
+
+class _RichProgress:
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = None
+
+    def start_cell(self, label: str, total: int) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=self.progress.tasks[self.task].total)
+        self.task = self.progress.add_task(label, total=total)
+
+    def advance(self, n: int) -> None:
+        self.progress.advance(self.task, n)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from visionbench.runner import prepare, run
+
+    registry = default_registry()
+    experiment = load_experiment(args.config, registry)
+    plan = prepare(experiment, registry)
+    cache_dir = Path(args.cache_dir) if args.cache_dir else (
+        Path(experiment.spec.cache_dir) if experiment.spec.cache_dir else default_cache_dir()
+    )  # fmt: skip
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, disable=args.quiet) as bar:
+        bundle_path = asyncio.run(
+            run(plan, results_dir=Path(args.results), progress=_RichProgress(bar), cache_dir=None if args.no_cache else cache_dir)
+        )
+    bundle = load_bundle(bundle_path)
+    print_report(bundle, console)
+    chart = time_chart(bundle, bundle_path.parent / "time_per_strategy.png")
+    console.print(f"bundle: {bundle_path}\nchart:  {chart}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from visionbench.runner import prepare
+
+    registry = default_registry()
+    experiment = load_experiment(args.config, registry)
+    plan = prepare(experiment, registry)
+    console.print(f"{args.config}: OK: {len(plan.items)} images, {len(experiment.cells)} cells x {experiment.spec.repeats} repeats")
+    for cell in experiment.cells:
+        console.print(f"  {cell.id}  ({cell.strategy} {cell.params or ''})")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    bundle = load_bundle(args.run)
+    print_report(bundle, console)
+    path = Path(args.run)
+    folder = path if path.is_dir() else path.parent
+    console.print(f"chart: {time_chart(bundle, folder / 'time_per_strategy.png')}")
+    return 0
+
+
+def _list(kind: str) -> int:
+    registry = default_registry()
+    table = registry.providers if kind == "provider" else registry.strategies
+    for name, cls in sorted(table.items()):
+        doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
+        console.print(f"{name:16} {registry.origins[f'{kind}:{name}']:28} {doc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="visionbench", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"visionbench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run an experiment config; writes results/<run-id>/bundle.json and a chart")
+    p.add_argument("config")
+    p.add_argument("--results", default="results", help="folder for run folders (default: results)")
+    p.add_argument("--cache-dir", help="preprocessed-image cache (default: VISIONBENCH_CACHE_DIR or ~/.cache/visionbench)")
+    p.add_argument("--no-cache", action="store_true", help="preprocess every image afresh")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("validate", help="check a config, its dataset and plugins without running anything")
+    p.add_argument("config")
+    p.set_defaults(fn=cmd_validate)
+
+    p = sub.add_parser("report", help="print the tables of a run and redraw its chart")
+    p.add_argument("run", help="a run folder or bundle.json")
+    p.set_defaults(fn=cmd_report)
+
+    sub.add_parser("providers", help="list loaded provider plugins").set_defaults(fn=lambda a: _list("provider"))
+    sub.add_parser("strategies", help="list loaded strategy plugins").set_defaults(fn=lambda a: _list("strategy"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except VisionbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"error: {exc.filename}: no such file", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the bundle written so far is kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

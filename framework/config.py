@@ -1,0 +1,224 @@
+"""Experiment configs: YAML in, a validated :class:`Experiment` with its matrix expanded into cells out.
+
+Every error names the file, the key at fault and, where there is a choice, the allowed values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from visionbench.errors import ConfigError
+from visionbench.plugins import Registry
+from visionbench.preprocess import Preprocessing
+from visionbench.strategy import Strategy
+from visionbench.types import Task
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetSpec(_Strict):
+    #: A folder of images, or a manifest file (JSON/YAML list of image paths).
+    path: str
+    #: Labels file (JSON or YAML: {image: value or {field: value}}), relative to the dataset folder.
+    labels: str | None = None
+    #: When labels are objects, the field holding the expected answer.
+    label_field: str | None = None
+    #: Only the first N items (after sorting by id), for quick runs.
+    limit: int | None = Field(default=None, gt=0)
+
+
+class TaskSpec(_Strict):
+    id: str = "count-people"
+    prompt: str
+    answer: Literal["integer", "number", "boolean", "text"] = "integer"
+    system: str | None = None
+
+
+class PreprocessingSpec(_Strict):
+    max_side: int | None = Field(default=1536, gt=0)
+    format: Literal["jpeg", "png"] = "jpeg"
+    quality: int = Field(default=85, ge=1, le=100)
+
+
+class RetrySpec(_Strict):
+    max_attempts: int = Field(default=4, ge=1)
+    base_delay_s: float = Field(default=0.5, ge=0)
+    max_delay_s: float = Field(default=30.0, ge=0)
+    timeout_s: float = Field(default=120.0, gt=0)
+
+
+class MatrixEntry(_Strict):
+    provider: str
+    models: list[str] = Field(min_length=1)
+    #: Strategy names, or {name: ..., label: ..., <params>} mappings.
+    strategies: list[str | dict[str, Any]] = Field(min_length=1)
+    #: Model parameters handed to the provider (temperature, thinking, media resolution...).
+    model_params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _one_model(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class ExperimentSpec(_Strict):
+    name: str
+    description: str | None = None
+    dataset: DatasetSpec
+    task: TaskSpec
+    preprocessing: PreprocessingSpec = Field(default_factory=PreprocessingSpec)
+    retry: RetrySpec = Field(default_factory=RetrySpec)
+    repeats: int = Field(default=1, ge=1)
+    #: Options per provider name, validated by the provider's own Options model.
+    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    matrix: list[MatrixEntry] = Field(min_length=1)
+    cache_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One column of the comparison: a provider, a model and a strategy with its params."""
+
+    id: str
+    provider: str
+    model: str
+    strategy: str
+    label: str
+    params: dict[str, Any]
+    model_params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A validated config, with paths resolved and the matrix expanded."""
+
+    source: Path
+    spec: ExperimentSpec
+    task: Task
+    preprocessing: Preprocessing
+    cells: tuple[Cell, ...]
+    dataset_path: Path
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def resolved(self) -> dict[str, Any]:
+        """The config as it will run, for the bundle."""
+        return self.spec.model_dump(mode="json")
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def format_validation_error(source: Path | str, err: ValidationError, prefix: str = "") -> str:
+    lines = [f"{source}: invalid config"]
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith(("function-", "str", "dict["))))
+        where = _where(loc)
+        where = f"{prefix}.{where}" if prefix and where != "(top level)" else (prefix or where)
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {where}: {msg}")
+    return "\n".join(lines)
+
+
+def load_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
+
+
+def _strategy_entry(entry: str | dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    if isinstance(entry, str):
+        return entry, entry, {}
+    entry = dict(entry)
+    name = entry.pop("name", None)
+    label = entry.pop("label", None) or name
+    return name, label, entry
+
+
+def _validate_params(source: Path, where: str, model: type[BaseModel], params: dict[str, Any]) -> BaseModel:
+    try:
+        return model.model_validate(params)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(source, err, prefix=where)) from None
+
+
+def build_strategy(registry: Registry, cell: Cell, source: Path | str = "config") -> Strategy:
+    cls = registry.strategies[cell.strategy]
+    return cls(_validate_params(Path(source), f"strategy {cell.label!r}", cls.Params, cell.params))
+
+
+def load_experiment(path: str | Path, registry: Registry) -> Experiment:
+    """Read, validate and expand an experiment config, checking plugin names against ``registry``."""
+    source = Path(path)
+    raw = load_yaml(source)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a config must be a YAML mapping with keys name, dataset, task, matrix")
+    try:
+        spec = ExperimentSpec.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(source, err)) from None
+
+    for name, options in spec.providers.items():
+        if name not in registry.providers:
+            raise ConfigError(
+                f"{source}: providers.{name}: unknown provider; loaded providers: {', '.join(sorted(registry.providers))}"
+            )
+        _validate_params(source, f"providers.{name}", registry.providers[name].Options, options)
+
+    cells: list[Cell] = []
+    for i, entry in enumerate(spec.matrix):
+        if entry.provider not in registry.providers:
+            raise ConfigError(
+                f"{source}: matrix[{i}].provider: unknown provider {entry.provider!r}; "
+                f"loaded providers: {', '.join(sorted(registry.providers))}"
+            )
+        for j, strategy_entry in enumerate(entry.strategies):
+            name, label, params = _strategy_entry(strategy_entry)
+            where = f"matrix[{i}].strategies[{j}]"
+            if name not in registry.strategies:
+                raise ConfigError(
+                    f"{source}: {where}: unknown strategy {name!r}; "
+                    f"loaded strategies: {', '.join(sorted(registry.strategies))}"
+                )
+            _validate_params(source, where, registry.strategies[name].Params, params)
+            for model in entry.models:
+                cell_id = f"{entry.provider}/{model}/{label}"
+                if any(c.id == cell_id for c in cells):
+                    raise ConfigError(f"{source}: {where}: cell {cell_id!r} appears twice; give one a 'label'")
+                cells.append(Cell(cell_id, entry.provider, model, name, label, params, dict(entry.model_params)))
+
+    dataset_path = (source.parent / spec.dataset.path).resolve()
+    if not dataset_path.exists():
+        raise ConfigError(f"{source}: dataset.path: {dataset_path} does not exist")
+    pre = spec.preprocessing
+    return Experiment(
+        source=source,
+        spec=spec,
+        task=Task(id=spec.task.id, prompt=spec.task.prompt, answer_type=spec.task.answer, system=spec.task.system),
+        preprocessing=Preprocessing(max_side=pre.max_side, format=pre.format, quality=pre.quality),
+        cells=tuple(cells),
+        dataset_path=dataset_path,
+    )

@@ -1,0 +1,78 @@
+"""Datasets: a folder of images (or a manifest listing them) plus a labels file of expected answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from visionbench.errors import ConfigError
+from visionbench.preprocess import sha256_file
+from visionbench.types import ImageItem
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def _read_mapping_or_list(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: malformed {path.suffix.lstrip('.').upper() or 'YAML'}: {exc}") from None
+
+
+def _image_paths(root: Path) -> tuple[Path, list[Path]]:
+    """The dataset's base folder and its image files: every image in a folder, or those a manifest lists."""
+    if root.is_dir():
+        return root, sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    listed = _read_mapping_or_list(root)
+    if not isinstance(listed, list) or not all(isinstance(x, str) for x in listed):
+        raise ConfigError(f"{root}: a manifest must be a list of image paths (relative to the manifest)")
+    return root.parent, [root.parent / x for x in listed]
+
+
+def _labels(path: Path, field: str | None) -> dict[str, Any]:
+    raw = _read_mapping_or_list(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: labels must be a mapping of image name to expected answer")
+    labels: dict[str, Any] = {}
+    for name, value in raw.items():
+        if isinstance(value, dict):
+            if field is None:
+                raise ConfigError(f"{path}: label of {name!r} is a mapping; set dataset.label_field to one of its keys")
+            if field not in value:
+                raise ConfigError(f"{path}: label of {name!r} has no field {field!r} (it has: {', '.join(value)})")
+            value = value[field]
+        labels[str(name)] = value
+    return labels
+
+
+def load_dataset(root: Path, labels_file: str | None, label_field: str | None, limit: int | None = None) -> list[ImageItem]:
+    """Items sorted by id, each with the sha256 of its content. Labels naming missing images are an error."""
+    base, paths = _image_paths(root)
+    labels = _labels(base / labels_file, label_field) if labels_file else {}
+    items: list[ImageItem] = []
+    for path in paths:
+        item_id = path.relative_to(base).as_posix() if path.is_relative_to(base) else path.name
+        if not path.is_file():
+            raise ConfigError(f"{root}: listed image {item_id!r} does not exist")
+        try:
+            digest = sha256_file(path)
+        except OSError:
+            # Unreadable now: the item gets a per-item error when it is prepared, and the run goes on.
+            digest = f"unreadable:{item_id}"
+        items.append(ImageItem(id=item_id, path=path, sha256=digest, label=labels.get(item_id)))
+    known = {item.id for item in items}
+    missing = sorted(set(labels) - known)
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ConfigError(f"{base / labels_file}: labels name images that are not in the dataset: {shown}")
+    if not items:
+        raise ConfigError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    items.sort(key=lambda item: item.id)
+    return items[:limit] if limit else items

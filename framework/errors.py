@@ -1,0 +1,60 @@
+"""Neutral errors: providers raise these, the retry layer and the runner understand them."""
+
+from __future__ import annotations
+
+
+class VisionbenchError(Exception):
+    """Base of every error visionbench raises on purpose."""
+
+
+class ConfigError(VisionbenchError):
+    """An experiment config is wrong; the message names the file and key at fault."""
+
+
+class ItemError(VisionbenchError):
+    """One dataset item cannot be used (unreadable, not an image, too large...); the run goes on."""
+
+
+class ProviderError(VisionbenchError):
+    """Base of provider call failures. ``kind`` is stored in bundles."""
+
+    kind = "fatal"
+    retryable = False
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RateLimited(ProviderError):
+    """The service asked us to slow down, maybe saying for how long."""
+
+    kind = "rate_limited"
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = 429) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class Transient(ProviderError):
+    """A failure worth retrying: 5xx, overload, dropped connection, timeout, malformed body."""
+
+    kind = "transient"
+    retryable = True
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class BadRequest(ProviderError):
+    """The request itself is wrong (400-type): retrying cannot help."""
+
+    kind = "bad_request"
+
+
+class Fatal(ProviderError):
+    """Anything else that retrying cannot help: auth, not found, unsupported."""
+
+    kind = "fatal"

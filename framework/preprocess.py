@@ -1,0 +1,256 @@
+"""Turn dataset images into the bytes sent to models: upright 8-bit RGB, downscaled, re-encoded, cached."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+import diskcache
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from visionbench.errors import ItemError
+from visionbench.types import ImageItem, PreparedImage
+
+log = logging.getLogger(__name__)
+
+_MIME = {"jpeg": "image/jpeg", "png": "image/png"}
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_WHITE = (255, 255, 255)
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How images are prepared; every field changes the output bytes, so every field is in ``key()``."""
+
+    max_side: int | None = 1536  # longest side after downscaling; None keeps the size
+    format: Literal["jpeg", "png"] = "jpeg"
+    quality: int = 85  # JPEG quality
+
+    def __post_init__(self) -> None:
+        if self.max_side is not None and self.max_side <= 0:
+            raise ValueError(f"max_side must be positive or None, not {self.max_side}")
+        if self.format not in _MIME:
+            raise ValueError(f"format must be 'jpeg' or 'png', not {self.format!r}")
+        if not 1 <= self.quality <= 100:
+            raise ValueError(f"quality must be 1..100, not {self.quality}")
+
+    def key(self) -> str:
+        """A stable string of every parameter, for cache keys."""
+        return f"max_side={self.max_side};format={self.format};quality={self.quality}"
+
+
+@dataclass(frozen=True)
+class Processed:
+    """The result of :func:`process_bytes`: encoded bytes and the output size."""
+
+    data: bytes
+    mime_type: str
+    width: int
+    height: int
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's content, read in 1 MiB chunks so big files never sit in memory whole."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fit(width: int, height: int, max_side: int | None) -> tuple[int, int] | None:
+    """The downscaled size keeping aspect ratio, or None when no downscaling is needed (never upscale)."""
+    if max_side is None or max(width, height) <= max_side:
+        return None
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _high_bit_to_l(img: Image.Image) -> Image.Image:
+    """16/32-bit and float grayscale to 8-bit, scaled by the image's own range (most 16-bit data uses far
+    fewer than 16 bits, so a fixed >>8 would give near-black, and clipping at 255 near-white)."""
+    arr = np.asarray(img).astype(np.float64)
+    arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = min(0.0, float(arr.min())), float(arr.max())
+    if hi <= lo:
+        return Image.new("L", img.size, 0)
+    out = np.round((arr - lo) * (255.0 / (hi - lo)))
+    return Image.fromarray(out.astype(np.uint8), mode="L")
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB; transparency is composited on white (what a viewer shows)."""
+    if img.mode.startswith(("I", "F")):
+        img = _high_bit_to_l(img)
+    if img.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in img.info:
+        # P and L/RGB with a tRNS colour become RGBA here, so one compositing path covers them all.
+        rgba = img.convert("RGBA")
+        background = Image.new("RGB", rgba.size, _WHITE)
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """Apply EXIF orientation; a malformed EXIF block should not cost an otherwise good image."""
+    try:
+        return ImageOps.exif_transpose(img) or img
+    except Exception:  # noqa: BLE001 - orientation is best-effort metadata
+        log.debug("ignoring unreadable EXIF orientation", exc_info=True)
+        return img
+
+
+def process_bytes(data: bytes, settings: Preprocessing, *, name: str = "image",
+                  max_pixels: int = 100_000_000) -> Processed:  # fmt: skip
+    """Decode, orient, convert to RGB, downscale and encode ``data``. Pure; every failure is an ItemError."""
+    if not data:
+        raise ItemError(f"{name}: empty file")
+    try:
+        img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ItemError(f"{name}: not an image (unrecognised format)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own limit fired while reading the header (the warning only when run with -W error).
+        raise ItemError(f"{name}: image too large, possible decompression bomb ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - a broken header of any kind is a bad item, not a crash
+        raise ItemError(f"{name}: cannot read image header: {exc}") from None
+    try:
+        with img:
+            width, height = img.size
+            # Checked from the header, before any pixel is decoded.
+            if width * height > max_pixels:
+                raise ItemError(
+                    f"{name}: image too large ({width}x{height} = {width * height} pixels > {max_pixels}),"
+                    " possible decompression bomb"
+                )
+            target = _fit(width, height, settings.max_side)
+            if target is not None and img.format == "JPEG":
+                # Let libjpeg decode at 1/2, 1/4 or 1/8 scale (still >= target): far faster for big photos.
+                img.draft("RGB", target)
+            img.load()  # the first frame of an animation; truncation and corruption surface here
+            out = _to_rgb(_upright(img))
+            if settings.max_side is not None:
+                out.thumbnail((settings.max_side, settings.max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+            buf = io.BytesIO()
+            if settings.format == "jpeg":
+                out.save(buf, "JPEG", quality=settings.quality, optimize=False)
+            else:
+                out.save(buf, "PNG")
+            return Processed(buf.getvalue(), _MIME[settings.format], out.width, out.height)
+    except ItemError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ItemError(f"{name}: image too large, possible decompression bomb ({exc})") from None
+    except MemoryError:
+        raise ItemError(f"{name}: out of memory decoding image") from None
+    except Exception as exc:  # noqa: BLE001 - truncated/corrupt data raises OSError, SyntaxError, zlib.error...
+        raise ItemError(f"{name}: corrupt, truncated or unsupported image: {exc}") from None
+
+
+def _valid_entry(value: object, settings: Preprocessing) -> bool:
+    """Cheap sanity check of a cached value (shape, types, magic bytes, end marker), without decoding."""
+    if not (isinstance(value, tuple) and len(value) == 4):
+        return False
+    data, mime, width, height = value
+    if not (isinstance(data, bytes) and mime == _MIME[settings.format]):
+        return False
+    if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+        return False
+    if settings.max_side is not None and max(width, height) > settings.max_side:
+        return False
+    if mime == "image/jpeg":
+        return data.startswith(b"\xff\xd8\xff") and data.rstrip(b"\x00").endswith(b"\xff\xd9")
+    # PNG: signature, IHDR size matching the stated size, and the IEND chunk (catches truncation).
+    return (
+        data.startswith(_PNG_MAGIC)
+        and len(data) > 33
+        and data[12:16] == b"IHDR"
+        and int.from_bytes(data[16:20], "big") == width
+        and int.from_bytes(data[20:24], "big") == height
+        and data.endswith(b"IEND\xaeB`\x82")
+    )
+
+
+class Preprocessor:
+    """Prepares items with a disk cache keyed by content hash and settings (never path+mtime)."""
+
+    def __init__(self, cache_dir: str | Path | None, *, max_pixels: int = 100_000_000,
+                 size_limit_bytes: int = 2**30) -> None:  # fmt: skip
+        self.max_pixels = max_pixels
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()  # prepare() runs in worker threads; counters must not lose updates
+        self._cache: diskcache.Cache | None = None
+        if cache_dir is not None:
+            self._cache = diskcache.Cache(str(cache_dir), size_limit=size_limit_bytes)
+
+    @staticmethod
+    def cache_key(item: ImageItem, settings: Preprocessing) -> str:
+        """The image content hash plus every parameter: an edited file or another size is another key."""
+        return f"v1:{item.sha256}:{settings.key()}"
+
+    def prepare(self, item: ImageItem, settings: Preprocessing) -> PreparedImage:
+        """The item's image prepared with ``settings``; a warm hit reads no file and decodes nothing."""
+        key = self.cache_key(item, settings)
+        if self._cache is not None:
+            value = self._cached(key, settings)
+            if value is not None:
+                with self._lock:
+                    self.hits += 1
+                return PreparedImage(item.id, *value)
+        with self._lock:
+            self.misses += 1
+        try:
+            data = Path(item.path).read_bytes()
+        except FileNotFoundError:
+            raise ItemError(f"{item.path}: file not found") from None
+        except OSError as exc:
+            raise ItemError(f"{item.path}: cannot read file: {exc.strerror or exc}") from None
+        if hashlib.sha256(data).hexdigest() != item.sha256:
+            # Serving or caching these bytes under the old hash would mislabel the result.
+            raise ItemError(f"{item.path}: file changed since the dataset was loaded")
+        out = process_bytes(data, settings, name=item.id, max_pixels=self.max_pixels)
+        if self._cache is not None:
+            try:
+                self._cache.set(key, (out.data, out.mime_type, out.width, out.height))
+            except Exception:  # noqa: BLE001 - the cache is an optimisation; a full disk must not fail items
+                log.warning("could not write preprocess cache entry %s", key, exc_info=True)
+        return PreparedImage(item.id, out.data, out.mime_type, out.width, out.height)
+
+    def _cached(self, key: str, settings: Preprocessing) -> tuple[bytes, str, int, int] | None:
+        """A valid cached value, or None; an unreadable or malformed entry is deleted so it gets rebuilt."""
+        assert self._cache is not None
+        try:
+            value = self._cache.get(key, default=_MISSING)
+        except Exception:  # noqa: BLE001 - e.g. an unpicklable value left by another version
+            value = None  # not a valid entry: falls through to delete
+        if value is _MISSING:
+            return None
+        if _valid_entry(value, settings):
+            return value  # type: ignore[return-value]
+        log.warning("discarding corrupt preprocess cache entry %s", key)
+        try:
+            self._cache.delete(key)
+        except Exception:  # noqa: BLE001
+            log.warning("could not delete corrupt cache entry %s", key, exc_info=True)
+        return None
+
+    def close(self) -> None:
+        """Close the cache (idempotent)."""
+        if self._cache is not None:
+            self._cache.close()
+
+    def __enter__(self) -> Preprocessor:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:  # fmt: skip
+        self.close()

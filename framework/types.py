@@ -1,0 +1,124 @@
+"""The data that flows through a run: plain dataclasses, frozen where possible."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+AnswerType = Literal["integer", "number", "boolean", "text"]
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """One dataset image: its id (path relative to the dataset root), location, content hash and label."""
+
+    id: str
+    path: Path
+    sha256: str
+    label: Any = None
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """Preprocessed image bytes, ready to send."""
+
+    item_id: str
+    data: bytes
+    mime_type: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Task:
+    """What every image is asked: a task id (e.g. ``count-people``), a prompt and the type of answer."""
+
+    id: str
+    prompt: str
+    answer_type: AnswerType = "integer"
+    system: str | None = None
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request to a provider: a model, a prompt and one or more images."""
+
+    model: str
+    task: Task
+    prompt: str
+    images: tuple[PreparedImage, ...]
+    params: dict[str, Any] = field(default_factory=dict)
+    max_output_tokens: int = 1024
+    #: JSON Schema the reply must follow, for providers with structured output.
+    response_schema: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens as the provider reported them; ``None`` means the provider did not say (never guessed as 0)."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    thinking_tokens: int | None = None
+    cached_tokens: int | None = None
+    image_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class Response:
+    """A provider's reply."""
+
+    text: str
+    usage: Usage | None
+    model_version: str | None = None
+    request_id: str | None = None
+    #: Set by providers whose answers cost nothing (local models); otherwise cost comes from pricing.
+    cost_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider can do for a model."""
+
+    max_images_per_request: int = 1
+    structured_output: bool = False
+    batch: bool = False
+    #: Task ids it can answer; ``None`` means any prompt (a general VLM).
+    tasks: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The parsed answer for one item of a request, or why there is none."""
+
+    item_id: str
+    value: Any = None
+    error: str | None = None
+
+
+@dataclass
+class Record:
+    """One request as it happened: timing, attempts, usage, cost, raw reply and per-item answers."""
+
+    cell: str
+    item_ids: list[str]
+    provider: str
+    model: str
+    tier: int | None
+    start_s: float
+    end_s: float
+    attempts: int
+    max_side: int | None
+    usage: Usage | None = None
+    cost_usd: float | None = None
+    raw_text: str | None = None
+    answers: list[Answer] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+    request_id: str | None = None
+    model_version: str | None = None
+    repeat: int = 0
+
+    @property
+    def latency_s(self) -> float:
+        return self.end_s - self.start_s

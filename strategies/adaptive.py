@@ -1,0 +1,94 @@
+"""Adaptive two-tier: a cheap low-resolution pass decides which images deserve an expensive high-resolution one."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from visionbench import hookimpl
+from visionbench.calling import Limiter, for_each
+from visionbench.cell import CellContext
+from visionbench.strategy import Strategy
+from visionbench.types import Answer, ImageItem, Record
+
+
+class Tier1(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    #: Another provider and model for the cheap pass; default: the cell's own.
+    provider: str | None = None
+    model: str | None = None
+    max_side: int = Field(default=384, gt=0)
+
+
+class AdaptiveParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tier1: Tier1 = Field(default_factory=Tier1)
+    #: Tier-2 resolution; default: the experiment's preprocessing.max_side.
+    tier2_max_side: int | None = Field(default=None, gt=0)
+    #: Escalate when the tier-1 answer is at least this (numbers) or true (yes/no tasks).
+    #: A tier-1 failure always escalates.
+    escalate_at: float = 1
+    max_concurrency: int = Field(default=4, ge=1)
+
+
+def needs_escalation(value: Any, threshold: float) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return value >= threshold
+    return True  # text answers cannot be thresholded: be safe, look closer
+
+
+class Adaptive(Strategy):
+    name = "adaptive"
+    Params = AdaptiveParams
+
+    def extra_providers(self) -> list[tuple[str | None, str | None]]:
+        t1 = self.params.tier1
+        return [(t1.provider, t1.model)] if t1.provider or t1.model else []
+
+    async def run(self, items: Sequence[ImageItem], ctx: CellContext) -> None:
+        t1 = self.params.tier1
+        limiter = Limiter(self.params.max_concurrency)
+
+        async def one(item: ImageItem) -> None:
+            [first] = await ctx.ask([item], provider=t1.provider, model=t1.model, max_side=t1.max_side,
+                                    tier=1, limiter=limiter)  # fmt: skip
+            if first.error is not None or needs_escalation(first.value, self.params.escalate_at):
+                await ctx.ask([item], max_side=self.params.tier2_max_side, tier=2, limiter=limiter)
+
+        await for_each(items, self.params.max_concurrency, one)
+
+    def final_answers(self, records: Sequence[Record]) -> dict[str, Answer]:
+        """Tier 2's answer where it gave one, else tier 1's (a failed tier 2 does not erase a tier-1 answer)."""
+        final: dict[str, Answer] = {}
+        for record in sorted(records, key=lambda r: (r.tier or 0, r.end_s)):
+            for answer in record.answers:
+                if answer.error is None or answer.item_id not in final or final[answer.item_id].error is not None:
+                    final[answer.item_id] = answer
+        return final
+
+    def summarize(self, items: Sequence[ImageItem], records: Sequence[Record]) -> dict[str, Any]:
+        """How well tier 1 picked the items that needed tier 2, judged by the labels."""
+        escalated = {i for r in records if r.tier == 2 for i in r.item_ids}
+        labelled = [item for item in items if item.label is not None]
+        truth = {item.id for item in labelled if needs_escalation(item.label, self.params.escalate_at)}
+        chosen = escalated & {item.id for item in labelled}
+        hits = len(chosen & truth)
+        return {
+            "tier2_items": len(escalated),
+            "tier1_filter": {
+                "escalate_at": self.params.escalate_at,
+                "precision": hits / len(chosen) if chosen else None,
+                "recall": hits / len(truth) if truth else None,
+                "true_positives": hits,
+                "false_positives": len(chosen - truth),
+                "false_negatives": len(truth - chosen),
+            },
+        }
+
+
+@hookimpl
+def register_strategies(register):
+    register(Adaptive)

@@ -1,0 +1,34 @@
+"""Concurrent: one request per image, many in flight at once (bounded and rate-limited)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from visionbench import hookimpl
+from visionbench.calling import Limiter, for_each
+from visionbench.cell import CellContext
+from visionbench.strategy import Strategy
+from visionbench.types import ImageItem
+
+
+class ConcurrentParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_concurrency: int = Field(default=8, ge=1)
+    #: Requests started per minute, across retries too; None = no limit.
+    requests_per_minute: float | None = Field(default=None, gt=0)
+
+
+class Concurrent(Strategy):
+    name = "concurrent"
+    Params = ConcurrentParams
+
+    async def run(self, items: Sequence[ImageItem], ctx: CellContext) -> None:
+        limiter = Limiter(self.params.max_concurrency, self.params.requests_per_minute)
+        await for_each(items, self.params.max_concurrency, lambda item: ctx.ask([item], limiter=limiter))
+
+
+@hookimpl
+def register_strategies(register):
+    register(Concurrent)

@@ -1,0 +1,23 @@
+"""Sequential: one request per image, one after another."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from visionbench import hookimpl
+from visionbench.cell import CellContext
+from visionbench.strategy import Strategy
+from visionbench.types import ImageItem
+
+
+class Sequential(Strategy):
+    name = "sequential"
+
+    async def run(self, items: Sequence[ImageItem], ctx: CellContext) -> None:
+        for item in items:
+            await ctx.ask([item])
+
+
+@hookimpl
+def register_strategies(register):
+    register(Sequential)

@@ -1,0 +1,43 @@
+"""Single-prompt: many images in one request, answered by one structured reply."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from visionbench import hookimpl
+from visionbench.calling import for_each
+from visionbench.cell import CellContext
+from visionbench.strategy import Strategy
+from visionbench.types import Capabilities, ImageItem
+
+
+class SinglePromptParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    #: Images per request; None = all of them in one request.
+    chunk_size: int | None = Field(default=None, ge=1)
+    #: Chunks in flight at once.
+    max_concurrency: int = Field(default=1, ge=1)
+
+
+class SinglePrompt(Strategy):
+    name = "single-prompt"
+    Params = SinglePromptParams
+
+    def check(self, capabilities: Capabilities) -> str | None:
+        if capabilities.max_images_per_request < 2:
+            return "the provider takes one image per request"
+        if self.params.chunk_size and self.params.chunk_size > capabilities.max_images_per_request:
+            return f"chunk_size {self.params.chunk_size} exceeds the provider's {capabilities.max_images_per_request} images per request"
+        return None
+
+    async def run(self, items: Sequence[ImageItem], ctx: CellContext) -> None:
+        size = self.params.chunk_size or min(len(items), ctx.capabilities().max_images_per_request)
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        await for_each(chunks, self.params.max_concurrency, ctx.ask)
+
+
+@hookimpl
+def register_strategies(register):
+    register(SinglePrompt)

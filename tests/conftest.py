@@ -1,0 +1,56 @@
+"""Shared fixtures: a small labelled image set, a registry with the test plugin, config writing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from visionbench.plugins import collect, make_manager
+
+import fakeplugin
+
+SHARED_EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval-images"
+
+
+@pytest.fixture
+def registry():
+    """Built-in plugins from entry points plus the scripted test provider."""
+    return collect(make_manager([fakeplugin]))
+
+
+@pytest.fixture
+def image_dir(tmp_path: Path) -> Path:
+    """Six small images with person-count labels 0..5."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    labels = {}
+    for i in range(6):
+        Image.new("RGB", (64 + i, 48), (40 * i, 100, 200)).save(folder / f"img{i}.png")
+        labels[f"img{i}.png"] = {"person_count": i}
+    (folder / "labels.json").write_text(json.dumps(labels))
+    return folder
+
+
+def write_config(tmp_path: Path, image_dir: Path, strategies, *, provider: str = "scripted", options=None, **extra) -> Path:
+    config = {
+        "name": "t",
+        "dataset": {"path": str(image_dir), "labels": "labels.json", "label_field": "person_count"},
+        "task": {"id": "count-people", "prompt": "How many people?", "answer": "integer"},
+        "preprocessing": {"max_side": 64},
+        "retry": {"max_attempts": 3, "base_delay_s": 0.0, "max_delay_s": 0.0, "timeout_s": 5},
+        "providers": {provider: options or {}},
+        "matrix": [{"provider": provider, "models": ["m1"], "strategies": strategies}],
+        **extra,
+    }
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture
+def answers_for_labels() -> dict[str, int]:
+    return {f"img{i}.png": i for i in range(6)}

@@ -1,0 +1,76 @@
+"""A provider plugin in its own module, loaded through the same hook as the built-ins.
+
+It answers from a table in its options and can be told to fail, so the framework can be tested
+without any SDK. (The SDK adapters are tested over HTTP against the emulator, never with this.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from pydantic import BaseModel, ConfigDict
+
+from visionbench import hookimpl
+from visionbench.errors import BadRequest, RateLimited, Transient
+from visionbench.provider import Provider
+from visionbench.types import Capabilities, Request, Response, Usage
+
+
+class ScriptedOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    answers: dict[str, int] = {}
+    delay_s: float = 0.0
+    #: item id -> list of error kinds to raise on successive attempts ("rate_limited", "transient", "bad_request")
+    failures: dict[str, list[str]] = {}
+    retry_after_s: float | None = None
+    max_images: int = 16
+    reply_template: str | None = None
+
+
+class Scripted(Provider):
+    """Answers from a table; for framework tests."""
+
+    name = "scripted"
+    Options = ScriptedOptions
+    simulated = True
+
+    def __init__(self, options=None) -> None:
+        super().__init__(options)
+        self.requests: list[Request] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def capabilities(self, model: str) -> Capabilities:
+        return Capabilities(max_images_per_request=self.options.max_images, structured_output=True)
+
+    async def generate(self, request: Request) -> Response:
+        self.requests.append(request)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.options.delay_s:
+                await asyncio.sleep(self.options.delay_s)
+            for image in request.images:
+                plan = self.options.failures.get(image.item_id)
+                if plan:
+                    kind = plan.pop(0)
+                    if kind == "rate_limited":
+                        raise RateLimited("slow down", retry_after=self.options.retry_after_s)
+                    if kind == "transient":
+                        raise Transient("503 unavailable", status=503)
+                    raise BadRequest("bad image", status=400)
+            values = [self.options.answers.get(image.item_id, 0) for image in request.images]
+            if self.options.reply_template:
+                text = self.options.reply_template.format(*values)
+            else:
+                text = str(values[0]) if len(values) == 1 else json.dumps(values)
+            usage = Usage(input_tokens=100 * len(values), output_tokens=5, thinking_tokens=None)
+            return Response(text=text, usage=usage, model_version=request.model + "-001", request_id="req-1", cost_usd=0.001)
+        finally:
+            self.in_flight -= 1
+
+
+@hookimpl
+def register_providers(register):
+    register(Scripted)

@@ -1,0 +1,133 @@
+import asyncio
+import random
+import time
+
+import pytest
+
+from visionbench.calling import Caller, Limiter, RetryPolicy, for_each
+from visionbench.errors import BadRequest, RateLimited, Transient
+
+
+class FakeTime:
+    """A clock that only moves when the code under test sleeps."""
+
+    def __init__(self):
+        self.t = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self):
+        return self.t
+
+    async def sleep(self, s):
+        self.sleeps.append(s)
+        self.t += s
+
+
+def failing(errors, value="ok"):
+    calls = {"n": 0}
+
+    async def fn():
+        calls["n"] += 1
+        if errors:
+            raise errors.pop(0)
+        return value
+
+    return fn, calls
+
+
+async def test_retry_after_is_honoured_and_attempts_counted():
+    ft = FakeTime()
+    caller = Caller(RetryPolicy(max_attempts=4, base_delay_s=0.1, max_delay_s=1.0), clock=ft.clock, sleep=ft.sleep, seed=1)
+    fn, calls = failing([RateLimited("429", retry_after=7.5), Transient("503")])
+    outcome = await caller.call(fn)
+    assert outcome.value == "ok" and outcome.error is None
+    assert outcome.attempts == 3 and calls["n"] == 3
+    assert ft.sleeps[0] == 7.5  # the server's retry-after beats the 0.1 s backoff
+    assert 0.1 <= ft.sleeps[1] <= 0.2  # second backoff: jittered in [base*2/2, base*2]
+    assert outcome.end_s - outcome.start_s == pytest.approx(sum(ft.sleeps))
+
+
+async def test_non_retryable_error_stops_at_once():
+    ft = FakeTime()
+    caller = Caller(RetryPolicy(max_attempts=5), clock=ft.clock, sleep=ft.sleep)
+    fn, calls = failing([BadRequest("bad image")])
+    outcome = await caller.call(fn)
+    assert isinstance(outcome.error, BadRequest) and outcome.attempts == 1 and ft.sleeps == []
+
+
+async def test_gives_up_after_max_attempts():
+    ft = FakeTime()
+    caller = Caller(RetryPolicy(max_attempts=3, base_delay_s=1, max_delay_s=2), clock=ft.clock, sleep=ft.sleep)
+    fn, calls = failing([Transient("a"), Transient("b"), Transient("c"), Transient("d")])
+    outcome = await caller.call(fn)
+    assert outcome.attempts == 3 and str(outcome.error) == "c" and len(ft.sleeps) == 2
+    assert all(s <= 2 for s in ft.sleeps)
+
+
+async def test_timeout_per_attempt_is_transient():
+    caller = Caller(RetryPolicy(max_attempts=2, base_delay_s=0, timeout_s=0.05))
+
+    async def slow():
+        await asyncio.sleep(1)
+
+    outcome = await caller.call(slow)
+    assert outcome.attempts == 2 and "timeout" in str(outcome.error)
+    assert outcome.end_s - outcome.start_s < 0.5
+
+
+async def test_unexpected_exception_becomes_fatal_error():
+    caller = Caller(RetryPolicy())
+
+    async def broken():
+        raise KeyError("oops")
+
+    outcome = await caller.call(broken)
+    assert outcome.error.kind == "fatal" and "KeyError" in str(outcome.error) and outcome.attempts == 1
+
+
+def test_backoff_grows_exponentially_and_is_capped():
+    policy = RetryPolicy(base_delay_s=1, max_delay_s=5)
+    rng = random.Random(0)
+    delays = [policy.delay(a, Transient("x"), rng) for a in range(1, 7)]
+    assert 0.5 <= delays[0] <= 1 and 2 <= delays[2] <= 4 and all(d <= 5 for d in delays)
+
+
+async def test_limiter_bounds_concurrency():
+    limiter = Limiter(max_concurrency=3)
+    active = peak = 0
+
+    async def job(_):
+        nonlocal active, peak
+        async with limiter:
+            active += 1
+            peak = max(peak, active)
+            await asyncio.sleep(0.01)
+            active -= 1
+
+    await asyncio.gather(*(job(i) for i in range(12)))
+    assert peak == 3
+
+
+async def test_limiter_rate_per_minute():
+    limiter = Limiter(requests_per_minute=600)  # 10/s, burst of 10
+    start = time.monotonic()
+    for _ in range(20):
+        async with limiter:
+            pass
+    elapsed = time.monotonic() - start
+    assert 0.8 <= elapsed <= 2.0  # the second ten wait about a second
+
+
+async def test_for_each_runs_every_item_bounded():
+    seen, active, peak = [], 0, 0
+
+    async def fn(x):
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        await asyncio.sleep(0.001)
+        seen.append(x)
+        active -= 1
+
+    await for_each(range(50), 4, fn)
+    assert sorted(seen) == list(range(50)) and peak == 4

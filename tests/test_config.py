@@ -1,0 +1,86 @@
+import pytest
+
+from conftest import write_config
+from visionbench.config import load_experiment
+from visionbench.errors import ConfigError
+from visionbench.runner import prepare
+
+
+def error_of(path, registry, *, prepare_too=False):
+    with pytest.raises(ConfigError) as info:
+        exp = load_experiment(path, registry)
+        if prepare_too:
+            prepare(exp, registry)
+    return str(info.value)
+
+
+def test_matrix_expands_models_and_strategies(tmp_path, image_dir, registry):
+    path = write_config(tmp_path, image_dir, ["sequential", {"name": "concurrent", "label": "c4", "max_concurrency": 4}])
+    exp = load_experiment(path, registry)
+    assert [c.id for c in exp.cells] == ["scripted/m1/sequential", "scripted/m1/c4"]
+    assert exp.cells[1].params == {"max_concurrency": 4}
+
+
+def test_unknown_strategy_names_allowed_values(tmp_path, image_dir, registry):
+    msg = error_of(write_config(tmp_path, image_dir, ["turbo"]), registry)
+    assert str(tmp_path / "exp.yaml") in msg and "matrix[0].strategies[0]" in msg
+    assert "'turbo'" in msg and "sequential" in msg and "single-prompt" in msg
+
+
+def test_unknown_provider_names_loaded_ones(tmp_path, image_dir, registry):
+    msg = error_of(write_config(tmp_path, image_dir, ["sequential"], provider="nope"), registry)
+    assert "nope" in msg and "local-faces" in msg and "scripted" in msg
+
+
+def test_wrong_type_names_the_key(tmp_path, image_dir, registry):
+    path = write_config(tmp_path, image_dir, ["sequential"], repeats="many")
+    msg = error_of(path, registry)
+    assert "repeats" in msg and "integer" in msg
+
+
+def test_bad_strategy_param_names_the_param(tmp_path, image_dir, registry):
+    msg = error_of(write_config(tmp_path, image_dir, [{"name": "concurrent", "max_concurrency": 0}]), registry)
+    assert "matrix[0].strategies[0].max_concurrency" in msg and "greater than or equal to 1" in msg
+    msg = error_of(write_config(tmp_path, image_dir, [{"name": "concurrent", "burst": 3}]), registry)
+    assert "burst" in msg and "unknown key" in msg
+
+
+def test_enum_error_lists_allowed_values(tmp_path, image_dir, registry):
+    path = write_config(tmp_path, image_dir, ["sequential"], preprocessing={"format": "gif"})
+    msg = error_of(path, registry)
+    assert "preprocessing.format" in msg and "'jpeg'" in msg and "'png'" in msg
+
+
+def test_missing_dataset(tmp_path, image_dir, registry):
+    path = write_config(tmp_path, image_dir / "nowhere", ["sequential"])
+    assert "dataset.path" in error_of(path, registry) and "does not exist" in error_of(path, registry)
+    path.write_text(path.read_text().replace("dataset:", "datasett:"))
+    msg = error_of(path, registry)
+    assert "dataset: Field required" in msg and "datasett: unknown key" in msg
+
+
+def test_malformed_yaml_gives_line(tmp_path, registry):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\nmatrix: [unclosed\n")
+    msg = error_of(path, registry)
+    assert "bad.yaml" in msg and "malformed YAML" in msg and "line" in msg
+
+
+def test_labels_naming_missing_items(tmp_path, image_dir, registry):
+    (image_dir / "labels.json").write_text('{"img0.png": {"person_count": 0}, "ghost.jpg": {"person_count": 2}}')
+    msg = error_of(write_config(tmp_path, image_dir, ["sequential"]), registry, prepare_too=True)
+    assert "labels.json" in msg and "ghost.jpg" in msg
+
+
+def test_provider_that_cannot_answer_the_task(tmp_path, image_dir, registry):
+    path = write_config(tmp_path, image_dir, ["sequential"], provider="local-faces")
+    text = path.read_text().replace("id: count-people", "id: describe").replace("- m1", "- centerface")
+    path.write_text(text)
+    msg = error_of(path, registry, prepare_too=True)
+    assert "local-faces" in msg and "describe" in msg and "count-people" in msg
+
+
+def test_single_prompt_needs_multi_image_provider(tmp_path, image_dir, registry):
+    path = write_config(tmp_path, image_dir, ["single-prompt"], options={"max_images": 1})
+    msg = error_of(path, registry, prepare_too=True)
+    assert "single-prompt" in msg and "one image per request" in msg

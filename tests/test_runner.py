@@ -1,0 +1,131 @@
+"""Strategies end to end through the runner with the scripted test provider; bundles checked against the schema."""
+
+import asyncio
+import json
+
+import pytest
+
+from conftest import write_config
+from visionbench import bundle as bundle_mod
+from visionbench.config import load_experiment
+from visionbench.runner import prepare, run
+
+
+async def run_config(path, registry, tmp_path):
+    plan = prepare(load_experiment(path, registry), registry)
+    bundle_path = await run(plan, results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
+    data = bundle_mod.load(bundle_path)
+    bundle_mod.validate(data)
+    return plan, data
+
+
+def summary(data, cell_suffix):
+    [entry] = [c for c in data["cells"] if c["id"].endswith(cell_suffix)]
+    return entry
+
+
+async def test_all_four_strategies_answer_every_item(tmp_path, image_dir, registry, answers_for_labels):
+    strategies = ["sequential", {"name": "concurrent", "max_concurrency": 3}, {"name": "single-prompt", "chunk_size": 4},
+                  {"name": "adaptive", "escalate_at": 3, "tier1": {"max_side": 16}}]  # fmt: skip
+    path = write_config(tmp_path, image_dir, strategies, options={"answers": answers_for_labels})
+    plan, data = await run_config(path, registry, tmp_path)
+    assert data["status"] == "complete" and data["simulated"] is True
+    assert [c["strategy"] for c in data["cells"]] == ["sequential", "concurrent", "single-prompt", "adaptive"]
+    for cell in data["cells"]:
+        s = cell["summary"]
+        assert s["items"] == 6 and s["errors"] == 0 and s["exact_match"] == 1.0 and s["mae"] == 0.0
+        assert {a["value"] for a in cell["answers"].values()} == set(range(6))
+    assert summary(data, "sequential")["summary"]["requests"] == 6
+    # single-prompt: 6 images in chunks of 4 -> 2 requests of 4 and 2 images, labelled Image 1..N
+    assert summary(data, "single-prompt")["summary"]["requests"] == 2
+    multi = [r for r in plan.providers["scripted"].requests if len(r.images) > 1]
+    assert [len(r.images) for r in multi] == [4, 2]
+    assert "Image 1 to Image 4" in multi[0].prompt and multi[0].response_schema["maxItems"] == 4
+    # every record carries its timing, attempts and usage
+    for rec in data["records"]:
+        assert rec["attempts"] == 1 and rec["end_s"] >= rec["start_s"] and rec["usage"]["input_tokens"] > 0
+        assert rec["usage"]["thinking_tokens"] is None  # not reported stays unknown, not zero
+
+
+async def test_adaptive_tiers_and_filter_precision_recall(tmp_path, image_dir, registry):
+    # tier-1 answers at low resolution are what the scripted table says; labels are 0..5.
+    answers = {"img0.png": 0, "img1.png": 4, "img2.png": 2, "img3.png": 3, "img4.png": 1, "img5.png": 5}
+    strategies = [{"name": "adaptive", "escalate_at": 3, "tier1": {"max_side": 16}, "tier2_max_side": 48}]
+    path = write_config(tmp_path, image_dir, strategies, options={"answers": answers})
+    plan, data = await run_config(path, registry, tmp_path)
+    records = data["records"]
+    tier1 = [r for r in records if r["tier"] == 1]
+    tier2 = [r for r in records if r["tier"] == 2]
+    assert len(tier1) == 6 and all(r["max_side"] == 16 for r in tier1)
+    # escalated: tier-1 answers >= 3 -> img1, img3, img5
+    assert sorted(r["item_ids"][0] for r in tier2) == ["img1.png", "img3.png", "img5.png"]
+    assert all(r["max_side"] == 48 for r in tier2)
+    sizes = {max(im.width, im.height) for req in plan.providers["scripted"].requests for im in req.images}
+    assert sizes == {16, 48}
+    f = data["cells"][0]["extra"]["tier1_filter"]
+    # truth (label >= 3): img3, img4, img5; chosen: img1, img3, img5 -> TP 2, FP 1, FN 1
+    assert (f["true_positives"], f["false_positives"], f["false_negatives"]) == (2, 1, 1)
+    assert f["precision"] == pytest.approx(2 / 3) and f["recall"] == pytest.approx(2 / 3)
+    assert data["cells"][0]["summary"]["requests"] == 9
+
+
+async def test_retries_are_recorded_and_permanent_failures_stay_per_item(tmp_path, image_dir, registry, answers_for_labels):
+    failures = {"img1.png": ["rate_limited", "transient"], "img2.png": ["bad_request"]}
+    options = {"answers": answers_for_labels, "failures": failures, "retry_after_s": 0.01}
+    path = write_config(tmp_path, image_dir, [{"name": "concurrent", "max_concurrency": 2}], options=options)
+    _, data = await run_config(path, registry, tmp_path)
+    by_item = {r["item_ids"][0]: r for r in data["records"]}
+    assert by_item["img1.png"]["attempts"] == 3 and by_item["img1.png"]["error"] is None
+    assert by_item["img2.png"]["attempts"] == 1 and by_item["img2.png"]["error"]["kind"] == "bad_request"
+    s = data["cells"][0]["summary"]
+    assert s["errors"] == 1 and s["answered"] == 5 and s["attempts"] == 8
+    assert data["cells"][0]["answers"]["img2.png"]["error"].startswith("bad_request")
+
+
+async def test_single_prompt_wrong_length_reply_is_per_item_error(tmp_path, image_dir, registry):
+    options = {"answers": {}, "reply_template": "Sure! [1, 2]"}
+    path = write_config(tmp_path, image_dir, [{"name": "single-prompt", "chunk_size": 3}], options=options)
+    _, data = await run_config(path, registry, tmp_path)
+    cell = data["cells"][0]
+    assert cell["summary"]["errors"] == 6
+    assert all("2 answers for 3 images" in a["error"] for a in cell["answers"].values())
+    assert all(r["raw_text"] == "Sure! [1, 2]" for r in data["records"])
+
+
+async def test_broken_image_is_per_item_error(tmp_path, image_dir, registry, answers_for_labels):
+    (image_dir / "img3.png").write_bytes(b"not an image at all")
+    path = write_config(tmp_path, image_dir, ["sequential", {"name": "single-prompt"}], options={"answers": answers_for_labels})
+    _, data = await run_config(path, registry, tmp_path)
+    for cell in data["cells"]:
+        assert cell["summary"]["errors"] == 1 and cell["summary"]["answered"] == 5
+        assert cell["answers"]["img3.png"]["error"].startswith("image:")
+    sent = [r for r in data["records"] if r["attempts"] > 0 and r["cell"].endswith("single-prompt")]
+    assert len(sent) == 1 and "img3.png" not in sent[0]["item_ids"]
+
+
+async def test_interrupted_run_leaves_a_valid_bundle(tmp_path, image_dir, registry, answers_for_labels):
+    path = write_config(tmp_path, image_dir, ["sequential"], options={"answers": answers_for_labels, "delay_s": 0.05})
+    plan = prepare(load_experiment(path, registry), registry)
+    task = asyncio.ensure_future(run(plan, results_dir=tmp_path / "results", run_id="r1", cache_dir=None))
+    await asyncio.sleep(0.18)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    data = json.loads((tmp_path / "results" / "r1" / "bundle.json").read_text())
+    bundle_mod.validate(data)
+    assert data["status"] == "interrupted"
+    assert 1 <= len(data["records"]) < 6
+    assert data["cells"][0]["status"] == "interrupted"
+    assert data["cells"][0]["summary"]["answered"] == len(data["records"])
+
+
+async def test_repeats_make_one_cell_entry_each(tmp_path, image_dir, registry, answers_for_labels):
+    path = write_config(tmp_path, image_dir, ["sequential"], options={"answers": answers_for_labels}, repeats=2)
+    _, data = await run_config(path, registry, tmp_path)
+    assert [(c["id"], c["repeat"]) for c in data["cells"]] == [("scripted/m1/sequential", 0), ("scripted/m1/sequential", 1)]
+    assert sorted({r["repeat"] for r in data["records"]}) == [0, 1]
+
+
+def test_schema_rejects_a_broken_bundle(tmp_path):
+    with pytest.raises(Exception):
+        bundle_mod.validate({"schema_version": 1, "run_id": "x"})

@@ -1,0 +1,152 @@
+"""Regenerate ``framework/sample_images/``: a small, licence-clean set for the offline quickstart.
+
+Every image comes from files inside installed wheels (scikit-image ``skimage/data/``, matplotlib
+``mpl-data/sample_data/``). Multi-person photos with clear licences are rare, so the "group" images are
+composites: deterministic tiles of crops of the public-domain / CC0 portraits (astronaut Eileen Collins,
+Grace Hopper, the "camera" man), flipped, zoomed and tinted so they look varied.
+
+    python tools/make_sample_images.py [--out DIR] [--check]
+
+``--check`` also runs the ``local-faces`` detector on the result and prints what it counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import skimage
+from matplotlib import cbook
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+
+QUALITY = 85
+MAX_SIDE = 800
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "framework" / "sample_images"
+SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
+
+# file in skimage/data (or matplotlib sample_data), output name, people, source note, licence
+SINGLES = [
+    ("coffee.png", "coffee.jpg", 0, "Coffee cup, courtesy of Pikolo Espresso Bar", "CC0 (photographer Rachel Michetti)"),
+    ("chelsea.png", "chelsea.jpg", 0, "Chelsea the cat", "CC0 (photographer Stefan van der Walt)"),
+    ("rocket.jpg", "rocket.jpg", 0, "Launch of DSCOVR on Falcon 9, SpaceX", "public domain (released by SpaceX)"),
+    ("astronaut.png", "astronaut.jpg", 1, "Astronaut Eileen Collins, NASA Great Images", "public domain (NASA)"),
+    ("camera.png", "camera.jpg", 1, "Man with a camera (scikit-image 'camera')", "CC0 (photographer Lav Varshney)"),
+    ("grace_hopper.jpg", "grace_hopper.jpg", 1, "Rear Admiral Grace Hopper, US Navy photograph", "public domain (US Navy)"),
+]
+
+# Portraits for the composites: face box (x0, y0, x1, y1) in the original image, as CenterFace finds it.
+PORTRAITS = {
+    "astronaut.png": (182, 58, 270, 178),
+    "camera.png": (202, 119, 258, 197),
+    "grace_hopper.jpg": (174, 128, 358, 334),
+}
+GROUPS = [("group_2.jpg", 2, 11), ("group_3.jpg", 3, 12), ("group_4.jpg", 4, 13), ("group_6.jpg", 6, 14)]
+
+
+def _source(name: str) -> tuple[Path, str]:
+    if name == "grace_hopper.jpg":
+        return Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)), f"matplotlib mpl-data/sample_data/{name}"
+    return SKIMAGE_DATA / name, f"scikit-image {skimage.__version__} skimage/data/{name}"
+
+
+def _open(name: str) -> Image.Image:
+    with Image.open(_source(name)[0]) as im:
+        return im.convert("RGB")
+
+
+def _save(im: Image.Image, path: Path) -> None:
+    if max(im.size) > MAX_SIDE:
+        im = im.copy()
+        im.thumbnail((MAX_SIDE, MAX_SIDE), Image.LANCZOS)
+    im.save(path, "JPEG", quality=QUALITY, optimize=True)
+
+
+def _tile(name: str, cell: tuple[int, int], rng: random.Random) -> Image.Image:
+    """A crop of one portrait, centred on the face, zoomed, maybe flipped and tinted, filling ``cell``."""
+    im = _open(name)
+    x0, y0, x1, y1 = PORTRAITS[name]
+    cx, cy, face_h = (x0 + x1) / 2, (y0 + y1) / 2, y1 - y0
+    cw, ch = cell
+    # face height as a fraction of the cell height, and where the face sits in the cell
+    frac = rng.uniform(0.32, 0.5)
+    scale = frac * ch / face_h
+    fx, fy = rng.uniform(0.4, 0.6) * cw, rng.uniform(0.38, 0.5) * ch
+    bw, bh = cw / scale, ch / scale
+    left, top = cx - fx / scale, cy - fy / scale
+    # shift the crop back inside the photo where it fits; pad with the edge colour where it cannot
+    if bw <= im.width:
+        left = min(max(left, 0.0), im.width - bw)
+    if bh <= im.height:
+        top = min(max(top, 0.0), im.height - bh)
+    box = (left, top, left + bw, top + bh)
+    pad = int(max(cw, ch) / scale) + 1
+    padded = ImageOps.expand(im, border=pad, fill=tuple(int(v) for v in np.asarray(im)[0:4].reshape(-1, 3).mean(0)))
+    tile = padded.resize(cell, Image.LANCZOS, box=tuple(v + pad for v in box))
+    if rng.random() < 0.5:
+        tile = ImageOps.mirror(tile)
+    tile = ImageEnhance.Brightness(tile).enhance(rng.uniform(0.85, 1.15))
+    tile = ImageEnhance.Color(tile).enhance(rng.uniform(0.6, 1.3))
+    return tile
+
+
+def make_group(n: int, seed: int) -> Image.Image:
+    rng = random.Random(seed)
+    cols = {2: 2, 3: 3, 4: 2, 5: 3, 6: 3}[n]
+    rows = -(-n // cols)
+    cell = (MAX_SIDE // cols - 12, int((MAX_SIDE // cols - 12) * (1.25 if cols < 3 else 1.3)))
+    if rows * (cell[1] + 12) > MAX_SIDE:
+        cell = (cell[0], MAX_SIDE // rows - 12)
+    width, height = cols * (cell[0] + 12) + 12, rows * (cell[1] + 12) + 12
+    bg = tuple(rng.randint(150, 220) for _ in range(3))
+    canvas = Image.new("RGB", (width, height), bg)
+    names = sorted(PORTRAITS)
+    order = [names[i % len(names)] for i in range(n)]
+    rng.shuffle(order)
+    for i, name in enumerate(order):
+        r, c = divmod(i, cols)
+        canvas.paste(_tile(name, cell, rng), (12 + c * (cell[0] + 12), 12 + r * (cell[1] + 12)))
+    return canvas.filter(ImageFilter.SMOOTH_MORE) if n >= 6 else canvas
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--check", action="store_true", help="count people with local-faces afterwards")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    labels: dict[str, dict[str, object]] = {}
+    for src, out, count, note, licence in SINGLES:
+        _save(_open(src), args.out / out)
+        labels[out] = {"person_count": count, "source": f"{note}; {_source(src)[1]}", "license": licence}
+    for out, n, seed in GROUPS:
+        _save(make_group(n, seed), args.out / out)
+        labels[out] = {
+            "person_count": n,
+            "source": f"composite of {n} tiles cropped from the astronaut, camera and grace_hopper portraits "
+            f"(tools/make_sample_images.py, seed {seed})",
+            "license": "public domain / CC0 (derived from NASA, US Navy and CC0 photographs)",
+        }
+    (args.out / "labels.json").write_text(json.dumps(labels, indent=2) + "\n")
+    total = sum((args.out / name).stat().st_size for name in labels)
+    print(f"wrote {len(labels)} images ({total / 1e6:.2f} MB) to {args.out}")
+    if args.check:
+        import asyncio
+
+        from visionbench.providers.local_faces import LocalFaces
+        from visionbench.types import PreparedImage, Request, Task
+
+        provider = LocalFaces()
+        for name, label in labels.items():
+            data = (args.out / name).read_bytes()
+            with Image.open(args.out / name) as im:
+                image = PreparedImage(name, data, "image/jpeg", im.width, im.height)
+            task = Task("count-people", "How many people are in this image?")
+            reply = asyncio.run(provider.generate(Request("centerface", task, task.prompt, (image,))))
+            print(f"{name:20s} label {label['person_count']}  counted {reply.text}")
+
+
+if __name__ == "__main__":
+    main()
