@@ -88,6 +88,8 @@ class BundleWriter:
 
     def add_record(self, record: Record) -> None:
         self.data["records"].append(record_to_json(record))
+        if record.simulated:
+            self.data["simulated"] = True
         self.flush()
 
     def set_cell(self, entry: dict[str, Any]) -> None:

@@ -127,6 +127,7 @@ class CellContext:
             record.cost_usd = response.cost_usd
             record.request_id = response.request_id
             record.model_version = response.model_version
+            record.simulated = response.simulated
             record.answers = _parse(response.text, ids, self.task)
         self._keep(record)
         return failed + record.answers

@@ -7,7 +7,8 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from visionbench.types import Capabilities, Request, Response
+from visionbench.errors import ProviderError
+from visionbench.types import BatchStatus, Capabilities, Request, Response
 
 
 class NoOptions(BaseModel):
@@ -39,6 +40,24 @@ class Provider(ABC):
     @abstractmethod
     async def generate(self, request: Request) -> Response:
         """Send one request and return the reply, or raise a ``ProviderError``."""
+
+    # Server-side batch APIs (optional; providers that have one say ``batch=True`` in their capabilities).
+
+    async def submit_batch(self, model: str, requests: dict[str, Request]) -> str:
+        """Submit ``requests`` (keyed by a custom id) as one batch job; return the job id."""
+        raise NotImplementedError(f"provider {self.name!r} has no batch API")
+
+    async def poll_batch(self, job_id: str) -> BatchStatus:
+        """The job's state now (one HTTP call; the framework does the waiting)."""
+        raise NotImplementedError(f"provider {self.name!r} has no batch API")
+
+    async def collect_batch(self, job_id: str) -> dict[str, Response | ProviderError]:
+        """Results of a finished job by custom id: a response, or the error for that request."""
+        raise NotImplementedError(f"provider {self.name!r} has no batch API")
+
+    async def cancel_batch(self, job_id: str) -> None:
+        """Ask the service to cancel a job."""
+        raise NotImplementedError(f"provider {self.name!r} has no batch API")
 
     async def start(self) -> None:
         """Called once before any cell runs: load models, open clients, so no cell's time pays for it."""

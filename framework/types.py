@@ -75,6 +75,8 @@ class Response:
     request_id: str | None = None
     #: Set by providers whose answers cost nothing (local models); otherwise cost comes from pricing.
     cost_usd: float | None = None
+    #: True when the reply came from an emulator, not the real service (bundles are then marked simulated).
+    simulated: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,22 @@ class Record:
     request_id: str | None = None
     model_version: str | None = None
     repeat: int = 0
+    simulated: bool = False
+    #: True when sent through the provider's batch API (billed at the batch price).
+    batch: bool = False
 
     @property
     def latency_s(self) -> float:
         return self.end_s - self.start_s
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """Where a provider-side batch job stands."""
+
+    job_id: str
+    state: str  # the provider's own word: BATCH_STATE_RUNNING, in_progress, ended...
+    done: bool
+    succeeded: int = 0
+    failed: int = 0
+    total: int = 0

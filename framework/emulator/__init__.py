@@ -1,0 +1,1 @@
+"""A local emulator of the Gemini and Anthropic wire protocols."""
