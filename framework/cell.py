@@ -11,7 +11,9 @@ from visionbench.calling import Caller, Limiter
 from visionbench.errors import ItemError
 from visionbench.preprocess import Preprocessing, Preprocessor
 from visionbench.provider import Provider
-from visionbench.types import Answer, ImageItem, PreparedImage, Record, Request, Task
+from visionbench.jobs import JobStore
+from visionbench.pricing import PriceTable
+from visionbench.types import Answer, ImageItem, PreparedImage, Record, Request, Response, Task
 
 _JSON_TYPES = {"integer": "integer", "number": "number", "boolean": "boolean", "text": "string"}
 
@@ -47,6 +49,8 @@ class CellContext:
         caller: Caller,
         preprocessor: Preprocessor,
         on_record: Callable[[Record], None],
+        prices: PriceTable | None = None,
+        jobs: JobStore | None = None,
     ) -> None:
         self.cell_id = cell_id
         self.task = task
@@ -58,6 +62,8 @@ class CellContext:
         self.caller = caller
         self.preprocessor = preprocessor
         self._on_record = on_record
+        self.prices = prices
+        self.jobs = jobs
         self.records: list[Record] = []
 
     def capabilities(self, provider: str | None = None, model: str | None = None):
@@ -124,20 +130,31 @@ class CellContext:
             response = outcome.value
             record.raw_text = response.text
             record.usage = response.usage
-            record.cost_usd = response.cost_usd
+            record.cost_usd = self.price(model_name, response)
             record.request_id = response.request_id
             record.model_version = response.model_version
             record.simulated = response.simulated
-            record.answers = _parse(response.text, ids, self.task)
+            record.answers = parse_answers(response.text, ids, self.task)
         self._keep(record)
         return failed + record.answers
+
+    def price(self, model: str, response: Response, *, batch: bool = False) -> float | None:
+        """The provider's own figure if it gave one (local models: 0), else the price table's."""
+        if response.cost_usd is not None:
+            return response.cost_usd
+        return self.prices.cost(model, response.usage, batch=batch) if self.prices else None
+
+    def keep(self, record: Record) -> None:
+        """Record a request made outside ``ask`` (the provider-batch strategy's)."""
+        self._keep(record)
 
     def _keep(self, record: Record) -> None:
         self.records.append(record)
         self._on_record(record)
 
 
-def _parse(text: str, ids: list[str], task: Task) -> list[Answer]:
+def parse_answers(text: str, ids: list[str], task: Task) -> list[Answer]:
+    """One answer per item id from a reply: a bare answer for one image, a JSON array for several."""
     if len(ids) == 1:
         try:
             return [Answer(ids[0], value=parse_single(text, task.answer_type))]
@@ -153,4 +170,4 @@ def _parse(text: str, ids: list[str], task: Task) -> list[Answer]:
     ]
 
 
-__all__ = ["CellContext", "answers_schema", "multi_image_prompt"]
+__all__ = ["CellContext", "answers_schema", "multi_image_prompt", "parse_answers"]

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from visionbench.errors import ConfigError
 from visionbench.plugins import Registry
 from visionbench.preprocess import Preprocessing
+from visionbench.pricing import PriceTable, default_table
 from visionbench.strategy import Strategy
 from visionbench.types import Task
 
@@ -80,6 +81,8 @@ class ExperimentSpec(_Strict):
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     matrix: list[MatrixEntry] = Field(min_length=1)
     cache_dir: str | None = None
+    #: Price rows that replace or extend the built-in table (see visionbench/pricing/prices.yaml).
+    pricing: list[dict[str, Any]] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class Experiment:
     preprocessing: Preprocessing
     cells: tuple[Cell, ...]
     dataset_path: Path
+    prices: PriceTable
 
     @property
     def name(self) -> str:
@@ -221,4 +225,5 @@ def load_experiment(path: str | Path, registry: Registry) -> Experiment:
         preprocessing=Preprocessing(max_side=pre.max_side, format=pre.format, quality=pre.quality),
         cells=tuple(cells),
         dataset_path=dataset_path,
+        prices=default_table().with_overrides(spec.pricing, where=f"{source}: pricing"),
     )

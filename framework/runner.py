@@ -18,6 +18,7 @@ from visionbench.cell import CellContext
 from visionbench.config import Cell, Experiment, build_strategy
 from visionbench.dataset import load_dataset
 from visionbench.errors import ConfigError
+from visionbench.jobs import JobStore
 from visionbench.plugins import Registry
 from visionbench.preprocess import Preprocessor
 from visionbench.provider import Provider
@@ -135,17 +136,19 @@ async def run(
             "providers": {name: p.environment() for name, p in plan.providers.items()},
         },
         "items": [item_to_json(item) for item in items],
+        "pricing": {"version": experiment.prices.version, "sha256": experiment.prices.sha256},
     }
     writer = BundleWriter(results_dir / run_id / BUNDLE_NAME, header)
     retry = experiment.spec.retry
     caller = Caller(RetryPolicy(retry.max_attempts, retry.base_delay_s, retry.max_delay_s, retry.timeout_s))
     preprocessor = Preprocessor(cache_dir)
+    jobs = JobStore(results_dir / "batch_jobs.json")
     try:
         for provider in plan.providers.values():
             await provider.start()
         for repeat in range(experiment.spec.repeats):
             for cell in experiment.cells:
-                await _run_cell(plan, cell, repeat, caller, preprocessor, writer, progress)
+                await _run_cell(plan, cell, repeat, caller, preprocessor, writer, progress, jobs)
         writer.finish("complete")
     except (KeyboardInterrupt, asyncio.CancelledError):
         writer.finish("interrupted", "interrupted by the user")
@@ -161,7 +164,8 @@ async def run(
 
 
 async def _run_cell(
-    plan: Plan, cell: Cell, repeat: int, caller: Caller, preprocessor: Preprocessor, writer: BundleWriter, progress: Progress
+    plan: Plan, cell: Cell, repeat: int, caller: Caller, preprocessor: Preprocessor, writer: BundleWriter,
+    progress: Progress, jobs: JobStore,
 ) -> None:
     strategy = plan.strategies[cell.id]
     items = plan.items
@@ -175,7 +179,8 @@ async def _run_cell(
     ctx = CellContext(
         cell_id=cell.id, task=plan.experiment.task, preprocessing=plan.experiment.preprocessing,
         providers=plan.providers, provider=cell.provider, model=cell.model, model_params=cell.model_params,
-        caller=caller, preprocessor=preprocessor, on_record=on_record,
+        caller=caller, preprocessor=preprocessor, on_record=on_record, prices=plan.experiment.prices,
+        jobs=jobs,
     )  # fmt: skip
     label = cell.id if plan.experiment.spec.repeats == 1 else f"{cell.id} #{repeat + 1}"
     progress.start_cell(label, len(items))

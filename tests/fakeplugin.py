@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from visionbench import hookimpl
 from visionbench.errors import BadRequest, RateLimited, Transient
 from visionbench.provider import Provider
-from visionbench.types import Capabilities, Request, Response, Usage
+from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
 
 
 class ScriptedOptions(BaseModel):
@@ -26,6 +26,7 @@ class ScriptedOptions(BaseModel):
     retry_after_s: float | None = None
     max_images: int = 16
     reply_template: str | None = None
+    batch_polls: int = 2
 
 
 class Scripted(Provider):
@@ -42,7 +43,35 @@ class Scripted(Provider):
         self.max_in_flight = 0
 
     def capabilities(self, model: str) -> Capabilities:
-        return Capabilities(max_images_per_request=self.options.max_images, structured_output=True)
+        return Capabilities(max_images_per_request=self.options.max_images, structured_output=True, batch=True)
+
+    # A batch "service" in memory: the job finishes after `batch_polls` polls.
+    jobs: dict = {}
+    submits = 0
+
+    async def submit_batch(self, model, requests):
+        Scripted.submits += 1
+        job_id = f"batch-{len(Scripted.jobs) + 1}"
+        Scripted.jobs[job_id] = {"requests": requests, "polls": 0}
+        return job_id
+
+    async def poll_batch(self, job_id):
+        job = Scripted.jobs[job_id]
+        job["polls"] += 1
+        done = job["polls"] >= self.options.batch_polls
+        return BatchStatus(job_id, "ended" if done else "in_progress", done, total=len(job["requests"]))
+
+    async def collect_batch(self, job_id):
+        out = {}
+        for key, request in Scripted.jobs[job_id]["requests"].items():
+            item_id = request.images[0].item_id
+            if item_id in self.options.failures:
+                out[key] = BadRequest("bad image in batch", status=400)
+            elif item_id not in self.options.answers:
+                continue  # the service lost it
+            else:
+                out[key] = Response(text=str(self.options.answers[item_id]), usage=Usage(input_tokens=1000, output_tokens=10))
+        return out
 
     async def generate(self, request: Request) -> Response:
         self.requests.append(request)

@@ -1,0 +1,73 @@
+"""The provider-batch strategy: submit once, poll with backoff, map results by key, batch price, resume."""
+
+import asyncio
+import json
+
+import pytest
+
+from conftest import write_config
+from fakeplugin import Scripted
+from visionbench import bundle as bundle_mod
+from visionbench.config import load_experiment
+from visionbench.runner import prepare, run
+
+STRATEGY = [{"name": "provider-batch", "poll_initial_s": 0.01, "poll_max_s": 0.02}]
+
+
+@pytest.fixture(autouse=True)
+def fresh_service():
+    Scripted.jobs.clear()
+    Scripted.submits = 0
+
+
+async def test_batch_maps_results_and_prices_at_half(tmp_path, image_dir, registry, answers_for_labels):
+    answers = dict(answers_for_labels)
+    del answers["img4.png"]  # the service returns nothing for it
+    options = {"answers": answers, "failures": {"img5.png": ["bad_request"]}, "batch_polls": 3}
+    path = write_config(tmp_path, image_dir, STRATEGY, options=options,
+                        pricing=[{"match": "m1", "input": 1.0, "output": 5.0}])  # fmt: skip
+    plan = prepare(load_experiment(path, registry), registry)
+    data = bundle_mod.load(await run(plan, results_dir=tmp_path / "results", cache_dir=None))
+    bundle_mod.validate(data)
+    cell = data["cells"][0]
+    assert Scripted.submits == 1 and Scripted.jobs["batch-1"]["polls"] == 3
+    assert [cell["answers"][f"img{i}.png"]["value"] for i in range(4)] == [0, 1, 2, 3]
+    assert cell["answers"]["img4.png"]["error"].startswith("missing")
+    assert cell["answers"]["img5.png"]["error"].startswith("bad_request")
+    ok = [r for r in data["records"] if r["error"] is None]
+    assert len(ok) == 4 and all(r["batch"] and r["request_id"] == "batch-1" for r in ok)
+    assert all(r["cost_usd"] == pytest.approx((1000 * 1.0 + 10 * 5.0) / 1e6 / 2) for r in ok)
+    assert cell["extra"]["batch"]["job_id"] == "batch-1" and cell["extra"]["batch"]["turnaround_s"] > 0
+    assert not json.loads((tmp_path / "results" / "batch_jobs.json").read_text())  # finished jobs are forgotten
+
+
+async def test_interrupted_batch_is_resumed_not_resubmitted(tmp_path, image_dir, registry, answers_for_labels):
+    options = {"answers": answers_for_labels, "batch_polls": 1000}
+    path = write_config(tmp_path, image_dir, STRATEGY, options=options)
+    plan = prepare(load_experiment(path, registry), registry)
+    task = asyncio.ensure_future(run(plan, results_dir=tmp_path / "results", run_id="first", cache_dir=None))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert Scripted.submits == 1
+    saved = json.loads((tmp_path / "results" / "batch_jobs.json").read_text())
+    assert [entry["job_id"] for entry in saved.values()] == ["batch-1"]
+    assert bundle_mod.load(tmp_path / "results" / "first")["status"] == "interrupted"
+
+    Scripted.jobs["batch-1"]["polls"] = 10_000  # the service finished it meanwhile
+    plan = prepare(load_experiment(path, registry), registry)
+    data = bundle_mod.load(await run(plan, results_dir=tmp_path / "results", run_id="second", cache_dir=None))
+    assert Scripted.submits == 1  # not paid twice
+    cell = data["cells"][0]
+    assert cell["extra"]["batch"]["resumed"] is True and cell["summary"]["errors"] == 0
+    assert cell["summary"]["exact_match"] == 1.0
+
+
+def test_batch_needs_a_provider_with_a_batch_api(tmp_path, image_dir, registry):
+    from visionbench.errors import ConfigError
+
+    path = write_config(tmp_path, image_dir, STRATEGY, provider="local-faces")
+    path.write_text(path.read_text().replace("- m1", "- centerface").replace("local-faces: {}", "local-faces: {}"))
+    with pytest.raises(ConfigError, match="no batch API"):
+        prepare(load_experiment(path, registry), registry)
