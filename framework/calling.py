@@ -74,6 +74,10 @@ class CallOutcome:
     attempts: int
     start_s: float
     end_s: float
+    #: Time spent waiting for a concurrency/rate slot (client-side queue), over all attempts.
+    queue_s: float = 0.0
+    #: Time spent sleeping between attempts.
+    backoff_s: float = 0.0
 
 
 class Caller:
@@ -102,15 +106,18 @@ class Caller:
     async def call(self, fn: Callable[[], Awaitable[T]], limiter: Limiter | None = None) -> CallOutcome:
         start = self.now()
         attempt = 0
+        queue_s = backoff_s = 0.0
         while True:
             attempt += 1
             try:
+                asked = self.now()
                 async with limiter if limiter is not None else _NO_LIMIT:
+                    queue_s += self.now() - asked
                     # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation (Ctrl-C)
                     # that arrives as the call completes.
                     async with asyncio.timeout(self.policy.timeout_s):
                         value = await fn()
-                return CallOutcome(value, None, attempt, start, self.now())
+                return CallOutcome(value, None, attempt, start, self.now(), queue_s, backoff_s)
             except asyncio.TimeoutError:
                 error: ProviderError = Transient(f"no reply within {self.policy.timeout_s:g} s (timeout)")
             except ProviderError as exc:
@@ -118,8 +125,10 @@ class Caller:
             except Exception as exc:  # a provider bug must cost one item, not the run
                 error = Fatal(f"{type(exc).__name__}: {exc}")
             if not error.retryable or attempt >= self.policy.max_attempts:
-                return CallOutcome(None, error, attempt, start, self.now())
-            await self.sleep(self.policy.delay(attempt, error, self._rng))
+                return CallOutcome(None, error, attempt, start, self.now(), queue_s, backoff_s)
+            delay = self.policy.delay(attempt, error, self._rng)
+            await self.sleep(delay)
+            backoff_s += delay
 
 
 class _NoLimit:
@@ -143,4 +152,12 @@ async def for_each(items: Iterable[T], concurrency: int, fn: Callable[[T], Await
         for item in queue:
             await fn(item)
 
-    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    workers = [asyncio.ensure_future(worker()) for _ in range(max(1, concurrency))]
+    try:
+        await asyncio.gather(*workers)
+    except BaseException:
+        # One failure (a budget stop, Ctrl-C) stops the siblings too, instead of leaving them running.
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        raise

@@ -121,7 +121,7 @@ class CellContext:
         outcome = await self.caller.call(lambda: backend.generate(request), limiter)
         ids = [image.item_id for image in prepared]
         record = Record(self.cell_id, ids, provider_name, model_name, tier, outcome.start_s, outcome.end_s,
-                        outcome.attempts, side)  # fmt: skip
+                        outcome.attempts, side, queue_s=outcome.queue_s, backoff_s=outcome.backoff_s)  # fmt: skip
         if outcome.error is not None:
             err = outcome.error
             record.error = {"kind": err.kind, "message": str(err), "status": err.status}

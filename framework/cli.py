@@ -10,11 +10,12 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from visionbench import __version__
 from visionbench.bundle import load as load_bundle
 from visionbench.config import load_experiment
-from visionbench.errors import VisionbenchError
+from visionbench.errors import BudgetExceeded, VisionbenchError
 from visionbench.plugins import default_registry
 from visionbench.report import print_report, time_chart
 
@@ -45,20 +46,70 @@ class _RichProgress:
         self.progress.advance(self.task, n)
 
 
+def _plan_table(estimates) -> Table:
+    from visionbench.planning import total_cost
+
+    table = Table(title="Plan (estimates, all repeats)", title_justify="left")
+    for name in ("cell", "requests", "image tok", "text tok", "output tok", "cost $", "notes"):
+        table.add_column(name, justify="left" if name in ("cell", "notes") else "right")
+    for est in estimates:
+        table.add_row(
+            est.cell_id, str(est.requests), "?" if est.image_tokens is None else f"{est.image_tokens:,}",
+            f"{est.text_tokens:,}", f"{est.output_tokens:,}", "?" if est.cost_usd is None else f"{est.cost_usd:.4f}",
+            "; ".join((["input tokens counted by the service"] if est.counted else []) + est.notes),
+        )  # fmt: skip
+    total = total_cost(estimates)
+    table.add_row("total", "", "", "", "", "?" if total is None else f"{total:.4f}", "")
+    return table
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from visionbench.runner import prepare
+
+    registry = default_registry()
+    plan = prepare(load_experiment(args.config, registry), registry)
+    estimates = asyncio.run(_estimate_and_close(plan, args.count_tokens))
+    console.print(_plan_table(estimates))
+    return 0
+
+
+async def _estimate_and_close(plan, count_tokens: bool):
+    from visionbench.planning import estimate
+
+    try:
+        if count_tokens:
+            for provider in plan.providers.values():
+                await provider.start()
+        return await estimate(plan, count_tokens=count_tokens)
+    finally:
+        for provider in plan.providers.values():
+            await provider.aclose()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from visionbench.planning import total_cost
     from visionbench.runner import prepare, run
 
     registry = default_registry()
     experiment = load_experiment(args.config, registry)
     plan = prepare(experiment, registry)
+    if args.max_cost is not None:
+        estimates = asyncio.run(_estimate_and_close(plan, False))
+        total = total_cost(estimates)
+        if total is None:
+            print("warning: the plan cannot price every cell; --max-cost is enforced on actual spend only", file=sys.stderr)
+        elif total > args.max_cost:
+            console.print(_plan_table(estimates))
+            raise BudgetExceeded(f"the plan estimates ${total:.4f}, over --max-cost ${args.max_cost:.4f}; nothing was run")
     cache_dir = Path(args.cache_dir) if args.cache_dir else (
         Path(experiment.spec.cache_dir) if experiment.spec.cache_dir else default_cache_dir()
     )  # fmt: skip
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, disable=args.quiet) as bar:
         bundle_path = asyncio.run(
-            run(plan, results_dir=Path(args.results), progress=_RichProgress(bar), cache_dir=None if args.no_cache else cache_dir)
-        )
+            run(plan, results_dir=Path(args.results), progress=_RichProgress(bar),
+                cache_dir=None if args.no_cache else cache_dir, max_cost_usd=args.max_cost)
+        )  # fmt: skip
     bundle = load_bundle(bundle_path)
     print_report(bundle, console)
     chart = time_chart(bundle, bundle_path.parent / "time_per_strategy.png")
@@ -107,7 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", help="preprocessed-image cache (default: VISIONBENCH_CACHE_DIR or ~/.cache/visionbench)")
     p.add_argument("--no-cache", action="store_true", help="preprocess every image afresh")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--max-cost", type=float, metavar="USD",
+                   help="refuse to start if the plan estimates more; stop the run once actual spend exceeds it")
     p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("plan", help="estimate requests, tokens and dollars per cell before spending anything")
+    p.add_argument("config")
+    p.add_argument("--count-tokens", action="store_true",
+                   help="ask the providers' count-tokens endpoints instead of the documented formulas (needs keys)")
+    p.set_defaults(fn=cmd_plan)
 
     p = sub.add_parser("validate", help="check a config, its dataset and plugins without running anything")
     p.add_argument("config")
@@ -126,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
+    except BudgetExceeded as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     except VisionbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

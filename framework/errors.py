@@ -11,6 +11,10 @@ class ConfigError(VisionbenchError):
     """An experiment config is wrong; the message names the file and key at fault."""
 
 
+class BudgetExceeded(VisionbenchError):
+    """A run would cost, or has cost, more than its ``--max-cost``."""
+
+
 class ItemError(VisionbenchError):
     """One dataset item cannot be used (unreadable, not an image, too large...); the run goes on."""
 

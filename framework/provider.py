@@ -29,6 +29,8 @@ class Provider(ABC):
     Options: ClassVar[type[BaseModel]] = NoOptions
     #: True for providers whose answers do not come from the real service (emulators, fakes).
     simulated: ClassVar[bool] = False
+    #: True for providers that cost nothing to call (local models).
+    free: ClassVar[bool] = False
 
     def __init__(self, options: BaseModel | None = None) -> None:
         self.options = options if options is not None else self.Options()
@@ -40,6 +42,14 @@ class Provider(ABC):
     @abstractmethod
     async def generate(self, request: Request) -> Response:
         """Send one request and return the reply, or raise a ``ProviderError``."""
+
+    def estimate_image_tokens(self, model: str, width: int, height: int) -> int | None:
+        """Input tokens one image of this size costs, by the provider's documented formula (for planning)."""
+        return None
+
+    async def count_tokens(self, request: Request) -> int | None:
+        """Input tokens of ``request`` as the service's own count-tokens endpoint says (for planning)."""
+        return None
 
     # Server-side batch APIs (optional; providers that have one say ``batch=True`` in their capabilities).
 

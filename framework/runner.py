@@ -17,7 +17,7 @@ from visionbench.calling import Caller, RetryPolicy
 from visionbench.cell import CellContext
 from visionbench.config import Cell, Experiment, build_strategy
 from visionbench.dataset import load_dataset
-from visionbench.errors import ConfigError
+from visionbench.errors import BudgetExceeded, ConfigError
 from visionbench.jobs import JobStore
 from visionbench.plugins import Registry
 from visionbench.preprocess import Preprocessor
@@ -100,6 +100,19 @@ def prepare(experiment: Experiment, registry: Registry) -> Plan:
     return Plan(experiment, items, providers, strategies)
 
 
+class Budget:
+    """Dollars spent so far against ``--max-cost``; going over stops the run after the record that did it."""
+
+    def __init__(self, max_usd: float | None) -> None:
+        self.max_usd = max_usd
+        self.spent = 0.0
+
+    def spend(self, usd: float | None) -> None:
+        self.spent += usd or 0.0
+        if self.max_usd is not None and self.spent > self.max_usd:
+            raise BudgetExceeded(f"over budget: spent ${self.spent:.4f} of --max-cost ${self.max_usd:.4f}; stopped")
+
+
 def new_run_id(name: str) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{name}-{secrets.token_hex(2)}"
 
@@ -119,6 +132,7 @@ async def run(
     run_id: str | None = None,
     progress: Progress | None = None,
     cache_dir: Path | None = None,
+    max_cost_usd: float | None = None,
 ) -> Path:
     """Run every cell of ``plan``; returns the bundle's path. The bundle is valid on disk at every moment."""
     experiment, items = plan.experiment, plan.items
@@ -143,13 +157,17 @@ async def run(
     caller = Caller(RetryPolicy(retry.max_attempts, retry.base_delay_s, retry.max_delay_s, retry.timeout_s))
     preprocessor = Preprocessor(cache_dir)
     jobs = JobStore(results_dir / "batch_jobs.json")
+    budget = Budget(max_cost_usd)
     try:
         for provider in plan.providers.values():
             await provider.start()
         for repeat in range(experiment.spec.repeats):
             for cell in experiment.cells:
-                await _run_cell(plan, cell, repeat, caller, preprocessor, writer, progress, jobs)
+                await _run_cell(plan, cell, repeat, caller, preprocessor, writer, progress, jobs, budget)
         writer.finish("complete")
+    except BudgetExceeded as exc:
+        writer.finish("stopped", str(exc))
+        raise
     except (KeyboardInterrupt, asyncio.CancelledError):
         writer.finish("interrupted", "interrupted by the user")
         raise
@@ -165,7 +183,7 @@ async def run(
 
 async def _run_cell(
     plan: Plan, cell: Cell, repeat: int, caller: Caller, preprocessor: Preprocessor, writer: BundleWriter,
-    progress: Progress, jobs: JobStore,
+    progress: Progress, jobs: JobStore, budget: "Budget",
 ) -> None:
     strategy = plan.strategies[cell.id]
     items = plan.items
@@ -175,6 +193,7 @@ async def _run_cell(
         writer.add_record(record)
         if record.tier in (None, 1):
             progress.advance(len(record.answers))
+        budget.spend(record.cost_usd)
 
     ctx = CellContext(
         cell_id=cell.id, task=plan.experiment.task, preprocessing=plan.experiment.preprocessing,
@@ -189,6 +208,9 @@ async def _run_cell(
     try:
         await strategy.run(items, ctx)
         status = "complete"
+    except BudgetExceeded as exc:
+        status, error = "stopped", str(exc)
+        raise
     except Exception as exc:
         status, error = "failed", f"{type(exc).__name__}: {exc}"
         raise

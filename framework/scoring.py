@@ -46,9 +46,15 @@ def summarize_cell(
     items: Sequence[ImageItem], records: Sequence[Record], final: Mapping[str, Answer], wall_s: float
 ) -> dict[str, Any]:
     """The figures of one cell run (one repeat)."""
-    latencies = [r.latency_s for r in records if r.attempts > 0]
+    sent = [r for r in records if r.attempts > 0]
+    latencies = [r.latency_s for r in sent]
+    queue = [r.queue_s for r in sent]
+    service = [max(0.0, r.latency_s - r.queue_s - r.backoff_s) for r in sent]
     costs = [r.cost_usd for r in records if r.cost_usd is not None]
     errors = sum(1 for item in items if item.id not in final or final[item.id].error is not None)
+    # Unknown if any successful request has no price: a partial sum would understate the bill.
+    priced_all = len(costs) == sum(1 for r in records if r.error is None and r.attempts)
+    cost = sum(costs) if costs and priced_all else None
     return {
         "items": len(items),
         "requests": sum(1 for r in records if r.attempts > 0),
@@ -56,12 +62,16 @@ def summarize_cell(
         "errors": errors,
         "wall_s": wall_s,
         "latency_p50_s": percentile(latencies, 50),
+        "latency_p90_s": percentile(latencies, 90),
         "latency_p95_s": percentile(latencies, 95),
+        "latency_p99_s": percentile(latencies, 99),
+        "queue_p50_s": percentile(queue, 50),
+        "service_p50_s": percentile(service, 50),
         "images_per_s": len(items) / wall_s if wall_s > 0 else None,
         "input_tokens": _sum_usage(records, "input_tokens"),
         "output_tokens": _sum_usage(records, "output_tokens"),
         "thinking_tokens": _sum_usage(records, "thinking_tokens"),
-        # Unknown if any successful request has no price: a partial sum would understate the bill.
-        "cost_usd": sum(costs) if costs and len(costs) == sum(1 for r in records if r.error is None and r.attempts) else None,
+        "cost_usd": cost,
+        "cost_per_1k_images_usd": cost * 1000 / len(items) if cost is not None and items else None,
         **accuracy(items, final),
     }

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
 from visionbench.types import Capabilities, ImageItem, Record
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    """A request a strategy expects to make, for cost planning before anything is spent."""
+
+    item_ids: tuple[str, ...]
+    max_side: int | None = None  # None: the experiment's preprocessing
+    provider: str | None = None  # None: the cell's
+    model: str | None = None
+    batch: bool = False
 
 if TYPE_CHECKING:
     from visionbench.cell import CellContext
@@ -40,6 +52,10 @@ class Strategy(ABC):
     def extra_providers(self) -> list[tuple[str, str]]:
         """(provider, model) pairs this strategy calls besides the cell's own (the adaptive tier 1, say)."""
         return []
+
+    def plan(self, items: Sequence[ImageItem], capabilities: Capabilities) -> list[PlannedRequest]:
+        """The requests this strategy expects to make; by default one per image."""
+        return [PlannedRequest((item.id,)) for item in items]
 
     @abstractmethod
     async def run(self, items: Sequence[ImageItem], ctx: "CellContext") -> None:

@@ -123,6 +123,9 @@ class Record:
     simulated: bool = False
     #: True when sent through the provider's batch API (billed at the batch price).
     batch: bool = False
+    #: Of the latency: waiting for a concurrency/rate slot, and sleeping between retries.
+    queue_s: float = 0.0
+    backoff_s: float = 0.0
 
     @property
     def latency_s(self) -> float:

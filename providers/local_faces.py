@@ -81,6 +81,7 @@ class LocalFaces(Provider):
     """Counts people offline by counting the faces CenterFace detects."""
 
     name = "local-faces"
+    free = True
 
     class Options(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -105,6 +106,9 @@ class LocalFaces(Provider):
 
     async def start(self) -> None:
         await asyncio.to_thread(_get_detector)
+
+    def estimate_image_tokens(self, model: str, width: int, height: int) -> int | None:
+        return 0  # a detector, not a language model
 
     async def generate(self, request: Request) -> Response:
         if request.model not in MODELS:

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from visionbench import hookimpl
 from visionbench.calling import Limiter, for_each
 from visionbench.cell import CellContext
-from visionbench.strategy import Strategy
-from visionbench.types import Answer, ImageItem, Record
+from visionbench.strategy import PlannedRequest, Strategy
+from visionbench.types import Answer, Capabilities, ImageItem, Record
 
 
 class Tier1(BaseModel):
@@ -47,6 +47,13 @@ class Adaptive(Strategy):
     def extra_providers(self) -> list[tuple[str | None, str | None]]:
         t1 = self.params.tier1
         return [(t1.provider, t1.model)] if t1.provider or t1.model else []
+
+    def plan(self, items: Sequence[ImageItem], capabilities: Capabilities) -> list[PlannedRequest]:
+        """Tier 1 for every image; tier 2 for those whose label says they need it (all, when unlabelled)."""
+        t1 = self.params.tier1
+        first = [PlannedRequest((i.id,), t1.max_side, t1.provider, t1.model) for i in items]
+        escalated = [i for i in items if i.label is None or needs_escalation(i.label, self.params.escalate_at)]
+        return first + [PlannedRequest((i.id,), self.params.tier2_max_side) for i in escalated]
 
     async def run(self, items: Sequence[ImageItem], ctx: CellContext) -> None:
         t1 = self.params.tier1

@@ -14,7 +14,7 @@ from visionbench import hookimpl
 from visionbench.cell import CellContext, parse_answers
 from visionbench.errors import ItemError, ProviderError
 from visionbench.jobs import job_key
-from visionbench.strategy import Strategy
+from visionbench.strategy import PlannedRequest, Strategy
 from visionbench.types import Answer, Capabilities, ImageItem, Record, Request
 
 DONE_BAD = ("FAILED", "CANCELLED", "EXPIRED", "canceled", "expired")
@@ -34,6 +34,9 @@ class ProviderBatch(Strategy):
 
     def check(self, capabilities: Capabilities) -> str | None:
         return None if capabilities.batch else "the provider has no batch API"
+
+    def plan(self, items: Sequence[ImageItem], capabilities: Capabilities) -> list[PlannedRequest]:
+        return [PlannedRequest((item.id,), batch=True) for item in items]
 
     async def run(self, items: Sequence[ImageItem], ctx: CellContext) -> None:
         provider = ctx.providers[ctx.provider]

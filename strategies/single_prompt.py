@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from visionbench import hookimpl
 from visionbench.calling import for_each
 from visionbench.cell import CellContext
-from visionbench.strategy import Strategy
+from visionbench.strategy import PlannedRequest, Strategy
 from visionbench.types import Capabilities, ImageItem
 
 
@@ -32,10 +32,15 @@ class SinglePrompt(Strategy):
             return f"chunk_size {self.params.chunk_size} exceeds the provider's {capabilities.max_images_per_request} images per request"
         return None
 
+    def chunks(self, items: Sequence[ImageItem], capabilities: Capabilities) -> list[Sequence[ImageItem]]:
+        size = self.params.chunk_size or min(len(items), capabilities.max_images_per_request)
+        return [items[i : i + size] for i in range(0, len(items), size)]
+
+    def plan(self, items: Sequence[ImageItem], capabilities: Capabilities) -> list[PlannedRequest]:
+        return [PlannedRequest(tuple(item.id for item in chunk)) for chunk in self.chunks(items, capabilities)]
+
     async def run(self, items: Sequence[ImageItem], ctx: CellContext) -> None:
-        size = self.params.chunk_size or min(len(items), ctx.capabilities().max_images_per_request)
-        chunks = [items[i : i + size] for i in range(0, len(items), size)]
-        await for_each(chunks, self.params.max_concurrency, ctx.ask)
+        await for_each(self.chunks(items, ctx.capabilities()), self.params.max_concurrency, ctx.ask)
 
 
 @hookimpl

@@ -45,6 +45,9 @@ class Scripted(Provider):
     def capabilities(self, model: str) -> Capabilities:
         return Capabilities(max_images_per_request=self.options.max_images, structured_output=True, batch=True)
 
+    def estimate_image_tokens(self, model, width, height):
+        return 100  # what generate() reports per image
+
     # A batch "service" in memory: the job finishes after `batch_polls` polls.
     jobs: dict = {}
     submits = 0

@@ -1,0 +1,143 @@
+"""Before spending anything: requests, tokens and dollars each cell is expected to cost."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from PIL import Image
+
+from visionbench.cell import multi_image_prompt
+from visionbench.errors import ItemError
+from visionbench.preprocess import Preprocessing, Preprocessor
+from visionbench.runner import Plan
+from visionbench.types import ImageItem, Request, Usage
+
+#: Reply tokens assumed per answer (a number, or a number in a JSON array) when planning.
+OUTPUT_TOKENS_PER_ANSWER = 6
+
+
+def text_tokens(text: str) -> int:
+    """About four characters a token: the usual rule of thumb for English prompts."""
+    return math.ceil(len(text) / 4)
+
+
+def _fit(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    if max_side is None or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def image_sizes(items: list[ImageItem]) -> dict[str, tuple[int, int]]:
+    """Each image's upright size, read from its header only (no decoding)."""
+    sizes = {}
+    for item in items:
+        try:
+            with Image.open(item.path) as im:
+                w, h = im.size
+                orientation = im.getexif().get(0x0112, 1)
+        except Exception:  # an unreadable image is a per-item error at run time; plan it at zero
+            continue
+        sizes[item.id] = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+    return sizes
+
+
+@dataclass
+class CellEstimate:
+    cell_id: str
+    requests: int = 0
+    image_tokens: int | None = 0
+    text_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = 0.0
+    counted: bool = False  # True when input tokens came from the service's count-tokens endpoint
+    notes: list[str] = field(default_factory=list)
+
+
+def _add_cost(total: float | None, cost: float | None) -> float | None:
+    return None if total is None or cost is None else total + cost
+
+
+async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstimate]:
+    """Per cell (all repeats): requests, image/text/output tokens and dollars.
+
+    Image tokens follow each provider's documented formula; with ``count_tokens`` the provider's
+    count-tokens endpoint is asked for one representative request per (provider, model, size) instead.
+    """
+    exp = plan.experiment
+    sizes = image_sizes(plan.items)
+    items = {item.id: item for item in plan.items}
+    out: list[CellEstimate] = []
+    counted_cache: dict[tuple, int | None] = {}
+    for cell in exp.cells:
+        strategy = plan.strategies[cell.id]
+        caps = plan.providers[cell.provider].capabilities(cell.model)
+        thinking = int(cell.model_params.get("thinking_budget") or 0)
+        est = CellEstimate(cell.id)
+        for req in strategy.plan(plan.items, caps):
+            provider_name = req.provider or cell.provider
+            model = req.model or cell.model
+            provider = plan.providers[provider_name]
+            side = req.max_side if req.max_side is not None else exp.preprocessing.max_side
+            prompt = exp.task.prompt if len(req.item_ids) == 1 else multi_image_prompt(exp.task, len(req.item_ids))
+            text = text_tokens(prompt + (exp.task.system or ""))
+            image_tokens: int | None = 0
+            fitted = tuple(_fit(*sizes.get(item_id, (0, 0)), side) for item_id in req.item_ids)
+            for w, h in fitted:
+                t = provider.estimate_image_tokens(model, w, h) if w else 0
+                image_tokens = None if image_tokens is None or t is None else image_tokens + t
+            if count_tokens:
+                # One call per distinct (provider, model, image sizes): same sizes, same token count.
+                key = (provider_name, model, fitted)
+                if key not in counted_cache:
+                    counted_cache[key] = await _counted(plan, provider_name, model, req.item_ids, items, side)
+                counted = counted_cache[key]
+                if counted is not None:
+                    image_tokens, text, est.counted = max(0, counted - text), text, True
+            output = OUTPUT_TOKENS_PER_ANSWER * len(req.item_ids)
+            est.requests += 1
+            est.text_tokens += text
+            est.output_tokens += output
+            est.image_tokens = None if est.image_tokens is None or image_tokens is None else est.image_tokens + image_tokens
+            if provider.free:
+                continue
+            usage = Usage(input_tokens=(image_tokens or 0) + text, output_tokens=output, thinking_tokens=thinking)
+            cost = exp.prices.cost(model, usage, batch=req.batch) if image_tokens is not None else None
+            if cost is None and f"no price or token formula for {model}" not in est.notes:
+                est.notes.append(f"no price or token formula for {model}")
+            est.cost_usd = _add_cost(est.cost_usd, cost)
+        if thinking:
+            est.notes.append(f"includes a thinking budget of {thinking} tokens per request as output")
+        repeats = exp.spec.repeats
+        est.requests *= repeats
+        est.text_tokens *= repeats
+        est.output_tokens *= repeats
+        est.image_tokens = est.image_tokens * repeats if est.image_tokens is not None else None
+        est.cost_usd = est.cost_usd * repeats if est.cost_usd is not None else None
+        out.append(est)
+    return out
+
+
+async def _counted(plan: Plan, provider_name: str, model: str, item_ids: tuple[str, ...], items: dict[str, ImageItem],
+                   side: int | None) -> int | None:  # fmt: skip
+    """Input tokens of a request with these images, from the provider's count-tokens endpoint."""
+    exp = plan.experiment
+    settings: Preprocessing = replace(exp.preprocessing, max_side=side)
+    images = []
+    with Preprocessor(None) as pre:
+        for item_id in item_ids:
+            try:
+                images.append(pre.prepare(items[item_id], settings))
+            except ItemError:
+                continue
+    prompt = exp.task.prompt if len(images) == 1 else multi_image_prompt(exp.task, len(images))
+    request = Request(model, exp.task, prompt, tuple(images))
+    return await plan.providers[provider_name].count_tokens(request) if images else 0
+
+
+def total_cost(estimates: list[CellEstimate]) -> float | None:
+    total: float | None = 0.0
+    for est in estimates:
+        total = _add_cost(total, est.cost_usd)
+    return total
+

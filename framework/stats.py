@@ -1,0 +1,97 @@
+"""Figures across repeats and cells: means with 95% confidence intervals, and agreement between cells per item."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from statistics import mean, stdev
+from typing import Any
+
+# Two-sided 95% Student t critical values by degrees of freedom (beyond 30: the normal 1.96 is close enough).
+_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean over repeats with its 95% confidence half-width (None with fewer than two values)."""
+
+    mean: float | None
+    ci95: float | None
+    n: int
+
+    def __str__(self) -> str:
+        if self.mean is None:
+            return "-"
+        return f"{self.mean:.3g}" if self.ci95 is None else f"{self.mean:.3g} ± {self.ci95:.2g}"
+
+
+def estimate(values: list[float | None]) -> Estimate:
+    xs = [v for v in values if v is not None]
+    if not xs:
+        return Estimate(None, None, 0)
+    if len(xs) < 2:
+        return Estimate(xs[0], None, 1)
+    df = len(xs) - 1
+    t = _T95[df - 1] if df <= len(_T95) else 1.96
+    return Estimate(mean(xs), t * stdev(xs) / math.sqrt(len(xs)), len(xs))
+
+
+@dataclass(frozen=True)
+class CellStats:
+    """One cell over all its repeats."""
+
+    cell_id: str
+    provider: str
+    model: str
+    strategy: str
+    label: str
+    repeats: int
+    statuses: tuple[str, ...]
+    wall_s: Estimate
+    cost_usd: Estimate
+    summary: dict[str, Any]  # per-request figures averaged over repeats (latency percentiles, MAE...)
+
+
+def cell_stats(bundle: dict[str, Any]) -> list[CellStats]:
+    """Cells in matrix order, repeats folded into estimates."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for entry in bundle["cells"]:
+        groups.setdefault(entry["id"], []).append(entry)
+    out = []
+    for cell_id, entries in groups.items():
+        keys = entries[0]["summary"].keys()
+        averaged = {}
+        for key in keys:
+            values = [e["summary"].get(key) for e in entries if isinstance(e["summary"].get(key), (int, float))]
+            averaged[key] = mean(values) if values else None
+        first = entries[0]
+        out.append(CellStats(
+            cell_id, first["provider"], first["model"], first["strategy"], first["label"], len(entries),
+            tuple(e["status"] for e in entries),
+            estimate([e["summary"]["wall_s"] for e in entries]),
+            estimate([e["summary"]["cost_usd"] for e in entries]),
+            averaged,
+        ))  # fmt: skip
+    return out
+
+
+def agreement(bundle: dict[str, Any]) -> dict[str, Any]:
+    """Per item: the most common final answer across cells (first repeat) and the share of cells giving it."""
+    firsts = [e for e in bundle["cells"] if e["repeat"] == 0]
+    per_item: dict[str, dict[str, Any]] = {}
+    for item in bundle["items"]:
+        answers = [e["answers"].get(item["id"]) for e in firsts]
+        values = [a["value"] for a in answers if a and a["error"] is None]
+        if not values:
+            per_item[item["id"]] = {"modal": None, "agreement": None, "answers": 0}
+            continue
+        modal, count = Counter(map(_hashable, values)).most_common(1)[0]
+        per_item[item["id"]] = {"modal": modal, "agreement": count / len(firsts), "answers": len(values)}
+    scored = [v["agreement"] for v in per_item.values() if v["agreement"] is not None]
+    return {"items": per_item, "mean_agreement": mean(scored) if scored else None}
+
+
+def _hashable(value: Any) -> Any:
+    return value if isinstance(value, (int, float, str, bool, type(None))) else repr(value)

@@ -1,0 +1,59 @@
+"""`plan` estimates before spending; `--max-cost` refuses an expensive plan and stops a run that overspends."""
+
+import pytest
+
+from conftest import write_config
+from visionbench import bundle as bundle_mod
+from visionbench import cli
+from visionbench.config import load_experiment
+from visionbench.errors import BudgetExceeded
+from visionbench.planning import OUTPUT_TOKENS_PER_ANSWER, estimate, text_tokens, total_cost
+from visionbench.runner import prepare, run
+
+PRICES = [{"match": "m1", "input": 1.0, "output": 5.0}]  # USD per 1M tokens
+
+
+async def test_plan_counts_requests_and_prices_them(tmp_path, image_dir, registry):
+    strategies = ["sequential", {"name": "single-prompt", "chunk_size": 4},
+                  {"name": "adaptive", "escalate_at": 3}, {"name": "provider-batch"}]  # fmt: skip
+    path = write_config(tmp_path, image_dir, strategies, pricing=PRICES, repeats=2)
+    plan = prepare(load_experiment(path, registry), registry)
+    by_cell = {e.cell_id.split("/")[-1]: e for e in await estimate(plan)}
+    assert by_cell["sequential"].requests == 12  # 6 images x 2 repeats
+    assert by_cell["single-prompt"].requests == 4  # chunks of 4 + 2, x 2
+    assert by_cell["adaptive"].requests == 18  # 6 tier-1 + 3 labelled >= 3, x 2
+    seq = by_cell["sequential"]
+    assert seq.image_tokens == 1200 and seq.output_tokens == 12 * OUTPUT_TOKENS_PER_ANSWER
+    per_request_in = 100 + text_tokens("How many people?")
+    assert seq.cost_usd == pytest.approx(12 * (per_request_in * 1.0 + OUTPUT_TOKENS_PER_ANSWER * 5.0) / 1e6)
+    assert by_cell["provider-batch"].cost_usd == pytest.approx(seq.cost_usd / 2)
+    assert total_cost(list(by_cell.values())) == pytest.approx(sum(e.cost_usd for e in by_cell.values()))
+
+
+async def test_unpriced_model_makes_cost_unknown(tmp_path, image_dir, registry):
+    plan = prepare(load_experiment(write_config(tmp_path, image_dir, ["sequential"]), registry), registry)
+    [est] = await estimate(plan)
+    assert est.cost_usd is None and "no price" in est.notes[0]
+
+
+async def test_run_stops_when_actual_spend_passes_max_cost(tmp_path, image_dir, registry, answers_for_labels):
+    # Scripted replies cost $0.001 each: a $0.0025 budget allows 2 requests, the 3rd goes over.
+    path = write_config(tmp_path, image_dir, ["sequential"], options={"answers": answers_for_labels})
+    plan = prepare(load_experiment(path, registry), registry)
+    with pytest.raises(BudgetExceeded, match="over budget"):
+        await run(plan, results_dir=tmp_path / "r", run_id="b", cache_dir=None, max_cost_usd=0.0025)
+    data = bundle_mod.load(tmp_path / "r" / "b")
+    bundle_mod.validate(data)
+    assert data["status"] == "stopped" and "max-cost" in data["error"]
+    assert len(data["records"]) == 3 and data["cells"][0]["status"] == "stopped"
+
+
+def test_cli_refuses_a_plan_over_budget(tmp_path, image_dir, registry, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "default_registry", lambda: registry)
+    path = write_config(tmp_path, image_dir, ["sequential"], pricing=PRICES)
+    assert cli.main(["run", str(path), "--results", str(tmp_path / "r"), "--max-cost", "0.0000001", "--quiet"]) == 3
+    captured = capsys.readouterr()
+    assert "nothing was run" in captured.err and "Plan" in captured.out
+    assert not (tmp_path / "r").exists()
+    assert cli.main(["plan", str(path)]) == 0
+    assert "total" in capsys.readouterr().out
