@@ -86,6 +86,16 @@ class BundleWriter:
         self._last_write = 0.0
         self.flush(force=True)
 
+    @classmethod
+    def reopen(cls, path: Path, data: dict[str, Any], *, interval_s: float = 1.0) -> "BundleWriter":
+        """Carry on writing a bundle from a previous, unfinished run."""
+        writer = cls.__new__(cls)
+        writer.path, writer.interval_s, writer._last_write = path, interval_s, 0.0
+        writer.data = {**data, "status": "running", "finished_at": None, "error": None}
+        writer.data.setdefault("resumed_at", []).append(now_iso())
+        writer.flush(force=True)
+        return writer
+
     def add_record(self, record: Record) -> None:
         self.data["records"].append(record_to_json(record))
         if record.simulated:

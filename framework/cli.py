@@ -91,8 +91,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     from visionbench.runner import prepare, run
 
     registry = default_registry()
-    experiment = load_experiment(args.config, registry)
-    plan = prepare(experiment, registry)
+    previous = None
+    if args.resume:
+        from visionbench.resume import prepare_resume
+
+        plan, previous = prepare_resume(args.resume, registry)
+        experiment = plan.experiment
+        run_dir = Path(args.resume).resolve()
+        run_dir = run_dir if run_dir.is_dir() else run_dir.parent
+        args.results = str(run_dir.parent)  # the bundle is carried on where it is
+    elif args.config:
+        experiment = load_experiment(args.config, registry)
+        plan = prepare(experiment, registry)
+    else:
+        raise VisionbenchError("give a CONFIG to run, or --resume RUN to finish an unfinished run")
     if args.max_cost is not None:
         estimates = asyncio.run(_estimate_and_close(plan, False))
         total = total_cost(estimates)
@@ -108,7 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with Progress(*columns, console=err_console, disable=args.quiet) as bar:
         bundle_path = asyncio.run(
             run(plan, results_dir=Path(args.results), progress=_RichProgress(bar),
-                cache_dir=None if args.no_cache else cache_dir, max_cost_usd=args.max_cost)
+                cache_dir=None if args.no_cache else cache_dir, max_cost_usd=args.max_cost, previous=previous)
         )  # fmt: skip
     bundle = load_bundle(bundle_path)
     print_report(bundle, console)
@@ -153,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="run an experiment config; writes results/<run-id>/bundle.json and a chart")
-    p.add_argument("config")
+    p.add_argument("config", nargs="?")
+    p.add_argument("--resume", metavar="RUN", help="finish an interrupted or failed run (its folder or bundle): only what is missing runs")
     p.add_argument("--results", default="results", help="folder for run folders (default: results)")
     p.add_argument("--cache-dir", help="preprocessed-image cache (default: VISIONBENCH_CACHE_DIR or ~/.cache/visionbench)")
     p.add_argument("--no-cache", action="store_true", help="preprocess every image afresh")

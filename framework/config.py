@@ -177,7 +177,11 @@ def build_strategy(registry: Registry, cell: Cell, source: Path | str = "config"
 def load_experiment(path: str | Path, registry: Registry) -> Experiment:
     """Read, validate and expand an experiment config, checking plugin names against ``registry``."""
     source = Path(path)
-    raw = load_yaml(source)
+    return experiment_from_dict(load_yaml(source), source, registry)
+
+
+def experiment_from_dict(raw: Any, source: Path, registry: Registry) -> Experiment:
+    """Validate and expand a config already read; relative paths resolve against ``source``'s folder."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: a config must be a YAML mapping with keys name, dataset, task, matrix")
     try:

@@ -113,6 +113,20 @@ class Budget:
             raise BudgetExceeded(f"over budget: spent ${self.spent:.4f} of --max-cost ${self.max_usd:.4f}; stopped")
 
 
+def _earlier(bundle: dict[str, Any], cell_id: str, repeat: int) -> list[Record]:
+    """Records of this cell and repeat already in the bundle (a resumed run's)."""
+    from visionbench.resume import record_from_json
+
+    return [record_from_json(r) for r in bundle["records"] if r["cell"] == cell_id and r["repeat"] == repeat]
+
+
+def _earlier_wall(bundle: dict[str, Any], cell_id: str, repeat: int) -> float:
+    for entry in bundle["cells"]:
+        if (entry["id"], entry["repeat"]) == (cell_id, repeat):
+            return entry["summary"]["wall_s"]
+    return 0.0
+
+
 def new_run_id(name: str) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{name}-{secrets.token_hex(2)}"
 
@@ -133,28 +147,23 @@ async def run(
     progress: Progress | None = None,
     cache_dir: Path | None = None,
     max_cost_usd: float | None = None,
+    previous: dict[str, Any] | None = None,
 ) -> Path:
-    """Run every cell of ``plan``; returns the bundle's path. The bundle is valid on disk at every moment."""
+    """Run every cell of ``plan``; returns the bundle's path. The bundle is valid on disk at every moment.
+
+    With ``previous`` (the bundle of an unfinished run) the same bundle is carried on: cells and items
+    that already have an answer are kept, only the rest run.
+    """
     experiment, items = plan.experiment, plan.items
     progress = progress or _NoProgress()
-    run_id = run_id or new_run_id(experiment.name)
-    header = {
-        "run_id": run_id,
-        "simulated": any(p.simulated for p in plan.providers.values()),
-        "config_path": str(experiment.source),
-        "config": experiment.resolved(),
-        "environment": {
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "packages": _package_versions(),
-            "providers": {name: p.environment() for name, p in plan.providers.items()},
-        },
-        "items": [item_to_json(item) for item in items],
-        "pricing": {"version": experiment.prices.version, "sha256": experiment.prices.sha256},
-    }
-    writer = BundleWriter(results_dir / run_id / BUNDLE_NAME, header)
     retry = experiment.spec.retry
     caller = Caller(RetryPolicy(retry.max_attempts, retry.base_delay_s, retry.max_delay_s, retry.timeout_s))
+    if previous is not None:
+        writer = BundleWriter.reopen(results_dir / previous["run_id"] / BUNDLE_NAME, previous)
+        caller.t0 -= max((r["end_s"] for r in previous["records"]), default=0.0)
+    else:
+        run_id = run_id or new_run_id(experiment.name)
+        writer = BundleWriter(results_dir / run_id / BUNDLE_NAME, _header(plan, run_id))
     preprocessor = Preprocessor(cache_dir)
     jobs = JobStore(results_dir / "batch_jobs.json")
     budget = Budget(max_cost_usd)
@@ -181,12 +190,35 @@ async def run(
     return writer.path
 
 
+def _header(plan: Plan, run_id: str) -> dict[str, Any]:
+    experiment = plan.experiment
+    return {
+        "run_id": run_id,
+        "simulated": any(p.simulated for p in plan.providers.values()),
+        "config_path": str(experiment.source),
+        "config": experiment.resolved(),
+        "environment": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "packages": _package_versions(),
+            "providers": {name: p.environment() for name, p in plan.providers.items()},
+        },
+        "items": [item_to_json(item) for item in plan.items],
+        "pricing": {"version": experiment.prices.version, "sha256": experiment.prices.sha256},
+    }
+
+
 async def _run_cell(
     plan: Plan, cell: Cell, repeat: int, caller: Caller, preprocessor: Preprocessor, writer: BundleWriter,
     progress: Progress, jobs: JobStore, budget: "Budget",
 ) -> None:
     strategy = plan.strategies[cell.id]
     items = plan.items
+    earlier = _earlier(writer.data, cell.id, repeat)
+    done = {i for i, a in strategy.final_answers(earlier).items() if a.error is None}
+    todo = [item for item in items if item.id not in done]
+    if earlier and not todo:
+        return  # finished in the run being resumed
 
     def on_record(record: Record) -> None:
         record.repeat = repeat
@@ -201,12 +233,14 @@ async def _run_cell(
         caller=caller, preprocessor=preprocessor, on_record=on_record, prices=plan.experiment.prices,
         jobs=jobs,
     )  # fmt: skip
+    ctx.records.extend(earlier)
     label = cell.id if plan.experiment.spec.repeats == 1 else f"{cell.id} #{repeat + 1}"
     progress.start_cell(label, len(items))
-    start = caller.now()
+    progress.advance(len(items) - len(todo))
+    start = caller.now() - _earlier_wall(writer.data, cell.id, repeat)
     status, error = "interrupted", None
     try:
-        await strategy.run(items, ctx)
+        await strategy.run(todo, ctx)
         status = "complete"
     except BudgetExceeded as exc:
         status, error = "stopped", str(exc)
