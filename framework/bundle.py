@@ -14,6 +14,7 @@ from typing import Any
 
 import jsonschema
 
+from visionbench.secrets import redact
 from visionbench.types import ImageItem, Record
 
 SCHEMA_VERSION = 1
@@ -45,12 +46,16 @@ def item_to_json(item: ImageItem) -> dict[str, Any]:
 
 
 def write_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON to a temporary file beside ``path`` and rename it over: readers never see half a file."""
+    """Write JSON to a temporary file beside ``path`` and rename it over: readers never see half a file.
+
+    Any registered secret (API key) that found its way into the data is blanked out on the way.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    text = redact(json.dumps(data, indent=1, default=str))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=1, default=str)
+            out.write(text)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from visionbench.bundle import load as load_bundle
 from visionbench.config import load_experiment
 from visionbench.errors import BudgetExceeded, VisionbenchError
 from visionbench.plugins import default_registry
+from visionbench.secrets import RedactingFilter, redact
 from visionbench.report import print_report, time_chart
 
 # Piped output is not squeezed into 80 columns: tables stay readable in logs and files.
@@ -196,13 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactingFilter())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.fn(args)
     except BudgetExceeded as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 3
     except VisionbenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 2
     except FileNotFoundError as exc:
         print(f"error: {exc.filename}: no such file", file=sys.stderr)
