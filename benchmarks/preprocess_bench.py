@@ -1,0 +1,88 @@
+"""Preprocessing speed: visionbench's cold path vs the naive Pillow loop, and a warm cache hit vs cold.
+
+Goals (issue 5): cold >= 3x the naive loop on 12 MP JPEG photos; warm hit >= 50x cold.
+Photos are made here (4000x3000 JPEGs built from the labelled eval images, upscaled, so they carry
+real photographic detail); both paths run in this one process so the ratio is measured in one run.
+
+    python benchmarks/preprocess_bench.py [--n 12] [--max-side 1536]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from visionbench.preprocess import Preprocessing, Preprocessor, sha256_file
+from visionbench.types import ImageItem
+
+EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval-images"
+
+
+def make_photos(folder: Path, n: int) -> list[Path]:
+    sources = sorted(EVAL.glob("*.jpg"))[:n] if EVAL.exists() else []
+    paths = []
+    for i in range(n):
+        if sources:
+            with Image.open(sources[i % len(sources)]) as src:
+                img = src.convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC)
+        else:  # no eval photos here: a synthetic gradient-and-noise picture of the same size
+            img = Image.effect_noise((4000, 3000), 64).convert("RGB")
+        path = folder / f"photo{i}.jpg"
+        img.save(path, "JPEG", quality=90)
+        paths.append(path)
+    return paths
+
+
+def naive(path: Path, max_side: int) -> bytes:
+    """What most scripts do: open, thumbnail with LANCZOS, save as JPEG."""
+    with Image.open(path) as img:
+        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        img.save(out, "JPEG", quality=85)
+        return out.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=12)
+    parser.add_argument("--max-side", type=int, default=1536)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        paths = make_photos(folder, args.n)
+        items = [ImageItem(p.name, p, sha256_file(p)) for p in paths]
+        settings = Preprocessing(max_side=args.max_side, format="jpeg", quality=85)
+
+        with Preprocessor(folder / "cache") as pre:
+            # Interleaved, image by image, so that noise from other processes hits both paths alike.
+            naive_s = cold_s = 0.0
+            for path, item in zip(paths, items):
+                t = time.perf_counter()
+                naive(path, args.max_side)
+                naive_s += time.perf_counter() - t
+                t = time.perf_counter()
+                pre.prepare(item, settings)  # cold: read, hash check, decode, resize, encode, store
+                cold_s += time.perf_counter() - t
+            assert pre.misses == len(items)
+            t = time.perf_counter()
+            rounds = 20
+            for _ in range(rounds):
+                for item in items:
+                    pre.prepare(item, settings)
+            warm_s = (time.perf_counter() - t) / rounds
+            assert pre.hits == rounds * len(items)
+
+    n = len(paths)
+    print(f"{n} photos 4000x3000 (12 MP) -> max side {args.max_side}")
+    print(f"naive loop (open + thumbnail LANCZOS + save): {n / naive_s:8.1f} images/s")
+    print(f"visionbench cold (draft + INTER_AREA):        {n / cold_s:8.1f} images/s   ratio {naive_s / cold_s:5.1f}x  (goal >= 3x)")
+    print(f"visionbench warm cache hit:                   {n / warm_s:8.1f} images/s   ratio {cold_s / warm_s:5.0f}x vs cold (goal >= 50x)")
+
+
+if __name__ == "__main__":
+    main()
