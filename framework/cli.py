@@ -19,7 +19,7 @@ from visionbench.config import load_experiment
 from visionbench.errors import BudgetExceeded, VisionbenchError
 from visionbench.plugins import default_registry
 from visionbench.secrets import RedactingFilter, redact
-from visionbench.report import print_report, time_chart
+from visionbench.report import print_report
 
 # Piped output is not squeezed into 80 columns: tables stay readable in logs and files.
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -126,9 +126,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     bundle = load_bundle(bundle_path)
     print_report(bundle, console)
-    chart = time_chart(bundle, bundle_path.parent / "time_per_strategy.png")
-    console.print(f"bundle: {bundle_path}\nchart:  {chart}")
+    _write_outputs(bundle, bundle_path.parent)
+    console.print(f"bundle: {bundle_path}")
     return 0
+
+
+def _write_outputs(bundle: dict, folder: Path) -> None:
+    """Charts and the self-contained HTML report beside the bundle."""
+    from visionbench.charts import write_charts
+    from visionbench.html_report import write_html_report
+
+    charts = write_charts(bundle, folder)
+    html = write_html_report(bundle, folder / "report.html", charts)
+    console.print(f"charts: {', '.join(str(p) for p in charts.values())}\nreport: {html}")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -147,8 +157,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.run)
     print_report(bundle, console)
     path = Path(args.run)
-    folder = path if path.is_dir() else path.parent
-    console.print(f"chart: {time_chart(bundle, folder / 'time_per_strategy.png')}")
+    _write_outputs(bundle, path if path.is_dir() else path.parent)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from visionbench.compare import compare, comparison_html, print_comparison
+
+    try:
+        comparison = compare([load_bundle(run) for run in args.runs], by=args.by)
+    except ValueError as exc:
+        raise VisionbenchError(str(exc)) from None
+    print_comparison(comparison, console)
+    if args.html:
+        Path(args.html).write_text(comparison_html(comparison), encoding="utf-8")
+        console.print(f"comparison: {args.html}")
+    return 0
+
+
+def cmd_emulate(args: argparse.Namespace) -> int:
+    from visionbench.emulator import serve_forever
+
+    try:
+        asyncio.run(serve_forever(args.profiles, args.dataset, labels=args.labels, label_field=args.label_field,
+                                  host=args.host, port=args.port, time_scale=args.time_scale))  # fmt: skip
+    except ValueError as exc:
+        raise VisionbenchError(str(exc)) from None
     return 0
 
 
@@ -187,9 +221,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.set_defaults(fn=cmd_validate)
 
-    p = sub.add_parser("report", help="print the tables of a run and redraw its chart")
+    p = sub.add_parser("report", help="print a run's tables; write its charts and a self-contained report.html")
     p.add_argument("run", help="a run folder or bundle.json")
     p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("compare", help="line up the cells of two or more runs and show the differences")
+    p.add_argument("runs", nargs="+", help="run folders or bundle.json files; the first is the baseline")
+    p.add_argument("--by", choices=("id", "label"), default="id",
+                   help="match cells by full id (provider/model/label) or by strategy label only")
+    p.add_argument("--html", metavar="PATH", help="also write the comparison as one HTML page")
+    p.set_defaults(fn=cmd_compare)
+
+    p = sub.add_parser("emulate", help="serve a local emulator of the Gemini and Anthropic APIs on loopback")
+    p.add_argument("--dataset", help="folder of labelled images the emulated models answer from")
+    p.add_argument("--labels", default="labels.json")
+    p.add_argument("--label-field", default="person_count")
+    p.add_argument("--profiles", help="per-model profiles YAML (default: the packaged default.yaml)")
+    p.add_argument("--host", default="127.0.0.1", help="loopback only")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--time-scale", type=float, help="multiply every simulated delay (0 = instant)")
+    p.set_defaults(fn=cmd_emulate)
 
     sub.add_parser("providers", help="list loaded provider plugins").set_defaults(fn=lambda a: _list("provider"))
     sub.add_parser("strategies", help="list loaded strategy plugins").set_defaults(fn=lambda a: _list("strategy"))

@@ -114,24 +114,7 @@ def print_report(bundle: dict[str, Any], console: Console | None = None) -> None
 
 
 def time_chart(bundle: dict[str, Any], path: Path) -> Path:
-    """A horizontal bar chart of wall time per cell (mean over repeats), saved as PNG."""
-    import matplotlib
+    """Kept for callers of the old name: the chart lives in visionbench.charts."""
+    from visionbench.charts import time_chart as chart
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    runs = _cell_runs(bundle)
-    labels = list(runs)
-    times = [_mean_of(entries, "wall_s") or 0.0 for entries in runs.values()]
-    fig, ax = plt.subplots(figsize=(8, 0.6 * len(labels) + 1.5))
-    bars = ax.barh(labels, times, color="#4C72B0")
-    ax.bar_label(bars, labels=[f"{t:.2f} s" for t in times], padding=3)
-    ax.invert_yaxis()
-    ax.set_xlabel("wall time (s), lower is better")
-    ax.set_title(f"{bundle['config']['name']}: time per strategy ({len(bundle['items'])} images)")
-    ax.margins(x=0.15)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return chart(bundle, path)

@@ -31,9 +31,15 @@ def test_quickstart_runs_offline_with_all_four_strategies(tmp_path, capsys):
         assert im.format == "PNG" and im.width > 400
     for text in ("Answers per image", "group_6.jpg", "single-prompt", "adaptive", "precision", str(run_dir / "bundle.json")):
         assert text in out
-    # report re-reads the bundle
+    html = (run_dir / "report.html").read_text()
+    assert "data:image/png;base64," in html and "group_6.jpg" in html
+    assert (run_dir / "cost_accuracy.png").exists() and (run_dir / "latency.png").exists()
+    # report re-reads the bundle; compare lines a run up against another (here: itself)
     assert main(["report", str(run_dir)]) == 0
     assert "Per cell" in capsys.readouterr().out
+    assert main(["compare", str(run_dir), str(run_dir / "bundle.json"), "--html", str(tmp_path / "cmp.html")]) == 0
+    out = capsys.readouterr().out
+    assert "single-prompt" in out and (tmp_path / "cmp.html").read_text().startswith("<!DOCTYPE html>")
 
 
 def test_validate_ok_and_errors(tmp_path, capsys):

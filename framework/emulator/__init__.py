@@ -1,1 +1,26 @@
-"""A local emulator of the Gemini and Anthropic wire protocols."""
+"""A local emulator of the Gemini and Anthropic wire protocols, for benchmarking without network or cost.
+
+It serves the unmodified official SDKs on loopback, answers person-counting prompts from a labelled dataset
+(recognising resized, re-encoded images by perceptual hash), reports token usage by the documented formulas, and
+imitates latency, capacity queueing, rate limits, faults and batch turnaround from per-model YAML profiles.
+Every response carries ``x-visionbench-simulated: 1``.
+
+    async with Emulator(dataset="data/eval-images", time_scale=0.01) as emu:
+        client = genai.Client(api_key="x", http_options=types.HttpOptions(base_url=emu.base_url))
+"""
+
+from visionbench.emulator.state import ModelStats
+from visionbench.emulator.httputil import SIMULATED_HEADER
+from visionbench.emulator.profile_schema import DEFAULT_PROFILES, EmulatorProfiles, ModelProfile, load_profiles
+from visionbench.emulator.server import Emulator, serve_forever
+
+__all__ = [
+    "DEFAULT_PROFILES",
+    "SIMULATED_HEADER",
+    "Emulator",
+    "EmulatorProfiles",
+    "ModelProfile",
+    "ModelStats",
+    "load_profiles",
+    "serve_forever",
+]

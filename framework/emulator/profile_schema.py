@@ -1,0 +1,189 @@
+"""Per-model emulator profiles: latency, capacity, rate limits, faults, answer error model, batch turnaround.
+
+A profiles file is YAML::
+
+    seed: 0                 # makes faults and answer noise reproducible
+    time_scale: 1.0         # multiplies every simulated delay (0 = instant)
+    defaults: {...}         # optional; deep-merged under every model entry
+    models:
+      gemini-2.5-flash: {latency: {...}, capacity: 8, rate_limit: {...}, faults: {...}, answers: {...}, batch: {...}}
+      "*": {...}            # fallback for any other model name; without it unknown models get 404
+
+Model names are matched exactly, then without a ``models/`` prefix or a ``-YYYYMMDD`` date suffix,
+then as glob patterns (``claude-*``) in file order, then ``"*"``.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_PROFILES = Path(__file__).with_name("profiles") / "default.yaml"
+_DATE_SUFFIX = re.compile(r"-\d{8}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Latency(_Strict):
+    """Service time = base_s + per_input_token_s * input + (output + thinking) / output_tokens_per_s."""
+
+    base_s: float = Field(0.5, ge=0)
+    per_input_token_s: float = Field(0.0, ge=0)
+    output_tokens_per_s: float = Field(100.0, gt=0)
+    #: Thinking tokens a thinking model emits per request (0: not a thinking model).
+    thinking_tokens: int = Field(0, ge=0)
+    #: Relative standard deviation of a log-normal multiplier on the service time (0: none).
+    jitter: float = Field(0.0, ge=0, le=2)
+
+
+class RateLimit(_Strict):
+    """Sliding-window request limit; ``None`` disables it."""
+
+    requests_per_minute: int | None = Field(None, ge=1)
+    #: Window length in simulated seconds (scaled by time_scale unless time_scale is 0).
+    window_s: float = Field(60.0, gt=0)
+
+
+class Slow(_Strict):
+    probability: float = Field(0.0, ge=0, le=1)
+    extra_s: float = Field(10.0, ge=0)
+
+
+class Faults(_Strict):
+    """Probabilities per request; the first five are mutually exclusive (their sum must be <= 1)."""
+
+    http_500: float = Field(0.0, ge=0, le=1)
+    #: Gemini answers 503 UNAVAILABLE; the Anthropic route answers 503 api_error.
+    http_503: float = Field(0.0, ge=0, le=1)
+    #: Anthropic 529 overloaded_error; on Gemini routes this becomes 503 UNAVAILABLE.
+    http_529: float = Field(0.0, ge=0, le=1)
+    #: HTTP 200 with content-type application/json and a body that is not valid JSON.
+    malformed_body: float = Field(0.0, ge=0, le=1)
+    #: The connection is closed without any response.
+    drop_connection: float = Field(0.0, ge=0, le=1)
+    #: Independent of the others: add extra_s (simulated) to the service time.
+    slow: Slow = Field(default_factory=Slow)
+
+    @model_validator(mode="after")
+    def _sum_le_one(self) -> "Faults":
+        total = self.http_500 + self.http_503 + self.http_529 + self.malformed_body + self.drop_connection
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"fault probabilities sum to {total:.3f}; they must not exceed 1")
+        return self
+
+
+class Answers(_Strict):
+    """Where counts come from and how they are distorted (labels source only; deterministic given the seed).
+
+    count = label * (1 - multi_image_undercount * crowd)            [only when >1 image in the request]
+                  * (1 - low_res_undercount * crowd * smallness)    [smallness = max(0, 1 - long_side/low_res_side)]
+    crowd = min(1, label / crowd_scale); then gaussian noise with sd = relative_sd * count + absolute_sd,
+    rounded and clipped at 0.
+    """
+
+    source: Literal["labels", "detector"] = "labels"
+    relative_sd: float = Field(0.0, ge=0)
+    absolute_sd: float = Field(0.0, ge=0)
+    multi_image_undercount: float = Field(0.0, ge=0, le=1)
+    low_res_undercount: float = Field(0.0, ge=0, le=1)
+    low_res_side: int = Field(768, ge=1)
+    crowd_scale: float = Field(50.0, gt=0)
+    #: Largest dHash Hamming distance (of 256 bits) at which an incoming image still matches a dataset image.
+    max_hash_distance: int = Field(40, ge=0, le=256)
+
+
+class Batch(_Strict):
+    #: Simulated seconds from submission to completion (scaled by time_scale).
+    turnaround_s: float = Field(60.0, ge=0)
+
+
+class ModelProfile(_Strict):
+    """Everything the emulator needs to imitate one model."""
+
+    latency: Latency = Field(default_factory=Latency)
+    #: Requests served at once; more wait in a FIFO queue.
+    capacity: int = Field(8, ge=1)
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    faults: Faults = Field(default_factory=Faults)
+    answers: Answers = Field(default_factory=Answers)
+    batch: Batch = Field(default_factory=Batch)
+    #: Reported as modelVersion / model; defaults to the requested name.
+    model_version: str | None = None
+
+
+class EmulatorProfiles(_Strict):
+    """A whole profiles file."""
+
+    seed: int = 0
+    time_scale: float = Field(1.0, ge=0)
+    models: dict[str, ModelProfile] = Field(default_factory=dict)
+
+    def resolve(self, model: str) -> tuple[str, ModelProfile] | None:
+        """The profile key and profile serving ``model``, or ``None`` (unknown model)."""
+        names = [model]
+        if model.startswith("models/"):
+            names.append(model.removeprefix("models/"))
+        names += [_DATE_SUFFIX.sub("", n) for n in names if _DATE_SUFFIX.search(n)]
+        for name in names:
+            if name in self.models:
+                return name, self.models[name]
+        for key, profile in self.models.items():
+            if key != "*" and any(ch in key for ch in "*?[") and any(fnmatch.fnmatchcase(n, key) for n in names):
+                return key, profile
+        if "*" in self.models:
+            return "*", self.models["*"]
+        return None
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def profiles_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> EmulatorProfiles:
+    """Validate a profiles mapping (``defaults`` is merged under every model first)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: a profiles file must be a mapping, not {type(data).__name__}")
+    data = dict(data)
+    defaults = data.pop("defaults", None) or {}
+    if not isinstance(defaults, dict):
+        raise ValueError(f"{source}: 'defaults' must be a mapping")
+    models = data.get("models") or {}
+    if not isinstance(models, dict):
+        raise ValueError(f"{source}: 'models' must be a mapping of model name -> profile")
+    data["models"] = {str(k): _deep_merge(defaults, v or {}) for k, v in models.items()}
+    try:
+        return EmulatorProfiles.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{source}: invalid emulator profiles:"]
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            lines.append(f"  {where}: {err['msg']}")
+        raise ValueError("\n".join(lines)) from None
+
+
+def load_profiles(path: str | Path | None = None) -> EmulatorProfiles:
+    """Read and validate a profiles YAML file (the packaged ``default.yaml`` when ``path`` is None)."""
+    path = Path(path) if path is not None else DEFAULT_PROFILES
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read emulator profiles {path}: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+    return profiles_from_dict(data or {}, source=str(path))

@@ -1,0 +1,96 @@
+"""Per-model runtime state: capacity semaphore, sliding rate-limit window, fault draws and counters."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from dataclasses import dataclass, field
+
+from visionbench.emulator.answers import stable_rng
+from visionbench.emulator.profile_schema import ModelProfile
+
+#: Mutually exclusive per-request faults, in the order probabilities are accumulated.
+FAULT_KINDS = ("http_500", "http_503", "http_529", "malformed_body", "drop_connection")
+
+
+@dataclass
+class ModelStats:
+    """Counters for one model name (as requested), for tests and the CLI."""
+
+    requests: int = 0
+    succeeded: int = 0
+    rate_limited: int = 0
+    rejected: int = 0
+    faults: dict[str, int] = field(default_factory=lambda: {k: 0 for k in (*FAULT_KINDS, "slow")})
+    in_flight: int = 0
+    max_in_flight: int = 0
+    queued: int = 0
+    max_queued: int = 0
+    images: int = 0
+    unknown_images: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    batch_jobs: int = 0
+    batch_requests: int = 0
+
+
+class ModelState:
+    """Capacity semaphore, sliding rate-limit window, fault draws and stats of one model name."""
+
+    def __init__(self, name: str, profile_key: str, profile: ModelProfile, seed: int, time_scale: float) -> None:
+        self.name, self.profile_key, self.profile = name, profile_key, profile
+        self.seed, self.time_scale = seed, time_scale
+        self.stats = ModelStats()
+        self.capacity = asyncio.Semaphore(profile.capacity)
+        self._window: collections.deque[float] = collections.deque()
+        self._seen: collections.Counter[str] = collections.Counter()
+
+    # -- rate limit -------------------------------------------------------------------------------------------
+    @property
+    def window_s(self) -> float:
+        w = self.profile.rate_limit.window_s
+        return w * self.time_scale if self.time_scale > 0 else w
+
+    def _prune(self, now: float) -> None:
+        while self._window and self._window[0] <= now - self.window_s:
+            self._window.popleft()
+
+    def admit(self) -> float | None:
+        """Record an arrival; the seconds to wait when over the limit (the request is then not counted)."""
+        limit = self.profile.rate_limit.requests_per_minute
+        if limit is None:
+            return None
+        now = time.monotonic()
+        self._prune(now)
+        if len(self._window) >= limit:
+            return max(0.001, self._window[0] + self.window_s - now)
+        self._window.append(now)
+        return None
+
+    def rate_headers(self) -> tuple[int, int, float]:
+        """(limit, remaining, seconds until the window frees a slot) for rate-limit headers."""
+        limit = self.profile.rate_limit.requests_per_minute or 1_000_000
+        now = time.monotonic()
+        self._prune(now)
+        reset = (self._window[0] + self.window_s - now) if self._window else 0.0
+        return limit, max(0, limit - len(self._window)), max(0.0, reset)
+
+    # -- randomness ---------------------------------------------------------------------------------------------
+    def occurrence(self, key: str) -> int:
+        """How many times ``key`` was seen before (so repeated identical requests draw differently)."""
+        n = self._seen[key]
+        self._seen[key] += 1
+        return n
+
+    def draw_fault(self, digest: str) -> tuple[str | None, bool]:
+        """(exclusive fault kind or None, slow?) for one request, reproducible given the seed."""
+        faults = self.profile.faults
+        rng = stable_rng(self.seed, "fault", self.name, digest, self.occurrence("fault:" + digest))
+        u, acc, kind = rng.random(), 0.0, None
+        for name in FAULT_KINDS:
+            acc += getattr(faults, name)
+            if u < acc:
+                kind = name
+                break
+        return kind, rng.random() < faults.slow.probability

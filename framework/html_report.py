@@ -1,0 +1,190 @@
+"""One self-contained HTML page per run: banner, config, environment, per-cell figures, answers and charts.
+
+No external assets and no JavaScript: CSS is inline and the charts are embedded as base64 PNG data URIs, so the
+file can be mailed, archived or opened offline as is.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import tempfile
+from html import escape
+from pathlib import Path
+from typing import Any, Iterable
+
+from visionbench.charts import cost_per_1k, write_charts
+from visionbench.stats import agreement, cell_stats
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px 32px;color:#1d2733;font-size:14px}
+h1{font-size:22px;margin:0 0 8px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d5dbe3;padding-bottom:4px}
+.banner{padding:8px 12px;border-radius:6px;margin:6px 0;background:#eef3f9}
+.banner.sim{background:#fff3cd;border:1px solid #e0c266} .banner.bad{background:#fde2e1;border:1px solid #e5a3a0}
+.status-complete{color:#1e7b3b;font-weight:600} .status-other{color:#b3261e;font-weight:600}
+table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}
+th,td{border:1px solid #d5dbe3;padding:3px 8px;text-align:right;white-space:nowrap}
+th{background:#eef1f5;white-space:normal;vertical-align:bottom;max-width:90px} td.l,th.l{text-align:left} tr:nth-child(even) td{background:#f8f9fb}
+td.wrong{background:#fde2e1 !important;color:#9b1c1c;font-weight:600} td.err{background:#fbe3c9 !important;color:#8a4b08}
+dl{display:grid;grid-template-columns:max-content auto;gap:2px 14px;margin:4px 0} dt{color:#5b6775} dd{margin:0}
+.charts{display:flex;flex-wrap:wrap;gap:16px} .charts figure{margin:0;flex:0 1 calc(50% - 8px);min-width:480px}
+.charts img{width:100%;height:auto;border:1px solid #d5dbe3} .note{color:#5b6775;font-size:12px}
+"""
+
+
+def _f(value: Any, spec: str = ".3g", none: str = "-") -> str:
+    if value is None:
+        return none
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format(value, spec)
+    return str(value)
+
+
+def _s(value: float | None) -> str:
+    """Seconds to three significant digits; sub-millisecond values in ms, marked, so they stay readable."""
+    return f"{value * 1000:.2g} ms" if value is not None and 0 < value < 0.001 else _f(value)
+
+
+def _table(head: Iterable[str], rows: Iterable[Iterable[Any]], left: int = 1) -> str:
+    """Cells are plain values or (text, css class[, tooltip]) tuples, escaped here; the first ``left`` columns align left."""
+
+    def cell(tag: str, i: int, value: Any) -> str:
+        text, cls, tip = (*value, None)[:3] if isinstance(value, tuple) else (value, "", None)
+        cls = " ".join(c for c in (cls, "l" if i < left else "") if c)
+        attrs = (f' class="{cls}"' if cls else "") + (f' title="{escape(str(tip))}"' if tip else "")
+        return f"<{tag}{attrs}>{escape(str(text))}</{tag}>"
+
+    out = ["<table><tr>" + "".join(cell("th", i, h) for i, h in enumerate(head)) + "</tr>"]
+    out += ["<tr>" + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>" for row in rows]
+    return "\n".join(out) + "</table>"
+
+
+def _dl(pairs: Iterable[tuple[str, Any]]) -> str:
+    return "<dl>" + "".join(f"<dt>{escape(k)}</dt><dd>{escape(_f(v, 'g'))}</dd>" for k, v in pairs) + "</dl>"
+
+
+def _names(cell_ids: list[str]) -> dict[str, str]:
+    from visionbench.report import short_names
+
+    return short_names(cell_ids)
+
+
+def cells_rows(bundle: dict[str, Any]) -> list[list[Any]]:
+    """The per-cell table's rows (means over repeats), as shown in the report."""
+    stats = cell_stats(bundle)
+    names = _names([s.cell_id for s in stats])
+    rows = []
+    for s in stats:
+        m = s.summary
+        bad = sorted(set(s.statuses) - {"complete"})
+        errors = sum(e["summary"]["errors"] for e in bundle["cells"] if e["id"] == s.cell_id)
+        rows.append([
+            (names[s.cell_id] + (f" ({', '.join(bad)})" if bad else ""), "wrong" if bad else ""), s.repeats,
+            str(s.wall_s), _s(m.get("latency_p50_s")), _s(m.get("latency_p90_s")), _s(m.get("latency_p95_s")),
+            _s(m.get("latency_p99_s")), _s(m.get("queue_p50_s")), _s(m.get("service_p50_s")), _f(m.get("images_per_s")),
+            _f(m.get("input_tokens"), ",.0f"), _f(m.get("output_tokens"), ",.0f"), _f(m.get("thinking_tokens"), ",.0f"),
+            _f(s.cost_usd.mean, ".4f", "?"), _f(cost_per_1k(s), ",.3f", "?"), _f(m.get("mae"), ".2f"),
+            _f(m.get("exact_match"), ".0%"), (errors, "err" if errors else ""),
+        ])  # fmt: skip
+    return rows
+
+
+CELL_HEAD = ["cell", "repeats", "wall s (± 95% CI)", "p50 s", "p90 s", "p95 s", "p99 s", "queue p50 s",
+             "service p50 s", "img/s", "tok in", "tok out", "tok thinking", "cost $", "$ / 1k img", "MAE",
+             "exact", "errors, all repeats"]  # fmt: skip
+
+
+def _extras(bundle: dict[str, Any]) -> str:
+    names = _names(list(dict.fromkeys(e["id"] for e in bundle["cells"])))
+    filt, batch = [], []
+    for e in bundle["cells"]:
+        extra = e.get("extra") or {}
+        if f := extra.get("tier1_filter"):
+            filt.append([names[e["id"]], e["repeat"], _f(extra.get("tier2_items")), e["summary"]["items"],
+                         _f(f.get("escalate_at"), "g"), _f(f.get("precision"), ".0%"), _f(f.get("recall"), ".0%"),
+                         _f(f.get("true_positives")), _f(f.get("false_positives")), _f(f.get("false_negatives"))])  # fmt: skip
+        if b := extra.get("batch"):
+            batch.append([names[e["id"]], e["repeat"], _f(b.get("job_id")), _f(b.get("state")),
+                          "yes" if b.get("resumed") else "no", _f(b.get("turnaround_s"), ".3f")])  # fmt: skip
+    out = []
+    if filt:
+        out.append("<h2>Adaptive: tier-1 filter</h2>" + _table(
+            ["cell", "repeat", "sent to tier 2", "images", "escalate at >=", "precision", "recall", "TP", "FP", "FN"], filt))
+    if batch:
+        out.append("<h2>Provider batch: turnaround</h2>" + _table(
+            ["cell", "repeat", "job", "state", "resumed", "turnaround s"], batch))
+    return "\n".join(out)
+
+
+def _answers(bundle: dict[str, Any]) -> str:
+    firsts = {e["id"]: e for e in bundle["cells"] if e["repeat"] == 0}
+    names = _names(list(firsts))
+    agree = agreement(bundle)
+    rows = []
+    for item in bundle["items"]:
+        row: list[Any] = [item["id"], _f(item["label"])]
+        for entry in firsts.values():
+            a = entry["answers"].get(item["id"])
+            if a is None:
+                row.append("")
+            elif a["error"] is not None:
+                row.append(("error", "err", a["error"]))
+            else:
+                wrong = item["label"] is not None and a["value"] != item["label"]
+                row.append((_f(a["value"], "g"), "wrong" if wrong else ""))
+        ag = agree["items"][item["id"]]
+        row += [_f(ag["modal"], "g"), _f(ag["agreement"], ".0%")]
+        rows.append(row)
+    note = (f'<p class="note">First repeat of each cell. Red: differs from the label; orange: error (hover for the message). '
+            f'Mean agreement across cells: {escape(_f(agree["mean_agreement"], ".0%"))}.</p>')  # fmt: skip
+    return note + _table(["image", "label", *(names[c] for c in firsts), "most common", "agreement"], rows)
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<figure><img alt="{escape(alt)}" src="data:image/png;base64,{data}"></figure>'
+
+
+def write_html_report(bundle: dict[str, Any], path: Path, charts: dict[str, Path] | None = None) -> Path:
+    """Write the run's report as one HTML file; ``charts`` reuses PNGs from ``write_charts``, else they are drawn here."""
+    path = Path(path)
+    cfg, env = bundle["config"], bundle["environment"]
+    with tempfile.TemporaryDirectory() as tmp:
+        charts = charts or write_charts(bundle, Path(tmp))
+        figures = "".join(_img(charts[k], f"{k} chart") for k in ("time", "cost_accuracy", "latency") if k in charts)
+    ok = bundle["status"] == "complete"
+    banner = (f'<div class="banner{"" if ok else " bad"}">run <b>{escape(bundle["run_id"])}</b>, status '
+              f'<span class="status-{"complete" if ok else "other"}">{escape(bundle["status"])}</span>, '
+              f'started {escape(_f(bundle.get("started_at")))}, finished {escape(_f(bundle.get("finished_at")))}'
+              + (f'<br>error: {escape(bundle["error"])}' if bundle.get("error") else "") + "</div>")  # fmt: skip
+    if bundle.get("simulated"):
+        banner += ('<div class="banner sim"><b>SIMULATED</b>: answers came from an emulator or fake provider, '
+                   "not the real services; timings and costs are not real.</div>")  # fmt: skip
+    ds, task = cfg.get("dataset", {}), cfg.get("task", {})
+    config = _dl([
+        ("config", bundle.get("config_path")), ("description", cfg.get("description")),
+        ("dataset", ds.get("path")), ("labels", f"{ds.get('labels')} (field {ds.get('label_field')})"),
+        ("images", len(bundle["items"])), ("task", f"{task.get('id')} (answer: {task.get('answer')})"),
+        ("prompt", task.get("prompt")), ("system prompt", task.get("system")),
+        ("preprocessing", ", ".join(f"{k}={v}" for k, v in (cfg.get("preprocessing") or {}).items())),
+        ("repeats", cfg.get("repeats", 1)), ("retry", json.dumps(cfg.get("retry"))),
+        ("pricing", f"{bundle['pricing']['version']} (sha256 {bundle['pricing']['sha256'][:16]}...)"),
+    ])  # fmt: skip
+    environment = _dl([("python", env.get("python")), ("platform", env.get("platform")),
+                       ("packages", ", ".join(f"{k} {v or '(not installed)'}" for k, v in env.get("packages", {}).items())),
+                       ("providers", json.dumps(env.get("providers", {})))])  # fmt: skip
+    title = f"visionbench: {cfg['name']} ({bundle['run_id']})"
+    body = [
+        f"<h1>{escape(title)}</h1>", banner,
+        "<h2>Per cell (means over repeats)</h2>", _table(CELL_HEAD, cells_rows(bundle)),
+        '<p class="note">Latency per request actually sent; queue = waiting for a concurrency or rate slot, '
+        "service = the rest, less retry backoff. Cost \"?\" = unknown (unpriced model). Exact = share of labelled images.</p>",
+        _extras(bundle), "<h2>Charts</h2>", f'<div class="charts">{figures}</div>',
+        "<h2>Answers per image</h2>", _answers(bundle),
+        "<h2>Configuration</h2>", config, "<h2>Environment</h2>", environment,
+    ]  # fmt: skip
+    html = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html, encoding="utf-8")
+    return path

@@ -1,0 +1,195 @@
+"""Charts (PNG), the Pareto front, and the self-contained HTML report, including a render in headless Chromium."""
+
+import asyncio
+import base64
+import copy
+import io
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageStat
+
+import fakeplugin
+from conftest import write_config
+from visionbench import bundle as bundle_mod
+from visionbench.charts import cost_accuracy_chart, latency_chart, pareto_front, time_chart, write_charts
+from visionbench.config import load_experiment
+from visionbench.html_report import write_html_report
+from visionbench.plugins import collect, make_manager
+from visionbench.runner import prepare, run
+from visionbench.stats import cell_stats
+
+STRATEGIES = ["sequential", {"name": "concurrent", "max_concurrency": 3}, {"name": "single-prompt", "chunk_size": 4},
+              {"name": "adaptive", "escalate_at": 3, "tier1": {"max_side": 16}},
+              {"name": "provider-batch", "poll_initial_s": 0.01, "poll_max_s": 0.02}]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> dict:
+    """A real run of five strategies x 2 repeats with the scripted provider: one wrong answer, one failing image, prices."""
+    tmp = tmp_path_factory.mktemp("run")
+    folder = tmp / "images"
+    folder.mkdir()
+    for i in range(6):
+        Image.new("RGB", (64 + i, 48), (40 * i, 100, 200)).save(folder / f"img{i}.png")
+    (folder / "labels.json").write_text(json.dumps({f"img{i}.png": {"person_count": i} for i in range(6)}))
+    answers = {f"img{i}.png": i for i in range(6)} | {"img2.png": 3}
+    options = {"answers": answers, "failures": {"img5.png": ["bad_request"]}, "delay_s": 0.003}
+    path = write_config(tmp, folder, STRATEGIES, options=options, repeats=2,
+                        pricing=[{"match": "m1", "input": 1.0, "output": 5.0}])  # fmt: skip
+    registry = collect(make_manager([fakeplugin]))
+    data = bundle_mod.load(asyncio.run(run(prepare(load_experiment(path, registry), registry), results_dir=tmp / "results")))
+    bundle_mod.validate(data)
+    assert data["status"] == "complete" and len(data["cells"]) == 10
+    return data
+
+
+def check_png(path: Path, min_w: int = 600, min_h: int = 250) -> Image.Image:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    im = Image.open(path)
+    assert im.format == "PNG" and im.width >= min_w and im.height >= min_h
+    assert max(ImageStat.Stat(im.convert("L")).var) > 100  # not a blank canvas
+    return im
+
+
+# --- Pareto front -------------------------------------------------------------------------------------------------
+
+
+def test_pareto_front_excludes_dominated_points_and_orders_by_cost():
+    points = [("a", 1.0, 0.5), ("b", 2.0, 0.9), ("c", 3.0, 0.8), ("d", 0.5, 0.4), ("e", 2.5, 0.9)]
+    # c: b is cheaper and more accurate; e: b is cheaper and as accurate
+    assert pareto_front(points) == ["d", "a", "b"]
+
+
+def test_pareto_front_ties_and_equal_axes():
+    assert pareto_front([("a", 1.0, 0.8), ("b", 1.0, 0.8)]) == ["a", "b"]  # identical: neither dominates
+    assert pareto_front([("a", 1.0, 0.8), ("b", 1.0, 0.9)]) == ["b"]  # same cost, more accurate wins
+    assert pareto_front([("a", 1.0, 0.8), ("b", 2.0, 0.8)]) == ["a"]  # same accuracy, cheaper wins
+    assert pareto_front([]) == []
+
+
+def test_pareto_front_unknown_and_zero_cost():
+    points = [("unpriced", None, 1.0), ("local", 0.0, 0.7), ("api", 1.0, 0.9), ("unlabelled", 0.5, None)]
+    assert pareto_front(points) == ["local", "api"]  # unknown cost or accuracy is never on the front
+    assert pareto_front([("unpriced", None, 1.0)]) == []
+    assert pareto_front([("local", 0.0, 0.9), ("api", 1.0, 0.9)]) == ["local"]
+
+
+# --- charts -------------------------------------------------------------------------------------------------------
+
+
+def test_write_charts_makes_three_readable_pngs(bundle, tmp_path):
+    charts = write_charts(bundle, tmp_path / "charts")
+    assert set(charts) == {"time", "cost_accuracy", "latency"}
+    assert charts["time"].name == "time_per_strategy.png"  # the name `visionbench run` has always written
+    for path in charts.values():
+        assert path.parent == tmp_path / "charts"
+        check_png(path)
+
+
+def test_charts_cope_with_unknown_zero_cost_and_no_requests(bundle, tmp_path):
+    crafted = copy.deepcopy(bundle)
+    for entry in crafted["cells"]:
+        if entry["strategy"] == "sequential":  # an unpriced model
+            entry["summary"]["cost_usd"] = entry["summary"]["cost_per_1k_images_usd"] = None
+        if entry["strategy"] == "concurrent":  # a local model
+            entry["summary"]["cost_usd"] = entry["summary"]["cost_per_1k_images_usd"] = 0.0
+        if entry["strategy"] == "adaptive":  # no labels
+            entry["summary"]["exact_match"] = entry["summary"]["mae"] = None
+    bundle_mod.validate(crafted)
+    check_png(cost_accuracy_chart(crafted, tmp_path / "ca.png"))
+    crafted["records"] = []  # nothing was ever sent
+    check_png(latency_chart(crafted, tmp_path / "lat.png"), min_h=150)
+    one = copy.deepcopy(bundle)
+    one["cells"] = [c for c in one["cells"] if c["repeat"] == 0][:1]
+    check_png(time_chart(one, tmp_path / "time.png"), min_h=150)
+
+
+# --- HTML report --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def html_path(bundle, tmp_path_factory) -> Path:
+    return write_html_report(bundle, tmp_path_factory.mktemp("html") / "report.html")
+
+
+def test_html_is_self_contained(html_path):
+    html = html_path.read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and "<script" not in html.lower() and "<link" not in html.lower()
+    refs = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']*)', html, flags=re.I)
+    assert len(refs) == 3 and all(ref.startswith("data:image/png;base64,") for ref in refs)
+    assert not re.search(r"url\(", html)  # no CSS-loaded assets either
+    for ref in refs:
+        with Image.open(io.BytesIO(base64.b64decode(ref.split(",", 1)[1]))) as im:
+            assert im.format == "PNG" and im.width >= 600
+
+
+def test_html_shows_the_bundle_figures(bundle, html_path):
+    html = html_path.read_text(encoding="utf-8")
+    for text in (bundle["run_id"], "complete", "SIMULATED", "How many people?", "max_side=64", "3.11", "pydantic",
+                 "Adaptive: tier-1 filter", "75%", "batch-1", "Provider batch: turnaround", "Answers per image"):
+        assert text in html, text
+    for s in cell_stats(bundle):
+        row = re.search(rf"<tr><td class=\"[^\"]*\">{re.escape(s.label)}</td>(.*?)</tr>", html).group(1)
+        assert f"<td>{s.wall_s}</td>" in row  # mean ± 95% CI over the 2 repeats
+        assert f"<td>{s.cost_usd.mean:.4f}</td>" in row
+        assert f"<td>{s.summary['exact_match']:.0%}</td>" in row
+        assert f"<td>{s.summary['latency_p50_s']:.3g}</td>" in row
+        assert f"<td>{s.summary['input_tokens']:,.0f}</td>" in row
+    # the wrong answer (img2: 3 for 2) is highlighted in every cell; the failed image shows as an error
+    img2 = re.search(r"<tr><td class=\"l\">img2.png</td>(.*?)</tr>", html).group(1)
+    assert img2.count('<td class="wrong">3</td>') == 5
+    img5 = re.search(r"<tr><td class=\"l\">img5.png</td>(.*?)</tr>", html).group(1)
+    assert 'class="err" title="bad_request' in img5
+
+
+def test_html_escapes_text(bundle, tmp_path):
+    crafted = copy.deepcopy(bundle)
+    crafted["config"]["name"] = "<script>alert(1)</script>"
+    crafted["config"]["task"]["prompt"] = 'Count <b>people</b> & "faces"'
+    html = write_html_report(crafted, tmp_path / "r.html").read_text()
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "Count &lt;b&gt;people&lt;/b&gt; &amp; &quot;faces&quot;" in html
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no chromium/chromium-browser on PATH: cannot render the HTML report")
+def test_html_renders_in_headless_chromium(html_path, tmp_path):
+    shot = tmp_path / "report.png"
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,2400", f"--screenshot={shot}",
+           html_path.as_uri()]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert shot.exists(), f"chromium exited {done.returncode}: {done.stderr[-2000:]}"
+    with Image.open(shot) as im:
+        assert im.format == "PNG" and im.size == (1400, 2400)
+        rgb = im.convert("RGB")
+    grey = rgb.convert("L")
+    assert ImageStat.Stat(grey).var[0] > 200  # not blank
+
+    def dark_share(box):  # share of non-white pixels in a region
+        hist = grey.crop(box).histogram()
+        return 1 - sum(hist[240:]) / sum(hist)
+
+    assert dark_share((0, 0, 1400, 120)) > 0.01  # title and run banner
+    assert dark_share((0, 120, 1400, 450)) > 0.03  # the per-cell table
+    # the charts were decoded and drawn: the bars' blue (#4C72B0) appears below the tables
+    lower = np.asarray(rgb.crop((0, 450, 1400, 2400)), dtype=int)
+    blue = (np.abs(lower - np.array([76, 114, 176])) < 12).all(axis=2).sum()
+    assert blue > 2000
+
+
+def test_report_of_a_failed_run_with_no_cells(bundle, tmp_path):
+    failed = copy.deepcopy(bundle) | {"cells": [], "records": [], "status": "failed", "error": "boom <here>"}
+    bundle_mod.validate(failed)
+    html = write_html_report(failed, tmp_path / "r.html").read_text()
+    assert "failed" in html and "boom &lt;here&gt;" in html and html.count("data:image/png;base64,") == 3

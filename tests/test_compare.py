@@ -1,0 +1,160 @@
+"""Comparing runs: cells lined up by id, missing cells, changes against the baseline, and dataset/pricing flags."""
+
+import asyncio
+import copy
+import json
+import re
+import shutil
+from statistics import mean
+
+import pytest
+from PIL import Image
+from rich.console import Console
+
+import fakeplugin
+from conftest import write_config
+from visionbench import bundle as bundle_mod
+from visionbench.compare import METRICS, compare, comparison_html, print_comparison
+from visionbench.config import load_experiment
+from visionbench.plugins import collect, make_manager
+from visionbench.runner import prepare, run
+
+PREFIX = "scripted/m1/"
+
+
+def _run(tmp, folder, strategies, **kwargs) -> dict:
+    registry = collect(make_manager([fakeplugin]))
+    path = write_config(tmp, folder, strategies, **kwargs)
+    data = bundle_mod.load(asyncio.run(run(prepare(load_experiment(path, registry), registry), results_dir=tmp / "results")))
+    bundle_mod.validate(data)
+    return data
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Run A: 6 images, sequential + concurrent, 2 repeats, all right.
+    Run B: img0-img4 (same files) + a new img6, img4 relabelled, sequential + single-prompt, a price override, one wrong answer."""
+    tmp_a, tmp_b = tmp_path_factory.mktemp("a"), tmp_path_factory.mktemp("b")
+    folder_a, folder_b = tmp_a / "images", tmp_b / "images"
+    folder_a.mkdir()
+    for i in range(6):
+        Image.new("RGB", (64 + i, 48), (40 * i, 100, 200)).save(folder_a / f"img{i}.png")
+    (folder_a / "labels.json").write_text(json.dumps({f"img{i}.png": {"person_count": i} for i in range(6)}))
+    folder_b.mkdir()
+    for i in range(5):
+        shutil.copy(folder_a / f"img{i}.png", folder_b / f"img{i}.png")
+    Image.new("RGB", (70, 50), (9, 9, 9)).save(folder_b / "img6.png")
+    labels_b = {f"img{i}.png": {"person_count": i} for i in range(5)} | {"img4.png": {"person_count": 7}, "img6.png": {"person_count": 6}}
+    (folder_b / "labels.json").write_text(json.dumps(labels_b))
+    answers = {f"img{i}.png": i for i in range(7)}
+    a = _run(tmp_a, folder_a, ["sequential", {"name": "concurrent", "max_concurrency": 3}], options={"answers": answers}, repeats=2)
+    b = _run(tmp_b, folder_b, ["sequential", {"name": "single-prompt", "chunk_size": 4}], options={"answers": answers},
+             pricing=[{"match": "m1", "input": 1.0, "output": 5.0}])  # fmt: skip
+    return a, b
+
+
+def _mean(bundle, cell_id, key):
+    values = [e["summary"][key] for e in bundle["cells"] if e["id"] == cell_id and e["summary"][key] is not None]
+    return mean(values) if values else None
+
+
+def test_cells_line_up_by_id_with_values_per_run(runs):
+    a, b = runs
+    c = compare([a, b])
+    assert [r.run_id for r in c.runs] == [a["run_id"], b["run_id"]] and c.runs[0].repeats == 2 and c.runs[1].repeats == 1
+    assert c.keys == [PREFIX + "sequential", PREFIX + "concurrent", PREFIX + "single-prompt"]
+    assert len(c.rows) == 3 * len(METRICS)
+    seq = PREFIX + "sequential"
+    for metric in ("wall_s", "latency_p50_s", "latency_p95_s", "images_per_s", "mae", "exact_match"):
+        row = c.row(seq, metric)
+        assert row.values == pytest.approx([_mean(a, seq, metric), _mean(b, seq, metric)])
+    assert c.row(seq, "exact_match").values == pytest.approx([1.0, 5 / 6])  # img4 relabelled 7 in B, answered 4
+    assert c.row(seq, "cost_usd").values == pytest.approx([0.006, 0.006])  # the scripted provider's own price
+    assert c.row(seq, "cost_per_1k_images_usd").values == pytest.approx([1.0, 1.0])
+    assert c.row(seq, "errors").values == [0, 0]
+
+
+def test_missing_cells_are_marked_and_have_no_change(runs):
+    a, b = runs
+    c = compare([a, b])
+    conc, single = PREFIX + "concurrent", PREFIX + "single-prompt"
+    assert c.presence[conc] == [True, False] and c.presence[single] == [False, True]
+    assert c.missing(conc) == [b["run_id"]] and c.missing(single) == [a["run_id"]]
+    row = c.row(conc, "wall_s")
+    assert row.values[0] is not None and row.values[1] is None and row.deltas == [None, None] and row.ratios == [None, None]
+    assert c.row(single, "wall_s").deltas == [None, None]
+    assert any(conc in f and b["run_id"] in f for f in c.flags)
+
+
+def test_deltas_and_ratios_against_the_baseline(runs):
+    a, _ = runs
+    faster = copy.deepcopy(a)
+    faster["run_id"] = "faster"
+    for entry in faster["cells"]:
+        s = entry["summary"]
+        s["wall_s"] /= 2
+        s["images_per_s"] *= 2
+        s["exact_match"] = 0.5
+        s["cost_usd"], s["cost_per_1k_images_usd"] = 0.0, 0.0
+    bundle_mod.validate(faster)
+    c = compare([a, faster, a])
+    seq = PREFIX + "sequential"
+    wall = c.row(seq, "wall_s")
+    assert wall.deltas[0] is None and wall.deltas[1] == pytest.approx(-wall.values[0] / 2)
+    assert wall.ratios[1:] == pytest.approx([0.5, 1.0]) and wall.deltas[2] == 0
+    assert c.row(seq, "images_per_s").ratios[1] == pytest.approx(2.0)
+    assert c.row(seq, "exact_match").deltas[1] == pytest.approx(-0.5)
+    cost = c.row(seq, "cost_usd")
+    assert cost.deltas[1] == pytest.approx(-0.006) and cost.ratios[1] == pytest.approx(0.0)
+    zero_base = compare([faster, a]).row(seq, "cost_usd")
+    assert zero_base.deltas[1] == pytest.approx(0.006) and zero_base.ratios[1] is None  # no ratio against 0
+    assert c.flags == []  # same images, prices, task: nothing to warn about
+
+
+def test_dataset_pricing_and_simulated_differences_are_flagged(runs):
+    a, b = runs
+    c = compare([a, b])
+    [overlap] = c.items
+    assert (overlap.run, overlap.shared, overlap.only_in_baseline, overlap.only_in_run, overlap.label_changes) == (1, 5, 1, 1, 1)
+    text = "\n".join(c.flags)
+    assert "images differ" in text and "5 with the baseline, 1 only in the baseline, 1 only in" in text
+    assert "labels differ on 1 shared images" in text
+    assert "price tables differ" in text and b["pricing"]["version"] in text
+    assert "simulated" not in text  # both simulated: no mix
+    real = copy.deepcopy(a)
+    real["simulated"], real["run_id"] = False, "real-run"
+    real["status"] = "interrupted"
+    bundle_mod.validate(real)
+    flags = "\n".join(compare([a, real]).flags)
+    assert "mix of simulated and real runs" in flags and "real-run is interrupted" in flags
+    assert "images differ" not in flags and "price" not in flags
+
+
+def test_match_by_strategy_label_across_models(runs):
+    a, _ = runs
+    other = copy.deepcopy(a)
+    other["run_id"] = "m2-run"
+    for entry in other["cells"]:
+        entry["model"], entry["id"] = "m2", entry["id"].replace("/m1/", "/m2/")
+    assert all(not all(p) for p in compare([a, other]).presence.values())  # by id: nothing in common
+    c = compare([a, other], by="label")
+    assert c.keys == ["sequential", "concurrent"] and all(all(p) for p in c.presence.values())
+    assert c.row("sequential", "wall_s").ratios[1] == pytest.approx(1.0)
+    twin = copy.deepcopy(a)
+    twin["cells"] += [dict(e, id=e["id"].replace("/m1/", "/m2/")) for e in a["cells"]]
+    with pytest.raises(ValueError, match="several cells"):
+        compare([a, twin], by="label")
+
+
+def test_print_and_html(runs):
+    a, b = runs
+    c = compare([a, b])
+    console = Console(record=True, width=220)
+    print_comparison(c, console)
+    out = console.export_text()
+    for text in (a["run_id"], b["run_id"], "baseline", "warning: images differ", "missing", "p95 latency s", "="):
+        assert text in out, text
+    assert re.search(r"exact match\s.*100%.*83%.*-17 pt", out)
+    html = comparison_html(c)
+    assert "<script" not in html and not re.search(r"(src|href)=", html)
+    assert "missing" in html and "images differ" in html and a["run_id"] in html
