@@ -31,6 +31,8 @@ class DatasetSpec(_Strict):
     labels: str | None = None
     #: When labels are objects, the field holding the expected answer.
     label_field: str | None = None
+    #: Only these images (ids as in the labels file); unknown names are an error.
+    include: list[str] | None = None
     #: Only the first N items (after sorting by id), for quick runs.
     limit: int | None = Field(default=None, gt=0)
 

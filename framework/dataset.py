@@ -52,27 +52,36 @@ def _labels(path: Path, field: str | None) -> dict[str, Any]:
     return labels
 
 
-def load_dataset(root: Path, labels_file: str | None, label_field: str | None, limit: int | None = None) -> list[ImageItem]:
+def load_dataset(
+    root: Path, labels_file: str | None, label_field: str | None, limit: int | None = None,
+    include: list[str] | None = None,
+) -> list[ImageItem]:
     """Items sorted by id, each with the sha256 of its content. Labels naming missing images are an error."""
     base, paths = _image_paths(root)
-    labels = _labels(base / labels_file, label_field) if labels_file else {}
-    items: list[ImageItem] = []
-    for path in paths:
-        item_id = path.relative_to(base).as_posix() if path.is_relative_to(base) else path.name
+    by_id = {(p.relative_to(base).as_posix() if p.is_relative_to(base) else p.name): p for p in paths}
+    for item_id, path in by_id.items():
         if not path.is_file():
             raise ConfigError(f"{root}: listed image {item_id!r} does not exist")
-        try:
-            digest = sha256_file(path)
-        except OSError:
-            # Unreadable now: the item gets a per-item error when it is prepared, and the run goes on.
-            digest = f"unreadable:{item_id}"
-        items.append(ImageItem(id=item_id, path=path, sha256=digest, label=labels.get(item_id)))
-    known = {item.id for item in items}
-    missing = sorted(set(labels) - known)
+    labels = _labels(base / labels_file, label_field) if labels_file else {}
+    missing = sorted(set(labels) - set(by_id))
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise ConfigError(f"{base / labels_file}: labels name images that are not in the dataset: {shown}")
-    if not items:
+    chosen = sorted(by_id)
+    if include is not None:
+        unknown = sorted(set(include) - set(by_id))
+        if unknown:
+            raise ConfigError(f"{root}: dataset.include names images that are not there: {', '.join(unknown)}")
+        chosen = [i for i in chosen if i in set(include)]
+    chosen = chosen[:limit] if limit else chosen
+    if not chosen:
         raise ConfigError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    items.sort(key=lambda item: item.id)
-    return items[:limit] if limit else items
+    items: list[ImageItem] = []
+    for item_id in chosen:
+        try:
+            digest = sha256_file(by_id[item_id])
+        except OSError:
+            # Unreadable now: the item gets a per-item error when it is prepared, and the run goes on.
+            digest = f"unreadable:{item_id}"
+        items.append(ImageItem(id=item_id, path=by_id[item_id], sha256=digest, label=labels.get(item_id)))
+    return items

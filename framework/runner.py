@@ -69,7 +69,8 @@ def prepare(experiment: Experiment, registry: Registry) -> Plan:
     """Load the dataset, build providers and strategies, and check every cell can run. Raises ConfigError."""
     spec = experiment.spec
     src = experiment.source
-    items = load_dataset(experiment.dataset_path, spec.dataset.labels, spec.dataset.label_field, spec.dataset.limit)
+    ds = spec.dataset
+    items = load_dataset(experiment.dataset_path, ds.labels, ds.label_field, ds.limit, ds.include)
     strategies = {cell.id: build_strategy(registry, cell, src) for cell in experiment.cells}
 
     needed: list[tuple[str, str, str]] = []  # (provider, model, where)
