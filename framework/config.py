@@ -71,6 +71,19 @@ class MatrixEntry(_Strict):
         return [value] if isinstance(value, str) else value
 
 
+class EmulatorSpec(_Strict):
+    """Run against the local emulator instead of the real services: started in-process, on loopback."""
+
+    #: Folder of labelled images the emulated models answer from; default: the experiment's dataset.
+    dataset: str | None = None
+    labels: str | None = None
+    label_field: str | None = None
+    #: Per-model profiles YAML (latency, capacity, rate limits, faults, answer error model); default: packaged.
+    profiles: str | None = None
+    #: Multiply every simulated delay (0 = instant).
+    time_scale: float | None = Field(default=None, ge=0)
+
+
 class ExperimentSpec(_Strict):
     name: str
     description: str | None = None
@@ -83,6 +96,8 @@ class ExperimentSpec(_Strict):
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     matrix: list[MatrixEntry] = Field(min_length=1)
     cache_dir: str | None = None
+    #: Route every provider that takes a base_url to a local emulator of the provider APIs.
+    emulator: EmulatorSpec | None = None
     #: Price rows that replace or extend the built-in table (see visionbench/pricing/prices.yaml).
     pricing: list[dict[str, Any]] = Field(default_factory=list)
 

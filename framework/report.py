@@ -25,12 +25,18 @@ def _cell_runs(bundle: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 def short_names(cell_ids: list[str]) -> dict[str, str]:
-    """Cell ids without the provider/model parts that every cell shares, for narrow tables."""
+    """Cell ids without the parts every cell shares, for narrow tables: provider and model go when all cells
+    share them; the model goes when each provider runs only one."""
     parts = [cell_id.split("/", 2) for cell_id in cell_ids]
-    drop = 0
-    while drop < 2 and len({tuple(p[: drop + 1]) for p in parts}) == 1:
-        drop += 1
-    return {cell_id: "/".join(p[drop:]) for cell_id, p in zip(cell_ids, parts)}
+    if len({p[0] for p in parts}) == 1:
+        drop_model = len({p[1] for p in parts}) == 1
+        return {c: "/".join(p[2:] if drop_model else p[1:]) for c, p in zip(cell_ids, parts)}
+    models = {}
+    for p in parts:
+        models.setdefault(p[0], set()).add(p[1])
+    if all(len(m) == 1 for m in models.values()):
+        return {c: f"{p[0]}/{p[2]}" for c, p in zip(cell_ids, parts)}
+    return {c: c for c in cell_ids}
 
 
 def _mean_of(entries: list[dict[str, Any]], key: str) -> float | None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import platform
 import secrets
 import sys
 import time
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -168,7 +170,10 @@ async def run(
     preprocessor = Preprocessor(cache_dir)
     jobs = JobStore(results_dir / "batch_jobs.json")
     budget = Budget(max_cost_usd)
+    stack = AsyncExitStack()
     try:
+        if experiment.spec.emulator is not None:
+            await stack.enter_async_context(emulated(plan))
         for provider in plan.providers.values():
             await provider.start()
         for repeat in range(experiment.spec.repeats):
@@ -188,7 +193,33 @@ async def run(
         preprocessor.close()
         for provider in plan.providers.values():
             await provider.aclose()
+        await stack.aclose()
     return writer.path
+
+
+EMULATOR_KEY_ENV = "VISIONBENCH_EMULATOR_KEY"
+
+
+@asynccontextmanager
+async def emulated(plan: Plan):
+    """Start the local emulator and point every provider that takes a ``base_url`` at it."""
+    from visionbench.emulator import Emulator
+
+    spec = plan.experiment.spec
+    emu_spec = spec.emulator
+    base = plan.experiment.source.parent
+    dataset = (base / emu_spec.dataset).resolve() if emu_spec.dataset else plan.experiment.dataset_path
+    profiles = (base / emu_spec.profiles).resolve() if emu_spec.profiles else None
+    async with Emulator(
+        profiles, dataset=dataset, labels=emu_spec.labels or spec.dataset.labels,
+        label_field=emu_spec.label_field or spec.dataset.label_field, time_scale=emu_spec.time_scale,
+    ) as emu:  # fmt: skip
+        os.environ.setdefault(EMULATOR_KEY_ENV, "emulator-key")  # the emulator wants a key; any will do
+        for provider in plan.providers.values():
+            fields = type(provider.options).model_fields
+            if "base_url" in fields and "api_key_env" in fields:
+                provider.options = provider.options.model_copy(update={"base_url": emu.base_url, "api_key_env": EMULATOR_KEY_ENV})
+        yield emu
 
 
 def _header(plan: Plan, run_id: str) -> dict[str, Any]:
