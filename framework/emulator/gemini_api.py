@@ -9,7 +9,8 @@ from aiohttp import web
 
 from visionbench.emulator.batches import BatchJob, BatchStore, rfc3339
 from visionbench.emulator.engine import CountRequest, Engine, ImagePart, Outcome, Rejected, body_digest
-from visionbench.emulator.httputil import (NOTE_HEADER, drop_connection, json_response, malformed_response, pick,
+from visionbench.emulator.httputil import (NOTE_HEADER, SIMULATED_HEADER, drop_connection, json_response,
+                                           malformed_response, pick,
                                            read_json, retry_after_headers)
 from visionbench.emulator.matching import ImageError, decode_base64
 
@@ -224,6 +225,8 @@ class GeminiRoutes:
         entry: dict[str, Any] = {}
         if result.outcome is not None:
             entry["response"] = response_body(result.outcome)
+            # Batch items have no HTTP headers of their own; the SDK reads this object into sdk_http_response.
+            entry["response"]["sdkHttpResponse"] = {"headers": {SIMULATED_HEADER: "1"}}
         else:
             err = result.error
             entry["error"] = error_body(503 if err.status == 529 else err.status, err.message)["error"]

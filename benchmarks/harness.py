@@ -1,0 +1,80 @@
+"""Shared pieces of the benchmarks: a synthetic labelled dataset, an emulator in its own process, configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import yaml
+from PIL import Image
+
+EMULATOR_KEY_ENV = "VISIONBENCH_BENCH_KEY"
+
+
+def make_dataset(folder: Path, n: int, size: int = 96, seed: int = 0) -> Path:
+    """``n`` small distinct JPEGs (random blocks, so the emulator's perceptual hash tells them apart) + labels."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    labels = {}
+    for i in range(n):
+        blocks = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+        Image.fromarray(blocks).resize((size, size), Image.Resampling.NEAREST).save(folder / f"img{i:05d}.jpg", quality=90)
+        labels[f"img{i:05d}.jpg"] = int(rng.integers(0, 30))
+    (folder / "labels.json").write_text(json.dumps(labels))
+    return folder
+
+
+def write_profiles(path: Path, *, base_s: float, capacity: int = 10_000, time_scale: float = 1.0) -> Path:
+    """One fixed-latency, fault-free, exact-answer profile for every model."""
+    profile = {
+        "latency": {"base_s": base_s, "per_input_token_s": 0, "output_tokens_per_s": 1e9, "thinking_tokens": 0, "jitter": 0},
+        "capacity": capacity,
+        "rate_limit": {"requests_per_minute": None},
+        "faults": {"http_500": 0, "http_503": 0, "http_529": 0, "malformed_body": 0, "drop_connection": 0,
+                   "slow": {"probability": 0, "extra_s": 0}},
+        "answers": {"relative_sd": 0, "absolute_sd": 0, "multi_image_undercount": 0, "low_res_undercount": 0},
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump({"seed": 0, "time_scale": time_scale, "defaults": profile, "models": {"*": {}}}))
+    return path
+
+
+@contextmanager
+def emulator_process(dataset: Path, profiles: Path) -> Iterator[str]:
+    """``visionbench emulate`` in a process of its own (so it does not share the measured process's CPU)."""
+    cmd = [sys.executable, "-m", "visionbench.cli", "emulate", "--dataset", str(dataset), "--profiles", str(profiles),
+           "--port", "0"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in proc.stdout:
+            match = re.search(r"listening on (http://\S+)", line)
+            if match:
+                break
+        else:
+            raise RuntimeError("the emulator did not start")
+        os.environ.setdefault(EMULATOR_KEY_ENV, "bench-key")
+        yield match.group(1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def write_config(path: Path, dataset: Path, base_url: str, strategies: list, *, provider: str = "gemini",
+                 model: str = "gemini-2.5-flash", timeout_s: float = 120) -> Path:  # fmt: skip
+    config = {
+        "name": path.stem,
+        "dataset": {"path": str(dataset), "labels": "labels.json"},
+        "task": {"prompt": "How many people are in this image? Answer with a single integer.", "answer": "integer"},
+        "preprocessing": {"max_side": 96},
+        "retry": {"max_attempts": 1, "timeout_s": timeout_s},
+        "providers": {provider: {"base_url": base_url, "api_key_env": EMULATOR_KEY_ENV}},
+        "matrix": [{"provider": provider, "models": [model], "strategies": strategies}],
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path

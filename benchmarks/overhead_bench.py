@@ -1,0 +1,114 @@
+"""(a) Framework overhead and (b) concurrency efficiency, through the real google-genai SDK against the emulator.
+
+(a) requests/s of the concurrent strategy (preprocessing cache, retry layer, limiter, records, bundle writes)
+    vs a bare ``asyncio.gather`` of the same SDK calls at the same concurrency, against a zero-latency
+    emulator in another process. Goal: ratio >= 0.9.
+(b) with a fixed emulated latency L and concurrency C, the concurrent strategy's wall time vs the ideal
+    ceil(n / C) x L. Goal: ratio <= 1.05.
+
+    python benchmarks/overhead_bench.py [--n 600] [--concurrency 32] [--latency 0.25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import EMULATOR_KEY_ENV, emulator_process, make_dataset, write_config, write_profiles  # noqa: E402
+
+from visionbench import bundle as bundle_mod  # noqa: E402
+from visionbench.config import load_experiment  # noqa: E402
+from visionbench.plugins import default_registry  # noqa: E402
+from visionbench.preprocess import Preprocessing, Preprocessor  # noqa: E402
+from visionbench.runner import prepare, run  # noqa: E402
+
+PROMPT = "How many people are in this image? Answer with a single integer."
+
+
+async def framework_rate(config: Path, results: Path, cache: Path) -> tuple[float, float]:
+    """(requests/s, wall s) of the concurrent cell as the framework timed it."""
+    registry = default_registry()
+    plan = prepare(load_experiment(config, registry), registry)
+    data = bundle_mod.load(await run(plan, results_dir=results, cache_dir=cache))
+    summary = data["cells"][0]["summary"]
+    assert summary["errors"] == 0, summary
+    return summary["requests"] / summary["wall_s"], summary["wall_s"]
+
+
+async def bare_rate(base_url: str, dataset: Path, concurrency: int, cache: Path) -> float:
+    """The same SDK calls with nothing around them: one client, a semaphore, asyncio.gather."""
+    from google import genai
+    from google.genai import types
+
+    items = sorted(dataset.glob("*.jpg"))
+    with Preprocessor(cache) as pre:  # same bytes as the framework sends, prepared before the clock starts
+        from visionbench.dataset import load_dataset
+
+        images = [pre.prepare(item, Preprocessing(max_side=96)) for item in load_dataset(dataset, None, None)]
+    assert len(images) == len(items)
+    client = genai.Client(
+        api_key=os.environ[EMULATOR_KEY_ENV],
+        http_options=types.HttpOptions(base_url=base_url, retry_options=types.HttpRetryOptions(attempts=1)),
+    )
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(image) -> None:
+        async with semaphore:
+            parts = [types.Part.from_bytes(data=image.data, mime_type=image.mime_type), types.Part.from_text(text=PROMPT)]
+            response = await client.aio.models.generate_content(model="gemini-2.5-flash", contents=parts)
+            assert response.text
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(image) for image in images))
+    elapsed = time.perf_counter() - start
+    await client.aio.aclose()
+    return len(images) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=600)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--latency", type=float, default=0.25, help="emulated latency for (b), seconds")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        dataset = make_dataset(tmp / "data", args.n)
+        cache = tmp / "cache"
+        strategies = [{"name": "concurrent", "max_concurrency": args.concurrency}]
+
+        with emulator_process(dataset, write_profiles(tmp / "zero.yaml", base_s=0.0)) as url:
+            config = write_config(tmp / "overhead.yaml", dataset, url, strategies)
+            asyncio.run(framework_rate(config, tmp / "r", cache))  # warm-up: caches, imports, connections
+            ratios = []
+            for i in range(args.rounds):  # interleaved, so machine noise hits both alike
+                bare = asyncio.run(bare_rate(url, dataset, args.concurrency, cache))
+                framework, _ = asyncio.run(framework_rate(config, tmp / "r", cache))
+                ratios.append(framework / bare)
+                print(f"(a) round {i + 1}: bare gather {bare:7.1f} req/s, framework {framework:7.1f} req/s, "
+                      f"ratio {framework / bare:.2f}")
+            ratios.sort()
+            print(f"(a) framework overhead: median ratio {ratios[len(ratios) // 2]:.2f} (goal >= 0.9); "
+                  f"{args.n} requests, concurrency {args.concurrency}, zero-latency emulator")
+
+        with emulator_process(dataset, write_profiles(tmp / "fixed.yaml", base_s=args.latency)) as url:
+            n = min(args.n, 320)
+            config = write_config(tmp / "efficiency.yaml", dataset, url, strategies)
+            text = config.read_text().replace("labels: labels.json", f"labels: labels.json\n  limit: {n}")
+            config.write_text(text)
+            _, wall = asyncio.run(framework_rate(config, tmp / "r", cache))
+            ideal = math.ceil(n / args.concurrency) * args.latency
+            print(f"(b) concurrency efficiency: {n} requests, C={args.concurrency}, latency {args.latency} s: "
+                  f"wall {wall:.2f} s vs ideal {ideal:.2f} s, ratio {wall / ideal:.3f} (goal <= 1.05)")
+
+
+if __name__ == "__main__":
+    main()

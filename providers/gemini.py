@@ -1,0 +1,293 @@
+"""``gemini``: Google's Gemini API through the official google-genai SDK (async client).
+
+A request is one user turn: the images as inline-data parts, in order, then the prompt text; the task's
+system prompt goes in ``system_instruction``. Model params (``model_params`` in an experiment):
+``temperature``, ``top_p``, ``top_k``, ``seed``, ``max_output_tokens`` (default: the request's),
+``thinking_budget`` (int), ``thinking_level`` (minimal|low|medium|high), ``media_resolution`` (whole
+request: low|medium|high) and ``part_media_resolution`` (per image, Gemini 3: low|medium|high|ultra_high).
+A response schema is sent as ``responseMimeType: application/json`` + ``responseJsonSchema``.
+
+The SDK never retries (the framework does): ``HttpRetryOptions(attempts=1)`` is set on purpose. Without
+any retry_options, google-genai 3.3 on aiohttp silently retries a dropped connection once after sleeping
+1-10 s. Automatic function calling and automatic continuation are off: one call, one HTTP request.
+Usage is what ``usageMetadata`` reports; fields it leaves out stay ``None``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from visionbench.errors import BadRequest, Fatal, ProviderError, Transient
+from visionbench.hookspecs import hookimpl
+from visionbench.provider import Provider
+from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
+
+from ._sdk_common import (
+    DEFAULT_SDK_TIMEOUT_S, check_images, duration_s, error_for_status, is_simulated, is_transport_error, read_key,
+    redact, retry_after, sdk_version, unknown_params,
+)  # fmt: skip
+
+PARAMS = ("temperature", "top_p", "top_k", "seed", "max_output_tokens", "thinking_budget", "thinking_level",
+          "media_resolution", "part_media_resolution")  # fmt: skip
+DONE_STATES = ("SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED")
+#: Batch items fail with a google.rpc.Status, whose code is a gRPC code: its HTTP equivalent.
+GRPC_TO_HTTP = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 412, 10: 409, 11: 400,
+                12: 501, 13: 500, 14: 503, 15: 500, 16: 401}  # fmt: skip
+
+
+def _resolution(value: Any) -> str:
+    text = str(value).strip().upper()
+    return text if text.startswith("MEDIA_RESOLUTION_") else f"MEDIA_RESOLUTION_{text}"
+
+
+def _usage(meta: Any) -> Usage | None:
+    if meta is None:
+        return None
+    details = meta.prompt_tokens_details or ()
+    image = [d.token_count for d in details if str(getattr(d.modality, "value", d.modality)) == "IMAGE"]
+    return Usage(
+        input_tokens=meta.prompt_token_count,
+        output_tokens=meta.candidates_token_count,
+        thinking_tokens=meta.thoughts_token_count,
+        cached_tokens=meta.cached_content_token_count,
+        image_tokens=sum(n or 0 for n in image) if image else None,
+    )
+
+
+def _response(resp: Any) -> Response:
+    if not resp.candidates:
+        feedback = resp.prompt_feedback
+        if feedback is not None and feedback.block_reason is not None:
+            reason = getattr(feedback.block_reason, "value", feedback.block_reason)
+            raise BadRequest(f"gemini: prompt blocked ({reason}) {feedback.block_reason_message or ''}".strip())
+        raise Transient("gemini: malformed response: no candidates and no prompt feedback")
+    http = getattr(resp, "sdk_http_response", None)
+    return Response(
+        text=resp.text or "",  # the SDK leaves out parts with thought=true
+        usage=_usage(resp.usage_metadata),
+        model_version=resp.model_version,
+        request_id=resp.response_id,
+        cost_usd=None,
+        simulated=is_simulated(getattr(http, "headers", None)),
+    )
+
+
+def _retry_delay(details: Any) -> float | None:
+    """``retryDelay`` of a google.rpc.RetryInfo in an error body, in seconds."""
+    error = details.get("error", details) if isinstance(details, dict) else {}
+    for item in error.get("details") or () if isinstance(error, dict) else ():
+        if isinstance(item, dict) and "retryDelay" in item:
+            return duration_s(item["retryDelay"])
+    return None
+
+
+class Gemini(Provider):
+    """Gemini models on the Gemini API (or any endpoint speaking it, e.g. the local emulator)."""
+
+    name = "gemini"
+
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        #: Environment variable holding the API key (the key itself never goes in a config).
+        api_key_env: str = "GEMINI_API_KEY"
+        #: Another endpoint speaking the Gemini API, e.g. ``http://127.0.0.1:8080`` (the emulator).
+        base_url: str | None = None
+        #: ``v1`` (the SDK's default when unset) or ``v1beta``.
+        api_version: str | None = None
+        #: The API accepts up to 3,600 images per request, but inline data is capped at 20 MB per request.
+        max_images_per_request: int = Field(100, ge=1, le=3600)
+        #: The SDK's own timeout, a backstop: the framework times each attempt itself.
+        timeout_s: float = Field(DEFAULT_SDK_TIMEOUT_S, gt=0)
+
+    def __init__(self, options: BaseModel | None = None) -> None:
+        super().__init__(options)
+        self._client: Any = None
+        self._key: str | None = None
+        self._batch_sizes: dict[str, int] = {}
+
+    def capabilities(self, model: str) -> Capabilities:
+        return Capabilities(max_images_per_request=self.options.max_images_per_request, structured_output=True, batch=True)
+
+    async def start(self) -> None:
+        self._get_client(at_start=True)
+
+    def _get_client(self, *, at_start: bool = False) -> Any:
+        if self._client is None:
+            from google import genai
+            from google.genai import types
+
+            self._key = read_key(self.options.api_key_env, self.name, at_start=at_start)
+            http = types.HttpOptions(
+                base_url=self.options.base_url,
+                api_version=self.options.api_version,
+                timeout=int(self.options.timeout_s * 1000),  # milliseconds
+                retry_options=types.HttpRetryOptions(attempts=1),
+            )
+            self._client = genai.Client(api_key=self._key, vertexai=False, http_options=http)
+        return self._client
+
+    def _config(self, request: Request, *, batch: bool = False) -> tuple[Any, str | None]:
+        from google.genai import types
+
+        p = dict(request.params)
+        unknown_params(p, PARAMS, self.name)
+        kw: dict[str, Any] = {"max_output_tokens": p.get("max_output_tokens", request.max_output_tokens)}
+        kw.update({k: p[k] for k in ("temperature", "top_p", "top_k", "seed") if k in p})
+        thinking: dict[str, Any] = {}
+        if "thinking_budget" in p:
+            thinking["thinking_budget"] = p["thinking_budget"]
+        if "thinking_level" in p:
+            thinking["thinking_level"] = str(p["thinking_level"]).upper()
+        if "media_resolution" in p:
+            kw["media_resolution"] = _resolution(p["media_resolution"])
+        if request.task.system:
+            kw["system_instruction"] = request.task.system
+        if request.response_schema is not None:
+            kw["response_mime_type"] = "application/json"
+            kw["response_json_schema"] = request.response_schema
+        if not batch:
+            kw["automatic_function_calling"] = types.AutomaticFunctionCallingConfig(disable=True)
+            kw["automatic_continuation"] = False
+        part_res = _resolution(p["part_media_resolution"]) if "part_media_resolution" in p else None
+        # The SDK's enums accept unknown values (with a warning): check them here, for a clear error.
+        for value, enum in ((thinking.get("thinking_level"), types.ThinkingLevel),
+                            (kw.get("media_resolution"), types.MediaResolution),
+                            (part_res, types.PartMediaResolutionLevel)):  # fmt: skip
+            if value is not None and value not in {m.value for m in enum}:
+                raise BadRequest(f"provider {self.name!r}: invalid model parameter: {value!r} is not one of "
+                                 f"{', '.join(m.value for m in enum)}")  # fmt: skip
+        try:
+            if thinking:
+                kw["thinking_config"] = types.ThinkingConfig(**thinking)
+            return types.GenerateContentConfig(**kw), part_res
+        except pydantic.ValidationError as exc:
+            raise BadRequest(f"provider {self.name!r}: invalid model parameter: {exc}") from None
+
+    def _contents(self, request: Request, part_res: str | None) -> list[Any]:
+        from google.genai import types
+
+        check_images(request, self.options.max_images_per_request, self.name)
+        parts = [types.Part.from_bytes(data=i.data, mime_type=i.mime_type, media_resolution=part_res)
+                 for i in request.images]  # fmt: skip
+        parts.append(types.Part.from_text(text=request.prompt))
+        return [types.Content(role="user", parts=parts)]
+
+    async def generate(self, request: Request) -> Response:
+        client = self._get_client()
+        config, part_res = self._config(request)
+        contents = self._contents(request, part_res)
+        resp = await self._call(client.aio.models.generate_content(model=request.model, contents=contents, config=config))
+        try:
+            return _response(resp)
+        except ProviderError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a body the SDK accepted but that makes no sense
+            raise Transient(f"gemini: malformed response: {type(exc).__name__}: {exc}") from None
+
+    async def _call(self, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a neutral error
+            raise self._error(exc) from None
+
+    def _error(self, exc: Exception) -> ProviderError:
+        import aiohttp
+        from google.genai import errors
+
+        if isinstance(exc, errors.APIError):
+            code, status = exc.code, exc.status or ""
+            text = redact(f"gemini HTTP {code} {status}: {exc.message or exc.details}", self._key)
+            wait = retry_after(getattr(exc.response, "headers", None))
+            wait = wait if wait is not None else _retry_delay(exc.details)
+            if status == "RESOURCE_EXHAUSTED":
+                code = 429
+            if code == 400 and (status == "FAILED_PRECONDITION" or "API_KEY_INVALID" in str(exc.details)):
+                return Fatal(text, status=code)
+            return error_for_status(code, text, retry_after_s=wait)
+        text = redact(f"{type(exc).__name__}: {exc}", self._key)
+        if isinstance(exc, (json.JSONDecodeError, errors.UnknownApiResponseError, pydantic.ValidationError)):
+            return Transient(f"gemini: malformed response body ({text})")
+        if isinstance(exc, (aiohttp.ClientError, ConnectionError, TimeoutError)) or is_transport_error(exc):
+            return Transient(f"gemini: connection failed or timed out ({text})")
+        if isinstance(exc, ProviderError):
+            return exc
+        return Fatal(f"gemini: unexpected SDK error ({text})")
+
+    # Batch mode: inlined requests, matched back by metadata key.
+
+    async def submit_batch(self, model: str, requests: dict[str, Request]) -> str:
+        from google.genai import types
+
+        client = self._get_client()
+        src = []
+        for key, request in requests.items():
+            config, part_res = self._config(request, batch=True)
+            contents = self._contents(request, part_res)
+            src.append(types.InlinedRequest(contents=contents, config=config, metadata={"key": key}))
+        job = await self._call(client.aio.batches.create(model=model, src=src, config={"display_name": "visionbench"}))
+        if not job.name:
+            raise Transient("gemini: batch create returned no job name")
+        self._batch_sizes[job.name] = len(requests)
+        return job.name
+
+    async def _job(self, job_id: str) -> Any:
+        return await self._call(self._get_client().aio.batches.get(name=job_id))
+
+    async def poll_batch(self, job_id: str) -> BatchStatus:
+        job = await self._job(job_id)
+        state = str(getattr(job.state, "value", job.state) or "UNKNOWN").replace("JOB_STATE_", "BATCH_STATE_", 1)
+        inlined = (job.dest.inlined_responses if job.dest else None) or []
+        failed = sum(1 for r in inlined if r.error is not None)
+        return BatchStatus(
+            job_id=job_id,
+            state=state,
+            done=state.endswith(DONE_STATES),
+            succeeded=sum(1 for r in inlined if r.error is None and r.response is not None),
+            failed=failed,
+            total=self._batch_sizes.get(job_id, len(inlined)),
+        )
+
+    async def collect_batch(self, job_id: str) -> dict[str, Response | ProviderError]:
+        job = await self._job(job_id)
+        out: dict[str, Response | ProviderError] = {}
+        for item in (job.dest.inlined_responses if job.dest else None) or []:
+            key = (item.metadata or {}).get("key")
+            if key is None:
+                continue
+            if item.error is not None:
+                code = GRPC_TO_HTTP.get(item.error.code, item.error.code)  # type: ignore[arg-type]
+                out[key] = error_for_status(code, f"gemini batch item failed ({item.error.code}): {item.error.message}")
+            elif item.response is not None:
+                try:
+                    out[key] = _response(item.response)
+                except ProviderError as exc:
+                    out[key] = exc
+                except Exception as exc:  # noqa: BLE001
+                    out[key] = Transient(f"gemini: malformed batch response: {type(exc).__name__}: {exc}")
+        return out
+
+    async def cancel_batch(self, job_id: str) -> None:
+        await self._call(self._get_client().aio.batches.cancel(name=job_id))
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "sdk": sdk_version("google-genai"),
+            "base_url": self.options.base_url or "(SDK default)",
+            "api_version": self.options.api_version or "(SDK default)",
+        }
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aio.aclose()
+            client.close()  # the SDK also builds a sync HTTP client
+
+
+@hookimpl
+def register_providers(register):  # noqa: ANN001 - signature fixed by the hookspec
+    register(Gemini)
