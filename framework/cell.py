@@ -72,7 +72,9 @@ class CellContext:
     async def prepare(self, item: ImageItem, max_side: int | None = None) -> PreparedImage:
         """The item's image preprocessed (cached), at ``max_side`` if given, else the experiment's setting."""
         settings = self.preprocessing if max_side is None else replace(self.preprocessing, max_side=max_side)
-        return await asyncio.to_thread(self.preprocessor.prepare, item, settings)
+        # A warm hit is served on the loop; only a miss (decode, resize, encode) goes to a worker thread.
+        hit = self.preprocessor.lookup(item, settings)
+        return hit if hit is not None else await asyncio.to_thread(self.preprocessor.prepare, item, settings)
 
     async def ask(
         self,

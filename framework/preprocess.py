@@ -208,15 +208,23 @@ class Preprocessor:
         """The image content hash plus every parameter: an edited file or another size is another key."""
         return f"v1:{item.sha256}:{settings.key()}"
 
+    def lookup(self, item: ImageItem, settings: Preprocessing) -> PreparedImage | None:
+        """A cache hit, or None: cheap enough to call on the event loop, unlike a miss."""
+        if self._cache is None:
+            return None
+        value = self._cached(self.cache_key(item, settings), settings)
+        if value is None:
+            return None
+        with self._lock:
+            self.hits += 1
+        return PreparedImage(item.id, *value)
+
     def prepare(self, item: ImageItem, settings: Preprocessing) -> PreparedImage:
         """The item's image prepared with ``settings``; a warm hit reads no file and decodes nothing."""
         key = self.cache_key(item, settings)
-        if self._cache is not None:
-            value = self._cached(key, settings)
-            if value is not None:
-                with self._lock:
-                    self.hits += 1
-                return PreparedImage(item.id, *value)
+        hit = self.lookup(item, settings)
+        if hit is not None:
+            return hit
         with self._lock:
             self.misses += 1
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -40,6 +40,7 @@ def _normal(model: str) -> str:
 class PriceTable:
     version: str
     rows: tuple[ModelPrice, ...]
+    _found: dict[str, ModelPrice | None] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def sha256(self) -> str:
@@ -48,9 +49,11 @@ class PriceTable:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     def find(self, model: str) -> ModelPrice | None:
-        name = _normal(model)
-        hits = [r for r in self.rows if name.startswith(_normal(r.match))]
-        return max(hits, key=lambda r: len(r.match)) if hits else None
+        if model not in self._found:  # looked up once per model, not once per request
+            name = _normal(model)
+            hits = [r for r in self.rows if name.startswith(_normal(r.match))]
+            self._found[model] = max(hits, key=lambda r: len(r.match)) if hits else None
+        return self._found[model]
 
     def with_overrides(self, overrides: list[dict[str, Any]], where: str = "pricing") -> "PriceTable":
         """Rows from a config replace built-in rows with the same ``match`` or are added."""

@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Mapping
 
 from visionbench.errors import BadRequest, ConfigError, Fatal, ProviderError, RateLimited, Transient
+from visionbench.secrets import register_secret
 from visionbench.types import Request
 
 #: Response header an emulator sets on every reply; its presence marks the Response as simulated.
@@ -35,6 +36,7 @@ def read_key(env_var: str, provider: str, *, at_start: bool = False) -> str:
     if not key:
         message = f"provider {provider!r}: environment variable {env_var} is not set (it must hold the API key)"
         raise ConfigError(message) if at_start else Fatal(message)
+    register_secret(key)  # blanked out of every bundle, log line and error message from now on
     return key
 
 

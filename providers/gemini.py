@@ -109,6 +109,7 @@ class Gemini(Provider):
         self._client: Any = None
         self._key: str | None = None
         self._batch_sizes: dict[str, int] = {}
+        self._configs: dict[str, tuple[Any, str | None]] = {}
 
     def capabilities(self, model: str) -> Capabilities:
         return Capabilities(max_images_per_request=self.options.max_images_per_request, structured_output=True, batch=True)
@@ -177,9 +178,17 @@ class Gemini(Provider):
         parts.append(types.Part.from_text(text=request.prompt))
         return [types.Content(role="user", parts=parts)]
 
+    def _config_cached(self, request: Request) -> tuple[Any, str | None]:
+        """The config of a cell's requests is the same every time: build (and validate) it once."""
+        key = json.dumps([request.params, request.response_schema, request.task.system, request.max_output_tokens],
+                         sort_keys=True, default=str)  # fmt: skip
+        if key not in self._configs:
+            self._configs[key] = self._config(request)
+        return self._configs[key]
+
     async def generate(self, request: Request) -> Response:
         client = self._get_client()
-        config, part_res = self._config(request)
+        config, part_res = self._config_cached(request)
         contents = self._contents(request, part_res)
         resp = await self._call(client.aio.models.generate_content(model=request.model, contents=contents, config=config))
         try:
