@@ -76,16 +76,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 async def _estimate_and_close(plan, count_tokens: bool):
-    from visionbench.planning import estimate
+    from contextlib import AsyncExitStack
 
-    try:
-        if count_tokens:
+    from visionbench.planning import estimate
+    from visionbench.runner import emulated
+
+    async with AsyncExitStack() as stack:
+        try:
+            if count_tokens:
+                if plan.experiment.spec.emulator is not None:
+                    await stack.enter_async_context(emulated(plan))
+                for provider in plan.providers.values():
+                    await provider.start()
+            return await estimate(plan, count_tokens=count_tokens)
+        finally:
             for provider in plan.providers.values():
-                await provider.start()
-        return await estimate(plan, count_tokens=count_tokens)
-    finally:
-        for provider in plan.providers.values():
-            await provider.aclose()
+                await provider.aclose()
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from PIL import Image
 
@@ -10,15 +9,11 @@ from visionbench.cell import multi_image_prompt
 from visionbench.errors import ItemError
 from visionbench.preprocess import Preprocessing, Preprocessor
 from visionbench.runner import Plan
+from visionbench.tokens import text_tokens
 from visionbench.types import ImageItem, Request, Usage
 
 #: Reply tokens assumed per answer (a number, or a number in a JSON array) when planning.
 OUTPUT_TOKENS_PER_ANSWER = 6
-
-
-def text_tokens(text: str) -> int:
-    """About four characters a token: the usual rule of thumb for English prompts."""
-    return math.ceil(len(text) / 4)
 
 
 def _fit(width: int, height: int, max_side: int | None) -> tuple[int, int]:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from visionbench.errors import BadRequest, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
 from visionbench.provider import Provider
+from visionbench.tokens import anthropic_image_tokens
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
 
 from ._sdk_common import (
@@ -103,6 +104,18 @@ class AnthropicMessages(Provider):
 
     async def start(self) -> None:
         self._get_client(at_start=True)
+
+    def estimate_image_tokens(self, model: str, width: int, height: int) -> int | None:
+        return anthropic_image_tokens(width, height)
+
+    async def count_tokens(self, request: Request) -> int | None:
+        params = self._params(request)
+        kwargs = {k: params[k] for k in ("model", "messages", "system", "thinking") if k in params}
+        try:
+            result = await self._get_client().messages.count_tokens(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a neutral error
+            raise self._error(exc) from None
+        return result.input_tokens
 
     def _get_client(self, *, at_start: bool = False) -> Any:
         if self._client is None:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from visionbench.errors import BadRequest, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
 from visionbench.provider import Provider
+from visionbench.tokens import gemini_image_tokens
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
 
 from ._sdk_common import (
@@ -116,6 +117,14 @@ class Gemini(Provider):
 
     async def start(self) -> None:
         self._get_client(at_start=True)
+
+    def estimate_image_tokens(self, model: str, width: int, height: int) -> int | None:
+        return gemini_image_tokens(width, height, model=model)
+
+    async def count_tokens(self, request: Request) -> int | None:
+        contents = self._contents(request, None)
+        result = await self._call(self._get_client().aio.models.count_tokens(model=request.model, contents=contents))
+        return result.total_tokens
 
     def _get_client(self, *, at_start: bool = False) -> Any:
         if self._client is None:

@@ -21,7 +21,7 @@ from PIL import Image
 
 from visionbench.emulator import SIMULATED_HEADER, Emulator, load_profiles, serve_forever
 from visionbench.emulator import engine as engine_mod
-from visionbench.emulator import tokens
+from visionbench import tokens
 from visionbench.emulator.matching import DatasetIndex, analyse
 from visionbench.emulator.profile_schema import profiles_from_dict
 

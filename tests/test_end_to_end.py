@@ -110,3 +110,18 @@ async def test_faults_are_retried_and_permanent_failures_stay_per_item(tmp_path)
 
 def cell_label(data, item_id):
     return next(item["label"] for item in data["items"] if item["id"] == item_id)
+
+
+async def test_plan_formulas_agree_with_the_count_tokens_endpoints(tmp_path):
+    from visionbench.cli import _estimate_and_close
+
+    profile = {"answers": EXACT, "faults": NO_FAULTS}
+    path = write_experiment(tmp_path, profile=profile, strategies=["sequential", {"name": "single-prompt"}])
+    registry = default_registry()
+    formula = await _estimate_and_close(prepare(load_experiment(path, registry), registry), False)
+    counted = await _estimate_and_close(prepare(load_experiment(path, registry), registry), True)
+    for f, c in zip(formula, counted):
+        assert c.counted and not f.counted
+        assert f.requests == c.requests and f.cost_usd > 0 and c.cost_usd > 0
+        # same image formula on both sides; only the text-token rule of thumb differs a little
+        assert (c.image_tokens + c.text_tokens) == pytest.approx(f.image_tokens + f.text_tokens, rel=0.05), f.cell_id

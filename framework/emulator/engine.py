@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from visionbench.emulator import tokens as tk
+from visionbench import tokens as tk
 from visionbench.emulator.answers import distorted_count, format_reply, stable_rng
 from visionbench.emulator.matching import DatasetIndex, ImageInfo, analyse, detect_count, detector_available
 from visionbench.emulator.profile_schema import EmulatorProfiles

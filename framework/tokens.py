@@ -1,4 +1,6 @@
-"""Token accounting that follows the documented / observed formulas (see shared/reference/cassettes/NOTES.md).
+"""Image and text token formulas (documented or fitted to recorded usage; see shared/reference/cassettes/NOTES.md).
+
+Used to plan costs before a run and by the emulator to report usage. Real runs record what the service reports.
 
 Gemini (<= 2.5), fitted to two recorded gemini-2.0-flash usages (540x360 -> 1806, 3008x2000 -> 3354):
     both sides <= 384 px -> 258; else unit = clamp(floor(min(w, h) / 1.5), 256, 768),
