@@ -62,6 +62,9 @@ def _plan_table(estimates) -> Table:
         )  # fmt: skip
     total = total_cost(estimates)
     table.add_row("total", "", "", "", "", "?" if total is None else f"{total:.4f}", "")
+    table.caption = ("Image tokens by each provider's documented formula (or its count-tokens endpoint with --count-tokens). "
+                     "Output assumes a short answer; models that think by default (Gemini 2.5) bill thinking as output "
+                     "on top unless model_params.thinking_budget is set.")
     return table
 
 
