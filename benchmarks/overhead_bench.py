@@ -98,9 +98,13 @@ def main() -> None:
             config = write_config(tmp / "overhead.yaml", dataset, url, strategies)
             asyncio.run(framework_rate(config, tmp / "r", cache))  # warm-up: caches, imports, connections
             ratios = []
-            for i in range(args.rounds):  # interleaved, so machine noise hits both alike
-                bare = asyncio.run(bare_rate(url, dataset, args.concurrency, cache))
-                framework, _ = asyncio.run(framework_rate(config, tmp / "r", cache))
+            for i in range(args.rounds):  # interleaved, order alternating, so drift and noise hit both alike
+                if i % 2 == 0:
+                    bare = asyncio.run(bare_rate(url, dataset, args.concurrency, cache))
+                    framework, _ = asyncio.run(framework_rate(config, tmp / "r", cache))
+                else:
+                    framework, _ = asyncio.run(framework_rate(config, tmp / "r", cache))
+                    bare = asyncio.run(bare_rate(url, dataset, args.concurrency, cache))
                 ratios.append(framework / bare)
                 print(f"(a) round {i + 1}: bare gather {bare:7.1f} req/s, framework {framework:7.1f} req/s, "
                       f"ratio {framework / bare:.2f}")

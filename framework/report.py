@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from statistics import mean
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from visionbench.stats import Estimate, cell_stats
 
 
 def _fmt(value: Any, spec: str = "", none: str = "-") -> str:
@@ -39,11 +40,6 @@ def short_names(cell_ids: list[str]) -> dict[str, str]:
     return {c: c for c in cell_ids}
 
 
-def _mean_of(entries: list[dict[str, Any]], key: str) -> float | None:
-    values = [e["summary"][key] for e in entries if e["summary"].get(key) is not None]
-    return mean(values) if values else None
-
-
 def answers_table(bundle: dict[str, Any]) -> Table:
     """Rows: images with their label; columns: each cell's final answer (first repeat)."""
     runs = _cell_runs(bundle)
@@ -68,28 +64,40 @@ def answers_table(bundle: dict[str, Any]) -> Table:
     return table
 
 
+def _with_ci(est: Estimate, spec: str, none: str = "-") -> str:
+    if est.mean is None:
+        return none
+    return format(est.mean, spec) + (f" ± {est.ci95:{spec}}" if est.ci95 is not None else "")
+
+
 def cells_table(bundle: dict[str, Any]) -> Table:
-    """One row per cell: time, latency, throughput, tokens, cost and accuracy (means over repeats)."""
-    runs = _cell_runs(bundle)
-    names = short_names(list(runs))
-    table = Table(title="Per cell (mean over repeats)", title_justify="left")
-    for name in ("cell", "wall s", "p50 s", "p95 s", "img/s", "tok in", "tok out", "cost $", "MAE", "exact", "errors"):
+    """One row per cell: time, latency, throughput, tokens, cost and accuracy (means over repeats, ± 95% CI)."""
+    stats = cell_stats(bundle)
+    names = short_names([c.cell_id for c in stats])
+    repeats = max((c.repeats for c in stats), default=1)
+    title = "Per cell" + (f" (mean ± 95% CI over {repeats} repeats)" if repeats > 1 else "")
+    table = Table(title=title, title_justify="left")
+    for name in ("cell", "wall s", "p50 s", "p95 s", "p99 s", "img/s", "tok in", "tok out", "cost $", "$/1k img",
+                 "MAE", "exact", "errors"):  # fmt: skip
         table.add_column(name, justify="left" if name == "cell" else "right", no_wrap=True)
-    for cell_id, entries in runs.items():
-        unfinished = sorted({e["status"] for e in entries} - {"complete"})
-        tokens_in, tokens_out = _mean_of(entries, "input_tokens"), _mean_of(entries, "output_tokens")
+    for cell in stats:
+        s = cell.summary
+        unfinished = sorted(set(cell.statuses) - {"complete"})
+        errors = sum(e["summary"]["errors"] for e in bundle["cells"] if e["id"] == cell.cell_id)
         table.add_row(
-            names[cell_id] + (f" [red]({', '.join(unfinished)})[/red]" if unfinished else ""),
-            _fmt(_mean_of(entries, "wall_s"), ".2f"),
-            _fmt(_mean_of(entries, "latency_p50_s"), ".3f"),
-            _fmt(_mean_of(entries, "latency_p95_s"), ".3f"),
-            _fmt(_mean_of(entries, "images_per_s"), ".1f"),
-            _fmt(tokens_in, ".0f"),
-            _fmt(tokens_out, ".0f"),
-            _fmt(_mean_of(entries, "cost_usd"), ".4f", none="?"),
-            _fmt(_mean_of(entries, "mae"), ".2f"),
-            _fmt(_mean_of(entries, "exact_match"), ".0%"),
-            _fmt(sum(e["summary"]["errors"] for e in entries)),
+            names[cell.cell_id] + (f" [red]({', '.join(unfinished)})[/red]" if unfinished else ""),
+            _with_ci(cell.wall_s, ".2f"),
+            _fmt(s.get("latency_p50_s"), ".3f"),
+            _fmt(s.get("latency_p95_s"), ".3f"),
+            _fmt(s.get("latency_p99_s"), ".3f"),
+            _fmt(s.get("images_per_s"), ".1f"),
+            _fmt(s.get("input_tokens"), ".0f"),
+            _fmt(s.get("output_tokens"), ".0f"),
+            _with_ci(cell.cost_usd, ".4f", none="?"),
+            _fmt(s.get("cost_per_1k_images_usd"), ".3f", none="?"),
+            _fmt(s.get("mae"), ".2f"),
+            _fmt(s.get("exact_match"), ".0%"),
+            _fmt(errors),
         )
     return table
 

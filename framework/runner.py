@@ -157,7 +157,7 @@ async def run(
     With ``previous`` (the bundle of an unfinished run) the same bundle is carried on: cells and items
     that already have an answer are kept, only the rest run.
     """
-    experiment, items = plan.experiment, plan.items
+    experiment = plan.experiment
     progress = progress or _NoProgress()
     retry = experiment.spec.retry
     caller = Caller(RetryPolicy(retry.max_attempts, retry.base_delay_s, retry.max_delay_s, retry.timeout_s))
