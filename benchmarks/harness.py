@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -45,6 +46,11 @@ def write_profiles(path: Path, *, base_s: float, capacity: int = 10_000, time_sc
     return path
 
 
+def _drain(stream) -> None:
+    for _ in stream:  # line by line, so nothing piles up in this process either
+        pass
+
+
 @contextmanager
 def emulator_process(dataset: Path, profiles: Path) -> Iterator[str]:
     """``visionbench emulate`` in a process of its own (so it does not share the measured process's CPU)."""
@@ -58,6 +64,8 @@ def emulator_process(dataset: Path, profiles: Path) -> Iterator[str]:
                 break
         else:
             raise RuntimeError("the emulator did not start")
+        # Keep draining its output: a full pipe would block a chatty emulator mid-run (and skew a benchmark).
+        threading.Thread(target=_drain, args=(proc.stdout,), daemon=True).start()
         os.environ.setdefault(EMULATOR_KEY_ENV, "bench-key")
         yield match.group(1)
     finally:
@@ -66,12 +74,14 @@ def emulator_process(dataset: Path, profiles: Path) -> Iterator[str]:
 
 
 def write_config(path: Path, dataset: Path, base_url: str, strategies: list, *, provider: str = "gemini",
-                 model: str = "gemini-2.5-flash", timeout_s: float = 120) -> Path:  # fmt: skip
+                 model: str = "gemini-2.5-flash", timeout_s: float = 120, limit: int | None = None,
+                 include: list[str] | None = None, label_field: str | None = None, max_side: int = 96) -> Path:  # fmt: skip
+    spec = {"path": str(dataset), "labels": "labels.json", "label_field": label_field, "include": include, "limit": limit}
     config = {
         "name": path.stem,
-        "dataset": {"path": str(dataset), "labels": "labels.json"},
+        "dataset": {k: v for k, v in spec.items() if v is not None},
         "task": {"prompt": "How many people are in this image? Answer with a single integer.", "answer": "integer"},
-        "preprocessing": {"max_side": 96},
+        "preprocessing": {"max_side": max_side},
         "retry": {"max_attempts": 1, "timeout_s": timeout_s},
         "providers": {provider: {"base_url": base_url, "api_key_env": EMULATOR_KEY_ENV}},
         "matrix": [{"provider": provider, "models": [model], "strategies": strategies}],

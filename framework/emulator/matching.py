@@ -64,6 +64,10 @@ class Match:
     distance: int
 
 
+def _pack(bits: np.ndarray) -> np.ndarray:
+    return np.packbits(bits, axis=1).view(np.uint64)
+
+
 def decode_base64(data: str) -> bytes:
     """Standard or URL-safe base64, with or without padding."""
     cleaned = "".join(data.split()).replace("-", "+").replace("_", "/")
@@ -119,7 +123,9 @@ class DatasetIndex:
     def __init__(self, keys: list[str], labels: list[float | None], prints: list[Fingerprint]) -> None:
         self.keys = keys
         self.labels = labels
-        self._bits = np.stack([p.bits for p in prints]) if prints else np.zeros((0, HASH_SIDE * HASH_SIDE), bool)
+        bits = np.stack([p.bits for p in prints]) if prints else np.zeros((0, HASH_SIDE * HASH_SIDE), bool)
+        # Packed into 64-bit words: a popcount of XORs is ~4x faster than comparing 256 bools per image.
+        self._packed = _pack(bits)
         self._color = np.stack([p.color for p in prints]) if prints else np.zeros((0, 48), np.float32)
         self._aspect = np.array([p.aspect for p in prints], dtype=np.float64)
 
@@ -165,7 +171,7 @@ class DatasetIndex:
         """The nearest dataset image, or an unknown match beyond ``max_distance``."""
         if not self.keys:
             return Match(None, None, HASH_SIDE * HASH_SIDE)
-        dist = np.count_nonzero(self._bits != fp.bits, axis=1)
+        dist = np.bitwise_count(self._packed ^ _pack(fp.bits[None, :])).sum(axis=1)
         best = int(dist.min())
         if best > max_distance:
             return Match(None, None, best)
