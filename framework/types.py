@@ -54,7 +54,7 @@ class Request:
     response_schema: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Tokens as the provider reported them; ``None`` means the provider did not say (never guessed as 0)."""
 
@@ -90,7 +90,7 @@ class Capabilities:
     tasks: frozenset[str] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Answer:
     """The parsed answer for one item of a request, or why there is none."""
 
@@ -99,7 +99,7 @@ class Answer:
     error: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)  # slots: a big run holds one per request
 class Record:
     """One request as it happened: timing, attempts, usage, cost, raw reply and per-item answers."""
 
