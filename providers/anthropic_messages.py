@@ -21,7 +21,7 @@ import json
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from visionbench.errors import BadRequest, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
@@ -30,7 +30,7 @@ from visionbench.tokens import anthropic_image_tokens
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
 
 from ._sdk_common import (
-    DEFAULT_SDK_TIMEOUT_S, check_images, error_for_status, header, is_simulated, is_transport_error, read_key,
+    RemoteOptions, check_images, error_for_status, header, is_simulated, is_transport_error, read_key,
     redact, retry_after, sdk_version, unknown_params,
 )  # fmt: skip
 
@@ -80,19 +80,12 @@ class AnthropicMessages(Provider):
 
     name = "anthropic"
 
-    class Options(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-
-        #: Environment variable holding the API key (the key itself never goes in a config).
+    class Options(RemoteOptions):
         api_key_env: str = "ANTHROPIC_API_KEY"
-        #: Another endpoint speaking the Messages API, e.g. ``http://127.0.0.1:8080`` (the emulator).
-        base_url: str | None = None
         #: The API takes up to 100 images per request (200k-context models).
         max_images_per_request: int = Field(100, ge=1, le=600)
         #: ``native``: output_config.format json_schema; ``prompt``: ask for the JSON in the prompt.
         structured_output: Literal["native", "prompt"] = "native"
-        #: The SDK's own timeout, a backstop: the framework times each attempt itself.
-        timeout_s: float = Field(DEFAULT_SDK_TIMEOUT_S, gt=0)
 
     def __init__(self, options: BaseModel | None = None) -> None:
         super().__init__(options)

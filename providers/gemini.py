@@ -19,7 +19,7 @@ import json
 from typing import Any
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from visionbench.errors import BadRequest, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
@@ -28,7 +28,7 @@ from visionbench.tokens import gemini_image_tokens
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
 
 from ._sdk_common import (
-    DEFAULT_SDK_TIMEOUT_S, check_images, duration_s, error_for_status, is_simulated, is_transport_error, read_key,
+    RemoteOptions, check_images, duration_s, error_for_status, is_simulated, is_transport_error, read_key,
     redact, retry_after, sdk_version, unknown_params,
 )  # fmt: skip
 
@@ -91,19 +91,12 @@ class Gemini(Provider):
 
     name = "gemini"
 
-    class Options(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-
-        #: Environment variable holding the API key (the key itself never goes in a config).
+    class Options(RemoteOptions):
         api_key_env: str = "GEMINI_API_KEY"
-        #: Another endpoint speaking the Gemini API, e.g. ``http://127.0.0.1:8080`` (the emulator).
-        base_url: str | None = None
         #: ``v1`` (the SDK's default when unset) or ``v1beta``.
         api_version: str | None = None
         #: The API accepts up to 3,600 images per request, but inline data is capped at 20 MB per request.
         max_images_per_request: int = Field(100, ge=1, le=3600)
-        #: The SDK's own timeout, a backstop: the framework times each attempt itself.
-        timeout_s: float = Field(DEFAULT_SDK_TIMEOUT_S, gt=0)
 
     def __init__(self, options: BaseModel | None = None) -> None:
         super().__init__(options)
