@@ -97,13 +97,32 @@ def cost_accuracy_chart(bundle: dict[str, Any], path: Path) -> Path:
         mae = s.summary.get("mae")
         text = names[cell_id] + (f" (MAE {mae:.2f})" if mae is not None else "") + (" *" if cell_id in front else "")
         groups.setdefault((cost is None, round(cost or 0.0, 9), round(acc * 100, 6)), []).append(text)
+    xmax = max([x for (_, x, _) in groups] + [1e-9])
+    labels: list[tuple[float, float, list[str]]] = []  # nearby points share one label, so texts never overlap
     for (unknown, x, y), texts in groups.items():
         if unknown:
             ax.scatter([0], [y], s=80, facecolors="none", edgecolors=_GREY, marker="D", zorder=3)
             texts = [t + " - cost unknown" for t in texts]
+            x = 0.0
         else:
             ax.scatter([x], [y], s=70, color=_ORANGE if texts[0].endswith("*") else _BLUE, zorder=3)
-        ax.annotate("\n".join(texts), (x, y), textcoords="offset points", xytext=(8, -4), fontsize=8, va="top")
+        near = next((lab for lab in labels if abs(lab[0] - x) < 0.08 * xmax and abs(lab[1] - y) < 6), None)
+        if near is None:
+            labels.append((x, y, list(texts)))
+        else:
+            near[2].extend(texts)
+    # Labels hang below-right of their point; one that would run into a label above it moves down (with a leader).
+    placed: list[tuple[float, float, float, float]] = []  # (left, right, top, bottom) of drawn labels, data units
+    line_h = 3.4  # one 8 pt text line in accuracy points, for this figure size and y range
+    char_w = 8 * 0.65 / 72 * (1.34 * xmax / 6.4)  # one 8 pt character (DejaVu Sans) in cost units; 6.4 in of axis
+    for x, y, texts in sorted(labels, key=lambda lab: (-lab[1], lab[0])):
+        left, right, top = x, x + 0.02 * xmax + char_w * max(map(len, texts)), y - 1
+        for pleft, pright, ptop, pbottom in sorted(placed, key=lambda p: -p[2]):
+            if left < pright and pleft < right and top > pbottom - 0.5 and top - len(texts) * line_h < ptop:
+                top = pbottom - 0.5
+        placed.append((left, right, top, top - len(texts) * line_h))
+        leader = dict(arrowprops=dict(arrowstyle="-", color=_GREY, lw=0.6)) if top < y - 2 else {}
+        ax.annotate("\n".join(texts), (x, y), xytext=(x + 0.02 * xmax, top), fontsize=8, va="top", **leader)
     if front:
         ordered = [p for p in sorted(points, key=lambda p: (p[1] or 0.0, -(p[2] or 0.0))) if p[0] in front]
         xs, ys = [p[1] for p in ordered], [p[2] * 100 for p in ordered]
