@@ -11,7 +11,7 @@ import os
 import re
 import time
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,6 +43,14 @@ class RemoteOptions(BaseModel):
     base_url: str | None = None
     #: The SDK's own timeout, a backstop: the framework times each attempt itself.
     timeout_s: float = Field(DEFAULT_SDK_TIMEOUT_S, gt=0)
+
+
+async def mapped(awaitable: Any, to_error: Callable[[Exception], ProviderError]) -> Any:
+    """Await an SDK call; any failure comes out as the neutral error ``to_error`` makes of it."""
+    try:
+        return await awaitable
+    except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a neutral error
+        raise to_error(exc) from None
 
 
 def read_key(env_var: str, provider: str, *, at_start: bool = False) -> str:

@@ -30,7 +30,7 @@ from visionbench.tokens import anthropic_image_tokens
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
 
 from ._sdk_common import (
-    RemoteOptions, check_images, error_for_status, header, is_simulated, is_transport_error, read_key,
+    RemoteOptions, check_images, mapped, error_for_status, header, is_simulated, is_transport_error, read_key,
     redact, retry_after, sdk_version, unknown_params,
 )  # fmt: skip
 
@@ -104,10 +104,7 @@ class AnthropicMessages(Provider):
     async def count_tokens(self, request: Request) -> int | None:
         params = self._params(request)
         kwargs = {k: params[k] for k in ("model", "messages", "system", "thinking") if k in params}
-        try:
-            result = await self._get_client().messages.count_tokens(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a neutral error
-            raise self._error(exc) from None
+        result = await self._call(self._get_client().messages.count_tokens(**kwargs))
         return result.input_tokens
 
     def _get_client(self, *, at_start: bool = False) -> Any:
@@ -174,10 +171,7 @@ class AnthropicMessages(Provider):
         return _response(message, raw.headers)
 
     async def _call(self, awaitable: Any) -> Any:
-        try:
-            return await awaitable
-        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a neutral error
-            raise self._error(exc) from None
+        return await mapped(awaitable, self._error)
 
     def _error(self, exc: Exception) -> ProviderError:
         import anthropic

@@ -28,7 +28,7 @@ from visionbench.tokens import gemini_image_tokens
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
 
 from ._sdk_common import (
-    RemoteOptions, check_images, duration_s, error_for_status, is_simulated, is_transport_error, read_key,
+    RemoteOptions, check_images, mapped, duration_s, error_for_status, is_simulated, is_transport_error, read_key,
     redact, retry_after, sdk_version, unknown_params,
 )  # fmt: skip
 
@@ -201,10 +201,7 @@ class Gemini(Provider):
             raise Transient(f"gemini: malformed response: {type(exc).__name__}: {exc}") from None
 
     async def _call(self, awaitable: Any) -> Any:
-        try:
-            return await awaitable
-        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a neutral error
-            raise self._error(exc) from None
+        return await mapped(awaitable, self._error)
 
     def _error(self, exc: Exception) -> ProviderError:
         import aiohttp

@@ -17,8 +17,6 @@ from visionbench.jobs import job_key
 from visionbench.strategy import PlannedRequest, Strategy
 from visionbench.types import Answer, Capabilities, ImageItem, Record, Request
 
-DONE_BAD = ("FAILED", "CANCELLED", "EXPIRED", "canceled", "expired")
-
 
 class ProviderBatchParams(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -51,6 +51,19 @@ def write_config(tmp_path: Path, image_dir: Path, strategies, *, provider: str =
     return path
 
 
+async def run_then_cancel(plan, results_dir: Path, run_id: str, after_s: float) -> None:
+    """Start ``run(plan)``, cancel it after ``after_s`` (what Ctrl-C does), and check it was cancelled."""
+    import asyncio
+
+    from visionbench.runner import run
+
+    task = asyncio.ensure_future(run(plan, results_dir=results_dir, run_id=run_id, cache_dir=None))
+    await asyncio.sleep(after_s)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 @pytest.fixture
 def answers_for_labels() -> dict[str, int]:
     return {f"img{i}.png": i for i in range(6)}

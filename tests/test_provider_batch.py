@@ -1,11 +1,10 @@
 """The provider-batch strategy: submit once, poll with backoff, map results by key, batch price, resume."""
 
-import asyncio
 import json
 
 import pytest
 
-from conftest import write_config
+from conftest import run_then_cancel, write_config
 from fakeplugin import Scripted
 from visionbench import bundle as bundle_mod
 from visionbench.config import load_experiment
@@ -45,11 +44,7 @@ async def test_interrupted_batch_is_resumed_not_resubmitted(tmp_path, image_dir,
     options = {"answers": answers_for_labels, "batch_polls": 1000}
     path = write_config(tmp_path, image_dir, STRATEGY, options=options)
     plan = prepare(load_experiment(path, registry), registry)
-    task = asyncio.ensure_future(run(plan, results_dir=tmp_path / "results", run_id="first", cache_dir=None))
-    await asyncio.sleep(0.2)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await run_then_cancel(plan, tmp_path / "results", "first", 0.2)
     assert Scripted.submits == 1
     saved = json.loads((tmp_path / "results" / "batch_jobs.json").read_text())
     assert [entry["job_id"] for entry in saved.values()] == ["batch-1"]

@@ -1,10 +1,9 @@
 """An interrupted run keeps a valid bundle; resuming it runs only what is missing, in the same bundle."""
 
-import asyncio
 
 import pytest
 
-from conftest import write_config
+from conftest import run_then_cancel, write_config
 from visionbench import bundle as bundle_mod
 from visionbench.cli import main
 from visionbench.config import load_experiment
@@ -16,11 +15,7 @@ from visionbench.runner import prepare, run
 async def interrupted_run(tmp_path, image_dir, registry, answers, strategies):
     path = write_config(tmp_path, image_dir, strategies, options={"answers": answers, "delay_s": 0.05})
     plan = prepare(load_experiment(path, registry), registry)
-    task = asyncio.ensure_future(run(plan, results_dir=tmp_path / "results", run_id="r", cache_dir=None))
-    await asyncio.sleep(0.2)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await run_then_cancel(plan, tmp_path / "results", "r", 0.2)
     return bundle_mod.load(tmp_path / "results" / "r")
 
 

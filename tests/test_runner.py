@@ -1,11 +1,10 @@
 """Strategies end to end through the runner with the scripted test provider; bundles checked against the schema."""
 
-import asyncio
 import json
 
 import pytest
 
-from conftest import write_config
+from conftest import run_then_cancel, write_config
 from visionbench import bundle as bundle_mod
 from visionbench.config import load_experiment
 from visionbench.runner import prepare, run
@@ -106,11 +105,7 @@ async def test_broken_image_is_per_item_error(tmp_path, image_dir, registry, ans
 async def test_interrupted_run_leaves_a_valid_bundle(tmp_path, image_dir, registry, answers_for_labels):
     path = write_config(tmp_path, image_dir, ["sequential"], options={"answers": answers_for_labels, "delay_s": 0.05})
     plan = prepare(load_experiment(path, registry), registry)
-    task = asyncio.ensure_future(run(plan, results_dir=tmp_path / "results", run_id="r1", cache_dir=None))
-    await asyncio.sleep(0.18)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await run_then_cancel(plan, tmp_path / "results", "r1", 0.18)
     data = json.loads((tmp_path / "results" / "r1" / "bundle.json").read_text())
     bundle_mod.validate(data)
     assert data["status"] == "interrupted"
