@@ -1,4 +1,4 @@
-"""The JSON result bundle: one file per run, always valid on disk, rewritten atomically as the run goes."""
+"""The JSON result bundle: one file per run, valid on disk at every moment of the run."""
 
 from __future__ import annotations
 
@@ -7,19 +7,21 @@ import json
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator, TextIO
 
 import jsonschema
 
-from visionbench.secrets import redact
+from visionbench.secrets import RedactingWriter, redact
 from visionbench.types import ImageItem, Record
 
 SCHEMA_VERSION = 1
 BUNDLE_NAME = "bundle.json"
+RECORDS_NAME = "records.jsonl"  # beside the bundle while its run is going
 
 
 def schema() -> dict[str, Any]:
@@ -50,26 +52,25 @@ def item_to_json(item: ImageItem) -> dict[str, Any]:
     return {"id": item.id, "sha256": item.sha256, "label": item.label}
 
 
-def write_atomic(path: Path, data: dict[str, Any], *, indent: int | None = 1, sync: bool = True) -> None:
-    """Write JSON to a temporary file beside ``path`` and rename it over: readers never see half a file.
-
-    Any registered secret (API key) that found its way into the data is blanked out on the way.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _to_text(data: Any, indent: int | None) -> str:
     if indent is None:
-        text = json.dumps(data, default=str)  # the C encoder: fast, and one string of the output's size
-    else:
-        # json.dumps with an indent joins a list of every token (~6x the output in memory, 60 MB for a 10k-item
-        # bundle); json.dump into a StringIO writes the same text piece by piece (benchmarks/memory_bench.py).
-        buf = io.StringIO()
-        json.dump(data, buf, indent=indent, default=str)
-        text = buf.getvalue()
-        del buf
-    text = redact(text)
+        return json.dumps(data, default=str)  # the C encoder: fast, and one string of the output's size
+    # json.dumps with an indent joins a list of every token (~6x the output in memory); json.dump into a
+    # StringIO writes the same text piece by piece.
+    buf = io.StringIO()
+    json.dump(data, buf, indent=indent, default=str)
+    return buf.getvalue()
+
+
+@contextmanager
+def _replacing(path: Path, *, sync: bool = True) -> Iterator[TextIO]:
+    """A text file that takes the place of ``path`` in one rename when the block ends: readers never see half
+    a file, and a failure leaves the old one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
+            yield out
             if sync:  # mid-run writes skip fsync: the rename is atomic against a crash of this process
                 out.flush()
                 os.fsync(out.fileno())
@@ -79,48 +80,85 @@ def write_atomic(path: Path, data: dict[str, Any], *, indent: int | None = 1, sy
         raise
 
 
+def write_atomic(path: Path, data: dict[str, Any], *, indent: int | None = 1, sync: bool = True) -> None:
+    """Write JSON to a temporary file beside ``path`` and rename it over.
+
+    Any registered secret (API key) that found its way into the data is blanked out on the way.
+    """
+    text = redact(_to_text(data, indent))
+    with _replacing(path, sync=sync) as out:
+        out.write(text)
+
+
+def _record_lines(path: Path) -> Iterator[str]:
+    """The lines of a records file, without a last line cut short by a killed process."""
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            if not line.endswith("\n"):
+                return  # a torn last write: that request was never fully recorded, so it runs again on resume
+            yield line
+
+
 def load(path: str | Path) -> dict[str, Any]:
-    """A bundle from a run folder or a bundle file."""
+    """A bundle from a run folder or a bundle file, with its records (read from the records file of a run
+    that is still going or was killed)."""
     path = Path(path)
     if path.is_dir():
         path = path / BUNDLE_NAME
-    return json.loads(path.read_text(encoding="utf-8"))
+    data = json.loads(path.read_text(encoding="utf-8"))
+    records_file = data.pop("records_file", None)
+    if records_file is not None:
+        data["records"] = [json.loads(line) for line in _record_lines(path.parent / records_file)]
+    return data
 
 
 class BundleWriter:
-    """Holds a run's bundle in memory and writes it to disk at most every ``interval_s`` and at the end."""
+    """A run's bundle, valid on disk at every moment, in memory no bigger than its header.
 
-    def __init__(self, path: Path, header: dict[str, Any], *, interval_s: float = 1.0) -> None:
+    The header (config, items, cell summaries, status) is rewritten atomically at most every ``interval_s``;
+    records are appended as they come to a JSON-lines file beside it (named by the bundle's ``records_file``),
+    so a run's memory does not grow with its records. ``finish`` folds the records into ``bundle.json``:
+    a finished, interrupted or failed run is one self-contained file.
+    """
+
+    def __init__(
+        self, path: Path, header: dict[str, Any], *, interval_s: float = 1.0, records: Iterable[dict[str, Any]] = ()
+    ) -> None:
         self.path = path
+        self.records_path = path.with_name(RECORDS_NAME)
         self.data: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             **header,
             "status": "running",
-            "started_at": now_iso(),
+            "started_at": header.get("started_at") or now_iso(),
             "finished_at": None,
             "error": None,
-            "cells": [],
-            "records": [],
+            "cells": header.get("cells", []),
+            "records_file": RECORDS_NAME,
         }
+        self.data.pop("records", None)
+        with _replacing(self.records_path, sync=False) as out:  # a resumed run's earlier records first
+            for record in records:
+                out.write(_record_line(record))
+        self._records = self.records_path.open("ab", buffering=0)  # one write() per record, no buffer to lose
         self.interval_s = interval_s
         self._next_write = 0.0
         self.flush(force=True)
 
     @classmethod
     def reopen(cls, path: Path, data: dict[str, Any], *, interval_s: float = 1.0) -> "BundleWriter":
-        """Carry on writing a bundle from a previous, unfinished run."""
-        writer = cls.__new__(cls)
-        writer.path, writer.interval_s, writer._next_write = path, interval_s, 0.0
-        writer.data = {**data, "status": "running", "finished_at": None, "error": None}
-        writer.data.setdefault("resumed_at", []).append(now_iso())
-        writer.flush(force=True)
-        return writer
+        """Carry on writing a bundle from a previous, unfinished run (``data`` as ``load`` gave it)."""
+        header = {**data, "resumed_at": [*data.get("resumed_at", []), now_iso()]}
+        return cls(path, header, interval_s=interval_s, records=data["records"])
 
     def add_record(self, record: Record) -> None:
-        self.data["records"].append(record_to_json(record))
-        if record.simulated:
+        # In the OS's hands before the next request is recorded: a killed run loses at most a torn last line.
+        self._records.write(_record_line(record_to_json(record)).encode())
+        if record.simulated and not self.data["simulated"]:
             self.data["simulated"] = True
-        self.flush()
+            self.flush(force=True)
 
     def set_cell(self, entry: dict[str, Any]) -> None:
         """Add or replace the summary entry of one cell run (keyed by cell id and repeat)."""
@@ -134,16 +172,40 @@ class BundleWriter:
         self.flush()
 
     def finish(self, status: str, error: str | None = None) -> None:
-        self.data["status"] = status
-        self.data["error"] = error
-        self.data["finished_at"] = now_iso()
-        write_atomic(self.path, self.data)  # the last write is indented, for people reading it
+        """Write the final bundle, records included (indented, for people reading it: one record per line)."""
+        self.data.update(status=status, error=error, finished_at=now_iso())
+        self._records.close()
+        header = {k: v for k, v in self.data.items() if k != "records_file"}
+        with _replacing(self.path) as out:
+            _write_with_records(out, header, _record_lines(self.records_path))
+        self.records_path.unlink()
 
     def flush(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now >= self._next_write:
-            # Mid-run writes are compact (json's C encoder), and never take more than a tenth of the time:
-            # a big run's bundle is rewritten less often as it grows.
+            # Compact (json's C encoder), and never more than a tenth of the time.
             write_atomic(self.path, self.data, indent=None, sync=False)
             took = time.monotonic() - now
             self._next_write = now + max(self.interval_s, 10 * took)
+
+
+def _write_with_records(out: TextIO, header: dict[str, Any], record_lines: Iterable[str]) -> None:
+    """``header`` (indented) with a ``records`` key added, one record per line, streamed piece by piece.
+
+    The header goes through a redacting writer; record lines were redacted when they were written.
+    """
+    writer = RedactingWriter(out)
+    held: list[str] = []
+    for chunk in json.JSONEncoder(indent=1, default=str).iterencode(header):
+        held.append(chunk)
+        if len(held) > 2:  # the last two chunks are the object's closing newline and brace
+            writer.write(held.pop(0))
+    writer.write(',\n "records": [')
+    writer.close()
+    for i, line in enumerate(record_lines):
+        out.write(("\n  " if i == 0 else ",\n  ") + line[:-1])
+    out.write("\n ]\n}\n")
+
+
+def _record_line(record: dict[str, Any]) -> str:
+    return redact(json.dumps(record, default=str)) + "\n"

@@ -116,11 +116,13 @@ class Budget:
             raise BudgetExceeded(f"over budget: spent ${self.spent:.4f} of --max-cost ${self.max_usd:.4f}; stopped")
 
 
-def _earlier(bundle: dict[str, Any], cell_id: str, repeat: int) -> list[Record]:
-    """Records of this cell and repeat already in the bundle (a resumed run's)."""
+def _earlier(previous: dict[str, Any] | None, cell_id: str, repeat: int) -> list[Record]:
+    """Records of this cell and repeat from the run being resumed, if any."""
     from visionbench.resume import record_from_json
 
-    return [record_from_json(r) for r in bundle["records"] if r["cell"] == cell_id and r["repeat"] == repeat]
+    if previous is None:
+        return []
+    return [record_from_json(r) for r in previous["records"] if r["cell"] == cell_id and r["repeat"] == repeat]
 
 
 def _earlier_wall(bundle: dict[str, Any], cell_id: str, repeat: int) -> float:
@@ -178,7 +180,7 @@ async def run(
             await provider.start()
         for repeat in range(experiment.spec.repeats):
             for cell in experiment.cells:
-                await _run_cell(plan, cell, repeat, caller, preprocessor, writer, progress, jobs, budget)
+                await _run_cell(plan, cell, repeat, caller, preprocessor, writer, progress, jobs, budget, previous)
         writer.finish("complete")
     except BudgetExceeded as exc:
         writer.finish("stopped", str(exc))
@@ -242,11 +244,11 @@ def _header(plan: Plan, run_id: str) -> dict[str, Any]:
 
 async def _run_cell(
     plan: Plan, cell: Cell, repeat: int, caller: Caller, preprocessor: Preprocessor, writer: BundleWriter,
-    progress: Progress, jobs: JobStore, budget: "Budget",
+    progress: Progress, jobs: JobStore, budget: "Budget", previous: dict[str, Any] | None,
 ) -> None:
     strategy = plan.strategies[cell.id]
     items = plan.items
-    earlier = _earlier(writer.data, cell.id, repeat)
+    earlier = _earlier(previous, cell.id, repeat)
     done = {i for i, a in strategy.final_answers(earlier).items() if a.error is None}
     todo = [item for item in items if item.id not in done]
     if earlier and not todo:
@@ -263,7 +265,7 @@ async def _run_cell(
         cell_id=cell.id, task=plan.experiment.task, preprocessing=plan.experiment.preprocessing,
         providers=plan.providers, provider=cell.provider, model=cell.model, model_params=cell.model_params,
         caller=caller, preprocessor=preprocessor, on_record=on_record, prices=plan.experiment.prices,
-        jobs=jobs,
+        jobs=jobs, expected=todo,
     )  # fmt: skip
     ctx.records.extend(earlier)
     label = cell.id if plan.experiment.spec.repeats == 1 else f"{cell.id} #{repeat + 1}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import TextIO
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
@@ -40,3 +41,33 @@ class RedactingFilter(logging.Filter):
             record.msg = redact(record.getMessage())
             record.args = ()
         return True
+
+
+class RedactingWriter:
+    """Writes text to ``out`` with secrets blanked out, in pieces: a big document never sits in memory whole.
+
+    Text is held back until ``chunk`` characters have come, and the last (longest secret - 1) characters of
+    each piece wait for the next one, so a secret split across two writes is still caught.
+    """
+
+    def __init__(self, out: TextIO, chunk: int = 1 << 16) -> None:
+        self.out, self.chunk = out, chunk
+        self._pending: list[str] = []
+        self._size = 0
+
+    def write(self, text: str) -> None:
+        self._pending.append(text)
+        self._size += len(text)
+        if self._size >= self.chunk:
+            self._drain(keep=max((len(s) for s in _secrets), default=1) - 1)
+
+    def close(self) -> None:
+        """Write what is still held back (``out`` stays open)."""
+        self._drain(keep=0)
+
+    def _drain(self, keep: int) -> None:
+        text = redact("".join(self._pending))
+        cut = max(0, len(text) - keep)
+        self.out.write(text[:cut])
+        self._pending = [text[cut:]]
+        self._size = len(self._pending[0])

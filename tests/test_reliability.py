@@ -3,8 +3,9 @@
 1. Load and faults: 520 images through the concurrent strategy against a rate limit that rejects about a third
    of all attempts, plus 5xx, dropped connections, malformed bodies and slow replies. Nothing is lost, nothing is
    answered twice, answers are right, and every attempt we record is one request the emulator saw (no SDK retries).
-2. Ctrl-C: SIGINT to ``visionbench run`` leaves a valid "interrupted" bundle and exit code 130; ``--resume``
-   finishes it without asking again about any item finished before the interrupt.
+2. Ctrl-C: SIGINT to ``visionbench run`` leaves a valid "interrupted" bundle and exit code 130; kill -9 leaves a
+   valid "running" bundle with its records beside it; ``--resume`` finishes either without asking again about any
+   item finished before.
 3. A corrupt preprocess cache entry (wrong value, or bytes that do not unpickle) is rebuilt by the next run.
 4. API keys never show up in anything the CLI writes or prints (run, report, plan; DEBUG logging; failing and bad
    requests), and a missing key env var is an error naming the variable.
@@ -171,7 +172,10 @@ def _wait_for_records(bundle_path: Path, proc: subprocess.Popen, timeout_s: floa
     raise AssertionError("no record reached the bundle in time")
 
 
-def test_ctrl_c_leaves_a_valid_interrupted_bundle_and_resume_finishes_it(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_a_stopped_run_leaves_a_valid_bundle_and_resume_finishes_it(tmp_path, sig):
+    """Ctrl-C: the run writes its final "interrupted" bundle and exits 130. kill -9: nothing runs on the way out;
+    the bundle on disk says "running" and its records are in the records file beside it, to the last one."""
     n = 30
     dataset = make_dataset(tmp_path / "images", n)
     profile = {"latency": {**INSTANT, "base_s": 0.1}, "capacity": 8, "rate_limit": {"requests_per_minute": None},
@@ -194,22 +198,28 @@ def test_ctrl_c_leaves_a_valid_interrupted_bundle_and_resume_finishes_it(tmp_pat
             time.sleep(0.05)
         (bundle_path,) = results.glob("*/bundle.json")
         _wait_for_records(bundle_path, proc)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, (out, err)
-    assert "interrupted" in err
-
-    before = json.loads(bundle_path.read_text())  # valid JSON on disk...
-    bundle_mod.validate(before)  # ...that follows the schema
-    assert before["status"] == "interrupted" and before["error"]
+    on_disk = json.loads(bundle_path.read_text())  # valid JSON on disk...
+    bundle_mod.validate(on_disk)  # ...that follows the schema
+    records_file = bundle_path.with_name(bundle_mod.RECORDS_NAME)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and "interrupted" in err, (out, err)
+        assert on_disk["status"] == "interrupted" and on_disk["error"] and "records" in on_disk
+        assert not records_file.exists()  # folded into the bundle: one self-contained file
+        assert [c["status"] for c in on_disk["cells"]] == ["interrupted"]
+    else:
+        assert proc.returncode == -signal.SIGKILL
+        assert on_disk["status"] == "running" and on_disk["records_file"] == records_file.name
+    before = bundle_mod.load(bundle_path)
+    bundle_mod.validate(before)
     done_before = {r["item_ids"][0] for r in before["records"] if r["error"] is None}
     assert 0 < len(before["records"]) < n and len(done_before) == len(before["records"])
     assert set(records_per_item(before["records"]).values()) == {1}
-    assert [c["status"] for c in before["cells"]] == ["interrupted"]
 
     resumed = subprocess.run(_cli("run", "--resume", str(bundle_path.parent), "--quiet", *cache),
                              capture_output=True, text=True, timeout=60)

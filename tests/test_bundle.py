@@ -1,0 +1,97 @@
+"""The bundle on disk while a run goes (header + records file), after it finishes (one file), and when killed."""
+
+import io
+import json
+
+from conftest import write_config
+from visionbench import bundle as bundle_mod
+from visionbench.bundle import RECORDS_NAME, BundleWriter
+from visionbench.config import load_experiment
+from visionbench.runner import prepare, run
+from visionbench.secrets import REDACTED, RedactingWriter, redact, register_secret
+from visionbench.types import Answer, Record, Usage
+
+KEY = "sk-bundle-test-0123456789"
+
+
+def record(i: int, **extra) -> Record:
+    return Record("p/m/sequential", [f"img{i}.png"], "p", "m", None, float(i), i + 0.5, 1, 64,
+                  usage=Usage(input_tokens=10, output_tokens=1), raw_text=str(i), answers=[Answer(f"img{i}.png", i)],
+                  **extra)  # fmt: skip
+
+
+async def header_of_a_real_run(tmp_path, image_dir, registry, answers_for_labels) -> dict:
+    path = write_config(tmp_path, image_dir, ["sequential"], options={"answers": answers_for_labels})
+    data = bundle_mod.load(await run(prepare(load_experiment(path, registry), registry), results_dir=tmp_path / "r0"))
+    return {k: v for k, v in data.items() if k not in ("records", "status", "started_at", "finished_at", "error")}
+
+
+async def test_records_stream_to_a_file_beside_the_bundle_until_it_finishes(tmp_path, image_dir, registry, answers_for_labels):
+    header = await header_of_a_real_run(tmp_path, image_dir, registry, answers_for_labels)
+    path = tmp_path / "run" / "bundle.json"
+    writer = BundleWriter(path, header)
+    for i in range(3):
+        writer.add_record(record(i))
+
+    on_disk = json.loads(path.read_text())
+    bundle_mod.validate(on_disk)
+    assert on_disk["status"] == "running" and on_disk["records_file"] == RECORDS_NAME and "records" not in on_disk
+    assert len((path.parent / RECORDS_NAME).read_text().splitlines()) == 3  # each record on disk as it came
+    loaded = bundle_mod.load(path.parent)
+    bundle_mod.validate(loaded)
+    assert [r["item_ids"] for r in loaded["records"]] == [["img0.png"], ["img1.png"], ["img2.png"]]
+    assert "records_file" not in loaded
+
+    writer.finish("complete")
+    assert not (path.parent / RECORDS_NAME).exists()
+    final = json.loads(path.read_text())  # one self-contained file, plain JSON
+    bundle_mod.validate(final)
+    assert final["status"] == "complete" and final["records"] == loaded["records"]
+    assert {k: final[k] for k in header} == header
+    assert path.read_text().count("\n  {\"cell\"") == 3  # one record per line, for people reading it
+
+
+async def test_a_torn_last_record_is_dropped_and_resume_rewrites_the_file(tmp_path, image_dir, registry, answers_for_labels):
+    header = await header_of_a_real_run(tmp_path, image_dir, registry, answers_for_labels)
+    path = tmp_path / "run" / "bundle.json"
+    writer = BundleWriter(path, header)
+    writer.add_record(record(0))
+    writer.add_record(record(1))
+    with (path.parent / RECORDS_NAME).open("a") as f:  # a process killed half-way through writing a record
+        f.write('{"cell": "p/m/sequential", "item_ids": ["im')
+
+    killed = bundle_mod.load(path)
+    assert [r["item_ids"][0] for r in killed["records"]] == ["img0.png", "img1.png"]
+    resumed = BundleWriter.reopen(path, killed)
+    resumed.add_record(record(2))
+    resumed.finish("complete")
+    final = bundle_mod.load(path)
+    bundle_mod.validate(final)
+    assert [r["item_ids"][0] for r in final["records"]] == ["img0.png", "img1.png", "img2.png"]
+    assert len(final["resumed_at"]) == 1 and final["started_at"] == killed["started_at"]
+
+
+async def test_secrets_are_blanked_in_the_records_file_and_the_final_bundle(tmp_path, image_dir, registry, answers_for_labels):
+    register_secret(KEY)
+    header = await header_of_a_real_run(tmp_path, image_dir, registry, answers_for_labels)
+    header["config"]["note"] = f"key {KEY}"
+    path = tmp_path / "run" / "bundle.json"
+    writer = BundleWriter(path, header)
+    writer.add_record(record(0, error={"kind": "fatal", "message": f"401 for key {KEY}", "status": 401}))
+    assert KEY not in (path.parent / RECORDS_NAME).read_text() and KEY not in path.read_text()
+    writer.finish("failed", f"bad key {KEY}")
+    text = path.read_text()
+    assert KEY not in text and text.count(REDACTED) == 3
+    bundle_mod.validate(json.loads(text))
+
+
+def test_the_redacting_writer_catches_a_secret_split_across_writes():
+    register_secret(KEY)
+    for at in range(0, 40):  # the secret at every offset across the chunk boundaries, written in pieces of 5
+        text = "x" * at + KEY + "y" * 23
+        out = io.StringIO()
+        writer = RedactingWriter(out, chunk=16)
+        for start in range(0, len(text), 5):
+            writer.write(text[start : start + 5])
+        writer.close()
+        assert out.getvalue() == redact(text) == "x" * at + REDACTED + "y" * 23
