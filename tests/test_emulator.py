@@ -267,6 +267,24 @@ async def test_capacity_queueing_delays_requests(dataset: Path) -> None:
         assert stats.max_in_flight == 1 and stats.max_queued == 2 and stats.succeeded == 3
 
 
+async def test_service_time_includes_the_emulators_own_work(dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fixed 0.5 s latency means 0.5 s from arrival: slow image analysis (0.3 s here) is part of it, not added."""
+    slow_analyse = engine_mod.Engine.analyse_images
+
+    async def analyse_slowly(self: Any, req: Any, st: Any) -> Any:
+        await asyncio.sleep(0.3)
+        return await slow_analyse(self, req, st)
+
+    monkeypatch.setattr(engine_mod.Engine, "analyse_images", analyse_slowly)
+    async with Emulator(make_profiles(latency={"base_s": 0.5, "output_tokens_per_s": 1e9}), dataset=dataset) as emu:
+        client = gemini(emu)
+        await client.aio.models.generate_content(model="m", contents=g_parts(jpeg(dataset / "b.png")))  # warm-up
+        start = time.monotonic()
+        r = await client.aio.models.generate_content(model="m", contents=g_parts(jpeg(dataset / "b.png")))
+        elapsed = time.monotonic() - start
+        assert r.text == "3" and 0.5 <= elapsed < 0.75, elapsed
+
+
 async def test_time_scale_zero_is_instant(dataset: Path) -> None:
     async with Emulator(make_profiles(latency={"base_s": 30.0}), dataset=dataset, time_scale=0) as emu:
         start = time.monotonic()

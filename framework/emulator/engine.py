@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -96,6 +97,7 @@ class Engine:
     # -- one synchronous request -------------------------------------------------------------------------------
     async def serve(self, req: CountRequest) -> Outcome:
         """Rate limit, faults, answer, then hold a capacity slot for the simulated service time."""
+        arrived = time.monotonic()
         st = self.state(req.model)
         st.stats.requests += 1
         retry = st.admit()
@@ -116,6 +118,10 @@ class Engine:
         if slow:
             st.stats.faults["slow"] += 1
             delay += st.profile.faults.slow.extra_s
+        # The service time counts from arrival, as a real service's does: the emulator's own work (reading the
+        # images, counting) is part of it, not added on top, so a fixed-latency profile means that latency.
+        if self.time_scale > 0:
+            delay = max(0.0, delay - (time.monotonic() - arrived) / self.time_scale)
         await self._hold(st, delay)
         if fault == "http_500":
             st.stats.faults[fault] += 1
