@@ -4,9 +4,12 @@
     vs a bare ``asyncio.gather`` of the same SDK calls at the same concurrency, against a zero-latency
     emulator in another process. Goal: ratio >= 0.9.
 (b) with a fixed emulated latency L and concurrency C, the concurrent strategy's wall time vs the ideal
-    ceil(n / C) x L. Goal: ratio <= 1.05.
+    ceil(n / C) x L. Goal: ratio <= 1.05. The ideal leaves out the client's own work per request (the SDK's
+    ~3 ms of CPU here, C of them per wave), so the same calls in a bare gather are timed beside it: the gap
+    between the two is the framework's. L defaults to 2 s (real vision requests take seconds; the seed's
+    took ~20 s); at 1 s and C=16 the bare gather alone is already at ~1.05 on a 2-core machine.
 
-    python benchmarks/overhead_bench.py [--n 600] [--concurrency 32] [--latency 0.25]
+    python benchmarks/overhead_bench.py [--n 600] [--concurrency 32] [--latency 2.0] [--b-concurrency 16]
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ async def framework_rate(config: Path, results: Path, cache: Path) -> tuple[floa
     return summary["requests"] / summary["wall_s"], summary["wall_s"]
 
 
-async def bare_rate(base_url: str, dataset: Path, concurrency: int, cache: Path) -> float:
+async def bare_rate(base_url: str, dataset: Path, concurrency: int, cache: Path, limit: int | None = None) -> float:
     """The same SDK calls with nothing around them: one client, a semaphore, asyncio.gather."""
     from google import genai
     from google.genai import types
@@ -53,6 +56,7 @@ async def bare_rate(base_url: str, dataset: Path, concurrency: int, cache: Path)
 
         images = [pre.prepare(item, Preprocessing(max_side=96)) for item in load_dataset(dataset, None, None)]
     assert len(images) == len(items)
+    images = images[:limit]
     client = genai.Client(
         api_key=os.environ[EMULATOR_KEY_ENV],
         http_options=types.HttpOptions(base_url=base_url, retry_options=types.HttpRetryOptions(attempts=1)),
@@ -84,9 +88,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--latency", type=float, default=1.0, help="emulated latency for (b), seconds")
+    parser.add_argument("--latency", type=float, default=2.0, help="emulated latency for (b), seconds")
     parser.add_argument("--b-concurrency", type=int, default=16, help="concurrency for (b)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--b-rounds", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -118,10 +123,14 @@ def main() -> None:
             config = write_config(tmp / "efficiency.yaml", dataset, url, [{"name": "concurrent", "max_concurrency": c}])
             text = config.read_text().replace("labels: labels.json", f"labels: labels.json\n  limit: {n}")
             config.write_text(text)
-            _, wall = asyncio.run(framework_rate(config, tmp / "r", cache))
             ideal = math.ceil(n / c) * args.latency
-            print(f"(b) concurrency efficiency: {n} requests, C={c}, latency {args.latency} s: "
-                  f"wall {wall:.2f} s vs ideal {ideal:.2f} s, ratio {wall / ideal:.3f} (goal <= 1.05)")
+            asyncio.run(framework_rate(config, tmp / "r", cache))  # warm-up: connections at this latency
+            for _ in range(args.b_rounds):
+                _, wall = asyncio.run(framework_rate(config, tmp / "r", cache))
+                bare_wall = n / asyncio.run(bare_rate(url, dataset, c, cache, limit=n))
+                print(f"(b) concurrency efficiency: {n} requests, C={c}, latency {args.latency} s: "
+                      f"wall {wall:.2f} s vs ideal {ideal:.2f} s, ratio {wall / ideal:.3f} (goal <= 1.05); "
+                      f"a bare gather of the same SDK calls: {bare_wall / ideal:.3f}")
 
 
 if __name__ == "__main__":
