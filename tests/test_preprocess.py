@@ -377,3 +377,29 @@ def test_real_photo_downscales_to_768() -> None:
     out = Preprocessor(None).prepare(_item(path), Preprocessing(max_side=768))
     img = _decode(out.data)
     assert max(img.size) == 768 == max(out.width, out.height) and img.mode == "RGB" and img.format == "JPEG"
+
+
+def test_read_ahead_serves_warm_hits_a_window_at_a_time(tmp_path, image_dir):
+    from visionbench.cell import ReadAhead
+    from visionbench.dataset import load_dataset
+
+    items = load_dataset(image_dir, "labels.json", "person_count")
+    settings = Preprocessing(max_side=32)
+    with Preprocessor(tmp_path / "cache") as pre:
+        warm = [pre.prepare(item, settings) for item in items[:4]]  # items 4 and 5 stay cold: misses
+        asked: list[str] = []
+        lookup = pre.lookup
+        pre.lookup = lambda item, s: asked.append(item.id) or lookup(item, s)  # type: ignore[method-assign]
+
+        ahead = ReadAhead(pre, items, settings, window=3)
+        first = ahead.lookup(items[0], settings)
+        assert first is not None and first.data == warm[0].data
+        assert asked == [i.id for i in items[:3]]  # one burst: the window
+        assert ahead.lookup(items[1], settings) is not None and ahead.lookup(items[2], settings) is not None
+        assert len(asked) == 3  # served from the window, no more lookups
+        assert ahead.lookup(items[4], settings) is None  # next window (3, 4, 5): a miss comes back as None
+        assert asked[3:] == [i.id for i in items[3:]]
+        assert ahead.lookup(items[3], settings) is not None and len(asked) == 6
+        # another size, or an item asked again: a plain lookup
+        assert ahead.lookup(items[0], Preprocessing(max_side=16)) is None
+        assert ahead.lookup(items[0], settings) is not None and len(asked) == 8
