@@ -285,6 +285,5 @@ async def _run_cell(
     finally:
         final = strategy.final_answers(ctx.records)
         summary = summarize_cell(items, ctx.records, final, caller.now() - start)
-        answers = {item_id: {"item_id": a.item_id, "value": a.value, "error": a.error} for item_id, a in final.items()}
         extra = strategy.summarize(items, ctx.records)
-        writer.set_cell(_cell_entry(cell, repeat, status, summary, answers, extra, error))
+        writer.set_cell(_cell_entry(cell, repeat, status, summary, final, extra, error))

@@ -95,3 +95,26 @@ def test_the_redacting_writer_catches_a_secret_split_across_writes():
             writer.write(text[start : start + 5])
         writer.close()
         assert out.getvalue() == redact(text) == "x" * at + REDACTED + "y" * 23
+
+
+def test_compact_writes_go_piece_by_piece_and_equal_one_dump():
+    from visionbench.bundle import _jsonable, _write_compact
+
+    register_secret(KEY)
+    data = {
+        "items": [{"id": f"i{i}", "label": i} for i in range(3000)],  # ~80 kB: more than one piece
+        "cells": [{"id": "c", "answers": {f"i{i}": Answer(f"i{i}", i) for i in range(300)}, "summary": {"n": 1}}],
+        "config": {"nested": {"list": [1, [2, 3], {}], "empty": []}, "note": f"key {KEY}"},
+        "small": [1, 2, 3],
+    }
+    pieces: list[str] = []
+
+    class Recorder(io.StringIO):
+        def write(self, text: str) -> int:
+            pieces.append(text)
+            return super().write(text)
+
+    out = Recorder()
+    _write_compact(out, data)
+    assert json.loads(out.getvalue()) == json.loads(redact(json.dumps(data, default=_jsonable)))
+    assert KEY not in out.getvalue() and len(pieces) > 1  # streamed, not one string
