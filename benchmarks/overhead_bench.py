@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -90,7 +91,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latency", type=float, default=2.0, help="emulated latency for (b), seconds")
     parser.add_argument("--b-concurrency", type=int, default=16, help="concurrency for (b)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--b-rounds", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,8 +114,7 @@ def main() -> None:
                 ratios.append(framework / bare)
                 print(f"(a) round {i + 1}: bare gather {bare:7.1f} req/s, framework {framework:7.1f} req/s, "
                       f"ratio {framework / bare:.2f}")
-            ratios.sort()
-            print(f"(a) framework overhead: median ratio {ratios[len(ratios) // 2]:.2f} (goal >= 0.9); "
+            print(f"(a) framework overhead: median ratio {statistics.median(ratios):.2f} (goal >= 0.9); "
                   f"{args.n} requests, concurrency {args.concurrency}, zero-latency emulator")
 
         with emulator_process(dataset, write_profiles(tmp / "fixed.yaml", base_s=args.latency)) as url:
