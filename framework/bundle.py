@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
@@ -59,16 +58,6 @@ def item_to_json(item: ImageItem) -> dict[str, Any]:
     return {"id": item.id, "sha256": item.sha256, "label": item.label}
 
 
-def _to_text(data: Any, indent: int | None) -> str:
-    if indent is None:
-        return json.dumps(data, default=_jsonable)  # the C encoder: fast, and one string of the output's size
-    # json.dumps with an indent joins a list of every token (~6x the output in memory); json.dump into a
-    # StringIO writes the same text piece by piece.
-    buf = io.StringIO()
-    json.dump(data, buf, indent=indent, default=_jsonable)
-    return buf.getvalue()
-
-
 @contextmanager
 def _replacing(path: Path, *, sync: bool = True) -> Iterator[TextIO]:
     """A text file that takes the place of ``path`` in one rename when the block ends: readers never see half
@@ -87,13 +76,13 @@ def _replacing(path: Path, *, sync: bool = True) -> Iterator[TextIO]:
         raise
 
 
-def write_atomic(path: Path, data: dict[str, Any], *, indent: int | None = 1, sync: bool = True) -> None:
-    """Write JSON to a temporary file beside ``path`` and rename it over.
+def write_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write small JSON (indented) to a temporary file beside ``path`` and rename it over.
 
     Any registered secret (API key) that found its way into the data is blanked out on the way.
     """
-    text = redact(_to_text(data, indent))
-    with _replacing(path, sync=sync) as out:
+    text = redact(json.dumps(data, indent=1, default=_jsonable))
+    with _replacing(path) as out:
         out.write(text)
 
 
