@@ -37,9 +37,9 @@ def answers_schema(task: Task, n: int) -> dict:
 class ReadAhead:
     """Warm cache hits for the items a cell will ask about, looked up a window at a time, in order.
 
-    A burst of lookups costs several times less than the same lookups spread between requests (measured by
-    benchmarks/overhead_bench.py: the cache's SQLite and its data stay warm in the CPU's caches). Holds at
-    most a few windows of prepared images; items asked for out of order fall back to a plain lookup.
+    A burst of lookups costs less than the same lookups spread between requests: the cache's SQLite and its
+    data stay warm in the CPU's caches (benchmarks/overhead_bench.py shows the effect on requests/s). Holds
+    at most a few windows of prepared images; items asked for out of order fall back to a plain lookup.
     """
 
     def __init__(self, preprocessor: Preprocessor, items: Iterable[ImageItem], settings: Preprocessing, window: int = 32) -> None:
