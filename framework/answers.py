@@ -60,7 +60,7 @@ def _coerce(value: Any, answer_type: AnswerType) -> Any:
 
 
 def _strip_fences(text: str) -> str:
-    match = _FENCE.search(text)
+    match = _FENCE.search(text) if "```" in text else None
     return match.group(1) if match else text
 
 

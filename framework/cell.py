@@ -141,14 +141,14 @@ class CellContext:
             return failed
 
         n = len(prepared)
-        structured = self.capabilities(provider_name, model_name).structured_output
+        structured = n > 1 and self.capabilities(provider_name, model_name).structured_output
         request = Request(
             model=model_name,
             task=self.task,
             prompt=self.task.prompt if n == 1 else multi_image_prompt(self.task, n),
             images=tuple(prepared),
             params=params,
-            response_schema=answers_schema(self.task, n) if n > 1 and structured else None,
+            response_schema=answers_schema(self.task, n) if structured else None,
         )
         backend = self.providers[provider_name]
         outcome = await self.caller.call(lambda: backend.generate(request), limiter)

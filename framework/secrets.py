@@ -8,15 +8,18 @@ import threading
 from typing import TextIO
 
 _secrets: set[str] = set()
+_longest_first: tuple[str, ...] = ()  # a secret that holds another is blanked out first
 _lock = threading.Lock()
 REDACTED = "[REDACTED]"
 
 
 def register_secret(value: str | None) -> None:
     """Remember a secret so that every bundle, log line and error message has it blanked out."""
+    global _longest_first
     if value and len(value) >= 6:  # short strings would blank out ordinary words
         with _lock:
             _secrets.add(value)
+            _longest_first = tuple(sorted(_secrets, key=len, reverse=True))
 
 
 def api_key_from_env(var: str) -> str | None:
@@ -27,7 +30,7 @@ def api_key_from_env(var: str) -> str | None:
 
 
 def redact(text: str) -> str:
-    for secret in sorted(_secrets, key=len, reverse=True):
+    for secret in _longest_first:
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text

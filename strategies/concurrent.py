@@ -25,7 +25,9 @@ class Concurrent(Strategy):
     Params = ConcurrentParams
 
     async def run(self, items: Sequence[ImageItem], ctx: CellContext) -> None:
-        limiter = Limiter(self.params.max_concurrency, self.params.requests_per_minute)
+        # for_each already holds in-flight requests to max_concurrency; a limiter is only needed for the rate.
+        rate = self.params.requests_per_minute
+        limiter = Limiter(requests_per_minute=rate) if rate else None
         await for_each(items, self.params.max_concurrency, lambda item: ctx.ask([item], limiter=limiter))
 
 

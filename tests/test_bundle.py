@@ -1,5 +1,6 @@
 """The bundle on disk while a run goes (header + records file), after it finishes (one file), and when killed."""
 
+import asyncio
 import io
 import json
 
@@ -32,11 +33,14 @@ async def test_records_stream_to_a_file_beside_the_bundle_until_it_finishes(tmp_
     writer = BundleWriter(path, header)
     for i in range(3):
         writer.add_record(record(i))
+    records_file = path.parent / RECORDS_NAME
+    assert records_file.read_text() == ""  # one turn of the event loop's records go out in one write...
+    await asyncio.sleep(0)
+    assert len(records_file.read_text().splitlines()) == 3  # ...before the loop runs anything else
 
     on_disk = json.loads(path.read_text())
     bundle_mod.validate(on_disk)
     assert on_disk["status"] == "running" and on_disk["records_file"] == RECORDS_NAME and "records" not in on_disk
-    assert len((path.parent / RECORDS_NAME).read_text().splitlines()) == 3  # each record on disk as it came
     loaded = bundle_mod.load(path.parent)
     bundle_mod.validate(loaded)
     assert [r["item_ids"] for r in loaded["records"]] == [["img0.png"], ["img1.png"], ["img2.png"]]
@@ -57,6 +61,7 @@ async def test_a_torn_last_record_is_dropped_and_resume_rewrites_the_file(tmp_pa
     writer = BundleWriter(path, header)
     writer.add_record(record(0))
     writer.add_record(record(1))
+    await asyncio.sleep(0)
     with (path.parent / RECORDS_NAME).open("a") as f:  # a process killed half-way through writing a record
         f.write('{"cell": "p/m/sequential", "item_ids": ["im')
 
@@ -78,11 +83,41 @@ async def test_secrets_are_blanked_in_the_records_file_and_the_final_bundle(tmp_
     path = tmp_path / "run" / "bundle.json"
     writer = BundleWriter(path, header)
     writer.add_record(record(0, error={"kind": "fatal", "message": f"401 for key {KEY}", "status": 401}))
-    assert KEY not in (path.parent / RECORDS_NAME).read_text() and KEY not in path.read_text()
+    await asyncio.sleep(0)
+    written = (path.parent / RECORDS_NAME).read_text()
+    assert "401 for key" in written and KEY not in written and KEY not in path.read_text()
     writer.finish("failed", f"bad key {KEY}")
     text = path.read_text()
     assert KEY not in text and text.count(REDACTED) == 3
     bundle_mod.validate(json.loads(text))
+
+
+async def test_records_of_an_unfinished_turn_are_written_by_finish(tmp_path):
+    path = tmp_path / "run" / "bundle.json"
+    writer = BundleWriter(path, {"run_id": "r", "items": []})
+    writer.add_record(record(0))
+    writer.add_record(record(1))
+    writer.finish("interrupted", "interrupted by the user")  # e.g. Ctrl-C before the loop turned again
+    assert [r["item_ids"] for r in bundle_mod.load(path)["records"]] == [["img0.png"], ["img1.png"]]
+
+
+def test_without_an_event_loop_each_record_is_written_at_once(tmp_path):
+    path = tmp_path / "run" / "bundle.json"
+    writer = BundleWriter(path, {"run_id": "r", "items": []})
+    writer.add_record(record(0))
+    assert len((path.parent / RECORDS_NAME).read_text().splitlines()) == 1
+    writer.finish("complete")
+
+
+def test_values_the_fast_encoder_refuses_still_make_a_valid_line(tmp_path):
+    from visionbench.bundle import _record_line, record_to_json
+
+    odd = record(0)
+    odd.raw_text, odd.answers = "half a pair: \ud83d", [Answer("img0.png", 10**30)]  # a lone surrogate, > 64 bits
+    plain = record(1)
+    lines = [_record_line(record_to_json(r)) for r in (odd, plain)]
+    assert json.loads(lines[0])["answers"][0]["value"] == 10**30 and json.loads(lines[0])["raw_text"] == odd.raw_text
+    assert json.loads(lines[1]) == json.loads(json.dumps(record_to_json(plain)))  # same data as the standard encoder
 
 
 def test_the_redacting_writer_catches_a_secret_split_across_writes():
