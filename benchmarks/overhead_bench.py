@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,17 +37,35 @@ from visionbench.runner import prepare, run  # noqa: E402
 PROMPT = "How many people are in this image? Answer with a single integer."
 
 
-async def framework_rate(config: Path, results: Path, cache: Path) -> tuple[float, float]:
-    """(requests/s, wall s) of the concurrent cell as the framework timed it."""
+@dataclass
+class Timing:
+    rate: float  # requests/s
+    wall_s: float
+    cpu_ms: float  # this process's CPU time per request: steadier than wall time on a shared machine
+
+
+async def framework_rate(config: Path, results: Path, cache: Path) -> Timing:
+    """The concurrent cell's requests/s and wall time as the framework timed it, and the CPU time it took."""
     registry = default_registry()
     plan = prepare(load_experiment(config, registry), registry)
+    (strategy,) = plan.strategies.values()
+    cpu_s = 0.0
+    run_strategy = strategy.run
+
+    async def run_timed(items, ctx) -> None:  # the strategy's run, and nothing of the setup around it
+        nonlocal cpu_s
+        start = time.process_time()
+        await run_strategy(items, ctx)
+        cpu_s = time.process_time() - start
+
+    strategy.run = run_timed
     data = bundle_mod.load(await run(plan, results_dir=results, cache_dir=cache))
     summary = data["cells"][0]["summary"]
     assert summary["errors"] == 0, summary
-    return summary["requests"] / summary["wall_s"], summary["wall_s"]
+    return Timing(summary["requests"] / summary["wall_s"], summary["wall_s"], 1000 * cpu_s / summary["requests"])
 
 
-async def bare_rate(base_url: str, dataset: Path, concurrency: int, cache: Path, limit: int | None = None) -> float:
+async def bare_rate(base_url: str, dataset: Path, concurrency: int, cache: Path, limit: int | None = None) -> Timing:
     """The same SDK calls with nothing around them: one client, a semaphore, asyncio.gather."""
     from google import genai
     from google.genai import types
@@ -78,11 +97,16 @@ async def bare_rate(base_url: str, dataset: Path, concurrency: int, cache: Path,
             response = await client.aio.models.generate_content(model="gemini-2.5-flash", contents=contents, config=config)
             assert response.text
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one(image) for image in images))
-    elapsed = time.perf_counter() - start
+    elapsed, cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
     await client.aio.aclose()
-    return len(images) / elapsed
+    return Timing(len(images) / elapsed, elapsed, 1000 * cpu_s / len(images))
+
+
+def _middle_half(values: list[float]) -> str:
+    low, _, high = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
+    return f"{low:.2f} to {high:.2f}"
 
 
 def main() -> None:
@@ -91,7 +115,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latency", type=float, default=2.0, help="emulated latency for (b), seconds")
     parser.add_argument("--b-concurrency", type=int, default=16, help="concurrency for (b)")
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=21, help="(a) rounds: single rounds swing by +-15%% on a shared machine")
     parser.add_argument("--b-rounds", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,19 +127,23 @@ def main() -> None:
         with emulator_process(dataset, write_profiles(tmp / "zero.yaml", base_s=0.0)) as url:
             config = write_config(tmp / "overhead.yaml", dataset, url, strategies)
             asyncio.run(framework_rate(config, tmp / "r", cache))  # warm-up: caches, imports, connections
-            ratios = []
+            ratios, cpu_ratios = [], []
             for i in range(args.rounds):  # interleaved, order alternating, so drift and noise hit both alike
                 if i % 2 == 0:
                     bare = asyncio.run(bare_rate(url, dataset, args.concurrency, cache))
-                    framework, _ = asyncio.run(framework_rate(config, tmp / "r", cache))
+                    framework = asyncio.run(framework_rate(config, tmp / "r", cache))
                 else:
-                    framework, _ = asyncio.run(framework_rate(config, tmp / "r", cache))
+                    framework = asyncio.run(framework_rate(config, tmp / "r", cache))
                     bare = asyncio.run(bare_rate(url, dataset, args.concurrency, cache))
-                ratios.append(framework / bare)
-                print(f"(a) round {i + 1}: bare gather {bare:7.1f} req/s, framework {framework:7.1f} req/s, "
-                      f"ratio {framework / bare:.2f}")
-            print(f"(a) framework overhead: median ratio {statistics.median(ratios):.2f} (goal >= 0.9); "
-                  f"{args.n} requests, concurrency {args.concurrency}, zero-latency emulator")
+                ratios.append(framework.rate / bare.rate)
+                cpu_ratios.append(bare.cpu_ms / framework.cpu_ms)
+                print(f"(a) round {i + 1}: bare gather {bare.rate:7.1f} req/s ({bare.cpu_ms:.2f} ms CPU each), "
+                      f"framework {framework.rate:7.1f} req/s ({framework.cpu_ms:.2f} ms CPU each), "
+                      f"ratio {ratios[-1]:.2f}")
+            print(f"(a) framework overhead: median ratio {statistics.median(ratios):.2f} (goal >= 0.9; middle half of "
+                  f"rounds {_middle_half(ratios)}); {args.n} requests, concurrency {args.concurrency}, zero-latency emulator")
+            print(f"(a) client CPU per request, bare / framework: median {statistics.median(cpu_ratios):.2f} "
+                  f"(middle half {_middle_half(cpu_ratios)})")
 
         with emulator_process(dataset, write_profiles(tmp / "fixed.yaml", base_s=args.latency)) as url:
             n = min(args.n, 10 * args.b_concurrency)
@@ -126,8 +154,8 @@ def main() -> None:
             ideal = math.ceil(n / c) * args.latency
             asyncio.run(framework_rate(config, tmp / "r", cache))  # warm-up: connections at this latency
             for _ in range(args.b_rounds):
-                _, wall = asyncio.run(framework_rate(config, tmp / "r", cache))
-                bare_wall = n / asyncio.run(bare_rate(url, dataset, c, cache, limit=n))
+                wall = asyncio.run(framework_rate(config, tmp / "r", cache)).wall_s
+                bare_wall = asyncio.run(bare_rate(url, dataset, c, cache, limit=n)).wall_s
                 print(f"(b) concurrency efficiency: {n} requests, C={c}, latency {args.latency} s: "
                       f"wall {wall:.2f} s vs ideal {ideal:.2f} s, ratio {wall / ideal:.3f} (goal <= 1.05); "
                       f"a bare gather of the same SDK calls: {bare_wall / ideal:.3f}")

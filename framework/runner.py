@@ -289,10 +289,10 @@ async def _run_cell(
     progress.start_cell(label, len(items))
     progress.advance(len(items) - len(todo))
     start = caller.now() - _earlier_wall(writer.data, cell.id, repeat)
-    status, error = "interrupted", None
+    status, error, end = "interrupted", None, None
     try:
         await strategy.run(todo, ctx)
-        status = "complete"
+        status, end = "complete", caller.now()
     except BudgetExceeded as exc:
         status, error = "stopped", str(exc)
         raise
@@ -300,7 +300,8 @@ async def _run_cell(
         status, error = "failed", f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        wall_s = (end if end is not None else caller.now()) - start  # the strategy's time, not the summary's
         final = strategy.final_answers(ctx.records)
-        summary = summarize_cell(items, ctx.records, final, caller.now() - start)
+        summary = summarize_cell(items, ctx.records, final, wall_s)
         extra = strategy.summarize(items, ctx.records)
         writer.set_cell(_cell_entry(cell, repeat, status, summary, final, extra, error))
