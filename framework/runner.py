@@ -207,8 +207,12 @@ def _setup_frozen():
 
     A full collection walks every object in the process; with two SDKs' worth of models loaded that is
     tens of milliseconds with the event loop stopped, which lands in the latency of every request in flight.
-    Frozen, those passes only walk what the run itself made. Unfrozen again when the cells are done.
+    Frozen, those passes only walk what the run itself made. Unfrozen again when the cells are done; a host
+    program that froze objects of its own keeps its collector as it set it.
     """
+    if gc.get_freeze_count():
+        yield
+        return
     gc.freeze()
     try:
         yield

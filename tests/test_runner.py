@@ -124,3 +124,32 @@ async def test_repeats_make_one_cell_entry_each(tmp_path, image_dir, registry, a
 def test_schema_rejects_a_broken_bundle(tmp_path):
     with pytest.raises(Exception):
         bundle_mod.validate({"schema_version": 1, "run_id": "x"})
+
+
+async def test_setup_is_frozen_out_of_the_collector_while_cells_run_and_thawed_after(tmp_path, image_dir, registry,
+                                                                                      answers_for_labels):  # fmt: skip
+    import gc
+
+    path = write_config(tmp_path, image_dir, ["sequential"], options={"answers": answers_for_labels})
+    plan = prepare(load_experiment(path, registry), registry)
+    provider = plan.providers["scripted"]
+    generate, frozen = provider.generate, []
+
+    async def watched(request):
+        frozen.append(gc.get_freeze_count())
+        return await generate(request)
+
+    provider.generate = watched
+    assert gc.get_freeze_count() == 0
+    await run(plan, results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
+    assert len(frozen) == 6 and min(frozen) > 0  # the plan, modules and SDK types: not walked mid-run
+    assert gc.get_freeze_count() == 0  # and handed back to the collector when the cells are done
+
+    gc.freeze()  # a host program that freezes objects itself (a pre-fork server, say)...
+    try:
+        host_frozen = gc.get_freeze_count()
+        await run(prepare(load_experiment(path, registry), registry), results_dir=tmp_path / "r2", cache_dir=tmp_path / "cache")
+        # ...keeps them frozen (some may since have been freed), and nothing of the run's is added
+        assert host_frozen - 100 < gc.get_freeze_count() <= host_frozen
+    finally:
+        gc.unfreeze()
