@@ -113,6 +113,7 @@ def load(path: str | Path) -> dict[str, Any]:
     records_file = data.pop("records_file", None)
     if records_file is not None:
         data["records"] = [json.loads(line) for line in _record_lines(path.parent / records_file)]
+        data["simulated"] = data.get("simulated") or any(r.get("simulated") for r in data["records"])
     return data
 
 
@@ -167,9 +168,8 @@ class BundleWriter:
                 asyncio.get_running_loop().call_soon(self._write_records)
             except RuntimeError:  # no loop: nothing to gather, write it now
                 self._write_records()
-        if record.simulated and not self.data["simulated"]:
-            self.data["simulated"] = True
-            self.flush(force=True)
+        if record.simulated:
+            self.data["simulated"] = True  # on disk with the next header write; until then the records say so
 
     def _write_records(self) -> None:
         if self._unwritten and not self._records.closed:

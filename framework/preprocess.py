@@ -178,7 +178,8 @@ def _valid_entry(value: object, settings: Preprocessing) -> bool:
     if settings.max_side is not None and max(width, height) > settings.max_side:
         return False
     if mime == "image/jpeg":
-        return data.startswith(b"\xff\xd8\xff") and data.rstrip(b"\x00").endswith(b"\xff\xd9")
+        ends = data.endswith(b"\xff\xd9") or data.rstrip(b"\x00").endswith(b"\xff\xd9")  # rstrip copies: only if padded
+        return data.startswith(b"\xff\xd8\xff") and ends
     # PNG: signature, IHDR size matching the stated size, and the IEND chunk (catches truncation).
     return (
         data.startswith(_PNG_MAGIC)

@@ -101,6 +101,16 @@ async def test_records_of_an_unfinished_turn_are_written_by_finish(tmp_path):
     assert [r["item_ids"] for r in bundle_mod.load(path)["records"]] == [["img0.png"], ["img1.png"]]
 
 
+def test_a_simulated_reply_marks_the_bundle_simulated_even_before_the_header_is_rewritten(tmp_path):
+    path = tmp_path / "run" / "bundle.json"
+    writer = BundleWriter(path, {"run_id": "r", "items": [], "simulated": False})
+    writer.add_record(record(0, simulated=True))
+    assert json.loads(path.read_text())["simulated"] is False  # no header rewrite for it mid-cell...
+    assert bundle_mod.load(path)["simulated"] is True  # ...the records say so, and load reads them
+    writer.finish("complete")
+    assert json.loads(path.read_text())["simulated"] is True
+
+
 def test_without_an_event_loop_each_record_is_written_at_once(tmp_path):
     path = tmp_path / "run" / "bundle.json"
     writer = BundleWriter(path, {"run_id": "r", "items": []})

@@ -340,6 +340,16 @@ def test_corrupt_cache_entry_is_rebuilt(tmp_path: Path, photo: Path, garbage: ob
         assert pre.prepare(item, settings) == out and pre.hits == 1  # the rebuilt entry is served
 
 
+def test_a_jpeg_entry_padded_after_its_end_marker_is_still_a_hit(tmp_path: Path, photo: Path) -> None:
+    item, settings = _item(photo), Preprocessing(max_side=200)
+    with Preprocessor(tmp_path / "cache") as pre:
+        out = pre.prepare(item, settings)
+    with diskcache.Cache(str(tmp_path / "cache")) as cache:  # some encoders pad the file with zeros
+        cache.set(Preprocessor.cache_key(item, settings), (out.data + b"\x00" * 8, out.mime_type, out.width, out.height))
+    with Preprocessor(tmp_path / "cache") as pre:
+        assert pre.lookup(item, settings).data == out.data + b"\x00" * 8 and pre.hits == 1
+
+
 def test_corrupt_png_entry_is_rebuilt(tmp_path: Path, photo: Path) -> None:
     item, settings = _item(photo), Preprocessing(max_side=200, format="png")
     with Preprocessor(tmp_path / "cache") as pre:
