@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import tempfile
-import time
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime, timezone
@@ -120,14 +119,14 @@ def load(path: str | Path) -> dict[str, Any]:
 class BundleWriter:
     """A run's bundle, valid on disk at every moment, in memory no bigger than its header.
 
-    The header (config, items, cell summaries, status) is rewritten atomically at most every ``interval_s``;
-    records are appended as they come to a JSON-lines file beside it (named by the bundle's ``records_file``),
+    The header (config, items, cell summaries, status) is rewritten atomically when it changes: at the start
+    and as each cell ends. Records are appended as they come to a JSON-lines file beside it (named by the bundle's ``records_file``),
     so a run's memory does not grow with its records. ``finish`` folds the records into ``bundle.json``:
     a finished, interrupted or failed run is one self-contained file.
     """
 
     def __init__(
-        self, path: Path, header: dict[str, Any], *, interval_s: float = 1.0, records: Iterable[dict[str, Any]] = ()
+        self, path: Path, header: dict[str, Any], *, records: Iterable[dict[str, Any]] = ()
     ) -> None:
         self.path = path
         self.records_path = path.with_name(RECORDS_NAME)
@@ -147,15 +146,13 @@ class BundleWriter:
                 out.write(_record_line(record))
         self._records = self.records_path.open("ab", buffering=0)
         self._unwritten: list[bytes] = []  # records of this turn of the event loop
-        self.interval_s = interval_s
-        self._next_write = 0.0
-        self.flush(force=True)
+        self._write_header()
 
     @classmethod
-    def reopen(cls, path: Path, data: dict[str, Any], *, interval_s: float = 1.0) -> "BundleWriter":
+    def reopen(cls, path: Path, data: dict[str, Any]) -> "BundleWriter":
         """Carry on writing a bundle from a previous, unfinished run (``data`` as ``load`` gave it)."""
         header = {**data, "resumed_at": [*data.get("resumed_at", []), now_iso()]}
-        return cls(path, header, interval_s=interval_s, records=data["records"])
+        return cls(path, header, records=data["records"])
 
     def add_record(self, record: Record) -> None:
         """Append a record to the records file: right away, or (in a running event loop) with the others of
@@ -187,7 +184,7 @@ class BundleWriter:
                 break
         else:
             cells.append(entry)
-        self.flush()
+        self._write_header()
 
     def finish(self, status: str, error: str | None = None) -> None:
         """Write the final bundle, records included (indented, for people reading it: one record per line)."""
@@ -199,14 +196,9 @@ class BundleWriter:
             _write_with_records(out, header, _record_lines(self.records_path))
         self.records_path.unlink()
 
-    def flush(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now >= self._next_write:
-            # Compact, with json's C encoder, and never more than a tenth of the time.
-            with _replacing(self.path, sync=False) as out:
-                _write_compact(out, self.data)
-            took = time.monotonic() - now
-            self._next_write = now + max(self.interval_s, 10 * took)
+    def _write_header(self) -> None:
+        with _replacing(self.path, sync=False) as out:  # compact, with json's C encoder
+            _write_compact(out, self.data)
 
 
 def _write_with_records(out: TextIO, header: dict[str, Any], record_lines: Iterable[str]) -> None:

@@ -205,7 +205,7 @@ async def run(
 def _setup_frozen():
     """Leave what exists before the cells start (modules, SDK types, the plan) out of the collector's passes.
 
-    A full collection walks every object in the process; with two SDKs' worth of models loaded that is
+    A full collection walks every object in the process; with an SDK's models loaded that is
     tens of milliseconds with the event loop stopped, which lands in the latency of every request in flight.
     Frozen, those passes only walk what the run itself made. Unfrozen again when the cells are done; a host
     program that froze objects of its own keeps its collector as it set it.
