@@ -121,11 +121,6 @@ def error_for_status(status: int | None, message: str, *, retry_after_s: float |
     return Fatal(message, status=status)  # 401, 402, 403, 404 and any other 4xx
 
 
-def redact(text: str, secret: str | None) -> str:
-    """``text`` with ``secret`` blanked out (belt and braces: SDK messages should not hold keys)."""
-    return text.replace(secret, "<redacted>") if secret and len(secret) >= 4 else text
-
-
 def check_images(request: Request, limit: int, provider: str) -> None:
     if len(request.images) > limit:
         raise BadRequest(

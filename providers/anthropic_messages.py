@@ -26,12 +26,13 @@ from pydantic import BaseModel, Field
 from visionbench.errors import BadRequest, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
 from visionbench.provider import Provider
+from visionbench.secrets import redact
 from visionbench.tokens import anthropic_image_tokens
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
 
 from ._sdk_common import (
     RemoteOptions, check_images, mapped, error_for_status, header, is_simulated, is_transport_error, read_key,
-    redact, retry_after, sdk_version, unknown_params,
+    retry_after, sdk_version, unknown_params,
 )  # fmt: skip
 
 PARAMS = ("max_output_tokens", "thinking_budget", "effort")
@@ -180,9 +181,9 @@ class AnthropicMessages(Provider):
             body = exc.body if isinstance(exc.body, dict) else {}
             request_id = exc.request_id or body.get("request_id")
             text = f"anthropic HTTP {exc.status_code} {exc.type or ''}: {exc.api_message or exc.message}"
-            text = redact(text + (f" (request-id {request_id})" if request_id else ""), self._key)
+            text = redact(text + (f" (request-id {request_id})" if request_id else ""))
             return error_for_status(exc.status_code, text, retry_after_s=retry_after(exc.response.headers))
-        text = redact(f"{type(exc).__name__}: {exc}", self._key)
+        text = redact(f"{type(exc).__name__}: {exc}")
         if isinstance(exc, (anthropic.APIResponseValidationError, json.JSONDecodeError)):
             return Transient(f"anthropic: malformed response body ({text})")
         if isinstance(exc, (anthropic.APIConnectionError, ConnectionError, TimeoutError)) or is_transport_error(exc):

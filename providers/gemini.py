@@ -24,12 +24,13 @@ from pydantic import BaseModel, Field
 from visionbench.errors import BadRequest, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
 from visionbench.provider import Provider
+from visionbench.secrets import redact
 from visionbench.tokens import gemini_image_tokens
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
 
 from ._sdk_common import (
     RemoteOptions, check_images, mapped, duration_s, error_for_status, is_simulated, is_transport_error, read_key,
-    redact, retry_after, sdk_version, unknown_params,
+    retry_after, sdk_version, unknown_params,
 )  # fmt: skip
 
 PARAMS = ("temperature", "top_p", "top_k", "seed", "max_output_tokens", "thinking_budget", "thinking_level",
@@ -209,7 +210,7 @@ class Gemini(Provider):
 
         if isinstance(exc, errors.APIError):
             code, status = exc.code, exc.status or ""
-            text = redact(f"gemini HTTP {code} {status}: {exc.message or exc.details}", self._key)
+            text = redact(f"gemini HTTP {code} {status}: {exc.message or exc.details}")
             wait = retry_after(getattr(exc.response, "headers", None))
             wait = wait if wait is not None else _retry_delay(exc.details)
             if status == "RESOURCE_EXHAUSTED":
@@ -217,7 +218,7 @@ class Gemini(Provider):
             if code == 400 and (status == "FAILED_PRECONDITION" or "API_KEY_INVALID" in str(exc.details)):
                 return Fatal(text, status=code)
             return error_for_status(code, text, retry_after_s=wait)
-        text = redact(f"{type(exc).__name__}: {exc}", self._key)
+        text = redact(f"{type(exc).__name__}: {exc}")
         if isinstance(exc, (json.JSONDecodeError, errors.UnknownApiResponseError, pydantic.ValidationError)):
             return Transient(f"gemini: malformed response body ({text})")
         if isinstance(exc, (aiohttp.ClientError, ConnectionError, TimeoutError)) or is_transport_error(exc):

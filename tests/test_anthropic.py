@@ -14,6 +14,7 @@ from visionbench.errors import BadRequest, ConfigError, Fatal, RateLimited, Tran
 from visionbench.plugins import collect, make_manager
 from visionbench.providers import anthropic_messages
 from visionbench.providers.anthropic_messages import AnthropicMessages
+from visionbench.secrets import REDACTED
 from visionbench.types import PreparedImage, Usage
 
 KEY = "sk-ant-test-SECRET-4242"
@@ -196,7 +197,7 @@ async def test_a_key_echoed_by_the_server_is_redacted(provider, replay):
     replay.add("POST", PATH, Reply(401, error("authentication_error", f"invalid x-api-key {KEY}")))
     with pytest.raises(Exception) as info:
         await provider.generate(make_request(MODEL))
-    assert KEY not in str(info.value) and "<redacted>" in str(info.value)
+    assert KEY not in str(info.value) and REDACTED in str(info.value)
 
 
 async def test_missing_key_names_the_variable(replay, monkeypatch):

@@ -13,6 +13,7 @@ from visionbench.errors import BadRequest, ConfigError, Fatal, RateLimited, Tran
 from visionbench.plugins import collect, make_manager
 from visionbench.providers import gemini
 from visionbench.providers.gemini import Gemini
+from visionbench.secrets import REDACTED
 
 pytestmark = pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")
 
@@ -210,7 +211,7 @@ async def test_a_key_echoed_by_the_server_is_redacted(provider, replay):
     replay.add("POST", PATH, Reply(400, error_body(400, "INVALID_ARGUMENT", f"API key {KEY} is not valid")))
     with pytest.raises(Exception) as info:
         await provider.generate(make_request(MODEL))
-    assert KEY not in str(info.value) and "<redacted>" in str(info.value)
+    assert KEY not in str(info.value) and REDACTED in str(info.value)
 
 
 async def test_missing_key_names_the_variable(replay, monkeypatch):
