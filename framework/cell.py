@@ -105,7 +105,7 @@ class CellContext:
         settings = self.preprocessing if max_side is None else replace(self.preprocessing, max_side=max_side)
         # A warm hit is served on the loop; only a miss (decode, resize, encode) goes to a worker thread.
         hit = self._cache.lookup(item, settings)
-        return hit if hit is not None else await asyncio.to_thread(self.preprocessor.prepare, item, settings)
+        return hit if hit is not None else await asyncio.to_thread(self.preprocessor.build, item, settings)
 
     async def ask(
         self,

@@ -222,10 +222,12 @@ class Preprocessor:
 
     def prepare(self, item: ImageItem, settings: Preprocessing) -> PreparedImage:
         """The item's image prepared with ``settings``; a warm hit reads no file and decodes nothing."""
-        key = self.cache_key(item, settings)
         hit = self.lookup(item, settings)
-        if hit is not None:
-            return hit
+        return hit if hit is not None else self.build(item, settings)
+
+    def build(self, item: ImageItem, settings: Preprocessing) -> PreparedImage:
+        """A miss: read, check against the dataset's hash, decode, resize, encode, and store in the cache."""
+        key = self.cache_key(item, settings)
         with self._lock:
             self.misses += 1
         try:
