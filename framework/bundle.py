@@ -120,14 +120,12 @@ class BundleWriter:
     """A run's bundle, valid on disk at every moment, in memory no bigger than its header.
 
     The header (config, items, cell summaries, status) is rewritten atomically when it changes: at the start
-    and as each cell ends. Records are appended as they come to a JSON-lines file beside it (named by the bundle's ``records_file``),
-    so a run's memory does not grow with its records. ``finish`` folds the records into ``bundle.json``:
-    a finished, interrupted or failed run is one self-contained file.
+    and as each cell ends. Records are appended as they come to a JSON-lines file beside it (named by the
+    bundle's ``records_file``), so a run's memory does not grow with its records. ``finish`` folds the records
+    into ``bundle.json``: a finished, interrupted or failed run is one self-contained file.
     """
 
-    def __init__(
-        self, path: Path, header: dict[str, Any], *, records: Iterable[dict[str, Any]] = ()
-    ) -> None:
+    def __init__(self, path: Path, header: dict[str, Any], *, records: Iterable[dict[str, Any]] = ()) -> None:
         self.path = path
         self.records_path = path.with_name(RECORDS_NAME)
         self.data: dict[str, Any] = {

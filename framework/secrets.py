@@ -62,7 +62,7 @@ class RedactingWriter:
         self._pending.append(text)
         self._size += len(text)
         if self._size >= self.chunk:
-            self._drain(keep=max((len(s) for s in _secrets), default=1) - 1)
+            self._drain(keep=len(_longest_first[0]) - 1 if _longest_first else 0)
 
     def close(self) -> None:
         """Write what is still held back (``out`` stays open)."""
