@@ -10,8 +10,7 @@ from aiohttp import web
 from visionbench.emulator.batches import BatchJob, BatchStore, rfc3339
 from visionbench.emulator.engine import CountRequest, Engine, ImagePart, Outcome, Rejected, body_digest
 from visionbench.emulator.httputil import (NOTE_HEADER, SIMULATED_HEADER, drop_connection, json_response,
-                                           malformed_response, pick,
-                                           read_json, retry_after_headers)
+                                           malformed_response, pick, read_json, retry_after_headers)
 from visionbench.emulator.matching import ImageError, decode_base64
 
 VERSIONS = ("v1", "v1beta", "v1alpha")

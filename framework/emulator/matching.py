@@ -124,7 +124,7 @@ class DatasetIndex:
         self.keys = keys
         self.labels = labels
         bits = np.stack([p.bits for p in prints]) if prints else np.zeros((0, HASH_SIDE * HASH_SIDE), bool)
-        # Packed into 64-bit words: a popcount of XORs is ~4x faster than comparing 256 bools per image.
+        # Packed into 64-bit words: a popcount of XORs instead of comparing 256 bools per image.
         self._packed = _pack(bits)
         self._color = np.stack([p.color for p in prints]) if prints else np.zeros((0, 48), np.float32)
         self._aspect = np.array([p.aspect for p in prints], dtype=np.float64)
