@@ -245,7 +245,7 @@ def _children(value: dict[str, Any] | list[Any]) -> Iterable[Any]:
 def _record_line(record: dict[str, Any]) -> str:
     """One record as one line of JSON, secrets blanked out."""
     try:
-        text = orjson.dumps(record, default=_jsonable).decode()  # ~10x the standard encoder, on the hot path
+        text = orjson.dumps(record, default=_jsonable).decode()  # faster than json on the hot path
     except orjson.JSONEncodeError:  # an int beyond 64 bits, a lone surrogate in a reply...
         text = json.dumps(record, default=_jsonable)
     return redact(text) + "\n"
