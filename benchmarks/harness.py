@@ -8,9 +8,9 @@ import re
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import yaml
@@ -26,7 +26,9 @@ def make_dataset(folder: Path, n: int, size: int = 96, seed: int = 0) -> Path:
     labels = {}
     for i in range(n):
         blocks = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
-        Image.fromarray(blocks).resize((size, size), Image.Resampling.NEAREST).save(folder / f"img{i:05d}.jpg", quality=90)
+        Image.fromarray(blocks).resize((size, size), Image.Resampling.NEAREST).save(
+            folder / f"img{i:05d}.jpg", quality=90
+        )
         labels[f"img{i:05d}.jpg"] = int(rng.integers(0, 30))
     (folder / "labels.json").write_text(json.dumps(labels))
     return folder
@@ -35,13 +37,25 @@ def make_dataset(folder: Path, n: int, size: int = 96, seed: int = 0) -> Path:
 def write_profiles(path: Path, *, base_s: float, capacity: int = 10_000, time_scale: float = 1.0) -> Path:
     """One fixed-latency, fault-free, exact-answer profile for every model."""
     profile = {
-        "latency": {"base_s": base_s, "per_input_token_s": 0, "output_tokens_per_s": 1e9, "thinking_tokens": 0, "jitter": 0},
+        "latency": {
+            "base_s": base_s,
+            "per_input_token_s": 0,
+            "output_tokens_per_s": 1e9,
+            "thinking_tokens": 0,
+            "jitter": 0,
+        },
         "capacity": capacity,
         "rate_limit": {"requests_per_minute": None},
-        "faults": {"http_500": 0, "http_503": 0, "http_529": 0, "malformed_body": 0, "drop_connection": 0,
-                   "slow": {"probability": 0, "extra_s": 0}},
+        "faults": {
+            "http_500": 0,
+            "http_503": 0,
+            "http_529": 0,
+            "malformed_body": 0,
+            "drop_connection": 0,
+            "slow": {"probability": 0, "extra_s": 0},
+        },
         "answers": {"relative_sd": 0, "absolute_sd": 0, "multi_image_undercount": 0, "low_res_undercount": 0},
-    }  # fmt: skip
+    }
     path.write_text(yaml.safe_dump({"seed": 0, "time_scale": time_scale, "defaults": profile, "models": {"*": {}}}))
     return path
 
@@ -54,8 +68,18 @@ def _drain(stream) -> None:
 @contextmanager
 def emulator_process(dataset: Path, profiles: Path) -> Iterator[str]:
     """``visionbench emulate`` in a process of its own (so it does not share the measured process's CPU)."""
-    cmd = [sys.executable, "-m", "visionbench.cli", "emulate", "--dataset", str(dataset), "--profiles", str(profiles),
-           "--port", "0"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "visionbench.cli",
+        "emulate",
+        "--dataset",
+        str(dataset),
+        "--profiles",
+        str(profiles),
+        "--port",
+        "0",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         for line in proc.stdout:
@@ -73,10 +97,27 @@ def emulator_process(dataset: Path, profiles: Path) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def write_config(path: Path, dataset: Path, base_url: str, strategies: list, *, provider: str = "gemini",
-                 model: str = "gemini-2.5-flash", timeout_s: float = 120, limit: int | None = None,
-                 include: list[str] | None = None, label_field: str | None = None, max_side: int = 96) -> Path:  # fmt: skip
-    spec = {"path": str(dataset), "labels": "labels.json", "label_field": label_field, "include": include, "limit": limit}
+def write_config(
+    path: Path,
+    dataset: Path,
+    base_url: str,
+    strategies: list,
+    *,
+    provider: str = "gemini",
+    model: str = "gemini-2.5-flash",
+    timeout_s: float = 120,
+    limit: int | None = None,
+    include: list[str] | None = None,
+    label_field: str | None = None,
+    max_side: int = 96,
+) -> Path:
+    spec = {
+        "path": str(dataset),
+        "labels": "labels.json",
+        "label_field": label_field,
+        "include": include,
+        "limit": limit,
+    }
     config = {
         "name": path.stem,
         "dataset": {k: v for k, v in spec.items() if v is not None},

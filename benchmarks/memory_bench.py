@@ -112,13 +112,26 @@ def child(args: argparse.Namespace) -> None:
         for stat in stats[:15]:
             print(f"  {stat.size / 2**20:7.2f} MB {stat.count:8d} blocks  {stat.traceback[0]}")
         print(f"  total traced: {sum(s.size for s in stats) / 2**20:.1f} MB")
-    print(json.dumps({
-        "n": args.n, "requests": summary["requests"], "errors": summary["errors"], "wall_s": summary["wall_s"],
-        "total_s": total_s, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": peak,
-        "peak_before_finish_mb": sampler.peak_before_finish, "after_imports_mb": after_imports,
-        "after_prepare_mb": after_prepare, "rss_along": [sampler.rss.get(f, float("nan")) for f in Sampler.MARKS],
-        "anon_file_mb": sampler.anon_file, "rates": sampler.rates(), "bundle_mb": path.stat().st_size / 2**20,
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "n": args.n,
+                "requests": summary["requests"],
+                "errors": summary["errors"],
+                "wall_s": summary["wall_s"],
+                "total_s": total_s,
+                "cpu_s": usage.ru_utime + usage.ru_stime,
+                "peak_rss_mb": peak,
+                "peak_before_finish_mb": sampler.peak_before_finish,
+                "after_imports_mb": after_imports,
+                "after_prepare_mb": after_prepare,
+                "rss_along": [sampler.rss.get(f, float("nan")) for f in Sampler.MARKS],
+                "anon_file_mb": sampler.anon_file,
+                "rates": sampler.rates(),
+                "bundle_mb": path.stat().st_size / 2**20,
+            }
+        )
+    )
 
 
 def warm(dataset: Path, cache: Path) -> None:
@@ -132,8 +145,21 @@ def warm(dataset: Path, cache: Path) -> None:
 
 
 def run_size(n: int, args: argparse.Namespace, dataset: Path, url: str, work: Path) -> dict:
-    cmd = [sys.executable, __file__, "--child", "--n", str(n), "--dataset", str(dataset), "--url", url,
-           "--work", str(work), "--concurrency", str(args.concurrency)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--n",
+        str(n),
+        "--dataset",
+        str(dataset),
+        "--url",
+        url,
+        "--work",
+        str(work),
+        "--concurrency",
+        str(args.concurrency),
+    ]
     cmd += [flag for flag, on in (("--tracemalloc", args.tracemalloc), ("--warm-cache", args.warm_cache)) if on]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
@@ -149,8 +175,11 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--tracemalloc", action="store_true", help="print what holds memory near the end of each run")
-    parser.add_argument("--warm-cache", action="store_true",
-                        help="preprocess every image before the runs (default: each run starts with an empty cache)")
+    parser.add_argument(
+        "--warm-cache",
+        action="store_true",
+        help="preprocess every image before the runs (default: each run starts with an empty cache)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
@@ -176,30 +205,43 @@ def main() -> None:
             print(f"emulator: indexed {n_max} images and listening after {time.perf_counter() - t:.1f} s")
             rows = [run_size(n, args, dataset, url, tmp) for n in args.sizes]
 
-    print(f"\nconcurrent strategy, concurrency {args.concurrency}, gemini SDK, zero-latency emulator in another "
-          "process")
-    print(f"{'items':>6} {'errors':>6} {'wall s':>7} {'req/s':>6} {'req/s over 0-10/-50/-90/-100% of items':>39} "
-          f"{'CPU s':>6}")  # fmt: skip
+    print(
+        f"\nconcurrent strategy, concurrency {args.concurrency}, gemini SDK, zero-latency emulator in another process"
+    )
+    print(
+        f"{'items':>6} {'errors':>6} {'wall s':>7} {'req/s':>6} {'req/s over 0-10/-50/-90/-100% of items':>39} "
+        f"{'CPU s':>6}"
+    )
     for r in rows:
         rates = "/".join(f"{x:.0f}" for x in r["rates"])
-        print(f"{r['n']:>6} {r['errors']:>6} {r['wall_s']:>7.1f} {r['requests'] / r['wall_s']:>6.0f} {rates:>39} "
-              f"{r['cpu_s']:>6.1f}")  # fmt: skip
-    print(f"\n{'items':>6} {'peak RSS MB':>11} {'before final write':>18} {'RSS MB at 0/10/50/90/100%':>26} "
-          f"{'heap/files MB at 100%':>22} {'bundle MB':>9}")  # fmt: skip
+        print(
+            f"{r['n']:>6} {r['errors']:>6} {r['wall_s']:>7.1f} {r['requests'] / r['wall_s']:>6.0f} {rates:>39} "
+            f"{r['cpu_s']:>6.1f}"
+        )
+    print(
+        f"\n{'items':>6} {'peak RSS MB':>11} {'before final write':>18} {'RSS MB at 0/10/50/90/100%':>26} "
+        f"{'heap/files MB at 100%':>22} {'bundle MB':>9}"
+    )
     for r in rows:
         along = "/".join(f"{x:.0f}" for x in [r["after_prepare_mb"], *r["rss_along"]])
         split = "/".join(f"{x:.0f}" for x in r["anon_file_mb"])
-        print(f"{r['n']:>6} {r['peak_rss_mb']:>11.1f} {r['peak_before_finish_mb']:>18.1f} {along:>26} {split:>22} "
-              f"{r['bundle_mb']:>9.1f}")  # fmt: skip
+        print(
+            f"{r['n']:>6} {r['peak_rss_mb']:>11.1f} {r['peak_before_finish_mb']:>18.1f} {along:>26} {split:>22} "
+            f"{r['bundle_mb']:>9.1f}"
+        )
     small, big = min(rows, key=lambda r: r["n"]), max(rows, key=lambda r: r["n"])
     ratio = big["peak_rss_mb"] / small["peak_rss_mb"]
     per_k = (big["peak_rss_mb"] - small["peak_rss_mb"]) / max(1, big["n"] - small["n"]) * 1000
     ok_peak = big["peak_rss_mb"] < RSS_GOAL_MB and all(r["errors"] == 0 for r in rows)
     ok_flat = ratio <= FLAT_GOAL
-    print(f"peak RSS at {big['n']} items: {big['peak_rss_mb']:.1f} MB (goal < {RSS_GOAL_MB} MB): "
-          f"{'PASS' if ok_peak else 'FAIL'}")  # fmt: skip
-    print(f"{big['n']}/{small['n']} peak-RSS ratio {ratio:.2f} (goal <= {FLAT_GOAL}; {per_k:.1f} MB more per 1k "
-          f"items): {'PASS' if ok_flat else 'FAIL'}")  # fmt: skip
+    print(
+        f"peak RSS at {big['n']} items: {big['peak_rss_mb']:.1f} MB (goal < {RSS_GOAL_MB} MB): "
+        f"{'PASS' if ok_peak else 'FAIL'}"
+    )
+    print(
+        f"{big['n']}/{small['n']} peak-RSS ratio {ratio:.2f} (goal <= {FLAT_GOAL}; {per_k:.1f} MB more per 1k "
+        f"items): {'PASS' if ok_flat else 'FAIL'}"
+    )
 
 
 if __name__ == "__main__":

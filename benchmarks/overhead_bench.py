@@ -27,7 +27,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import EMULATOR_KEY_ENV, emulator_process, make_dataset, write_config, write_profiles  # noqa: E402
-
 from visionbench import bundle as bundle_mod  # noqa: E402
 from visionbench.config import load_experiment  # noqa: E402
 from visionbench.plugins import default_registry  # noqa: E402
@@ -92,9 +91,14 @@ async def bare_rate(base_url: str, dataset: Path, concurrency: int, cache: Path,
 
     async def one(image) -> None:
         async with semaphore:
-            parts = [types.Part.from_bytes(data=image.data, mime_type=image.mime_type), types.Part.from_text(text=PROMPT)]
+            parts = [
+                types.Part.from_bytes(data=image.data, mime_type=image.mime_type),
+                types.Part.from_text(text=PROMPT),
+            ]
             contents = [types.Content(role="user", parts=parts)]
-            response = await client.aio.models.generate_content(model="gemini-2.5-flash", contents=contents, config=config)
+            response = await client.aio.models.generate_content(
+                model="gemini-2.5-flash", contents=contents, config=config
+            )
             assert response.text
 
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -115,7 +119,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latency", type=float, default=2.0, help="emulated latency for (b), seconds")
     parser.add_argument("--b-concurrency", type=int, default=16, help="concurrency for (b)")
-    parser.add_argument("--rounds", type=int, default=21, help="(a) rounds: single rounds swing by +-15%% on a shared machine")
+    parser.add_argument(
+        "--rounds", type=int, default=21, help="(a) rounds: single rounds swing by +-15%% on a shared machine"
+    )
     parser.add_argument("--b-rounds", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,13 +143,20 @@ def main() -> None:
                     bare = asyncio.run(bare_rate(url, dataset, args.concurrency, cache))
                 ratios.append(framework.rate / bare.rate)
                 cpu_ratios.append(bare.cpu_ms / framework.cpu_ms)
-                print(f"(a) round {i + 1}: bare gather {bare.rate:7.1f} req/s ({bare.cpu_ms:.2f} ms CPU each), "
-                      f"framework {framework.rate:7.1f} req/s ({framework.cpu_ms:.2f} ms CPU each), "
-                      f"ratio {ratios[-1]:.2f}")
-            print(f"(a) framework overhead: median ratio {statistics.median(ratios):.2f} (goal >= 0.9; middle half of "
-                  f"rounds {_middle_half(ratios)}); {args.n} requests, concurrency {args.concurrency}, zero-latency emulator")
-            print(f"(a) client CPU per request, bare / framework: median {statistics.median(cpu_ratios):.2f} "
-                  f"(middle half {_middle_half(cpu_ratios)})")
+                print(
+                    f"(a) round {i + 1}: bare gather {bare.rate:7.1f} req/s ({bare.cpu_ms:.2f} ms CPU each), "
+                    f"framework {framework.rate:7.1f} req/s ({framework.cpu_ms:.2f} ms CPU each), "
+                    f"ratio {ratios[-1]:.2f}"
+                )
+            print(
+                f"(a) framework overhead: median ratio {statistics.median(ratios):.2f} (goal >= 0.9; middle half of "
+                f"rounds {_middle_half(ratios)}); {args.n} requests, concurrency {args.concurrency}, "
+                "zero-latency emulator"
+            )
+            print(
+                f"(a) client CPU per request, bare / framework: median {statistics.median(cpu_ratios):.2f} "
+                f"(middle half {_middle_half(cpu_ratios)})"
+            )
 
         with emulator_process(dataset, write_profiles(tmp / "fixed.yaml", base_s=args.latency)) as url:
             n = min(args.n, 10 * args.b_concurrency)
@@ -156,9 +169,11 @@ def main() -> None:
             for _ in range(args.b_rounds):
                 wall = asyncio.run(framework_rate(config, tmp / "r", cache)).wall_s
                 bare_wall = asyncio.run(bare_rate(url, dataset, c, cache, limit=n)).wall_s
-                print(f"(b) concurrency efficiency: {n} requests, C={c}, latency {args.latency} s: "
-                      f"wall {wall:.2f} s vs ideal {ideal:.2f} s, ratio {wall / ideal:.3f} (goal <= 1.05); "
-                      f"a bare gather of the same SDK calls: {bare_wall / ideal:.3f}")
+                print(
+                    f"(b) concurrency efficiency: {n} requests, C={c}, latency {args.latency} s: "
+                    f"wall {wall:.2f} s vs ideal {ideal:.2f} s, ratio {wall / ideal:.3f} (goal <= 1.05); "
+                    f"a bare gather of the same SDK calls: {bare_wall / ideal:.3f}"
+                )
 
 
 if __name__ == "__main__":

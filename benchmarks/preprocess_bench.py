@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 from PIL import Image
-
 from visionbench.preprocess import Preprocessing, Preprocessor, sha256_file
 from visionbench.types import ImageItem
 
@@ -80,8 +79,14 @@ def main() -> None:
     n = len(paths)
     print(f"{n} photos 4000x3000 (12 MP) -> max side {args.max_side}")
     print(f"naive loop (open + thumbnail LANCZOS + save): {n / naive_s:8.1f} images/s")
-    print(f"visionbench cold (draft + INTER_AREA):        {n / cold_s:8.1f} images/s   ratio {naive_s / cold_s:5.1f}x  (goal >= 3x)")
-    print(f"visionbench warm cache hit:                   {n / warm_s:8.1f} images/s   ratio {cold_s / warm_s:5.0f}x vs cold (goal >= 50x)")
+    print(
+        f"visionbench cold (draft + INTER_AREA):        {n / cold_s:8.1f} images/s   "
+        f"ratio {naive_s / cold_s:5.1f}x  (goal >= 3x)"
+    )
+    print(
+        f"visionbench warm cache hit:                   {n / warm_s:8.1f} images/s   "
+        f"ratio {cold_s / warm_s:5.0f}x vs cold (goal >= 50x)"
+    )
 
 
 if __name__ == "__main__":

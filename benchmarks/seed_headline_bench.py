@@ -21,9 +21,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import emulator_process, write_config, write_profiles  # noqa: E402
-
 import visionbench  # noqa: E402
+from harness import emulator_process, write_config, write_profiles  # noqa: E402
 from visionbench import bundle as bundle_mod  # noqa: E402
 from visionbench.config import load_experiment  # noqa: E402
 from visionbench.plugins import default_registry  # noqa: E402
@@ -49,8 +48,15 @@ def main() -> None:
         tmp = Path(tmp)
         profiles = write_profiles(tmp / "seed.yaml", base_s=args.latency, time_scale=args.time_scale)
         with emulator_process(SAMPLES, profiles) as url:
-            config = write_config(tmp / "seed-headline.yaml", SAMPLES, url, STRATEGIES, include=args.images,
-                                  label_field="person_count", max_side=1536)  # fmt: skip
+            config = write_config(
+                tmp / "seed-headline.yaml",
+                SAMPLES,
+                url,
+                STRATEGIES,
+                include=args.images,
+                label_field="person_count",
+                max_side=1536,
+            )
             registry = default_registry()
             plan = prepare(load_experiment(config, registry), registry)
             with Preprocessor(tmp / "cache") as pre:  # so the first cell does not pay alone for preprocessing
@@ -58,24 +64,34 @@ def main() -> None:
                     pre.prepare(item, plan.experiment.preprocessing)
             data = bundle_mod.load(asyncio.run(run(plan, results_dir=tmp / "r", cache_dir=tmp / "cache")))
 
-    print(f"{len(plan.items)} images ({', '.join(args.images)}), gemini-2.5-flash through the google-genai SDK, "
-          f"emulated latency {args.latency:g} s per request, time_scale {args.time_scale:g}")  # fmt: skip
-    print(f"{'strategy':<16} {'requests':>8} {'errors':>6} {'exact':>5} {'wall s':>8} {'emulated s':>11} "
-          f"{'expected s':>11}")  # fmt: skip
+    print(
+        f"{len(plan.items)} images ({', '.join(args.images)}), gemini-2.5-flash through the google-genai SDK, "
+        f"emulated latency {args.latency:g} s per request, time_scale {args.time_scale:g}"
+    )
+    print(
+        f"{'strategy':<16} {'requests':>8} {'errors':>6} {'exact':>5} {'wall s':>8} {'emulated s':>11} "
+        f"{'expected s':>11}"
+    )
     expected = {"sequential": 4 * args.latency, "concurrent": args.latency, "single-prompt": args.latency}
     walls = {}
     for cell in data["cells"]:
         s, name = cell["summary"], cell["strategy"]
         walls[name] = s["wall_s"]
         exact = f"{round(s['exact_match'] * s['labelled'])}/{s['labelled']}" if s["exact_match"] is not None else "-"
-        print(f"{cell['label']:<16} {s['requests']:>8} {s['errors']:>6} {exact:>5} {s['wall_s']:>8.2f} "
-              f"{s['wall_s'] / args.time_scale:>11.1f} {expected[name]:>11.0f}")  # fmt: skip
+        print(
+            f"{cell['label']:<16} {s['requests']:>8} {s['errors']:>6} {exact:>5} {s['wall_s']:>8.2f} "
+            f"{s['wall_s'] / args.time_scale:>11.1f} {expected[name]:>11.0f}"
+        )
     speedup = walls["sequential"] / walls["concurrent"]
     ok = 3.6 <= speedup <= 4.4 and all(c["summary"]["errors"] == 0 for c in data["cells"])
-    print(f"sequential / concurrent: {speedup:.2f}x (seed: ~80 s vs ~20 s, ~4x; goal 3.6x-4.4x): "
-          f"{'PASS' if ok else 'FAIL'}")  # fmt: skip
-    print(f"sequential / single-prompt: {walls['sequential'] / walls['single-prompt']:.2f}x; "
-          f"concurrent / single-prompt: {walls['concurrent'] / walls['single-prompt']:.2f}x")  # fmt: skip
+    print(
+        f"sequential / concurrent: {speedup:.2f}x (seed: ~80 s vs ~20 s, ~4x; goal 3.6x-4.4x): "
+        f"{'PASS' if ok else 'FAIL'}"
+    )
+    print(
+        f"sequential / single-prompt: {walls['sequential'] / walls['single-prompt']:.2f}x; "
+        f"concurrent / single-prompt: {walls['concurrent'] / walls['single-prompt']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -6,16 +6,16 @@ import asyncio
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Iterator, TextIO
+from typing import Any, TextIO
 
 import jsonschema
 import orjson
-
 from visionbench.secrets import RedactingWriter, redact
 from visionbench.types import Answer, ImageItem, Record, Usage
 
@@ -35,7 +35,7 @@ def validate(bundle: dict[str, Any]) -> None:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 _RECORD_FIELDS = tuple(f.name for f in fields(Record))
@@ -147,7 +147,7 @@ class BundleWriter:
         self._write_header()
 
     @classmethod
-    def reopen(cls, path: Path, data: dict[str, Any]) -> "BundleWriter":
+    def reopen(cls, path: Path, data: dict[str, Any]) -> BundleWriter:
         """Carry on writing a bundle from a previous, unfinished run (``data`` as ``load`` gave it)."""
         header = {**data, "resumed_at": [*data.get("resumed_at", []), now_iso()]}
         return cls(path, header, records=data["records"])
@@ -227,7 +227,9 @@ def _write_compact(out: TextIO, data: dict[str, Any]) -> None:
 
 def _write_pieces(writer: RedactingWriter, value: Any) -> None:
     """Containers that are big or hold containers are written entry by entry; anything else in one go."""
-    if isinstance(value, (dict, list)) and (len(value) > 256 or any(isinstance(v, (dict, list)) for v in _children(value))):
+    if isinstance(value, (dict, list)) and (
+        len(value) > 256 or any(isinstance(v, (dict, list)) for v in _children(value))
+    ):
         is_dict = isinstance(value, dict)
         writer.write("{" if is_dict else "[")
         for i, (key, entry) in enumerate(value.items() if is_dict else enumerate(value)):

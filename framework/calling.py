@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Iterable, TypeVar
+from typing import TypeVar
 
 from aiolimiter import AsyncLimiter
-
 from visionbench.errors import Fatal, ProviderError, Transient
 
 T = TypeVar("T")
@@ -46,7 +46,7 @@ class Limiter:
         else:
             self._rate = None
 
-    async def __aenter__(self) -> "Limiter":
+    async def __aenter__(self) -> Limiter:
         if self._semaphore is not None:
             await self._semaphore.acquire()
         try:
@@ -118,7 +118,7 @@ class Caller:
                     async with asyncio.timeout(self.policy.timeout_s):
                         value = await fn()
                 return CallOutcome(value, None, attempt, start, self.now(), queue_s, backoff_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 error: ProviderError = Transient(f"no reply within {self.policy.timeout_s:g} s (timeout)")
             except ProviderError as exc:
                 error = exc

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
-from typing import Callable, Iterable, Iterator, Sequence
 
 from visionbench.answers import ParseError, parse_many, parse_single
 from visionbench.calling import Caller, Limiter
 from visionbench.errors import ItemError
-from visionbench.preprocess import Preprocessing, Preprocessor
-from visionbench.provider import Provider
 from visionbench.jobs import JobStore
+from visionbench.preprocess import Preprocessing, Preprocessor
 from visionbench.pricing import PriceTable
+from visionbench.provider import Provider
 from visionbench.types import Answer, ImageItem, PreparedImage, Record, Request, Response, Task
 
 _JSON_TYPES = {"integer": "integer", "number": "number", "boolean": "boolean", "text": "string"}
@@ -42,7 +42,9 @@ class ReadAhead:
     at most a few windows of prepared images; items asked for out of order fall back to a plain lookup.
     """
 
-    def __init__(self, preprocessor: Preprocessor, items: Iterable[ImageItem], settings: Preprocessing, window: int = 32) -> None:
+    def __init__(
+        self, preprocessor: Preprocessor, items: Iterable[ImageItem], settings: Preprocessing, window: int = 32
+    ) -> None:
         self.preprocessor, self.settings, self.window = preprocessor, settings, window
         self._upcoming: Iterator[ImageItem] = iter(items)
         self._ready: dict[str, PreparedImage | None] = {}
@@ -134,9 +136,21 @@ class CellContext:
             except ItemError as exc:
                 failed.append(Answer(item.id, error=f"image: {exc}"))
         for answer in failed:
-            self._keep(Record(self.cell_id, [answer.item_id], provider_name, model_name, tier,
-                              self.caller.now(), self.caller.now(), 0, side, answers=[answer],
-                              error={"kind": "item", "message": answer.error}))  # fmt: skip
+            self._keep(
+                Record(
+                    self.cell_id,
+                    [answer.item_id],
+                    provider_name,
+                    model_name,
+                    tier,
+                    self.caller.now(),
+                    self.caller.now(),
+                    0,
+                    side,
+                    answers=[answer],
+                    error={"kind": "item", "message": answer.error},
+                )
+            )
         if not prepared:
             return failed
 
@@ -153,8 +167,19 @@ class CellContext:
         backend = self.providers[provider_name]
         outcome = await self.caller.call(lambda: backend.generate(request), limiter)
         ids = [image.item_id for image in prepared]
-        record = Record(self.cell_id, ids, provider_name, model_name, tier, outcome.start_s, outcome.end_s,
-                        outcome.attempts, side, queue_s=outcome.queue_s, backoff_s=outcome.backoff_s)  # fmt: skip
+        record = Record(
+            self.cell_id,
+            ids,
+            provider_name,
+            model_name,
+            tier,
+            outcome.start_s,
+            outcome.end_s,
+            outcome.attempts,
+            side,
+            queue_s=outcome.queue_s,
+            backoff_s=outcome.backoff_s,
+        )
         if outcome.error is not None:
             err = outcome.error
             record.error = {"kind": err.kind, "message": str(err), "status": err.status}

@@ -1,9 +1,10 @@
-"""PNG charts from a bundle (matplotlib, Agg): wall time, cost against accuracy with its Pareto front, latency spread."""
+"""PNG charts from a bundle (matplotlib, Agg): wall time, cost against accuracy (Pareto front), latency spread."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from visionbench.stats import CellStats, cell_stats
 
@@ -61,7 +62,9 @@ def time_chart(bundle: dict[str, Any], path: Path) -> Path:
         ax.annotate(f"{s.wall_s} s", (times[i] + errs[i], i), textcoords="offset points", xytext=(6, 0), va="center")
     ax.invert_yaxis()
     repeats = max((s.repeats for s in stats), default=1)
-    ax.set_xlabel("wall time per cell run (s), lower is better" + (f"; mean of {repeats} repeats ± 95% CI" if repeats > 1 else ""))
+    ax.set_xlabel(
+        "wall time per cell run (s), lower is better" + (f"; mean of {repeats} repeats ± 95% CI" if repeats > 1 else "")
+    )
     ax.set_title(_title(bundle, "wall time per cell (s)"))
     ax.set_xlim(0, max([t + e for t, e in zip(times, errs)] + [1e-3]) * 1.35)
     return _save(fig, path)
@@ -75,9 +78,8 @@ def pareto_front(points: Sequence[tuple[str, float | None, float | None]]) -> li
     """
     known = [(n, c, a) for n, c, a in points if c is not None and a is not None]
     front = [
-        (c, -a, n) for n, c, a in known
-        if not any(c2 <= c and a2 >= a and (c2 < c or a2 > a) for _, c2, a2 in known)
-    ]  # fmt: skip
+        (c, -a, n) for n, c, a in known if not any(c2 <= c and a2 >= a and (c2 < c or a2 > a) for _, c2, a2 in known)
+    ]
     return [n for _, _, n in sorted(front)]
 
 
@@ -126,8 +128,16 @@ def cost_accuracy_chart(bundle: dict[str, Any], path: Path) -> Path:
     if front:
         ordered = [p for p in sorted(points, key=lambda p: (p[1] or 0.0, -(p[2] or 0.0))) if p[0] in front]
         xs, ys = [p[1] for p in ordered], [p[2] * 100 for p in ordered]
-        ax.step(xs, ys, where="post", color=_ORANGE, linewidth=1.5, zorder=2,
-                marker="o", label="Pareto front (*): no cell is cheaper and more accurate")  # fmt: skip
+        ax.step(
+            xs,
+            ys,
+            where="post",
+            color=_ORANGE,
+            linewidth=1.5,
+            zorder=2,
+            marker="o",
+            label="Pareto front (*): no cell is cheaper and more accurate",
+        )
         ax.legend(loc="lower right", fontsize=8)
     costs = [c for _, c, _ in points if c]
     if costs and max(costs) / min(costs) > 100:
@@ -146,7 +156,7 @@ def cost_accuracy_chart(bundle: dict[str, Any], path: Path) -> Path:
 
 
 def latency_chart(bundle: dict[str, Any], path: Path) -> Path:
-    """Box plots of per-request latency per cell (requests actually sent, all repeats); log scale when spread is wide."""
+    """Box plots of per-request latency per cell (requests sent, all repeats); log scale when the spread is wide."""
     plt = _plt()
     by_cell: dict[str, list[float]] = {}
     for entry in bundle["cells"]:
@@ -158,8 +168,15 @@ def latency_chart(bundle: dict[str, Any], path: Path) -> Path:
     data = {names[c]: v for c, v in by_cell.items() if v}
     fig, ax = plt.subplots(figsize=(8, 0.55 * max(len(data), 1) + 1.8))
     if data:
-        ax.boxplot(list(data.values()), orientation="horizontal", tick_labels=list(data), showmeans=True, patch_artist=True,
-                   boxprops={"facecolor": "#C9D6EA"}, medianprops={"color": _ORANGE})  # fmt: skip
+        ax.boxplot(
+            list(data.values()),
+            orientation="horizontal",
+            tick_labels=list(data),
+            showmeans=True,
+            patch_artist=True,
+            boxprops={"facecolor": "#C9D6EA"},
+            medianprops={"color": _ORANGE},
+        )
         ax.invert_yaxis()
         values = [v for vs in data.values() for v in vs]
         positive = [v for v in values if v > 0]

@@ -12,14 +12,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-
 from visionbench import __version__
 from visionbench.bundle import load as load_bundle
 from visionbench.config import load_experiment
 from visionbench.errors import BudgetExceeded, VisionbenchError
 from visionbench.plugins import default_registry
-from visionbench.secrets import RedactingFilter, redact
 from visionbench.report import print_report
+from visionbench.secrets import RedactingFilter, redact
 
 # Piped output is not squeezed into 80 columns: tables stay readable in logs and files.
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -56,15 +55,21 @@ def _plan_table(estimates) -> Table:
         table.add_column(name, justify="left" if name in ("cell", "notes") else "right")
     for est in estimates:
         table.add_row(
-            est.cell_id, str(est.requests), "?" if est.image_tokens is None else f"{est.image_tokens:,}",
-            f"{est.text_tokens:,}", f"{est.output_tokens:,}", "?" if est.cost_usd is None else f"{est.cost_usd:.4f}",
+            est.cell_id,
+            str(est.requests),
+            "?" if est.image_tokens is None else f"{est.image_tokens:,}",
+            f"{est.text_tokens:,}",
+            f"{est.output_tokens:,}",
+            "?" if est.cost_usd is None else f"{est.cost_usd:.4f}",
             "; ".join((["input tokens counted by the service"] if est.counted else []) + est.notes),
-        )  # fmt: skip
+        )
     total = total_cost(estimates)
     table.add_row("total", "", "", "", "", "?" if total is None else f"{total:.4f}", "")
-    table.caption = ("Image tokens by each provider's documented formula (or its count-tokens endpoint with --count-tokens). "
-                     "Output assumes a short answer; models that think by default (Gemini 2.5) bill thinking as output "
-                     "on top unless model_params.thinking_budget is set.")
+    table.caption = (
+        "Image tokens by each provider's documented formula (or its count-tokens endpoint with --count-tokens). "
+        "Output assumes a short answer; models that think by default (Gemini 2.5) bill thinking as output "
+        "on top unless model_params.thinking_budget is set."
+    )
     return table
 
 
@@ -120,19 +125,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         estimates = asyncio.run(_estimate_and_close(plan, False))
         total = total_cost(estimates)
         if total is None:
-            print("warning: the plan cannot price every cell; --max-cost is enforced on actual spend only", file=sys.stderr)
+            print(
+                "warning: the plan cannot price every cell; --max-cost is enforced on actual spend only",
+                file=sys.stderr,
+            )
         elif total > args.max_cost:
             console.print(_plan_table(estimates))
-            raise BudgetExceeded(f"the plan estimates ${total:.4f}, over --max-cost ${args.max_cost:.4f}; nothing was run")
-    cache_dir = Path(args.cache_dir) if args.cache_dir else (
-        Path(experiment.spec.cache_dir) if experiment.spec.cache_dir else default_cache_dir()
-    )  # fmt: skip
+            raise BudgetExceeded(
+                f"the plan estimates ${total:.4f}, over --max-cost ${args.max_cost:.4f}; nothing was run"
+            )
+    cache_dir = (
+        Path(args.cache_dir)
+        if args.cache_dir
+        else (Path(experiment.spec.cache_dir) if experiment.spec.cache_dir else default_cache_dir())
+    )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, disable=args.quiet) as bar:
         bundle_path = asyncio.run(
-            run(plan, results_dir=Path(args.results), progress=_RichProgress(bar),
-                cache_dir=None if args.no_cache else cache_dir, max_cost_usd=args.max_cost, previous=previous)
-        )  # fmt: skip
+            run(
+                plan,
+                results_dir=Path(args.results),
+                progress=_RichProgress(bar),
+                cache_dir=None if args.no_cache else cache_dir,
+                max_cost_usd=args.max_cost,
+                previous=previous,
+            )
+        )
     bundle = load_bundle(bundle_path)
     print_report(bundle, console)
     _write_outputs(bundle, bundle_path.parent)
@@ -156,7 +174,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     registry = default_registry()
     experiment = load_experiment(args.config, registry)
     plan = prepare(experiment, registry)
-    console.print(f"{args.config}: OK: {len(plan.items)} images, {len(experiment.cells)} cells x {experiment.spec.repeats} repeats")
+    console.print(
+        f"{args.config}: OK: {len(plan.items)} images, "
+        f"{len(experiment.cells)} cells x {experiment.spec.repeats} repeats"
+    )
     for cell in experiment.cells:
         console.print(f"  {cell.id}  ({cell.strategy} {cell.params or ''})")
     return 0
@@ -188,8 +209,17 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     from visionbench.emulator import serve_forever
 
     try:
-        asyncio.run(serve_forever(args.profiles, args.dataset, labels=args.labels, label_field=args.label_field,
-                                  host=args.host, port=args.port, time_scale=args.time_scale))  # fmt: skip
+        asyncio.run(
+            serve_forever(
+                args.profiles,
+                args.dataset,
+                labels=args.labels,
+                label_field=args.label_field,
+                host=args.host,
+                port=args.port,
+                time_scale=args.time_scale,
+            )
+        )
     except ValueError as exc:
         raise VisionbenchError(str(exc)) from None
     return 0
@@ -211,19 +241,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run an experiment config; writes results/<run-id>/bundle.json and a chart")
     p.add_argument("config", nargs="?")
-    p.add_argument("--resume", metavar="RUN", help="finish an interrupted or failed run (its folder or bundle): only what is missing runs")
+    p.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="finish an interrupted or failed run (its folder or bundle): only what is missing runs",
+    )
     p.add_argument("--results", default="results", help="folder for run folders (default: results)")
-    p.add_argument("--cache-dir", help="preprocessed-image cache (default: VISIONBENCH_CACHE_DIR or ~/.cache/visionbench)")
+    p.add_argument(
+        "--cache-dir", help="preprocessed-image cache (default: VISIONBENCH_CACHE_DIR or ~/.cache/visionbench)"
+    )
     p.add_argument("--no-cache", action="store_true", help="preprocess every image afresh")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--max-cost", type=float, metavar="USD",
-                   help="refuse to start if the plan estimates more; stop the run once actual spend exceeds it")
+    p.add_argument(
+        "--max-cost",
+        type=float,
+        metavar="USD",
+        help="refuse to start if the plan estimates more; stop the run once actual spend exceeds it",
+    )
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("plan", help="estimate requests, tokens and dollars per cell before spending anything")
     p.add_argument("config")
-    p.add_argument("--count-tokens", action="store_true",
-                   help="ask the providers' count-tokens endpoints instead of the documented formulas (needs keys)")
+    p.add_argument(
+        "--count-tokens",
+        action="store_true",
+        help="ask the providers' count-tokens endpoints instead of the documented formulas (needs keys)",
+    )
     p.set_defaults(fn=cmd_plan)
 
     p = sub.add_parser("validate", help="check a config, its dataset and plugins without running anything")
@@ -236,8 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="line up the cells of two or more runs and show the differences")
     p.add_argument("runs", nargs="+", help="run folders or bundle.json files; the first is the baseline")
-    p.add_argument("--by", choices=("id", "label"), default="id",
-                   help="match cells by full id (provider/model/label) or by strategy label only")
+    p.add_argument(
+        "--by",
+        choices=("id", "label"),
+        default="id",
+        help="match cells by full id (provider/model/label) or by strategy label only",
+    )
     p.add_argument("--html", metavar="PATH", help="also write the comparison as one HTML page")
     p.set_defaults(fn=cmd_compare)
 

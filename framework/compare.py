@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 from rich.console import Console
 from rich.table import Table
-
 from visionbench.stats import cell_stats
 
 #: (summary key, label, better): better is "lower" or "higher"
@@ -102,8 +101,17 @@ def compare(bundles: list[dict[str, Any]], by: Literal["id", "label"] = "id") ->
                 raise ValueError(f"run {b['run_id']}: label {key!r} names several cells; compare by id instead")
             table[key] = _metrics(s)
         per_run.append(table)
-        runs.append(RunInfo(b["run_id"], b["config"]["name"], b["status"], bool(b.get("simulated")), len(b["items"]),
-                            max((s.repeats for s in stats), default=0), b["pricing"]["sha256"]))  # fmt: skip
+        runs.append(
+            RunInfo(
+                b["run_id"],
+                b["config"]["name"],
+                b["status"],
+                bool(b.get("simulated")),
+                len(b["items"]),
+                max((s.repeats for s in stats), default=0),
+                b["pricing"]["sha256"],
+            )
+        )
     keys = list(dict.fromkeys(k for table in per_run for k in table))
     rows = []
     for key in keys:
@@ -117,7 +125,9 @@ def compare(bundles: list[dict[str, Any]], by: Literal["id", "label"] = "id") ->
     presence = {key: [key in table for table in per_run] for key in keys}
     for key in keys:
         if not all(presence[key]):
-            flags.append(f"cell {key} is missing from " + ", ".join(r.run_id for r, p in zip(runs, presence[key]) if not p))
+            flags.append(
+                f"cell {key} is missing from " + ", ".join(r.run_id for r, p in zip(runs, presence[key]) if not p)
+            )
     return Comparison(runs, keys, presence, rows, items, flags)
 
 
@@ -127,19 +137,28 @@ def _differences(bundles: list[dict[str, Any]], runs: list[RunInfo]) -> tuple[li
     for n, b in enumerate(bundles[1:], start=1):
         other = {i["sha256"]: i["label"] for i in b["items"]}
         shared = base_items.keys() & other.keys()
-        overlap = ItemOverlap(n, len(shared), len(base_items.keys() - other.keys()), len(other.keys() - base_items.keys()),
-                              sum(1 for sha in shared if base_items[sha] != other[sha]))  # fmt: skip
+        overlap = ItemOverlap(
+            n,
+            len(shared),
+            len(base_items.keys() - other.keys()),
+            len(other.keys() - base_items.keys()),
+            sum(1 for sha in shared if base_items[sha] != other[sha]),
+        )
         overlaps.append(overlap)
         rid = b["run_id"]
         if overlap.only_in_baseline or overlap.only_in_run:
-            flags.append(f"images differ: {rid} shares {overlap.shared} with the baseline, {overlap.only_in_baseline} "
-                         f"only in the baseline, {overlap.only_in_run} only in {rid}")  # fmt: skip
+            flags.append(
+                f"images differ: {rid} shares {overlap.shared} with the baseline, {overlap.only_in_baseline} "
+                f"only in the baseline, {overlap.only_in_run} only in {rid}"
+            )
         if overlap.label_changes:
             flags.append(f"labels differ on {overlap.label_changes} shared images in {rid}")
         if b["pricing"]["sha256"] != base["pricing"]["sha256"]:
-            flags.append(f"price tables differ: {rid} used pricing {b['pricing']['version']} "
-                         f"(sha256 {b['pricing']['sha256'][:12]}), baseline {base['pricing']['version']} "
-                         f"(sha256 {base['pricing']['sha256'][:12]})")  # fmt: skip
+            flags.append(
+                f"price tables differ: {rid} used pricing {b['pricing']['version']} "
+                f"(sha256 {b['pricing']['sha256'][:12]}), baseline {base['pricing']['version']} "
+                f"(sha256 {base['pricing']['sha256'][:12]})"
+            )
         for part in ("task", "preprocessing"):
             if b["config"].get(part) != base["config"].get(part):
                 flags.append(f"{part} differs in {rid}")
@@ -186,8 +205,19 @@ def _grid(comparison: Comparison, key: str) -> tuple[list[str], list[list[tuple[
 
 
 def _run_rows(comparison: Comparison) -> list[list[str]]:
-    return [[str(n), r.run_id, r.name, r.status, "yes" if r.simulated else "no", str(r.items), str(r.repeats),
-             r.pricing_sha256[:12]] for n, r in enumerate(comparison.runs)]  # fmt: skip
+    return [
+        [
+            str(n),
+            r.run_id,
+            r.name,
+            r.status,
+            "yes" if r.simulated else "no",
+            str(r.items),
+            str(r.repeats),
+            r.pricing_sha256[:12],
+        ]
+        for n, r in enumerate(comparison.runs)
+    ]
 
 
 RUN_HEAD = ["#", "run", "config", "status", "simulated", "images", "repeats", "pricing sha256"]
@@ -220,11 +250,16 @@ def comparison_html(comparison: Comparison) -> str:
     from visionbench.html_report import CSS, _table
 
     css = CSS + "td.better{color:#1e7b3b} td.worse{color:#b3261e} td.missing{color:#8c8c8c}"
-    body = ["<h1>visionbench: comparison</h1>", "<h2>Runs (the first is the baseline)</h2>",
-            _table(RUN_HEAD, _run_rows(comparison), left=3)]  # fmt: skip
+    body = [
+        "<h1>visionbench: comparison</h1>",
+        "<h2>Runs (the first is the baseline)</h2>",
+        _table(RUN_HEAD, _run_rows(comparison), left=3),
+    ]
     body += [f'<div class="banner sim">warning: {escape(flag)}</div>' for flag in comparison.flags]
     for key in comparison.keys:
         head, rows = _grid(comparison, key)
         body += [f"<h2>{escape(key)}</h2>", _table(head, [[(t, v or "") for t, v in cells] for cells in rows])]
-    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>visionbench comparison</title>'
-            f"<style>{css}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")  # fmt: skip
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>visionbench comparison</title>'
+        f"<style>{css}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )

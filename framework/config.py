@@ -11,7 +11,6 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
 from visionbench.errors import ConfigError
 from visionbench.plugins import Registry
 from visionbench.preprocess import Preprocessing
@@ -209,7 +208,8 @@ def experiment_from_dict(raw: Any, source: Path, registry: Registry) -> Experime
     for name, options in spec.providers.items():
         if name not in registry.providers:
             raise ConfigError(
-                f"{source}: providers.{name}: unknown provider; loaded providers: {', '.join(sorted(registry.providers))}"
+                f"{source}: providers.{name}: unknown provider; "
+                f"loaded providers: {', '.join(sorted(registry.providers))}"
             )
         _validate_params(source, f"providers.{name}", registry.providers[name].Options, options)
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from visionbench.errors import ConfigError
 from visionbench.preprocess import sha256_file
 from visionbench.types import ImageItem
@@ -53,7 +52,10 @@ def _labels(path: Path, field: str | None) -> dict[str, Any]:
 
 
 def load_dataset(
-    root: Path, labels_file: str | None, label_field: str | None, limit: int | None = None,
+    root: Path,
+    labels_file: str | None,
+    label_field: str | None,
+    limit: int | None = None,
     include: list[str] | None = None,
 ) -> list[ImageItem]:
     """Items sorted by id, each with the sha256 of its content. Labels naming missing images are an error."""

@@ -11,7 +11,7 @@ The built-in providers and strategies register through the very same entry point
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pluggy
 

@@ -9,23 +9,27 @@ from __future__ import annotations
 import base64
 import json
 import tempfile
+from collections.abc import Iterable
 from html import escape
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from visionbench.charts import cost_per_1k, write_charts
 from visionbench.stats import agreement, cell_stats
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px 32px;color:#1d2733;font-size:14px}
-h1{font-size:22px;margin:0 0 8px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d5dbe3;padding-bottom:4px}
+h1{font-size:22px;margin:0 0 8px}
+h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d5dbe3;padding-bottom:4px}
 .banner{padding:8px 12px;border-radius:6px;margin:6px 0;background:#eef3f9}
 .banner.sim{background:#fff3cd;border:1px solid #e0c266} .banner.bad{background:#fde2e1;border:1px solid #e5a3a0}
 .status-complete{color:#1e7b3b;font-weight:600} .status-other{color:#b3261e;font-weight:600}
 table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}
 th,td{border:1px solid #d5dbe3;padding:3px 8px;text-align:right;white-space:nowrap}
-th{background:#eef1f5;white-space:normal;vertical-align:bottom;max-width:90px} td.l,th.l{text-align:left} tr:nth-child(even) td{background:#f8f9fb}
-td.wrong{background:#fde2e1 !important;color:#9b1c1c;font-weight:600} td.err{background:#fbe3c9 !important;color:#8a4b08}
+th{background:#eef1f5;white-space:normal;vertical-align:bottom;max-width:90px}
+td.l,th.l{text-align:left} tr:nth-child(even) td{background:#f8f9fb}
+td.wrong{background:#fde2e1 !important;color:#9b1c1c;font-weight:600}
+td.err{background:#fbe3c9 !important;color:#8a4b08}
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 14px;margin:4px 0} dt{color:#5b6775} dd{margin:0}
 .charts{display:flex;flex-wrap:wrap;gap:16px} .charts figure{margin:0;flex:0 1 calc(50% - 8px);min-width:480px}
 .charts img{width:100%;height:auto;border:1px solid #d5dbe3} .note{color:#5b6775;font-size:12px}
@@ -46,7 +50,10 @@ def _s(value: float | None) -> str:
 
 
 def _table(head: Iterable[str], rows: Iterable[Iterable[Any]], left: int = 1) -> str:
-    """Cells are plain values or (text, css class[, tooltip]) tuples, escaped here; the first ``left`` columns align left."""
+    """Cells are plain values or (text, css class[, tooltip]) tuples, escaped here.
+
+    The first ``left`` columns align left.
+    """
 
     def cell(tag: str, i: int, value: Any) -> str:
         text, cls, tip = (*value, None)[:3] if isinstance(value, tuple) else (value, "", None)
@@ -78,20 +85,51 @@ def cells_rows(bundle: dict[str, Any]) -> list[list[Any]]:
         m = s.summary
         bad = sorted(set(s.statuses) - {"complete"})
         errors = sum(e["summary"]["errors"] for e in bundle["cells"] if e["id"] == s.cell_id)
-        rows.append([
-            (names[s.cell_id] + (f" ({', '.join(bad)})" if bad else ""), "wrong" if bad else ""), s.repeats,
-            str(s.wall_s), _s(m.get("latency_p50_s")), _s(m.get("latency_p90_s")), _s(m.get("latency_p95_s")),
-            _s(m.get("latency_p99_s")), _s(m.get("queue_p50_s")), _s(m.get("service_p50_s")), _f(m.get("images_per_s")),
-            _f(m.get("input_tokens"), ",.0f"), _f(m.get("output_tokens"), ",.0f"), _f(m.get("thinking_tokens"), ",.0f"),
-            _f(s.cost_usd.mean, ".4f", "?"), _f(cost_per_1k(s), ",.3f", "?"), _f(m.get("mae"), ".2f"),
-            _f(m.get("exact_match"), ".0%"), (errors, "err" if errors else ""),
-        ])  # fmt: skip
+        rows.append(
+            [
+                (names[s.cell_id] + (f" ({', '.join(bad)})" if bad else ""), "wrong" if bad else ""),
+                s.repeats,
+                str(s.wall_s),
+                _s(m.get("latency_p50_s")),
+                _s(m.get("latency_p90_s")),
+                _s(m.get("latency_p95_s")),
+                _s(m.get("latency_p99_s")),
+                _s(m.get("queue_p50_s")),
+                _s(m.get("service_p50_s")),
+                _f(m.get("images_per_s")),
+                _f(m.get("input_tokens"), ",.0f"),
+                _f(m.get("output_tokens"), ",.0f"),
+                _f(m.get("thinking_tokens"), ",.0f"),
+                _f(s.cost_usd.mean, ".4f", "?"),
+                _f(cost_per_1k(s), ",.3f", "?"),
+                _f(m.get("mae"), ".2f"),
+                _f(m.get("exact_match"), ".0%"),
+                (errors, "err" if errors else ""),
+            ]
+        )
     return rows
 
 
-CELL_HEAD = ["cell", "repeats", "wall s (± 95% CI)", "p50 s", "p90 s", "p95 s", "p99 s", "queue p50 s",
-             "service p50 s", "img/s", "tok in", "tok out", "tok thinking", "cost $", "$ / 1k img", "MAE",
-             "exact", "errors, all repeats"]  # fmt: skip
+CELL_HEAD = [
+    "cell",
+    "repeats",
+    "wall s (± 95% CI)",
+    "p50 s",
+    "p90 s",
+    "p95 s",
+    "p99 s",
+    "queue p50 s",
+    "service p50 s",
+    "img/s",
+    "tok in",
+    "tok out",
+    "tok thinking",
+    "cost $",
+    "$ / 1k img",
+    "MAE",
+    "exact",
+    "errors, all repeats",
+]
 
 
 def _extras(bundle: dict[str, Any]) -> str:
@@ -100,19 +138,56 @@ def _extras(bundle: dict[str, Any]) -> str:
     for e in bundle["cells"]:
         extra = e.get("extra") or {}
         if f := extra.get("tier1_filter"):
-            filt.append([names[e["id"]], e["repeat"], _f(extra.get("tier2_items")), e["summary"]["items"],
-                         _f(f.get("escalate_at"), "g"), _f(f.get("precision"), ".0%"), _f(f.get("recall"), ".0%"),
-                         _f(f.get("true_positives")), _f(f.get("false_positives")), _f(f.get("false_negatives"))])  # fmt: skip
+            filt.append(
+                [
+                    names[e["id"]],
+                    e["repeat"],
+                    _f(extra.get("tier2_items")),
+                    e["summary"]["items"],
+                    _f(f.get("escalate_at"), "g"),
+                    _f(f.get("precision"), ".0%"),
+                    _f(f.get("recall"), ".0%"),
+                    _f(f.get("true_positives")),
+                    _f(f.get("false_positives")),
+                    _f(f.get("false_negatives")),
+                ]
+            )
         if b := extra.get("batch"):
-            batch.append([names[e["id"]], e["repeat"], _f(b.get("job_id")), _f(b.get("state")),
-                          "yes" if b.get("resumed") else "no", _f(b.get("turnaround_s"), ".3f")])  # fmt: skip
+            batch.append(
+                [
+                    names[e["id"]],
+                    e["repeat"],
+                    _f(b.get("job_id")),
+                    _f(b.get("state")),
+                    "yes" if b.get("resumed") else "no",
+                    _f(b.get("turnaround_s"), ".3f"),
+                ]
+            )
     out = []
     if filt:
-        out.append("<h2>Adaptive: tier-1 filter</h2>" + _table(
-            ["cell", "repeat", "sent to tier 2", "images", "escalate at >=", "precision", "recall", "TP", "FP", "FN"], filt))
+        out.append(
+            "<h2>Adaptive: tier-1 filter</h2>"
+            + _table(
+                [
+                    "cell",
+                    "repeat",
+                    "sent to tier 2",
+                    "images",
+                    "escalate at >=",
+                    "precision",
+                    "recall",
+                    "TP",
+                    "FP",
+                    "FN",
+                ],
+                filt,
+            )
+        )
     if batch:
-        out.append("<h2>Provider batch: turnaround</h2>" + _table(
-            ["cell", "repeat", "job", "state", "resumed", "turnaround s"], batch))
+        out.append(
+            "<h2>Provider batch: turnaround</h2>"
+            + _table(["cell", "repeat", "job", "state", "resumed", "turnaround s"], batch)
+        )
     return "\n".join(out)
 
 
@@ -135,8 +210,11 @@ def _answers(bundle: dict[str, Any]) -> str:
         ag = agree["items"][item["id"]]
         row += [_f(ag["modal"], "g"), _f(ag["agreement"], ".0%")]
         rows.append(row)
-    note = (f'<p class="note">First repeat of each cell. Red: differs from the label; orange: error (hover for the message). '
-            f'Mean agreement across cells: {escape(_f(agree["mean_agreement"], ".0%"))}.</p>')  # fmt: skip
+    note = (
+        '<p class="note">First repeat of each cell. Red: differs from the label; '
+        "orange: error (hover for the message). "
+        f"Mean agreement across cells: {escape(_f(agree['mean_agreement'], '.0%'))}.</p>"
+    )
     return note + _table(["image", "label", *(names[c] for c in firsts), "most common", "agreement"], rows)
 
 
@@ -146,45 +224,73 @@ def _img(path: Path, alt: str) -> str:
 
 
 def write_html_report(bundle: dict[str, Any], path: Path, charts: dict[str, Path] | None = None) -> Path:
-    """Write the run's report as one HTML file; ``charts`` reuses PNGs from ``write_charts``, else they are drawn here."""
+    """Write the run's report as one HTML file; ``charts`` reuses PNGs from ``write_charts``, else draws them."""
     path = Path(path)
     cfg, env = bundle["config"], bundle["environment"]
     with tempfile.TemporaryDirectory() as tmp:
         charts = charts or write_charts(bundle, Path(tmp))
         figures = "".join(_img(charts[k], f"{k} chart") for k in ("time", "cost_accuracy", "latency") if k in charts)
     ok = bundle["status"] == "complete"
-    banner = (f'<div class="banner{"" if ok else " bad"}">run <b>{escape(bundle["run_id"])}</b>, status '
-              f'<span class="status-{"complete" if ok else "other"}">{escape(bundle["status"])}</span>, '
-              f'started {escape(_f(bundle.get("started_at")))}, finished {escape(_f(bundle.get("finished_at")))}'
-              + (f'<br>error: {escape(bundle["error"])}' if bundle.get("error") else "") + "</div>")  # fmt: skip
+    banner = (
+        f'<div class="banner{"" if ok else " bad"}">run <b>{escape(bundle["run_id"])}</b>, status '
+        f'<span class="status-{"complete" if ok else "other"}">{escape(bundle["status"])}</span>, '
+        f"started {escape(_f(bundle.get('started_at')))}, finished {escape(_f(bundle.get('finished_at')))}"
+        + (f"<br>error: {escape(bundle['error'])}" if bundle.get("error") else "")
+        + "</div>"
+    )
     if bundle.get("simulated"):
-        banner += ('<div class="banner sim"><b>SIMULATED</b>: answers came from an emulator or fake provider, '
-                   "not the real services; timings and costs are not real.</div>")  # fmt: skip
+        banner += (
+            '<div class="banner sim"><b>SIMULATED</b>: answers came from an emulator or fake provider, '
+            "not the real services; timings and costs are not real.</div>"
+        )
     ds, task = cfg.get("dataset", {}), cfg.get("task", {})
-    config = _dl([
-        ("config", bundle.get("config_path")), ("description", cfg.get("description")),
-        ("dataset", ds.get("path")), ("labels", f"{ds.get('labels')} (field {ds.get('label_field')})"),
-        ("images", len(bundle["items"])), ("task", f"{task.get('id')} (answer: {task.get('answer')})"),
-        ("prompt", task.get("prompt")), ("system prompt", task.get("system")),
-        ("preprocessing", ", ".join(f"{k}={v}" for k, v in (cfg.get("preprocessing") or {}).items())),
-        ("repeats", cfg.get("repeats", 1)), ("retry", json.dumps(cfg.get("retry"))),
-        ("pricing", f"{bundle['pricing']['version']} (sha256 {bundle['pricing']['sha256'][:16]}...)"),
-    ])  # fmt: skip
-    environment = _dl([("python", env.get("python")), ("platform", env.get("platform")),
-                       ("packages", ", ".join(f"{k} {v or '(not installed)'}" for k, v in env.get("packages", {}).items())),
-                       ("providers", json.dumps(env.get("providers", {})))])  # fmt: skip
+    config = _dl(
+        [
+            ("config", bundle.get("config_path")),
+            ("description", cfg.get("description")),
+            ("dataset", ds.get("path")),
+            ("labels", f"{ds.get('labels')} (field {ds.get('label_field')})"),
+            ("images", len(bundle["items"])),
+            ("task", f"{task.get('id')} (answer: {task.get('answer')})"),
+            ("prompt", task.get("prompt")),
+            ("system prompt", task.get("system")),
+            ("preprocessing", ", ".join(f"{k}={v}" for k, v in (cfg.get("preprocessing") or {}).items())),
+            ("repeats", cfg.get("repeats", 1)),
+            ("retry", json.dumps(cfg.get("retry"))),
+            ("pricing", f"{bundle['pricing']['version']} (sha256 {bundle['pricing']['sha256'][:16]}...)"),
+        ]
+    )
+    environment = _dl(
+        [
+            ("python", env.get("python")),
+            ("platform", env.get("platform")),
+            ("packages", ", ".join(f"{k} {v or '(not installed)'}" for k, v in env.get("packages", {}).items())),
+            ("providers", json.dumps(env.get("providers", {}))),
+        ]
+    )
     title = f"visionbench: {cfg['name']} ({bundle['run_id']})"
     body = [
-        f"<h1>{escape(title)}</h1>", banner,
-        "<h2>Per cell (means over repeats)</h2>", _table(CELL_HEAD, cells_rows(bundle)),
+        f"<h1>{escape(title)}</h1>",
+        banner,
+        "<h2>Per cell (means over repeats)</h2>",
+        _table(CELL_HEAD, cells_rows(bundle)),
         '<p class="note">Latency per request actually sent; queue = waiting for a concurrency or rate slot, '
-        "service = the rest, less retry backoff. Cost \"?\" = unknown (unpriced model). Exact = share of labelled images.</p>",
-        _extras(bundle), "<h2>Charts</h2>", f'<div class="charts">{figures}</div>',
-        "<h2>Answers per image</h2>", _answers(bundle),
-        "<h2>Configuration</h2>", config, "<h2>Environment</h2>", environment,
-    ]  # fmt: skip
-    html = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-            f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")  # fmt: skip
+        'service = the rest, less retry backoff. Cost "?" = unknown (unpriced model). '
+        "Exact = share of labelled images.</p>",
+        _extras(bundle),
+        "<h2>Charts</h2>",
+        f'<div class="charts">{figures}</div>',
+        "<h2>Answers per image</h2>",
+        _answers(bundle),
+        "<h2>Configuration</h2>",
+        config,
+        "<h2>Environment</h2>",
+        environment,
+    ]
+    html = (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
     return path

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from PIL import Image
 
+from PIL import Image
 from visionbench.cell import multi_image_prompt
 from visionbench.errors import ItemError
 from visionbench.preprocess import Preprocessing, Preprocessor
@@ -93,7 +93,9 @@ async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstima
             est.requests += 1
             est.text_tokens += text
             est.output_tokens += output
-            est.image_tokens = None if est.image_tokens is None or image_tokens is None else est.image_tokens + image_tokens
+            est.image_tokens = (
+                None if est.image_tokens is None or image_tokens is None else est.image_tokens + image_tokens
+            )
             if provider.free:
                 continue
             usage = Usage(input_tokens=(image_tokens or 0) + text, output_tokens=output, thinking_tokens=thinking)
@@ -113,8 +115,9 @@ async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstima
     return out
 
 
-async def _counted(plan: Plan, provider_name: str, model: str, item_ids: tuple[str, ...], items: dict[str, ImageItem],
-                   side: int | None) -> int | None:  # fmt: skip
+async def _counted(
+    plan: Plan, provider_name: str, model: str, item_ids: tuple[str, ...], items: dict[str, ImageItem], side: int | None
+) -> int | None:
     """Input tokens of a request with these images, from the provider's count-tokens endpoint."""
     exp = plan.experiment
     settings: Preprocessing = replace(exp.preprocessing, max_side=side)
@@ -135,4 +138,3 @@ def total_cost(estimates: list[CellEstimate]) -> float | None:
     for est in estimates:
         total = _add_cost(total, est.cost_usd)
     return total
-

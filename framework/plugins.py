@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Iterable
 
 import pluggy
-
 from visionbench import hookspecs
 from visionbench.errors import VisionbenchError
 from visionbench.provider import Provider

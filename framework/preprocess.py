@@ -14,7 +14,6 @@ from typing import Literal
 import diskcache
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-
 from visionbench.errors import ItemError
 from visionbench.types import ImageItem, PreparedImage
 
@@ -121,8 +120,9 @@ def _downscale(img: Image.Image, max_side: int | None) -> Image.Image:
     return Image.fromarray(cv2.resize(np.asarray(img), size, interpolation=cv2.INTER_AREA))
 
 
-def process_bytes(data: bytes, settings: Preprocessing, *, name: str = "image",
-                  max_pixels: int = 100_000_000) -> Processed:  # fmt: skip
+def process_bytes(
+    data: bytes, settings: Preprocessing, *, name: str = "image", max_pixels: int = 100_000_000
+) -> Processed:
     """Decode, orient, convert to RGB, downscale and encode ``data``. Pure; every failure is an ItemError."""
     if not data:
         raise ItemError(f"{name}: empty file")
@@ -194,8 +194,9 @@ def _valid_entry(value: object, settings: Preprocessing) -> bool:
 class Preprocessor:
     """Prepares items with a disk cache keyed by content hash and settings (never path+mtime)."""
 
-    def __init__(self, cache_dir: str | Path | None, *, max_pixels: int = 100_000_000,
-                 size_limit_bytes: int = 2**30) -> None:  # fmt: skip
+    def __init__(
+        self, cache_dir: str | Path | None, *, max_pixels: int = 100_000_000, size_limit_bytes: int = 2**30
+    ) -> None:
         self.max_pixels = max_pixels
         self.hits = 0
         self.misses = 0
@@ -273,6 +274,7 @@ class Preprocessor:
     def __enter__(self) -> Preprocessor:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:  # fmt: skip
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()

@@ -10,7 +10,6 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from visionbench.errors import ConfigError
 from visionbench.types import Usage
 
@@ -55,7 +54,7 @@ class PriceTable:
             self._found[model] = max(hits, key=lambda r: len(r.match)) if hits else None
         return self._found[model]
 
-    def with_overrides(self, overrides: list[dict[str, Any]], where: str = "pricing") -> "PriceTable":
+    def with_overrides(self, overrides: list[dict[str, Any]], where: str = "pricing") -> PriceTable:
         """Rows from a config replace built-in rows with the same ``match`` or are added."""
         rows = {r.match: r for r in self.rows}
         for i, raw in enumerate(overrides):

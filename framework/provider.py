@@ -6,7 +6,6 @@ from abc import ABC, abstractmethod
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
-
 from visionbench.errors import ProviderError
 from visionbench.types import BatchStatus, Capabilities, Request, Response
 

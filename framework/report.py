@@ -7,7 +7,6 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-
 from visionbench.stats import Estimate, cell_stats
 
 
@@ -77,8 +76,21 @@ def cells_table(bundle: dict[str, Any]) -> Table:
     repeats = max((c.repeats for c in stats), default=1)
     title = "Per cell" + (f" (mean ± 95% CI over {repeats} repeats)" if repeats > 1 else "")
     table = Table(title=title, title_justify="left")
-    for name in ("cell", "wall s", "p50 s", "p95 s", "p99 s", "img/s", "tok in", "tok out", "cost $", "$/1k img",
-                 "MAE", "exact", "errors"):  # fmt: skip
+    for name in (
+        "cell",
+        "wall s",
+        "p50 s",
+        "p95 s",
+        "p99 s",
+        "img/s",
+        "tok in",
+        "tok out",
+        "cost $",
+        "$/1k img",
+        "MAE",
+        "exact",
+        "errors",
+    ):
         table.add_column(name, justify="left" if name == "cell" else "right", no_wrap=True)
     for cell in stats:
         s = cell.summary
@@ -109,8 +121,9 @@ def filter_lines(bundle: dict[str, Any]) -> list[str]:
         f = entry.get("extra", {}).get("tier1_filter")
         if f:
             lines.append(
-                f"{entry['id']}: tier 1 sent {entry['extra']['tier2_items']} of {entry['summary']['items']} images to tier 2; "
-                f"precision {_fmt(f['precision'], '.0%')}, recall {_fmt(f['recall'], '.0%')} (escalate at >= {f['escalate_at']:g})"
+                f"{entry['id']}: tier 1 sent {entry['extra']['tier2_items']} of {entry['summary']['items']} "
+                f"images to tier 2; precision {_fmt(f['precision'], '.0%')}, recall {_fmt(f['recall'], '.0%')} "
+                f"(escalate at >= {f['escalate_at']:g})"
             )
     return lines
 
@@ -118,7 +131,9 @@ def filter_lines(bundle: dict[str, Any]) -> list[str]:
 def print_report(bundle: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     cells = list(_cell_runs(bundle))
-    console.print(f"run {bundle['run_id']} ({bundle['status']}): {len(bundle['items'])} images, cells: {', '.join(cells)}")
+    console.print(
+        f"run {bundle['run_id']} ({bundle['status']}): {len(bundle['items'])} images, cells: {', '.join(cells)}"
+    )
     console.print(answers_table(bundle))
     console.print(cells_table(bundle))
     for line in filter_lines(bundle):

@@ -33,7 +33,8 @@ def prepare_resume(run: str | Path, registry: Registry) -> tuple[Plan, dict[str,
     if then != now:
         changed = sorted(k for k in then.keys() | now.keys() if then.get(k) != now.get(k))
         raise ConfigError(
-            f"{run}: the dataset changed since this run started ({len(changed)} images differ, e.g. {', '.join(changed[:3])}); "
+            f"{run}: the dataset changed since this run started ({len(changed)} images differ, "
+            f"e.g. {', '.join(changed[:3])}); "
             "start a new run instead"
         )
     return plan, bundle

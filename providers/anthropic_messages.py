@@ -22,7 +22,6 @@ import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-
 from visionbench.errors import BadRequest, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
 from visionbench.provider import Provider
@@ -31,18 +30,36 @@ from visionbench.tokens import anthropic_image_tokens
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
 
 from ._sdk_common import (
-    RemoteOptions, check_images, mapped, error_for_status, header, is_simulated, is_transport_error, read_key,
-    retry_after, sdk_version, unknown_params,
-)  # fmt: skip
+    RemoteOptions,
+    check_images,
+    error_for_status,
+    header,
+    is_simulated,
+    is_transport_error,
+    mapped,
+    read_key,
+    retry_after,
+    sdk_version,
+    unknown_params,
+)
 
 PARAMS = ("max_output_tokens", "thinking_budget", "effort")
 NO_SAMPLING = ("temperature", "top_p", "top_k")
 MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 #: Error ``type`` in a batch result -> the HTTP status the same error has on a direct call.
-ERROR_TYPE_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
-                     "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
-                     "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529}  # fmt: skip
+ERROR_TYPE_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
 
 
 def _usage(u: Any) -> Usage | None:
@@ -94,7 +111,9 @@ class AnthropicMessages(Provider):
         self._key: str | None = None
 
     def capabilities(self, model: str) -> Capabilities:
-        return Capabilities(max_images_per_request=self.options.max_images_per_request, structured_output=True, batch=True)
+        return Capabilities(
+            max_images_per_request=self.options.max_images_per_request, structured_output=True, batch=True
+        )
 
     async def start(self) -> None:
         self._get_client(at_start=True)
@@ -145,9 +164,14 @@ class AnthropicMessages(Provider):
             max_tokens = int(p.get("max_output_tokens", request.max_output_tokens))
             budget = int(p.get("thinking_budget") or 0)
         except (TypeError, ValueError) as exc:
-            raise BadRequest(f"provider {self.name!r}: max_output_tokens and thinking_budget must be integers: {exc}") from None
-        params: dict[str, Any] = {"model": request.model, "max_tokens": max_tokens,
-                                  "messages": [{"role": "user", "content": content}]}  # fmt: skip
+            raise BadRequest(
+                f"provider {self.name!r}: max_output_tokens and thinking_budget must be integers: {exc}"
+            ) from None
+        params: dict[str, Any] = {
+            "model": request.model,
+            "max_tokens": max_tokens,
+            "messages": [{"role": "user", "content": content}],
+        }
         if request.task.system:
             params["system"] = request.task.system
         if budget:
@@ -233,7 +257,9 @@ class AnthropicMessages(Provider):
                 elif result.type == "errored":
                     error = result.error.error
                     status = ERROR_TYPE_STATUS.get(error.type, 500)
-                    out[entry.custom_id] = error_for_status(status, f"anthropic batch item {error.type}: {error.message}")
+                    out[entry.custom_id] = error_for_status(
+                        status, f"anthropic batch item {error.type}: {error.message}"
+                    )
                 else:  # canceled, expired: never processed; a later run may send it again
                     out[entry.custom_id] = Transient(f"anthropic batch item {result.type} before processing")
         except Exception as exc:  # noqa: BLE001 - a body cut short or not JSONL

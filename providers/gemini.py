@@ -20,7 +20,6 @@ from typing import Any
 
 import pydantic
 from pydantic import BaseModel, Field
-
 from visionbench.errors import BadRequest, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
 from visionbench.provider import Provider
@@ -29,16 +28,50 @@ from visionbench.tokens import gemini_image_tokens
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
 
 from ._sdk_common import (
-    RemoteOptions, check_images, mapped, duration_s, error_for_status, is_simulated, is_transport_error, read_key,
-    retry_after, sdk_version, unknown_params,
-)  # fmt: skip
+    RemoteOptions,
+    check_images,
+    duration_s,
+    error_for_status,
+    is_simulated,
+    is_transport_error,
+    mapped,
+    read_key,
+    retry_after,
+    sdk_version,
+    unknown_params,
+)
 
-PARAMS = ("temperature", "top_p", "top_k", "seed", "max_output_tokens", "thinking_budget", "thinking_level",
-          "media_resolution", "part_media_resolution")  # fmt: skip
+PARAMS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "seed",
+    "max_output_tokens",
+    "thinking_budget",
+    "thinking_level",
+    "media_resolution",
+    "part_media_resolution",
+)
 DONE_STATES = ("SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED")
 #: Batch items fail with a google.rpc.Status, whose code is a gRPC code: its HTTP equivalent.
-GRPC_TO_HTTP = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 412, 10: 409, 11: 400,
-                12: 501, 13: 500, 14: 503, 15: 500, 16: 401}  # fmt: skip
+GRPC_TO_HTTP = {
+    1: 499,
+    2: 500,
+    3: 400,
+    4: 504,
+    5: 404,
+    6: 409,
+    7: 403,
+    8: 429,
+    9: 412,
+    10: 409,
+    11: 400,
+    12: 501,
+    13: 500,
+    14: 503,
+    15: 500,
+    16: 401,
+}
 
 
 def _resolution(value: Any) -> str:
@@ -107,7 +140,9 @@ class Gemini(Provider):
         self._configs: dict[str, tuple[Any, str | None]] = {}
 
     def capabilities(self, model: str) -> Capabilities:
-        return Capabilities(max_images_per_request=self.options.max_images_per_request, structured_output=True, batch=True)
+        return Capabilities(
+            max_images_per_request=self.options.max_images_per_request, structured_output=True, batch=True
+        )
 
     async def start(self) -> None:
         self._get_client(at_start=True)
@@ -159,12 +194,16 @@ class Gemini(Provider):
             kw["automatic_continuation"] = False
         part_res = _resolution(p["part_media_resolution"]) if "part_media_resolution" in p else None
         # The SDK's enums accept unknown values (with a warning): check them here, for a clear error.
-        for value, enum in ((thinking.get("thinking_level"), types.ThinkingLevel),
-                            (kw.get("media_resolution"), types.MediaResolution),
-                            (part_res, types.PartMediaResolutionLevel)):  # fmt: skip
+        for value, enum in (
+            (thinking.get("thinking_level"), types.ThinkingLevel),
+            (kw.get("media_resolution"), types.MediaResolution),
+            (part_res, types.PartMediaResolutionLevel),
+        ):
             if value is not None and value not in {m.value for m in enum}:
-                raise BadRequest(f"provider {self.name!r}: invalid model parameter: {value!r} is not one of "
-                                 f"{', '.join(m.value for m in enum)}")  # fmt: skip
+                raise BadRequest(
+                    f"provider {self.name!r}: invalid model parameter: {value!r} is not one of "
+                    f"{', '.join(m.value for m in enum)}"
+                )
         try:
             if thinking:
                 kw["thinking_config"] = types.ThinkingConfig(**thinking)
@@ -176,8 +215,9 @@ class Gemini(Provider):
         from google.genai import types
 
         check_images(request, self.options.max_images_per_request, self.name)
-        parts = [types.Part.from_bytes(data=i.data, mime_type=i.mime_type, media_resolution=part_res)
-                 for i in request.images]  # fmt: skip
+        parts = [
+            types.Part.from_bytes(data=i.data, mime_type=i.mime_type, media_resolution=part_res) for i in request.images
+        ]
         parts.append(types.Part.from_text(text=request.prompt))
         return [types.Content(role="user", parts=parts)]
 
@@ -193,7 +233,9 @@ class Gemini(Provider):
         client = self._get_client()
         config, part_res = self._config_cached(request)
         contents = self._contents(request, part_res)
-        resp = await self._call(client.aio.models.generate_content(model=request.model, contents=contents, config=config))
+        resp = await self._call(
+            client.aio.models.generate_content(model=request.model, contents=contents, config=config)
+        )
         try:
             return _response(resp)
         except ProviderError:

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
 from visionbench.errors import BadRequest, ConfigError, Fatal
 from visionbench.hookspecs import hookimpl
 from visionbench.provider import Provider
@@ -94,7 +93,7 @@ class LocalFaces(Provider):
         max_side: int = Field(1024, ge=64, le=4096)
 
         @model_validator(mode="after")
-        def _sides_ordered(self) -> "LocalFaces.Options":
+        def _sides_ordered(self) -> LocalFaces.Options:
             if self.min_side > self.max_side:
                 raise ValueError(f"min_side ({self.min_side}) must not exceed max_side ({self.max_side})")
             return self
@@ -114,9 +113,7 @@ class LocalFaces(Provider):
         if request.model not in MODELS:
             raise Fatal(f"provider {self.name!r} has no model {request.model!r}; allowed models: {', '.join(MODELS)}")
         if request.task.id not in TASKS:
-            raise BadRequest(
-                f"provider {self.name!r} answers only the tasks {sorted(TASKS)}, not {request.task.id!r}"
-            )
+            raise BadRequest(f"provider {self.name!r} answers only the tasks {sorted(TASKS)}, not {request.task.id!r}")
         if not request.images:
             raise BadRequest("request has no images")
         if len(request.images) > MAX_IMAGES:

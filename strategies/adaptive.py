@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-
 from visionbench import hookimpl
 from visionbench.calling import Limiter, for_each
 from visionbench.cell import CellContext
@@ -60,8 +60,9 @@ class Adaptive(Strategy):
         limiter = Limiter(self.params.max_concurrency)
 
         async def one(item: ImageItem) -> None:
-            [first] = await ctx.ask([item], provider=t1.provider, model=t1.model, max_side=t1.max_side,
-                                    tier=1, limiter=limiter)  # fmt: skip
+            [first] = await ctx.ask(
+                [item], provider=t1.provider, model=t1.model, max_side=t1.max_side, tier=1, limiter=limiter
+            )
             if first.error is not None or needs_escalation(first.value, self.params.escalate_at):
                 await ctx.ask([item], max_side=self.params.tier2_max_side, tier=2, limiter=limiter)
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
-
 from visionbench import hookimpl
 from visionbench.calling import Limiter, for_each
 from visionbench.cell import CellContext

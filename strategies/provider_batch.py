@@ -6,10 +6,10 @@ instead of paying twice."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-
 from visionbench import hookimpl
 from visionbench.cell import CellContext, parse_answers
 from visionbench.errors import ItemError, ProviderError
@@ -46,8 +46,21 @@ class ProviderBatch(Strategy):
             except ItemError as exc:
                 answer = Answer(item.id, error=f"image: {exc}")
                 now = ctx.caller.now()
-                ctx.keep(Record(ctx.cell_id, [item.id], ctx.provider, ctx.model, None, now, now, 0,
-                                ctx.preprocessing.max_side, answers=[answer], error={"kind": "item", "message": str(exc)}))  # fmt: skip
+                ctx.keep(
+                    Record(
+                        ctx.cell_id,
+                        [item.id],
+                        ctx.provider,
+                        ctx.model,
+                        None,
+                        now,
+                        now,
+                        0,
+                        ctx.preprocessing.max_side,
+                        answers=[answer],
+                        error={"kind": "item", "message": str(exc)},
+                    )
+                )
                 continue
             custom_id = f"item-{n}"
             ids[custom_id] = item.id
@@ -55,8 +68,14 @@ class ProviderBatch(Strategy):
         if not requests:
             return
 
-        key = job_key(ctx.provider, ctx.model, ctx.task, ctx.preprocessing, ctx.model_params,
-                      item_hashes=[f"{i.id}:{i.sha256}" for i in items if i.id in ids.values()])  # fmt: skip
+        key = job_key(
+            ctx.provider,
+            ctx.model,
+            ctx.task,
+            ctx.preprocessing,
+            ctx.model_params,
+            item_hashes=[f"{i.id}:{i.sha256}" for i in items if i.id in ids.values()],
+        )
         saved = ctx.jobs.get(key) if ctx.jobs else None
         start = ctx.caller.now()
         self.resumed = saved is not None
@@ -94,8 +113,19 @@ class ProviderBatch(Strategy):
             return
         results = outcome.value
         for custom_id, item_id in ids.items():
-            record = Record(ctx.cell_id, [item_id], ctx.provider, ctx.model, None, start, end, 1,
-                            ctx.preprocessing.max_side, batch=True, request_id=job_id)  # fmt: skip
+            record = Record(
+                ctx.cell_id,
+                [item_id],
+                ctx.provider,
+                ctx.model,
+                None,
+                start,
+                end,
+                1,
+                ctx.preprocessing.max_side,
+                batch=True,
+                request_id=job_id,
+            )
             result = results.get(custom_id)
             if result is None:
                 record.error = {"kind": "missing", "message": f"batch {job_id} ({status.state}) has no result for it"}
@@ -113,12 +143,27 @@ class ProviderBatch(Strategy):
         if ctx.jobs:
             ctx.jobs.forget(key)
 
-    def _fail_all(self, ctx: CellContext, ids: dict[str, str], start: float, attempts: int, error: ProviderError) -> None:
+    def _fail_all(
+        self, ctx: CellContext, ids: dict[str, str], start: float, attempts: int, error: ProviderError
+    ) -> None:
         for item_id in ids.values():
             answer = Answer(item_id, error=f"{error.kind}: {error}")
-            ctx.keep(Record(ctx.cell_id, [item_id], ctx.provider, ctx.model, None, start, ctx.caller.now(), attempts,
-                            ctx.preprocessing.max_side, answers=[answer], batch=True,
-                            error={"kind": error.kind, "message": str(error), "status": error.status}))  # fmt: skip
+            ctx.keep(
+                Record(
+                    ctx.cell_id,
+                    [item_id],
+                    ctx.provider,
+                    ctx.model,
+                    None,
+                    start,
+                    ctx.caller.now(),
+                    attempts,
+                    ctx.preprocessing.max_side,
+                    answers=[answer],
+                    batch=True,
+                    error={"kind": error.kind, "message": str(error), "status": error.status},
+                )
+            )
 
     def summarize(self, items: Sequence[ImageItem], records: Sequence[Record]) -> dict[str, Any]:
         ended = [r.end_s for r in records if r.batch]

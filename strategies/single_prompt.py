@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
-
 from visionbench import hookimpl
 from visionbench.calling import for_each
 from visionbench.cell import CellContext
@@ -29,7 +28,8 @@ class SinglePrompt(Strategy):
         if capabilities.max_images_per_request < 2:
             return "the provider takes one image per request"
         if self.params.chunk_size and self.params.chunk_size > capabilities.max_images_per_request:
-            return f"chunk_size {self.params.chunk_size} exceeds the provider's {capabilities.max_images_per_request} images per request"
+            limit = capabilities.max_images_per_request
+            return f"chunk_size {self.params.chunk_size} exceeds the provider's {limit} images per request"
         return None
 
     def chunks(self, items: Sequence[ImageItem], capabilities: Capabilities) -> list[Sequence[ImageItem]]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import fakeplugin
 import pytest
 import yaml
 from PIL import Image
-
 from visionbench.plugins import collect, make_manager
 
-import fakeplugin
+# The replay server's fixture (`replay`) is shared by the provider tests.
+pytest_plugins = ["replay_server"]
 
 SHARED_EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval-images"
 
@@ -35,7 +36,9 @@ def image_dir(tmp_path: Path) -> Path:
     return folder
 
 
-def write_config(tmp_path: Path, image_dir: Path, strategies, *, provider: str = "scripted", options=None, **extra) -> Path:
+def write_config(
+    tmp_path: Path, image_dir: Path, strategies, *, provider: str = "scripted", options=None, **extra
+) -> Path:
     config = {
         "name": "t",
         "dataset": {"path": str(image_dir), "labels": "labels.json", "label_field": "person_count"},

@@ -10,7 +10,6 @@ import asyncio
 import json
 
 from pydantic import BaseModel, ConfigDict
-
 from visionbench import hookimpl
 from visionbench.errors import BadRequest, RateLimited, Transient
 from visionbench.provider import Provider
@@ -73,7 +72,9 @@ class Scripted(Provider):
             elif item_id not in self.options.answers:
                 continue  # the service lost it
             else:
-                out[key] = Response(text=str(self.options.answers[item_id]), usage=Usage(input_tokens=1000, output_tokens=10))
+                out[key] = Response(
+                    text=str(self.options.answers[item_id]), usage=Usage(input_tokens=1000, output_tokens=10)
+                )
         return out
 
     async def generate(self, request: Request) -> Response:
@@ -98,7 +99,9 @@ class Scripted(Provider):
             else:
                 text = str(values[0]) if len(values) == 1 else json.dumps(values)
             usage = Usage(input_tokens=100 * len(values), output_tokens=5, thinking_tokens=None)
-            return Response(text=text, usage=usage, model_version=request.model + "-001", request_id="req-1", cost_usd=0.001)
+            return Response(
+                text=text, usage=usage, model_version=request.model + "-001", request_id="req-1", cost_usd=0.001
+            )
         finally:
             self.in_flight -= 1
 

@@ -15,8 +15,9 @@ A reply may be a callable ``(Received) -> Reply`` (to echo the request or build 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -46,7 +47,7 @@ class Received:
         return json.loads(self.body)
 
 
-ReplySpec = Union[Reply, Callable[[Received], Reply]]
+ReplySpec = Reply | Callable[[Received], Reply]
 
 
 class ReplayServer:
@@ -74,7 +75,9 @@ class ReplayServer:
         self.requests.append(got)
         queue = self.routes.get((request.method, request.path))
         if not queue:
-            return web.json_response({"error": f"replay server: no route for {request.method} {request.path}"}, status=599)
+            return web.json_response(
+                {"error": f"replay server: no route for {request.method} {request.path}"}, status=599
+            )
         spec = queue.pop(0) if len(queue) > 1 else queue[0]
         reply = spec(got) if callable(spec) else spec
         if reply.drop:
@@ -90,7 +93,7 @@ class ReplayServer:
         response.content_type = reply.content_type
         return response
 
-    async def __aenter__(self) -> "ReplayServer":
+    async def __aenter__(self) -> ReplayServer:
         app = web.Application(client_max_size=256 * 1024**2)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -126,8 +129,16 @@ def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (40, 30)) -> bytes:
     return buf.getvalue()
 
 
-def make_request(model: str, *, n_images: int = 1, prompt: str = "How many people?", system: str | None = None,
-                 params: dict | None = None, schema: dict | None = None, max_output_tokens: int = 256):  # fmt: skip
+def make_request(
+    model: str,
+    *,
+    n_images: int = 1,
+    prompt: str = "How many people?",
+    system: str | None = None,
+    params: dict | None = None,
+    schema: dict | None = None,
+    max_output_tokens: int = 256,
+):
     from visionbench.types import PreparedImage, Request, Task
 
     images = tuple(

@@ -1,5 +1,4 @@
 import pytest
-
 from visionbench.answers import ParseError, parse_many, parse_single
 
 
@@ -8,7 +7,7 @@ from visionbench.answers import ParseError, parse_many, parse_single
     [
         ("3", 3),
         ("There are 12 people in the image.", 12),
-        ("```json\n{\"count\": 4}\n```", 4),
+        ('```json\n{"count": 4}\n```', 4),
         ('{"answer": 7}', 7),
         ("[2]", 2),
         ("I can see three people.", 3),
@@ -32,7 +31,7 @@ def test_single_boolean_and_text():
 
 
 def test_many_with_fences_and_prose():
-    text = 'Here you go:\n```json\n[3, 0, 12]\n```\nHope that helps!'
+    text = "Here you go:\n```json\n[3, 0, 12]\n```\nHope that helps!"
     assert parse_many(text, 3, "integer") == [3, 0, 12]
 
 

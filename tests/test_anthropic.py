@@ -8,8 +8,7 @@ import random
 import time
 
 import pytest
-
-from replay_server import Reply, image_bytes, make_request, replay  # noqa: F401 - replay is a fixture
+from replay_server import Reply, image_bytes, make_request
 from visionbench.errors import BadRequest, ConfigError, Fatal, RateLimited, Transient
 from visionbench.plugins import collect, make_manager
 from visionbench.providers import anthropic_messages
@@ -24,11 +23,21 @@ PATH = "/v1/messages"
 
 def message(text: str = "3", *, msg_id: str = "msg_1", **usage) -> dict:
     return {
-        "id": msg_id, "type": "message", "role": "assistant", "model": "claude-haiku-4-5-20251001",
-        "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
-        "usage": {"input_tokens": 276, "output_tokens": 2, "cache_creation_input_tokens": 0,
-                  "cache_read_input_tokens": 0, **usage},
-    }  # fmt: skip
+        "id": msg_id,
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-haiku-4-5-20251001",
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": 276,
+            "output_tokens": 2,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            **usage,
+        },
+    }
 
 
 def error(kind: str, text: str, request_id: str | None = "req_err_1") -> dict:
@@ -81,18 +90,23 @@ async def test_request_carries_images_prompt_system_and_key(provider, replay):
 
 async def test_params(provider, replay):
     replay.add("POST", PATH, Reply(200, message()))
-    await provider.generate(make_request(MODEL, params={"thinking_budget": 2048, "max_output_tokens": 4096, "effort": "low"}))
+    await provider.generate(
+        make_request(MODEL, params={"thinking_budget": 2048, "max_output_tokens": 4096, "effort": "low"})
+    )
     body = replay.requests[0].json
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
     assert body["max_tokens"] == 4096 and body["output_config"] == {"effort": "low"}
 
 
-@pytest.mark.parametrize("params, words", [
-    ({"temperature": 0.2}, ["temperature", "2.x"]),
-    ({"top_k": 5}, ["top_k"]),
-    ({"budget": 5}, ["budget", "allowed", "thinking_budget"]),
-    ({"thinking_budget": "lots"}, ["integers"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "params, words",
+    [
+        ({"temperature": 0.2}, ["temperature", "2.x"]),
+        ({"top_k": 5}, ["top_k"]),
+        ({"budget": 5}, ["budget", "allowed", "thinking_budget"]),
+        ({"thinking_budget": "lots"}, ["integers"]),
+    ],
+)
 async def test_bad_params_are_refused_before_sending(provider, replay, params, words):
     with pytest.raises(BadRequest) as info:
         await provider.generate(make_request(MODEL, params=params))
@@ -135,11 +149,18 @@ async def test_response_schema_in_prompt(replay, monkeypatch):
 
 
 async def test_usage_normalised(provider, replay):
-    usage = {"input_tokens": 100, "output_tokens": 500, "cache_read_input_tokens": 1000,
-             "cache_creation_input_tokens": 20, "output_tokens_details": {"thinking_tokens": 450}}  # fmt: skip
+    usage = {
+        "input_tokens": 100,
+        "output_tokens": 500,
+        "cache_read_input_tokens": 1000,
+        "cache_creation_input_tokens": 20,
+        "output_tokens_details": {"thinking_tokens": 450},
+    }
     replay.add("POST", PATH, Reply(200, message(**usage)))
     response = await provider.generate(make_request(MODEL))
-    assert response.usage == Usage(input_tokens=1120, output_tokens=50, thinking_tokens=450, cached_tokens=1000, image_tokens=None)
+    assert response.usage == Usage(
+        input_tokens=1120, output_tokens=50, thinking_tokens=450, cached_tokens=1000, image_tokens=None
+    )
 
 
 async def test_usage_without_cache_fields(provider, replay):
@@ -155,19 +176,44 @@ async def test_simulated_header(provider, replay, headers, simulated):
     assert (await provider.generate(make_request(MODEL))).simulated is simulated
 
 
-@pytest.mark.parametrize("reply, kind, status, retry_after", [
-    (Reply(429, error("rate_limit_error", "Number of requests has exceeded your rate limit"), {"retry-after": "7"}), RateLimited, 429, 7.0),
-    (Reply(429, error("rate_limit_error", "Slow down"), {"retry-after-ms": "1500", "retry-after": "2"}), RateLimited, 429, 1.5),
-    (Reply(500, error("api_error", "Internal server error")), Transient, 500, None),
-    (Reply(503, error("api_error", "Service unavailable")), Transient, 503, None),
-    (Reply(529, error("overloaded_error", "Overloaded")), Transient, 529, None),
-    (Reply(400, error("invalid_request_error", "messages.0.content.0.image.source.base64: invalid base64 data")), BadRequest, 400, None),
-    (Reply(413, error("request_too_large", "Request exceeds the maximum allowed number of bytes")), BadRequest, 413, None),
-    (Reply(422, error("invalid_request_error", "Unprocessable")), BadRequest, 422, None),
-    (Reply(401, error("authentication_error", "invalid x-api-key")), Fatal, 401, None),
-    (Reply(403, error("permission_error", "Your API key does not have permission")), Fatal, 403, None),
-    (Reply(404, error("not_found_error", "model: claude-nope")), Fatal, 404, None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "reply, kind, status, retry_after",
+    [
+        (
+            Reply(
+                429, error("rate_limit_error", "Number of requests has exceeded your rate limit"), {"retry-after": "7"}
+            ),
+            RateLimited,
+            429,
+            7.0,
+        ),
+        (
+            Reply(429, error("rate_limit_error", "Slow down"), {"retry-after-ms": "1500", "retry-after": "2"}),
+            RateLimited,
+            429,
+            1.5,
+        ),
+        (Reply(500, error("api_error", "Internal server error")), Transient, 500, None),
+        (Reply(503, error("api_error", "Service unavailable")), Transient, 503, None),
+        (Reply(529, error("overloaded_error", "Overloaded")), Transient, 529, None),
+        (
+            Reply(400, error("invalid_request_error", "messages.0.content.0.image.source.base64: invalid base64 data")),
+            BadRequest,
+            400,
+            None,
+        ),
+        (
+            Reply(413, error("request_too_large", "Request exceeds the maximum allowed number of bytes")),
+            BadRequest,
+            413,
+            None,
+        ),
+        (Reply(422, error("invalid_request_error", "Unprocessable")), BadRequest, 422, None),
+        (Reply(401, error("authentication_error", "invalid x-api-key")), Fatal, 401, None),
+        (Reply(403, error("permission_error", "Your API key does not have permission")), Fatal, 403, None),
+        (Reply(404, error("not_found_error", "model: claude-nope")), Fatal, 404, None),
+    ],
+)
 async def test_error_mapping(provider, replay, reply, kind, status, retry_after):
     replay.add("POST", PATH, reply)
     with pytest.raises(kind) as info:
@@ -180,10 +226,16 @@ async def test_error_mapping(provider, replay, reply, kind, status, retry_after)
     assert len(replay.requests) == 1  # SDK retries are off
 
 
-@pytest.mark.parametrize("reply", [
-    Reply(200, "{not json"), Reply(200, "<html>hello</html>", content_type="text/html"), Reply(200, {}),
-    Reply(502, "<html>Bad Gateway</html>", content_type="text/html"), Reply(drop=True),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(200, "{not json"),
+        Reply(200, "<html>hello</html>", content_type="text/html"),
+        Reply(200, {}),
+        Reply(502, "<html>Bad Gateway</html>", content_type="text/html"),
+        Reply(drop=True),
+    ],
+)
 async def test_malformed_bodies_and_dropped_connections_are_transient(provider, replay, reply):
     replay.add("POST", PATH, reply)
     start = time.monotonic()
@@ -215,12 +267,17 @@ async def test_missing_key_names_the_variable(replay, monkeypatch):
 
 def _batch(server_url: str, status: str, counts: dict, *, ended: bool = False) -> dict:
     return {
-        "id": "msgbatch_01", "type": "message_batch", "processing_status": status,
+        "id": "msgbatch_01",
+        "type": "message_batch",
+        "processing_status": status,
         "request_counts": {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0, **counts},
-        "created_at": "2026-11-23T10:00:00Z", "expires_at": "2026-11-24T10:00:00Z", "ended_at": None,
-        "cancel_initiated_at": None, "archived_at": None,
+        "created_at": "2026-11-23T10:00:00Z",
+        "expires_at": "2026-11-24T10:00:00Z",
+        "ended_at": None,
+        "cancel_initiated_at": None,
+        "archived_at": None,
         "results_url": f"{server_url}/v1/messages/batches/msgbatch_01/results" if ended else None,
-    }  # fmt: skip
+    }
 
 
 async def test_batch_submit_poll_collect_cancel(provider, replay):
@@ -236,16 +293,35 @@ async def test_batch_submit_poll_collect_cancel(provider, replay):
         assert base64.standard_b64decode(content[0]["source"]["data"]) == image_bytes(size=(40, 30))
         assert content[-1]["text"] == f"prompt {key}"
 
-    lines = [{"custom_id": f"item-{i}", "result": {"type": "succeeded", "message": message(str(i), msg_id=f"msg_{i}")}}
-             for i in range(4)]  # fmt: skip
-    lines.append({"custom_id": "item-4", "result": {"type": "errored", "error": error("invalid_request_error", "bad image", None)}})
+    lines = [
+        {"custom_id": f"item-{i}", "result": {"type": "succeeded", "message": message(str(i), msg_id=f"msg_{i}")}}
+        for i in range(4)
+    ]
+    lines.append(
+        {
+            "custom_id": "item-4",
+            "result": {"type": "errored", "error": error("invalid_request_error", "bad image", None)},
+        }
+    )
     lines.append({"custom_id": "item-5", "result": {"type": "expired"}})
     random.Random(5).shuffle(lines)
     ended = _batch(replay.url, "ended", {"succeeded": 4, "errored": 1, "expired": 1}, ended=True)
-    replay.add("GET", "/v1/messages/batches/msgbatch_01", Reply(200, _batch(replay.url, "in_progress", {"processing": 6})), Reply(200, ended))
-    replay.add("GET", "/v1/messages/batches/msgbatch_01/results",
-               Reply(200, "".join(json.dumps(line) + "\n" for line in lines), {"x-visionbench-simulated": "1"},
-                     content_type="application/binary"))  # fmt: skip
+    replay.add(
+        "GET",
+        "/v1/messages/batches/msgbatch_01",
+        Reply(200, _batch(replay.url, "in_progress", {"processing": 6})),
+        Reply(200, ended),
+    )
+    replay.add(
+        "GET",
+        "/v1/messages/batches/msgbatch_01/results",
+        Reply(
+            200,
+            "".join(json.dumps(line) + "\n" for line in lines),
+            {"x-visionbench-simulated": "1"},
+            content_type="application/binary",
+        ),
+    )
 
     running = await provider.poll_batch("msgbatch_01")
     assert (running.state, running.done, running.total) == ("in_progress", False, 6)

@@ -9,9 +9,8 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import write_config
+from PIL import Image
 from visionbench import bundle as bundle_mod
 from visionbench.cli import main
 from visionbench.config import load_experiment
@@ -20,8 +19,10 @@ from visionbench.runner import prepare, run
 
 def png_claiming(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims a huge size: a decompression bomb."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
 
@@ -89,8 +90,13 @@ def test_whole_run_errors_exit_non_zero_with_the_culprit_named(tmp_path, image_d
     base = base.replace("- m1", "- centerface")
     for name, (text, needle) in cases.items():
         if text is None:
-            text = base.replace("provider: local-faces", "provider: gpt-vision") if "plugin" in name else base.replace(
-                "repeats: 1", "repeats: lots") if "repeats: 1" in base else base + "repeats: lots\n"
+            text = (
+                base.replace("provider: local-faces", "provider: gpt-vision")
+                if "plugin" in name
+                else base.replace("repeats: 1", "repeats: lots")
+                if "repeats: 1" in base
+                else base + "repeats: lots\n"
+            )
         path = tmp_path / name
         path.write_text(text)
         assert main(["validate", str(path)]) == 2, name

@@ -16,9 +16,21 @@ KEY = "sk-bundle-test-0123456789"
 
 
 def record(i: int, **extra) -> Record:
-    return Record("p/m/sequential", [f"img{i}.png"], "p", "m", None, float(i), i + 0.5, 1, 64,
-                  usage=Usage(input_tokens=10, output_tokens=1), raw_text=str(i), answers=[Answer(f"img{i}.png", i)],
-                  **extra)  # fmt: skip
+    return Record(
+        "p/m/sequential",
+        [f"img{i}.png"],
+        "p",
+        "m",
+        None,
+        float(i),
+        i + 0.5,
+        1,
+        64,
+        usage=Usage(input_tokens=10, output_tokens=1),
+        raw_text=str(i),
+        answers=[Answer(f"img{i}.png", i)],
+        **extra,
+    )
 
 
 async def header_of_a_real_run(tmp_path, image_dir, registry, answers_for_labels) -> dict:
@@ -27,7 +39,9 @@ async def header_of_a_real_run(tmp_path, image_dir, registry, answers_for_labels
     return {k: v for k, v in data.items() if k not in ("records", "status", "started_at", "finished_at", "error")}
 
 
-async def test_records_stream_to_a_file_beside_the_bundle_until_it_finishes(tmp_path, image_dir, registry, answers_for_labels):
+async def test_records_stream_to_a_file_beside_the_bundle_until_it_finishes(
+    tmp_path, image_dir, registry, answers_for_labels
+):
     header = await header_of_a_real_run(tmp_path, image_dir, registry, answers_for_labels)
     path = tmp_path / "run" / "bundle.json"
     writer = BundleWriter(path, header)
@@ -52,10 +66,12 @@ async def test_records_stream_to_a_file_beside_the_bundle_until_it_finishes(tmp_
     bundle_mod.validate(final)
     assert final["status"] == "complete" and final["records"] == loaded["records"]
     assert {k: final[k] for k in header} == header
-    assert path.read_text().count("\n  {\"cell\"") == 3  # one record per line, for people reading it
+    assert path.read_text().count('\n  {"cell"') == 3  # one record per line, for people reading it
 
 
-async def test_a_torn_last_record_is_dropped_and_resume_rewrites_the_file(tmp_path, image_dir, registry, answers_for_labels):
+async def test_a_torn_last_record_is_dropped_and_resume_rewrites_the_file(
+    tmp_path, image_dir, registry, answers_for_labels
+):
     header = await header_of_a_real_run(tmp_path, image_dir, registry, answers_for_labels)
     path = tmp_path / "run" / "bundle.json"
     writer = BundleWriter(path, header)
@@ -76,7 +92,9 @@ async def test_a_torn_last_record_is_dropped_and_resume_rewrites_the_file(tmp_pa
     assert len(final["resumed_at"]) == 1 and final["started_at"] == killed["started_at"]
 
 
-async def test_secrets_are_blanked_in_the_records_file_and_the_final_bundle(tmp_path, image_dir, registry, answers_for_labels):
+async def test_secrets_are_blanked_in_the_records_file_and_the_final_bundle(
+    tmp_path, image_dir, registry, answers_for_labels
+):
     register_secret(KEY)
     header = await header_of_a_real_run(tmp_path, image_dir, registry, answers_for_labels)
     header["config"]["note"] = f"key {KEY}"

@@ -3,7 +3,6 @@ import random
 import time
 
 import pytest
-
 from visionbench.calling import Caller, Limiter, RetryPolicy, for_each
 from visionbench.errors import BadRequest, RateLimited, Transient
 
@@ -37,7 +36,9 @@ def failing(errors, value="ok"):
 
 async def test_retry_after_is_honoured_and_attempts_counted():
     ft = FakeTime()
-    caller = Caller(RetryPolicy(max_attempts=4, base_delay_s=0.1, max_delay_s=1.0), clock=ft.clock, sleep=ft.sleep, seed=1)
+    caller = Caller(
+        RetryPolicy(max_attempts=4, base_delay_s=0.1, max_delay_s=1.0), clock=ft.clock, sleep=ft.sleep, seed=1
+    )
     fn, calls = failing([RateLimited("429", retry_after=7.5), Transient("503")])
     outcome = await caller.call(fn)
     assert outcome.value == "ok" and outcome.error is None

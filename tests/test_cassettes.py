@@ -11,8 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-
-from replay_server import Reply, make_request, replay  # noqa: F401 - replay is a fixture
+from replay_server import Reply, make_request
 from visionbench.errors import BadRequest
 from visionbench.providers.anthropic_messages import AnthropicMessages
 from visionbench.providers.gemini import Gemini
@@ -27,28 +26,48 @@ pytestmark = [
 # file -> what the adapter must make of it
 EXPECTED = {
     "gemini_2.0-flash_image-jpeg-540x360.json": dict(
-        text="That is a potato.", usage=Usage(1817, 5, None, None, 1806),
-        model_version="gemini-2.0-flash", request_id="64fNaIPHJNulqtsPx8OZsQQ"),
+        text="That is a potato.",
+        usage=Usage(1817, 5, None, None, 1806),
+        model_version="gemini-2.0-flash",
+        request_id="64fNaIPHJNulqtsPx8OZsQQ",
+    ),
     "gemini_2.0-flash_image-png-3008x2000.json": dict(
-        text="The fruit in the image is a kiwi.", usage=Usage(3367, 9, None, None, 3354),
-        model_version="gemini-2.0-flash", request_id="4YfNaLXqOsKVmtkPqqehuAQ"),
+        text="The fruit in the image is a kiwi.",
+        usage=Usage(3367, 9, None, None, 3354),
+        model_version="gemini-2.0-flash",
+        request_id="4YfNaLXqOsKVmtkPqqehuAQ",
+    ),
     "gemini_2.0-flash_json-schema-output.json": dict(
-        json={"city": "Mexico City", "country": "Mexico"}, usage=Usage(8, 20, None, None, None),
-        model_version="gemini-2.0-flash", request_id="EfsgaZT5JPbXz7IPqtGJkQ8"),
+        json={"city": "Mexico City", "country": "Mexico"},
+        usage=Usage(8, 20, None, None, None),
+        model_version="gemini-2.0-flash",
+        request_id="EfsgaZT5JPbXz7IPqtGJkQ8",
+    ),
     "gemini_2.5-pro_text-with-thoughts-usage.json": dict(
-        text="Paris", usage=Usage(142, 1, 97, None, None),
-        model_version="gemini-2.5-pro", request_id="ipYoaaGNB9qVmtkP_vrsuQs"),
+        text="Paris",
+        usage=Usage(142, 1, 97, None, None),
+        model_version="gemini-2.5-pro",
+        request_id="ipYoaaGNB9qVmtkP_vrsuQs",
+    ),
     "anthropic_haiku-4-5_image-base64-jpeg-540x360.json": dict(
-        text_start="This is a **potato**", usage=Usage(276, 92, None, 0, None),
-        model_version="claude-haiku-4-5-20251001", request_id="msg_01KHctj7AyWoJWmwcFoXsDH6"),
+        text_start="This is a **potato**",
+        usage=Usage(276, 92, None, 0, None),
+        model_version="claude-haiku-4-5-20251001",
+        request_id="msg_01KHctj7AyWoJWmwcFoXsDH6",
+    ),
     "anthropic_haiku-4-5_image-url.json": dict(
-        text_start="This is a potato.", usage=Usage(296, 91, None, 0, None),
-        model_version="claude-haiku-4-5-20251001", request_id="msg_01TQMY6yjmVxHiAh8qEdausZ"),
+        text_start="This is a potato.",
+        usage=Usage(296, 91, None, 0, None),
+        model_version="claude-haiku-4-5-20251001",
+        request_id="msg_01TQMY6yjmVxHiAh8qEdausZ",
+    ),
     "anthropic_opus-4-6_error-400-invalid_request_error.json": dict(
-        error=BadRequest, status=400,
-        message=["This model does not support effort level 'xhigh'", "req_011Ca7jT9AHpgXgdv8igm4z9"]),
+        error=BadRequest,
+        status=400,
+        message=["This model does not support effort level 'xhigh'", "req_011Ca7jT9AHpgXgdv8igm4z9"],
+    ),
     "anthropic_sonnet-4-5_image-base64-png-166x282_stream.sse": dict(skip="streaming is not used by the adapter"),
-}  # fmt: skip
+}
 
 
 def _manifest() -> dict[str, dict]:
@@ -63,9 +82,14 @@ def test_every_cassette_has_an_expectation():
 
 def _reply(entry: dict) -> Reply:
     """The recorded status, body (bytes as stored) and headers (less the ones about the original framing)."""
-    headers = {k: ", ".join(v) for k, v in entry["response_headers_recorded"].items()
-               if k.lower() not in ("content-length", "transfer-encoding", "content-type", "content-encoding")}  # fmt: skip
-    content_type = next((v[0] for k, v in entry["response_headers_recorded"].items() if k.lower() == "content-type"), "application/json")
+    headers = {
+        k: ", ".join(v)
+        for k, v in entry["response_headers_recorded"].items()
+        if k.lower() not in ("content-length", "transfer-encoding", "content-type", "content-encoding")
+    }
+    content_type = next(
+        (v[0] for k, v in entry["response_headers_recorded"].items() if k.lower() == "content-type"), "application/json"
+    )
     return Reply(entry["status"]["code"], (CASSETTES / entry["file"]).read_bytes(), headers, content_type.split(";")[0])
 
 
@@ -83,7 +107,11 @@ async def test_cassette_through_adapter(name, replay, monkeypatch):
         provider = Gemini(Gemini.Options(base_url=replay.url, api_version=api_version))
     else:
         monkeypatch.setenv("ANTHROPIC_API_KEY", "test-anthropic-key-0001")
-        model = entry["request_body_summary"].get("model", "claude-test") if isinstance(entry.get("request_body_summary"), dict) else "claude-test"
+        model = (
+            entry["request_body_summary"].get("model", "claude-test")
+            if isinstance(entry.get("request_body_summary"), dict)
+            else "claude-test"
+        )
         provider = AnthropicMessages(AnthropicMessages.Options(base_url=replay.url))
     await provider.start()
     try:

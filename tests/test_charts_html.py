@@ -10,12 +10,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import fakeplugin
 import numpy as np
 import pytest
-from PIL import Image, ImageStat
-
-import fakeplugin
 from conftest import write_config
+from PIL import Image, ImageStat
 from visionbench import bundle as bundle_mod
 from visionbench.charts import cost_accuracy_chart, latency_chart, pareto_front, time_chart, write_charts
 from visionbench.config import load_experiment
@@ -24,14 +23,18 @@ from visionbench.plugins import collect, make_manager
 from visionbench.runner import prepare, run
 from visionbench.stats import cell_stats
 
-STRATEGIES = ["sequential", {"name": "concurrent", "max_concurrency": 3}, {"name": "single-prompt", "chunk_size": 4},
-              {"name": "adaptive", "escalate_at": 3, "tier1": {"max_side": 16}},
-              {"name": "provider-batch", "poll_initial_s": 0.01, "poll_max_s": 0.02}]  # fmt: skip
+STRATEGIES = [
+    "sequential",
+    {"name": "concurrent", "max_concurrency": 3},
+    {"name": "single-prompt", "chunk_size": 4},
+    {"name": "adaptive", "escalate_at": 3, "tier1": {"max_side": 16}},
+    {"name": "provider-batch", "poll_initial_s": 0.01, "poll_max_s": 0.02},
+]
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> dict:
-    """A real run of five strategies x 2 repeats with the scripted provider: one wrong answer, one failing image, prices."""
+    """A real run of five strategies x 2 repeats, scripted provider: one wrong answer, one failing image, prices."""
     tmp = tmp_path_factory.mktemp("run")
     folder = tmp / "images"
     folder.mkdir()
@@ -40,10 +43,13 @@ def bundle(tmp_path_factory) -> dict:
     (folder / "labels.json").write_text(json.dumps({f"img{i}.png": {"person_count": i} for i in range(6)}))
     answers = {f"img{i}.png": i for i in range(6)} | {"img2.png": 3}
     options = {"answers": answers, "failures": {"img5.png": ["bad_request"]}, "delay_s": 0.003}
-    path = write_config(tmp, folder, STRATEGIES, options=options, repeats=2,
-                        pricing=[{"match": "m1", "input": 1.0, "output": 5.0}])  # fmt: skip
+    path = write_config(
+        tmp, folder, STRATEGIES, options=options, repeats=2, pricing=[{"match": "m1", "input": 1.0, "output": 5.0}]
+    )
     registry = collect(make_manager([fakeplugin]))
-    data = bundle_mod.load(asyncio.run(run(prepare(load_experiment(path, registry), registry), results_dir=tmp / "results")))
+    data = bundle_mod.load(
+        asyncio.run(run(prepare(load_experiment(path, registry), registry), results_dir=tmp / "results"))
+    )
     bundle_mod.validate(data)
     assert data["status"] == "complete" and len(data["cells"]) == 10
     return data
@@ -131,8 +137,20 @@ def test_html_is_self_contained(html_path):
 
 def test_html_shows_the_bundle_figures(bundle, html_path):
     html = html_path.read_text(encoding="utf-8")
-    for text in (bundle["run_id"], "complete", "SIMULATED", "How many people?", "max_side=64", "3.11", "pydantic",
-                 "Adaptive: tier-1 filter", "75%", "batch-1", "Provider batch: turnaround", "Answers per image"):
+    for text in (
+        bundle["run_id"],
+        "complete",
+        "SIMULATED",
+        "How many people?",
+        "max_side=64",
+        "3.11",
+        "pydantic",
+        "Adaptive: tier-1 filter",
+        "75%",
+        "batch-1",
+        "Provider batch: turnaround",
+        "Answers per image",
+    ):
         assert text in html, text
     for s in cell_stats(bundle):
         row = re.search(rf"<tr><td class=\"[^\"]*\">{re.escape(s.label)}</td>(.*?)</tr>", html).group(1)
@@ -164,10 +182,21 @@ def _chromium() -> str | None:
 @pytest.mark.skipif(_chromium() is None, reason="no chromium/chromium-browser on PATH: cannot render the HTML report")
 def test_html_renders_in_headless_chromium(html_path, tmp_path):
     shot = tmp_path / "report.png"
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,2400", f"--screenshot={shot}",
-           html_path.as_uri()]  # fmt: skip
+    cmd = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1400,2400",
+        f"--screenshot={shot}",
+        html_path.as_uri(),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert shot.exists(), f"chromium exited {done.returncode}: {done.stderr[-2000:]}"
     with Image.open(shot) as im:

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 from PIL import Image
-
 from visionbench import bundle as bundle_mod
 from visionbench.cli import main
 
@@ -29,7 +28,14 @@ def test_quickstart_runs_offline_with_all_four_strategies(tmp_path, capsys):
     chart = run_dir / "time_per_strategy.png"
     with Image.open(chart) as im:
         assert im.format == "PNG" and im.width > 400
-    for text in ("Answers per image", "group_6.jpg", "single-prompt", "adaptive", "precision", str(run_dir / "bundle.json")):
+    for text in (
+        "Answers per image",
+        "group_6.jpg",
+        "single-prompt",
+        "adaptive",
+        "precision",
+        str(run_dir / "bundle.json"),
+    ):
         assert text in out
     html = (run_dir / "report.html").read_text()
     assert "data:image/png;base64," in html and "group_6.jpg" in html
@@ -46,7 +52,9 @@ def test_validate_ok_and_errors(tmp_path, capsys):
     assert main(["validate", str(QUICKSTART)]) == 0
     assert "10 images, 4 cells" in capsys.readouterr().out
     bad = tmp_path / "bad.yaml"
-    bad.write_text(QUICKSTART.read_text().replace("- sequential", "- sequentail").replace("../framework", str(ROOT / "framework")))
+    bad.write_text(
+        QUICKSTART.read_text().replace("- sequential", "- sequentail").replace("../framework", str(ROOT / "framework"))
+    )
     assert main(["validate", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "sequentail" in err and "single-prompt" in err

@@ -7,12 +7,11 @@ import re
 import shutil
 from statistics import mean
 
+import fakeplugin
 import pytest
+from conftest import write_config
 from PIL import Image
 from rich.console import Console
-
-import fakeplugin
-from conftest import write_config
 from visionbench import bundle as bundle_mod
 from visionbench.compare import METRICS, compare, comparison_html, print_comparison
 from visionbench.config import load_experiment
@@ -25,7 +24,9 @@ PREFIX = "scripted/m1/"
 def _run(tmp, folder, strategies, **kwargs) -> dict:
     registry = collect(make_manager([fakeplugin]))
     path = write_config(tmp, folder, strategies, **kwargs)
-    data = bundle_mod.load(asyncio.run(run(prepare(load_experiment(path, registry), registry), results_dir=tmp / "results")))
+    data = bundle_mod.load(
+        asyncio.run(run(prepare(load_experiment(path, registry), registry), results_dir=tmp / "results"))
+    )
     bundle_mod.validate(data)
     return data
 
@@ -33,7 +34,8 @@ def _run(tmp, folder, strategies, **kwargs) -> dict:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Run A: 6 images, sequential + concurrent, 2 repeats, all right.
-    Run B: img0-img4 (same files) + a new img6, img4 relabelled, sequential + single-prompt, a price override, one wrong answer."""
+    Run B: img0-img4 (same files) + a new img6, img4 relabelled, sequential + single-prompt, a price override,
+    one wrong answer."""
     tmp_a, tmp_b = tmp_path_factory.mktemp("a"), tmp_path_factory.mktemp("b")
     folder_a, folder_b = tmp_a / "images", tmp_b / "images"
     folder_a.mkdir()
@@ -44,12 +46,26 @@ def runs(tmp_path_factory):
     for i in range(5):
         shutil.copy(folder_a / f"img{i}.png", folder_b / f"img{i}.png")
     Image.new("RGB", (70, 50), (9, 9, 9)).save(folder_b / "img6.png")
-    labels_b = {f"img{i}.png": {"person_count": i} for i in range(5)} | {"img4.png": {"person_count": 7}, "img6.png": {"person_count": 6}}
+    labels_b = {f"img{i}.png": {"person_count": i} for i in range(5)} | {
+        "img4.png": {"person_count": 7},
+        "img6.png": {"person_count": 6},
+    }
     (folder_b / "labels.json").write_text(json.dumps(labels_b))
     answers = {f"img{i}.png": i for i in range(7)}
-    a = _run(tmp_a, folder_a, ["sequential", {"name": "concurrent", "max_concurrency": 3}], options={"answers": answers}, repeats=2)
-    b = _run(tmp_b, folder_b, ["sequential", {"name": "single-prompt", "chunk_size": 4}], options={"answers": answers},
-             pricing=[{"match": "m1", "input": 1.0, "output": 5.0}])  # fmt: skip
+    a = _run(
+        tmp_a,
+        folder_a,
+        ["sequential", {"name": "concurrent", "max_concurrency": 3}],
+        options={"answers": answers},
+        repeats=2,
+    )
+    b = _run(
+        tmp_b,
+        folder_b,
+        ["sequential", {"name": "single-prompt", "chunk_size": 4}],
+        options={"answers": answers},
+        pricing=[{"match": "m1", "input": 1.0, "output": 5.0}],
+    )
     return a, b
 
 
@@ -61,7 +77,9 @@ def _mean(bundle, cell_id, key):
 def test_cells_line_up_by_id_with_values_per_run(runs):
     a, b = runs
     c = compare([a, b])
-    assert [r.run_id for r in c.runs] == [a["run_id"], b["run_id"]] and c.runs[0].repeats == 2 and c.runs[1].repeats == 1
+    assert (
+        [r.run_id for r in c.runs] == [a["run_id"], b["run_id"]] and c.runs[0].repeats == 2 and c.runs[1].repeats == 1
+    )
     assert c.keys == [PREFIX + "sequential", PREFIX + "concurrent", PREFIX + "single-prompt"]
     assert len(c.rows) == 3 * len(METRICS)
     seq = PREFIX + "sequential"
@@ -81,7 +99,12 @@ def test_missing_cells_are_marked_and_have_no_change(runs):
     assert c.presence[conc] == [True, False] and c.presence[single] == [False, True]
     assert c.missing(conc) == [b["run_id"]] and c.missing(single) == [a["run_id"]]
     row = c.row(conc, "wall_s")
-    assert row.values[0] is not None and row.values[1] is None and row.deltas == [None, None] and row.ratios == [None, None]
+    assert (
+        row.values[0] is not None
+        and row.values[1] is None
+        and row.deltas == [None, None]
+        and row.ratios == [None, None]
+    )
     assert c.row(single, "wall_s").deltas == [None, None]
     assert any(conc in f and b["run_id"] in f for f in c.flags)
 
@@ -115,7 +138,13 @@ def test_dataset_pricing_and_simulated_differences_are_flagged(runs):
     a, b = runs
     c = compare([a, b])
     [overlap] = c.items
-    assert (overlap.run, overlap.shared, overlap.only_in_baseline, overlap.only_in_run, overlap.label_changes) == (1, 5, 1, 1, 1)
+    assert (overlap.run, overlap.shared, overlap.only_in_baseline, overlap.only_in_run, overlap.label_changes) == (
+        1,
+        5,
+        1,
+        1,
+        1,
+    )
     text = "\n".join(c.flags)
     assert "images differ" in text and "5 with the baseline, 1 only in the baseline, 1 only in" in text
     assert "labels differ on 1 shared images" in text

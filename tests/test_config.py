@@ -1,5 +1,4 @@
 import pytest
-
 from conftest import write_config
 from visionbench.config import load_experiment
 from visionbench.errors import ConfigError
@@ -15,7 +14,9 @@ def error_of(path, registry, *, prepare_too=False):
 
 
 def test_matrix_expands_models_and_strategies(tmp_path, image_dir, registry):
-    path = write_config(tmp_path, image_dir, ["sequential", {"name": "concurrent", "label": "c4", "max_concurrency": 4}])
+    path = write_config(
+        tmp_path, image_dir, ["sequential", {"name": "concurrent", "label": "c4", "max_concurrency": 4}]
+    )
     exp = load_experiment(path, registry)
     assert [c.id for c in exp.cells] == ["scripted/m1/sequential", "scripted/m1/c4"]
     assert exp.cells[1].params == {"max_concurrency": 4}

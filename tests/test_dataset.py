@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from visionbench.dataset import load_dataset
 from visionbench.errors import ConfigError
 from visionbench.preprocess import sha256_file

@@ -18,18 +18,21 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 from PIL import Image
-
+from visionbench import tokens
 from visionbench.emulator import SIMULATED_HEADER, Emulator, load_profiles, serve_forever
 from visionbench.emulator import engine as engine_mod
-from visionbench import tokens
 from visionbench.emulator.matching import DatasetIndex, analyse
 from visionbench.emulator.profile_schema import profiles_from_dict
 
 SHARED_EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval-images"
 LABELS = {"a.png": 0, "b.png": 3, "c.png": 12, "d.png": 120}
-QUIET = {"latency": {"base_s": 0.0, "jitter": 0.0, "output_tokens_per_s": 1e6}, "faults": {"http_500": 0, "http_503": 0, "drop_connection": 0},
-         "answers": {"relative_sd": 0, "absolute_sd": 0, "multi_image_undercount": 0, "low_res_undercount": 0},
-         "batch": {"turnaround_s": 0.3}, "rate_limit": {"requests_per_minute": None}}
+QUIET = {
+    "latency": {"base_s": 0.0, "jitter": 0.0, "output_tokens_per_s": 1e6},
+    "faults": {"http_500": 0, "http_503": 0, "drop_connection": 0},
+    "answers": {"relative_sd": 0, "absolute_sd": 0, "multi_image_undercount": 0, "low_res_undercount": 0},
+    "batch": {"turnaround_s": 0.3},
+    "rate_limit": {"requests_per_minute": None},
+}
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +67,12 @@ def jpeg(path: Path, side: int = 300, quality: int = 70, size: tuple[int, int] |
 
 def gemini(emu: Emulator, version: str = "v1") -> genai.Client:
     # attempts=1: no retries, and no implicit 1-10 s reconnect sleep on a dropped connection.
-    return genai.Client(api_key="test-key", http_options=types.HttpOptions(
-        base_url=emu.base_url, api_version=version, retry_options=types.HttpRetryOptions(attempts=1)))
+    return genai.Client(
+        api_key="test-key",
+        http_options=types.HttpOptions(
+            base_url=emu.base_url, api_version=version, retry_options=types.HttpRetryOptions(attempts=1)
+        ),
+    )
 
 
 def claude(emu: Emulator) -> anthropic.AsyncAnthropic:
@@ -77,9 +84,13 @@ def g_parts(*images: bytes, prompt: str = "How many people are in the image?") -
 
 
 def a_messages(*images: bytes, prompt: str = "How many people are in the image?") -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = [{"type": "image", "source": {"type": "base64", "media_type": "image/jpeg",
-                                                                 "data": base64.b64encode(d).decode()}}
-                                    for d in images]
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "image",
+            "source": {"type": "base64", "media_type": "image/jpeg", "data": base64.b64encode(d).decode()},
+        }
+        for d in images
+    ]
     return [{"role": "user", "content": [*blocks, {"type": "text", "text": prompt}]}]
 
 
@@ -118,11 +129,12 @@ async def test_gemini_json_schema_thinking_off_and_count_tokens(dataset: Path) -
     images = [jpeg(dataset / n, side=200) for n in ("b.png", "d.png", "a.png")]
     async with Emulator(make_profiles(latency={"thinking_tokens": 300}), dataset=dataset) as emu:
         client = gemini(emu)
-        config = types.GenerateContentConfig(response_mime_type="application/json",
-                                             response_schema={"type": "ARRAY", "items": {"type": "INTEGER"}},
-                                             thinking_config=types.ThinkingConfig(thinking_budget=0))
-        r = await client.aio.models.generate_content(model="gemini-2.5-flash", contents=g_parts(*images),
-                                                     config=config)
+        config = types.GenerateContentConfig(
+            response_mime_type="application/json",
+            response_schema={"type": "ARRAY", "items": {"type": "INTEGER"}},
+            thinking_config=types.ThinkingConfig(thinking_budget=0),
+        )
+        r = await client.aio.models.generate_content(model="gemini-2.5-flash", contents=g_parts(*images), config=config)
         assert json.loads(r.text) == [3, 120, 0]
         assert not r.usage_metadata.thoughts_token_count
         assert {d.modality.value: d.token_count for d in r.usage_metadata.prompt_tokens_details}["IMAGE"] == 3 * 258
@@ -134,8 +146,10 @@ async def test_gemini_max_output_tokens_consumed_by_thinking(dataset: Path) -> N
     async with Emulator(make_profiles(latency={"thinking_tokens": 300}), dataset=dataset) as emu:
         client = gemini(emu)
         r = await client.aio.models.generate_content(
-            model="gemini-2.5-pro", contents=g_parts(jpeg(dataset / "b.png")),
-            config=types.GenerateContentConfig(max_output_tokens=300))
+            model="gemini-2.5-pro",
+            contents=g_parts(jpeg(dataset / "b.png")),
+            config=types.GenerateContentConfig(max_output_tokens=300),
+        )
         assert r.candidates[0].finish_reason == types.FinishReason.MAX_TOKENS
         assert not r.text and r.usage_metadata.thoughts_token_count == 300
 
@@ -143,9 +157,21 @@ async def test_gemini_max_output_tokens_consumed_by_thinking(dataset: Path) -> N
 async def test_gemini_batch_create_get_cancel(dataset: Path) -> None:
     async with Emulator(make_profiles(), dataset=dataset) as emu:
         client = gemini(emu, "v1beta")
-        src = [types.InlinedRequest(contents=[types.Content(role="user", parts=[
-            types.Part.from_bytes(data=jpeg(dataset / n), mime_type="image/jpeg"), types.Part(text="How many?")])],
-            metadata={"key": n}) for n in ("b.png", "c.png")]
+        src = [
+            types.InlinedRequest(
+                contents=[
+                    types.Content(
+                        role="user",
+                        parts=[
+                            types.Part.from_bytes(data=jpeg(dataset / n), mime_type="image/jpeg"),
+                            types.Part(text="How many?"),
+                        ],
+                    )
+                ],
+                metadata={"key": n},
+            )
+            for n in ("b.png", "c.png")
+        ]
         src.append(types.InlinedRequest(contents="no image here", metadata={"key": "bad"}))
         job = await client.aio.batches.create(model="gemini-2.5-flash", src=src, config={"display_name": "t"})
         assert job.name.startswith("batches/") and job.state == types.JobState.JOB_STATE_PENDING
@@ -169,8 +195,9 @@ async def test_anthropic_messages_and_count_tokens(dataset: Path) -> None:
     data = jpeg(dataset / "d.png", size=(540, 360))
     async with Emulator(make_profiles(rate_limit={"requests_per_minute": 100}), dataset=dataset) as emu:
         client = claude(emu)
-        raw = await client.messages.with_raw_response.create(model="claude-haiku-4-5-20251001", max_tokens=64,
-                                                             messages=a_messages(data))
+        raw = await client.messages.with_raw_response.create(
+            model="claude-haiku-4-5-20251001", max_tokens=64, messages=a_messages(data)
+        )
         message = await raw.parse()
         assert message.content[0].text == "120" and message.stop_reason == "end_turn"
         assert message.id.startswith("msg_") and message.model == "claude-haiku-4-5-20251001"
@@ -187,11 +214,23 @@ async def test_anthropic_messages_and_count_tokens(dataset: Path) -> None:
 async def test_anthropic_batches(dataset: Path) -> None:
     async with Emulator(make_profiles(), dataset=dataset) as emu:
         client = claude(emu)
-        requests = [{"custom_id": n, "params": {"model": "claude-sonnet-4-5", "max_tokens": 32,
-                                                "messages": a_messages(jpeg(dataset / n))}}
-                    for n in ("a.png", "c.png")]
-        requests.append({"custom_id": "bad", "params": {"model": "claude-sonnet-4-5", "max_tokens": 32,
-                                                        "messages": [{"role": "user", "content": "hi"}]}})
+        requests = [
+            {
+                "custom_id": n,
+                "params": {"model": "claude-sonnet-4-5", "max_tokens": 32, "messages": a_messages(jpeg(dataset / n))},
+            }
+            for n in ("a.png", "c.png")
+        ]
+        requests.append(
+            {
+                "custom_id": "bad",
+                "params": {
+                    "model": "claude-sonnet-4-5",
+                    "max_tokens": 32,
+                    "messages": [{"role": "user", "content": "hi"}],
+                },
+            }
+        )
         batch = await client.messages.batches.create(requests=requests)
         assert batch.processing_status == "in_progress" and batch.request_counts.processing == 3
         deadline = time.monotonic() + 5
@@ -231,13 +270,16 @@ async def test_rate_limit_429_with_retry_after(dataset: Path) -> None:
         assert emu.stats["gemini-2.5-flash"].rate_limited == 1 and emu.stats["claude-haiku-4-5"].rate_limited == 1
 
 
-@pytest.mark.parametrize("fault, gemini_exc, anthropic_exc", [
-    ("http_500", genai_errors.ServerError, anthropic.InternalServerError),
-    ("http_503", genai_errors.ServerError, anthropic.ServiceUnavailableError),
-    ("http_529", genai_errors.ServerError, anthropic.OverloadedError),
-    ("malformed_body", json.JSONDecodeError, json.JSONDecodeError),
-    ("drop_connection", aiohttp.ServerDisconnectedError, anthropic.APIConnectionError),
-])
+@pytest.mark.parametrize(
+    "fault, gemini_exc, anthropic_exc",
+    [
+        ("http_500", genai_errors.ServerError, anthropic.InternalServerError),
+        ("http_503", genai_errors.ServerError, anthropic.ServiceUnavailableError),
+        ("http_529", genai_errors.ServerError, anthropic.OverloadedError),
+        ("malformed_body", json.JSONDecodeError, json.JSONDecodeError),
+        ("drop_connection", aiohttp.ServerDisconnectedError, anthropic.APIConnectionError),
+    ],
+)
 async def test_faults_surface_as_sdk_errors(dataset: Path, fault: str, gemini_exc: type, anthropic_exc: type) -> None:
     data = jpeg(dataset / "b.png")
     async with Emulator(make_profiles(faults={fault: 1.0}), dataset=dataset) as emu:
@@ -259,8 +301,7 @@ async def test_capacity_queueing_delays_requests(dataset: Path) -> None:
     async with Emulator(profile, dataset=dataset, time_scale=1.0) as emu:
         client = gemini(emu)
         start = time.monotonic()
-        await asyncio.gather(*(client.aio.models.generate_content(model="m", contents=g_parts(data))
-                               for _ in range(3)))
+        await asyncio.gather(*(client.aio.models.generate_content(model="m", contents=g_parts(data)) for _ in range(3)))
         elapsed = time.monotonic() - start
         assert elapsed >= 0.6
         stats = emu.stats["m"]
@@ -320,8 +361,9 @@ async def test_unknown_model_and_missing_image(dataset: Path) -> None:
         with pytest.raises(anthropic.NotFoundError):
             await a.messages.create(model="claude-9", max_tokens=8, messages=a_messages(jpeg(dataset / "b.png")))
         with pytest.raises(anthropic.BadRequestError) as aerr:
-            await a.messages.create(model="claude-haiku-4-5", max_tokens=8,
-                                    messages=[{"role": "user", "content": "hi"}])
+            await a.messages.create(
+                model="claude-haiku-4-5", max_tokens=8, messages=[{"role": "user", "content": "hi"}]
+            )
         assert aerr.value.type == "invalid_request_error"
 
 
@@ -343,8 +385,15 @@ def test_loopback_only_and_profile_validation(tmp_path: Path) -> None:
     Emulator(host="::1")
     Emulator(host="localhost")
     default = load_profiles()
-    for name in ("gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.5-pro", "gemini-3-flash-preview",
-                 "claude-haiku-4-5", "claude-sonnet-4-5", "*"):
+    for name in (
+        "gemini-2.5-flash",
+        "gemini-2.5-flash-lite",
+        "gemini-2.5-pro",
+        "gemini-3-flash-preview",
+        "claude-haiku-4-5",
+        "claude-sonnet-4-5",
+        "*",
+    ):
         assert name in default.models
     assert default.resolve("claude-haiku-4-5-20251001")[0] == "claude-haiku-4-5"
     assert default.resolve("models/gemini-2.5-pro")[0] == "gemini-2.5-pro"

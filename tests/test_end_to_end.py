@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from visionbench import bundle as bundle_mod
 from visionbench.config import load_experiment
 from visionbench.plugins import default_registry
@@ -13,11 +12,21 @@ from visionbench.runner import prepare, run
 
 SAMPLES = Path(__file__).resolve().parents[1] / "framework" / "sample_images"
 EXACT = {"relative_sd": 0, "absolute_sd": 0, "multi_image_undercount": 0, "low_res_undercount": 0}
-NO_FAULTS = {"http_500": 0, "http_503": 0, "http_529": 0, "malformed_body": 0, "drop_connection": 0,
-             "slow": {"probability": 0, "extra_s": 0}}  # fmt: skip
-STRATEGIES = ["sequential", {"name": "concurrent", "max_concurrency": 4}, {"name": "single-prompt", "chunk_size": 5},
-              {"name": "adaptive", "escalate_at": 2, "tier1": {"max_side": 384}},
-              {"name": "provider-batch", "poll_initial_s": 0.01, "poll_max_s": 0.05}]  # fmt: skip
+NO_FAULTS = {
+    "http_500": 0,
+    "http_503": 0,
+    "http_529": 0,
+    "malformed_body": 0,
+    "drop_connection": 0,
+    "slow": {"probability": 0, "extra_s": 0},
+}
+STRATEGIES = [
+    "sequential",
+    {"name": "concurrent", "max_concurrency": 4},
+    {"name": "single-prompt", "chunk_size": 5},
+    {"name": "adaptive", "escalate_at": 2, "tier1": {"max_side": 384}},
+    {"name": "provider-batch", "poll_initial_s": 0.01, "poll_max_s": 0.05},
+]
 
 
 def write_experiment(tmp_path, *, profile, strategies=STRATEGIES, retry=None, providers=("gemini", "anthropic")):
@@ -47,7 +56,12 @@ async def run_experiment(path, tmp_path):
 
 
 async def test_every_strategy_through_both_sdks(tmp_path):
-    profile = {"answers": EXACT, "faults": NO_FAULTS, "batch": {"turnaround_s": 0}, "rate_limit": {"requests_per_minute": None}}
+    profile = {
+        "answers": EXACT,
+        "faults": NO_FAULTS,
+        "batch": {"turnaround_s": 0},
+        "rate_limit": {"requests_per_minute": None},
+    }
     data = await run_experiment(write_experiment(tmp_path, profile=profile), tmp_path)
     assert data["status"] == "complete" and data["simulated"] is True
     assert len(data["cells"]) == 10
@@ -73,8 +87,12 @@ async def test_every_strategy_through_both_sdks(tmp_path):
 
 async def test_rate_limits_are_honoured_with_retry_after(tmp_path):
     profile = {"answers": EXACT, "faults": NO_FAULTS, "rate_limit": {"requests_per_minute": 3, "window_s": 0.4}}
-    path = write_experiment(tmp_path, profile=profile, strategies=[{"name": "concurrent", "max_concurrency": 8}],
-                            retry={"max_attempts": 10, "base_delay_s": 0.01, "max_delay_s": 0.02, "timeout_s": 20})  # fmt: skip
+    path = write_experiment(
+        tmp_path,
+        profile=profile,
+        strategies=[{"name": "concurrent", "max_concurrency": 8}],
+        retry={"max_attempts": 10, "base_delay_s": 0.01, "max_delay_s": 0.02, "timeout_s": 20},
+    )
     data = await run_experiment(path, tmp_path)
     for cell in data["cells"]:
         assert cell["summary"]["errors"] == 0 and cell["summary"]["exact_match"] == 1.0
@@ -88,8 +106,12 @@ async def test_rate_limits_are_honoured_with_retry_after(tmp_path):
 async def test_faults_are_retried_and_permanent_failures_stay_per_item(tmp_path):
     faults = {**NO_FAULTS, "http_503": 0.25, "http_529": 0.1, "malformed_body": 0.1, "drop_connection": 0.1}
     profile = {"answers": EXACT, "faults": faults, "rate_limit": {"requests_per_minute": None}}
-    path = write_experiment(tmp_path, profile=profile, strategies=[{"name": "concurrent", "max_concurrency": 4}],
-                            retry={"max_attempts": 3, "base_delay_s": 0.0, "max_delay_s": 0.0, "timeout_s": 20})  # fmt: skip
+    path = write_experiment(
+        tmp_path,
+        profile=profile,
+        strategies=[{"name": "concurrent", "max_concurrency": 4}],
+        retry={"max_attempts": 3, "base_delay_s": 0.0, "max_delay_s": 0.0, "timeout_s": 20},
+    )
     data = await run_experiment(path, tmp_path)
     assert data["status"] == "complete"
     records = data["records"]

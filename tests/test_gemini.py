@@ -7,8 +7,7 @@ import random
 import time
 
 import pytest
-
-from replay_server import Reply, image_bytes, make_request, replay  # noqa: F401 - replay is a fixture
+from replay_server import Reply, image_bytes, make_request
 from visionbench.errors import BadRequest, ConfigError, Fatal, RateLimited, Transient
 from visionbench.plugins import collect, make_manager
 from visionbench.providers import gemini
@@ -27,9 +26,13 @@ def ok_body(text: str = "3", **extra) -> dict:
         "candidates": [{"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP"}],
         "modelVersion": MODEL,
         "responseId": "resp-1",
-        "usageMetadata": {"promptTokenCount": 270, "candidatesTokenCount": 1, "totalTokenCount": 271,
-                          "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 12}, {"modality": "IMAGE", "tokenCount": 258}]},
-    }  # fmt: skip
+        "usageMetadata": {
+            "promptTokenCount": 270,
+            "candidatesTokenCount": 1,
+            "totalTokenCount": 271,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 12}, {"modality": "IMAGE", "tokenCount": 258}],
+        },
+    }
     body.update(extra)
     return body
 
@@ -80,8 +83,14 @@ async def test_request_carries_images_prompt_system_and_key(provider, replay):
 
 async def test_model_params_map_to_generation_config(provider, replay):
     replay.add("POST", PATH, Reply(200, ok_body()))
-    params = {"temperature": 0.0, "max_output_tokens": 99, "thinking_budget": 128, "media_resolution": "low",
-              "part_media_resolution": "ultra_high", "seed": 7}  # fmt: skip
+    params = {
+        "temperature": 0.0,
+        "max_output_tokens": 99,
+        "thinking_budget": 128,
+        "media_resolution": "low",
+        "part_media_resolution": "ultra_high",
+        "seed": 7,
+    }
     await provider.generate(make_request(MODEL, params=params))
     body = replay.requests[0].json
     config = body["generationConfig"]
@@ -97,11 +106,14 @@ async def test_thinking_level(provider, replay):
     assert replay.requests[0].json["generationConfig"]["thinkingConfig"] == {"thinking_level": "LOW"}
 
 
-@pytest.mark.parametrize("params, words", [
-    ({"temprature": 1}, ["temprature", "allowed", "temperature", "thinking_budget"]),
-    ({"thinking_level": "galaxy-brain"}, ["invalid model parameter"]),
-    ({"media_resolution": "enormous"}, ["invalid model parameter"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "params, words",
+    [
+        ({"temprature": 1}, ["temprature", "allowed", "temperature", "thinking_budget"]),
+        ({"thinking_level": "galaxy-brain"}, ["invalid model parameter"]),
+        ({"media_resolution": "enormous"}, ["invalid model parameter"]),
+    ],
+)
 async def test_bad_params_are_refused_before_sending(provider, replay, params, words):
     with pytest.raises(BadRequest) as info:
         await provider.generate(make_request(MODEL, params=params))
@@ -130,15 +142,25 @@ async def test_v1beta_and_usage_as_reported(replay, monkeypatch):
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
     body = ok_body()
     body["candidates"][0]["content"]["parts"] = [{"text": "thinking about it", "thought": True}, {"text": "4"}]
-    body["usageMetadata"] = {"promptTokenCount": 300, "candidatesTokenCount": 1, "thoughtsTokenCount": 50,
-                             "cachedContentTokenCount": 256}  # fmt: skip
+    body["usageMetadata"] = {
+        "promptTokenCount": 300,
+        "candidatesTokenCount": 1,
+        "thoughtsTokenCount": 50,
+        "cachedContentTokenCount": 256,
+    }
     replay.add("POST", f"/v1beta/models/{MODEL}:generateContent", Reply(200, body))
     p = Gemini(Gemini.Options(base_url=replay.url, api_version="v1beta"))
     response = await p.generate(make_request(MODEL))  # no start(): the client is built on first use
     await p.aclose()
     assert response.text == "4"  # the thought part is not in the text
     u = response.usage
-    assert (u.input_tokens, u.output_tokens, u.thinking_tokens, u.cached_tokens, u.image_tokens) == (300, 1, 50, 256, None)
+    assert (u.input_tokens, u.output_tokens, u.thinking_tokens, u.cached_tokens, u.image_tokens) == (
+        300,
+        1,
+        50,
+        256,
+        None,
+    )
 
 
 async def test_missing_usage_is_none(provider, replay):
@@ -151,7 +173,13 @@ async def test_missing_usage_is_none(provider, replay):
 async def test_usage_image_tokens(provider, replay):
     replay.add("POST", PATH, Reply(200, ok_body()))
     u = (await provider.generate(make_request(MODEL))).usage
-    assert (u.input_tokens, u.output_tokens, u.thinking_tokens, u.cached_tokens, u.image_tokens) == (270, 1, None, None, 258)
+    assert (u.input_tokens, u.output_tokens, u.thinking_tokens, u.cached_tokens, u.image_tokens) == (
+        270,
+        1,
+        None,
+        None,
+        258,
+    )
 
 
 @pytest.mark.parametrize("headers, simulated", [({"X-VisionBench-Simulated": "1"}, True), ({}, False)])
@@ -160,22 +188,69 @@ async def test_simulated_header(provider, replay, headers, simulated):
     assert (await provider.generate(make_request(MODEL))).simulated is simulated
 
 
-@pytest.mark.parametrize("reply, kind, status, retry_after", [
-    (Reply(429, error_body(429, "RESOURCE_EXHAUSTED", "Quota exceeded"), {"Retry-After": "7"}), RateLimited, 429, 7.0),
-    (Reply(429, error_body(429, "RESOURCE_EXHAUSTED", "Quota exceeded", [
-        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "2s"}])), RateLimited, 429, 2.0),
-    (Reply(500, error_body(500, "INTERNAL", "Internal error")), Transient, 500, None),
-    (Reply(502, "<html>Bad Gateway</html>", content_type="text/html"), Transient, 502, None),
-    (Reply(503, error_body(503, "UNAVAILABLE", "The model is overloaded")), Transient, 503, None),
-    (Reply(504, error_body(504, "DEADLINE_EXCEEDED", "Deadline expired")), Transient, 504, None),
-    (Reply(400, error_body(400, "INVALID_ARGUMENT", "Request contains an invalid argument.")), BadRequest, 400, None),
-    (Reply(413, error_body(413, "INVALID_ARGUMENT", "Request payload size exceeds the limit")), BadRequest, 413, None),
-    (Reply(400, error_body(400, "INVALID_ARGUMENT", "API key not valid.", [
-        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}])), Fatal, 400, None),
-    (Reply(401, error_body(401, "UNAUTHENTICATED", "Request had invalid authentication credentials")), Fatal, 401, None),
-    (Reply(403, error_body(403, "PERMISSION_DENIED", "Permission denied")), Fatal, 403, None),
-    (Reply(404, error_body(404, "NOT_FOUND", "models/nope is not found")), Fatal, 404, None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "reply, kind, status, retry_after",
+    [
+        (
+            Reply(429, error_body(429, "RESOURCE_EXHAUSTED", "Quota exceeded"), {"Retry-After": "7"}),
+            RateLimited,
+            429,
+            7.0,
+        ),
+        (
+            Reply(
+                429,
+                error_body(
+                    429,
+                    "RESOURCE_EXHAUSTED",
+                    "Quota exceeded",
+                    [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "2s"}],
+                ),
+            ),
+            RateLimited,
+            429,
+            2.0,
+        ),
+        (Reply(500, error_body(500, "INTERNAL", "Internal error")), Transient, 500, None),
+        (Reply(502, "<html>Bad Gateway</html>", content_type="text/html"), Transient, 502, None),
+        (Reply(503, error_body(503, "UNAVAILABLE", "The model is overloaded")), Transient, 503, None),
+        (Reply(504, error_body(504, "DEADLINE_EXCEEDED", "Deadline expired")), Transient, 504, None),
+        (
+            Reply(400, error_body(400, "INVALID_ARGUMENT", "Request contains an invalid argument.")),
+            BadRequest,
+            400,
+            None,
+        ),
+        (
+            Reply(413, error_body(413, "INVALID_ARGUMENT", "Request payload size exceeds the limit")),
+            BadRequest,
+            413,
+            None,
+        ),
+        (
+            Reply(
+                400,
+                error_body(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "API key not valid.",
+                    [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}],
+                ),
+            ),
+            Fatal,
+            400,
+            None,
+        ),
+        (
+            Reply(401, error_body(401, "UNAUTHENTICATED", "Request had invalid authentication credentials")),
+            Fatal,
+            401,
+            None,
+        ),
+        (Reply(403, error_body(403, "PERMISSION_DENIED", "Permission denied")), Fatal, 403, None),
+        (Reply(404, error_body(404, "NOT_FOUND", "models/nope is not found")), Fatal, 404, None),
+    ],
+)
 async def test_error_mapping(provider, replay, reply, kind, status, retry_after):
     replay.add("POST", PATH, reply)
     with pytest.raises(kind) as info:
@@ -189,7 +264,9 @@ async def test_error_mapping(provider, replay, reply, kind, status, retry_after)
     assert len(replay.requests) == 1  # SDK retries are off
 
 
-@pytest.mark.parametrize("reply", [Reply(200, "{not json"), Reply(503, "{not json"), Reply(200, "[1, 2]"), Reply(drop=True)])
+@pytest.mark.parametrize(
+    "reply", [Reply(200, "{not json"), Reply(503, "{not json"), Reply(200, "[1, 2]"), Reply(drop=True)]
+)
 async def test_malformed_bodies_and_dropped_connections_are_transient(provider, replay, reply):
     replay.add("POST", PATH, reply)
     start = time.monotonic()
@@ -200,8 +277,12 @@ async def test_malformed_bodies_and_dropped_connections_are_transient(provider, 
 
 
 async def test_blocked_prompt_is_a_bad_request(provider, replay):
-    body = {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {"promptTokenCount": 270},
-            "modelVersion": MODEL, "responseId": "resp-2"}  # fmt: skip
+    body = {
+        "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
+        "usageMetadata": {"promptTokenCount": 270},
+        "modelVersion": MODEL,
+        "responseId": "resp-2",
+    }
     replay.add("POST", PATH, Reply(200, body))
     with pytest.raises(BadRequest, match="PROHIBITED_CONTENT"):
         await provider.generate(make_request(MODEL))
@@ -228,8 +309,12 @@ async def test_missing_key_names_the_variable(replay, monkeypatch):
 
 
 def _batch_job(name: str, state: str, responses: list | None = None) -> dict:
-    metadata = {"@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
-                "model": f"models/{MODEL}", "displayName": "visionbench", "state": state}  # fmt: skip
+    metadata = {
+        "@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
+        "model": f"models/{MODEL}",
+        "displayName": "visionbench",
+        "state": state,
+    }
     if responses is not None:
         metadata["output"] = {"inlinedResponses": {"inlinedResponses": responses}}
     return {"name": name, "metadata": metadata}
@@ -238,7 +323,9 @@ def _batch_job(name: str, state: str, responses: list | None = None) -> dict:
 async def test_batch_submit_poll_collect_cancel(provider, replay):
     keys = [f"item-{i}" for i in range(5)]
     requests = {k: make_request(MODEL, prompt=f"prompt {k}", system="sys") for k in keys}
-    replay.add("POST", f"/v1/models/{MODEL}:batchGenerateContent", Reply(200, _batch_job("batches/b1", "BATCH_STATE_PENDING")))
+    replay.add(
+        "POST", f"/v1/models/{MODEL}:batchGenerateContent", Reply(200, _batch_job("batches/b1", "BATCH_STATE_PENDING"))
+    )
     job_id = await provider.submit_batch(MODEL, requests)
     assert job_id == "batches/b1"
     sent = replay.requests[0].json["batch"]["inputConfig"]["requests"]["requests"]
@@ -246,16 +333,21 @@ async def test_batch_submit_poll_collect_cancel(provider, replay):
     for entry, key in zip(sent, keys):
         assert entry["request"]["contents"][0]["parts"][-1] == {"text": f"prompt {key}"}
         assert entry["request"]["systemInstruction"]["parts"] == [{"text": "sys"}]
-        assert base64.urlsafe_b64decode(entry["request"]["contents"][0]["parts"][0]["inlineData"]["data"]) == image_bytes(size=(40, 30))
+        assert base64.urlsafe_b64decode(
+            entry["request"]["contents"][0]["parts"][0]["inlineData"]["data"]
+        ) == image_bytes(size=(40, 30))
 
     # Results in shuffled order, one failed, one with the simulated mark.
     results = [{"response": ok_body(str(i), responseId=f"r{i}"), "metadata": {"key": f"item-{i}"}} for i in range(4)]
     results[1]["response"]["sdkHttpResponse"] = {"headers": {"x-visionbench-simulated": "1"}}
     results.append({"error": {"code": 3, "message": "Unable to process input image."}, "metadata": {"key": "item-4"}})
     random.Random(3).shuffle(results)
-    replay.add("GET", "/v1/batches/b1",
-               Reply(200, _batch_job("batches/b1", "BATCH_STATE_RUNNING")),
-               Reply(200, _batch_job("batches/b1", "BATCH_STATE_SUCCEEDED", results)))  # fmt: skip
+    replay.add(
+        "GET",
+        "/v1/batches/b1",
+        Reply(200, _batch_job("batches/b1", "BATCH_STATE_RUNNING")),
+        Reply(200, _batch_job("batches/b1", "BATCH_STATE_SUCCEEDED", results)),
+    )
     running = await provider.poll_batch(job_id)
     assert (running.state, running.done, running.total) == ("BATCH_STATE_RUNNING", False, 5)
     done = await provider.poll_batch(job_id)

@@ -1,7 +1,6 @@
 """`plan` estimates before spending; `--max-cost` refuses an expensive plan and stops a run that overspends."""
 
 import pytest
-
 from conftest import write_config
 from visionbench import bundle as bundle_mod
 from visionbench import cli
@@ -14,8 +13,12 @@ PRICES = [{"match": "m1", "input": 1.0, "output": 5.0}]  # USD per 1M tokens
 
 
 async def test_plan_counts_requests_and_prices_them(tmp_path, image_dir, registry):
-    strategies = ["sequential", {"name": "single-prompt", "chunk_size": 4},
-                  {"name": "adaptive", "escalate_at": 3}, {"name": "provider-batch"}]  # fmt: skip
+    strategies = [
+        "sequential",
+        {"name": "single-prompt", "chunk_size": 4},
+        {"name": "adaptive", "escalate_at": 3},
+        {"name": "provider-batch"},
+    ]
     path = write_config(tmp_path, image_dir, strategies, pricing=PRICES, repeats=2)
     plan = prepare(load_experiment(path, registry), registry)
     by_cell = {e.cell_id.split("/")[-1]: e for e in await estimate(plan)}

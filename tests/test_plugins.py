@@ -29,7 +29,8 @@ def test_plugin_module_registered_directly(registry):
 
 def test_third_party_distribution_is_found_by_entry_point(tmp_path):
     """A tiny 'installed' package (a module plus dist-info with entry_points.txt) is picked up by a fresh process."""
-    (tmp_path / "vb_echo.py").write_text(textwrap.dedent('''
+    (tmp_path / "vb_echo.py").write_text(
+        textwrap.dedent('''
         from visionbench import hookimpl
         from visionbench.provider import Provider
         from visionbench.types import Capabilities, Response
@@ -45,15 +46,19 @@ def test_third_party_distribution_is_found_by_entry_point(tmp_path):
         @hookimpl
         def register_providers(register):
             register(Echo)
-    '''))
+    ''')
+    )
     dist = tmp_path / "vb_echo-1.2.3.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: vb-echo\nVersion: 1.2.3\n")
     (dist / "entry_points.txt").write_text("[visionbench]\necho = vb_echo\n")
     out = subprocess.run(
         [sys.executable, "-m", "visionbench.cli", "providers"],
-        capture_output=True, text=True, env={"PYTHONPATH": str(tmp_path), "PATH": ""}, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(tmp_path), "PATH": ""},
+        check=True,
+    )
     lines = {line.split()[0]: line for line in out.stdout.splitlines() if line.strip()}
     assert "echo" in lines and "vb-echo 1.2.3" in lines["echo"] and "Says how many images" in lines["echo"]
     assert "local-faces" in lines

@@ -11,7 +11,6 @@ import diskcache
 import numpy as np
 import pytest
 from PIL import Image
-
 from visionbench.errors import ItemError
 from visionbench.preprocess import Preprocessing, Preprocessor, process_bytes, sha256_file
 from visionbench.types import ImageItem, PreparedImage
@@ -345,7 +344,9 @@ def test_a_jpeg_entry_padded_after_its_end_marker_is_still_a_hit(tmp_path: Path,
     with Preprocessor(tmp_path / "cache") as pre:
         out = pre.prepare(item, settings)
     with diskcache.Cache(str(tmp_path / "cache")) as cache:  # some encoders pad the file with zeros
-        cache.set(Preprocessor.cache_key(item, settings), (out.data + b"\x00" * 8, out.mime_type, out.width, out.height))
+        cache.set(
+            Preprocessor.cache_key(item, settings), (out.data + b"\x00" * 8, out.mime_type, out.width, out.height)
+        )
     with Preprocessor(tmp_path / "cache") as pre:
         assert pre.lookup(item, settings).data == out.data + b"\x00" * 8 and pre.hits == 1
 

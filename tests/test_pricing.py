@@ -1,5 +1,4 @@
 import pytest
-
 from conftest import write_config
 from visionbench.config import load_experiment
 from visionbench.errors import ConfigError
@@ -46,7 +45,9 @@ def test_longest_prefix_wins_and_unknowns_are_none():
 
 
 def test_config_overrides_change_prices_and_hash(tmp_path, image_dir, registry):
-    path = write_config(tmp_path, image_dir, ["sequential"], pricing=[{"match": "m1", "input": 2, "output": 4, "source": "my contract"}])
+    path = write_config(
+        tmp_path, image_dir, ["sequential"], pricing=[{"match": "m1", "input": 2, "output": 4, "source": "my contract"}]
+    )
     exp = load_experiment(path, registry)
     assert exp.prices.cost("m1", Usage(input_tokens=1_000_000, output_tokens=0)) == pytest.approx(2.0)
     assert exp.prices.sha256 != default_table().sha256

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from conftest import run_then_cancel, write_config
 from fakeplugin import Scripted
 from visionbench import bundle as bundle_mod
@@ -23,8 +22,9 @@ async def test_batch_maps_results_and_prices_at_half(tmp_path, image_dir, regist
     answers = dict(answers_for_labels)
     del answers["img4.png"]  # the service returns nothing for it
     options = {"answers": answers, "failures": {"img5.png": ["bad_request"]}, "batch_polls": 3}
-    path = write_config(tmp_path, image_dir, STRATEGY, options=options,
-                        pricing=[{"match": "m1", "input": 1.0, "output": 5.0}])  # fmt: skip
+    path = write_config(
+        tmp_path, image_dir, STRATEGY, options=options, pricing=[{"match": "m1", "input": 1.0, "output": 5.0}]
+    )
     plan = prepare(load_experiment(path, registry), registry)
     data = bundle_mod.load(await run(plan, results_dir=tmp_path / "results", cache_dir=None))
     bundle_mod.validate(data)

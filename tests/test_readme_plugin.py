@@ -6,7 +6,6 @@ from pathlib import Path
 
 import yaml
 from aiohttp import web
-
 from visionbench import bundle as bundle_mod
 from visionbench.config import load_experiment
 from visionbench.plugins import collect, make_manager
@@ -45,12 +44,13 @@ async def test_readme_plugin_runs_an_experiment(tmp_path, image_dir):
         registry = collect(make_manager([readme_plugin(tmp_path)]))
         assert "my-vlm" in registry.providers
         config = {
-            "name": "readme", "dataset": {"path": str(image_dir), "labels": "labels.json", "label_field": "person_count"},
+            "name": "readme",
+            "dataset": {"path": str(image_dir), "labels": "labels.json", "label_field": "person_count"},
             "task": {"prompt": "How many images?", "answer": "integer"},
             "retry": {"base_delay_s": 0, "max_delay_s": 0},
             "providers": {"my-vlm": {"base_url": f"http://127.0.0.1:{port}"}},
             "matrix": [{"provider": "my-vlm", "models": ["v1"], "strategies": ["sequential"]}],
-        }  # fmt: skip
+        }
         path = tmp_path / "readme.yaml"
         path.write_text(yaml.safe_dump(config))
         plan = prepare(load_experiment(path, registry), registry)

@@ -18,6 +18,7 @@ import collections
 import io
 import json
 import os
+import pickle
 import secrets
 import signal
 import sqlite3
@@ -30,7 +31,6 @@ import diskcache
 import pytest
 import yaml
 from PIL import Image
-
 from visionbench import bundle as bundle_mod
 from visionbench.config import load_experiment
 from visionbench.emulator import Emulator
@@ -46,8 +46,14 @@ from harness import make_dataset  # noqa: E402  (benchmarks/ is not a package)
 PROMPT = "How many people are in this image? Answer with a single integer."
 MODELS = {"gemini": "gemini-2.5-flash", "anthropic": "claude-haiku-4-5"}
 EXACT = {"relative_sd": 0, "absolute_sd": 0, "multi_image_undercount": 0, "low_res_undercount": 0}
-NO_FAULTS = {"http_500": 0, "http_503": 0, "http_529": 0, "malformed_body": 0, "drop_connection": 0,
-             "slow": {"probability": 0, "extra_s": 0}}  # fmt: skip
+NO_FAULTS = {
+    "http_500": 0,
+    "http_503": 0,
+    "http_529": 0,
+    "malformed_body": 0,
+    "drop_connection": 0,
+    "slow": {"probability": 0, "extra_s": 0},
+}
 #: Service time ~0 (time_scale stays 1 so that the slow fault's extra_s and the rate window are real seconds).
 INSTANT = {"base_s": 0, "per_input_token_s": 0, "output_tokens_per_s": 1e9, "thinking_tokens": 0, "jitter": 0}
 
@@ -87,22 +93,31 @@ async def test_load_with_rate_limits_and_faults_loses_and_duplicates_nothing(tmp
     # 60 requests per 1 s sliding window against 32 workers that each get a reply in ~0 s: the window fills in a
     # burst, then about a third of all attempts are 429s (measured: 30-45 %), each retried after its retry-after.
     profile = {
-        "latency": INSTANT, "capacity": 64,
+        "latency": INSTANT,
+        "capacity": 64,
         "rate_limit": {"requests_per_minute": 60, "window_s": 1.0},
-        "faults": {"http_500": 0.02, "http_503": 0.03, "http_529": 0, "malformed_body": 0.01,
-                   "drop_connection": 0.02, "slow": {"probability": 0.02, "extra_s": 0.05}},
+        "faults": {
+            "http_500": 0.02,
+            "http_503": 0.03,
+            "http_529": 0,
+            "malformed_body": 0.01,
+            "drop_connection": 0.02,
+            "slow": {"probability": 0.02, "extra_s": 0.05},
+        },
         "answers": EXACT,
-    }  # fmt: skip
+    }
     profiles = profiles_from_dict({"seed": 11, "time_scale": 1.0, "models": {"*": profile}})
     monkeypatch.setenv("VB_RELIABILITY_KEY", "reliability-test-key")
     async with Emulator(profiles, dataset=dataset, labels="labels.json", label_field=None) as emu:
         config = base_config(
-            f"load-{provider}", dataset,
+            f"load-{provider}",
+            dataset,
             retry={"max_attempts": MAX_ATTEMPTS, "base_delay_s": 0.05, "max_delay_s": 0.2, "timeout_s": 30},
             providers={provider: {"base_url": emu.base_url, "api_key_env": "VB_RELIABILITY_KEY"}},
-            matrix=[{"provider": provider, "models": [model],
-                     "strategies": [{"name": "concurrent", "max_concurrency": 32}]}],
-        )  # fmt: skip
+            matrix=[
+                {"provider": provider, "models": [model], "strategies": [{"name": "concurrent", "max_concurrency": 32}]}
+            ],
+        )
         registry = default_registry()
         plan = prepare(load_experiment(write_yaml(tmp_path / "load.yaml", config), registry), registry)
         started = time.perf_counter()
@@ -146,9 +161,11 @@ async def test_load_with_rate_limits_and_faults_loses_and_duplicates_nothing(tmp
         assert stats.faults[kind] > 0, kind
     assert stats.faults["malformed_body"] > 0 or n < 300  # 1 % of ~160 attempts may well be none
     assert cell["summary"]["errors"] == len(failed)
-    print(f"\n[{provider}] {n} items in {wall:.1f} s: {stats.requests} requests = {attempts} recorded attempts, "
-          f"429: {stats.rate_limited} ({share_429:.1%}), faults: {stats.faults}, answered {answered}, "
-          f"failed {len(failed)}, max in flight {stats.max_in_flight}")
+    print(
+        f"\n[{provider}] {n} items in {wall:.1f} s: {stats.requests} requests = {attempts} recorded attempts, "
+        f"429: {stats.rate_limited} ({share_429:.1%}), faults: {stats.faults}, answered {answered}, "
+        f"failed {len(failed)}, max in flight {stats.max_in_flight}"
+    )
 
 
 # -- 2. Ctrl-C and resume ----------------------------------------------------------------------------------------
@@ -178,19 +195,33 @@ def test_a_stopped_run_leaves_a_valid_bundle_and_resume_finishes_it(tmp_path, si
     the bundle on disk says "running" and its records are in the records file beside it, to the last one."""
     n = 30
     dataset = make_dataset(tmp_path / "images", n)
-    profile = {"latency": {**INSTANT, "base_s": 0.1}, "capacity": 8, "rate_limit": {"requests_per_minute": None},
-               "faults": NO_FAULTS, "answers": EXACT}  # fmt: skip
+    profile = {
+        "latency": {**INSTANT, "base_s": 0.1},
+        "capacity": 8,
+        "rate_limit": {"requests_per_minute": None},
+        "faults": NO_FAULTS,
+        "answers": EXACT,
+    }
     profiles = write_yaml(tmp_path / "profiles.yaml", {"seed": 0, "time_scale": 1.0, "models": {"*": profile}})
-    config = write_yaml(tmp_path / "ctrlc.yaml", base_config(
-        "ctrlc", dataset, emulator={"profiles": str(profiles), "label_field": None},
-        retry={"max_attempts": 2, "base_delay_s": 0.01, "max_delay_s": 0.05, "timeout_s": 10},
-        matrix=[{"provider": "gemini", "models": [MODELS["gemini"]], "strategies": ["sequential"]}],
-    ))  # fmt: skip
+    config = write_yaml(
+        tmp_path / "ctrlc.yaml",
+        base_config(
+            "ctrlc",
+            dataset,
+            emulator={"profiles": str(profiles), "label_field": None},
+            retry={"max_attempts": 2, "base_delay_s": 0.01, "max_delay_s": 0.05, "timeout_s": 10},
+            matrix=[{"provider": "gemini", "models": [MODELS["gemini"]], "strategies": ["sequential"]}],
+        ),
+    )
     results = tmp_path / "results"
     cache = ["--cache-dir", str(tmp_path / "cache")]
 
-    proc = subprocess.Popen(_cli("run", str(config), "--results", str(results), "--quiet", *cache),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _cli("run", str(config), "--results", str(results), "--quiet", *cache),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while not (results.exists() and any(results.glob("*/bundle.json"))):
@@ -221,8 +252,9 @@ def test_a_stopped_run_leaves_a_valid_bundle_and_resume_finishes_it(tmp_path, si
     assert 0 < len(before["records"]) < n and len(done_before) == len(before["records"])
     assert set(records_per_item(before["records"]).values()) == {1}
 
-    resumed = subprocess.run(_cli("run", "--resume", str(bundle_path.parent), "--quiet", *cache),
-                             capture_output=True, text=True, timeout=60)
+    resumed = subprocess.run(
+        _cli("run", "--resume", str(bundle_path.parent), "--quiet", *cache), capture_output=True, text=True, timeout=60
+    )
     assert resumed.returncode == 0, (resumed.stdout, resumed.stderr)
     after = bundle_mod.load(bundle_path)
     bundle_mod.validate(after)
@@ -230,7 +262,7 @@ def test_a_stopped_run_leaves_a_valid_bundle_and_resume_finishes_it(tmp_path, si
     assert after["run_id"] == before["run_id"]
     # the first session's records are kept as they were; the second only asked about the rest
     assert after["records"][: len(before["records"])] == before["records"]
-    asked_again = {r["item_ids"][0] for r in after["records"][len(before["records"]):]}
+    asked_again = {r["item_ids"][0] for r in after["records"][len(before["records"]) :]}
     assert not asked_again & done_before
     counts = records_per_item(after["records"])
     assert len(counts) == n and set(counts.values()) == {1}  # every item asked exactly once over both sessions
@@ -247,11 +279,16 @@ async def test_a_corrupt_cache_entry_is_rebuilt_by_the_next_run(tmp_path, caplog
     dataset = make_dataset(tmp_path / "images", 6)
     profile = {"latency": INSTANT, "rate_limit": {"requests_per_minute": None}, "faults": NO_FAULTS, "answers": EXACT}
     profiles = write_yaml(tmp_path / "profiles.yaml", {"seed": 0, "time_scale": 0, "models": {"*": profile}})
-    path = write_yaml(tmp_path / "cache.yaml", base_config(
-        "cache", dataset, emulator={"profiles": str(profiles), "label_field": None},
-        retry={"max_attempts": 1, "timeout_s": 10},
-        matrix=[{"provider": "anthropic", "models": [MODELS["anthropic"]], "strategies": ["sequential"]}],
-    ))  # fmt: skip
+    path = write_yaml(
+        tmp_path / "cache.yaml",
+        base_config(
+            "cache",
+            dataset,
+            emulator={"profiles": str(profiles), "label_field": None},
+            retry={"max_attempts": 1, "timeout_s": 10},
+            matrix=[{"provider": "anthropic", "models": [MODELS["anthropic"]], "strategies": ["sequential"]}],
+        ),
+    )
     cache_dir = tmp_path / "cache"
     registry = default_registry()
 
@@ -279,13 +316,15 @@ async def test_a_corrupt_cache_entry_is_rebuilt_by_the_next_run(tmp_path, caplog
         changed = db.execute("UPDATE Cache SET value = ? WHERE key = ?", (b"\x80\x05garbage", unpicklable)).rowcount
     db.close()
     assert changed == 1
-    with diskcache.Cache(str(cache_dir)) as cache, pytest.raises(Exception):
+    with diskcache.Cache(str(cache_dir)) as cache, pytest.raises(pickle.UnpicklingError):
         cache.get(unpicklable)
 
     caplog.clear()
     with caplog.at_level("WARNING", logger="visionbench.preprocess"):
         await run_once()
-    discarded = [r.getMessage() for r in caplog.records if "discarding corrupt preprocess cache entry" in r.getMessage()]
+    discarded = [
+        r.getMessage() for r in caplog.records if "discarding corrupt preprocess cache entry" in r.getMessage()
+    ]
     assert len(discarded) == 2 and any(wrong_value in m for m in discarded) and any(unpicklable in m for m in discarded)
 
     with diskcache.Cache(str(cache_dir)) as cache:
@@ -324,16 +363,21 @@ class _KeySpy(Emulator):
 
         async def spy(request, response):
             auth = request.headers.get("authorization", "")
-            self.keys_seen.add(request.headers.get("x-api-key") or request.headers.get("x-goog-api-key")
-                               or auth.removeprefix("Bearer ").removeprefix("bearer ") or None)
+            self.keys_seen.add(
+                request.headers.get("x-api-key")
+                or request.headers.get("x-goog-api-key")
+                or auth.removeprefix("Bearer ").removeprefix("bearer ")
+                or None
+            )
 
         app.on_response_prepare.append(spy)
         return app
 
 
 async def _run_cli(args: list[str], env: dict[str, str], wrapper: Path) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(sys.executable, str(wrapper), *args, env=env,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(wrapper), *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
     return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
@@ -342,17 +386,35 @@ async def test_api_keys_never_reach_any_output(tmp_path):
     gemini_key = f"sk-vbtest-{secrets.token_hex(16)}"
     anthropic_key = f"sk-vbtest-{secrets.token_hex(16)}"
     dataset = make_dataset(tmp_path / "images", 8)
-    faulty = {"http_500": 0.1, "http_503": 0.1, "http_529": 0.05, "malformed_body": 0.15, "drop_connection": 0.15,
-              "slow": {"probability": 0, "extra_s": 0}}  # fmt: skip
-    profile = {"latency": INSTANT, "rate_limit": {"requests_per_minute": 4, "window_s": 0.5}, "faults": faulty,
-               "answers": EXACT, "batch": {"turnaround_s": 0}}  # fmt: skip
+    faulty = {
+        "http_500": 0.1,
+        "http_503": 0.1,
+        "http_529": 0.05,
+        "malformed_body": 0.15,
+        "drop_connection": 0.15,
+        "slow": {"probability": 0, "extra_s": 0},
+    }
+    profile = {
+        "latency": INSTANT,
+        "rate_limit": {"requests_per_minute": 4, "window_s": 0.5},
+        "faults": faulty,
+        "answers": EXACT,
+        "batch": {"turnaround_s": 0},
+    }
     # no "*" profile: the unknown models below get 404s
     profiles = profiles_from_dict({"seed": 5, "time_scale": 1.0, "models": {m: profile for m in MODELS.values()}})
     home = tmp_path / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env.update(GEMINI_API_KEY=gemini_key, ANTHROPIC_API_KEY=anthropic_key, ANTHROPIC_LOG="debug", HOME=str(home),
-               XDG_CACHE_HOME=str(home / ".cache"), MPLCONFIGDIR=str(home / "mpl"), PYTHONDONTWRITEBYTECODE="1")  # fmt: skip
+    env.update(
+        GEMINI_API_KEY=gemini_key,
+        ANTHROPIC_API_KEY=anthropic_key,
+        ANTHROPIC_LOG="debug",
+        HOME=str(home),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        MPLCONFIGDIR=str(home / "mpl"),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
     wrapper = tmp_path / "debug_cli.py"
     wrapper.write_text(DEBUG_CLI)
     results, cache = tmp_path / "results", tmp_path / "cache"
@@ -362,22 +424,35 @@ async def test_api_keys_never_reach_any_output(tmp_path):
         providers = {"gemini": {"base_url": emu.base_url}, "anthropic": {"base_url": emu.base_url}}  # default key envs
         batch = {"name": "provider-batch", "poll_initial_s": 0.01, "poll_max_s": 0.05}
         retry = {"max_attempts": 2, "base_delay_s": 0.01, "max_delay_s": 0.05, "timeout_s": 20}
-        good_matrix = [{"provider": p, "models": [m], "strategies": [{"name": "concurrent", "max_concurrency": 4}, batch]}
-                       for p, m in MODELS.items()]  # fmt: skip
+        good_matrix = [
+            {"provider": p, "models": [m], "strategies": [{"name": "concurrent", "max_concurrency": 4}, batch]}
+            for p, m in MODELS.items()
+        ]
         bad_matrix = [
             # unknown models: 404 from the emulator (fatal, not retried)
             {"provider": "gemini", "models": ["gemini-no-such-model"], "strategies": ["sequential"]},
             {"provider": "anthropic", "models": ["claude-no-such-model"], "strategies": ["sequential"]},
             # bad requests: refused by the provider before sending
-            {"provider": "gemini", "models": [MODELS["gemini"]], "strategies": [{"name": "sequential", "label": "bad"}],
-             "model_params": {"thinking_level": "bogus"}},
-            {"provider": "anthropic", "models": [MODELS["anthropic"]],
-             "strategies": [{"name": "sequential", "label": "bad"}], "model_params": {"temperature": 0.3}},
-        ]  # fmt: skip
-        full = write_yaml(tmp_path / "secrets.yaml", base_config(
-            "secrets", dataset, retry=retry, providers=providers, matrix=good_matrix + bad_matrix))
-        good = write_yaml(tmp_path / "good.yaml", base_config(
-            "good", dataset, retry=retry, providers=providers, matrix=good_matrix))
+            {
+                "provider": "gemini",
+                "models": [MODELS["gemini"]],
+                "strategies": [{"name": "sequential", "label": "bad"}],
+                "model_params": {"thinking_level": "bogus"},
+            },
+            {
+                "provider": "anthropic",
+                "models": [MODELS["anthropic"]],
+                "strategies": [{"name": "sequential", "label": "bad"}],
+                "model_params": {"temperature": 0.3},
+            },
+        ]
+        full = write_yaml(
+            tmp_path / "secrets.yaml",
+            base_config("secrets", dataset, retry=retry, providers=providers, matrix=good_matrix + bad_matrix),
+        )
+        good = write_yaml(
+            tmp_path / "good.yaml", base_config("good", dataset, retry=retry, providers=providers, matrix=good_matrix)
+        )
 
         async def cli(*args: str, env: dict[str, str] = env) -> tuple[int, str, str]:
             rc, out, err = await _run_cli(list(args), env, wrapper)
@@ -395,12 +470,23 @@ async def test_api_keys_never_reach_any_output(tmp_path):
             # counts tokens through both SDKs for the good cells, then fails on the first unknown model (a 404)
             cli("plan", str(full), "--count-tokens"),
             # a missing key: an error naming the variable, non-zero exit (the other key is still searched for below)
-            *(cli("run", str(good), "--results", str(tmp_path / f"results-no-{var}"), "--quiet", "--cache-dir",
-                  str(cache), env={k: v for k, v in env.items() if k != var}) for var in missing),
-        )  # fmt: skip
+            *(
+                cli(
+                    "run",
+                    str(good),
+                    "--results",
+                    str(tmp_path / f"results-no-{var}"),
+                    "--quiet",
+                    "--cache-dir",
+                    str(cache),
+                    env={k: v for k, v in env.items() if k != var},
+                )
+                for var in missing
+            ),
+        )
         assert rc == 0, err[-3000:]
         assert plan_rc == 2 and "no-such-model" in plan_err, plan_err[-3000:]
-        for var, (rc, out, err) in zip(missing, missing_runs):
+        for var, (rc, _out, err) in zip(missing, missing_runs):
             assert rc == 2 and f"environment variable {var} is not set" in err, (rc, err[-3000:])
         stats = emu.stats
 
@@ -417,7 +503,9 @@ async def test_api_keys_never_reach_any_output(tmp_path):
 
     # grep everything written (every file under tmp_path: results, charts, report.html, batch jobs, cache, HOME)
     # and everything printed, for the keys and for their random parts alone
-    needles = [k.encode() for k in (gemini_key, anthropic_key)] + [k[-32:].encode() for k in (gemini_key, anthropic_key)]
+    needles = [k.encode() for k in (gemini_key, anthropic_key)] + [
+        k[-32:].encode() for k in (gemini_key, anthropic_key)
+    ]
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any(p.name == "report.html" for p in written) and any(p.name == "cache.db" for p in written)
     for path in written:

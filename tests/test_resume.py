@@ -1,8 +1,6 @@
 """An interrupted run keeps a valid bundle; resuming it runs only what is missing, in the same bundle."""
 
-
 import pytest
-
 from conftest import run_then_cancel, write_config
 from visionbench import bundle as bundle_mod
 from visionbench.cli import main
@@ -39,7 +37,7 @@ async def test_resume_finishes_only_what_is_missing(tmp_path, image_dir, registr
     ids = [(r["cell"], r["item_ids"][0]) for r in after["records"]]
     assert len(ids) == len(set(ids)) == 12  # nothing lost, nothing duplicated
     old_end = max(r["end_s"] for r in before["records"])
-    assert all(r["end_s"] >= old_end for r in after["records"][len(before["records"]):])
+    assert all(r["end_s"] >= old_end for r in after["records"][len(before["records"]) :])
 
 
 async def test_resume_refuses_complete_runs_and_changed_datasets(tmp_path, image_dir, registry, answers_for_labels):

@@ -2,8 +2,8 @@
 
 import json
 
+import jsonschema
 import pytest
-
 from conftest import run_then_cancel, write_config
 from visionbench import bundle as bundle_mod
 from visionbench.config import load_experiment
@@ -24,8 +24,12 @@ def summary(data, cell_suffix):
 
 
 async def test_all_four_strategies_answer_every_item(tmp_path, image_dir, registry, answers_for_labels):
-    strategies = ["sequential", {"name": "concurrent", "max_concurrency": 3}, {"name": "single-prompt", "chunk_size": 4},
-                  {"name": "adaptive", "escalate_at": 3, "tier1": {"max_side": 16}}]  # fmt: skip
+    strategies = [
+        "sequential",
+        {"name": "concurrent", "max_concurrency": 3},
+        {"name": "single-prompt", "chunk_size": 4},
+        {"name": "adaptive", "escalate_at": 3, "tier1": {"max_side": 16}},
+    ]
     path = write_config(tmp_path, image_dir, strategies, options={"answers": answers_for_labels})
     plan, data = await run_config(path, registry, tmp_path)
     assert data["status"] == "complete" and data["simulated"] is True
@@ -68,7 +72,9 @@ async def test_adaptive_tiers_and_filter_precision_recall(tmp_path, image_dir, r
     assert data["cells"][0]["summary"]["requests"] == 9
 
 
-async def test_retries_are_recorded_and_permanent_failures_stay_per_item(tmp_path, image_dir, registry, answers_for_labels):
+async def test_retries_are_recorded_and_permanent_failures_stay_per_item(
+    tmp_path, image_dir, registry, answers_for_labels
+):
     failures = {"img1.png": ["rate_limited", "transient"], "img2.png": ["bad_request"]}
     options = {"answers": answers_for_labels, "failures": failures, "retry_after_s": 0.01}
     path = write_config(tmp_path, image_dir, [{"name": "concurrent", "max_concurrency": 2}], options=options)
@@ -93,7 +99,9 @@ async def test_single_prompt_wrong_length_reply_is_per_item_error(tmp_path, imag
 
 async def test_broken_image_is_per_item_error(tmp_path, image_dir, registry, answers_for_labels):
     (image_dir / "img3.png").write_bytes(b"not an image at all")
-    path = write_config(tmp_path, image_dir, ["sequential", {"name": "single-prompt"}], options={"answers": answers_for_labels})
+    path = write_config(
+        tmp_path, image_dir, ["sequential", {"name": "single-prompt"}], options={"answers": answers_for_labels}
+    )
     _, data = await run_config(path, registry, tmp_path)
     for cell in data["cells"]:
         assert cell["summary"]["errors"] == 1 and cell["summary"]["answered"] == 5
@@ -117,17 +125,21 @@ async def test_interrupted_run_leaves_a_valid_bundle(tmp_path, image_dir, regist
 async def test_repeats_make_one_cell_entry_each(tmp_path, image_dir, registry, answers_for_labels):
     path = write_config(tmp_path, image_dir, ["sequential"], options={"answers": answers_for_labels}, repeats=2)
     _, data = await run_config(path, registry, tmp_path)
-    assert [(c["id"], c["repeat"]) for c in data["cells"]] == [("scripted/m1/sequential", 0), ("scripted/m1/sequential", 1)]
+    assert [(c["id"], c["repeat"]) for c in data["cells"]] == [
+        ("scripted/m1/sequential", 0),
+        ("scripted/m1/sequential", 1),
+    ]
     assert sorted({r["repeat"] for r in data["records"]}) == [0, 1]
 
 
 def test_schema_rejects_a_broken_bundle(tmp_path):
-    with pytest.raises(Exception):
+    with pytest.raises(jsonschema.ValidationError):
         bundle_mod.validate({"schema_version": 1, "run_id": "x"})
 
 
-async def test_setup_is_frozen_out_of_the_collector_while_cells_run_and_thawed_after(tmp_path, image_dir, registry,
-                                                                                      answers_for_labels):  # fmt: skip
+async def test_setup_is_frozen_out_of_the_collector_while_cells_run_and_thawed_after(
+    tmp_path, image_dir, registry, answers_for_labels
+):
     import gc
 
     path = write_config(tmp_path, image_dir, ["sequential"], options={"answers": answers_for_labels})
@@ -148,7 +160,11 @@ async def test_setup_is_frozen_out_of_the_collector_while_cells_run_and_thawed_a
     gc.freeze()  # a host program that freezes objects itself (a pre-fork server, say)...
     try:
         host_frozen = gc.get_freeze_count()
-        await run(prepare(load_experiment(path, registry), registry), results_dir=tmp_path / "r2", cache_dir=tmp_path / "cache")
+        await run(
+            prepare(load_experiment(path, registry), registry),
+            results_dir=tmp_path / "r2",
+            cache_dir=tmp_path / "cache",
+        )
         # ...keeps them frozen (some may since have been freed), and nothing of the run's is added
         assert host_frozen - 100 < gc.get_freeze_count() <= host_frozen
     finally:

@@ -29,12 +29,24 @@ SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
 
 # file in skimage/data (or matplotlib sample_data), output name, people, source note, licence
 SINGLES = [
-    ("coffee.png", "coffee.jpg", 0, "Coffee cup, courtesy of Pikolo Espresso Bar", "CC0 (photographer Rachel Michetti)"),
+    (
+        "coffee.png",
+        "coffee.jpg",
+        0,
+        "Coffee cup, courtesy of Pikolo Espresso Bar",
+        "CC0 (photographer Rachel Michetti)",
+    ),
     ("chelsea.png", "chelsea.jpg", 0, "Chelsea the cat", "CC0 (photographer Stefan van der Walt)"),
     ("rocket.jpg", "rocket.jpg", 0, "Launch of DSCOVR on Falcon 9, SpaceX", "public domain (released by SpaceX)"),
     ("astronaut.png", "astronaut.jpg", 1, "Astronaut Eileen Collins, NASA Great Images", "public domain (NASA)"),
     ("camera.png", "camera.jpg", 1, "Man with a camera (scikit-image 'camera')", "CC0 (photographer Lav Varshney)"),
-    ("grace_hopper.jpg", "grace_hopper.jpg", 1, "Rear Admiral Grace Hopper, US Navy photograph", "public domain (US Navy)"),
+    (
+        "grace_hopper.jpg",
+        "grace_hopper.jpg",
+        1,
+        "Rear Admiral Grace Hopper, US Navy photograph",
+        "public domain (US Navy)",
+    ),
 ]
 
 # Portraits for the composites: face box (x0, y0, x1, y1) in the original image, as CenterFace finds it.
@@ -48,7 +60,9 @@ GROUPS = [("group_2.jpg", 2, 11), ("group_3.jpg", 3, 12), ("group_4.jpg", 4, 13)
 
 def _source(name: str) -> tuple[Path, str]:
     if name == "grace_hopper.jpg":
-        return Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)), f"matplotlib mpl-data/sample_data/{name}"
+        return Path(
+            cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+        ), f"matplotlib mpl-data/sample_data/{name}"
     return SKIMAGE_DATA / name, f"scikit-image {skimage.__version__} skimage/data/{name}"
 
 

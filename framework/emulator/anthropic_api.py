@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-
 from visionbench.emulator.batches import BatchJob, BatchStore, rfc3339
 from visionbench.emulator.engine import CountRequest, Engine, ImagePart, Outcome, Rejected, body_digest
-from visionbench.emulator.httputil import (NOTE_HEADER, drop_connection, json_response, malformed_response, new_id,
-                                           read_json, retry_after_headers)
+from visionbench.emulator.httputil import (
+    NOTE_HEADER,
+    drop_connection,
+    json_response,
+    malformed_response,
+    new_id,
+    read_json,
+    retry_after_headers,
+)
 from visionbench.emulator.matching import ImageError, decode_base64
 
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-               404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
-               503: "api_error", 529: "overloaded_error"}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "api_error",
+    529: "overloaded_error",
+}
 
 
 def error_object(status: int, message: str) -> dict[str, str]:
@@ -46,11 +60,15 @@ def parse_request(body: Any, raw: bytes) -> CountRequest:
             elif block.get("type") == "image":
                 source = block.get("source") or {}
                 if source.get("type") != "base64":
-                    raise Rejected("invalid", 400, f"image source type {source.get('type')!r} is not supported "
-                                                   "by the emulator; send base64")
+                    raise Rejected(
+                        "invalid",
+                        400,
+                        f"image source type {source.get('type')!r} is not supported by the emulator; send base64",
+                    )
                 try:
-                    images.append(ImagePart(decode_base64(str(source.get("data", ""))),
-                                            str(source.get("media_type", ""))))
+                    images.append(
+                        ImagePart(decode_base64(str(source.get("data", ""))), str(source.get("media_type", "")))
+                    )
                 except ImageError as exc:
                     raise Rejected("invalid", 400, f"messages: {exc}") from None
     system = body.get("system") or ""
@@ -65,10 +83,18 @@ def parse_request(body: Any, raw: bytes) -> CountRequest:
     elif thinking.get("type") == "enabled" and thinking.get("budget_tokens") is not None:
         budget = int(thinking["budget_tokens"])
     prompt = "\n".join(texts)
-    return CountRequest(protocol="anthropic", model=str(body["model"]), images=images, prompt=prompt,
-                        system=str(system), want_json=bool(schema) or "json" in prompt.lower(),
-                        schema=schema if isinstance(schema, dict) else None,
-                        max_output_tokens=int(body["max_tokens"]), thinking_budget=budget, digest=body_digest(raw))
+    return CountRequest(
+        protocol="anthropic",
+        model=str(body["model"]),
+        images=images,
+        prompt=prompt,
+        system=str(system),
+        want_json=bool(schema) or "json" in prompt.lower(),
+        schema=schema if isinstance(schema, dict) else None,
+        max_output_tokens=int(body["max_tokens"]),
+        thinking_budget=budget,
+        digest=body_digest(raw),
+    )
 
 
 def message_body(out: Outcome, model: str, *, with_thinking: bool = False) -> dict[str, Any]:
@@ -77,10 +103,22 @@ def message_body(out: Outcome, model: str, *, with_thinking: bool = False) -> di
     if with_thinking and out.thinking_tokens:
         content.append({"type": "thinking", "thinking": "Counting the people in the image.", "signature": "emulated"})
     content.append({"type": "text", "text": out.text})
-    return {"id": new_id("msg_emu_"), "type": "message", "role": "assistant", "model": model, "content": content,
-            "stop_reason": "max_tokens" if out.truncated else "end_turn", "stop_sequence": None,
-            "usage": {"input_tokens": out.input_tokens, "output_tokens": out.output_tokens + out.thinking_tokens,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "service_tier": "standard"}}
+    return {
+        "id": new_id("msg_emu_"),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": "max_tokens" if out.truncated else "end_turn",
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": out.input_tokens,
+            "output_tokens": out.output_tokens + out.thinking_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "service_tier": "standard",
+        },
+    }
 
 
 class AnthropicRoutes:
@@ -102,14 +140,19 @@ class AnthropicRoutes:
         headers = {"request-id": request_id or new_id("req_emu_")}
         if model is not None and model in self.engine.models:
             limit, remaining, reset = self.engine.models[model].rate_headers()
-            reset_at = datetime.now(timezone.utc) + timedelta(seconds=reset)
-            headers.update({"anthropic-ratelimit-requests-limit": str(limit),
-                            "anthropic-ratelimit-requests-remaining": str(remaining),
-                            "anthropic-ratelimit-requests-reset": rfc3339(reset_at.replace(microsecond=0)) or ""})
+            reset_at = datetime.now(UTC) + timedelta(seconds=reset)
+            headers.update(
+                {
+                    "anthropic-ratelimit-requests-limit": str(limit),
+                    "anthropic-ratelimit-requests-remaining": str(remaining),
+                    "anthropic-ratelimit-requests-reset": rfc3339(reset_at.replace(microsecond=0)) or "",
+                }
+            )
         return headers
 
-    def error(self, status: int, message: str, *, model: str | None = None,
-              retry_after: float | None = None) -> web.Response:
+    def error(
+        self, status: int, message: str, *, model: str | None = None, retry_after: float | None = None
+    ) -> web.Response:
         headers = self._headers(model)
         if retry_after is not None:
             headers.update(retry_after_headers(retry_after))
@@ -193,8 +236,15 @@ class AnthropicRoutes:
             return self.error(401, "x-api-key header is required")
         data = [self.batch_object(j, request) for j in self.store.jobs.values() if j.protocol == "anthropic"]
         data.reverse()
-        return json_response({"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
-                              "last_id": data[-1]["id"] if data else None}, headers=self._headers())
+        return json_response(
+            {
+                "data": data,
+                "has_more": False,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            },
+            headers=self._headers(),
+        )
 
     async def batch_get(self, request: web.Request) -> web.StreamResponse:
         if not self._authorised(request):
@@ -235,21 +285,29 @@ class AnthropicRoutes:
             return {"type": "succeeded", "message": message_body(result.outcome, model)}
         err = result.error
         status = err.status if err is not None else 500
-        return {"type": "errored", "error": {"type": "error", "error": error_object(
-            status, err.message if err is not None else "internal error")}}
+        return {
+            "type": "errored",
+            "error": {
+                "type": "error",
+                "error": error_object(status, err.message if err is not None else "internal error"),
+            },
+        }
 
     def batch_object(self, job: BatchJob, request: web.Request, *, canceling: bool = False) -> dict[str, Any]:
         """The MessageBatch JSON; results_url is absolute, pointing at this server."""
         phase, counts = job.phase, job.counts()
         ended = phase in ("succeeded", "cancelled") and not canceling
         return {
-            "id": job.id, "type": "message_batch",
+            "id": job.id,
+            "type": "message_batch",
             "processing_status": "canceling" if canceling else ("ended" if ended else "in_progress"),
-            "request_counts": {**counts, "expired": 0} if not canceling else
-            {"processing": len(job.items), "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0},
-            "created_at": rfc3339(job.created), "ended_at": rfc3339(job.ended) if ended else None,
-            "expires_at": rfc3339(job.expires), "archived_at": None,
+            "request_counts": {**counts, "expired": 0}
+            if not canceling
+            else {"processing": len(job.items), "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0},
+            "created_at": rfc3339(job.created),
+            "ended_at": rfc3339(job.ended) if ended else None,
+            "expires_at": rfc3339(job.expires),
+            "archived_at": None,
             "cancel_initiated_at": rfc3339(job.cancelled),
-            "results_url": f"{request.scheme}://{request.host}/v1/messages/batches/{job.id}/results" if ended
-            else None,
+            "results_url": f"{request.scheme}://{request.host}/v1/messages/batches/{job.id}/results" if ended else None,
         }

@@ -7,7 +7,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from visionbench.emulator.engine import CountRequest, Engine, Outcome, Rejected
 
@@ -36,7 +36,7 @@ class BatchJob:
     display_name: str
     items: list[tuple[str, CountRequest | Rejected]]
     turnaround: float  # real seconds
-    created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
     created_mono: float = field(default_factory=time.monotonic)
     results: list[ItemResult] | None = None
     cancelled: datetime | None = None
@@ -59,7 +59,7 @@ class BatchJob:
         if self.results is None or self.elapsed < self.turnaround:
             return "running"
         if self.ended is None:
-            self.ended = datetime.now(timezone.utc)
+            self.ended = datetime.now(UTC)
         return "succeeded"
 
     @property
@@ -70,7 +70,7 @@ class BatchJob:
         """Cancel unless finished; True when this call cancelled it."""
         if self.phase in ("succeeded", "cancelled"):
             return False
-        self.cancelled = self.ended = datetime.now(timezone.utc)
+        self.cancelled = self.ended = datetime.now(UTC)
         if self.task is not None:
             self.task.cancel()
         return True
@@ -93,16 +93,28 @@ class BatchStore:
         self.engine = engine
         self.jobs: dict[str, BatchJob] = {}
 
-    def submit(self, protocol: str, model: str, items: list[tuple[str, CountRequest | Rejected]],
-               display_name: str = "", prefix: str = "", item_meta: list[object] | None = None) -> BatchJob:
+    def submit(
+        self,
+        protocol: str,
+        model: str,
+        items: list[tuple[str, CountRequest | Rejected]],
+        display_name: str = "",
+        prefix: str = "",
+        item_meta: list[object] | None = None,
+    ) -> BatchJob:
         """Create a job for ``items`` ((key, request or a parse error) pairs) and start computing it."""
         st = self.engine.state(model)
         st.stats.batch_jobs += 1
         st.stats.batch_requests += len(items)
-        job = BatchJob(id=prefix + secrets.token_hex(12), protocol=protocol, model=st.name,
-                       display_name=display_name, items=items,
-                       turnaround=st.profile.batch.turnaround_s * self.engine.time_scale,
-                       item_meta=list(item_meta or []))
+        job = BatchJob(
+            id=prefix + secrets.token_hex(12),
+            protocol=protocol,
+            model=st.name,
+            display_name=display_name,
+            items=items,
+            turnaround=st.profile.batch.turnaround_s * self.engine.time_scale,
+            item_meta=list(item_meta or []),
+        )
         self.jobs[job.id] = job
         job.task = asyncio.create_task(self._run(job), name=f"emulator-batch-{job.id}")
         return job
@@ -139,4 +151,4 @@ class BatchStore:
 
 def rfc3339(moment: datetime | None) -> str | None:
     """``2026-11-23T19:02:00.123456Z`` (None stays None)."""
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if moment else None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None

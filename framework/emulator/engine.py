@@ -103,8 +103,12 @@ class Engine:
         retry = st.admit()
         if retry is not None:
             st.stats.rate_limited += 1
-            raise Rejected("rate_limited", 429, "Resource exhausted: requests per minute limit reached "
-                           "(emulated)", retry_after=retry)
+            raise Rejected(
+                "rate_limited",
+                429,
+                "Resource exhausted: requests per minute limit reached (emulated)",
+                retry_after=retry,
+            )
         fault, slow = st.draw_fault(req.digest)
         if fault in ("http_503", "http_529"):
             st.stats.faults[fault] += 1
@@ -159,7 +163,7 @@ class Engine:
         if lat.jitter > 0:
             rng = stable_rng(st.seed, "jitter", st.name, digest, st.occurrence("jitter:" + digest))
             sigma = math.sqrt(math.log(1 + lat.jitter**2))
-            t *= rng.lognormvariate(-sigma**2 / 2, sigma)
+            t *= rng.lognormvariate(-(sigma**2) / 2, sigma)
         return t
 
     # -- answers and tokens --------------------------------------------------------------------------------------
@@ -176,8 +180,9 @@ class Engine:
         if req.protocol == "anthropic":
             return sum(tk.anthropic_image_tokens(i.width, i.height) for i in infos), text + tk.ANTHROPIC_OVERHEAD
         image = sum(
-            tk.gemini_image_tokens(i.width, i.height, model=req.model,
-                                   media_resolution=p.media_resolution or req.media_resolution)
+            tk.gemini_image_tokens(
+                i.width, i.height, model=req.model, media_resolution=p.media_resolution or req.media_resolution
+            )
             for i, p in zip(infos, req.images)
         )
         return image, text
@@ -204,12 +209,22 @@ class Engine:
         st.stats.images += len(infos)
         st.stats.input_tokens += image_tokens + text_tokens
         st.stats.output_tokens += output + thinking
-        return Outcome(model_version=st.profile.model_version or st.name, text=text, counts=counts,
-                       input_tokens=image_tokens + text_tokens, image_tokens=image_tokens, text_tokens=text_tokens,
-                       output_tokens=output, thinking_tokens=thinking, truncated=truncated, notes=notes)
+        return Outcome(
+            model_version=st.profile.model_version or st.name,
+            text=text,
+            counts=counts,
+            input_tokens=image_tokens + text_tokens,
+            image_tokens=image_tokens,
+            text_tokens=text_tokens,
+            output_tokens=output,
+            thinking_tokens=thinking,
+            truncated=truncated,
+            notes=notes,
+        )
 
-    async def _counts(self, st: ModelState, infos: list[ImageInfo],
-                      parts: list[ImagePart]) -> tuple[list[int], list[str]]:
+    async def _counts(
+        self, st: ModelState, infos: list[ImageInfo], parts: list[ImagePart]
+    ) -> tuple[list[int], list[str]]:
         answers = st.profile.answers
         counts: list[int] = []
         notes: list[str] = []
@@ -225,8 +240,11 @@ class Engine:
                 counts.append(await self._detect(info, part, notes))
                 continue
             rng = stable_rng(st.seed, "answer", st.name, match.key, st.occurrence("answer:" + match.key))
-            counts.append(distorted_count(match.label, answers=answers, n_images=len(parts),
-                                          long_side=max(info.width, info.height), rng=rng))
+            counts.append(
+                distorted_count(
+                    match.label, answers=answers, n_images=len(parts), long_side=max(info.width, info.height), rng=rng
+                )
+            )
         return counts, notes
 
     async def _detect(self, info: ImageInfo, part: ImagePart, notes: list[str]) -> int:

@@ -6,18 +6,37 @@ import secrets
 from typing import Any
 
 from aiohttp import web
-
 from visionbench.emulator.batches import BatchJob, BatchStore, rfc3339
 from visionbench.emulator.engine import CountRequest, Engine, ImagePart, Outcome, Rejected, body_digest
-from visionbench.emulator.httputil import (NOTE_HEADER, SIMULATED_HEADER, drop_connection, json_response,
-                                           malformed_response, pick, read_json, retry_after_headers)
+from visionbench.emulator.httputil import (
+    NOTE_HEADER,
+    SIMULATED_HEADER,
+    drop_connection,
+    json_response,
+    malformed_response,
+    pick,
+    read_json,
+    retry_after_headers,
+)
 from visionbench.emulator.matching import ImageError, decode_base64
 
 VERSIONS = ("v1", "v1beta", "v1alpha")
-STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                413: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
-BATCH_STATES = {"pending": "BATCH_STATE_PENDING", "running": "BATCH_STATE_RUNNING",
-                "succeeded": "BATCH_STATE_SUCCEEDED", "cancelled": "BATCH_STATE_CANCELLED"}
+STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+BATCH_STATES = {
+    "pending": "BATCH_STATE_PENDING",
+    "running": "BATCH_STATE_RUNNING",
+    "succeeded": "BATCH_STATE_SUCCEEDED",
+    "cancelled": "BATCH_STATE_CANCELLED",
+}
 BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
 BATCH_OUTPUT_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput"
 RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
@@ -71,12 +90,18 @@ def parse_request(body: Any, model: str, raw: bytes) -> CountRequest:
     max_out = pick(config, "maxOutputTokens", "max_output_tokens")
     prompt = "\n".join(texts)
     return CountRequest(
-        protocol="gemini", model=model, images=images, prompt=prompt, system=system_text,
+        protocol="gemini",
+        model=model,
+        images=images,
+        prompt=prompt,
+        system=system_text,
         want_json=bool(schema) or mime == "application/json" or "json" in prompt.lower(),
         schema=schema if isinstance(schema, dict) else None,
         max_output_tokens=int(max_out) if max_out is not None else None,
         thinking_budget=int(budget) if budget is not None and int(budget) >= 0 else None,
-        media_resolution=pick(config, "mediaResolution", "media_resolution"), digest=body_digest(raw))
+        media_resolution=pick(config, "mediaResolution", "media_resolution"),
+        digest=body_digest(raw),
+    )
 
 
 def response_body(out: Outcome) -> dict[str, Any]:
@@ -87,16 +112,21 @@ def response_body(out: Outcome) -> dict[str, Any]:
     details = [{"modality": "TEXT", "tokenCount": out.text_tokens}]
     if out.image_tokens:
         details.append({"modality": "IMAGE", "tokenCount": out.image_tokens})
-    usage: dict[str, Any] = {"promptTokenCount": out.input_tokens, "candidatesTokenCount": out.output_tokens,
-                             "totalTokenCount": out.input_tokens + out.output_tokens + out.thinking_tokens,
-                             "promptTokensDetails": details,
-                             "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": out.output_tokens}]}
+    usage: dict[str, Any] = {
+        "promptTokenCount": out.input_tokens,
+        "candidatesTokenCount": out.output_tokens,
+        "totalTokenCount": out.input_tokens + out.output_tokens + out.thinking_tokens,
+        "promptTokensDetails": details,
+        "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": out.output_tokens}],
+    }
     if out.thinking_tokens:
         usage["thoughtsTokenCount"] = out.thinking_tokens
-    return {"candidates": [{"content": content, "finishReason": "MAX_TOKENS" if out.truncated else "STOP",
-                            "index": 0}],
-            "usageMetadata": usage, "modelVersion": out.model_version,
-            "responseId": secrets.token_urlsafe(16).replace("-", "").replace("_", "")[:22]}
+    return {
+        "candidates": [{"content": content, "finishReason": "MAX_TOKENS" if out.truncated else "STOP", "index": 0}],
+        "usageMetadata": usage,
+        "modelVersion": out.model_version,
+        "responseId": secrets.token_urlsafe(16).replace("-", "").replace("_", "")[:22],
+    }
 
 
 class GeminiRoutes:
@@ -115,16 +145,22 @@ class GeminiRoutes:
         if request.match_info["ver"] not in VERSIONS:
             return error_response(404, f"API version {request.match_info['ver']!r} not found")
         if not (request.headers.get("x-goog-api-key") or request.query.get("key")):
-            return error_response(403, "Method doesn't allow unregistered callers (callers without established "
-                                       "identity). Please use API Key or other form of API consumer identity.")
+            return error_response(
+                403,
+                "Method doesn't allow unregistered callers (callers without established "
+                "identity). Please use API Key or other form of API consumer identity.",
+            )
         return None
 
     async def models_post(self, request: web.Request) -> web.StreamResponse:
         if (bad := self._check(request)) is not None:
             return bad
         model, _, action = request.match_info["tail"].partition(":")
-        handler = {"generateContent": self.generate, "countTokens": self.count_tokens,
-                   "batchGenerateContent": self.batch_create}.get(action)
+        handler = {
+            "generateContent": self.generate,
+            "countTokens": self.count_tokens,
+            "batchGenerateContent": self.batch_create,
+        }.get(action)
         if handler is None:
             return error_response(404, f"method {action!r} is not supported by the emulator")
         try:
@@ -150,7 +186,8 @@ class GeminiRoutes:
         req = parse_request(inner, model, raw)
         image, text = await self.engine.count_tokens(req)
         details = [{"modality": "TEXT", "tokenCount": text}] + (
-            [{"modality": "IMAGE", "tokenCount": image}] if image else [])
+            [{"modality": "IMAGE", "tokenCount": image}] if image else []
+        )
         return json_response({"totalTokens": image + text, "promptTokensDetails": details})
 
     async def batch_create(self, request: web.Request, model: str, body: Any, raw: bytes) -> web.StreamResponse:
@@ -159,19 +196,27 @@ class GeminiRoutes:
         source = pick(batch, "inputConfig", "input_config", default={})
         entries = pick(pick(source, "requests", default={}), "requests")
         if not isinstance(entries, list) or not entries:
-            raise Rejected("invalid", 400, "batch.inputConfig.requests.requests must be a non-empty list "
-                                           "(file input is not supported by the emulator)")
+            raise Rejected(
+                "invalid",
+                400,
+                "batch.inputConfig.requests.requests must be a non-empty list "
+                "(file input is not supported by the emulator)",
+            )
         items: list[tuple[str, CountRequest | Rejected]] = []
         for i, entry in enumerate(entries):
             meta = pick(entry, "metadata", default={})
             key = str(pick(meta, "key", default=i))
             try:
-                items.append((key, parse_request(pick(entry, "request", default={}), model,
-                                                 raw + str(i).encode())))
+                items.append((key, parse_request(pick(entry, "request", default={}), model, raw + str(i).encode())))
             except Rejected as exc:
                 items.append((key, exc))
-        job = self.store.submit("gemini", model, items, str(pick(batch, "displayName", "display_name", default="")),
-                                item_meta=[pick(e, "metadata") for e in entries])
+        job = self.store.submit(
+            "gemini",
+            model,
+            items,
+            str(pick(batch, "displayName", "display_name", default="")),
+            item_meta=[pick(e, "metadata") for e in entries],
+        )
         return json_response(self.operation(job))
 
     def _job(self, request: web.Request) -> tuple[BatchJob | None, str]:
@@ -201,12 +246,18 @@ class GeminiRoutes:
         """The long-running operation the API returns for a batch."""
         phase, counts, n = job.phase, job.counts(), len(job.items)
         meta: dict[str, Any] = {
-            "@type": BATCH_TYPE, "model": f"models/{job.model}", "displayName": job.display_name,
-            "name": f"batches/{job.id}", "createTime": rfc3339(job.created), "updateTime": rfc3339(job.ended or
-                                                                                                  job.created),
-            "batchStats": {"requestCount": str(n), "pendingRequestCount": str(counts["processing"]),
-                           "successfulRequestCount": str(counts["succeeded"]),
-                           "failedRequestCount": str(counts["errored"])},
+            "@type": BATCH_TYPE,
+            "model": f"models/{job.model}",
+            "displayName": job.display_name,
+            "name": f"batches/{job.id}",
+            "createTime": rfc3339(job.created),
+            "updateTime": rfc3339(job.ended or job.created),
+            "batchStats": {
+                "requestCount": str(n),
+                "pendingRequestCount": str(counts["processing"]),
+                "successfulRequestCount": str(counts["succeeded"]),
+                "failedRequestCount": str(counts["errored"]),
+            },
             "state": BATCH_STATES[phase],
         }
         op: dict[str, Any] = {"name": f"batches/{job.id}", "metadata": meta}
@@ -214,8 +265,9 @@ class GeminiRoutes:
             meta["endTime"] = rfc3339(job.ended)
             op["done"] = True
         if phase == "succeeded" and job.results is not None:
-            output = {"inlinedResponses": {"inlinedResponses": [self._inlined(job, i, r)
-                                                                for i, r in enumerate(job.results)]}}
+            output = {
+                "inlinedResponses": {"inlinedResponses": [self._inlined(job, i, r) for i, r in enumerate(job.results)]}
+            }
             meta["output"] = output
             op["response"] = {"@type": BATCH_OUTPUT_TYPE, **output}
         return op

@@ -17,8 +17,9 @@ MALFORMED_BODY = b'{"candidates": [{"content": {"parts": [{"text": "4'
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """A JSON response (content-type application/json; charset=UTF-8, like the real services)."""
-    return web.Response(body=json.dumps(body).encode(), status=status, headers=headers,
-                        content_type="application/json", charset="UTF-8")
+    return web.Response(
+        body=json.dumps(body).encode(), status=status, headers=headers, content_type="application/json", charset="UTF-8"
+    )
 
 
 def malformed_response(headers: dict[str, str] | None = None) -> web.Response:

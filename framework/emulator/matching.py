@@ -133,8 +133,9 @@ class DatasetIndex:
         return len(self.keys)
 
     @classmethod
-    def build(cls, folder: str | Path, labels_file: str | None = "labels.json",
-              label_field: str | None = "person_count") -> "DatasetIndex":
+    def build(
+        cls, folder: str | Path, labels_file: str | None = "labels.json", label_field: str | None = "person_count"
+    ) -> DatasetIndex:
         """Fingerprint the labelled images of ``folder`` (every image when there is no labels file)."""
         from PIL import Image, ImageOps
 

@@ -73,7 +73,7 @@ class Faults(_Strict):
     slow: Slow = Field(default_factory=Slow)
 
     @model_validator(mode="after")
-    def _sum_le_one(self) -> "Faults":
+    def _sum_le_one(self) -> Faults:
         total = self.http_500 + self.http_503 + self.http_529 + self.malformed_body + self.drop_connection
         if total > 1.0 + 1e-9:
             raise ValueError(f"fault probabilities sum to {total:.3f}; they must not exceed 1")

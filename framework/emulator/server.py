@@ -10,15 +10,14 @@ from types import TracebackType
 from typing import Any
 
 from aiohttp import web
-
 from visionbench.emulator.anthropic_api import AnthropicRoutes
 from visionbench.emulator.batches import BatchStore
 from visionbench.emulator.engine import Engine
-from visionbench.emulator.state import ModelStats
 from visionbench.emulator.gemini_api import GeminiRoutes
 from visionbench.emulator.httputil import SIMULATED_HEADER, json_response
 from visionbench.emulator.matching import DatasetIndex
 from visionbench.emulator.profile_schema import EmulatorProfiles, load_profiles
+from visionbench.emulator.state import ModelStats
 
 log = logging.getLogger(__name__)
 
@@ -50,26 +49,45 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        body = {"error": {"code": exc.status, "message": f"{exc.reason}: {request.method} {request.path}",
-                          "status": "NOT_FOUND" if exc.status == 404 else "INVALID_ARGUMENT"}}
+        body = {
+            "error": {
+                "code": exc.status,
+                "message": f"{exc.reason}: {request.method} {request.path}",
+                "status": "NOT_FOUND" if exc.status == 404 else "INVALID_ARGUMENT",
+            }
+        }
         if request.path.startswith("/v1/messages"):
-            body = {"type": "error", "error": {"type": "not_found_error" if exc.status == 404
-                                               else "invalid_request_error", "message": body["error"]["message"]}}
+            body = {
+                "type": "error",
+                "error": {
+                    "type": "not_found_error" if exc.status == 404 else "invalid_request_error",
+                    "message": body["error"]["message"],
+                },
+            }
         return json_response(body, status=exc.status)
     except asyncio.CancelledError:
         raise
     except Exception:  # noqa: BLE001 - report as a 500 like a real service would
         log.exception("emulator: unexpected error on %s %s", request.method, request.path)
-        return json_response({"error": {"code": 500, "message": "emulator internal error", "status": "INTERNAL"}},
-                             status=500)
+        return json_response(
+            {"error": {"code": 500, "message": "emulator internal error", "status": "INTERNAL"}}, status=500
+        )
 
 
 class Emulator:
     """A local Gemini + Anthropic emulator; use as ``async with Emulator(...) as emu: emu.base_url``."""
 
-    def __init__(self, profiles: EmulatorProfiles | str | Path | None = None, *, dataset: str | Path | None = None,
-                 labels: str | None = "labels.json", label_field: str | None = "person_count",
-                 host: str = "127.0.0.1", port: int = 0, time_scale: float | None = None) -> None:
+    def __init__(
+        self,
+        profiles: EmulatorProfiles | str | Path | None = None,
+        *,
+        dataset: str | Path | None = None,
+        labels: str | None = "labels.json",
+        label_field: str | None = "person_count",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        time_scale: float | None = None,
+    ) -> None:
         check_loopback(host)
         if time_scale is not None and time_scale < 0:
             raise ValueError(f"time_scale must be >= 0, not {time_scale}")
@@ -98,7 +116,7 @@ class Emulator:
         GeminiRoutes(self.engine, self._store).register(app)
         return app
 
-    async def __aenter__(self) -> "Emulator":
+    async def __aenter__(self) -> Emulator:
         if self.dataset is not None:
             self.index = await asyncio.to_thread(DatasetIndex.build, self.dataset, self.labels, self.label_field)
             log.info("emulator: indexed %d dataset images from %s", len(self.index), self.dataset)
@@ -118,8 +136,9 @@ class Emulator:
         self.base_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._store is not None:
             await self._store.close()
         if self._runner is not None:
@@ -127,17 +146,36 @@ class Emulator:
             self._runner = None
 
 
-async def serve_forever(profiles_path: str | Path | None = None, dataset: str | Path | None = None, *,
-                        labels: str | None = "labels.json", label_field: str | None = "person_count",
-                        host: str = "127.0.0.1", port: int = 0, time_scale: float | None = None) -> None:
+async def serve_forever(
+    profiles_path: str | Path | None = None,
+    dataset: str | Path | None = None,
+    *,
+    labels: str | None = "labels.json",
+    label_field: str | None = "person_count",
+    host: str = "127.0.0.1",
+    port: int = 0,
+    time_scale: float | None = None,
+) -> None:
     """Run an emulator until cancelled (Ctrl+C); prints its URL on start. Used by ``visionbench emulate``."""
-    async with Emulator(profiles_path, dataset=dataset, labels=labels, label_field=label_field, host=host,
-                        port=port, time_scale=time_scale) as emu:
+    async with Emulator(
+        profiles_path,
+        dataset=dataset,
+        labels=labels,
+        label_field=label_field,
+        host=host,
+        port=port,
+        time_scale=time_scale,
+    ) as emu:
         known = len(emu.index) if emu.index is not None else 0
-        print(f"visionbench emulator listening on {emu.base_url} "
-              f"(models: {', '.join(emu.profiles.models) or 'none'}; dataset images: {known}; "
-              f"time_scale: {emu.time_scale})", flush=True)
-        print(f"  Gemini:    genai.Client(api_key='any', http_options=types.HttpOptions(base_url='{emu.base_url}'))",
-              flush=True)
+        print(
+            f"visionbench emulator listening on {emu.base_url} "
+            f"(models: {', '.join(emu.profiles.models) or 'none'}; dataset images: {known}; "
+            f"time_scale: {emu.time_scale})",
+            flush=True,
+        )
+        print(
+            f"  Gemini:    genai.Client(api_key='any', http_options=types.HttpOptions(base_url='{emu.base_url}'))",
+            flush=True,
+        )
         print(f"  Anthropic: AsyncAnthropic(api_key='any', base_url='{emu.base_url}')", flush=True)
         await asyncio.Event().wait()
