@@ -87,9 +87,9 @@ class Sampler:
 def child(args: argparse.Namespace) -> None:
     """One size, in this process: prints a JSON line of figures last."""
     from visionbench import bundle as bundle_mod
-    from visionbench.config import load_experiment
+    from visionbench.plan import load_plan
     from visionbench.plugins import default_registry
-    from visionbench.runner import prepare, run
+    from visionbench.runner import run
 
     work = Path(args.work)
     strategies = [{"name": "concurrent", "max_concurrency": args.concurrency}]
@@ -97,7 +97,7 @@ def child(args: argparse.Namespace) -> None:
     registry = default_registry()
     after_imports = rss_mb()
     start = time.perf_counter()
-    plan = prepare(load_experiment(config, registry), registry)
+    plan = load_plan(config, registry)
     sampler = Sampler(len(plan.items), args.tracemalloc)
     after_prepare = rss_mb()
     cache = work / ("cache" if args.warm_cache else f"cache-{args.n}")
@@ -137,7 +137,8 @@ def child(args: argparse.Namespace) -> None:
 def warm(dataset: Path, cache: Path) -> None:
     """Fill the preprocessing cache with every image at the benchmark's settings (write_config's max_side 96)."""
     from visionbench.dataset import load_dataset
-    from visionbench.preprocess import Preprocessing, Preprocessor
+    from visionbench.preprocess import Preprocessor
+    from visionbench.preprocessing import Preprocessing
 
     with Preprocessor(cache) as pre:
         for item in load_dataset(dataset, "labels.json", None):

@@ -27,11 +27,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import EMULATOR_KEY_ENV, emulator_process, make_dataset, write_config, write_profiles  # noqa: E402
+
 from visionbench import bundle as bundle_mod  # noqa: E402
-from visionbench.config import load_experiment  # noqa: E402
+from visionbench.plan import load_plan  # noqa: E402
 from visionbench.plugins import default_registry  # noqa: E402
-from visionbench.preprocess import Preprocessing, Preprocessor  # noqa: E402
-from visionbench.runner import prepare, run  # noqa: E402
+from visionbench.preprocess import Preprocessor  # noqa: E402
+from visionbench.preprocessing import Preprocessing  # noqa: E402
+from visionbench.runner import run  # noqa: E402
 
 PROMPT = "How many people are in this image? Answer with a single integer."
 
@@ -46,7 +48,7 @@ class Timing:
 async def framework_rate(config: Path, results: Path, cache: Path) -> Timing:
     """The concurrent cell's requests/s and wall time as the framework timed it, and the CPU time it took."""
     registry = default_registry()
-    plan = prepare(load_experiment(config, registry), registry)
+    plan = load_plan(config, registry)
     (strategy,) = plan.strategies.values()
     cpu_s = 0.0
     run_strategy = strategy.run

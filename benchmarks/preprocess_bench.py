@@ -16,7 +16,10 @@ import time
 from pathlib import Path
 
 from PIL import Image
-from visionbench.preprocess import Preprocessing, Preprocessor, sha256_file
+
+from visionbench.dataset import sha256_file
+from visionbench.preprocess import Preprocessor
+from visionbench.preprocessing import Preprocessing
 from visionbench.types import ImageItem
 
 EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval-images"

@@ -21,13 +21,14 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import visionbench  # noqa: E402
 from harness import emulator_process, write_config, write_profiles  # noqa: E402
+
+import visionbench  # noqa: E402
 from visionbench import bundle as bundle_mod  # noqa: E402
-from visionbench.config import load_experiment  # noqa: E402
+from visionbench.plan import load_plan  # noqa: E402
 from visionbench.plugins import default_registry  # noqa: E402
 from visionbench.preprocess import Preprocessor  # noqa: E402
-from visionbench.runner import prepare, run  # noqa: E402
+from visionbench.runner import run  # noqa: E402
 
 SAMPLES = Path(visionbench.__file__).parent / "sample_images"
 FOUR = ["group_2.jpg", "group_3.jpg", "group_4.jpg", "group_6.jpg"]
@@ -58,7 +59,7 @@ def main() -> None:
                 max_side=1536,
             )
             registry = default_registry()
-            plan = prepare(load_experiment(config, registry), registry)
+            plan = load_plan(config, registry)
             with Preprocessor(tmp / "cache") as pre:  # so the first cell does not pay alone for preprocessing
                 for item in plan.items:
                     pre.prepare(item, plan.experiment.preprocessing)

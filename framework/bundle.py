@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 import jsonschema
 import orjson
+
 from visionbench.secrets import RedactingWriter, redact
 from visionbench.types import Answer, ImageItem, Record, Usage
 
@@ -50,6 +51,14 @@ def record_to_json(record: Record) -> dict[str, Any]:
     data["item_ids"] = list(record.item_ids)
     data["latency_s"] = record.latency_s
     return data
+
+
+def record_from_json(data: dict[str, Any]) -> Record:
+    """The inverse of bundle.record_to_json."""
+    fields = {k: v for k, v in data.items() if k != "latency_s"}
+    fields["usage"] = Usage(**data["usage"]) if data.get("usage") else None
+    fields["answers"] = [Answer(**a) for a in data.get("answers", [])]
+    return Record(**fields)
 
 
 def _jsonable(value: Any) -> Any:

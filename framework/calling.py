@@ -5,24 +5,29 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from aiolimiter import AsyncLimiter
+from pydantic import Field
+
 from visionbench.errors import Fatal, ProviderError, Transient
+from visionbench.spec import FrozenModel
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter; a service's retry-after wins when it asks for longer."""
+class RetryPolicy(FrozenModel):
+    """Exponential backoff with full jitter; a service's retry-after wins when it asks for longer.
 
-    max_attempts: int = 4
-    base_delay_s: float = 0.5
-    max_delay_s: float = 30.0
-    timeout_s: float = 120.0
+    This is the config's ``retry:`` section, used as it is.
+    """
+
+    max_attempts: int = Field(default=4, ge=1)
+    base_delay_s: float = Field(default=0.5, ge=0)
+    max_delay_s: float = Field(default=30.0, ge=0)
+    timeout_s: float = Field(default=120.0, gt=0, description="Time allowed for one attempt.")
 
     def delay(self, attempt: int, error: ProviderError, rng: random.Random) -> float:
         backoff = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
@@ -130,6 +135,33 @@ class Caller:
             await self.sleep(delay)
             backoff_s += delay
 
+    async def poll(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        done: Callable[[T], bool],
+        *,
+        initial_s: float,
+        max_s: float,
+        deadline_s: float,
+    ) -> CallOutcome:
+        """Call ``fn`` (each call retried like ``call``) until ``done`` says so, waiting between calls.
+
+        The wait starts at ``initial_s`` and doubles up to ``max_s``. The outcome holds the last value, or the
+        error that ended the polling: a call that failed for good, or ``deadline_s`` passed without ``done``.
+        """
+        start = self.now()
+        delay, attempts = initial_s, 0
+        while True:
+            outcome = await self.call(fn)
+            attempts += outcome.attempts
+            if outcome.error is not None or done(outcome.value):
+                return CallOutcome(outcome.value, outcome.error, attempts, start, self.now())
+            if self.now() - start + delay > deadline_s:
+                error = Transient(f"not done after {deadline_s:g} s of waiting (timeout)")
+                return CallOutcome(outcome.value, error, attempts, start, self.now())
+            await self.sleep(delay)
+            delay = min(max_s, delay * 2)
+
 
 class _NoLimit:
     async def __aenter__(self) -> None:
@@ -141,23 +173,4 @@ class _NoLimit:
 
 _NO_LIMIT = _NoLimit()
 
-__all__ = ["CallOutcome", "Caller", "Limiter", "RetryPolicy", "for_each"]
-
-
-async def for_each(items: Iterable[T], concurrency: int, fn: Callable[[T], Awaitable[object]]) -> None:
-    """Run ``fn`` on every item with at most ``concurrency`` running, holding only that many coroutines."""
-    queue = iter(items)
-
-    async def worker() -> None:
-        for item in queue:
-            await fn(item)
-
-    workers = [asyncio.ensure_future(worker()) for _ in range(max(1, concurrency))]
-    try:
-        await asyncio.gather(*workers)
-    except BaseException:
-        # One failure (a budget stop, Ctrl-C) stops the siblings too, instead of leaving them running.
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-        raise
+__all__ = ["CallOutcome", "Caller", "Limiter", "RetryPolicy"]

@@ -5,16 +5,30 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass
+from typing import Any
 
 from visionbench.answers import ParseError, parse_many, parse_single
 from visionbench.calling import Caller, Limiter
-from visionbench.errors import ItemError
-from visionbench.jobs import JobStore
-from visionbench.preprocess import Preprocessing, Preprocessor
+from visionbench.errors import ItemError, ProviderError
+from visionbench.jobs import JobStore, job_key
+from visionbench.preprocess import Preprocessor
+from visionbench.preprocessing import Preprocessing
 from visionbench.pricing import PriceTable
 from visionbench.provider import Provider
-from visionbench.types import Answer, ImageItem, PreparedImage, Record, Request, Response, Task
+from visionbench.strategy import Limit
+from visionbench.types import (
+    Answer,
+    BatchJob,
+    BatchStatus,
+    Capabilities,
+    ImageItem,
+    PreparedImage,
+    Record,
+    Request,
+    Response,
+    Task,
+)
 
 _JSON_TYPES = {"integer": "integer", "number": "number", "boolean": "boolean", "text": "string"}
 
@@ -64,12 +78,13 @@ class ReadAhead:
 
 
 class CellContext:
-    """One cell's view of the run. ``ask`` is the only way a strategy reaches a provider."""
+    """One cell and repeat's view of the run: implements :class:`visionbench.strategy.StrategyContext`."""
 
     def __init__(
         self,
         *,
         cell_id: str,
+        repeat: int = 0,
         task: Task,
         preprocessing: Preprocessing,
         providers: dict[str, Provider],
@@ -84,6 +99,7 @@ class CellContext:
         expected: Sequence[ImageItem] = (),
     ) -> None:
         self.cell_id = cell_id
+        self.repeat = repeat
         self.task = task
         self.preprocessing = preprocessing
         self.providers = providers
@@ -99,15 +115,34 @@ class CellContext:
         #: The items the cell is expected to ask about, in order (the runner's to-do list): read ahead.
         self._cache = ReadAhead(preprocessor, expected, preprocessing)
 
-    def capabilities(self, provider: str | None = None, model: str | None = None):
+    def now(self) -> float:
+        return self.caller.now()
+
+    def capabilities(self, provider: str | None = None, model: str | None = None) -> Capabilities:
         return self.providers[provider or self.provider].capabilities(model or self.model)
+
+    def limiter(self, max_concurrency: int | None = None, requests_per_minute: float | None = None) -> Limiter:
+        return Limiter(max_concurrency, requests_per_minute)
 
     async def prepare(self, item: ImageItem, max_side: int | None = None) -> PreparedImage:
         """The item's image preprocessed (cached), at ``max_side`` if given, else the experiment's setting."""
-        settings = self.preprocessing if max_side is None else replace(self.preprocessing, max_side=max_side)
+        settings = self.preprocessing if max_side is None else self.preprocessing.at(max_side)
         # A warm hit is served on the loop; only a miss (decode, resize, encode) goes to a worker thread.
         hit = self._cache.lookup(item, settings)
         return hit if hit is not None else await asyncio.to_thread(self.preprocessor.build, item, settings)
+
+    async def _prepare_all(self, items: Sequence[ImageItem], where: _Where) -> tuple[list[PreparedImage], list[Answer]]:
+        """The items' images; an item whose image cannot be prepared gets an error answer, recorded."""
+        prepared: list[PreparedImage] = []
+        failed: list[Answer] = []
+        for item in items:
+            try:
+                prepared.append(await self.prepare(item, where.max_side))
+            except ItemError as exc:
+                now = self.now()
+                error = {"kind": "item", "message": f"image: {exc}"}
+                failed.extend(self._record(where, [item.id], now, now, 0, error=error).answers)
+        return prepared, failed
 
     async def ask(
         self,
@@ -117,84 +152,182 @@ class CellContext:
         model: str | None = None,
         max_side: int | None = None,
         tier: int | None = None,
-        limiter: Limiter | None = None,
+        limiter: Limit | None = None,
     ) -> list[Answer]:
         """Ask the task about ``items`` in one request; record it and return one answer per item.
 
         Items whose image cannot be prepared get an error answer and are left out of the request.
         """
-        provider_name = provider or self.provider
-        model_name = model or self.model
-        params = self.model_params if provider is None and model is None else {}
-        side = max_side if max_side is not None else self.preprocessing.max_side
-
-        prepared: list[PreparedImage] = []
-        failed: list[Answer] = []
-        for item in items:
-            try:
-                prepared.append(await self.prepare(item, max_side))
-            except ItemError as exc:
-                failed.append(Answer(item.id, error=f"image: {exc}"))
-        for answer in failed:
-            self._keep(
-                Record(
-                    self.cell_id,
-                    [answer.item_id],
-                    provider_name,
-                    model_name,
-                    tier,
-                    self.caller.now(),
-                    self.caller.now(),
-                    0,
-                    side,
-                    answers=[answer],
-                    error={"kind": "item", "message": answer.error},
-                )
-            )
+        own = provider is None and model is None
+        where = _Where(provider or self.provider, model or self.model, max_side, tier)
+        prepared, failed = await self._prepare_all(items, where)
         if not prepared:
             return failed
-
         n = len(prepared)
-        structured = n > 1 and self.capabilities(provider_name, model_name).structured_output
+        structured = n > 1 and self.capabilities(where.provider, where.model).structured_output
         request = Request(
-            model=model_name,
+            model=where.model,
             task=self.task,
             prompt=self.task.prompt if n == 1 else multi_image_prompt(self.task, n),
             images=tuple(prepared),
-            params=params,
+            params=self.model_params if own else {},
             response_schema=answers_schema(self.task, n) if structured else None,
         )
-        backend = self.providers[provider_name]
-        outcome = await self.caller.call(lambda: backend.generate(request), limiter)
+        backend = self.providers[where.provider]
+        outcome = await self.caller.call(lambda: backend.generate(request), limiter)  # type: ignore[arg-type]
         ids = [image.item_id for image in prepared]
-        record = Record(
-            self.cell_id,
+        record = self._record(
+            where,
             ids,
-            provider_name,
-            model_name,
-            tier,
             outcome.start_s,
             outcome.end_s,
             outcome.attempts,
-            side,
+            result=outcome.error or outcome.value,
             queue_s=outcome.queue_s,
             backoff_s=outcome.backoff_s,
         )
-        if outcome.error is not None:
-            err = outcome.error
-            record.error = {"kind": err.kind, "message": str(err), "status": err.status}
-            record.answers = [Answer(i, error=f"{err.kind}: {err}") for i in ids]
-        else:
-            response = outcome.value
-            record.raw_text = response.text
-            record.usage = response.usage
-            record.cost_usd = self.price(model_name, response)
-            record.request_id = response.request_id
-            record.model_version = response.model_version
-            record.simulated = response.simulated
-            record.answers = parse_answers(response.text, ids, self.task)
-        self._keep(record)
         return failed + record.answers
+
+    async def submit_batch(self, items: Sequence[ImageItem]) -> BatchJob | None:
+        where = _Where(self.provider, self.model, None, None, batch=True)
+        prepared, _ = await self._prepare_all(items, where)
+        if not prepared:
+            return None
+        # Custom ids are short and plain (services restrict them); the job remembers which item each stands for.
+        ids = {f"item-{n}": image.item_id for n, image in enumerate(prepared)}
+        hashes = {item.id: item.sha256 for item in items}
+        key = self._job_key([f"{i}:{hashes[i]}" for i in ids.values()])
+        saved = self.jobs.get(key) if self.jobs else None
+        if saved:
+            return BatchJob(saved["job_id"], saved["ids"], self.now(), key, resumed=True)
+        requests = {
+            custom_id: Request(self.model, self.task, self.task.prompt, (image,), dict(self.model_params))
+            for custom_id, image in zip(ids, prepared)
+        }
+        backend = self.providers[self.provider]
+        outcome = await self.caller.call(lambda: backend.submit_batch(self.model, requests))
+        if outcome.error is not None:
+            self._record_all(where, list(ids.values()), outcome.start_s, outcome.attempts, outcome.error)
+            return None
+        job = BatchJob(outcome.value, ids, outcome.start_s, key)  # type: ignore[arg-type]
+        if self.jobs:
+            entry = {"job_id": job.job_id, "provider": self.provider, "model": self.model, "ids": ids}
+            self.jobs.put(key, entry)
+        return job
+
+    async def poll_batch(
+        self, job: BatchJob, *, initial_s: float, max_s: float, deadline_s: float
+    ) -> BatchStatus | None:
+        backend = self.providers[self.provider]
+        outcome = await self.caller.poll(
+            lambda: backend.poll_batch(job.job_id),
+            lambda status: status.done,
+            initial_s=initial_s,
+            max_s=max_s,
+            deadline_s=deadline_s,
+        )
+        if outcome.error is not None:
+            where = _Where(self.provider, self.model, None, None, batch=True)
+            self._record_all(where, list(job.item_ids.values()), job.start_s, outcome.attempts, outcome.error)
+            return None
+        return outcome.value  # type: ignore[return-value]
+
+    async def collect_batch(self, job: BatchJob, status: BatchStatus) -> list[Answer]:
+        backend = self.providers[self.provider]
+        outcome = await self.caller.call(lambda: backend.collect_batch(job.job_id))
+        where = _Where(self.provider, self.model, None, None, batch=True)
+        ids = list(job.item_ids.values())
+        if outcome.error is not None:
+            return self._record_all(where, ids, job.start_s, outcome.attempts, outcome.error)
+        results: dict = outcome.value  # type: ignore[assignment]
+        answers: list[Answer] = []
+        for custom_id, item_id in job.item_ids.items():
+            result = results.get(custom_id)
+            missing = {"kind": "missing", "message": f"no result in batch {job.job_id} ({status.state})"}
+            record = self._record(
+                where,
+                [item_id],
+                job.start_s,
+                outcome.end_s,
+                1,
+                result=result,
+                error=missing if result is None else None,
+                request_id=job.job_id,
+            )
+            answers.extend(record.answers)
+        if self.jobs:
+            self.jobs.forget(job.key)
+        return answers
+
+    def _job_key(self, item_hashes: list[str]) -> str:
+        """'The same batch': this cell and repeat, its model and settings, and the images' content."""
+        return job_key(
+            self.cell_id,
+            self.repeat,
+            self.provider,
+            self.model,
+            self.task,
+            self.preprocessing.key(),
+            self.model_params,
+            item_hashes=item_hashes,
+        )
+
+    def _record_all(
+        self, where: _Where, ids: list[str], start_s: float, attempts: int, error: ProviderError
+    ) -> list[Answer]:
+        """One failed record per item (a batch fails item by item, so a retry can pick any of them)."""
+        end = self.now()
+        return [a for i in ids for a in self._record(where, [i], start_s, end, attempts, result=error).answers]
+
+    def _record(
+        self,
+        where: _Where,
+        ids: list[str],
+        start_s: float,
+        end_s: float,
+        attempts: int,
+        *,
+        result: Response | ProviderError | None = None,
+        error: dict[str, Any] | None = None,
+        queue_s: float = 0.0,
+        backoff_s: float = 0.0,
+        request_id: str | None = None,
+    ) -> Record:
+        """The one place a call's result (a reply, or the error that ended it) becomes a kept ``Record``."""
+        side = where.max_side if where.max_side is not None else self.preprocessing.max_side
+        record = Record(
+            self.cell_id,
+            ids,
+            where.provider,
+            where.model,
+            where.tier,
+            start_s,
+            end_s,
+            attempts,
+            side,
+            batch=where.batch,
+            queue_s=queue_s,
+            backoff_s=backoff_s,
+        )
+        if isinstance(result, ProviderError):
+            error = {"kind": result.kind, "message": str(result), "status": result.status}
+        if error is not None:
+            record.error = error
+            message = error["message"] if error["kind"] == "item" else f"{error['kind']}: {error['message']}"
+            record.answers = [Answer(i, error=message) for i in ids]
+        elif isinstance(result, Response):
+            record.raw_text = result.text
+            record.usage = result.usage
+            record.cost_usd = self.price(where.model, result, batch=where.batch)
+            record.request_id = result.request_id or request_id
+            record.model_version = result.model_version
+            record.simulated = result.simulated
+            record.answers = parse_answers(result.text, ids, self.task)
+        self._on_record(record)
+        # In the bundle now. Summaries never read the per-request text, so a big run's memory stays flat.
+        record.raw_text = record.request_id = record.model_version = None
+        self.records.append(record)
+        return record
 
     def price(self, model: str, response: Response, *, batch: bool = False) -> float | None:
         """The provider's own figure if it gave one (local models: 0), else the price table's."""
@@ -202,15 +335,16 @@ class CellContext:
             return response.cost_usd
         return self.prices.cost(model, response.usage, batch=batch) if self.prices else None
 
-    def keep(self, record: Record) -> None:
-        """Record a request made outside ``ask`` (the provider-batch strategy's)."""
-        self._keep(record)
 
-    def _keep(self, record: Record) -> None:
-        self._on_record(record)
-        # In the bundle now. Summaries never read the per-request text, so a big run's memory stays flat.
-        record.raw_text = record.request_id = record.model_version = None
-        self.records.append(record)
+@dataclass(frozen=True)
+class _Where:
+    """Which provider, model, size and tier a request went to, and whether through the batch API."""
+
+    provider: str
+    model: str
+    max_side: int | None
+    tier: int | None
+    batch: bool = False
 
 
 def parse_answers(text: str, ids: list[str], task: Task) -> list[Answer]:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from visionbench.cellnames import short_names
 from visionbench.stats import CellStats, cell_stats
 
 CHART_FILES = {"time": "time_per_strategy.png", "cost_accuracy": "cost_accuracy.png", "latency": "latency.png"}
@@ -19,12 +20,6 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _names(cell_ids: list[str]) -> dict[str, str]:
-    from visionbench.report import short_names  # late: report may import this module
-
-    return short_names(cell_ids)
 
 
 def _save(fig, path: Path) -> Path:
@@ -52,7 +47,7 @@ def time_chart(bundle: dict[str, Any], path: Path) -> Path:
     """Horizontal bars of wall time per cell: mean over repeats, 95% CI error bars when there are repeats."""
     plt = _plt()
     stats = cell_stats(bundle)
-    names = _names([s.cell_id for s in stats])
+    names = short_names([s.cell_id for s in stats])
     labels = [names[s.cell_id] for s in stats]
     times = [s.wall_s.mean or 0.0 for s in stats]
     errs = [s.wall_s.ci95 or 0.0 for s in stats]
@@ -87,7 +82,7 @@ def cost_accuracy_chart(bundle: dict[str, Any], path: Path) -> Path:
     """Cost per 1,000 images (x) against exact-match accuracy (y) per cell, with the Pareto front as a step line."""
     plt = _plt()
     stats = cell_stats(bundle)
-    names = _names([s.cell_id for s in stats])
+    names = short_names([s.cell_id for s in stats])
     points = [(s.cell_id, cost_per_1k(s), s.summary.get("exact_match")) for s in stats]
     front = set(pareto_front(points))
     fig, ax = plt.subplots(figsize=(8, 5.5))
@@ -164,7 +159,7 @@ def latency_chart(bundle: dict[str, Any], path: Path) -> Path:
     for rec in bundle["records"]:
         if rec["attempts"] > 0:
             by_cell.setdefault(rec["cell"], []).append(rec["latency_s"])
-    names = _names(list(by_cell))
+    names = short_names(list(by_cell))
     data = {names[c]: v for c, v in by_cell.items() if v}
     fig, ax = plt.subplots(figsize=(8, 0.55 * max(len(data), 1) + 1.8))
     if data:

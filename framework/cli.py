@@ -12,9 +12,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
 from visionbench import __version__
 from visionbench.bundle import load as load_bundle
-from visionbench.config import load_experiment
 from visionbench.errors import BudgetExceeded, VisionbenchError
 from visionbench.plugins import default_registry
 from visionbench.report import print_report
@@ -74,37 +74,30 @@ def _plan_table(estimates) -> Table:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from visionbench.runner import prepare
+    from visionbench.plan import load_plan
 
     registry = default_registry()
-    plan = prepare(load_experiment(args.config, registry), registry)
-    estimates = asyncio.run(_estimate_and_close(plan, args.count_tokens))
+    plan = load_plan(args.config, registry)
+    estimates = asyncio.run(_estimate(plan, args.count_tokens))
     console.print(_plan_table(estimates))
     return 0
 
 
-async def _estimate_and_close(plan, count_tokens: bool):
-    from contextlib import AsyncExitStack
-
+async def _estimate(plan, count_tokens: bool):
+    """The plan's cost estimates; counting tokens asks the services (or the emulator), so they are started."""
+    from visionbench.plan import started
     from visionbench.planning import estimate
-    from visionbench.runner import emulated
 
-    async with AsyncExitStack() as stack:
-        try:
-            if count_tokens:
-                if plan.experiment.spec.emulator is not None:
-                    await stack.enter_async_context(emulated(plan))
-                for provider in plan.providers.values():
-                    await provider.start()
-            return await estimate(plan, count_tokens=count_tokens)
-        finally:
-            for provider in plan.providers.values():
-                await provider.aclose()
+    if not count_tokens:
+        return await estimate(plan, count_tokens=False)
+    async with started(plan):
+        return await estimate(plan, count_tokens=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from visionbench.plan import load_plan
     from visionbench.planning import total_cost
-    from visionbench.runner import prepare, run
+    from visionbench.runner import run
 
     registry = default_registry()
     previous = None
@@ -117,12 +110,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_dir = run_dir if run_dir.is_dir() else run_dir.parent
         args.results = str(run_dir.parent)  # the bundle is carried on where it is
     elif args.config:
-        experiment = load_experiment(args.config, registry)
-        plan = prepare(experiment, registry)
+        plan = load_plan(args.config, registry)
+        experiment = plan.experiment
     else:
         raise VisionbenchError("give a CONFIG to run, or --resume RUN to finish an unfinished run")
     if args.max_cost is not None:
-        estimates = asyncio.run(_estimate_and_close(plan, False))
+        estimates = asyncio.run(_estimate(plan, False))
         total = total_cost(estimates)
         if total is None:
             print(
@@ -169,11 +162,11 @@ def _write_outputs(bundle: dict, folder: Path) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from visionbench.runner import prepare
+    from visionbench.plan import load_plan
 
     registry = default_registry()
-    experiment = load_experiment(args.config, registry)
-    plan = prepare(experiment, registry)
+    plan = load_plan(args.config, registry)
+    experiment = plan.experiment
     console.print(
         f"{args.config}: OK: {len(plan.items)} images, "
         f"{len(experiment.cells)} cells x {experiment.spec.repeats} repeats"

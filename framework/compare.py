@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from rich.console import Console
 from rich.table import Table
+
 from visionbench.stats import cell_stats
 
 #: (summary key, label, better): better is "lower" or "higher"
@@ -247,18 +248,18 @@ def print_comparison(comparison: Comparison, console: Console | None = None) -> 
 
 def comparison_html(comparison: Comparison) -> str:
     """The same as ``print_comparison``, as one self-contained HTML page (inline CSS, no scripts, no links)."""
-    from visionbench.html_report import CSS, _table
+    from visionbench.html_report import CSS, html_table
 
     css = CSS + "td.better{color:#1e7b3b} td.worse{color:#b3261e} td.missing{color:#8c8c8c}"
     body = [
         "<h1>visionbench: comparison</h1>",
         "<h2>Runs (the first is the baseline)</h2>",
-        _table(RUN_HEAD, _run_rows(comparison), left=3),
+        html_table(RUN_HEAD, _run_rows(comparison), left=3),
     ]
     body += [f'<div class="banner sim">warning: {escape(flag)}</div>' for flag in comparison.flags]
     for key in comparison.keys:
         head, rows = _grid(comparison, key)
-        body += [f"<h2>{escape(key)}</h2>", _table(head, [[(t, v or "") for t, v in cells] for cells in rows])]
+        body += [f"<h2>{escape(key)}</h2>", html_table(head, [[(t, v or "") for t, v in cells] for cells in rows])]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>visionbench comparison</title>'
         f"<style>{css}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"

@@ -7,23 +7,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from visionbench.calling import RetryPolicy
 from visionbench.errors import ConfigError
 from visionbench.plugins import Registry
-from visionbench.preprocess import Preprocessing
+from visionbench.preprocessing import Preprocessing
 from visionbench.pricing import PriceTable, default_table
+from visionbench.spec import StrictModel
 from visionbench.strategy import Strategy
-from visionbench.types import Task
+from visionbench.types import AnswerType, Task
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DatasetSpec(_Strict):
+class DatasetSpec(StrictModel):
     #: A folder of images, or a manifest file (JSON/YAML list of image paths).
     path: str
     #: Labels file (JSON or YAML: {image: value or {field: value}}), relative to the dataset folder.
@@ -36,27 +35,18 @@ class DatasetSpec(_Strict):
     limit: int | None = Field(default=None, gt=0)
 
 
-class TaskSpec(_Strict):
+class TaskSpec(StrictModel):
     id: str = "count-people"
     prompt: str
-    answer: Literal["integer", "number", "boolean", "text"] = "integer"
+    answer: AnswerType = "integer"
     system: str | None = None
 
-
-class PreprocessingSpec(_Strict):
-    max_side: int | None = Field(default=1536, gt=0)
-    format: Literal["jpeg", "png"] = "jpeg"
-    quality: int = Field(default=85, ge=1, le=100)
+    def to_task(self) -> Task:
+        """The runtime ``Task`` (built here only)."""
+        return Task(id=self.id, prompt=self.prompt, answer_type=self.answer, system=self.system)
 
 
-class RetrySpec(_Strict):
-    max_attempts: int = Field(default=4, ge=1)
-    base_delay_s: float = Field(default=0.5, ge=0)
-    max_delay_s: float = Field(default=30.0, ge=0)
-    timeout_s: float = Field(default=120.0, gt=0)
-
-
-class MatrixEntry(_Strict):
+class MatrixEntry(StrictModel):
     provider: str
     models: list[str] = Field(min_length=1)
     #: Strategy names, or {name: ..., label: ..., <params>} mappings.
@@ -70,7 +60,7 @@ class MatrixEntry(_Strict):
         return [value] if isinstance(value, str) else value
 
 
-class EmulatorSpec(_Strict):
+class EmulatorSpec(StrictModel):
     """Run against the local emulator instead of the real services: started in-process, on loopback."""
 
     #: Folder of labelled images the emulated models answer from; default: the experiment's dataset.
@@ -83,13 +73,13 @@ class EmulatorSpec(_Strict):
     time_scale: float | None = Field(default=None, ge=0)
 
 
-class ExperimentSpec(_Strict):
+class ExperimentSpec(StrictModel):
     name: str
     description: str | None = None
     dataset: DatasetSpec
     task: TaskSpec
-    preprocessing: PreprocessingSpec = Field(default_factory=PreprocessingSpec)
-    retry: RetrySpec = Field(default_factory=RetrySpec)
+    preprocessing: Preprocessing = Field(default_factory=Preprocessing)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
     repeats: int = Field(default=1, ge=1)
     #: Options per provider name, validated by the provider's own Options model.
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -121,7 +111,6 @@ class Experiment:
     source: Path
     spec: ExperimentSpec
     task: Task
-    preprocessing: Preprocessing
     cells: tuple[Cell, ...]
     dataset_path: Path
     prices: PriceTable
@@ -129,6 +118,10 @@ class Experiment:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.spec.preprocessing
 
     def resolved(self) -> dict[str, Any]:
         """The config as it will run, for the bundle."""
@@ -238,12 +231,10 @@ def experiment_from_dict(raw: Any, source: Path, registry: Registry) -> Experime
     dataset_path = (source.parent / spec.dataset.path).resolve()
     if not dataset_path.exists():
         raise ConfigError(f"{source}: dataset.path: {dataset_path} does not exist")
-    pre = spec.preprocessing
     return Experiment(
         source=source,
         spec=spec,
-        task=Task(id=spec.task.id, prompt=spec.task.prompt, answer_type=spec.task.answer, system=spec.task.system),
-        preprocessing=Preprocessing(max_side=pre.max_side, format=pre.format, quality=pre.quality),
+        task=spec.task.to_task(),
         cells=tuple(cells),
         dataset_path=dataset_path,
         prices=default_table().with_overrides(spec.pricing, where=f"{source}: pricing"),

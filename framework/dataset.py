@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import yaml
+
 from visionbench.errors import ConfigError
-from visionbench.preprocess import sha256_file
 from visionbench.types import ImageItem
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's content, read in 1 MiB chunks so big files never sit in memory whole."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _read_mapping_or_list(path: Path) -> Any:
@@ -35,7 +45,8 @@ def _image_paths(root: Path) -> tuple[Path, list[Path]]:
     return root.parent, [root.parent / x for x in listed]
 
 
-def _labels(path: Path, field: str | None) -> dict[str, Any]:
+def read_labels(path: Path, field: str | None) -> dict[str, Any]:
+    """A labels file (JSON or YAML: ``{image: value}`` or ``{image: {field: value}}``) as ``{image: value}``."""
     raw = _read_mapping_or_list(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: labels must be a mapping of image name to expected answer")
@@ -64,7 +75,7 @@ def load_dataset(
     for item_id, path in by_id.items():
         if not path.is_file():
             raise ConfigError(f"{root}: listed image {item_id!r} does not exist")
-    labels = _labels(base / labels_file, label_field) if labels_file else {}
+    labels = read_labels(base / labels_file, label_field) if labels_file else {}
     missing = sorted(set(labels) - set(by_id))
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")

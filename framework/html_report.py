@@ -14,6 +14,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from visionbench.cellnames import short_names
 from visionbench.charts import cost_per_1k, write_charts
 from visionbench.stats import agreement, cell_stats
 
@@ -49,7 +50,7 @@ def _s(value: float | None) -> str:
     return f"{value * 1000:.2g} ms" if value is not None and 0 < value < 0.001 else _f(value)
 
 
-def _table(head: Iterable[str], rows: Iterable[Iterable[Any]], left: int = 1) -> str:
+def html_table(head: Iterable[str], rows: Iterable[Iterable[Any]], left: int = 1) -> str:
     """Cells are plain values or (text, css class[, tooltip]) tuples, escaped here.
 
     The first ``left`` columns align left.
@@ -70,16 +71,10 @@ def _dl(pairs: Iterable[tuple[str, Any]]) -> str:
     return "<dl>" + "".join(f"<dt>{escape(k)}</dt><dd>{escape(_f(v, 'g'))}</dd>" for k, v in pairs) + "</dl>"
 
 
-def _names(cell_ids: list[str]) -> dict[str, str]:
-    from visionbench.report import short_names
-
-    return short_names(cell_ids)
-
-
 def cells_rows(bundle: dict[str, Any]) -> list[list[Any]]:
     """The per-cell table's rows (means over repeats), as shown in the report."""
     stats = cell_stats(bundle)
-    names = _names([s.cell_id for s in stats])
+    names = short_names([s.cell_id for s in stats])
     rows = []
     for s in stats:
         m = s.summary
@@ -133,7 +128,7 @@ CELL_HEAD = [
 
 
 def _extras(bundle: dict[str, Any]) -> str:
-    names = _names(list(dict.fromkeys(e["id"] for e in bundle["cells"])))
+    names = short_names(list(dict.fromkeys(e["id"] for e in bundle["cells"])))
     filt, batch = [], []
     for e in bundle["cells"]:
         extra = e.get("extra") or {}
@@ -167,7 +162,7 @@ def _extras(bundle: dict[str, Any]) -> str:
     if filt:
         out.append(
             "<h2>Adaptive: tier-1 filter</h2>"
-            + _table(
+            + html_table(
                 [
                     "cell",
                     "repeat",
@@ -186,14 +181,14 @@ def _extras(bundle: dict[str, Any]) -> str:
     if batch:
         out.append(
             "<h2>Provider batch: turnaround</h2>"
-            + _table(["cell", "repeat", "job", "state", "resumed", "turnaround s"], batch)
+            + html_table(["cell", "repeat", "job", "state", "resumed", "turnaround s"], batch)
         )
     return "\n".join(out)
 
 
 def _answers(bundle: dict[str, Any]) -> str:
     firsts = {e["id"]: e for e in bundle["cells"] if e["repeat"] == 0}
-    names = _names(list(firsts))
+    names = short_names(list(firsts))
     agree = agreement(bundle)
     rows = []
     for item in bundle["items"]:
@@ -215,7 +210,7 @@ def _answers(bundle: dict[str, Any]) -> str:
         "orange: error (hover for the message). "
         f"Mean agreement across cells: {escape(_f(agree['mean_agreement'], '.0%'))}.</p>"
     )
-    return note + _table(["image", "label", *(names[c] for c in firsts), "most common", "agreement"], rows)
+    return note + html_table(["image", "label", *(names[c] for c in firsts), "most common", "agreement"], rows)
 
 
 def _img(path: Path, alt: str) -> str:
@@ -273,7 +268,7 @@ def write_html_report(bundle: dict[str, Any], path: Path, charts: dict[str, Path
         f"<h1>{escape(title)}</h1>",
         banner,
         "<h2>Per cell (means over repeats)</h2>",
-        _table(CELL_HEAD, cells_rows(bundle)),
+        html_table(CELL_HEAD, cells_rows(bundle)),
         '<p class="note">Latency per request actually sent; queue = waiting for a concurrency or rate slot, '
         'service = the rest, less retry backoff. Cost "?" = unknown (unpriced model). '
         "Exact = share of labelled images.</p>",

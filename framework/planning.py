@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from PIL import Image
+
 from visionbench.cell import multi_image_prompt
 from visionbench.errors import ItemError
-from visionbench.preprocess import Preprocessing, Preprocessor
-from visionbench.runner import Plan
+from visionbench.plan import Plan
+from visionbench.preprocess import Preprocessor
+from visionbench.preprocessing import Preprocessing
 from visionbench.tokens import text_tokens
 from visionbench.types import ImageItem, Request, Usage
 
@@ -120,7 +122,7 @@ async def _counted(
 ) -> int | None:
     """Input tokens of a request with these images, from the provider's count-tokens endpoint."""
     exp = plan.experiment
-    settings: Preprocessing = replace(exp.preprocessing, max_side=side)
+    settings: Preprocessing = exp.preprocessing.at(side)
     images = []
     with Preprocessor(None) as pre:
         for item_id in item_ids:

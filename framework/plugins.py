@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 import pluggy
+
 from visionbench import hookspecs
 from visionbench.errors import VisionbenchError
 from visionbench.provider import Provider

@@ -9,41 +9,20 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
 
 import diskcache
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
 from visionbench.errors import ItemError
+from visionbench.preprocessing import Preprocessing
 from visionbench.types import ImageItem, PreparedImage
 
 log = logging.getLogger(__name__)
 
-_MIME = {"jpeg": "image/jpeg", "png": "image/png"}
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _WHITE = (255, 255, 255)
 _MISSING = object()
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How images are prepared; every field changes the output bytes, so every field is in ``key()``."""
-
-    max_side: int | None = 1536  # longest side after downscaling; None keeps the size
-    format: Literal["jpeg", "png"] = "jpeg"
-    quality: int = 85  # JPEG quality
-
-    def __post_init__(self) -> None:
-        if self.max_side is not None and self.max_side <= 0:
-            raise ValueError(f"max_side must be positive or None, not {self.max_side}")
-        if self.format not in _MIME:
-            raise ValueError(f"format must be 'jpeg' or 'png', not {self.format!r}")
-        if not 1 <= self.quality <= 100:
-            raise ValueError(f"quality must be 1..100, not {self.quality}")
-
-    def key(self) -> str:
-        """A stable string of every parameter, for cache keys."""
-        return f"max_side={self.max_side};format={self.format};quality={self.quality}"
 
 
 @dataclass(frozen=True)
@@ -54,15 +33,6 @@ class Processed:
     mime_type: str
     width: int
     height: int
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's content, read in 1 MiB chunks so big files never sit in memory whole."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fit(width: int, height: int, max_side: int | None) -> tuple[int, int] | None:
@@ -155,7 +125,7 @@ def process_bytes(
                 out.save(buf, "JPEG", quality=settings.quality, optimize=False)
             else:
                 out.save(buf, "PNG")
-            return Processed(buf.getvalue(), _MIME[settings.format], out.width, out.height)
+            return Processed(buf.getvalue(), settings.mime_type, out.width, out.height)
     except ItemError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -171,7 +141,7 @@ def _valid_entry(value: object, settings: Preprocessing) -> bool:
     if not (isinstance(value, tuple) and len(value) == 4):
         return False
     data, mime, width, height = value
-    if not (isinstance(data, bytes) and mime == _MIME[settings.format]):
+    if not (isinstance(data, bytes) and mime == settings.mime_type):
         return False
     if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
         return False

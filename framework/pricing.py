@@ -9,15 +9,16 @@ from importlib import resources
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
+
 from visionbench.errors import ConfigError
+from visionbench.spec import StrictModel
 from visionbench.types import Usage
 
 
-class ModelPrice(BaseModel):
+class ModelPrice(StrictModel):
     """USD per 1M tokens for the models whose id starts with ``match``."""
 
-    model_config = ConfigDict(extra="forbid")
     match: str
     input: float = Field(ge=0)
     output: float = Field(ge=0)

@@ -5,15 +5,35 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, Field
+
 from visionbench.errors import ProviderError
+from visionbench.spec import StrictModel
 from visionbench.types import BatchStatus, Capabilities, Request, Response
 
+#: Response header an emulator sets on every reply; a provider marks a Response with it as simulated.
+SIMULATED_HEADER = "x-visionbench-simulated"
+#: The SDK's own timeout, a backstop only: the framework times each attempt itself (retry.timeout_s).
+DEFAULT_SDK_TIMEOUT_S = 600.0
 
-class NoOptions(BaseModel):
+
+class NoOptions(StrictModel):
     """Options for a provider that takes none."""
 
-    model_config = ConfigDict(extra="forbid")
+
+class RemoteOptions(StrictModel):
+    """Options every provider of a remote API shares; subclasses set their own key variable and limits.
+
+    A run against the emulator points every provider whose options are ``RemoteOptions`` at it.
+    """
+
+    api_key_env: str = Field(description="Environment variable holding the API key (never the key itself).")
+    base_url: str | None = Field(
+        default=None, description="Another endpoint speaking the same API, e.g. http://127.0.0.1:8080."
+    )
+    timeout_s: float = Field(
+        DEFAULT_SDK_TIMEOUT_S, gt=0, description="The SDK's own timeout, a backstop: attempts are timed apart."
+    )
 
 
 class Provider(ABC):

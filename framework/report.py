@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from visionbench.cellnames import short_names
 from visionbench.stats import Estimate, cell_stats
 
 
@@ -22,21 +23,6 @@ def _cell_runs(bundle: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     for entry in bundle["cells"]:
         runs.setdefault(entry["id"], []).append(entry)
     return runs
-
-
-def short_names(cell_ids: list[str]) -> dict[str, str]:
-    """Cell ids without the parts every cell shares, for narrow tables: provider and model go when all cells
-    share them; the model goes when each provider runs only one."""
-    parts = [cell_id.split("/", 2) for cell_id in cell_ids]
-    if len({p[0] for p in parts}) == 1:
-        drop_model = len({p[1] for p in parts}) == 1
-        return {c: "/".join(p[2:] if drop_model else p[1:]) for c, p in zip(cell_ids, parts)}
-    models = {}
-    for p in parts:
-        models.setdefault(p[0], set()).add(p[1])
-    if all(len(m) == 1 for m in models.values()):
-        return {c: f"{p[0]}/{p[2]}" for c, p in zip(cell_ids, parts)}
-    return {c: c for c in cell_ids}
 
 
 def answers_table(bundle: dict[str, Any]) -> Table:
@@ -140,10 +126,3 @@ def print_report(bundle: dict[str, Any], console: Console | None = None) -> None
         console.print(line)
     if bundle.get("simulated"):
         console.print("[bold]simulated[/bold]: answers came from an emulator, not the real services")
-
-
-def time_chart(bundle: dict[str, Any], path: Path) -> Path:
-    """Kept for callers of the old name: the chart lives in visionbench.charts."""
-    from visionbench.charts import time_chart as chart
-
-    return chart(bundle, path)

@@ -8,17 +8,8 @@ from typing import Any
 from visionbench.bundle import load as load_bundle
 from visionbench.config import Experiment, experiment_from_dict
 from visionbench.errors import ConfigError
+from visionbench.plan import Plan, prepare
 from visionbench.plugins import Registry
-from visionbench.runner import Plan, prepare
-from visionbench.types import Answer, Record, Usage
-
-
-def record_from_json(data: dict[str, Any]) -> Record:
-    """The inverse of bundle.record_to_json."""
-    fields = {k: v for k, v in data.items() if k != "latency_s"}
-    fields["usage"] = Usage(**data["usage"]) if data.get("usage") else None
-    fields["answers"] = [Answer(**a) for a in data.get("answers", [])]
-    return Record(**fields)
 
 
 def prepare_resume(run: str | Path, registry: Registry) -> tuple[Plan, dict[str, Any]]:

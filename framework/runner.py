@@ -4,30 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import platform
 import secrets
 import sys
 import time
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Protocol
 
-from visionbench.bundle import BUNDLE_NAME, BundleWriter, item_to_json
-from visionbench.calling import Caller, RetryPolicy
+from visionbench.bundle import BUNDLE_NAME, BundleWriter, item_to_json, record_from_json
+from visionbench.calling import Caller
 from visionbench.cell import CellContext
-from visionbench.config import Cell, Experiment, build_strategy
-from visionbench.dataset import load_dataset
-from visionbench.errors import BudgetExceeded, ConfigError
+from visionbench.config import Cell
+from visionbench.errors import BudgetExceeded
 from visionbench.jobs import JobStore
-from visionbench.plugins import Registry
+from visionbench.plan import Plan, started
 from visionbench.preprocess import Preprocessor
-from visionbench.provider import Provider
 from visionbench.scoring import summarize_cell
-from visionbench.strategy import Strategy
-from visionbench.types import ImageItem, Record
+from visionbench.types import Record
 
 PACKAGES = (
     "visionbench",
@@ -58,16 +53,6 @@ class _NoProgress:
         pass
 
 
-@dataclass
-class Plan:
-    """An experiment made ready to run: items loaded, plugins built and checked against each other."""
-
-    experiment: Experiment
-    items: list[ImageItem]
-    providers: dict[str, Provider]
-    strategies: dict[str, Strategy]
-
-
 def _package_versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for name in PACKAGES:
@@ -76,45 +61,6 @@ def _package_versions() -> dict[str, str | None]:
         except PackageNotFoundError:
             out[name] = None
     return out
-
-
-def prepare(experiment: Experiment, registry: Registry) -> Plan:
-    """Load the dataset, build providers and strategies, and check every cell can run. Raises ConfigError."""
-    spec = experiment.spec
-    src = experiment.source
-    ds = spec.dataset
-    items = load_dataset(experiment.dataset_path, ds.labels, ds.label_field, ds.limit, ds.include)
-    strategies = {cell.id: build_strategy(registry, cell, src) for cell in experiment.cells}
-
-    needed: list[tuple[str, str, str]] = []  # (provider, model, where)
-    for cell in experiment.cells:
-        needed.append((cell.provider, cell.model, f"cell {cell.id}"))
-        for provider, model in strategies[cell.id].extra_providers():
-            needed.append((provider or cell.provider, model or cell.model, f"cell {cell.id} (tier 1)"))
-
-    providers: dict[str, Provider] = {}
-    for name, _, where in needed:
-        if name not in registry.providers:
-            raise ConfigError(
-                f"{src}: {where}: unknown provider {name!r}; loaded: {', '.join(sorted(registry.providers))}"
-            )
-        if name not in providers:
-            cls = registry.providers[name]
-            providers[name] = cls(cls.Options.model_validate(spec.providers.get(name, {})))
-
-    task = experiment.task
-    for name, model, where in needed:
-        caps = providers[name].capabilities(model)
-        if caps.tasks is not None and task.id not in caps.tasks:
-            raise ConfigError(
-                f"{src}: {where}: provider {name!r} cannot answer task {task.id!r}; "
-                f"it answers: {', '.join(sorted(caps.tasks))}"
-            )
-    for cell in experiment.cells:
-        why = strategies[cell.id].check(providers[cell.provider].capabilities(cell.model))
-        if why:
-            raise ConfigError(f"{src}: cell {cell.id}: strategy {cell.strategy!r} cannot run here: {why}")
-    return Plan(experiment, items, providers, strategies)
 
 
 class Budget:
@@ -132,8 +78,6 @@ class Budget:
 
 def _earlier(previous: dict[str, Any] | None, cell_id: str, repeat: int) -> list[Record]:
     """Records of this cell and repeat from the run being resumed, if any."""
-    from visionbench.resume import record_from_json
-
     if previous is None:
         return []
     return [record_from_json(r) for r in previous["records"] if r["cell"] == cell_id and r["repeat"] == repeat]
@@ -187,8 +131,7 @@ async def run(
     """
     experiment = plan.experiment
     progress = progress or _NoProgress()
-    retry = experiment.spec.retry
-    caller = Caller(RetryPolicy(retry.max_attempts, retry.base_delay_s, retry.max_delay_s, retry.timeout_s))
+    caller = Caller(experiment.spec.retry)
     if previous is not None:
         writer = BundleWriter.reopen(results_dir / previous["run_id"] / BUNDLE_NAME, previous)
         caller.t0 -= max((r["end_s"] for r in previous["records"]), default=0.0)
@@ -198,16 +141,14 @@ async def run(
     preprocessor = Preprocessor(cache_dir)
     jobs = JobStore(results_dir / "batch_jobs.json")
     budget = Budget(max_cost_usd)
-    stack = AsyncExitStack()
     try:
-        if experiment.spec.emulator is not None:
-            await stack.enter_async_context(emulated(plan))
-        for provider in plan.providers.values():
-            await provider.start()
-        with _setup_frozen():
-            for repeat in range(experiment.spec.repeats):
-                for cell in experiment.cells:
-                    await _run_cell(plan, cell, repeat, caller, preprocessor, writer, progress, jobs, budget, previous)
+        async with started(plan):
+            with _setup_frozen():
+                for repeat in range(experiment.spec.repeats):
+                    for cell in experiment.cells:
+                        await _run_cell(
+                            plan, cell, repeat, caller, preprocessor, writer, progress, jobs, budget, previous
+                        )
         writer.finish("complete")
     except BudgetExceeded as exc:
         writer.finish("stopped", str(exc))
@@ -220,9 +161,6 @@ async def run(
         raise
     finally:
         preprocessor.close()
-        for provider in plan.providers.values():
-            await provider.aclose()
-        await stack.aclose()
     return writer.path
 
 
@@ -243,36 +181,6 @@ def _setup_frozen():
         yield
     finally:
         gc.unfreeze()
-
-
-EMULATOR_KEY_ENV = "VISIONBENCH_EMULATOR_KEY"
-
-
-@asynccontextmanager
-async def emulated(plan: Plan):
-    """Start the local emulator and point every provider that takes a ``base_url`` at it."""
-    from visionbench.emulator import Emulator
-
-    spec = plan.experiment.spec
-    emu_spec = spec.emulator
-    base = plan.experiment.source.parent
-    dataset = (base / emu_spec.dataset).resolve() if emu_spec.dataset else plan.experiment.dataset_path
-    profiles = (base / emu_spec.profiles).resolve() if emu_spec.profiles else None
-    async with Emulator(
-        profiles,
-        dataset=dataset,
-        labels=emu_spec.labels or spec.dataset.labels,
-        label_field=emu_spec.label_field or spec.dataset.label_field,
-        time_scale=emu_spec.time_scale,
-    ) as emu:
-        os.environ.setdefault(EMULATOR_KEY_ENV, "emulator-key")  # the emulator wants a key; any will do
-        for provider in plan.providers.values():
-            fields = type(provider.options).model_fields
-            if "base_url" in fields and "api_key_env" in fields:
-                provider.options = provider.options.model_copy(
-                    update={"base_url": emu.base_url, "api_key_env": EMULATOR_KEY_ENV}
-                )
-        yield emu
 
 
 def _header(plan: Plan, run_id: str) -> dict[str, Any]:
@@ -308,7 +216,7 @@ async def _run_cell(
     strategy = plan.strategies[cell.id]
     items = plan.items
     earlier = _earlier(previous, cell.id, repeat)
-    done = {i for i, a in strategy.final_answers(earlier).items() if a.error is None}
+    done = strategy.finished(earlier)
     todo = [item for item in items if item.id not in done]
     if earlier and not todo:
         return  # finished in the run being resumed
@@ -322,6 +230,7 @@ async def _run_cell(
 
     ctx = CellContext(
         cell_id=cell.id,
+        repeat=repeat,
         task=plan.experiment.task,
         preprocessing=plan.experiment.preprocessing,
         providers=plan.providers,
@@ -340,9 +249,9 @@ async def _run_cell(
     progress.start_cell(label, len(items))
     progress.advance(len(items) - len(todo))
     start = caller.now() - _earlier_wall(writer.data, cell.id, repeat)
-    status, error, end = "interrupted", None, None
+    status, error, end, returned = "interrupted", None, None, None
     try:
-        await strategy.run(todo, ctx)
+        returned = await strategy.run(todo, ctx)
         status, end = "complete", caller.now()
     except BudgetExceeded as exc:
         status, error = "stopped", str(exc)
@@ -354,5 +263,13 @@ async def _run_cell(
         wall_s = (end if end is not None else caller.now()) - start  # the strategy's time, not the summary's
         final = strategy.final_answers(ctx.records)
         summary = summarize_cell(items, ctx.records, final, wall_s)
-        extra = strategy.summarize(items, ctx.records)
+        extra = _merged(strategy.summarize(items, ctx.records), returned or {})
         writer.set_cell(_cell_entry(cell, repeat, status, summary, final, extra, error))
+
+
+def _merged(base: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """``more`` over ``base``, merging the dicts both have under one key (the strategy's figures of one run)."""
+    out = dict(base)
+    for key, value in more.items():
+        out[key] = {**out[key], **value} if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

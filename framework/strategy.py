@@ -1,14 +1,20 @@
-"""The base class of strategy plugins: how a cell's items are turned into requests."""
+"""The base class of strategy plugins (how a cell's items are turned into requests) and what they work with."""
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict
-from visionbench.types import Capabilities, ImageItem, Record
+from pydantic import BaseModel
+
+from visionbench.preprocessing import Preprocessing
+from visionbench.spec import StrictModel
+from visionbench.types import Answer, BatchJob, BatchStatus, Capabilities, ImageItem, PreparedImage, Record, Task
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -22,22 +28,104 @@ class PlannedRequest:
     batch: bool = False
 
 
-if TYPE_CHECKING:
-    from visionbench.cell import CellContext
+class Limit(Protocol):
+    """A concurrency and rate limit, entered around each request (``ctx.limiter`` makes one)."""
+
+    async def __aenter__(self) -> object: ...
+
+    async def __aexit__(self, *exc: object) -> object: ...
 
 
-class NoParams(BaseModel):
+class StrategyContext(Protocol):
+    """Everything a strategy may use: the cell it runs and the one way to a provider.
+
+    ``ask`` and the batch calls do the preparing, calling (limits, timeout, retries, timing), parsing,
+    pricing and recording; a strategy only decides which items go into which request, and when.
+    """
+
+    cell_id: str
+    task: Task
+    provider: str
+    model: str
+    preprocessing: Preprocessing
+    model_params: dict[str, Any]
+
+    def now(self) -> float:
+        """Seconds since the run started."""
+        ...
+
+    def capabilities(self, provider: str | None = None, model: str | None = None) -> Capabilities:
+        """What a provider can do for a model (default: the cell's)."""
+        ...
+
+    def limiter(self, max_concurrency: int | None = None, requests_per_minute: float | None = None) -> Limit:
+        """A limit to pass to ``ask``: at most ``max_concurrency`` in flight, ``requests_per_minute`` started."""
+        ...
+
+    async def prepare(self, item: ImageItem, max_side: int | None = None) -> PreparedImage:
+        """The item's image as it will be sent (cached), at ``max_side`` if given."""
+        ...
+
+    async def ask(
+        self,
+        items: Sequence[ImageItem],
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        max_side: int | None = None,
+        tier: int | None = None,
+        limiter: Limit | None = None,
+    ) -> list[Answer]:
+        """Ask the task about ``items`` in one request, recorded; one answer per item."""
+        ...
+
+    async def submit_batch(self, items: Sequence[ImageItem]) -> BatchJob | None:
+        """One request per item as a server-side batch job, or the saved job of an interrupted run.
+
+        ``None`` when there is nothing to wait for (every item failed; the failures are recorded).
+        """
+        ...
+
+    async def poll_batch(
+        self, job: BatchJob, *, initial_s: float, max_s: float, deadline_s: float
+    ) -> BatchStatus | None:
+        """Wait until the job is done; ``None`` when waiting failed (the failures are recorded, the job kept)."""
+        ...
+
+    async def collect_batch(self, job: BatchJob, status: BatchStatus) -> list[Answer]:
+        """A finished job's results, recorded, one answer per item."""
+        ...
+
+
+async def for_each(items: Iterable[T], concurrency: int, fn: Callable[[T], Awaitable[object]]) -> None:
+    """Run ``fn`` on every item with at most ``concurrency`` running, holding only that many coroutines."""
+    queue = iter(items)
+
+    async def worker() -> None:
+        for item in queue:
+            await fn(item)
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(max(1, concurrency))]
+    try:
+        await asyncio.gather(*workers)
+    except BaseException:
+        # One failure (a budget stop, Ctrl-C) stops the siblings too, instead of leaving them running.
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        raise
+
+
+class NoParams(StrictModel):
     """Params of a strategy that takes none."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class Strategy(ABC):
     """A strategy decides which images go into which request and in what order or concurrency.
 
-    It never imports an SDK, retries or times anything itself: ``ctx.ask`` does the calling,
-    with the shared retry, timeout and timing. Subclasses set ``name`` and may set ``Params``,
-    a pydantic model validated from the strategy's entry in the config matrix.
+    It never imports an SDK, sleeps, retries, times anything or builds a ``Record``: the context does.
+    Subclasses set ``name`` and may set ``Params``, a pydantic model validated from the strategy's entry
+    in the config matrix. One instance serves every repeat of its cell, so it keeps no state of a run.
     """
 
     name: ClassVar[str]
@@ -50,7 +138,7 @@ class Strategy(ABC):
         """Say why this strategy cannot run on a provider with ``capabilities``, or ``None`` if it can."""
         return None
 
-    def extra_providers(self) -> list[tuple[str, str]]:
+    def extra_providers(self) -> list[tuple[str | None, str | None]]:
         """(provider, model) pairs this strategy calls besides the cell's own (the adaptive tier 1, say)."""
         return []
 
@@ -59,17 +147,21 @@ class Strategy(ABC):
         return [PlannedRequest((item.id,)) for item in items]
 
     @abstractmethod
-    async def run(self, items: Sequence[ImageItem], ctx: CellContext) -> None:
-        """Ask about every item through ``ctx.ask``; records are kept by the context as they happen."""
+    async def run(self, items: Sequence[ImageItem], ctx: StrategyContext) -> dict[str, Any] | None:
+        """Ask about every item through ``ctx``; return figures of this run for the cell summary, or None."""
 
     def summarize(self, items: Sequence[ImageItem], records: Sequence[Record]) -> dict[str, Any]:
         """Strategy-specific figures for the cell summary (e.g. a filter's precision and recall)."""
         return {}
 
-    def final_answers(self, records: Sequence[Record]) -> dict[str, Any]:
+    def final_answers(self, records: Sequence[Record]) -> dict[str, Answer]:
         """Which answer counts for each item: by default the last answer given for it."""
-        final: dict[str, Any] = {}
+        final: dict[str, Answer] = {}
         for record in sorted(records, key=lambda r: r.end_s):
             for answer in record.answers:
                 final[answer.item_id] = answer
         return final
+
+    def finished(self, records: Sequence[Record]) -> set[str]:
+        """Items whose work is done, so a resumed run skips them: by default, those with a final answer."""
+        return {item_id for item_id, answer in self.final_answers(records).items() if answer.error is None}

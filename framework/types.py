@@ -142,3 +142,16 @@ class BatchStatus:
     succeeded: int = 0
     failed: int = 0
     total: int = 0
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """A cell's server-side batch job: the service's id and the item each custom id stands for."""
+
+    job_id: str
+    item_ids: dict[str, str]  # custom id -> item id
+    start_s: float
+    #: What the job store knows it by (this cell and repeat, its settings and images).
+    key: str
+    #: True when the job was submitted by an earlier, interrupted run and picked up again.
+    resumed: bool = False

@@ -14,15 +14,10 @@ from collections.abc import Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from visionbench.errors import BadRequest, ConfigError, Fatal, ProviderError, RateLimited, Transient
+from visionbench.provider import SIMULATED_HEADER
 from visionbench.secrets import register_secret
 from visionbench.types import Request
-
-#: Response header an emulator sets on every reply; its presence marks the Response as simulated.
-SIMULATED_HEADER = "x-visionbench-simulated"
-#: The SDK's own timeout, a backstop only: the framework times each attempt itself (retry.timeout_s).
-DEFAULT_SDK_TIMEOUT_S = 600.0
 
 
 def sdk_version(dist: str) -> str:
@@ -30,19 +25,6 @@ def sdk_version(dist: str) -> str:
         return f"{dist} {version(dist)}"
     except PackageNotFoundError:
         return f"{dist} (not installed)"
-
-
-class RemoteOptions(BaseModel):
-    """Options every provider of a remote API shares; subclasses set their own key variable and limits."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    #: Environment variable holding the API key (the key itself never goes in a config).
-    api_key_env: str
-    #: Another endpoint speaking the same API, e.g. ``http://127.0.0.1:8080`` (the emulator).
-    base_url: str | None = None
-    #: The SDK's own timeout, a backstop: the framework times each attempt itself.
-    timeout_s: float = Field(DEFAULT_SDK_TIMEOUT_S, gt=0)
 
 
 async def mapped(awaitable: Any, to_error: Callable[[Exception], ProviderError]) -> Any:

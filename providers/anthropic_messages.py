@@ -22,15 +22,15 @@ import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
 from visionbench.errors import BadRequest, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
-from visionbench.provider import Provider
+from visionbench.provider import Provider, RemoteOptions
 from visionbench.secrets import redact
 from visionbench.tokens import anthropic_image_tokens
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
 
 from ._sdk_common import (
-    RemoteOptions,
     check_images,
     error_for_status,
     header,

@@ -20,15 +20,15 @@ from typing import Any
 
 import pydantic
 from pydantic import BaseModel, Field
+
 from visionbench.errors import BadRequest, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
-from visionbench.provider import Provider
+from visionbench.provider import Provider, RemoteOptions
 from visionbench.secrets import redact
 from visionbench.tokens import gemini_image_tokens
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
 
 from ._sdk_common import (
-    RemoteOptions,
     check_images,
     duration_s,
     error_for_status,

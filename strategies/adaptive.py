@@ -5,24 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
 from visionbench import hookimpl
-from visionbench.calling import Limiter, for_each
-from visionbench.cell import CellContext
-from visionbench.strategy import PlannedRequest, Strategy
+from visionbench.spec import StrictModel
+from visionbench.strategy import PlannedRequest, Strategy, StrategyContext, for_each
 from visionbench.types import Answer, Capabilities, ImageItem, Record
 
 
-class Tier1(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Tier1(StrictModel):
     #: Another provider and model for the cheap pass; default: the cell's own.
     provider: str | None = None
     model: str | None = None
     max_side: int = Field(default=384, gt=0)
 
 
-class AdaptiveParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AdaptiveParams(StrictModel):
     tier1: Tier1 = Field(default_factory=Tier1)
     #: Tier-2 resolution; default: the experiment's preprocessing.max_side.
     tier2_max_side: int | None = Field(default=None, gt=0)
@@ -55,9 +53,9 @@ class Adaptive(Strategy):
         escalated = [i for i in items if i.label is None or needs_escalation(i.label, self.params.escalate_at)]
         return first + [PlannedRequest((i.id,), self.params.tier2_max_side) for i in escalated]
 
-    async def run(self, items: Sequence[ImageItem], ctx: CellContext) -> None:
+    async def run(self, items: Sequence[ImageItem], ctx: StrategyContext) -> None:
         t1 = self.params.tier1
-        limiter = Limiter(self.params.max_concurrency)
+        limiter = ctx.limiter(self.params.max_concurrency)
 
         async def one(item: ImageItem) -> None:
             [first] = await ctx.ask(

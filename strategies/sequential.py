@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from visionbench import hookimpl
-from visionbench.cell import CellContext
-from visionbench.strategy import Strategy
+from visionbench.strategy import Strategy, StrategyContext
 from visionbench.types import ImageItem
 
 
 class Sequential(Strategy):
     name = "sequential"
 
-    async def run(self, items: Sequence[ImageItem], ctx: CellContext) -> None:
+    async def run(self, items: Sequence[ImageItem], ctx: StrategyContext) -> None:
         for item in items:
             await ctx.ask([item])
 

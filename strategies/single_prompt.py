@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
 from visionbench import hookimpl
-from visionbench.calling import for_each
-from visionbench.cell import CellContext
-from visionbench.strategy import PlannedRequest, Strategy
+from visionbench.spec import StrictModel
+from visionbench.strategy import PlannedRequest, Strategy, StrategyContext, for_each
 from visionbench.types import Capabilities, ImageItem
 
 
-class SinglePromptParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SinglePromptParams(StrictModel):
     #: Images per request; None = all of them in one request.
     chunk_size: int | None = Field(default=None, ge=1)
     #: Chunks in flight at once.
@@ -39,7 +38,7 @@ class SinglePrompt(Strategy):
     def plan(self, items: Sequence[ImageItem], capabilities: Capabilities) -> list[PlannedRequest]:
         return [PlannedRequest(tuple(item.id for item in chunk)) for chunk in self.chunks(items, capabilities)]
 
-    async def run(self, items: Sequence[ImageItem], ctx: CellContext) -> None:
+    async def run(self, items: Sequence[ImageItem], ctx: StrategyContext) -> None:
         await for_each(self.chunks(items, ctx.capabilities()), self.params.max_concurrency, ctx.ask)
 
 

@@ -9,6 +9,7 @@ import fakeplugin
 import pytest
 import yaml
 from PIL import Image
+
 from visionbench.plugins import collect, make_manager
 
 # The replay server's fixture (`replay`) is shared by the provider tests.

@@ -9,15 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 
-from pydantic import BaseModel, ConfigDict
 from visionbench import hookimpl
 from visionbench.errors import BadRequest, RateLimited, Transient
 from visionbench.provider import Provider
+from visionbench.spec import StrictModel
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
 
 
-class ScriptedOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ScriptedOptions(StrictModel):
     answers: dict[str, int] = {}
     delay_s: float = 0.0
     #: item id -> list of error kinds to raise on successive attempts ("rate_limited", "transient", "bad_request")

@@ -1,4 +1,5 @@
 import pytest
+
 from visionbench.answers import ParseError, parse_many, parse_single
 
 

@@ -9,6 +9,7 @@ import time
 
 import pytest
 from replay_server import Reply, image_bytes, make_request
+
 from visionbench.errors import BadRequest, ConfigError, Fatal, RateLimited, Transient
 from visionbench.plugins import collect, make_manager
 from visionbench.providers import anthropic_messages

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from conftest import write_config
 from PIL import Image
+
 from visionbench import bundle as bundle_mod
 from visionbench.cli import main
-from visionbench.config import load_experiment
-from visionbench.runner import prepare, run
+from visionbench.plan import load_plan
+from visionbench.runner import run
 
 
 def png_claiming(width: int, height: int) -> bytes:
@@ -55,7 +56,7 @@ async def test_bad_images_are_per_item_errors_and_the_rest_is_answered(tmp_path,
     answers = {name: 1 for name in os.listdir(messy_dir)}
     path = write_config(tmp_path, messy_dir, ["sequential", {"name": "single-prompt"}], options={"answers": answers})
     path.write_text(path.read_text().replace("label_field: person_count", "label_field: null"))
-    plan = prepare(load_experiment(path, registry), registry)
+    plan = load_plan(path, registry)
     data = bundle_mod.load(await run(plan, results_dir=tmp_path / "r", cache_dir=tmp_path / "cache"))
     bundle_mod.validate(data)
     assert data["status"] == "complete"

@@ -5,10 +5,11 @@ import io
 import json
 
 from conftest import write_config
+
 from visionbench import bundle as bundle_mod
 from visionbench.bundle import RECORDS_NAME, BundleWriter
-from visionbench.config import load_experiment
-from visionbench.runner import prepare, run
+from visionbench.plan import load_plan
+from visionbench.runner import run
 from visionbench.secrets import REDACTED, RedactingWriter, redact, register_secret
 from visionbench.types import Answer, Record, Usage
 
@@ -35,7 +36,7 @@ def record(i: int, **extra) -> Record:
 
 async def header_of_a_real_run(tmp_path, image_dir, registry, answers_for_labels) -> dict:
     path = write_config(tmp_path, image_dir, ["sequential"], options={"answers": answers_for_labels})
-    data = bundle_mod.load(await run(prepare(load_experiment(path, registry), registry), results_dir=tmp_path / "r0"))
+    data = bundle_mod.load(await run(load_plan(path, registry), results_dir=tmp_path / "r0"))
     return {k: v for k, v in data.items() if k not in ("records", "status", "started_at", "finished_at", "error")}
 
 

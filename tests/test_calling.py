@@ -3,8 +3,10 @@ import random
 import time
 
 import pytest
-from visionbench.calling import Caller, Limiter, RetryPolicy, for_each
+
+from visionbench.calling import Caller, Limiter, RetryPolicy
 from visionbench.errors import BadRequest, RateLimited, Transient
+from visionbench.strategy import for_each
 
 
 class FakeTime:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from replay_server import Reply, make_request
+
 from visionbench.errors import BadRequest
 from visionbench.providers.anthropic_messages import AnthropicMessages
 from visionbench.providers.gemini import Gemini

@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 from conftest import write_config
 from PIL import Image, ImageStat
+
 from visionbench import bundle as bundle_mod
 from visionbench.charts import cost_accuracy_chart, latency_chart, pareto_front, time_chart, write_charts
-from visionbench.config import load_experiment
 from visionbench.html_report import write_html_report
+from visionbench.plan import load_plan
 from visionbench.plugins import collect, make_manager
-from visionbench.runner import prepare, run
+from visionbench.runner import run
 from visionbench.stats import cell_stats
 
 STRATEGIES = [
@@ -47,9 +48,7 @@ def bundle(tmp_path_factory) -> dict:
         tmp, folder, STRATEGIES, options=options, repeats=2, pricing=[{"match": "m1", "input": 1.0, "output": 5.0}]
     )
     registry = collect(make_manager([fakeplugin]))
-    data = bundle_mod.load(
-        asyncio.run(run(prepare(load_experiment(path, registry), registry), results_dir=tmp / "results"))
-    )
+    data = bundle_mod.load(asyncio.run(run(load_plan(path, registry), results_dir=tmp / "results")))
     bundle_mod.validate(data)
     assert data["status"] == "complete" and len(data["cells"]) == 10
     return data

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from PIL import Image
+
 from visionbench import bundle as bundle_mod
 from visionbench.cli import main
 

@@ -12,11 +12,12 @@ import pytest
 from conftest import write_config
 from PIL import Image
 from rich.console import Console
+
 from visionbench import bundle as bundle_mod
 from visionbench.compare import METRICS, compare, comparison_html, print_comparison
-from visionbench.config import load_experiment
+from visionbench.plan import load_plan
 from visionbench.plugins import collect, make_manager
-from visionbench.runner import prepare, run
+from visionbench.runner import run
 
 PREFIX = "scripted/m1/"
 
@@ -24,9 +25,7 @@ PREFIX = "scripted/m1/"
 def _run(tmp, folder, strategies, **kwargs) -> dict:
     registry = collect(make_manager([fakeplugin]))
     path = write_config(tmp, folder, strategies, **kwargs)
-    data = bundle_mod.load(
-        asyncio.run(run(prepare(load_experiment(path, registry), registry), results_dir=tmp / "results"))
-    )
+    data = bundle_mod.load(asyncio.run(run(load_plan(path, registry), results_dir=tmp / "results")))
     bundle_mod.validate(data)
     return data
 

@@ -1,8 +1,9 @@
 import pytest
 from conftest import write_config
+
 from visionbench.config import load_experiment
 from visionbench.errors import ConfigError
-from visionbench.runner import prepare
+from visionbench.plan import prepare
 
 
 def error_of(path, registry, *, prepare_too=False):

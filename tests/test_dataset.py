@@ -1,9 +1,9 @@
 import json
 
 import pytest
-from visionbench.dataset import load_dataset
+
+from visionbench.dataset import load_dataset, sha256_file
 from visionbench.errors import ConfigError
-from visionbench.preprocess import sha256_file
 
 
 def test_folder_with_labels_fields(image_dir):

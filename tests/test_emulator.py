@@ -18,6 +18,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 from PIL import Image
+
 from visionbench import tokens
 from visionbench.emulator import SIMULATED_HEADER, Emulator, load_profiles, serve_forever
 from visionbench.emulator import engine as engine_mod
@@ -368,7 +369,7 @@ async def test_unknown_model_and_missing_image(dataset: Path) -> None:
 
 
 async def test_unknown_image_answers_zero_with_note(dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine_mod, "detector_available", lambda: False)
+    monkeypatch.setattr(engine_mod.faces, "available", lambda: False)
     stripes = Image.fromarray((np.indices((300, 400)).sum(0) % 40 * 6).astype(np.uint8)).convert("RGB")
     out = io.BytesIO()
     stripes.save(out, "JPEG")

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from visionbench import bundle as bundle_mod
-from visionbench.config import load_experiment
+from visionbench.plan import load_plan
 from visionbench.plugins import default_registry
-from visionbench.runner import prepare, run
+from visionbench.runner import run
 
 SAMPLES = Path(__file__).resolve().parents[1] / "framework" / "sample_images"
 EXACT = {"relative_sd": 0, "absolute_sd": 0, "multi_image_undercount": 0, "low_res_undercount": 0}
@@ -49,7 +50,7 @@ def write_experiment(tmp_path, *, profile, strategies=STRATEGIES, retry=None, pr
 
 async def run_experiment(path, tmp_path):
     registry = default_registry()
-    plan = prepare(load_experiment(path, registry), registry)
+    plan = load_plan(path, registry)
     data = bundle_mod.load(await run(plan, results_dir=tmp_path / "results", cache_dir=tmp_path / "cache"))
     bundle_mod.validate(data)
     return data
@@ -135,13 +136,13 @@ def cell_label(data, item_id):
 
 
 async def test_plan_formulas_agree_with_the_count_tokens_endpoints(tmp_path):
-    from visionbench.cli import _estimate_and_close
+    from visionbench.cli import _estimate
 
     profile = {"answers": EXACT, "faults": NO_FAULTS}
     path = write_experiment(tmp_path, profile=profile, strategies=["sequential", {"name": "single-prompt"}])
     registry = default_registry()
-    formula = await _estimate_and_close(prepare(load_experiment(path, registry), registry), False)
-    counted = await _estimate_and_close(prepare(load_experiment(path, registry), registry), True)
+    formula = await _estimate(load_plan(path, registry), False)
+    counted = await _estimate(load_plan(path, registry), True)
     for f, c in zip(formula, counted):
         assert c.counted and not f.counted
         assert f.requests == c.requests and f.cost_usd > 0 and c.cost_usd > 0

@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-import visionbench
 from PIL import Image
 from pydantic import ValidationError
+
+import visionbench
 from visionbench.errors import BadRequest, ConfigError, Fatal
 from visionbench.providers import local_faces
 from visionbench.providers.local_faces import LocalFaces

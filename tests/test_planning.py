@@ -2,12 +2,13 @@
 
 import pytest
 from conftest import write_config
+
 from visionbench import bundle as bundle_mod
 from visionbench import cli
-from visionbench.config import load_experiment
 from visionbench.errors import BudgetExceeded
+from visionbench.plan import load_plan
 from visionbench.planning import OUTPUT_TOKENS_PER_ANSWER, estimate, text_tokens, total_cost
-from visionbench.runner import prepare, run
+from visionbench.runner import run
 
 PRICES = [{"match": "m1", "input": 1.0, "output": 5.0}]  # USD per 1M tokens
 
@@ -20,7 +21,7 @@ async def test_plan_counts_requests_and_prices_them(tmp_path, image_dir, registr
         {"name": "provider-batch"},
     ]
     path = write_config(tmp_path, image_dir, strategies, pricing=PRICES, repeats=2)
-    plan = prepare(load_experiment(path, registry), registry)
+    plan = load_plan(path, registry)
     by_cell = {e.cell_id.split("/")[-1]: e for e in await estimate(plan)}
     assert by_cell["sequential"].requests == 12  # 6 images x 2 repeats
     assert by_cell["single-prompt"].requests == 4  # chunks of 4 + 2, x 2
@@ -34,7 +35,7 @@ async def test_plan_counts_requests_and_prices_them(tmp_path, image_dir, registr
 
 
 async def test_unpriced_model_makes_cost_unknown(tmp_path, image_dir, registry):
-    plan = prepare(load_experiment(write_config(tmp_path, image_dir, ["sequential"]), registry), registry)
+    plan = load_plan(write_config(tmp_path, image_dir, ["sequential"]), registry)
     [est] = await estimate(plan)
     assert est.cost_usd is None and "no price" in est.notes[0]
 
@@ -42,7 +43,7 @@ async def test_unpriced_model_makes_cost_unknown(tmp_path, image_dir, registry):
 async def test_run_stops_when_actual_spend_passes_max_cost(tmp_path, image_dir, registry, answers_for_labels):
     # Scripted replies cost $0.001 each: a $0.0025 budget allows 2 requests, the 3rd goes over.
     path = write_config(tmp_path, image_dir, ["sequential"], options={"answers": answers_for_labels})
-    plan = prepare(load_experiment(path, registry), registry)
+    plan = load_plan(path, registry)
     with pytest.raises(BudgetExceeded, match="over budget"):
         await run(plan, results_dir=tmp_path / "r", run_id="b", cache_dir=None, max_cost_usd=0.0025)
     data = bundle_mod.load(tmp_path / "r" / "b")

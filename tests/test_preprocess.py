@@ -11,8 +11,11 @@ import diskcache
 import numpy as np
 import pytest
 from PIL import Image
+
+from visionbench.dataset import sha256_file
 from visionbench.errors import ItemError
-from visionbench.preprocess import Preprocessing, Preprocessor, process_bytes, sha256_file
+from visionbench.preprocess import Preprocessor, process_bytes
+from visionbench.preprocessing import Preprocessing
 from visionbench.types import ImageItem, PreparedImage
 
 EVAL_IMAGES = Path(__file__).parents[1].parent / "shared/data/eval-images"

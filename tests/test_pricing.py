@@ -1,5 +1,6 @@
 import pytest
 from conftest import write_config
+
 from visionbench.config import load_experiment
 from visionbench.errors import ConfigError
 from visionbench.pricing import default_table

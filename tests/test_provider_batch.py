@@ -5,9 +5,10 @@ import json
 import pytest
 from conftest import run_then_cancel, write_config
 from fakeplugin import Scripted
+
 from visionbench import bundle as bundle_mod
-from visionbench.config import load_experiment
-from visionbench.runner import prepare, run
+from visionbench.plan import load_plan
+from visionbench.runner import run
 
 STRATEGY = [{"name": "provider-batch", "poll_initial_s": 0.01, "poll_max_s": 0.02}]
 
@@ -25,7 +26,7 @@ async def test_batch_maps_results_and_prices_at_half(tmp_path, image_dir, regist
     path = write_config(
         tmp_path, image_dir, STRATEGY, options=options, pricing=[{"match": "m1", "input": 1.0, "output": 5.0}]
     )
-    plan = prepare(load_experiment(path, registry), registry)
+    plan = load_plan(path, registry)
     data = bundle_mod.load(await run(plan, results_dir=tmp_path / "results", cache_dir=None))
     bundle_mod.validate(data)
     cell = data["cells"][0]
@@ -43,7 +44,7 @@ async def test_batch_maps_results_and_prices_at_half(tmp_path, image_dir, regist
 async def test_interrupted_batch_is_resumed_not_resubmitted(tmp_path, image_dir, registry, answers_for_labels):
     options = {"answers": answers_for_labels, "batch_polls": 1000}
     path = write_config(tmp_path, image_dir, STRATEGY, options=options)
-    plan = prepare(load_experiment(path, registry), registry)
+    plan = load_plan(path, registry)
     await run_then_cancel(plan, tmp_path / "results", "first", 0.2)
     assert Scripted.submits == 1
     saved = json.loads((tmp_path / "results" / "batch_jobs.json").read_text())
@@ -51,7 +52,7 @@ async def test_interrupted_batch_is_resumed_not_resubmitted(tmp_path, image_dir,
     assert bundle_mod.load(tmp_path / "results" / "first")["status"] == "interrupted"
 
     Scripted.jobs["batch-1"]["polls"] = 10_000  # the service finished it meanwhile
-    plan = prepare(load_experiment(path, registry), registry)
+    plan = load_plan(path, registry)
     data = bundle_mod.load(await run(plan, results_dir=tmp_path / "results", run_id="second", cache_dir=None))
     assert Scripted.submits == 1  # not paid twice
     cell = data["cells"][0]
@@ -65,4 +66,4 @@ def test_batch_needs_a_provider_with_a_batch_api(tmp_path, image_dir, registry):
     path = write_config(tmp_path, image_dir, STRATEGY, provider="local-faces")
     path.write_text(path.read_text().replace("- m1", "- centerface").replace("local-faces: {}", "local-faces: {}"))
     with pytest.raises(ConfigError, match="no batch API"):
-        prepare(load_experiment(path, registry), registry)
+        load_plan(path, registry)

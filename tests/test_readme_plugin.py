@@ -6,10 +6,11 @@ from pathlib import Path
 
 import yaml
 from aiohttp import web
+
 from visionbench import bundle as bundle_mod
-from visionbench.config import load_experiment
+from visionbench.plan import load_plan
 from visionbench.plugins import collect, make_manager
-from visionbench.runner import prepare, run
+from visionbench.runner import run
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -53,7 +54,7 @@ async def test_readme_plugin_runs_an_experiment(tmp_path, image_dir):
         }
         path = tmp_path / "readme.yaml"
         path.write_text(yaml.safe_dump(config))
-        plan = prepare(load_experiment(path, registry), registry)
+        plan = load_plan(path, registry)
         data = bundle_mod.load(await run(plan, results_dir=tmp_path / "r", cache_dir=None))
     finally:
         await runner.cleanup()

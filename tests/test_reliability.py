@@ -31,13 +31,15 @@ import diskcache
 import pytest
 import yaml
 from PIL import Image
+
 from visionbench import bundle as bundle_mod
 from visionbench.config import load_experiment
 from visionbench.emulator import Emulator
 from visionbench.emulator.profile_schema import profiles_from_dict
+from visionbench.plan import load_plan, prepare
 from visionbench.plugins import default_registry
 from visionbench.preprocess import Preprocessor
-from visionbench.runner import prepare, run
+from visionbench.runner import run
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -119,7 +121,7 @@ async def test_load_with_rate_limits_and_faults_loses_and_duplicates_nothing(tmp
             ],
         )
         registry = default_registry()
-        plan = prepare(load_experiment(write_yaml(tmp_path / "load.yaml", config), registry), registry)
+        plan = load_plan(write_yaml(tmp_path / "load.yaml", config), registry)
         started = time.perf_counter()
         data = bundle_mod.load(await run(plan, results_dir=tmp_path / "results", cache_dir=tmp_path / "cache"))
         wall = time.perf_counter() - started
@@ -293,7 +295,7 @@ async def test_a_corrupt_cache_entry_is_rebuilt_by_the_next_run(tmp_path, caplog
     registry = default_registry()
 
     async def run_once() -> dict:
-        plan = prepare(load_experiment(path, registry), registry)
+        plan = load_plan(path, registry)
         data = bundle_mod.load(await run(plan, results_dir=tmp_path / "results", cache_dir=cache_dir))
         bundle_mod.validate(data)
         (cell,) = data["cells"]

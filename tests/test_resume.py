@@ -2,17 +2,18 @@
 
 import pytest
 from conftest import run_then_cancel, write_config
+
 from visionbench import bundle as bundle_mod
 from visionbench.cli import main
-from visionbench.config import load_experiment
 from visionbench.errors import ConfigError
+from visionbench.plan import load_plan
 from visionbench.resume import prepare_resume
-from visionbench.runner import prepare, run
+from visionbench.runner import run
 
 
 async def interrupted_run(tmp_path, image_dir, registry, answers, strategies):
     path = write_config(tmp_path, image_dir, strategies, options={"answers": answers, "delay_s": 0.05})
-    plan = prepare(load_experiment(path, registry), registry)
+    plan = load_plan(path, registry)
     await run_then_cancel(plan, tmp_path / "results", "r", 0.2)
     return bundle_mod.load(tmp_path / "results" / "r")
 
@@ -46,7 +47,7 @@ async def test_resume_refuses_complete_runs_and_changed_datasets(tmp_path, image
     with pytest.raises(ConfigError, match="dataset changed"):
         prepare_resume(tmp_path / "results" / "r", registry)
     path = write_config(tmp_path, image_dir, ["sequential"], options={"answers": answers_for_labels})
-    plan = prepare(load_experiment(path, registry), registry)
+    plan = load_plan(path, registry)
     await run(plan, results_dir=tmp_path / "results", run_id="done", cache_dir=None)
     with pytest.raises(ConfigError, match="complete"):
         prepare_resume(tmp_path / "results" / "done", registry)

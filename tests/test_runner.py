@@ -5,13 +5,14 @@ import json
 import jsonschema
 import pytest
 from conftest import run_then_cancel, write_config
+
 from visionbench import bundle as bundle_mod
-from visionbench.config import load_experiment
-from visionbench.runner import prepare, run
+from visionbench.plan import load_plan
+from visionbench.runner import run
 
 
 async def run_config(path, registry, tmp_path):
-    plan = prepare(load_experiment(path, registry), registry)
+    plan = load_plan(path, registry)
     bundle_path = await run(plan, results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
     data = bundle_mod.load(bundle_path)
     bundle_mod.validate(data)
@@ -112,7 +113,7 @@ async def test_broken_image_is_per_item_error(tmp_path, image_dir, registry, ans
 
 async def test_interrupted_run_leaves_a_valid_bundle(tmp_path, image_dir, registry, answers_for_labels):
     path = write_config(tmp_path, image_dir, ["sequential"], options={"answers": answers_for_labels, "delay_s": 0.05})
-    plan = prepare(load_experiment(path, registry), registry)
+    plan = load_plan(path, registry)
     await run_then_cancel(plan, tmp_path / "results", "r1", 0.18)
     data = json.loads((tmp_path / "results" / "r1" / "bundle.json").read_text())
     bundle_mod.validate(data)
@@ -143,7 +144,7 @@ async def test_setup_is_frozen_out_of_the_collector_while_cells_run_and_thawed_a
     import gc
 
     path = write_config(tmp_path, image_dir, ["sequential"], options={"answers": answers_for_labels})
-    plan = prepare(load_experiment(path, registry), registry)
+    plan = load_plan(path, registry)
     provider = plan.providers["scripted"]
     generate, frozen = provider.generate, []
 
@@ -161,7 +162,7 @@ async def test_setup_is_frozen_out_of_the_collector_while_cells_run_and_thawed_a
     try:
         host_frozen = gc.get_freeze_count()
         await run(
-            prepare(load_experiment(path, registry), registry),
+            load_plan(path, registry),
             results_dir=tmp_path / "r2",
             cache_dir=tmp_path / "cache",
         )

@@ -2,9 +2,10 @@ import json
 import logging
 
 from conftest import write_config
+
 from visionbench import bundle as bundle_mod
-from visionbench.config import load_experiment
-from visionbench.runner import prepare, run
+from visionbench.plan import load_plan
+from visionbench.runner import run
 from visionbench.secrets import REDACTED, RedactingFilter, api_key_from_env, redact
 
 KEY = "sk-test-0123456789abcdef"
@@ -24,7 +25,7 @@ async def test_a_key_in_a_reply_never_reaches_the_bundle(tmp_path, image_dir, re
     api_key_from_env("VB_TEST_KEY")
     options = {"reply_template": "echo " + KEY + " {}"}
     path = write_config(tmp_path, image_dir, ["sequential"], options=options)
-    plan = prepare(load_experiment(path, registry), registry)
+    plan = load_plan(path, registry)
     bundle_path = await run(plan, results_dir=tmp_path / "results", cache_dir=None)
     text = bundle_path.read_text()
     assert KEY not in text and REDACTED in text

@@ -9,10 +9,10 @@ Every response carries ``x-visionbench-simulated: 1``.
         client = genai.Client(api_key="x", http_options=types.HttpOptions(base_url=emu.base_url))
 """
 
-from visionbench.emulator.httputil import SIMULATED_HEADER
 from visionbench.emulator.profile_schema import DEFAULT_PROFILES, EmulatorProfiles, ModelProfile, load_profiles
 from visionbench.emulator.server import Emulator, serve_forever
 from visionbench.emulator.state import ModelStats
+from visionbench.provider import SIMULATED_HEADER
 
 __all__ = [
     "DEFAULT_PROFILES",

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+
 from visionbench.emulator.batches import BatchJob, BatchStore, rfc3339
 from visionbench.emulator.engine import CountRequest, Engine, ImagePart, Outcome, Rejected, body_digest
 from visionbench.emulator.httputil import (

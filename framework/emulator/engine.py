@@ -10,9 +10,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from visionbench import faces
 from visionbench import tokens as tk
 from visionbench.emulator.answers import distorted_count, format_reply, stable_rng
-from visionbench.emulator.matching import DatasetIndex, ImageInfo, analyse, detect_count, detector_available
+from visionbench.emulator.matching import DatasetIndex, ImageInfo, analyse
 from visionbench.emulator.profile_schema import EmulatorProfiles
 from visionbench.emulator.state import ModelState
 
@@ -249,10 +250,10 @@ class Engine:
 
     async def _detect(self, info: ImageInfo, part: ImagePart, notes: list[str]) -> int:
         def run() -> int | None:
-            if not detector_available():
+            if not faces.available():
                 return None
             rgb = info.rgb if info.rgb is not None else analyse(part.data, keep_pixels=True).rgb
-            return detect_count(rgb)
+            return faces.count_faces(rgb)
 
         count = await asyncio.to_thread(run)
         if count is None:

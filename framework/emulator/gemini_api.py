@@ -6,11 +6,11 @@ import secrets
 from typing import Any
 
 from aiohttp import web
+
 from visionbench.emulator.batches import BatchJob, BatchStore, rfc3339
 from visionbench.emulator.engine import CountRequest, Engine, ImagePart, Outcome, Rejected, body_digest
 from visionbench.emulator.httputil import (
     NOTE_HEADER,
-    SIMULATED_HEADER,
     drop_connection,
     json_response,
     malformed_response,
@@ -19,6 +19,7 @@ from visionbench.emulator.httputil import (
     retry_after_headers,
 )
 from visionbench.emulator.matching import ImageError, decode_base64
+from visionbench.provider import SIMULATED_HEADER
 
 VERSIONS = ("v1", "v1beta", "v1alpha")
 STATUS_NAMES = {

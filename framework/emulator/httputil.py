@@ -9,7 +9,6 @@ from typing import Any
 
 from aiohttp import web
 
-SIMULATED_HEADER = "x-visionbench-simulated"
 NOTE_HEADER = "x-visionbench-note"
 #: A 200 body that claims to be JSON but is not (the malformed_body fault).
 MALFORMED_BODY = b'{"candidates": [{"content": {"parts": [{"text": "4'

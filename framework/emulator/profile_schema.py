@@ -22,17 +22,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
+
+from visionbench.spec import StrictModel
 
 DEFAULT_PROFILES = Path(__file__).with_name("profiles") / "default.yaml"
 _DATE_SUFFIX = re.compile(r"-\d{8}$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Latency(_Strict):
+class Latency(StrictModel):
     """Service time = base_s + per_input_token_s * input + (output + thinking) / output_tokens_per_s."""
 
     base_s: float = Field(0.5, ge=0)
@@ -44,7 +42,7 @@ class Latency(_Strict):
     jitter: float = Field(0.0, ge=0, le=2)
 
 
-class RateLimit(_Strict):
+class RateLimit(StrictModel):
     """Sliding-window request limit; ``None`` disables it."""
 
     requests_per_minute: int | None = Field(None, ge=1)
@@ -52,12 +50,12 @@ class RateLimit(_Strict):
     window_s: float = Field(60.0, gt=0)
 
 
-class Slow(_Strict):
+class Slow(StrictModel):
     probability: float = Field(0.0, ge=0, le=1)
     extra_s: float = Field(10.0, ge=0)
 
 
-class Faults(_Strict):
+class Faults(StrictModel):
     """Probabilities per request; the first five are mutually exclusive (their sum must be <= 1)."""
 
     http_500: float = Field(0.0, ge=0, le=1)
@@ -80,7 +78,7 @@ class Faults(_Strict):
         return self
 
 
-class Answers(_Strict):
+class Answers(StrictModel):
     """Where counts come from and how they are distorted (labels source only; deterministic given the seed).
 
     count = label * (1 - multi_image_undercount * crowd)            [only when >1 image in the request]
@@ -100,12 +98,12 @@ class Answers(_Strict):
     max_hash_distance: int = Field(40, ge=0, le=256)
 
 
-class Batch(_Strict):
+class Batch(StrictModel):
     #: Simulated seconds from submission to completion (scaled by time_scale).
     turnaround_s: float = Field(60.0, ge=0)
 
 
-class ModelProfile(_Strict):
+class ModelProfile(StrictModel):
     """Everything the emulator needs to imitate one model."""
 
     latency: Latency = Field(default_factory=Latency)
@@ -119,7 +117,7 @@ class ModelProfile(_Strict):
     model_version: str | None = None
 
 
-class EmulatorProfiles(_Strict):
+class EmulatorProfiles(StrictModel):
     """A whole profiles file."""
 
     seed: int = 0

@@ -10,14 +10,16 @@ from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
 from visionbench.emulator.anthropic_api import AnthropicRoutes
 from visionbench.emulator.batches import BatchStore
 from visionbench.emulator.engine import Engine
 from visionbench.emulator.gemini_api import GeminiRoutes
-from visionbench.emulator.httputil import SIMULATED_HEADER, json_response
+from visionbench.emulator.httputil import json_response
 from visionbench.emulator.matching import DatasetIndex
 from visionbench.emulator.profile_schema import EmulatorProfiles, load_profiles
 from visionbench.emulator.state import ModelStats
+from visionbench.provider import SIMULATED_HEADER
 
 log = logging.getLogger(__name__)
 

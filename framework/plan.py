@@ -1,0 +1,110 @@
+"""An experiment made ready to run: its items loaded, its plugins built and checked, and their lifetime."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from visionbench.config import Experiment, build_strategy, load_experiment
+from visionbench.dataset import load_dataset
+from visionbench.errors import ConfigError
+from visionbench.plugins import Registry
+from visionbench.provider import Provider, RemoteOptions
+from visionbench.strategy import Strategy
+from visionbench.types import ImageItem
+
+EMULATOR_KEY_ENV = "VISIONBENCH_EMULATOR_KEY"
+
+
+@dataclass
+class Plan:
+    """An experiment made ready to run: items loaded, plugins built and checked against each other."""
+
+    experiment: Experiment
+    items: list[ImageItem]
+    providers: dict[str, Provider]
+    strategies: dict[str, Strategy]
+
+
+def load_plan(path: str | Path, registry: Registry) -> Plan:
+    """Read, validate and prepare the experiment config at ``path``. Raises ConfigError."""
+    return prepare(load_experiment(path, registry), registry)
+
+
+def prepare(experiment: Experiment, registry: Registry) -> Plan:
+    """Load the dataset, build providers and strategies, and check every cell can run. Raises ConfigError."""
+    spec = experiment.spec
+    src = experiment.source
+    ds = spec.dataset
+    items = load_dataset(experiment.dataset_path, ds.labels, ds.label_field, ds.limit, ds.include)
+    strategies = {cell.id: build_strategy(registry, cell, src) for cell in experiment.cells}
+
+    needed: list[tuple[str, str, str]] = []  # (provider, model, where)
+    for cell in experiment.cells:
+        needed.append((cell.provider, cell.model, f"cell {cell.id}"))
+        for provider, model in strategies[cell.id].extra_providers():
+            needed.append((provider or cell.provider, model or cell.model, f"cell {cell.id} (tier 1)"))
+
+    providers: dict[str, Provider] = {}
+    for name, _, where in needed:
+        if name not in registry.providers:
+            loaded = ", ".join(sorted(registry.providers))
+            raise ConfigError(f"{src}: {where}: unknown provider {name!r}; loaded: {loaded}")
+        if name not in providers:
+            cls = registry.providers[name]
+            providers[name] = cls(cls.Options.model_validate(spec.providers.get(name, {})))
+
+    task = experiment.task
+    for name, model, where in needed:
+        caps = providers[name].capabilities(model)
+        if caps.tasks is not None and task.id not in caps.tasks:
+            raise ConfigError(
+                f"{src}: {where}: provider {name!r} cannot answer task {task.id!r}; "
+                f"it answers: {', '.join(sorted(caps.tasks))}"
+            )
+    for cell in experiment.cells:
+        why = strategies[cell.id].check(providers[cell.provider].capabilities(cell.model))
+        if why:
+            raise ConfigError(f"{src}: cell {cell.id}: strategy {cell.strategy!r} cannot run here: {why}")
+    return Plan(experiment, items, providers, strategies)
+
+
+@asynccontextmanager
+async def started(plan: Plan, *, emulate: bool = True) -> AsyncIterator[Plan]:
+    """The plan's providers started (and the emulator, when the config asks for it); closed on the way out."""
+    async with AsyncExitStack() as stack:
+        if emulate and plan.experiment.spec.emulator is not None:
+            await stack.enter_async_context(emulated(plan))
+        for provider in plan.providers.values():
+            stack.push_async_callback(provider.aclose)
+            await provider.start()
+        yield plan
+
+
+@asynccontextmanager
+async def emulated(plan: Plan) -> AsyncIterator[object]:
+    """Start the local emulator and point every remote provider (``RemoteOptions``) at it."""
+    from visionbench.emulator import Emulator
+
+    spec = plan.experiment.spec
+    emu_spec = spec.emulator
+    assert emu_spec is not None
+    base = plan.experiment.source.parent
+    dataset = (base / emu_spec.dataset).resolve() if emu_spec.dataset else plan.experiment.dataset_path
+    profiles = (base / emu_spec.profiles).resolve() if emu_spec.profiles else None
+    async with Emulator(
+        profiles,
+        dataset=dataset,
+        labels=emu_spec.labels or spec.dataset.labels,
+        label_field=emu_spec.label_field or spec.dataset.label_field,
+        time_scale=emu_spec.time_scale,
+    ) as emu:
+        os.environ.setdefault(EMULATOR_KEY_ENV, "emulator-key")  # the emulator wants a key; any will do
+        for provider in plan.providers.values():
+            if isinstance(provider.options, RemoteOptions):
+                update = {"base_url": emu.base_url, "api_key_env": EMULATOR_KEY_ENV}
+                provider.options = provider.options.model_copy(update=update)
+        yield emu
