@@ -25,6 +25,8 @@ class ScriptedOptions(StrictModel):
     max_images: int = 16
     reply_template: str | None = None
     batch_polls: int = 2
+    #: Batch submissions from this one on (1 = the first) are refused for good.
+    refuse_submits_from: int | None = None
 
 
 class Scripted(Provider):
@@ -52,6 +54,8 @@ class Scripted(Provider):
 
     async def submit_batch(self, model, requests):
         Scripted.submits += 1
+        if self.options.refuse_submits_from and Scripted.submits >= self.options.refuse_submits_from:
+            raise BadRequest("batch quota exhausted", status=400)
         job_id = f"batch-{len(Scripted.jobs) + 1}"
         Scripted.jobs[job_id] = {"requests": requests, "polls": 0}
         return job_id

@@ -60,6 +60,31 @@ async def test_interrupted_batch_is_resumed_not_resubmitted(tmp_path, image_dir,
     assert cell["summary"]["exact_match"] == 1.0
 
 
+async def test_a_repeat_reports_its_own_job_not_the_previous_repeats(tmp_path, image_dir, registry, answers_for_labels):
+    # One strategy instance serves both repeats: what it reports must come from this repeat's run alone.
+    options = {"answers": answers_for_labels, "refuse_submits_from": 2}
+    path = write_config(tmp_path, image_dir, STRATEGY, options=options, repeats=2)
+    data = bundle_mod.load(await run(load_plan(path, registry), results_dir=tmp_path / "results", cache_dir=None))
+    first, second = sorted(data["cells"], key=lambda c: c["repeat"])
+    assert first["extra"]["batch"]["job_id"] == "batch-1" and first["summary"]["errors"] == 0
+    assert second["extra"]["batch"]["job_id"] is None and second["extra"]["batch"]["state"] is None
+    assert second["summary"]["errors"] == 6
+    assert all(a["error"].startswith("bad_request: batch quota") for a in second["answers"].values())
+
+
+async def test_a_batch_that_never_finishes_fails_its_items_and_keeps_the_job(
+    tmp_path, image_dir, registry, answers_for_labels
+):
+    strategy = [{**STRATEGY[0], "max_wait_s": 0.05}]
+    path = write_config(tmp_path, image_dir, strategy, options={"answers": answers_for_labels, "batch_polls": 10**6})
+    data = bundle_mod.load(await run(load_plan(path, registry), results_dir=tmp_path / "results", cache_dir=None))
+    cell = data["cells"][0]
+    assert cell["summary"]["errors"] == 6 and cell["extra"]["batch"]["job_id"] == "batch-1"
+    assert all("not done after 0.05 s" in a["error"] for a in cell["answers"].values())
+    saved = json.loads((tmp_path / "results" / "batch_jobs.json").read_text())
+    assert [entry["job_id"] for entry in saved.values()] == ["batch-1"]  # kept for a resume
+
+
 def test_batch_needs_a_provider_with_a_batch_api(tmp_path, image_dir, registry):
     from visionbench.errors import ConfigError
 
