@@ -24,7 +24,9 @@ class Preprocessing(FrozenModel):
 
     def at(self, max_side: int | None) -> Preprocessing:
         """The same settings at another size (validated like the config's)."""
-        return self if max_side == self.max_side else Preprocessing(**{**self.__dict__, "max_side": max_side})
+        if max_side == self.max_side:
+            return self
+        return Preprocessing(max_side=max_side, format=self.format, quality=self.quality)
 
     def key(self) -> str:
         """A stable string of every parameter, for cache keys."""
