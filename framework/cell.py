@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,8 @@ from visionbench.types import (
     Response,
     Task,
 )
+
+log = logging.getLogger(__name__)
 
 _JSON_TYPES = {"integer": "integer", "number": "number", "boolean": "boolean", "text": "string"}
 
@@ -198,18 +201,25 @@ class CellContext:
         hashes = {item.id: item.sha256 for item in items}
         key = self._job_key([f"{i}:{hashes[i]}" for i in ids.values()])
         saved = self.jobs.get(key) if self.jobs else None
+        backend = self.providers[self.provider]
+        replaced = None
         if saved:
-            return BatchJob(saved["job_id"], saved["ids"], self.now(), key, resumed=True)
+            job = BatchJob(saved["job_id"], saved["ids"], self.now(), key, resumed=True)
+            check = await self.caller.call(lambda: backend.poll_batch(job.job_id))
+            if check.error is None or check.error.retryable:
+                return job
+            # The service denies the saved job (not found, expired, cancelled): say so, and submit afresh, once.
+            replaced = f"{job.job_id}: {check.error.kind}: {check.error}"
+            log.warning("cell %s: saved batch job %s; submitting a new one", self.cell_id, replaced)
         requests = {
             custom_id: Request(self.model, self.task, self.task.prompt, (image,), dict(self.model_params))
             for custom_id, image in zip(ids, prepared)
         }
-        backend = self.providers[self.provider]
         outcome = await self.caller.call(lambda: backend.submit_batch(self.model, requests))
         if outcome.error is not None:
             self._record_all(where, list(ids.values()), outcome.start_s, outcome.attempts, outcome.error)
             return None
-        job = BatchJob(outcome.value, ids, outcome.start_s, key)  # type: ignore[arg-type]
+        job = BatchJob(outcome.value, ids, outcome.start_s, key, replaced=replaced)  # type: ignore[arg-type]
         if self.jobs:
             entry = {"job_id": job.job_id, "provider": self.provider, "model": self.model, "ids": ids}
             self.jobs.put(key, entry)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -23,6 +24,22 @@ from visionbench.secrets import RedactingFilter, redact
 # Piped output is not squeezed into 80 columns: tables stay readable in logs and files.
 console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
+
+
+#: Exit codes: 0 complete; 2 bad input (config, dataset, bundle, arguments); 3 over budget (--max-cost);
+#: 4 the run finished but some items failed (resume with --retry-errors); 130 interrupted (Ctrl-C).
+EXIT_INPUT, EXIT_BUDGET, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 2, 3, 4, 130
+
+
+def budget_usd(text: str) -> float:
+    """``--max-cost``: a positive, finite number of dollars (anything else is a usage error, never 'no budget')."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of dollars") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the budget must be a positive, finite number of dollars")
+    return value
 
 
 def default_cache_dir() -> Path:
@@ -97,24 +114,28 @@ async def _estimate(plan, count_tokens: bool):
 def cmd_run(args: argparse.Namespace) -> int:
     from visionbench.plan import load_plan
     from visionbench.planning import total_cost
-    from visionbench.runner import run
+    from visionbench.runner import new_run_id, run
 
     registry = default_registry()
     previous = None
+    if args.retry_errors and not args.resume:
+        raise VisionbenchError("--retry-errors goes with --resume RUN: it asks a run's failed items again")
     if args.resume:
         from visionbench.resume import prepare_resume
 
-        plan, previous = prepare_resume(args.resume, registry)
+        plan, previous = prepare_resume(args.resume, registry, retry_errors=args.retry_errors)
         experiment = plan.experiment
+        run_id = previous["run_id"]
         run_dir = Path(args.resume).resolve()
         run_dir = run_dir if run_dir.is_dir() else run_dir.parent
         args.results = str(run_dir.parent)  # the bundle is carried on where it is
     elif args.config:
         plan = load_plan(args.config, registry)
         experiment = plan.experiment
+        run_id = new_run_id(experiment.name)
     else:
         raise VisionbenchError("give a CONFIG to run, or --resume RUN to finish an unfinished run")
-    if args.max_cost is not None:
+    if args.max_cost is not None and previous is None:
         estimates = asyncio.run(_estimate(plan, False))
         total = total_cost(estimates)
         if total is None:
@@ -132,22 +153,38 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.cache_dir
         else (Path(experiment.spec.cache_dir) if experiment.spec.cache_dir else default_cache_dir())
     )
+    run_dir = Path(args.results) / run_id
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, disable=args.quiet) as bar:
-        bundle_path = asyncio.run(
-            run(
-                plan,
-                results_dir=Path(args.results),
-                progress=_RichProgress(bar),
-                cache_dir=None if args.no_cache else cache_dir,
-                max_cost_usd=args.max_cost,
-                previous=previous,
+    try:
+        with Progress(*columns, console=err_console, disable=args.quiet) as bar:
+            bundle_path = asyncio.run(
+                run(
+                    plan,
+                    results_dir=Path(args.results),
+                    run_id=run_id,
+                    progress=_RichProgress(bar),
+                    cache_dir=None if args.no_cache else cache_dir,
+                    max_cost_usd=args.max_cost,
+                    previous=previous,
+                    retry_errors=args.retry_errors,
+                )
             )
-        )
+    except (BudgetExceeded, KeyboardInterrupt):
+        if (run_dir / "bundle.json").exists():
+            print(f"bundle so far: {run_dir / 'bundle.json'}", file=sys.stderr)
+            print(f"to finish it: visionbench run --resume {run_dir}", file=sys.stderr)
+        raise
     bundle = load_bundle(bundle_path)
     print_report(bundle, console)
     _write_outputs(bundle, bundle_path.parent)
     console.print(f"bundle: {bundle_path}")
+    if bundle["status"] == "incomplete":
+        print(
+            f"incomplete: some items failed (table above); to ask only those again: "
+            f"visionbench run --resume {bundle_path.parent} --retry-errors",
+            file=sys.stderr,
+        )
+        return EXIT_INCOMPLETE
     return 0
 
 
@@ -237,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume",
         metavar="RUN",
-        help="finish an interrupted or failed run (its folder or bundle): only what is missing runs",
+        help="finish an interrupted, stopped or failed run (its folder or bundle): only what is missing runs",
     )
     p.add_argument("--results", default="results", help="folder for run folders (default: results)")
     p.add_argument(
@@ -246,10 +283,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="preprocess every image afresh")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="with --resume: ask the run's failed items again (the answered ones are kept)",
+    )
+    p.add_argument(
         "--max-cost",
-        type=float,
+        type=budget_usd,
         metavar="USD",
-        help="refuse to start if the plan estimates more; stop the run once actual spend exceeds it",
+        help="refuse to start if the plan estimates more; stop once the whole run's spend exceeds it "
+        "(a resume keeps the run's budget and counts what it spent before)",
     )
     p.set_defaults(fn=cmd_run)
 
@@ -305,16 +348,16 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     except BudgetExceeded as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
-        return 3
+        return EXIT_BUDGET
     except VisionbenchError as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
-        return 2
+        return EXIT_INPUT
     except FileNotFoundError as exc:
         print(f"error: {exc.filename}: no such file", file=sys.stderr)
-        return 2
+        return EXIT_INPUT
     except KeyboardInterrupt:
         print("interrupted: the bundle written so far is kept", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

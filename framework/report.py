@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
@@ -114,6 +115,36 @@ def filter_lines(bundle: dict[str, Any]) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class Failures:
+    """The items of one cell that ended without an answer for one kind of reason."""
+
+    cell: str
+    kind: str
+    count: int
+    first: str
+
+
+def failures(bundle: dict[str, Any]) -> list[Failures]:
+    """Failed items grouped by cell and error kind (all repeats), with the first message of each group."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for entry in bundle["cells"]:
+        for answer in entry["answers"].values():
+            if answer.get("error"):
+                kind, _, message = answer["error"].partition(": ")
+                groups.setdefault((entry["id"], kind), []).append(message or kind)
+    return [Failures(cell, kind, len(msgs), msgs[0]) for (cell, kind), msgs in groups.items()]
+
+
+def failures_table(found: list[Failures]) -> Table:
+    table = Table(title="Failed items", title_justify="left")
+    for name in ("cell", "error", "items", "first message"):
+        table.add_column(name, justify="right" if name == "items" else "left", overflow="fold")
+    for f in found:
+        table.add_row(f.cell, f.kind, str(f.count), f.first)
+    return table
+
+
 def print_report(bundle: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     cells = list(_cell_runs(bundle))
@@ -126,3 +157,6 @@ def print_report(bundle: dict[str, Any], console: Console | None = None) -> None
         console.print(line)
     if bundle.get("simulated"):
         console.print("[bold]simulated[/bold]: answers came from an emulator, not the real services")
+    found = failures(bundle)
+    if found:
+        console.print(failures_table(found))

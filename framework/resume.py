@@ -12,11 +12,24 @@ from visionbench.plan import Plan, prepare
 from visionbench.plugins import Registry
 
 
-def prepare_resume(run: str | Path, registry: Registry) -> tuple[Plan, dict[str, Any]]:
-    """The plan of a previous run, rebuilt from its bundle's resolved config, checked against the dataset now."""
+def failed_items(bundle: dict[str, Any]) -> int:
+    """How many items of the run's cells (all repeats) ended without an answer."""
+    return sum(entry["summary"]["errors"] for entry in bundle["cells"])
+
+
+def prepare_resume(run: str | Path, registry: Registry, *, retry_errors: bool = False) -> tuple[Plan, dict[str, Any]]:
+    """The plan of a previous run, rebuilt from its bundle's resolved config, checked against the dataset now.
+
+    A run that asked about every item (complete, or incomplete with failed items) has nothing left to resume,
+    unless ``retry_errors`` asks its failed items again.
+    """
     bundle = load_bundle(run)
-    if bundle["status"] == "complete":
-        raise ConfigError(f"{run}: this run is complete; nothing to resume")
+    failed = failed_items(bundle)
+    if bundle["status"] in ("complete", "incomplete"):
+        if not failed:
+            raise ConfigError(f"{run}: this run is complete, every item answered; nothing to resume")
+        if not retry_errors:
+            raise ConfigError(f"{run}: every item was asked and {failed} failed; add --retry-errors to ask those again")
     experiment: Experiment = experiment_from_dict(bundle["config"], Path(bundle["config_path"]), registry)
     plan = prepare(experiment, registry)
     then = {item["id"]: item["sha256"] for item in bundle["items"]}

@@ -64,16 +64,26 @@ def _package_versions() -> dict[str, str | None]:
 
 
 class Budget:
-    """Dollars spent so far against ``--max-cost``; going over stops the run after the record that did it."""
+    """Dollars spent by the whole run against ``--max-cost``; going over stops the run after the record that did.
 
-    def __init__(self, max_usd: float | None) -> None:
+    A resumed run starts from what the run spent before it was stopped.
+    """
+
+    def __init__(self, max_usd: float | None, spent: float = 0.0) -> None:
         self.max_usd = max_usd
-        self.spent = 0.0
+        self.spent = spent
 
     def spend(self, usd: float | None) -> None:
         self.spent += usd or 0.0
         if self.max_usd is not None and self.spent > self.max_usd:
-            raise BudgetExceeded(f"over budget: spent ${self.spent:.4f} of --max-cost ${self.max_usd:.4f}; stopped")
+            raise BudgetExceeded(
+                f"over budget: this run has spent ${self.spent:.4f} of --max-cost ${self.max_usd:.4f}; stopped"
+            )
+
+
+def final_status(cells: list[dict[str, Any]]) -> str:
+    """``complete`` when every item of every cell has an answer; ``incomplete`` when some failed."""
+    return "incomplete" if any(entry["summary"]["errors"] for entry in cells) else "complete"
 
 
 def _earlier(previous: dict[str, Any] | None, cell_id: str, repeat: int) -> list[Record]:
@@ -123,33 +133,51 @@ async def run(
     cache_dir: Path | None = None,
     max_cost_usd: float | None = None,
     previous: dict[str, Any] | None = None,
+    retry_errors: bool = False,
 ) -> Path:
     """Run every cell of ``plan``; returns the bundle's path. The bundle is valid on disk at every moment.
 
-    With ``previous`` (the bundle of an unfinished run) the same bundle is carried on: cells and items
-    that already have an answer are kept, only the rest run.
+    With ``previous`` (the bundle of an unfinished run) the same bundle is carried on: items whose work is
+    done are kept and only the rest run; with ``retry_errors`` the items that failed are asked again too.
+    ``max_cost_usd`` covers the whole run, earlier spend included; on a resume it defaults to the budget the
+    run started with.
     """
     experiment = plan.experiment
     progress = progress or _NoProgress()
     caller = Caller(experiment.spec.retry)
     if previous is not None:
+        if max_cost_usd is None:
+            max_cost_usd = (previous.get("budget") or {}).get("max_cost_usd")
+        spent = sum(r["cost_usd"] or 0.0 for r in previous["records"])
         writer = BundleWriter.reopen(results_dir / previous["run_id"] / BUNDLE_NAME, previous)
         caller.t0 -= max((r["end_s"] for r in previous["records"]), default=0.0)
     else:
+        spent = 0.0
         run_id = run_id or new_run_id(experiment.name)
         writer = BundleWriter(results_dir / run_id / BUNDLE_NAME, _header(plan, run_id))
+    writer.data["budget"] = {"max_cost_usd": max_cost_usd}
     preprocessor = Preprocessor(cache_dir)
     jobs = JobStore(results_dir / "batch_jobs.json")
-    budget = Budget(max_cost_usd)
+    budget = Budget(max_cost_usd, spent)
     try:
         async with started(plan):
             with _setup_frozen():
                 for repeat in range(experiment.spec.repeats):
                     for cell in experiment.cells:
                         await _run_cell(
-                            plan, cell, repeat, caller, preprocessor, writer, progress, jobs, budget, previous
+                            plan,
+                            cell,
+                            repeat,
+                            caller,
+                            preprocessor,
+                            writer,
+                            progress,
+                            jobs,
+                            budget,
+                            previous,
+                            retry_errors,
                         )
-        writer.finish("complete")
+        writer.finish(final_status(writer.data["cells"]))
     except BudgetExceeded as exc:
         writer.finish("stopped", str(exc))
         raise
@@ -188,7 +216,7 @@ def _header(plan: Plan, run_id: str) -> dict[str, Any]:
     return {
         "run_id": run_id,
         "simulated": any(p.simulated for p in plan.providers.values()),
-        "config_path": str(experiment.source),
+        "config_path": str(experiment.source.resolve()),  # so the run resumes from any folder
         "config": experiment.resolved(),
         "environment": {
             "python": sys.version.split()[0],
@@ -212,11 +240,14 @@ async def _run_cell(
     jobs: JobStore,
     budget: Budget,
     previous: dict[str, Any] | None,
+    retry_errors: bool,
 ) -> None:
     strategy = plan.strategies[cell.id]
     items = plan.items
     earlier = _earlier(previous, cell.id, repeat)
     done = strategy.finished(earlier)
+    if retry_errors:
+        done -= {i for i, answer in strategy.final_answers(earlier).items() if answer.error is not None}
     todo = [item for item in items if item.id not in done]
     if earlier and not todo:
         return  # finished in the run being resumed

@@ -163,5 +163,8 @@ class Strategy(ABC):
         return final
 
     def finished(self, records: Sequence[Record]) -> set[str]:
-        """Items whose work is done, so a resumed run skips them: by default, those with a final answer."""
-        return {item_id for item_id, answer in self.final_answers(records).items() if answer.error is None}
+        """Items whose work is done (answered, or failed for good), so a resumed run skips them.
+
+        By default, those with a final answer. ``--retry-errors`` asks the failed ones of them again.
+        """
+        return set(self.final_answers(records))

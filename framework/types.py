@@ -155,3 +155,5 @@ class BatchJob:
     key: str
     #: True when the job was submitted by an earlier, interrupted run and picked up again.
     resumed: bool = False
+    #: The saved job this one replaces, and why (the service no longer knew it, or it had expired).
+    replaced: str | None = None

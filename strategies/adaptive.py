@@ -75,6 +75,18 @@ class Adaptive(Strategy):
                     final[answer.item_id] = answer
         return final
 
+    def finished(self, records: Sequence[Record]) -> set[str]:
+        """Done: tier 2 was asked, or tier 1 answered below the threshold (an image it sends on is not done)."""
+        done = {i for r in records if r.tier == 2 for i in r.item_ids}
+        for record in records:
+            if record.tier == 1:
+                done.update(
+                    a.item_id
+                    for a in record.answers
+                    if a.error is None and not needs_escalation(a.value, self.params.escalate_at)
+                )
+        return done
+
     def summarize(self, items: Sequence[ImageItem], records: Sequence[Record]) -> dict[str, Any]:
         """How well tier 1 picked the items that needed tier 2, judged by the labels."""
         escalated = {i for r in records if r.tier == 2 for i in r.item_ids}

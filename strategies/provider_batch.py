@@ -44,7 +44,7 @@ class ProviderBatch(Strategy):
         if status is not None:
             await ctx.collect_batch(job, status)
         state = status.state if status is not None else None
-        return {"batch": {"job_id": job.job_id, "state": state, "resumed": job.resumed}}
+        return {"batch": {"job_id": job.job_id, "state": state, "resumed": job.resumed, "replaced": job.replaced}}
 
     def summarize(self, items: Sequence[ImageItem], records: Sequence[Record]) -> dict[str, Any]:
         ended = [r.end_s for r in records if r.batch]

@@ -10,7 +10,7 @@ import asyncio
 import json
 
 from visionbench import hookimpl
-from visionbench.errors import BadRequest, RateLimited, Transient
+from visionbench.errors import BadRequest, Fatal, RateLimited, Transient
 from visionbench.provider import Provider
 from visionbench.spec import StrictModel
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
@@ -61,6 +61,8 @@ class Scripted(Provider):
         return job_id
 
     async def poll_batch(self, job_id):
+        if job_id not in Scripted.jobs:
+            raise Fatal(f"Batch {job_id} not found", status=404)
         job = Scripted.jobs[job_id]
         job["polls"] += 1
         done = job["polls"] >= self.options.batch_polls

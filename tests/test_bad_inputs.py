@@ -59,7 +59,7 @@ async def test_bad_images_are_per_item_errors_and_the_rest_is_answered(tmp_path,
     plan = load_plan(path, registry)
     data = bundle_mod.load(await run(plan, results_dir=tmp_path / "r", cache_dir=tmp_path / "cache"))
     bundle_mod.validate(data)
-    assert data["status"] == "complete"
+    assert data["status"] == "incomplete"  # every cell ran to its end; the bad images have no answer
     expected_errors = {
         "empty.jpg": "empty",
         "notes.jpg": "not an image",

@@ -50,7 +50,7 @@ def bundle(tmp_path_factory) -> dict:
     registry = collect(make_manager([fakeplugin]))
     data = bundle_mod.load(asyncio.run(run(load_plan(path, registry), results_dir=tmp / "results")))
     bundle_mod.validate(data)
-    assert data["status"] == "complete" and len(data["cells"]) == 10
+    assert data["status"] == "incomplete" and len(data["cells"]) == 10  # one image fails in every cell
     return data
 
 
@@ -138,7 +138,7 @@ def test_html_shows_the_bundle_figures(bundle, html_path):
     html = html_path.read_text(encoding="utf-8")
     for text in (
         bundle["run_id"],
-        "complete",
+        "incomplete",
         "SIMULATED",
         "How many people?",
         "max_side=64",

@@ -85,6 +85,23 @@ async def test_a_batch_that_never_finishes_fails_its_items_and_keeps_the_job(
     assert [entry["job_id"] for entry in saved.values()] == ["batch-1"]  # kept for a resume
 
 
+async def test_a_saved_job_the_service_no_longer_knows_is_replaced_once(
+    tmp_path, image_dir, registry, answers_for_labels
+):
+    options = {"answers": answers_for_labels, "batch_polls": 1000}
+    path = write_config(tmp_path, image_dir, STRATEGY, options=options)
+    await run_then_cancel(load_plan(path, registry), tmp_path / "results", "first", 0.2)
+    Scripted.jobs.clear()  # the service forgot it (expired, deleted): polling it answers 404
+
+    options["batch_polls"] = 1
+    path = write_config(tmp_path, image_dir, STRATEGY, options=options)
+    data = bundle_mod.load(await run(load_plan(path, registry), results_dir=tmp_path / "results", cache_dir=None))
+    batch = data["cells"][0]["extra"]["batch"]
+    assert Scripted.submits == 2 and batch["job_id"] == "batch-1" and batch["resumed"] is False
+    assert batch["replaced"].startswith("batch-1: fatal: Batch batch-1 not found")
+    assert data["cells"][0]["summary"]["errors"] == 0 and data["status"] == "complete"
+
+
 def test_batch_needs_a_provider_with_a_batch_api(tmp_path, image_dir, registry):
     from visionbench.errors import ConfigError
 

@@ -462,7 +462,7 @@ async def test_api_keys_never_reach_any_output(tmp_path):
             return rc, out, err
 
         rc, out, err = await cli("run", str(full), "--results", str(results), "--cache-dir", str(cache))
-        assert rc == 0, err[-3000:]
+        assert rc == 4, err[-3000:]  # the bad cells' items fail: incomplete
         assert "DEBUG " in err  # logging really was at DEBUG
         (run_dir,) = [p.parent for p in results.glob("*/bundle.json")]
         missing = ("GEMINI_API_KEY", "ANTHROPIC_API_KEY")
