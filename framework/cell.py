@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from visionbench.answers import ParseError, parse_many, parse_single
@@ -138,13 +138,14 @@ class CellContext:
         """The items' images; an item whose image cannot be prepared gets an error answer, recorded."""
         prepared: list[PreparedImage] = []
         failed: list[Answer] = []
+        unsent = replace(where, batch=False)  # an image that was never sent went through no batch
         for item in items:
             try:
                 prepared.append(await self.prepare(item, where.max_side))
             except ItemError as exc:
                 now = self.now()
                 error = {"kind": "item", "message": f"image: {exc}"}
-                failed.extend(self._record(where, [item.id], now, now, 0, error=error).answers)
+                failed.extend(self._record(unsent, [item.id], now, now, 0, error=error).answers)
         return prepared, failed
 
     async def ask(
