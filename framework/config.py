@@ -5,7 +5,8 @@ Every error names the file, the key at fault and, where there is a choice, the a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from visionbench.preprocessing import Preprocessing
 from visionbench.pricing import PriceTable, default_table
 from visionbench.spec import StrictModel
 from visionbench.strategy import Strategy
+from visionbench.sweep import combinations, describe, varying
 from visionbench.types import AnswerType, Task
 
 
@@ -51,8 +53,10 @@ class MatrixEntry(StrictModel):
     models: list[str] = Field(min_length=1)
     #: Strategy names, or {name: ..., label: ..., <params>} mappings.
     strategies: list[str | dict[str, Any]] = Field(min_length=1)
-    #: Model parameters handed to the provider (temperature, thinking, media resolution...).
+    #: Model parameters handed to the provider (temperature, thinking, media resolution...); a list sweeps.
     model_params: dict[str, Any] = Field(default_factory=dict)
+    #: Preprocessing fields overriding the experiment's for these cells; a list sweeps (max_side: [384, 768]).
+    preprocessing: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -93,7 +97,7 @@ class ExperimentSpec(StrictModel):
 
 @dataclass(frozen=True)
 class Cell:
-    """One column of the comparison: a provider, a model and a strategy with its params."""
+    """One column of the comparison: a provider, a model, a strategy with its params, and the preprocessing."""
 
     id: str
     provider: str
@@ -102,6 +106,13 @@ class Cell:
     label: str
     params: dict[str, Any]
     model_params: dict[str, Any]
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    #: What sets this cell apart from the others of its provider, model and strategy label (a sweep's values).
+    varied: dict[str, Any] = field(default_factory=dict)
+
+    def settings(self) -> dict[str, Any]:
+        """Everything a sweep may vary, in one mapping (to find what differs between cells)."""
+        return {**self.preprocessing.model_dump(), **self.model_params, **self.params}
 
 
 @dataclass(frozen=True)
@@ -183,6 +194,32 @@ def build_strategy(registry: Registry, cell: Cell, source: Path | str = "config"
     return cls(_validate_params(Path(source), f"strategy {cell.label!r}", cls.Params, cell.params))
 
 
+def _preprocessing(source: Path, where: str, base: Preprocessing, override: dict[str, Any]) -> Preprocessing:
+    try:
+        return Preprocessing.model_validate({**base.model_dump(), **override})
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(source, err, prefix=where)) from None
+
+
+def _named(cells: list[Cell], source: Path) -> list[Cell]:
+    """Cells of one provider, model and label that a sweep tells apart get what varies in their id and label."""
+    groups: dict[str, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(cell.id, []).append(cell)
+    named: list[Cell] = []
+    for cell in cells:
+        group = groups[cell.id]
+        keys = varying([c.settings() for c in group]) if len(group) > 1 else []
+        if keys:
+            varied = {k: cell.settings().get(k) for k in keys}
+            suffix = "@" + describe(varied)
+            cell = replace(cell, id=cell.id + suffix, label=cell.label + suffix, varied=varied)
+        if any(c.id == cell.id for c in named):
+            raise ConfigError(f"{source}: matrix: cell {cell.id!r} appears twice; give one a 'label'")
+        named.append(cell)
+    return named
+
+
 def load_experiment(path: str | Path, registry: Registry) -> Experiment:
     """Read, validate and expand an experiment config, checking plugin names against ``registry``."""
     source = Path(path)
@@ -213,20 +250,25 @@ def experiment_from_dict(raw: Any, source: Path, registry: Registry) -> Experime
                 f"{source}: matrix[{i}].provider: unknown provider {entry.provider!r}; "
                 f"loaded providers: {', '.join(sorted(registry.providers))}"
             )
+        sizes = [
+            _preprocessing(source, f"matrix[{i}].preprocessing", spec.preprocessing, p)
+            for p in combinations(entry.preprocessing, f"{source}: matrix[{i}].preprocessing")
+        ]
+        model_params = combinations(entry.model_params, f"{source}: matrix[{i}].model_params")
         for j, strategy_entry in enumerate(entry.strategies):
-            name, label, params = _strategy_entry(strategy_entry)
+            name, label, strategy_params = _strategy_entry(strategy_entry)
             where = f"matrix[{i}].strategies[{j}]"
             if name not in registry.strategies:
                 raise ConfigError(
                     f"{source}: {where}: unknown strategy {name!r}; "
                     f"loaded strategies: {', '.join(sorted(registry.strategies))}"
                 )
-            _validate_params(source, where, registry.strategies[name].Params, params)
-            for model in entry.models:
-                cell_id = f"{entry.provider}/{model}/{label}"
-                if any(c.id == cell_id for c in cells):
-                    raise ConfigError(f"{source}: {where}: cell {cell_id!r} appears twice; give one a 'label'")
-                cells.append(Cell(cell_id, entry.provider, model, name, label, params, dict(entry.model_params)))
+            for params in combinations(strategy_params, f"{source}: {where}"):
+                _validate_params(source, where, registry.strategies[name].Params, params)
+                for model, pre, mp in itertools.product(entry.models, sizes, model_params):
+                    cell_id = f"{entry.provider}/{model}/{label}"
+                    cells.append(Cell(cell_id, entry.provider, model, name, label, params, mp, pre))
+    cells = _named(cells, source)
 
     dataset_path = (source.parent / spec.dataset.path).resolve()
     if not dataset_path.exists():

@@ -75,7 +75,7 @@ async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstima
             provider_name = req.provider or cell.provider
             model = req.model or cell.model
             provider = plan.providers[provider_name]
-            side = req.max_side if req.max_side is not None else exp.preprocessing.max_side
+            side = req.max_side if req.max_side is not None else cell.preprocessing.max_side
             prompt = exp.task.prompt if len(req.item_ids) == 1 else multi_image_prompt(exp.task, len(req.item_ids))
             text = text_tokens(prompt + (exp.task.system or ""))
             image_tokens: int | None = 0
@@ -85,9 +85,10 @@ async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstima
                 image_tokens = None if image_tokens is None or t is None else image_tokens + t
             if count_tokens:
                 # One call per distinct (provider, model, image sizes): same sizes, same token count.
-                key = (provider_name, model, fitted)
+                key = (provider_name, model, fitted, cell.preprocessing.key())
                 if key not in counted_cache:
-                    counted_cache[key] = await _counted(plan, provider_name, model, req.item_ids, items, side)
+                    settings = cell.preprocessing.at(side)
+                    counted_cache[key] = await _counted(plan, provider_name, model, req.item_ids, items, settings)
                 counted = counted_cache[key]
                 if counted is not None:
                     image_tokens, text, est.counted = max(0, counted - text), text, True
@@ -118,11 +119,15 @@ async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstima
 
 
 async def _counted(
-    plan: Plan, provider_name: str, model: str, item_ids: tuple[str, ...], items: dict[str, ImageItem], side: int | None
+    plan: Plan,
+    provider_name: str,
+    model: str,
+    item_ids: tuple[str, ...],
+    items: dict[str, ImageItem],
+    settings: Preprocessing,
 ) -> int | None:
     """Input tokens of a request with these images, from the provider's count-tokens endpoint."""
     exp = plan.experiment
-    settings: Preprocessing = exp.preprocessing.at(side)
     images = []
     with Preprocessor(None) as pre:
         for item_id in item_ids:

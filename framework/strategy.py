@@ -22,7 +22,7 @@ class PlannedRequest:
     """A request a strategy expects to make, for cost planning before anything is spent."""
 
     item_ids: tuple[str, ...]
-    max_side: int | None = None  # None: the experiment's preprocessing
+    max_side: int | None = None  # None: the cell's preprocessing
     provider: str | None = None  # None: the cell's
     model: str | None = None
     batch: bool = False

@@ -22,7 +22,7 @@ class Tier1(StrictModel):
 
 class AdaptiveParams(StrictModel):
     tier1: Tier1 = Field(default_factory=Tier1)
-    #: Tier-2 resolution; default: the experiment's preprocessing.max_side.
+    #: Tier-2 resolution; default: the cell's preprocessing.max_side.
     tier2_max_side: int | None = Field(default=None, gt=0)
     #: Escalate when the tier-1 answer is at least this (numbers) or true (yes/no tasks).
     #: A tier-1 failure always escalates.
