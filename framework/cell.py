@@ -188,7 +188,7 @@ class CellContext:
             response = outcome.value
             record.raw_text = response.text
             record.usage = response.usage
-            record.cost_usd = self.price(model_name, response)
+            record.cost_usd = self.price(model_name, response, provider=provider_name)
             record.request_id = response.request_id
             record.model_version = response.model_version
             record.simulated = response.simulated
@@ -196,11 +196,15 @@ class CellContext:
         self._keep(record)
         return failed + record.answers
 
-    def price(self, model: str, response: Response, *, batch: bool = False) -> float | None:
+    def price(
+        self, model: str, response: Response, *, batch: bool = False, provider: str | None = None
+    ) -> float | None:
         """The provider's own figure if it gave one (local models: 0), else the price table's."""
         if response.cost_usd is not None:
             return response.cost_usd
-        return self.prices.cost(model, response.usage, batch=batch) if self.prices else None
+        if self.prices is None:
+            return None
+        return self.prices.cost(model, response.usage, batch=batch, provider=provider or self.provider)
 
     def keep(self, record: Record) -> None:
         """Record a request made outside ``ask`` (the provider-batch strategy's)."""

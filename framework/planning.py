@@ -99,7 +99,11 @@ async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstima
             if provider.free:
                 continue
             usage = Usage(input_tokens=(image_tokens or 0) + text, output_tokens=output, thinking_tokens=thinking)
-            cost = exp.prices.cost(model, usage, batch=req.batch) if image_tokens is not None else None
+            cost = (
+                exp.prices.cost(model, usage, batch=req.batch, provider=provider_name)
+                if image_tokens is not None
+                else None
+            )
             if cost is None and f"no price or token formula for {model}" not in est.notes:
                 est.notes.append(f"no price or token formula for {model}")
             est.cost_usd = _add_cost(est.cost_usd, cost)
