@@ -47,6 +47,12 @@ class _RichProgress:
         self.progress.advance(self.task, n)
 
 
+def _print_warnings(plan) -> None:
+    """One line per model that is retired, retiring, deprecated or unknown."""
+    for line in plan.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+
+
 def _plan_table(estimates) -> Table:
     from visionbench.planning import total_cost
 
@@ -78,6 +84,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     registry = default_registry()
     plan = prepare(load_experiment(args.config, registry), registry)
+    _print_warnings(plan)
     estimates = asyncio.run(_estimate_and_close(plan, args.count_tokens))
     console.print(_plan_table(estimates))
     return 0
@@ -121,6 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         plan = prepare(experiment, registry)
     else:
         raise VisionbenchError("give a CONFIG to run, or --resume RUN to finish an unfinished run")
+    _print_warnings(plan)
     if args.max_cost is not None:
         estimates = asyncio.run(_estimate_and_close(plan, False))
         total = total_cost(estimates)
@@ -174,6 +182,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     registry = default_registry()
     experiment = load_experiment(args.config, registry)
     plan = prepare(experiment, registry)
+    _print_warnings(plan)
     console.print(
         f"{args.config}: OK: {len(plan.items)} images, "
         f"{len(experiment.cells)} cells x {experiment.spec.repeats} repeats"

@@ -10,7 +10,7 @@ import secrets
 import sys
 import time
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +22,7 @@ from visionbench.config import Cell, Experiment, build_strategy
 from visionbench.dataset import load_dataset
 from visionbench.errors import BudgetExceeded, ConfigError
 from visionbench.jobs import JobStore
+from visionbench.lifecycle import model_warnings
 from visionbench.plugins import Registry
 from visionbench.preprocess import Preprocessor
 from visionbench.provider import Provider
@@ -33,6 +34,7 @@ PACKAGES = (
     "visionbench",
     "google-genai",
     "anthropic",
+    "genai-prices",
     "pillow",
     "pluggy",
     "diskcache",
@@ -66,6 +68,8 @@ class Plan:
     items: list[ImageItem]
     providers: dict[str, Provider]
     strategies: dict[str, Strategy]
+    #: One line per model that is retired, retiring, deprecated or unknown (printed by the CLI).
+    warnings: list[str] = field(default_factory=list)
 
 
 def _package_versions() -> dict[str, str | None]:
@@ -114,7 +118,14 @@ def prepare(experiment: Experiment, registry: Registry) -> Plan:
         why = strategies[cell.id].check(providers[cell.provider].capabilities(cell.model))
         if why:
             raise ConfigError(f"{src}: cell {cell.id}: strategy {cell.strategy!r} cannot run here: {why}")
-    return Plan(experiment, items, providers, strategies)
+    for cell in experiment.cells:  # tier-1 requests on another model go without the cell's model_params
+        try:
+            providers[cell.provider].validate_params(cell.model, dict(cell.model_params))
+        except ConfigError as exc:
+            raise ConfigError(f"{src}: cell {cell.id}: model_params: {exc}") from None
+    pairs = [(name, model) for name, model, _ in needed]
+    experiment = replace(experiment, prices=experiment.prices.for_models(pairs))
+    return Plan(experiment, items, providers, strategies, model_warnings(pairs, experiment.prices))
 
 
 class Budget:
