@@ -6,6 +6,7 @@ Data: ``lifecycle.yaml`` (dates, successors, sources) and genai-prices' ``deprec
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -36,10 +37,14 @@ def lifecycle_rows() -> tuple[Lifecycle, ...]:
     return tuple(Lifecycle(**row) for row in raw["models"])
 
 
+def _names(row: str, model: str) -> bool:
+    """``model`` is ``row`` or a version of it (dated, -001, -preview, -latest), not another model."""
+    base, name = _normal(row), _normal(model)
+    return name == base or re.match(re.escape(base) + r"[-@](\d|preview|latest)", name) is not None
+
+
 def find_lifecycle(provider: str, model: str) -> Lifecycle | None:
-    name = _normal(model)
-    hits = [r for r in lifecycle_rows() if r.provider == provider and name.startswith(_normal(r.model))]
-    return max(hits, key=lambda r: len(r.model)) if hits else None
+    return next((r for r in lifecycle_rows() if r.provider == provider and _names(r.model, model)), None)
 
 
 def known_models(provider: str) -> list[str]:
