@@ -57,7 +57,7 @@ def _plan_table(estimates) -> Table:
     from visionbench.planning import total_cost
 
     table = Table(title="Plan (estimates, all repeats)", title_justify="left")
-    for name in ("cell", "requests", "image tok", "text tok", "output tok", "cost $", "notes"):
+    for name in ("cell", "requests", "image tok", "text tok", "output tok", "thinking tok", "cost $", "notes"):
         table.add_column(name, justify="left" if name in ("cell", "notes") else "right")
     for est in estimates:
         table.add_row(
@@ -66,15 +66,16 @@ def _plan_table(estimates) -> Table:
             "?" if est.image_tokens is None else f"{est.image_tokens:,}",
             f"{est.text_tokens:,}",
             f"{est.output_tokens:,}",
+            f"{est.thinking_tokens:,}",
             "?" if est.cost_usd is None else f"{est.cost_usd:.4f}",
             "; ".join((["input tokens counted by the service"] if est.counted else []) + est.notes),
         )
     total = total_cost(estimates)
-    table.add_row("total", "", "", "", "", "?" if total is None else f"{total:.4f}", "")
+    table.add_row("total", "", "", "", "", "", "?" if total is None else f"{total:.4f}", "")
     table.caption = (
         "Image tokens by each provider's documented formula (or its count-tokens endpoint with --count-tokens). "
-        "Output assumes a short answer; models that think by default (Gemini 2.5) bill thinking as output "
-        "on top unless model_params.thinking_budget is set."
+        "Output assumes a short answer; thinking bills as output, estimated per model from its emulator profile "
+        "(exact against the emulator, a guess for the real service) or capped by model_params.thinking_budget."
     )
     return table
 
