@@ -62,8 +62,18 @@ class PackagePrice:
     standard: gp.ModelPrice
     batch: gp.ModelPrice | None  # the package's batch variant, if it has one in force
     batch_factor: float | None  # else ours, per provider
+    #: genai-prices takes ~0.1 ms a call; a cell's requests mostly repeat the same few usages.
+    _memo: dict[tuple[Usage, bool], float | None] = field(default_factory=dict, compare=False, repr=False)
 
     def cost(self, usage: Usage, batch: bool) -> float | None:
+        key = (usage, batch)
+        if key not in self._memo:
+            if len(self._memo) > 4096:
+                self._memo.clear()
+            self._memo[key] = self._cost(usage, batch)
+        return self._memo[key]
+
+    def _cost(self, usage: Usage, batch: bool) -> float | None:
         price = self.standard
         factor = 1.0
         if batch:

@@ -4,7 +4,8 @@ A request is one user message: the images as base64 image blocks, in order, then
 task's system prompt goes in ``system``; ``max_tokens`` is the request's ``max_output_tokens``.
 Model params: ``max_output_tokens``, ``thinking_budget`` (-> ``thinking: {type: enabled, budget_tokens}``)
 and ``effort`` (-> ``output_config.effort``). anthropic 2.x has no temperature/top_p/top_k (API version
-2026-10-21 rejects them), so those are refused with an explanation.
+2026-10-21 rejects them), so those are refused with an explanation, at validate/plan time
+(``validate_params``), before anything is sent.
 A response schema is sent natively as ``output_config.format`` (json_schema, made strict-compatible by
 ``anthropic.transform_schema``) or, with ``structured_output: prompt``, as an instruction in the prompt.
 

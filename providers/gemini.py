@@ -5,6 +5,7 @@ system prompt goes in ``system_instruction``. Model params (``model_params`` in 
 ``temperature``, ``top_p``, ``top_k``, ``seed``, ``max_output_tokens`` (default: the request's),
 ``thinking_budget`` (int), ``thinking_level`` (minimal|low|medium|high), ``media_resolution`` (whole
 request: low|medium|high) and ``part_media_resolution`` (per image, Gemini 3: low|medium|high|ultra_high).
+They are checked by ``validate_params`` at validate/plan time (``GeminiParams``), before anything is sent.
 A response schema is sent as ``responseMimeType: application/json`` + ``responseJsonSchema``.
 
 The SDK never retries (the framework does): ``HttpRetryOptions(attempts=1)`` is set on purpose. Without
@@ -173,7 +174,9 @@ class Gemini(Provider):
 
     def validate_params(self, model: str, params: dict[str, Any]) -> None:
         lowered = {
-            k: v.lower() if isinstance(v, str) and k.endswith(("_level", "_resolution")) else v
+            k: v.lower().removeprefix("media_resolution_")
+            if isinstance(v, str) and k.endswith(("_level", "_resolution"))
+            else v
             for k, v in params.items()
         }
         check_params(lowered, GeminiParams, self.name, model)
