@@ -99,3 +99,18 @@ def test_a_retired_model_warns_once_per_model(tmp_path, capsys):
     assert main(["validate", str(path)]) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert lines == ["warning: model gemini-2.5-flash (gemini): retired on 2026-12-01; try gemini-3.5-flash"]
+
+
+def test_emulated_seed_runs_on_its_own_profiles_and_shows_thinking(tmp_path, capsys):
+    config = ROOT / "configs" / "seed-crowd-count-emulated.yaml"
+    assert main(["run", str(config), "--results", str(tmp_path), "--no-cache", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    [run_dir] = list(tmp_path.iterdir())
+    data = bundle_mod.load(run_dir)
+    gemini = [r for r in data["records"] if r["cell"].startswith("gemini/gemini-3.5-flash/")]
+    # gemini-3.5-flash's own profile thinks 300 tokens a request (the "*" fallback does not think)
+    assert gemini and all(r["usage"]["thinking_tokens"] == 300 for r in gemini)
+    assert "tok think" in out and "1200" in out
+    assert all(c["summary"]["cost_usd"] > 0 for c in data["cells"])
+    html = (run_dir / "report.html").read_text()
+    assert "tok thinking" in html and "1,200" in html
