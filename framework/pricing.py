@@ -101,9 +101,20 @@ class PackagePrice:
     def describe(self) -> dict[str, Any]:
         return {
             "genai_prices_model": self.model.id,
-            "standard": str(self.standard),
-            "batch": str(self.batch) if self.batch is not None else f"standard x {self.batch_factor}",
+            "standard": _rates(self.standard),
+            "batch": _rates(self.batch) if self.batch is not None else f"standard x {self.batch_factor}",
         }
+
+
+def _rates(price: gp.ModelPrice) -> dict[str, Any]:
+    """USD per unit by genai-prices key (``input_mtok``...), tiers spelled out: what a bundle's hash covers."""
+    out: dict[str, Any] = {}
+    for key, value in sorted(vars(price).items()):
+        if isinstance(value, gp.TieredPrices):
+            out[key] = {"base": str(value.base), "tiers": [[t.start, str(t.price)] for t in value.tiers]}
+        elif value is not None and not key.startswith("_"):
+            out[key] = str(value)
+    return out
 
 
 def _normal(model: str) -> str:

@@ -112,5 +112,8 @@ def test_emulated_seed_runs_on_its_own_profiles_and_shows_thinking(tmp_path, cap
     assert gemini and all(r["usage"]["thinking_tokens"] == 300 for r in gemini)
     assert "tok think" in out and "1200" in out
     assert all(c["summary"]["cost_usd"] > 0 for c in data["cells"])
+    used = data["pricing"]["used"]
+    assert used["gemini/gemini-3.5-flash"]["batch"] == "standard x 0.5"  # no batch price in genai-prices
+    assert data["pricing"]["version"].startswith("genai-prices 0.2.")
     html = (run_dir / "report.html").read_text()
     assert "tok thinking" in html and "1,200" in html

@@ -92,6 +92,9 @@ def test_hash_covers_the_prices_used_and_nothing_else():
     # gemini-3.8-flash's introductory price ends 2026-12-31: a run in January used other prices
     assert a.sha256 != default_table(datetime(2027, 1, 2, tzinfo=UTC)).for_models(pairs).sha256
     assert a.used()["gemini/gemini-3.8-flash"]["genai_prices_model"] == "gemini-3.8-flash"
+    # tiers are spelled out, so a change of a tier changes the hash too
+    haiku = default_table(TODAY).for_models([("anthropic", "claude-haiku-5-5")]).used()["anthropic/claude-haiku-5-5"]
+    assert haiku["standard"]["input_mtok"] == {"base": "0.1", "tiers": [[100000, "0.5"]]}
     # a price change of a model the run does not use leaves its hash alone
     other = default_table(TODAY).with_overrides([{"match": "claude-opus-5", "input": 1, "output": 1}])
     assert other.for_models(pairs).sha256 == a.sha256
