@@ -141,7 +141,7 @@ def unknown_params(params: Mapping[str, Any], allowed: tuple[str, ...], provider
 def check_params(params: Mapping[str, Any], spec: type[BaseModel], provider: str, model: str) -> BaseModel:
     """Validate ``model_params`` against ``spec``: unknown names with the closest match, wrong types, ranges.
 
-    Raises ConfigError with one line per problem, in our words (no pydantic boilerplate).
+    Raises ConfigError naming every problem, in our words (no pydantic boilerplate).
     """
     allowed = sorted(spec.model_fields)
     problems = []
