@@ -329,7 +329,7 @@ class CellContext:
         elif isinstance(result, Response):
             record.raw_text = result.text
             record.usage = result.usage
-            record.cost_usd = self.price(where.model, result, batch=where.batch)
+            record.cost_usd = self.price(where.provider, where.model, result, batch=where.batch)
             record.request_id = result.request_id or request_id
             record.model_version = result.model_version
             record.simulated = result.simulated
@@ -340,11 +340,13 @@ class CellContext:
         self.records.append(record)
         return record
 
-    def price(self, model: str, response: Response, *, batch: bool = False) -> float | None:
+    def price(self, provider: str, model: str, response: Response, *, batch: bool = False) -> float | None:
         """The provider's own figure if it gave one (local models: 0), else the price table's."""
         if response.cost_usd is not None:
             return response.cost_usd
-        return self.prices.cost(model, response.usage, batch=batch) if self.prices else None
+        if self.prices is None:
+            return None
+        return self.prices.cost(model, response.usage, batch=batch, provider=provider)
 
 
 @dataclass(frozen=True)

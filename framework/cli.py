@@ -64,11 +64,17 @@ class _RichProgress:
         self.progress.advance(self.task, n)
 
 
+def _print_warnings(plan) -> None:
+    """One line per model that is retired, retiring, deprecated or unknown."""
+    for line in plan.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+
+
 def _plan_table(estimates) -> Table:
     from visionbench.planning import total_cost
 
     table = Table(title="Plan (estimates, all repeats)", title_justify="left")
-    for name in ("cell", "requests", "image tok", "text tok", "output tok", "cost $", "notes"):
+    for name in ("cell", "requests", "image tok", "text tok", "output tok", "thinking tok", "cost $", "notes"):
         table.add_column(name, justify="left" if name in ("cell", "notes") else "right")
     for est in estimates:
         table.add_row(
@@ -77,15 +83,16 @@ def _plan_table(estimates) -> Table:
             "?" if est.image_tokens is None else f"{est.image_tokens:,}",
             f"{est.text_tokens:,}",
             f"{est.output_tokens:,}",
+            f"{est.thinking_tokens:,}",
             "?" if est.cost_usd is None else f"{est.cost_usd:.4f}",
             "; ".join((["input tokens counted by the service"] if est.counted else []) + est.notes),
         )
     total = total_cost(estimates)
-    table.add_row("total", "", "", "", "", "?" if total is None else f"{total:.4f}", "")
+    table.add_row("total", "", "", "", "", "", "?" if total is None else f"{total:.4f}", "")
     table.caption = (
         "Image tokens by each provider's documented formula (or its count-tokens endpoint with --count-tokens). "
-        "Output assumes a short answer; models that think by default (Gemini 2.5) bill thinking as output "
-        "on top unless model_params.thinking_budget is set."
+        "Output assumes a short answer; thinking bills as output, estimated per model from its emulator profile "
+        "(exact against the emulator, a guess for the real service) or capped by model_params.thinking_budget."
     )
     return table
 
@@ -95,6 +102,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     registry = default_registry()
     plan = load_plan(args.config, registry)
+    _print_warnings(plan)
     estimates = asyncio.run(_estimate(plan, args.count_tokens))
     console.print(_plan_table(estimates))
     return 0
@@ -135,6 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_id = new_run_id(experiment.name)
     else:
         raise VisionbenchError("give a CONFIG to run, or --resume RUN to finish an unfinished run")
+    _print_warnings(plan)
     if args.max_cost is not None and previous is None:
         estimates = asyncio.run(_estimate(plan, False))
         total = total_cost(estimates)
@@ -204,6 +213,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     registry = default_registry()
     plan = load_plan(args.config, registry)
     experiment = plan.experiment
+    _print_warnings(plan)
     console.print(
         f"{args.config}: OK: {len(plan.items)} images, "
         f"{len(experiment.cells)} cells x {experiment.spec.repeats} repeats"

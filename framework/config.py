@@ -91,7 +91,7 @@ class ExperimentSpec(StrictModel):
     cache_dir: str | None = None
     #: Route every provider that takes a base_url to a local emulator of the provider APIs.
     emulator: EmulatorSpec | None = None
-    #: Price rows that replace or extend the built-in table (see visionbench/pricing/prices.yaml).
+    #: Price rows that replace or extend the built-in table (genai-prices, then visionbench/pricing/local.yaml).
     pricing: list[dict[str, Any]] = Field(default_factory=list)
 
 

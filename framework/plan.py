@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from visionbench.config import Experiment, build_strategy, load_experiment
 from visionbench.dataset import load_dataset
 from visionbench.errors import ConfigError
+from visionbench.lifecycle import model_warnings
 from visionbench.plugins import Registry
 from visionbench.provider import Provider, RemoteOptions
 from visionbench.strategy import Strategy
@@ -27,6 +28,8 @@ class Plan:
     items: list[ImageItem]
     providers: dict[str, Provider]
     strategies: dict[str, Strategy]
+    #: One line per model that is retired, retiring, deprecated or unknown (printed by the CLI).
+    warnings: list[str] = field(default_factory=list)
 
 
 def load_plan(path: str | Path, registry: Registry) -> Plan:
@@ -69,7 +72,14 @@ def prepare(experiment: Experiment, registry: Registry) -> Plan:
         why = strategies[cell.id].check(providers[cell.provider].capabilities(cell.model))
         if why:
             raise ConfigError(f"{src}: cell {cell.id}: strategy {cell.strategy!r} cannot run here: {why}")
-    return Plan(experiment, items, providers, strategies)
+    for cell in experiment.cells:  # tier-1 requests on another model go without the cell's model_params
+        try:
+            providers[cell.provider].validate_params(cell.model, dict(cell.model_params))
+        except ConfigError as exc:
+            raise ConfigError(f"{src}: cell {cell.id}: model_params: {exc}") from None
+    pairs = [(name, model) for name, model, _ in needed]
+    experiment = replace(experiment, prices=experiment.prices.for_models(pairs))
+    return Plan(experiment, items, providers, strategies, model_warnings(pairs, experiment.prices))
 
 
 @asynccontextmanager

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from visionbench.cell import multi_image_prompt
+from visionbench.emulator.profile_schema import EmulatorProfiles, load_profiles
 from visionbench.errors import ItemError
 from visionbench.plan import Plan
 from visionbench.preprocess import Preprocessor
@@ -46,6 +47,7 @@ class CellEstimate:
     image_tokens: int | None = 0
     text_tokens: int = 0
     output_tokens: int = 0
+    thinking_tokens: int = 0
     cost_usd: float | None = 0.0
     counted: bool = False  # True when input tokens came from the service's count-tokens endpoint
     notes: list[str] = field(default_factory=list)
@@ -53,6 +55,31 @@ class CellEstimate:
 
 def _add_cost(total: float | None, cost: float | None) -> float | None:
     return None if total is None or cost is None else total + cost
+
+
+def _profiles(plan: Plan) -> EmulatorProfiles:
+    emu = plan.experiment.spec.emulator
+    path = plan.experiment.source.parent / emu.profiles if emu is not None and emu.profiles else None
+    try:
+        return load_profiles(path)
+    except ValueError:  # the run reports a bad profiles file; the plan falls back to the packaged one
+        return load_profiles(None)
+
+
+def thinking_per_request(plan: Plan, model: str, params: dict, profiles: EmulatorProfiles) -> tuple[int, str]:
+    """Thinking tokens one request is expected to bill as output, and where the figure comes from.
+
+    The model's emulator profile says how much it thinks by default (exact against the emulator; a plausible
+    figure, not a measurement, for the real service); a ``thinking_budget`` caps it (0: off).
+    """
+    found = profiles.resolve(model)
+    default = found[1].latency.thinking_tokens if found is not None and found[0] != "*" else 0
+    budget = params.get("thinking_budget")
+    if isinstance(budget, int) and budget >= 0:
+        emulated = plan.experiment.spec.emulator is not None
+        value = min(budget, default) if emulated else budget
+        return value, f"thinking {value}/request (thinking_budget {budget})"
+    return default, f"thinking {default}/request (emulator profile)"
 
 
 async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstimate]:
@@ -66,10 +93,10 @@ async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstima
     items = {item.id: item for item in plan.items}
     out: list[CellEstimate] = []
     counted_cache: dict[tuple, int | None] = {}
+    profiles = _profiles(plan)
     for cell in exp.cells:
         strategy = plan.strategies[cell.id]
         caps = plan.providers[cell.provider].capabilities(cell.model)
-        thinking = int(cell.model_params.get("thinking_budget") or 0)
         est = CellEstimate(cell.id)
         for req in strategy.plan(plan.items, caps):
             provider_name = req.provider or cell.provider
@@ -93,25 +120,37 @@ async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstima
                 if counted is not None:
                     image_tokens, text, est.counted = max(0, counted - text), text, True
             output = OUTPUT_TOKENS_PER_ANSWER * len(req.item_ids)
+            same = req.provider is None and req.model is None  # as CellContext.ask hands out model_params
+            thinking, why = (
+                (0, "")
+                if provider.free
+                else thinking_per_request(plan, model, cell.model_params if same else {}, profiles)
+            )
+            if thinking and why not in est.notes:
+                est.notes.append(why)
             est.requests += 1
             est.text_tokens += text
             est.output_tokens += output
+            est.thinking_tokens += thinking
             est.image_tokens = (
                 None if est.image_tokens is None or image_tokens is None else est.image_tokens + image_tokens
             )
             if provider.free:
                 continue
             usage = Usage(input_tokens=(image_tokens or 0) + text, output_tokens=output, thinking_tokens=thinking)
-            cost = exp.prices.cost(model, usage, batch=req.batch) if image_tokens is not None else None
+            cost = (
+                exp.prices.cost(model, usage, batch=req.batch, provider=provider_name)
+                if image_tokens is not None
+                else None
+            )
             if cost is None and f"no price or token formula for {model}" not in est.notes:
                 est.notes.append(f"no price or token formula for {model}")
             est.cost_usd = _add_cost(est.cost_usd, cost)
-        if thinking:
-            est.notes.append(f"includes a thinking budget of {thinking} tokens per request as output")
         repeats = exp.spec.repeats
         est.requests *= repeats
         est.text_tokens *= repeats
         est.output_tokens *= repeats
+        est.thinking_tokens *= repeats
         est.image_tokens = est.image_tokens * repeats if est.image_tokens is not None else None
         est.cost_usd = est.cost_usd * repeats if est.cost_usd is not None else None
         out.append(est)

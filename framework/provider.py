@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
@@ -61,6 +61,10 @@ class Provider(ABC):
     @abstractmethod
     async def generate(self, request: Request) -> Response:
         """Send one request and return the reply, or raise a ``ProviderError``."""
+
+    def validate_params(self, model: str, params: dict[str, Any]) -> None:
+        """Check a cell's ``model_params`` for ``model`` before anything is sent; raise ``ConfigError`` naming
+        the parameter and what is allowed. Default: accept anything."""
 
     def estimate_image_tokens(self, model: str, width: int, height: int) -> int | None:
         """Input tokens one image of this size costs, by the provider's documented formula (for planning)."""

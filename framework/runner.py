@@ -28,6 +28,7 @@ PACKAGES = (
     "visionbench",
     "google-genai",
     "anthropic",
+    "genai-prices",
     "pillow",
     "pluggy",
     "diskcache",
@@ -227,7 +228,11 @@ def _header(plan: Plan, run_id: str) -> dict[str, Any]:
             "providers": {name: p.environment() for name, p in plan.providers.items()},
         },
         "items": [item_to_json(item) for item in plan.items],
-        "pricing": {"version": experiment.prices.version, "sha256": experiment.prices.sha256},
+        "pricing": {
+            "version": experiment.prices.version,
+            "sha256": experiment.prices.sha256,
+            "used": experiment.prices.used(),  # what the hash covers, per provider/model
+        },
     }
 
 

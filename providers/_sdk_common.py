@@ -6,6 +6,7 @@ prompt, cached tokens included; ``output_tokens`` excludes thinking tokens, whic
 
 from __future__ import annotations
 
+import difflib
 import email.utils
 import os
 import re
@@ -13,6 +14,8 @@ import time
 from collections.abc import Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+
+from pydantic import BaseModel, ValidationError
 
 from visionbench.errors import BadRequest, ConfigError, Fatal, ProviderError, RateLimited, Transient
 from visionbench.provider import SIMULATED_HEADER
@@ -117,6 +120,33 @@ def unknown_params(params: Mapping[str, Any], allowed: tuple[str, ...], provider
         raise BadRequest(
             f"provider {provider!r}: unknown model parameter(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
         )
+
+
+def check_params(params: Mapping[str, Any], spec: type[BaseModel], provider: str, model: str) -> BaseModel:
+    """Validate ``model_params`` against ``spec``: unknown names with the closest match, wrong types, ranges.
+
+    Raises ConfigError naming every problem, in our words (no pydantic boilerplate).
+    """
+    allowed = sorted(spec.model_fields)
+    problems = []
+    for name in sorted(set(params) - set(allowed)):
+        close = difflib.get_close_matches(name, allowed, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        problems.append(f"unknown parameter {name!r}{hint}; allowed: {', '.join(allowed)}")
+    known = {k: v for k, v in params.items() if k in allowed}
+    try:
+        checked = spec.model_validate(known)
+    except ValidationError as err:
+        for e in err.errors(include_url=False):
+            name = ".".join(str(p) for p in e["loc"]) or "model_params"
+            msg = e["msg"].removeprefix("Value error, ")
+            got = f" (got {e['input']!r})" if e["loc"] else ""
+            problems.append(f"{name}: {msg}{got}")
+        checked = None
+    if problems:
+        raise ConfigError(f"provider {provider!r}, model {model!r}: " + "; ".join(problems))
+    assert checked is not None
+    return checked
 
 
 def is_transport_error(exc: BaseException) -> bool:

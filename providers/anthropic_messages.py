@@ -4,7 +4,8 @@ A request is one user message: the images as base64 image blocks, in order, then
 task's system prompt goes in ``system``; ``max_tokens`` is the request's ``max_output_tokens``.
 Model params: ``max_output_tokens``, ``thinking_budget`` (-> ``thinking: {type: enabled, budget_tokens}``)
 and ``effort`` (-> ``output_config.effort``). anthropic 2.x has no temperature/top_p/top_k (API version
-2026-10-21 rejects them), so those are refused with an explanation.
+2026-10-21 rejects them), so those are refused with an explanation, at validate/plan time
+(``validate_params``), before anything is sent.
 A response schema is sent natively as ``output_config.format`` (json_schema, made strict-compatible by
 ``anthropic.transform_schema``) or, with ``structured_output: prompt``, as an instruction in the prompt.
 
@@ -23,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from visionbench.errors import BadRequest, Fatal, ProviderError, Transient
+from visionbench.errors import BadRequest, ConfigError, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
 from visionbench.provider import Provider, RemoteOptions
 from visionbench.secrets import redact
@@ -32,6 +33,7 @@ from visionbench.types import BatchStatus, Capabilities, Request, Response, Usag
 
 from ._sdk_common import (
     check_images,
+    check_params,
     error_for_status,
     header,
     is_simulated,
@@ -46,6 +48,19 @@ from ._sdk_common import (
 PARAMS = ("max_output_tokens", "thinking_budget", "effort")
 NO_SAMPLING = ("temperature", "top_p", "top_k")
 MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+#: anthropic 2.x refuses non-streaming calls whose max_tokens would take longer than its time limit.
+MAX_NON_STREAMING_TOKENS = 21_333
+
+
+class AnthropicParams(BaseModel):
+    """What ``model_params`` may hold for a Claude model (checked at validate/plan time)."""
+
+    max_output_tokens: int | None = Field(None, ge=1, le=MAX_NON_STREAMING_TOKENS)
+    #: 0 = off; else at least 1,024 (the API's minimum) and below max_output_tokens.
+    thinking_budget: int | None = Field(None, ge=0)
+    effort: Literal["low", "medium", "high", "max"] | None = None
+
+
 CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 #: Error ``type`` in a batch result -> the HTTP status the same error has on a direct call.
 ERROR_TYPE_STATUS = {
@@ -109,6 +124,23 @@ class AnthropicMessages(Provider):
         super().__init__(options)
         self._client: Any = None
         self._key: str | None = None
+
+    def validate_params(self, model: str, params: dict[str, Any]) -> None:
+        where = f"provider {self.name!r}, model {model!r}"
+        sampling = sorted(set(params) & set(NO_SAMPLING))
+        if sampling:
+            raise ConfigError(
+                f"{where}: {', '.join(sampling)} cannot be set: anthropic SDK 2.x (API version 2026-10-21) has no "
+                f"temperature/top_p/top_k; remove them from model_params"
+            )
+        p = check_params(params, AnthropicParams, self.name, model)
+        budget = p.thinking_budget or 0
+        if budget and budget < 1024:
+            raise ConfigError(f"{where}: thinking_budget must be 0 (off) or at least 1024 (got {budget})")
+        if budget and p.max_output_tokens is not None and budget >= p.max_output_tokens:
+            raise ConfigError(
+                f"{where}: thinking_budget ({budget}) must be below max_output_tokens ({p.max_output_tokens})"
+            )
 
     def capabilities(self, model: str) -> Capabilities:
         return Capabilities(

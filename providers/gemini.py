@@ -5,6 +5,7 @@ system prompt goes in ``system_instruction``. Model params (``model_params`` in 
 ``temperature``, ``top_p``, ``top_k``, ``seed``, ``max_output_tokens`` (default: the request's),
 ``thinking_budget`` (int), ``thinking_level`` (minimal|low|medium|high), ``media_resolution`` (whole
 request: low|medium|high) and ``part_media_resolution`` (per image, Gemini 3: low|medium|high|ultra_high).
+They are checked by ``validate_params`` at validate/plan time (``GeminiParams``), before anything is sent.
 A response schema is sent as ``responseMimeType: application/json`` + ``responseJsonSchema``.
 
 The SDK never retries (the framework does): ``HttpRetryOptions(attempts=1)`` is set on purpose. Without
@@ -16,12 +17,13 @@ Usage is what ``usageMetadata`` reports; fields it leaves out stay ``None``.
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from typing import Any, Literal
 
 import pydantic
 from pydantic import BaseModel, Field
 
-from visionbench.errors import BadRequest, Fatal, ProviderError, Transient
+from visionbench.errors import BadRequest, ConfigError, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
 from visionbench.provider import Provider, RemoteOptions
 from visionbench.secrets import redact
@@ -30,6 +32,7 @@ from visionbench.types import BatchStatus, Capabilities, Request, Response, Usag
 
 from ._sdk_common import (
     check_images,
+    check_params,
     duration_s,
     error_for_status,
     is_simulated,
@@ -52,6 +55,28 @@ PARAMS = (
     "media_resolution",
     "part_media_resolution",
 )
+
+
+class GeminiParams(BaseModel):
+    """What ``model_params`` may hold for a Gemini model (checked at validate/plan time)."""
+
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    top_k: int | None = Field(None, ge=1)
+    seed: int | None = None
+    max_output_tokens: int | None = Field(None, ge=1)
+    #: -1 = dynamic, 0 = off (where the model allows it).
+    thinking_budget: int | None = Field(None, ge=-1)
+    thinking_level: Literal["minimal", "low", "medium", "high"] | None = None
+    media_resolution: Literal["low", "medium", "high"] | None = None
+    part_media_resolution: Literal["low", "medium", "high", "ultra_high"] | None = None
+
+
+def _generation(model: str) -> int | None:
+    match = re.match(r"(?:models/)?gemini-(\d+)", model.lower())
+    return int(match.group(1)) if match else None
+
+
 DONE_STATES = ("SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED")
 #: Batch items fail with a google.rpc.Status, whose code is a gRPC code: its HTTP equivalent.
 GRPC_TO_HTTP = {
@@ -146,6 +171,22 @@ class Gemini(Provider):
 
     async def start(self) -> None:
         self._get_client(at_start=True)
+
+    def validate_params(self, model: str, params: dict[str, Any]) -> None:
+        lowered = {
+            k: v.lower().removeprefix("media_resolution_")
+            if isinstance(v, str) and k.endswith(("_level", "_resolution"))
+            else v
+            for k, v in params.items()
+        }
+        check_params(lowered, GeminiParams, self.name, model)
+        where = f"provider {self.name!r}, model {model!r}"
+        if "thinking_budget" in params and "thinking_level" in params:
+            raise ConfigError(f"{where}: thinking_budget and thinking_level cannot both be set; choose one")
+        generation = _generation(model)
+        for name in ("thinking_level", "part_media_resolution"):
+            if name in params and generation is not None and generation < 3:
+                raise ConfigError(f"{where}: {name} is accepted by Gemini 3 models and later only")
 
     def estimate_image_tokens(self, model: str, width: int, height: int) -> int | None:
         return gemini_image_tokens(width, height, model=model)

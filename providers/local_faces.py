@@ -14,6 +14,7 @@ import asyncio
 import io
 import json
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -71,6 +72,13 @@ class LocalFaces(Provider):
         if model not in MODELS:
             raise ConfigError(f"provider {self.name!r} has no model {model!r}; allowed models: {', '.join(MODELS)}")
         return Capabilities(max_images_per_request=MAX_IMAGES, structured_output=True, batch=False, tasks=TASKS)
+
+    def validate_params(self, model: str, params: dict[str, Any]) -> None:
+        if params:
+            raise ConfigError(
+                f"provider {self.name!r} takes no model_params (got {', '.join(sorted(params))}); "
+                f"set its options under providers.{self.name}: threshold, min_side, max_side"
+            )
 
     async def start(self) -> None:
         await asyncio.to_thread(faces.detector)

@@ -69,3 +69,52 @@ def test_plugin_listing(capsys):
     assert all(name in out for name in ("sequential", "concurrent", "single-prompt", "adaptive"))
     assert main(["providers"]) == 0
     assert "local-faces" in capsys.readouterr().out
+
+
+def _emulated_config(tmp_path, old: str, new: str) -> Path:
+    path = tmp_path / "emu.yaml"
+    text = (ROOT / "configs" / "quickstart-emulated.yaml").read_text().replace("../framework", str(ROOT / "framework"))
+    assert old in text
+    path.write_text(text.replace(old, new))
+    return path
+
+
+def test_shipped_configs_use_current_models(capsys):
+    for name in ("quickstart-emulated", "seed-crowd-count", "seed-crowd-count-emulated"):
+        assert main(["validate", str(ROOT / "configs" / f"{name}.yaml")]) == 0, name
+        assert "warning" not in capsys.readouterr().err, name
+
+
+def test_a_model_param_typo_exits_2_at_validate_and_plan(tmp_path, capsys):
+    path = _emulated_config(tmp_path, "thinking_level: low", "thinking_levl: low")
+    for command in ("validate", "plan"):
+        assert main([command, str(path)]) == 2
+        err = capsys.readouterr().err
+        assert "model_params" in err and "'thinking_levl' (did you mean 'thinking_level'?)" in err
+        assert "For further information" not in err
+
+
+def test_a_retired_model_warns_once_per_model(tmp_path, capsys):
+    path = _emulated_config(tmp_path, "models: [gemini-3.5-flash]", "models: [gemini-2.5-flash]")
+    path.write_text(path.read_text().replace("thinking_level: low", "thinking_budget: 0"))
+    assert main(["validate", str(path)]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert lines == ["warning: model gemini-2.5-flash (gemini): retired on 2026-12-01; try gemini-3.5-flash"]
+
+
+def test_emulated_seed_runs_on_its_own_profiles_and_shows_thinking(tmp_path, capsys):
+    config = ROOT / "configs" / "seed-crowd-count-emulated.yaml"
+    assert main(["run", str(config), "--results", str(tmp_path), "--no-cache", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    [run_dir] = list(tmp_path.iterdir())
+    data = bundle_mod.load(run_dir)
+    gemini = [r for r in data["records"] if r["cell"].startswith("gemini/gemini-3.5-flash/")]
+    # gemini-3.5-flash's own profile thinks 300 tokens a request (the "*" fallback does not think)
+    assert gemini and all(r["usage"]["thinking_tokens"] == 300 for r in gemini)
+    assert "tok think" in out and "1200" in out
+    assert all(c["summary"]["cost_usd"] > 0 for c in data["cells"])
+    used = data["pricing"]["used"]
+    assert used["gemini/gemini-3.5-flash"]["batch"] == "standard x 0.5"  # no batch price in genai-prices
+    assert data["pricing"]["version"].startswith("genai-prices 0.2.")
+    html = (run_dir / "report.html").read_text()
+    assert "tok thinking" in html and "1,200" in html

@@ -89,6 +89,9 @@ def test_cells_line_up_by_id_with_values_per_run(runs):
     assert c.row(seq, "cost_usd").values == pytest.approx([0.006, 0.006])  # the scripted provider's own price
     assert c.row(seq, "cost_per_1k_images_usd").values == pytest.approx([1.0, 1.0])
     assert c.row(seq, "errors").values == [0, 0]
+    # tokens, thinking included: six one-image requests of 100 in / 5 out; the scripted provider reports no thinking
+    assert c.row(seq, "input_tokens").values == [600, 600] and c.row(seq, "output_tokens").values == [30, 30]
+    assert c.row(seq, "thinking_tokens").values == [None, None]
 
 
 def test_missing_cells_are_marked_and_have_no_change(runs):

@@ -1,9 +1,10 @@
 import pytest
+import yaml
 from conftest import write_config
 
 from visionbench.config import load_experiment
 from visionbench.errors import ConfigError
-from visionbench.plan import prepare
+from visionbench.plan import load_plan, prepare
 
 
 def error_of(path, registry, *, prepare_too=False):
@@ -86,3 +87,40 @@ def test_single_prompt_needs_multi_image_provider(tmp_path, image_dir, registry)
     path = write_config(tmp_path, image_dir, ["single-prompt"], options={"max_images": 1})
     msg = error_of(path, registry, prepare_too=True)
     assert "single-prompt" in msg and "one image per request" in msg
+
+
+def _params_config(tmp_path, image_dir, provider, model, params):
+    path = write_config(tmp_path, image_dir, ["sequential"], provider=provider)
+    config = yaml.safe_load(path.read_text())
+    config["matrix"][0].update(models=[model], model_params=params)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "params", "expected"),
+    [
+        ("gemini", "gemini-3.5-flash", {"thinking_budgt": 0}, "unknown parameter 'thinking_budgt' (did you mean"),
+        ("gemini", "gemini-3.5-flash", {"temperature": 3}, "temperature: Input should be less than or equal to 2"),
+        ("gemini", "gemini-3.5-flash", {"top_k": "many"}, "top_k: Input should be a valid integer"),
+        ("gemini", "gemini-3.5-flash", {"thinking_level": "huge"}, "'minimal', 'low', 'medium' or 'high'"),
+        ("gemini", "gemini-2.5-pro", {"thinking_level": "low"}, "Gemini 3 models and later only"),
+        ("gemini", "gemini-3.5-flash", {"thinking_level": "low", "thinking_budget": 0}, "cannot both be set"),
+        ("anthropic", "claude-haiku-5-5", {"temperature": 0.2}, "has no temperature"),
+        ("anthropic", "claude-haiku-5-5", {"thinking_budget": 500}, "at least 1024"),
+        ("anthropic", "claude-haiku-5-5", {"effort": "extreme"}, "effort: Input should be"),
+        ("local-faces", "centerface", {"threshold": 0.5}, "takes no model_params"),
+    ],
+)
+def test_model_params_are_checked_by_the_provider_before_anything_is_sent(
+    tmp_path, image_dir, registry, provider, model, params, expected
+):
+    msg = error_of(_params_config(tmp_path, image_dir, provider, model, params), registry, prepare_too=True)
+    assert expected in msg and f"cell {provider}/{model}/sequential: model_params" in msg
+    assert "pydantic" not in msg and "For further information" not in msg
+
+
+def test_good_model_params_pass(tmp_path, image_dir, registry):
+    path = _params_config(tmp_path, image_dir, "gemini", "gemini-3.5-flash", {"thinking_level": "LOW", "seed": 3})
+    plan = load_plan(path, registry)
+    assert plan.warnings == []

@@ -61,3 +61,19 @@ def test_cli_refuses_a_plan_over_budget(tmp_path, image_dir, registry, monkeypat
     assert not (tmp_path / "r").exists()
     assert cli.main(["plan", str(path)]) == 0
     assert "total" in capsys.readouterr().out
+
+
+async def test_plan_estimates_thinking_per_model_and_prices_it_as_output(registry):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    plan = load_plan(root / "configs" / "seed-crowd-count-emulated.yaml", registry)
+    by_id = {e.cell_id: e for e in await estimate(plan)}
+    gemini = by_id["gemini/gemini-3.5-flash/sequential"]
+    claude = by_id["anthropic/claude-haiku-5-5/sequential"]
+    # the emulator profiles: gemini-3.5-flash thinks 300 tokens per request, claude-haiku-5-5 not unless asked
+    assert gemini.requests == 4 and gemini.thinking_tokens == 4 * 300 and claude.thinking_tokens == 0
+    # thinking bills at gemini-3.5-flash's $9 per 1M output tokens
+    input_tokens = gemini.image_tokens + gemini.text_tokens
+    without = (input_tokens * 1.50 + gemini.output_tokens * 9.0) / 1e6
+    assert gemini.cost_usd - without == pytest.approx(1200 * 9.0 / 1e6)

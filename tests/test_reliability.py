@@ -434,7 +434,13 @@ async def test_api_keys_never_reach_any_output(tmp_path):
             # unknown models: 404 from the emulator (fatal, not retried)
             {"provider": "gemini", "models": ["gemini-no-such-model"], "strategies": ["sequential"]},
             {"provider": "anthropic", "models": ["claude-no-such-model"], "strategies": ["sequential"]},
-            # bad requests: refused by the provider before sending
+        ]
+        full = write_yaml(
+            tmp_path / "secrets.yaml",
+            base_config("secrets", dataset, retry=retry, providers=providers, matrix=good_matrix + bad_matrix),
+        )
+        # bad model_params: refused at validate/plan time, exit 2, nothing sent
+        bad_params = [
             {
                 "provider": "gemini",
                 "models": [MODELS["gemini"]],
@@ -448,9 +454,9 @@ async def test_api_keys_never_reach_any_output(tmp_path):
                 "model_params": {"temperature": 0.3},
             },
         ]
-        full = write_yaml(
-            tmp_path / "secrets.yaml",
-            base_config("secrets", dataset, retry=retry, providers=providers, matrix=good_matrix + bad_matrix),
+        refused = write_yaml(
+            tmp_path / "refused.yaml",
+            base_config("refused", dataset, retry=retry, providers=providers, matrix=good_matrix + bad_params),
         )
         good = write_yaml(
             tmp_path / "good.yaml", base_config("good", dataset, retry=retry, providers=providers, matrix=good_matrix)
@@ -467,8 +473,9 @@ async def test_api_keys_never_reach_any_output(tmp_path):
         (run_dir,) = [p.parent for p in results.glob("*/bundle.json")]
         missing = ("GEMINI_API_KEY", "ANTHROPIC_API_KEY")
         # independent of each other: run side by side
-        (rc, out, err), (plan_rc, plan_out, plan_err), *missing_runs = await asyncio.gather(
+        (rc, out, err), (bad_rc, _, bad_err), (plan_rc, plan_out, plan_err), *missing_runs = await asyncio.gather(
             cli("report", str(run_dir)),
+            cli("run", str(refused), "--results", str(results), "--cache-dir", str(cache)),
             # counts tokens through both SDKs for the good cells, then fails on the first unknown model (a 404)
             cli("plan", str(full), "--count-tokens"),
             # a missing key: an error naming the variable, non-zero exit (the other key is still searched for below)
@@ -487,6 +494,7 @@ async def test_api_keys_never_reach_any_output(tmp_path):
             ),
         )
         assert rc == 0, err[-3000:]
+        assert bad_rc == 2 and "thinking_level" in bad_err and "bogus" in bad_err, bad_err[-3000:]
         assert plan_rc == 2 and "no-such-model" in plan_err, plan_err[-3000:]
         for var, (rc, _out, err) in zip(missing, missing_runs):
             assert rc == 2 and f"environment variable {var} is not set" in err, (rc, err[-3000:])
@@ -498,7 +506,7 @@ async def test_api_keys_never_reach_any_output(tmp_path):
         assert stats[model].rate_limited and sum(stats[model].faults.values()), stats[model]
     data = bundle_mod.load(run_dir)
     kinds = collections.Counter(r["error"]["kind"] for r in data["records"] if r["error"])
-    assert kinds["bad_request"] and kinds["fatal"] and (kinds["transient"] or kinds["rate_limited"]), kinds
+    assert kinds["fatal"] and (kinds["transient"] or kinds["rate_limited"]), kinds
     for var in missing:
         (failed,) = [bundle_mod.load(p) for p in (tmp_path / f"results-no-{var}").glob("*/bundle.json")]
         assert failed["status"] == "failed" and var in failed["error"]
