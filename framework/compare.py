@@ -13,6 +13,7 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.table import Table
 
+from visionbench.significance import Difference, differences
 from visionbench.stats import cell_stats
 
 #: (summary key, label, better): better is "lower" or "higher"
@@ -73,6 +74,8 @@ class Comparison:
     rows: list[MetricRow]
     items: list[ItemOverlap]
     flags: list[str] = field(default_factory=list)  # why the runs may not be comparable
+    #: key -> per run (None for the baseline and where the cell is missing): the paired tests against the baseline
+    tests: dict[str, list[list[Difference] | None]] = field(default_factory=dict)
 
     def row(self, key: str, metric: str) -> MetricRow:
         return next(r for r in self.rows if r.key == key and r.metric == metric)
@@ -95,16 +98,18 @@ def compare(bundles: list[dict[str, Any]], by: Literal["id", "label"] = "id") ->
     """Line up the cells of ``bundles`` (the first is the baseline) by cell id, or by strategy label across models."""
     if not bundles:
         raise ValueError("compare needs at least one bundle")
-    runs, per_run = [], []
+    runs, per_run, ids = [], [], []
     for b in bundles:
         stats = cell_stats(b)
-        table = {}
+        table, cell_ids = {}, {}
         for s in stats:
             key = s.cell_id if by == "id" else s.label
             if key in table:
                 raise ValueError(f"run {b['run_id']}: label {key!r} names several cells; compare by id instead")
             table[key] = _metrics(s)
+            cell_ids[key] = s.cell_id
         per_run.append(table)
+        ids.append(cell_ids)
         runs.append(
             RunInfo(
                 b["run_id"],
@@ -132,7 +137,22 @@ def compare(bundles: list[dict[str, Any]], by: Literal["id", "label"] = "id") ->
             flags.append(
                 f"cell {key} is missing from " + ", ".join(r.run_id for r, p in zip(runs, presence[key]) if not p)
             )
-    return Comparison(runs, keys, presence, rows, items, flags)
+    tests: dict[str, list[list[Difference] | None]] = {}
+    for key in keys:
+        tests[key] = [None]
+        for n in range(1, len(bundles)):
+            if key in ids[0] and key in ids[n]:
+                found = differences(bundles[0], ids[0][key], bundles[n], ids[n][key])
+                tests[key].append(found)
+                flags += [
+                    f"cell {key}: {d.metric} {d.a:.3g} vs {d.b:.3g} in {runs[n].run_id}, but n={d.n} is too small "
+                    "for any difference to reach p<0.05"
+                    for d in found
+                    if not d.detectable and d.a is not None and d.b is not None and d.a != d.b
+                ]
+            else:
+                tests[key].append(None)
+    return Comparison(runs, keys, presence, rows, items, flags, tests)
 
 
 def _differences(bundles: list[dict[str, Any]], runs: list[RunInfo]) -> tuple[list[ItemOverlap], list[str]]:
@@ -205,7 +225,23 @@ def _grid(comparison: Comparison, key: str) -> tuple[list[str], list[list[tuple[
             if i:
                 cells.append(_delta(row, i))
         rows.append(cells)
+    for metric in ("MAE", "exact match", "latency p50 s"):
+        cells = [(f"{metric}: real?", None), ("", None)]
+        for found in comparison.tests.get(key, [None])[1:]:
+            d = next((d for d in found or [] if d.metric == metric), None)
+            cells += [(_verdict(d), None), ("", None)]
+        if any(text for text, _ in cells[2:]):
+            rows.append(cells)
     return head, rows
+
+
+def _verdict(d: Difference | None) -> str:
+    """A paired test, short: "p=0.4, no (n=4)"."""
+    if d is None or d.p is None:
+        return ""
+    p = f"p={d.p:.2g}" if d.p >= 0.001 else "p<0.001"
+    word = "yes" if d.significant else ("no" if d.detectable else "n too small")
+    return f"{p}, {word} (n={d.n})"
 
 
 def _run_rows(comparison: Comparison) -> list[list[str]]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from visionbench.cellnames import short_names
 from visionbench.charts import cost_per_1k, write_charts
+from visionbench.report import Rows, accuracy_rows, difference_rows
 from visionbench.stats import agreement, cell_stats
 
 CSS = """
@@ -218,6 +219,13 @@ def _img(path: Path, alt: str) -> str:
     return f'<figure><img alt="{escape(alt)}" src="data:image/png;base64,{data}"></figure>'
 
 
+def _rows_html(rows: Rows | None) -> list[str]:
+    if rows is None:
+        return []
+    caption = f'<p class="note">{escape(rows.caption)}</p>' if rows.caption else ""
+    return [f"<h2>{escape(rows.title)}</h2>", html_table(rows.head, rows.rows), caption]
+
+
 def write_html_report(bundle: dict[str, Any], path: Path, charts: dict[str, Path] | None = None) -> Path:
     """Write the run's report as one HTML file; ``charts`` reuses PNGs from ``write_charts``, else draws them."""
     path = Path(path)
@@ -272,6 +280,8 @@ def write_html_report(bundle: dict[str, Any], path: Path, charts: dict[str, Path
         '<p class="note">Latency per request actually sent; queue = waiting for a concurrency or rate slot, '
         'service = the rest, less retry backoff. Cost "?" = unknown (unpriced model). '
         "Exact = share of labelled images.</p>",
+        *_rows_html(accuracy_rows(bundle) if any(i["label"] is not None for i in bundle["items"]) else None),
+        *_rows_html(difference_rows(bundle)),
         _extras(bundle),
         "<h2>Charts</h2>",
         f'<div class="charts">{figures}</div>',

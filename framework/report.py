@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from visionbench.cellnames import short_names
+from visionbench.significance import Difference, Interval, accuracy_intervals, numeric_task, versus_best
 from visionbench.stats import Estimate, cell_stats
 
 
@@ -118,6 +119,84 @@ def filter_lines(bundle: dict[str, Any]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Rows:
+    """A small table as plain text: shown by the terminal report and the HTML one alike."""
+
+    title: str
+    head: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+
+    def rich(self) -> Table:
+        table = Table(title=self.title, title_justify="left", caption=self.caption or None)
+        for i, name in enumerate(self.head):
+            table.add_column(name, justify="left" if i == 0 else "right", no_wrap=True)
+        for row in self.rows:
+            table.add_row(*row)
+        return table
+
+
+def accuracy_rows(bundle: dict[str, Any]) -> Rows:
+    """Each cell's MAE and exact match with a 95% bootstrap interval over images."""
+    names = short_names(list(_cell_runs(bundle)))
+    rows = []
+    for cell in _cell_runs(bundle):
+        got = accuracy_intervals(bundle, cell)
+        rows.append([names[cell], str(got["exact"].n), got["mae"].text(".2f"), _share(got["exact"])])
+    return Rows("Accuracy, 95% interval over images", ["cell", "images", "MAE", "exact match"], rows)
+
+
+def _share(i: Interval) -> str:
+    if i.value is None:
+        return "-"
+    if i.low is None or i.high is None:
+        return f"{i.value:.0%} (n={i.n})"
+    return f"{i.value:.0%} [{i.low:.0%}, {i.high:.0%}]"
+
+
+def difference_rows(bundle: dict[str, Any]) -> Rows | None:
+    """Each cell against the most accurate one: the accuracy metric and p50 latency, each with its test."""
+    found = versus_best(bundle)
+    if not found:
+        return None
+    names = short_names(list(_cell_runs(bundle)))
+    metric = "MAE" if numeric_task(bundle) else "exact match"
+    spec = ".2f" if metric == "MAE" else ".0%"
+    best = found[0].best
+    score = accuracy_intervals(bundle, best)["mae" if metric == "MAE" else "exact"].value
+    rows = []
+    for vs in found:
+        by = {d.metric: d for d in vs.differences}
+        acc, lat = by.get(metric), by.get("latency p50 s")
+        rows.append(
+            [
+                names[vs.cell],
+                _fmt(acc.b, spec) if acc else "-",
+                *_test_cells(acc),
+                _fmt(lat.b, ".3f") if lat else "-",
+                *_test_cells(lat),
+            ]
+        )
+    return Rows(
+        f"Against the most accurate cell, {names[best]} ({metric} {_fmt(score, spec)}; paired on the same images, "
+        "5% level)",
+        ["cell", metric, "p", "real?", "p50 s", "p ", "real? "],
+        rows,
+        f"{metric}: Wilcoxon signed-rank (McNemar exact for exact match, one repeat); "
+        "latency: Mann-Whitney U over requests",
+    )
+
+
+def _test_cells(d: Difference | None) -> tuple[str, str]:
+    if d is None or d.p is None:
+        return "-", "-"
+    p = f"{d.p:.2g}" if d.p >= 0.001 else "<0.001"
+    if d.significant:
+        return p, "yes"
+    return p, "no" if d.detectable else f"n={d.n} too few"
+
+
+@dataclass(frozen=True)
 class Failures:
     """The items of one cell that ended without an answer for one kind of reason."""
 
@@ -155,6 +234,11 @@ def print_report(bundle: dict[str, Any], console: Console | None = None) -> None
     )
     console.print(answers_table(bundle))
     console.print(cells_table(bundle))
+    if any(item["label"] is not None for item in bundle["items"]):
+        console.print(accuracy_rows(bundle).rich())
+    differences = difference_rows(bundle)
+    if differences is not None:
+        console.print(differences.rich())
     for line in filter_lines(bundle):
         console.print(line)
     if bundle.get("simulated"):

@@ -14,7 +14,7 @@ from PIL import Image
 from rich.console import Console
 
 from visionbench import bundle as bundle_mod
-from visionbench.compare import METRICS, compare, comparison_html, print_comparison
+from visionbench.compare import METRICS, _grid, compare, comparison_html, print_comparison
 from visionbench.plan import load_plan
 from visionbench.plugins import collect, make_manager
 from visionbench.runner import run
@@ -189,3 +189,35 @@ def test_print_and_html(runs):
     html = comparison_html(c)
     assert "<script" not in html and not re.search(r"(src|href)=", html)
     assert "missing" in html and "images differ" in html and a["run_id"] in html
+
+
+def test_shared_cells_get_paired_tests_and_a_warning_when_n_is_too_small(runs):
+    a, b = runs
+    c = compare([a, b])
+    seq = PREFIX + "sequential"
+    assert c.tests[seq][0] is None and c.tests[PREFIX + "concurrent"] == [None, None]
+    found = {d.metric: d for d in c.tests[seq][1]}
+    # images shared by content and label: img0-img3 (img4 was relabelled in B, img5 and img6 are in one run only)
+    assert found["MAE"].n == 4 and found["MAE"].a == 0 and found["MAE"].b == 0 and found["MAE"].p == 1.0
+    assert found["exact match"].test == "Wilcoxon signed-rank on per-image shares"  # A has two repeats
+    assert found["latency p50 s"].n == 12 + 6
+    head, rows = _grid(c, seq)
+    verdicts = {cells[0][0]: cells[2][0] for cells in rows if cells[0][0].endswith("real?")}
+    assert verdicts["MAE: real?"] == "p=1, n too small (n=4)"
+    assert not any("MAE" in f for f in c.flags)  # no difference shown, nothing to warn about
+
+
+def test_a_difference_on_too_few_images_is_flagged(runs):
+    import copy
+
+    a, b = runs
+    b = copy.deepcopy(b)
+    seq = PREFIX + "sequential"
+    for entry in b["cells"]:
+        if entry["id"] == seq:
+            for i in range(4):
+                entry["answers"][f"img{i}.png"]["value"] = i + 3
+    c = compare([a, b])
+    assert any(f.startswith(f"cell {seq}: MAE 0 vs 3 in {b['run_id']}") and "n=4 is too small" in f for f in c.flags), (
+        c.flags
+    )

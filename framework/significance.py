@@ -1,0 +1,259 @@
+"""Whether a difference is real: 95% intervals over images, and paired tests between cells on the same images.
+
+Units are images. With repeats, an image's absolute error is its mean over repeats and its exact-match score
+the share of repeats that got it right. Tests are two-sided at the 5% level, one test per pair of cells shown,
+no correction for the number of pairs.
+
+- An accuracy figure's interval: a seeded percentile bootstrap over images (``scipy.stats.bootstrap``).
+- Exact match, one repeat: McNemar's exact test (a binomial test on the images only one cell got right).
+- Absolute error, or exact match with repeats: the Wilcoxon signed-rank test on the per-image differences.
+- Latency: the Mann-Whitney U test on per-request latencies (requests are not paired; latency is skewed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+
+ALPHA = 0.05
+BOOTSTRAP_RESAMPLES = 2000
+SEED = 20261201
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean over images with its 95% bootstrap interval (``None`` bounds with fewer than two images)."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+    n: int
+
+    def text(self, spec: str = ".2f") -> str:
+        if self.value is None:
+            return "-"
+        if self.low is None or self.high is None:
+            return f"{self.value:{spec}} (n={self.n})"
+        return f"{self.value:{spec}} [{self.low:{spec}}, {self.high:{spec}}]"
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One metric compared between two cells, with the test that says whether the difference is real."""
+
+    metric: str  # "MAE", "exact match", "latency p50 s"
+    a: float | None
+    b: float | None
+    p: float | None
+    n: int  # images paired (requests, for latency)
+    test: str
+    #: False when even the most lopsided outcome on this many units could not reach p < 0.05.
+    detectable: bool
+
+    @property
+    def significant(self) -> bool:
+        return self.p is not None and self.p < ALPHA
+
+    def verdict(self) -> str:
+        if self.p is None:
+            return f"not testable (n={self.n})"
+        word = "significant" if self.significant else "not significant"
+        note = "" if self.detectable else f"; n={self.n} is too small for any difference to reach p<0.05"
+        return f"difference {word}, p{_p(self.p)}, n={self.n} ({self.test}{note})"
+
+
+def interval(values: Sequence[float], seed: int = SEED) -> Interval:
+    """The mean of ``values`` (one per image) with a 95% percentile bootstrap interval."""
+    xs = np.asarray([v for v in values if v is not None], dtype=float)
+    if xs.size == 0:
+        return Interval(None, None, None, 0)
+    mean = float(xs.mean())
+    if xs.size < 2 or np.all(xs == xs[0]):
+        low = high = mean if xs.size >= 2 else None
+        return Interval(mean, low, high, int(xs.size))
+    res = sps.bootstrap(
+        (xs,), np.mean, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", rng=np.random.default_rng(seed)
+    )
+    return Interval(mean, float(res.confidence_interval.low), float(res.confidence_interval.high), int(xs.size))
+
+
+def mcnemar_exact(a_right: Sequence[bool], b_right: Sequence[bool]) -> tuple[float | None, int]:
+    """McNemar's exact p-value for paired right/wrong outcomes, and the number of discordant pairs."""
+    only_a = sum(1 for a, b in zip(a_right, b_right, strict=True) if a and not b)
+    only_b = sum(1 for a, b in zip(a_right, b_right, strict=True) if b and not a)
+    discordant = only_a + only_b
+    if discordant == 0:
+        return (1.0 if a_right else None), 0
+    return float(sps.binomtest(only_a, discordant, 0.5).pvalue), discordant
+
+
+def wilcoxon(a: Sequence[float], b: Sequence[float]) -> tuple[float | None, int]:
+    """The Wilcoxon signed-rank p-value for paired values, and the number of non-zero differences."""
+    diffs = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    nonzero = int(np.count_nonzero(diffs))
+    if nonzero == 0:
+        return (1.0 if len(diffs) else None), 0
+    return float(sps.wilcoxon(diffs, zero_method="wilcox").pvalue), nonzero
+
+
+def mann_whitney(a: Sequence[float], b: Sequence[float]) -> float | None:
+    if len(a) < 2 or len(b) < 2:
+        return None
+    return float(sps.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+
+
+def smallest_p_paired(n: int) -> float:
+    """The smallest two-sided p an exact sign-type test (McNemar, Wilcoxon) can give on ``n`` units."""
+    return min(1.0, 2 * 0.5**n)
+
+
+@dataclass(frozen=True)
+class ItemScores:
+    """A cell's per-image figures: absolute error (numeric answers) and exact-match score (labelled images)."""
+
+    abs_error: dict[str, float]
+    exact: dict[str, float]
+    binary: bool  # one repeat: exact-match scores are 0 or 1
+
+
+def item_scores(bundle: dict[str, Any], cell_id: str) -> ItemScores:
+    """Per image, over the cell's repeats: mean absolute error where answered, share of repeats exactly right."""
+    labels = {item["id"]: item["label"] for item in bundle["items"] if item["label"] is not None}
+    entries = [e for e in bundle["cells"] if e["id"] == cell_id]
+    errors: dict[str, list[float]] = {}
+    right: dict[str, list[float]] = {}
+    for entry in entries:
+        for item_id, label in labels.items():
+            answer = entry["answers"].get(item_id)
+            value = answer["value"] if answer and answer.get("error") is None else None
+            right.setdefault(item_id, []).append(1.0 if value is not None and value == label else 0.0)
+            if _number(value) and _number(label):
+                errors.setdefault(item_id, []).append(abs(float(value) - float(label)))
+    return ItemScores(
+        {k: sum(v) / len(v) for k, v in errors.items()},
+        {k: sum(v) / len(v) for k, v in right.items()},
+        len(entries) == 1,
+    )
+
+
+def accuracy_intervals(bundle: dict[str, Any], cell_id: str) -> dict[str, Interval]:
+    scores = item_scores(bundle, cell_id)
+    return {"mae": interval(list(scores.abs_error.values())), "exact": interval(list(scores.exact.values()))}
+
+
+def differences(bundle_a: dict[str, Any], cell_a: str, bundle_b: dict[str, Any], cell_b: str) -> list[Difference]:
+    """MAE, exact match and p50 latency of cell ``cell_a`` against ``cell_b``, paired on the images both have.
+
+    Images pair by content: the same image (sha256) under the same label in both bundles.
+    """
+    a, b = item_scores(bundle_a, cell_a), item_scores(bundle_b, cell_b)
+    same = _same_images(bundle_a, bundle_b)
+    out: list[Difference] = []
+    shared = [(i, j) for i, j in same if i in a.abs_error and j in b.abs_error]
+    if shared:
+        xa, xb = [a.abs_error[i] for i, _ in shared], [b.abs_error[j] for _, j in shared]
+        p, _ = wilcoxon(xa, xb)
+        out.append(
+            Difference(
+                "MAE",
+                _mean(xa),
+                _mean(xb),
+                p,
+                len(shared),
+                "Wilcoxon signed-rank",
+                smallest_p_paired(len(shared)) < ALPHA,
+            )
+        )
+    shared = [(i, j) for i, j in same if i in a.exact and j in b.exact]
+    if shared:
+        xa, xb = [a.exact[i] for i, _ in shared], [b.exact[j] for _, j in shared]
+        if a.binary and b.binary:
+            p, _ = mcnemar_exact([x == 1.0 for x in xa], [x == 1.0 for x in xb])
+            test = "McNemar exact"
+        else:
+            p, _ = wilcoxon(xa, xb)
+            test = "Wilcoxon signed-rank on per-image shares"
+        out.append(
+            Difference(
+                "exact match", _mean(xa), _mean(xb), p, len(shared), test, smallest_p_paired(len(shared)) < ALPHA
+            )
+        )
+    la, lb = _latencies(bundle_a, cell_a), _latencies(bundle_b, cell_b)
+    if la and lb:
+        p = mann_whitney(la, lb)
+        n = len(la) + len(lb)
+        detectable = len(la) >= 2 and len(lb) >= 2 and 2 / math.comb(n, len(la)) < ALPHA
+        out.append(
+            Difference("latency p50 s", _median(la), _median(lb), p, n, "Mann-Whitney U on requests", detectable)
+        )
+    return out
+
+
+def _same_images(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str]]:
+    by_content = {(i["sha256"], _key(i["label"])): i["id"] for i in b["items"]}
+    return [
+        (i["id"], by_content[(i["sha256"], _key(i["label"]))])
+        for i in a["items"]
+        if (i["sha256"], _key(i["label"])) in by_content
+    ]
+
+
+def _latencies(bundle: dict[str, Any], cell_id: str) -> list[float]:
+    return [r["end_s"] - r["start_s"] for r in bundle["records"] if r["cell"] == cell_id and r["attempts"] > 0]
+
+
+def _key(label: Any) -> str:
+    return repr(label)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _mean(xs: Sequence[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def _median(xs: Sequence[float]) -> float:
+    return float(np.median(xs))
+
+
+def _p(p: float) -> str:
+    return f"={p:.2g}" if p >= 0.001 else "<0.001"
+
+
+def numeric_task(bundle: dict[str, Any]) -> bool:
+    return bundle["config"]["task"].get("answer", "integer") in ("integer", "number")
+
+
+@dataclass(frozen=True)
+class Versus:
+    """A cell against the run's most accurate cell."""
+
+    cell: str
+    best: str
+    differences: list[Difference]
+
+
+def versus_best(bundle: dict[str, Any]) -> list[Versus]:
+    """Every cell against the most accurate one (lowest MAE on numeric tasks, else highest exact match)."""
+    cells = list(dict.fromkeys(e["id"] for e in bundle["cells"]))
+    if len(cells) < 2:
+        return []
+    numeric = numeric_task(bundle)
+    scored = []
+    for cell in cells:
+        scores = item_scores(bundle, cell)
+        values = scores.abs_error if numeric else scores.exact
+        if values:
+            mean = sum(values.values()) / len(values)
+            scored.append((mean if numeric else -mean, cell))
+    if not scored:
+        return []
+    best = min(scored)[1]
+    return [Versus(cell, best, differences(bundle, best, bundle, cell)) for cell in cells if cell != best]
