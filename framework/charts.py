@@ -7,9 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from visionbench.cellnames import short_names
+from visionbench.significance import numeric_task
 from visionbench.stats import CellStats, cell_stats
 
-CHART_FILES = {"time": "time_per_strategy.png", "cost_accuracy": "cost_accuracy.png", "latency": "latency.png"}
+CHART_FILES = {
+    "time": "time_per_strategy.png",
+    "cost_accuracy": "cost_accuracy.png",
+    "latency": "latency.png",
+    "resolution": "resolution.png",
+}
 _BLUE, _ORANGE, _GREY, _GREEN = "#4C72B0", "#DD8452", "#8C8C8C", "#2A9D55"
 
 
@@ -79,74 +85,90 @@ def pareto_front(points: Sequence[tuple[str, float | None, float | None]]) -> li
 
 
 def cost_accuracy_chart(bundle: dict[str, Any], path: Path) -> Path:
-    """Cost per 1,000 images (x) against exact-match accuracy (y) per cell, with the Pareto front as a step line."""
+    """Cost per 1,000 images (x) against accuracy (y) per cell, with the Pareto front as a step line.
+
+    Accuracy is MAE on numeric tasks (lower is better), exact match on the others. Labels are placed by
+    adjustText so that they do not overlap each other or the points; cells at the same spot share a label.
+    """
+    from adjustText import adjust_text
+
     plt = _plt()
     stats = cell_stats(bundle)
     names = short_names([s.cell_id for s in stats])
-    points = [(s.cell_id, cost_per_1k(s), s.summary.get("exact_match")) for s in stats]
+    numeric = numeric_task(bundle) and any(s.summary.get("mae") is not None for s in stats)
+
+    def score(s: CellStats) -> float | None:  # higher is better, for the front
+        value = s.summary.get("mae" if numeric else "exact_match")
+        return None if value is None else (-value if numeric else value)
+
+    def shown(value: float) -> float:  # on the y axis: MAE, or exact match in %
+        return -value if numeric else value * 100
+
+    points = [(s.cell_id, cost_per_1k(s), score(s)) for s in stats]
     front = set(pareto_front(points))
+    known = [c for _, c, v in points if c is not None and c > 0 and v is not None]
+    log = len(known) >= 2 and max(known) / min(known) > 30
+    edge = min(known) / 3 if log else 0.0  # where cells of unknown (or zero, on a log axis) cost are drawn
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    notes, groups = [], {}  # cells at the same spot share one marker and one label
+    notes: list[str] = []
+    spots: dict[tuple[float, float, bool], list[str]] = {}
     for (cell_id, cost, acc), s in zip(points, stats):
         if acc is None:
             notes.append(f"{names[cell_id]}: no accuracy (no labels or no answers)")
             continue
-        mae = s.summary.get("mae")
-        text = names[cell_id] + (f" (MAE {mae:.2f})" if mae is not None else "") + (" *" if cell_id in front else "")
-        groups.setdefault((cost is None, round(cost or 0.0, 9), round(acc * 100, 6)), []).append(text)
-    xmax = max([x for (_, x, _) in groups] + [1e-9])
-    labels: list[tuple[float, float, list[str]]] = []  # nearby points share one label, so texts never overlap
-    for (unknown, x, y), texts in groups.items():
+        exact = s.summary.get("exact_match")
+        text = names[cell_id] + (f" (exact {exact:.0%})" if numeric and exact is not None else "")
+        text += " *" if cell_id in front else ""
+        unknown = cost is None or (log and cost <= 0)
+        spots.setdefault((edge if unknown else cost, shown(acc), unknown), []).append(text)
+    texts = []
+    for (x, y, unknown), labels in spots.items():
         if unknown:
-            ax.scatter([0], [y], s=80, facecolors="none", edgecolors=_GREY, marker="D", zorder=3)
-            texts = [t + " - cost unknown" for t in texts]
-            x = 0.0
+            ax.scatter([x], [y], s=80, facecolors="none", edgecolors=_GREY, marker="D", zorder=3)
         else:
-            ax.scatter([x], [y], s=70, color=_ORANGE if texts[0].endswith("*") else _BLUE, zorder=3)
-        near = next((lab for lab in labels if abs(lab[0] - x) < 0.08 * xmax and abs(lab[1] - y) < 6), None)
-        if near is None:
-            labels.append((x, y, list(texts)))
-        else:
-            near[2].extend(texts)
-    # Labels hang below-right of their point; one that would run into a label above it moves down (with a leader).
-    placed: list[tuple[float, float, float, float]] = []  # (left, right, top, bottom) of drawn labels, data units
-    line_h = 3.4  # one 8 pt text line in accuracy points, for this figure size and y range
-    char_w = 8 * 0.65 / 72 * (1.34 * xmax / 6.4)  # one 8 pt character (DejaVu Sans) in cost units; 6.4 in of axis
-    for x, y, texts in sorted(labels, key=lambda lab: (-lab[1], lab[0])):
-        left, right, top = x, x + 0.02 * xmax + char_w * max(map(len, texts)), y - 1
-        for pleft, pright, ptop, pbottom in sorted(placed, key=lambda p: -p[2]):
-            if left < pright and pleft < right and top > pbottom - 0.5 and top - len(texts) * line_h < ptop:
-                top = pbottom - 0.5
-        placed.append((left, right, top, top - len(texts) * line_h))
-        leader = dict(arrowprops=dict(arrowstyle="-", color=_GREY, lw=0.6)) if top < y - 2 else {}
-        ax.annotate("\n".join(texts), (x, y), xytext=(x + 0.02 * xmax, top), fontsize=8, va="top", **leader)
+            on_front = any(t.endswith("*") for t in labels)
+            ax.scatter([x], [y], s=70, color=_ORANGE if on_front else _BLUE, zorder=3)
+        texts.append(ax.text(x, y, "\n".join(labels), fontsize=8))
     if front:
         ordered = [p for p in sorted(points, key=lambda p: (p[1] or 0.0, -(p[2] or 0.0))) if p[0] in front]
-        xs, ys = [p[1] for p in ordered], [p[2] * 100 for p in ordered]
+        xs = [edge if p[1] is None or (log and p[1] <= 0) else p[1] for p in ordered]
         ax.step(
             xs,
-            ys,
+            [shown(p[2]) for p in ordered],
             where="post",
             color=_ORANGE,
             linewidth=1.5,
             zorder=2,
-            marker="o",
             label="Pareto front (*): no cell is cheaper and more accurate",
         )
-        ax.legend(loc="lower right", fontsize=8)
-    costs = [c for _, c, _ in points if c]
-    if costs and max(costs) / min(costs) > 100:
-        ax.set_xscale("symlog", linthresh=min(costs))
-    if not costs:
+        ax.legend(loc="upper right" if numeric else "lower right", fontsize=8)
+    if log:
+        ax.set_xscale("log")
+        ax.set_xlim(edge / 2, max(known) * 3)
+    else:
+        top = max(known + [c for _, c, _ in points if c is not None] + [1e-6])
+        ax.set_xlim(-0.08 * top, top * 1.25)
+    ys = [y for _, y, _ in spots]
+    if numeric:
+        ax.set_ylim(-0.05 * max(ys + [1.0]), max(ys + [1.0]) * 1.2)
+    else:
+        ax.set_ylim(max(-5.0, min(ys + [0.0]) - 10), min(110.0, max(ys + [0.0]) + 10))
+    if any(unknown for _, _, unknown in spots):
+        where = "at the left edge" if log else "at 0"
+        notes.append(f"hollow diamond {where}: cost unknown" + (" or $0" if log else ""))
+    if not known:
         notes.append("every known cost is $0 (local models)" if any(c == 0 for _, c, _ in points) else "no cost known")
-    ax.set_xlim(-0.04 * max(costs + [1.0]), 1.3 * max(costs + [1.0]))
-    ax.set_ylim(-5, 110)
-    ax.set_xlabel("cost per 1,000 images (USD), lower is better; hollow diamond at 0 = cost unknown")
-    ax.set_ylabel("exact-match accuracy (% of labelled images), higher is better")
-    ax.set_title(_title(bundle, "cost vs accuracy (USD per 1k images, %)"))
+    ax.set_xlabel("cost per 1,000 images (USD), lower is better" + (" (log scale)" if log else ""))
+    if numeric:
+        ax.set_ylabel("mean absolute error (MAE), lower is better")
+        ax.set_title(_title(bundle, "cost vs MAE"))
+    else:
+        ax.set_ylabel("exact-match accuracy (% of labelled images), higher is better")
+        ax.set_title(_title(bundle, "cost vs exact-match accuracy"))
     ax.grid(alpha=0.3)
     if notes:
         fig.text(0.01, 0.005, "; ".join(notes), fontsize=7, color="#555555")
+    adjust_text(texts, ax=ax, expand=(1.2, 1.5), arrowprops=dict(arrowstyle="-", color=_GREY, lw=0.6), time_lim=2)
     return _save(fig, path)
 
 
@@ -190,8 +212,89 @@ def latency_chart(bundle: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def resolution_series(bundle: dict[str, Any]) -> dict[str, list[tuple[int, dict[str, float | None]]]]:
+    """Cells that differ only in max_side, as one series each: (max_side, figures) in order of size.
+
+    Figures are averaged over repeats: MAE, exact match, cost per 1,000 images, input tokens per image.
+    """
+    series: dict[str, dict[int, list[dict[str, Any]]]] = {}
+    for entry in bundle["cells"]:
+        side = (entry.get("preprocessing") or {}).get("max_side")
+        if "max_side" not in (entry.get("varied") or {}) or side is None:
+            continue
+        others = ",".join(f"{k}={v}" for k, v in entry["varied"].items() if k != "max_side")
+        name = f"{entry['provider']}/{entry['model']}/{entry['label'].split('@')[0]}" + (f" {others}" if others else "")
+        series.setdefault(name, {}).setdefault(side, []).append(entry["summary"])
+    out = {}
+    for name, by_side in series.items():
+        if len(by_side) < 2:
+            continue
+        points = []
+        for side, summaries in sorted(by_side.items()):
+            figures = {}
+            for key in ("mae", "exact_match", "cost_per_1k_images_usd", "input_tokens"):
+                values = [s.get(key) for s in summaries if s.get(key) is not None]
+                figures[key] = sum(values) / len(values) if values else None
+            items = summaries[0].get("items") or 0
+            figures["tokens_per_image"] = (
+                figures.pop("input_tokens") / items if figures["input_tokens"] and items else None
+            )
+            points.append((side, figures))
+        out[name] = points
+    return out
+
+
+def resolution_chart(bundle: dict[str, Any], path: Path) -> Path | None:
+    """Accuracy and cost per 1,000 images against max_side, one line per provider/model/strategy swept.
+
+    Each cost point is labelled with the input tokens per image. None when no cells sweep max_side.
+    """
+    series = resolution_series(bundle)
+    if not series:
+        return None
+    plt = _plt()
+    numeric = numeric_task(bundle)
+    metric = "mae" if numeric else "exact_match"
+    fig, (acc_ax, cost_ax) = plt.subplots(1, 2, figsize=(11, 4.8))
+    for name, points in series.items():
+        sides = [side for side, _ in points]
+        acc = [f[metric] * (1 if numeric else 100) if f[metric] is not None else None for _, f in points]
+        acc_ax.plot(sides, acc, marker="o", label=name)
+        costs = [f["cost_per_1k_images_usd"] for _, f in points]
+        if any(c is not None for c in costs):
+            cost_ax.plot(sides, costs, marker="o", label=name)
+            for side, (cost, (_, f)) in zip(sides, zip(costs, points)):
+                if cost is not None and f["tokens_per_image"] is not None:
+                    cost_ax.annotate(
+                        f"{f['tokens_per_image']:.0f} tok/img",
+                        (side, cost),
+                        textcoords="offset points",
+                        xytext=(4, 6),
+                        fontsize=7,
+                    )
+    for ax in (acc_ax, cost_ax):
+        ax.set_xscale("log", base=2)
+        sides = sorted({side for points in series.values() for side, _ in points})
+        ax.set_xticks(sides, [str(s) for s in sides])
+        ax.set_xlabel("max_side (px, longest side sent)")
+        ax.grid(alpha=0.3)
+    acc_ax.set_ylabel("MAE, lower is better" if numeric else "exact match (%), higher is better")
+    acc_ax.set_ylim(bottom=0)
+    cost_ax.set_ylabel("USD per 1,000 images")
+    cost_ax.set_ylim(bottom=0)
+    acc_ax.legend(fontsize=7, loc="best")
+    fig.suptitle(_title(bundle, "accuracy and cost by resolution"))
+    return _save(fig, path)
+
+
 def write_charts(bundle: dict[str, Any], folder: Path) -> dict[str, Path]:
-    """All three charts into ``folder``: {"time": ..., "cost_accuracy": ..., "latency": ...}."""
+    """The charts into ``folder``: {"time", "cost_accuracy", "latency"} and "resolution" when max_side is swept."""
     folder = Path(folder)
-    makers = {"time": time_chart, "cost_accuracy": cost_accuracy_chart, "latency": latency_chart}
-    return {key: fn(bundle, folder / CHART_FILES[key]) for key, fn in makers.items()}
+    makers = {
+        "time": time_chart,
+        "cost_accuracy": cost_accuracy_chart,
+        "latency": latency_chart,
+        "resolution": resolution_chart,
+    }
+    made = {key: fn(bundle, folder / CHART_FILES[key]) for key, fn in makers.items()}
+    return {key: path for key, path in made.items() if path is not None}

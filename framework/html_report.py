@@ -232,7 +232,9 @@ def write_html_report(bundle: dict[str, Any], path: Path, charts: dict[str, Path
     cfg, env = bundle["config"], bundle["environment"]
     with tempfile.TemporaryDirectory() as tmp:
         charts = charts or write_charts(bundle, Path(tmp))
-        figures = "".join(_img(charts[k], f"{k} chart") for k in ("time", "cost_accuracy", "latency") if k in charts)
+        figures = "".join(
+            _img(charts[k], f"{k} chart") for k in ("time", "cost_accuracy", "latency", "resolution") if k in charts
+        )
     ok = bundle["status"] == "complete"
     banner = (
         f'<div class="banner{"" if ok else " bad"}">run <b>{escape(bundle["run_id"])}</b>, status '
