@@ -8,7 +8,7 @@ from typing import Any
 
 from visionbench.cellnames import short_names
 from visionbench.significance import numeric_task
-from visionbench.stats import CellStats, cell_stats
+from visionbench.stats import CellStats, cell_stats, cost_per_1k
 
 CHART_FILES = {
     "time": "time_per_strategy.png",
@@ -39,14 +39,6 @@ def _save(fig, path: Path) -> Path:
 
 def _title(bundle: dict[str, Any], what: str) -> str:
     return f"{bundle['config']['name']}: {what} ({len(bundle['items'])} images)"
-
-
-def cost_per_1k(stats: CellStats) -> float | None:
-    """Dollars per 1,000 images, averaged over repeats; None when unknown."""
-    value = stats.summary.get("cost_per_1k_images_usd")
-    if value is None and stats.cost_usd.mean is not None and stats.summary.get("items"):
-        value = stats.cost_usd.mean * 1000 / stats.summary["items"]
-    return value
 
 
 def time_chart(bundle: dict[str, Any], path: Path) -> Path:

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from visionbench.cellnames import short_names
-from visionbench.charts import cost_per_1k, write_charts
+from visionbench.charts import write_charts
 from visionbench.report import Rows, accuracy_rows, difference_rows
-from visionbench.stats import agreement, cell_stats
+from visionbench.stats import agreement, cell_stats, cost_per_1k
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px 32px;color:#1d2733;font-size:14px}

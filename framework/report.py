@@ -9,8 +9,15 @@ from rich.console import Console
 from rich.table import Table
 
 from visionbench.cellnames import short_names
-from visionbench.significance import Difference, Interval, accuracy_intervals, numeric_task, versus_best
-from visionbench.stats import Estimate, cell_stats
+from visionbench.significance import (
+    Difference,
+    Interval,
+    accuracy_intervals,
+    numeric_task,
+    proportion_interval,
+    versus_best,
+)
+from visionbench.stats import Estimate, cell_stats, cost_per_1k
 
 
 def _fmt(value: Any, spec: str = "", none: str = "-") -> str:
@@ -110,10 +117,12 @@ def filter_lines(bundle: dict[str, Any]) -> list[str]:
     for entry in bundle["cells"]:
         f = entry.get("extra", {}).get("tier1_filter")
         if f:
+            tp, fp, fn = f["true_positives"], f["false_positives"], f["false_negatives"]
             lines.append(
                 f"{entry['id']}: tier 1 sent {entry['extra']['tier2_items']} of {entry['summary']['items']} "
-                f"images to tier 2; precision {_fmt(f['precision'], '.0%')}, recall {_fmt(f['recall'], '.0%')} "
-                f"(escalate at >= {f['escalate_at']:g})"
+                f"images to tier 2; precision {_share(proportion_interval(tp, tp + fp))}, "
+                f"recall {_share(proportion_interval(tp, tp + fn))} "
+                f"(95% exact intervals; escalate at >= {f['escalate_at']:g})"
             )
     return lines
 
@@ -164,15 +173,18 @@ def difference_rows(bundle: dict[str, Any]) -> Rows | None:
     spec = ".2f" if metric == "MAE" else ".0%"
     best = found[0].best
     score = accuracy_intervals(bundle, best)["mae" if metric == "MAE" else "exact"].value
+    cost = {c.cell_id: cost_per_1k(c) for c in cell_stats(bundle)}
     rows = []
     for vs in found:
         by = {d.metric: d for d in vs.differences}
         acc, lat = by.get(metric), by.get("latency p50 s")
+        a, b = cost.get(best), cost.get(vs.cell)
         rows.append(
             [
                 names[vs.cell],
                 _fmt(acc.b, spec) if acc else "-",
                 *_test_cells(acc),
+                f"x{b / a:.2f}" if a and b is not None else "?",
                 _fmt(lat.b, ".3f") if lat else "-",
                 *_test_cells(lat),
             ]
@@ -180,10 +192,10 @@ def difference_rows(bundle: dict[str, Any]) -> Rows | None:
     return Rows(
         f"Against the most accurate cell, {names[best]} ({metric} {_fmt(score, spec)}; paired on the same images, "
         "5% level)",
-        ["cell", metric, "p", "real?", "p50 s", "p ", "real? "],
+        ["cell", metric, "p", "real?", "cost", "p50 s", "p ", "real? "],
         rows,
-        f"{metric}: Wilcoxon signed-rank (McNemar exact for exact match, one repeat); "
-        "latency: Mann-Whitney U over requests",
+        f"{metric}: Wilcoxon signed-rank (McNemar exact for exact match, one repeat); cost: per 1,000 images, "
+        "as a multiple of the most accurate cell's; latency: Mann-Whitney U over requests",
     )
 
 

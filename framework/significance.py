@@ -82,6 +82,14 @@ def interval(values: Sequence[float], seed: int = SEED) -> Interval:
     return Interval(mean, float(res.confidence_interval.low), float(res.confidence_interval.high), int(xs.size))
 
 
+def proportion_interval(hits: int, n: int) -> Interval:
+    """A share of ``n`` with its exact (Clopper-Pearson) 95% interval."""
+    if n == 0:
+        return Interval(None, None, None, 0)
+    ci = sps.binomtest(hits, n).proportion_ci(confidence_level=0.95, method="exact")
+    return Interval(hits / n, float(ci.low), float(ci.high), n)
+
+
 def mcnemar_exact(a_right: Sequence[bool], b_right: Sequence[bool]) -> tuple[float | None, int]:
     """McNemar's exact p-value for paired right/wrong outcomes, and the number of discordant pairs."""
     only_a = sum(1 for a, b in zip(a_right, b_right, strict=True) if a and not b)

@@ -114,6 +114,14 @@ def cell_stats(bundle: dict[str, Any]) -> list[CellStats]:
     return out
 
 
+def cost_per_1k(stats: CellStats) -> float | None:
+    """Dollars per 1,000 images, averaged over repeats; None when unknown."""
+    value = stats.summary.get("cost_per_1k_images_usd")
+    if value is None and stats.cost_usd.mean is not None and stats.summary.get("items"):
+        value = stats.cost_usd.mean * 1000 / stats.summary["items"]
+    return value
+
+
 def agreement(bundle: dict[str, Any]) -> dict[str, Any]:
     """Per item: the most common final answer across cells (first repeat) and the share of cells giving it."""
     firsts = [e for e in bundle["cells"] if e["repeat"] == 0]

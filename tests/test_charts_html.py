@@ -13,11 +13,20 @@ from pathlib import Path
 import fakeplugin
 import numpy as np
 import pytest
+import yaml
 from conftest import write_config
 from PIL import Image, ImageStat
 
 from visionbench import bundle as bundle_mod
-from visionbench.charts import cost_accuracy_chart, latency_chart, pareto_front, time_chart, write_charts
+from visionbench.charts import (
+    cost_accuracy_chart,
+    latency_chart,
+    pareto_front,
+    resolution_chart,
+    resolution_series,
+    time_chart,
+    write_charts,
+)
 from visionbench.html_report import write_html_report
 from visionbench.plan import load_plan
 from visionbench.plugins import collect, make_manager
@@ -221,3 +230,46 @@ def test_report_of_a_failed_run_with_no_cells(bundle, tmp_path):
     bundle_mod.validate(failed)
     html = write_html_report(failed, tmp_path / "r.html").read_text()
     assert "failed" in html and "boom &lt;here&gt;" in html and html.count("data:image/png;base64,") == 3
+
+
+# --- resolution sweeps --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sweep_bundle(tmp_path_factory) -> dict:
+    """A max_side sweep of two sizes on the scripted provider: tokens and so cost grow with the size."""
+    tmp = tmp_path_factory.mktemp("sweep")
+    folder = tmp / "images"
+    folder.mkdir()
+    for i in range(6):
+        Image.new("RGB", (64 + i, 48), (40 * i, 100, 200)).save(folder / f"img{i}.png")
+    (folder / "labels.json").write_text(json.dumps({f"img{i}.png": {"person_count": i} for i in range(6)}))
+    options = {"answers": {f"img{i}.png": i for i in range(6)} | {"img0.png": 2}}
+    path = write_config(tmp, folder, ["sequential"], options=options)
+    config = yaml.safe_load(path.read_text())
+    config["matrix"][0]["preprocessing"] = {"max_side": [32, 64]}
+    path.write_text(yaml.safe_dump(config))
+    registry = collect(make_manager([fakeplugin]))
+    return bundle_mod.load(asyncio.run(run(load_plan(path, registry), results_dir=tmp / "results")))
+
+
+def test_resolution_series_line_up_the_sizes(sweep_bundle):
+    (name, points), *_ = resolution_series(sweep_bundle).items()
+    assert name == "scripted/m1/sequential" and [side for side, _ in points] == [32, 64]
+    assert points[0][1]["mae"] == pytest.approx(2 / 6) and points[0][1]["tokens_per_image"] == 100
+    assert points[0][1]["cost_per_1k_images_usd"] == pytest.approx(1.0)  # the scripted provider's $0.001 a request
+
+
+def test_resolution_chart_is_drawn_for_a_sweep_and_not_without_one(sweep_bundle, bundle, tmp_path):
+    check_png(resolution_chart(sweep_bundle, tmp_path / "res.png"), min_w=800)
+    assert resolution_chart(bundle, tmp_path / "none.png") is None
+    assert "resolution" in write_charts(sweep_bundle, tmp_path) and "resolution" not in write_charts(bundle, tmp_path)
+
+
+def test_cost_chart_of_a_counting_task_plots_mae(sweep_bundle, tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    labels = []
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_ylabel", lambda self, text, **kw: labels.append(text))
+    check_png(cost_accuracy_chart(sweep_bundle, tmp_path / "c.png"))
+    assert labels == ["mean absolute error (MAE), lower is better"]

@@ -9,6 +9,7 @@ from visionbench.significance import (
     interval,
     mann_whitney,
     mcnemar_exact,
+    proportion_interval,
     smallest_p_paired,
     wilcoxon,
 )
@@ -90,3 +91,9 @@ def test_a_real_difference_on_enough_images_is_significant():
     mae, exact, _ = differences(bundle, "good", bundle, "bad")
     assert mae.significant and mae.detectable and mae.p == pytest.approx(2 / 2**12)
     assert exact.significant and exact.p == pytest.approx(2 / 2**12)
+
+
+def test_exact_binomial_interval():
+    got = proportion_interval(9, 9)  # Clopper-Pearson: the lower bound solves p^9 = 0.025
+    assert got.value == 1.0 and got.high == 1.0 and got.low == pytest.approx(0.025 ** (1 / 9))
+    assert proportion_interval(0, 0).value is None
