@@ -184,7 +184,7 @@ def difference_rows(bundle: dict[str, Any]) -> Rows | None:
                 names[vs.cell],
                 _fmt(acc.b, spec) if acc else "-",
                 *_test_cells(acc),
-                f"x{b / a:.2f}" if a and b is not None else "?",
+                _cost_ratio(a, b),
                 _fmt(lat.b, ".3f") if lat else "-",
                 *_test_cells(lat),
             ]
@@ -197,6 +197,14 @@ def difference_rows(bundle: dict[str, Any]) -> Rows | None:
         f"{metric}: Wilcoxon signed-rank (McNemar exact for exact match, one repeat); cost: per 1,000 images, "
         "as a multiple of the most accurate cell's; latency: Mann-Whitney U over requests",
     )
+
+
+def _cost_ratio(best: float | None, other: float | None) -> str:
+    if best is None or other is None:
+        return "?"
+    if best == 0:
+        return "x1.00" if other == 0 else "more"
+    return f"x{other / best:.2f}"
 
 
 def _test_cells(d: Difference | None) -> tuple[str, str]:

@@ -255,13 +255,13 @@ def versus_best(bundle: dict[str, Any]) -> list[Versus]:
         return []
     numeric = numeric_task(bundle)
     scored = []
-    for cell in cells:
+    for order, cell in enumerate(cells):
         scores = item_scores(bundle, cell)
         values = scores.abs_error if numeric else scores.exact
         if values:
             mean = sum(values.values()) / len(values)
-            scored.append((mean if numeric else -mean, cell))
+            scored.append((mean if numeric else -mean, order, cell))  # a tie goes to the first in the matrix
     if not scored:
         return []
-    best = min(scored)[1]
+    best = min(scored)[2]
     return [Versus(cell, best, differences(bundle, best, bundle, cell)) for cell in cells if cell != best]
