@@ -111,3 +111,51 @@ def test_manifest_listing_a_missing_image(tmp_path, image_dir, capsys):
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert "ghost.png" in err and "does not exist" in err
+
+
+def _validate(tmp_path, dataset, capsys, **replace) -> tuple[int, str]:
+    """`visionbench validate` on a local-faces config over ``dataset``: its exit code and stderr."""
+    path = write_config(tmp_path, dataset, ["sequential"], provider="local-faces")
+    text = path.read_text().replace("- m1", "- centerface")
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    path.write_text(text)
+    code = main(["validate", str(path)])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["3", [3], True, 2.5])
+def test_a_label_of_the_wrong_type_names_the_image_and_value(tmp_path, image_dir, capsys, bad):
+    labels = json.loads((image_dir / "labels.json").read_text())
+    labels["img4.png"]["person_count"] = bad
+    labels["img5.png"]["person_count"] = None  # unlabelled: allowed
+    (image_dir / "labels.json").write_text(json.dumps(labels))
+    code, err = _validate(tmp_path, image_dir, capsys)
+    assert code == 2, err
+    assert "labels.json" in err and "'img4.png'" in err and repr(bad) in err and "integer" in err, err
+    assert "img5.png" not in err
+
+
+def test_labels_fit_each_answer_type(tmp_path, image_dir, capsys):
+    labels = {"img0.png": True, "img1.png": False, "img2.png": None}
+    (image_dir / "bool.json").write_text(json.dumps(labels))
+    code, err = _validate(
+        tmp_path, image_dir, capsys, **{"answer: integer": "answer: boolean", "labels.json": "bool.json"}
+    )
+    assert code == 0, err
+    (image_dir / "bool.json").write_text(json.dumps({**labels, "img3.png": 1}))
+    code, err = _validate(
+        tmp_path, image_dir, capsys, **{"answer: integer": "answer: boolean", "labels.json": "bool.json"}
+    )
+    assert code == 2 and "'img3.png'" in err and "boolean" in err, err
+
+
+def test_a_manifest_listing_two_files_of_one_name_names_both(tmp_path, image_dir, capsys):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        Image.new("RGB", (20, 20)).save(tmp_path / sub / "same.png")
+    first, second = str(tmp_path / "a" / "same.png"), str(tmp_path / "b" / "same.png")
+    (image_dir / "manifest.json").write_text(json.dumps(["img0.png", first, second]))
+    code, err = _validate(tmp_path, image_dir / "manifest.json", capsys, **{"labels: labels.json": "labels: null"})
+    assert code == 2, err
+    assert first in err and second in err and "same id" in err, err
