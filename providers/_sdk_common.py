@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from visionbench.errors import BadRequest, ConfigError, Fatal, ProviderError, RateLimited, Transient
 from visionbench.secrets import register_secret
 from visionbench.types import Request
@@ -43,6 +44,22 @@ class RemoteOptions(BaseModel):
     base_url: str | None = None
     #: The SDK's own timeout, a backstop: the framework times each attempt itself.
     timeout_s: float = Field(DEFAULT_SDK_TIMEOUT_S, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _usable_url(cls, value: str | None) -> str | None:
+        """An http(s) URL with a host (and a valid port): caught by ``validate``, not at the first request."""
+        if value is None:
+            return value
+        try:
+            parts = urlsplit(value)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname) and " " not in value
+            parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"{value!r} is not a usable URL; give http(s)://host[:port], e.g. http://127.0.0.1:8765")
+        return value
 
 
 async def mapped(awaitable: Any, to_error: Callable[[Exception], ProviderError]) -> Any:
