@@ -355,3 +355,9 @@ def test_ctrl_c_pressed_again_and_again_leaves_an_interrupted_bundle_and_no_trac
 
 def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_emulate_with_labels_that_are_not_utf8(image_dir):
+    (image_dir / "labels.json").write_bytes(b'{"img0.png": "' + NOT_UTF8 + b'"}')
+    done = _cli("emulate", "--dataset", str(image_dir), "--port", "0")
+    _one_line_error(done.returncode, done.stderr, str(image_dir / "labels.json"), "UTF-8")

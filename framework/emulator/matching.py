@@ -104,7 +104,12 @@ def analyse(data: bytes, *, keep_pixels: bool = False) -> ImageInfo:
 
 def read_labels(path: Path, field: str | None) -> dict[str, float]:
     """``{"file": {field: N, ...}}`` or ``{"file": N}`` -> ``{"file": N}`` (entries without a number are skipped)."""
-    raw = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        raw = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: emulator labels are not valid UTF-8 text (byte {exc.start})") from None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read emulator labels: {exc}") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: labels must be a JSON object mapping file -> label")
     out: dict[str, float] = {}
