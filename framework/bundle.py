@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import jsonschema
 import orjson
 
+from visionbench.errors import InputError
 from visionbench.secrets import RedactingWriter, redact
 from visionbench.types import Answer, ImageItem, Record, Usage
 
@@ -100,6 +101,24 @@ def write_atomic(path: Path, data: dict[str, Any]) -> None:
         out.write(text)
 
 
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "not valid UTF-8 text"
+    if isinstance(exc, json.JSONDecodeError):
+        return "empty file" if not exc.doc.strip() else f"malformed JSON (truncated or corrupt?): {exc}"
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def _read_json(path: Path, what: str) -> Any:
+    """JSON from ``path``; a missing, unreadable, empty or malformed file is an InputError naming it."""
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file ({what} was expected)") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read {what}: {_reason(exc)}") from None
+
+
 def _record_lines(path: Path) -> Iterator[str]:
     """The lines of a records file, without a last line cut short by a killed process."""
     if not path.exists():
@@ -117,10 +136,16 @@ def load(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / BUNDLE_NAME
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = _read_json(path, "a run bundle")
+    if not isinstance(data, dict) or "schema_version" not in data:
+        raise InputError(f"{path}: not a visionbench bundle (no schema_version); give a run folder or its bundle.json")
     records_file = data.pop("records_file", None)
     if records_file is not None:
-        data["records"] = [json.loads(line) for line in _record_lines(path.parent / records_file)]
+        records = path.parent / records_file
+        try:
+            data["records"] = [json.loads(line) for line in _record_lines(records)]
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{records}: cannot read the run's records: {_reason(exc)}") from None
         data["simulated"] = data.get("simulated") or any(r.get("simulated") for r in data["records"])
     return data
 

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import math
 import os
+import signal
 import sys
+import tempfile
+import threading
+import traceback
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,10 +23,15 @@ from rich.table import Table
 
 from visionbench import __version__
 from visionbench.bundle import load as load_bundle
-from visionbench.errors import BudgetExceeded, VisionbenchError
+from visionbench.errors import BudgetExceeded, InputError, VisionbenchError
 from visionbench.plugins import default_registry
 from visionbench.report import print_report
 from visionbench.secrets import RedactingFilter, redact
+
+#: Exit codes: 2 for bad input (config, dataset, bundle, folder...), 3 over budget, 70 (EX_SOFTWARE) for a bug.
+EXIT_INPUT, EXIT_BUDGET, EXIT_BUG, EXIT_INTERRUPTED = 2, 3, 70, 130
+DEBUG_ENV = "VISIONBENCH_DEBUG"
+T = TypeVar("T")
 
 # Piped output is not squeezed into 80 columns: tables stay readable in logs and files.
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -48,6 +60,48 @@ def default_cache_dir() -> Path:
         return Path(os.environ["VISIONBENCH_CACHE_DIR"])
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "visionbench" / "images"
+
+
+def _run_to_the_end(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run``, where the first Ctrl-C cancels the run (it writes its bundle as interrupted) and
+    later ones, while that bundle is written and worker threads stop, are noted rather than raised."""
+    task: asyncio.Task | None = None
+    pressed = 0
+
+    async def main() -> T:
+        nonlocal task
+        task = asyncio.current_task()
+        return await coro
+
+    def on_sigint(signum: int, frame: object) -> None:
+        nonlocal pressed
+        pressed += 1
+        if pressed == 1 and task is not None:
+            runner.get_loop().call_soon_threadsafe(task.cancel)
+        elif pressed == 2:
+            print("still writing the bundle of the interrupted run; it will be kept", file=sys.stderr)
+
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only there can signals be set
+    previous = signal.signal(signal.SIGINT, on_sigint) if in_main_thread else None  # before the Runner: it keeps ours
+    try:
+        with asyncio.Runner() as runner:
+            try:
+                return runner.run(main())
+            except asyncio.CancelledError:
+                raise KeyboardInterrupt from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _writable_folder(path: Path, what: str) -> None:
+    """Create ``path`` if need be and check a file can be written in it, before a run writes anything."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise InputError(f"{path}: the {what} cannot be written: {exc.strerror or exc}") from None
 
 
 class _RichProgress:
@@ -122,6 +176,7 @@ async def _estimate(plan, count_tokens: bool):
 def cmd_run(args: argparse.Namespace) -> int:
     from visionbench.plan import load_plan
     from visionbench.planning import total_cost
+    from visionbench.preprocess import max_pixels_from_env
     from visionbench.runner import new_run_id, run
 
     registry = default_registry()
@@ -162,11 +217,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.cache_dir
         else (Path(experiment.spec.cache_dir) if experiment.spec.cache_dir else default_cache_dir())
     )
+    _writable_folder(Path(args.results), "results folder (--results)")
+    if not args.no_cache:
+        _writable_folder(cache_dir, "cache folder (--cache-dir)")
+    max_pixels_from_env()  # a bad limit stops the run here, before its bundle exists
     run_dir = Path(args.results) / run_id
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, console=err_console, disable=args.quiet) as bar:
-            bundle_path = asyncio.run(
+            bundle_path = _run_to_the_end(
                 run(
                     plan,
                     results_dir=Path(args.results),
@@ -240,7 +299,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise VisionbenchError(str(exc)) from None
     print_comparison(comparison, console)
     if args.html:
-        Path(args.html).write_text(comparison_html(comparison), encoding="utf-8")
+        Path(args.html).write_text(comparison_html(comparison), encoding="utf-8", errors="backslashreplace")
         console.print(f"comparison: {args.html}")
     return 0
 
@@ -248,6 +307,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_emulate(args: argparse.Namespace) -> int:
     from visionbench.emulator import serve_forever
 
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port {args.port}: a port must be in 0..65535 (0 picks a free one)")
     try:
         asyncio.run(
             serve_forever(
@@ -262,6 +323,11 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise VisionbenchError(str(exc)) from None
+    except OSError as exc:
+        where = f"{args.host}:{args.port}"
+        if exc.errno == errno.EADDRINUSE:
+            raise InputError(f"--port {args.port}: {where} is already in use; pick another port") from None
+        raise InputError(f"--port {args.port}: cannot listen on {where}: {exc.strerror or exc}") from None
     return 0
 
 
@@ -349,7 +415,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(message: str) -> None:
+    """One line on stderr, secrets blanked out."""
+    print(f"error: {' '.join(redact(message).split())}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command line. Bad input exits 2 with one line naming the file or option at fault; anything
+    unexpected is a bug: one line saying so and exit 70 (the traceback with VISIONBENCH_DEBUG=1)."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):  # a file name that is not UTF-8 is shown escaped, not a crash
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     handler = logging.StreamHandler()
     handler.addFilter(RedactingFilter())
@@ -357,17 +433,30 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.fn(args)
     except BudgetExceeded as exc:
-        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_BUDGET
     except VisionbenchError as exc:
-        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_INPUT
     except FileNotFoundError as exc:
-        print(f"error: {exc.filename}: no such file", file=sys.stderr)
+        _error(f"{exc.filename}: no such file")
         return EXIT_INPUT
     except KeyboardInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_DFL)  # the bundle is written: one more Ctrl-C quits at once
         print("interrupted: the bundle written so far is kept", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - whatever escapes is a bug: say so in one line, not a traceback
+        if isinstance(exc, OSError) and exc.filename is not None:  # a folder full, read-only, not a folder...
+            _error(f"{exc.filename}: {exc.strerror or exc}")
+            return EXIT_INPUT
+        if os.environ.get(DEBUG_ENV):
+            print(redact(traceback.format_exc()), file=sys.stderr, end="")
+        _error(
+            f"this is a bug in visionbench, please report it: {type(exc).__name__}: {exc} "
+            f"(set {DEBUG_ENV}=1 to see the traceback)"
+        )
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

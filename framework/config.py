@@ -164,6 +164,8 @@ def load_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid UTF-8 text (byte {exc.start}); save the config as UTF-8") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -220,6 +222,16 @@ def _named(cells: list[Cell], source: Path) -> list[Cell]:
     return named
 
 
+def _check_profiles(source: Path, path: Path) -> None:
+    """Read the emulator profiles now, so that ``validate`` catches a missing or invalid file."""
+    from visionbench.emulator.profile_schema import load_profiles
+
+    try:
+        load_profiles(path)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: emulator.profiles: {exc}") from None
+
+
 def load_experiment(path: str | Path, registry: Registry) -> Experiment:
     """Read, validate and expand an experiment config, checking plugin names against ``registry``."""
     source = Path(path)
@@ -273,6 +285,8 @@ def experiment_from_dict(raw: Any, source: Path, registry: Registry) -> Experime
     dataset_path = (source.parent / spec.dataset.path).resolve()
     if not dataset_path.exists():
         raise ConfigError(f"{source}: dataset.path: {dataset_path} does not exist")
+    if spec.emulator is not None and spec.emulator.profiles:
+        _check_profiles(source, (source.parent / spec.emulator.profiles).resolve())
     return Experiment(
         source=source,
         spec=spec,

@@ -11,6 +11,10 @@ class ConfigError(VisionbenchError):
     """An experiment config is wrong; the message names the file and key at fault."""
 
 
+class InputError(VisionbenchError):
+    """A file or folder given to visionbench (a bundle, a results folder...) cannot be used; the message names it."""
+
+
 class BudgetExceeded(VisionbenchError):
     """A run would cost, or has cost, more than its ``--max-cost``."""
 

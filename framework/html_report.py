@@ -299,5 +299,6 @@ def write_html_report(bundle: dict[str, Any], path: Path, charts: dict[str, Path
         f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html, encoding="utf-8")
+    # A file name that is not UTF-8 (held as surrogates) shows escaped, e.g. caf\udce9.png, instead of failing.
+    path.write_text(html, encoding="utf-8", errors="backslashreplace")
     return path

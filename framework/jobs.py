@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import logging
+import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from visionbench.bundle import write_atomic
+
+log = logging.getLogger(__name__)
 
 
 def job_key(*parts: Any, item_hashes: Iterable[str]) -> str:
@@ -19,29 +25,56 @@ def job_key(*parts: Any, item_hashes: Iterable[str]) -> str:
 
 
 class JobStore:
-    """A small JSON file of batch jobs by key: job id, provider, state, and the item ids each custom id stands for."""
+    """A small JSON file of batch jobs by key: job id, provider, state, and the item ids each custom id stands for.
+
+    Several runs (processes) may share one results folder: every change is a read-modify-write under an
+    exclusive lock on a ``.lock`` file beside it, and the file is replaced atomically, so readers never
+    need the lock and no run loses another's job id.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
 
-    def _read(self) -> dict[str, Any]:
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock, open(self.path.with_name(self.path.name + ".lock"), "a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)  # released when the file is closed
+            yield
+
+    def _read(self, *, set_aside: bool = False) -> dict[str, Any]:
         try:
-            return json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+            jobs = json.loads(self.path.read_bytes())
+        except FileNotFoundError:
             return {}
+        except (OSError, ValueError) as exc:
+            jobs = exc
+        if isinstance(jobs, dict):
+            return jobs
+        aside = self.path.with_name(self.path.name + ".corrupt")
+        log.warning(
+            "%s: corrupt or unreadable (%s); treated as holding no batch jobs%s",
+            self.path,
+            jobs if isinstance(jobs, Exception) else "not a JSON object",
+            f", kept as {aside}" if set_aside else "",
+        )
+        if set_aside:
+            with suppress(OSError):
+                os.replace(self.path, aside)
+        return {}
 
     def get(self, key: str) -> dict[str, Any] | None:
         return self._read().get(key)
 
     def put(self, key: str, entry: dict[str, Any]) -> None:
-        with self._lock:
-            jobs = self._read()
+        with self._locked():
+            jobs = self._read(set_aside=True)
             jobs[key] = entry
             write_atomic(self.path, jobs)
 
     def forget(self, key: str) -> None:
-        with self._lock:
-            jobs = self._read()
+        with self._locked():
+            jobs = self._read(set_aside=True)
             if jobs.pop(key, None) is not None:
                 write_atomic(self.path, jobs)

@@ -42,7 +42,9 @@ def prepare(experiment: Experiment, registry: Registry) -> Plan:
     spec = experiment.spec
     src = experiment.source
     ds = spec.dataset
-    items = load_dataset(experiment.dataset_path, ds.labels, ds.label_field, ds.limit, ds.include)
+    items = load_dataset(
+        experiment.dataset_path, ds.labels, ds.label_field, ds.limit, ds.include, answer_type=spec.task.answer
+    )
     strategies = {cell.id: build_strategy(registry, cell, src) for cell in experiment.cells}
 
     needed: list[tuple[str, str, str]] = []  # (provider, model, where)

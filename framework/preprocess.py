@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -14,7 +16,7 @@ import diskcache
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from visionbench.errors import ItemError
+from visionbench.errors import ConfigError, ItemError
 from visionbench.preprocessing import Preprocessing
 from visionbench.types import ImageItem, PreparedImage
 
@@ -23,6 +25,28 @@ log = logging.getLogger(__name__)
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _WHITE = (255, 255, 255)
 _MISSING = object()
+
+#: The decompression-bomb guard: images whose header claims more pixels are refused before decoding.
+#: 300 MP leaves room for 100-200 MP cameras (a 200 MP RGB image decodes to ~600 MB).
+DEFAULT_MAX_PIXELS = 300_000_000
+MAX_PIXELS_ENV = "VISIONBENCH_MAX_IMAGE_PIXELS"
+# An image over the limit is refused by the check in process_bytes, with a per-item error naming it; Pillow's
+# warning about the same image would only add noise on stderr.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+def max_pixels_from_env() -> int:
+    """The pixel limit: VISIONBENCH_MAX_IMAGE_PIXELS if set, else DEFAULT_MAX_PIXELS."""
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"{MAX_PIXELS_ENV}={raw!r}: must be a positive whole number of pixels, e.g. 300000000")
+    return value
 
 
 @dataclass(frozen=True)
@@ -91,11 +115,15 @@ def _downscale(img: Image.Image, max_side: int | None) -> Image.Image:
 
 
 def process_bytes(
-    data: bytes, settings: Preprocessing, *, name: str = "image", max_pixels: int = 100_000_000
+    data: bytes, settings: Preprocessing, *, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> Processed:
     """Decode, orient, convert to RGB, downscale and encode ``data``. Pure; every failure is an ItemError."""
     if not data:
         raise ItemError(f"{name}: empty file")
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+        # Pillow's own guard (~89 MP warns, twice that fails) would refuse genuine large photos before ours
+        # runs; it is only ever raised, so threads racing here all write a limit that is at least as high.
+        Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
@@ -112,7 +140,7 @@ def process_bytes(
             if width * height > max_pixels:
                 raise ItemError(
                     f"{name}: image too large ({width}x{height} = {width * height} pixels > {max_pixels}),"
-                    " possible decompression bomb"
+                    f" possible decompression bomb (the limit is set by {MAX_PIXELS_ENV})"
                 )
             target = _fit(width, height, settings.max_side)
             if target is not None and img.format == "JPEG":
@@ -165,9 +193,13 @@ class Preprocessor:
     """Prepares items with a disk cache keyed by content hash and settings (never path+mtime)."""
 
     def __init__(
-        self, cache_dir: str | Path | None, *, max_pixels: int = 100_000_000, size_limit_bytes: int = 2**30
+        self,
+        cache_dir: str | Path | None,
+        *,
+        max_pixels: int | None = None,
+        size_limit_bytes: int = 2**30,
     ) -> None:
-        self.max_pixels = max_pixels
+        self.max_pixels = max_pixels if max_pixels is not None else max_pixels_from_env()
         self.hits = 0
         self.misses = 0
         self._lock = threading.Lock()  # prepare() runs in worker threads; counters must not lose updates

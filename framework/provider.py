@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from visionbench.errors import ProviderError
 from visionbench.spec import StrictModel
@@ -34,6 +35,22 @@ class RemoteOptions(StrictModel):
     timeout_s: float = Field(
         DEFAULT_SDK_TIMEOUT_S, gt=0, description="The SDK's own timeout, a backstop: attempts are timed apart."
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _usable_url(cls, value: str | None) -> str | None:
+        """An http(s) URL with a host (and a valid port): caught by ``validate``, not at the first request."""
+        if value is None:
+            return value
+        try:
+            parts = urlsplit(value)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname) and " " not in value
+            parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"{value!r} is not a usable URL; give http(s)://host[:port], e.g. http://127.0.0.1:8765")
+        return value
 
 
 class Provider(ABC):

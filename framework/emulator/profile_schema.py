@@ -166,11 +166,11 @@ def profiles_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Emula
     try:
         return EmulatorProfiles.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{source}: invalid emulator profiles:"]
+        lines = [f"{source}: invalid emulator profiles"]
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"])
-            lines.append(f"  {where}: {err['msg']}")
-        raise ValueError("\n".join(lines)) from None
+            lines.append(f"{where}: {err['msg']}")
+        raise ValueError("; ".join(lines)) from None
 
 
 def load_profiles(path: str | Path | None = None) -> EmulatorProfiles:
@@ -178,10 +178,14 @@ def load_profiles(path: str | Path | None = None) -> EmulatorProfiles:
     path = Path(path) if path is not None else DEFAULT_PROFILES
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"{path}: emulator profiles file does not exist") from None
     except OSError as exc:
-        raise ValueError(f"cannot read emulator profiles {path}: {exc}") from exc
+        raise ValueError(f"{path}: cannot read emulator profiles: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: emulator profiles are not valid UTF-8 text (byte {exc.start})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+        raise ValueError(f"{path}: emulator profiles are not valid YAML: {exc}") from None
     return profiles_from_dict(data or {}, source=str(path))
