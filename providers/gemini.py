@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from visionbench.errors import BadRequest, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
+from visionbench.limits import capabilities_for
 from visionbench.provider import Provider, RemoteOptions
 from visionbench.secrets import redact
 from visionbench.tokens import gemini_image_tokens
@@ -140,8 +141,8 @@ class Gemini(Provider):
         self._configs: dict[str, tuple[Any, str | None]] = {}
 
     def capabilities(self, model: str) -> Capabilities:
-        return Capabilities(
-            max_images_per_request=self.options.max_images_per_request, structured_output=True, batch=True
+        return capabilities_for(
+            "gemini", model, max_images=self.options.max_images_per_request, structured_output=True, batch=True
         )
 
     async def start(self) -> None:

@@ -13,7 +13,7 @@ FOLDERS = {"framework": "visionbench", "providers": "visionbench.providers", "st
 #: 1 plugin API, 2 machinery, 3 orchestration, 4 faces. A module may import from its own layer or below.
 LAYERS = {
     1: "visionbench hookspecs types errors spec provider strategy preprocessing secrets tokens",
-    2: "calling preprocess dataset pricing lifecycle scoring stats bundle jobs answers plugins faces",
+    2: "calling preprocess dataset pricing lifecycle scoring stats bundle jobs answers plugins faces limits",
     3: "cell config plan runner resume planning",
     4: "cli report charts html_report compare cellnames",
 }
