@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
@@ -41,23 +42,45 @@ BATCH_STATES = {
 BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
 BATCH_OUTPUT_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput"
 RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
 
 
-def error_body(status: int, message: str, retry_after: float | None = None) -> dict[str, Any]:
-    """``{"error": {code, message, status[, details]}}``."""
+#: The quota a 429 names (google.rpc.QuotaFailure), by the emulator's limit; the metric names follow the API's.
+QUOTAS = {
+    "requests": ("generate_content_paid_tier_requests", "GenerateRequestsPerMinutePerProjectPerModel"),
+    "input_tokens": (
+        "generate_content_paid_tier_input_token_count",
+        "GenerateContentPaidTierInputTokensPerModelPerMinute",
+    ),
+    "output_tokens": (
+        "generate_content_paid_tier_output_token_count",
+        "GenerateContentPaidTierOutputTokensPerModelPerMinute",
+    ),
+}
+
+
+def error_body(status: int, message: str, retry_after: float | None = None, quota: str = "requests") -> dict[str, Any]:
+    """``{"error": {code, message, status[, details]}}``; a 429 names its quota and when to retry."""
     err: dict[str, Any] = {"code": status, "message": message, "status": STATUS_NAMES.get(status, "UNKNOWN")}
     if retry_after is not None:
-        err["details"] = [{"@type": RETRY_INFO, "retryDelay": f"{retry_after:.3f}".rstrip("0").rstrip(".") + "s"}]
+        metric, quota_id = QUOTAS.get(quota, QUOTAS["requests"])
+        violation = {"quotaMetric": f"generativelanguage.googleapis.com/{metric}", "quotaId": quota_id}
+        err["details"] = [
+            {"@type": QUOTA_FAILURE, "violations": [violation]},
+            {"@type": RETRY_INFO, "retryDelay": f"{retry_after:.3f}".rstrip("0").rstrip(".") + "s"},
+        ]
     return {"error": err}
 
 
-def error_response(status: int, message: str, retry_after: float | None = None) -> web.Response:
+def error_response(
+    status: int, message: str, retry_after: float | None = None, quota: str = "requests"
+) -> web.Response:
     headers = retry_after_headers(retry_after) if retry_after is not None else None
-    return json_response(error_body(status, message, retry_after), status=status, headers=headers)
+    return json_response(error_body(status, message, retry_after, quota), status=status, headers=headers)
 
 
-def parse_request(body: Any, model: str, raw: bytes) -> CountRequest:
-    """A generateContent body -> CountRequest; raises Rejected(400) for what cannot be served."""
+def parse_request(body: Any, model: str, raw: bytes, size: int | None = None) -> CountRequest:
+    """A generateContent body (``size`` bytes; default: ``raw``'s) -> CountRequest; Rejected(400) if unservable."""
     if not isinstance(body, dict):
         raise Rejected("invalid", 400, "Invalid JSON payload: expected an object")
     contents = body.get("contents")
@@ -73,12 +96,14 @@ def parse_request(body: Any, model: str, raw: bytes) -> CountRequest:
                 texts.append(part["text"])
             blob = pick(part, "inlineData", "inline_data")
             if blob is not None:
+                text = str(pick(blob, "data", default=""))
                 try:
-                    data = decode_base64(str(pick(blob, "data", default="")))
+                    data = decode_base64(text)
                 except ImageError as exc:
                     raise Rejected("invalid", 400, str(exc)) from None
                 level = pick(pick(part, "mediaResolution", "media_resolution", default={}), "level")
-                images.append(ImagePart(data, str(pick(blob, "mimeType", "mime_type", default="")), level))
+                mime = str(pick(blob, "mimeType", "mime_type", default=""))
+                images.append(ImagePart(data, mime, level, b64_bytes=len(text), where=f"image {len(images) + 1}"))
             elif pick(part, "fileData", "file_data") is not None:
                 raise Rejected("invalid", 400, "fileData parts are not supported by the emulator; send inlineData")
     system = pick(body, "systemInstruction", "system_instruction", default={})
@@ -102,6 +127,7 @@ def parse_request(body: Any, model: str, raw: bytes) -> CountRequest:
         thinking_budget=int(budget) if budget is not None and int(budget) >= 0 else None,
         media_resolution=pick(config, "mediaResolution", "media_resolution"),
         digest=body_digest(raw),
+        body_bytes=len(raw) if size is None else size,
     )
 
 
@@ -170,7 +196,7 @@ class GeminiRoutes:
         except ValueError as exc:
             return error_response(400, str(exc))
         except Rejected as exc:
-            return error_response(503 if exc.status == 529 else exc.status, exc.message, exc.retry_after)
+            return error_response(503 if exc.status == 529 else exc.status, exc.message, exc.retry_after, exc.quota)
 
     async def generate(self, request: web.Request, model: str, body: Any, raw: bytes) -> web.StreamResponse:
         self.engine.state(model)  # 404 before parsing
@@ -208,7 +234,9 @@ class GeminiRoutes:
             meta = pick(entry, "metadata", default={})
             key = str(pick(meta, "key", default=i))
             try:
-                items.append((key, parse_request(pick(entry, "request", default={}), model, raw + str(i).encode())))
+                inner = pick(entry, "request", default={})
+                size = len(json.dumps(inner))
+                items.append((key, parse_request(inner, model, raw + str(i).encode(), size)))
             except Rejected as exc:
                 items.append((key, exc))
         job = self.store.submit(
