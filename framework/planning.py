@@ -12,7 +12,7 @@ from visionbench.plan import Plan
 from visionbench.preprocess import Preprocessor
 from visionbench.preprocessing import Preprocessing
 from visionbench.tokens import text_tokens
-from visionbench.types import ImageItem, Request, Usage
+from visionbench.types import Capabilities, ImageItem, Request, Usage
 
 #: Reply tokens assumed per answer (a number, or a number in a JSON array) when planning.
 OUTPUT_TOKENS_PER_ANSWER = 6
@@ -55,6 +55,17 @@ def _add_cost(total: float | None, cost: float | None) -> float | None:
     return None if total is None or cost is None else total + cost
 
 
+def _over_side_limit(caps: Capabilities, fitted: tuple[tuple[int, int], ...]) -> str | None:
+    """A warning when images of one request exceed the provider's documented side limit (it would refuse them)."""
+    n = len(fitted)
+    many = caps.many_images_threshold is not None and n > caps.many_images_threshold
+    limit = caps.max_image_side_many if many and caps.max_image_side_many else caps.max_image_side
+    over = sum(1 for w, h in fitted if limit is not None and max(w, h) > limit)
+    if not over:
+        return None
+    return f"images above the provider's {limit} px limit for requests of {n} images: lower preprocessing.max_side"
+
+
 async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstimate]:
     """Per cell (all repeats): requests, image/text/output tokens and dollars.
 
@@ -80,6 +91,9 @@ async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstima
             text = text_tokens(prompt + (exp.task.system or ""))
             image_tokens: int | None = 0
             fitted = tuple(_fit(*sizes.get(item_id, (0, 0)), side) for item_id in req.item_ids)
+            too_big = _over_side_limit(provider.capabilities(model), fitted)
+            if too_big and too_big not in est.notes:
+                est.notes.append(too_big)
             for w, h in fitted:
                 t = provider.estimate_image_tokens(model, w, h) if w else 0
                 image_tokens = None if image_tokens is None or t is None else image_tokens + t

@@ -12,6 +12,7 @@ from PIL import Image
 from visionbench import bundle as bundle_mod
 from visionbench.errors import ConfigError
 from visionbench.plan import load_plan
+from visionbench.planning import estimate
 from visionbench.plugins import default_registry
 from visionbench.preprocessing import Preprocessing
 from visionbench.runner import run
@@ -26,7 +27,7 @@ QUIET = {
 }
 
 
-def experiment(tmp_path: Path, n: int, side: int, strategy: dict, max_side: int | None) -> Path:
+def experiment(tmp_path: Path, n: int, side: int, strategy: dict | str, max_side: int | None) -> Path:
     images = tmp_path / "images"
     images.mkdir()
     labels = {}
@@ -96,3 +97,10 @@ async def test_requests_are_split_within_the_bytes_per_request_and_images_shrunk
     ctx = StubContext(Capabilities(max_images_per_request=10, max_image_bytes=1000))
     await SinglePrompt().run(items, ctx)
     assert ctx.asked == [(5, 1500)]  # 1336 > 1000: shrunk to 3/4 of the side, 1000 base64 bytes
+
+
+async def test_plan_warns_about_images_the_service_would_refuse(tmp_path: Path) -> None:
+    """One image a request cannot adapt: ``plan`` says the 8100 px image is above Anthropic's 8000 px."""
+    plan = load_plan(experiment(tmp_path, 1, 8100, "sequential", None), default_registry())
+    (est,) = await estimate(plan)
+    assert any("8000 px limit for requests of 1 images" in note for note in est.notes)
