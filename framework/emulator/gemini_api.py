@@ -10,6 +10,7 @@ from aiohttp import web
 
 from visionbench.emulator.batches import BatchJob, BatchStore, rfc3339
 from visionbench.emulator.engine import CountRequest, Engine, ImagePart, Outcome, Rejected, body_digest
+from visionbench.emulator.gemini_errors import error_body, error_response
 from visionbench.emulator.httputil import (
     NOTE_HEADER,
     drop_connection,
@@ -17,22 +18,11 @@ from visionbench.emulator.httputil import (
     malformed_response,
     pick,
     read_json,
-    retry_after_headers,
 )
 from visionbench.emulator.matching import ImageError, decode_base64
 from visionbench.provider import SIMULATED_HEADER
 
 VERSIONS = ("v1", "v1beta", "v1alpha")
-STATUS_NAMES = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    413: "INVALID_ARGUMENT",
-    429: "RESOURCE_EXHAUSTED",
-    500: "INTERNAL",
-    503: "UNAVAILABLE",
-}
 BATCH_STATES = {
     "pending": "BATCH_STATE_PENDING",
     "running": "BATCH_STATE_RUNNING",
@@ -41,42 +31,6 @@ BATCH_STATES = {
 }
 BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
 BATCH_OUTPUT_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput"
-RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
-QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
-
-
-#: The quota a 429 names (google.rpc.QuotaFailure), by the emulator's limit; the metric names follow the API's.
-QUOTAS = {
-    "requests": ("generate_content_paid_tier_requests", "GenerateRequestsPerMinutePerProjectPerModel"),
-    "input_tokens": (
-        "generate_content_paid_tier_input_token_count",
-        "GenerateContentPaidTierInputTokensPerModelPerMinute",
-    ),
-    "output_tokens": (
-        "generate_content_paid_tier_output_token_count",
-        "GenerateContentPaidTierOutputTokensPerModelPerMinute",
-    ),
-}
-
-
-def error_body(status: int, message: str, retry_after: float | None = None, quota: str = "requests") -> dict[str, Any]:
-    """``{"error": {code, message, status[, details]}}``; a 429 names its quota and when to retry."""
-    err: dict[str, Any] = {"code": status, "message": message, "status": STATUS_NAMES.get(status, "UNKNOWN")}
-    if retry_after is not None:
-        metric, quota_id = QUOTAS.get(quota, QUOTAS["requests"])
-        violation = {"quotaMetric": f"generativelanguage.googleapis.com/{metric}", "quotaId": quota_id}
-        err["details"] = [
-            {"@type": QUOTA_FAILURE, "violations": [violation]},
-            {"@type": RETRY_INFO, "retryDelay": f"{retry_after:.3f}".rstrip("0").rstrip(".") + "s"},
-        ]
-    return {"error": err}
-
-
-def error_response(
-    status: int, message: str, retry_after: float | None = None, quota: str = "requests"
-) -> web.Response:
-    headers = retry_after_headers(retry_after) if retry_after is not None else None
-    return json_response(error_body(status, message, retry_after, quota), status=status, headers=headers)
 
 
 def parse_request(body: Any, model: str, raw: bytes, size: int | None = None) -> CountRequest:
