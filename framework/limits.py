@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from visionbench.types import Capabilities
+from visionbench.types import Capabilities, Request
 
 LIMITS_FILE = Path(__file__).with_name("limits.yaml")
 
@@ -83,3 +83,26 @@ def capabilities_for(protocol: str, model: str, *, max_images: int, **flags: boo
         max_request_bytes=lim.max_request_bytes,
         **flags,
     )
+
+
+def thinking_problem(protocol: str, model: str, budget: object, max_tokens: object) -> str | None:
+    """Why the service would refuse a thinking budget of ``budget`` with ``max_tokens``, or None."""
+    if not isinstance(budget, int) or isinstance(budget, bool):
+        return None
+    lim = limits_for(protocol, model)
+    if protocol == "gemini":
+        if budget == 0 and not lim.thinking_can_disable:
+            return f"{model} cannot turn thinking off: thinking_budget 0 is refused"
+        low, high = lim.thinking_budget_min, lim.thinking_budget_max
+        if budget > 0 and ((low is not None and budget < low) or (high is not None and budget > high)):
+            return f"thinking_budget {budget} is outside {model}'s {low or 0} to {high or 'unbounded'}"
+        return None
+    if budget <= 0:
+        return None
+    if lim.thinking_budget_min is not None and budget < lim.thinking_budget_min:
+        return f"thinking_budget {budget} is below the minimum {lim.thinking_budget_min}"
+    if max_tokens is None:
+        max_tokens = next(f.default for f in fields(Request) if f.name == "max_output_tokens")
+    if lim.thinking_below_max_tokens and isinstance(max_tokens, int) and budget >= max_tokens:
+        return f"thinking_budget {budget} must be below max_output_tokens {max_tokens} (the API refuses it)"
+    return None

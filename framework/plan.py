@@ -69,6 +69,9 @@ def prepare(experiment: Experiment, registry: Registry) -> Plan:
         why = strategies[cell.id].check(providers[cell.provider].capabilities(cell.model))
         if why:
             raise ConfigError(f"{src}: cell {cell.id}: strategy {cell.strategy!r} cannot run here: {why}")
+        why = providers[cell.provider].check_params(cell.model, cell.model_params)
+        if why:
+            raise ConfigError(f"{src}: cell {cell.id}: model_params: {why}")
     return Plan(experiment, items, providers, strategies)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
@@ -61,6 +61,13 @@ class Provider(ABC):
     @abstractmethod
     async def generate(self, request: Request) -> Response:
         """Send one request and return the reply, or raise a ``ProviderError``."""
+
+    def check_params(self, model: str, params: dict[str, Any]) -> str | None:
+        """Why the service would refuse every request of ``model`` with these model params, or None.
+
+        Called by ``validate`` and ``plan`` for each cell (a non-None answer refuses the config, exit 2).
+        """
+        return None
 
     def estimate_image_tokens(self, model: str, width: int, height: int) -> int | None:
         """Input tokens one image of this size costs, by the provider's documented formula (for planning)."""

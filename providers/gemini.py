@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from visionbench.errors import BadRequest, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
-from visionbench.limits import capabilities_for
+from visionbench.limits import capabilities_for, thinking_problem
 from visionbench.provider import Provider, RemoteOptions
 from visionbench.secrets import redact
 from visionbench.tokens import gemini_image_tokens
@@ -147,6 +147,9 @@ class Gemini(Provider):
 
     async def start(self) -> None:
         self._get_client(at_start=True)
+
+    def check_params(self, model: str, params: dict[str, Any]) -> str | None:
+        return thinking_problem("gemini", model, params.get("thinking_budget"), params.get("max_output_tokens"))
 
     def estimate_image_tokens(self, model: str, width: int, height: int) -> int | None:
         return gemini_image_tokens(width, height, model=model)

@@ -1,4 +1,4 @@
-"""Single-prompt keeps within the provider's documented limits: chunk size, the many-images side rule, bytes."""
+"""Runs kept within the documented limits: single-prompt chunks and resizes, plan warns, validate refuses."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import yaml
 from PIL import Image
 
 from visionbench import bundle as bundle_mod
+from visionbench.cli import main
 from visionbench.errors import ConfigError
 from visionbench.plan import load_plan
 from visionbench.planning import estimate
@@ -104,3 +105,26 @@ async def test_plan_warns_about_images_the_service_would_refuse(tmp_path: Path) 
     plan = load_plan(experiment(tmp_path, 1, 8100, "sequential", None), default_registry())
     (est,) = await estimate(plan)
     assert any("8000 px limit for requests of 1 images" in note for note in est.notes)
+
+
+@pytest.mark.parametrize(
+    "provider, model, params, expected",
+    [
+        ("anthropic", "claude-haiku-4-5", {"thinking_budget": 2048}, "must be below max_output_tokens 1024"),
+        ("anthropic", "claude-haiku-4-5", {"thinking_budget": 512, "max_output_tokens": 4096}, "minimum 1024"),
+        ("gemini", "gemini-2.5-pro", {"thinking_budget": 0}, "cannot turn thinking off"),
+        ("gemini", "gemini-2.5-flash", {"thinking_budget": 30000}, "outside gemini-2.5-flash's 0 to 24576"),
+    ],
+)
+def test_validate_refuses_thinking_params_the_service_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], provider: str, model: str, params: dict, expected: str
+) -> None:
+    path = experiment(tmp_path, 1, 100, "sequential", 1536)
+    spec = yaml.safe_load(path.read_text())
+    spec["matrix"] = [{"provider": provider, "models": [model], "model_params": params, "strategies": ["sequential"]}]
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["validate", str(path)]) == 2
+    assert expected in capsys.readouterr().err
+    spec["matrix"][0]["model_params"] = {"thinking_budget": 2048, "max_output_tokens": 4096}  # fine on both
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["validate", str(path)]) == 0
