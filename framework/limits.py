@@ -50,6 +50,7 @@ def _table() -> dict[str, dict[str, dict[str, Any]]]:
     return yaml.safe_load(LIMITS_FILE.read_text(encoding="utf-8"))
 
 
+@cache  # asked on every emulated request
 def limits_for(protocol: str, model: str) -> Limits:
     """The limits of ``model`` on ``protocol`` (``gemini`` or ``anthropic``); empty for anything else."""
     entries = _table().get(protocol) or {}
