@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from PIL import Image
 
@@ -13,7 +14,7 @@ from visionbench.plan import Plan
 from visionbench.preprocess import Preprocessor
 from visionbench.preprocessing import Preprocessing
 from visionbench.tokens import text_tokens
-from visionbench.types import ImageItem, Request, Usage
+from visionbench.types import Capabilities, ImageItem, Request, Usage
 
 #: Reply tokens assumed per answer (a number, or a number in a JSON array) when planning.
 OUTPUT_TOKENS_PER_ANSWER = 6
@@ -66,20 +67,37 @@ def _profiles(plan: Plan) -> EmulatorProfiles:
         return load_profiles(None)
 
 
-def thinking_per_request(plan: Plan, model: str, params: dict, profiles: EmulatorProfiles) -> tuple[int, str]:
+def thinking_per_request(
+    plan: Plan, model: str, params: dict, profiles: EmulatorProfiles, labels: list[Any], thinks_unasked: bool
+) -> tuple[int, str]:
     """Thinking tokens one request is expected to bill as output, and where the figure comes from.
 
-    The model's emulator profile says how much it thinks by default (exact against the emulator; a plausible
-    figure, not a measurement, for the real service); a ``thinking_budget`` caps it (0: off).
+    The model's emulator profile says how a model thinks (per request, per image, per person the labels say):
+    exact on average against the emulator, a plausible figure, not a measurement, for the real service.
+    A ``thinking_budget`` caps it (0: off); a model that thinks only when asked (Claude) thinks 0 without one.
     """
     found = profiles.resolve(model)
-    default = found[1].latency.thinking_tokens if found is not None and found[0] != "*" else 0
+    people = [float(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0.0 for v in labels]
+    default = round(found[1].latency.expected_thinking(people)) if found is not None and found[0] != "*" else 0
     budget = params.get("thinking_budget")
     if isinstance(budget, int) and budget >= 0:
         emulated = plan.experiment.spec.emulator is not None
         value = min(budget, default) if emulated else budget
-        return value, f"thinking {value}/request (thinking_budget {budget})"
-    return default, f"thinking {default}/request (emulator profile)"
+        return value, f"thinking up to {budget}/request (thinking_budget)"
+    if not thinks_unasked:
+        return 0, ""
+    return default, "thinking from the model's emulator profile (grows with images and people)"
+
+
+def _over_side_limit(caps: Capabilities, fitted: tuple[tuple[int, int], ...]) -> str | None:
+    """A warning when images of one request exceed the provider's documented side limit (it would refuse them)."""
+    n = len(fitted)
+    many = caps.many_images_threshold is not None and n > caps.many_images_threshold
+    limit = caps.max_image_side_many if many and caps.max_image_side_many else caps.max_image_side
+    over = sum(1 for w, h in fitted if limit is not None and max(w, h) > limit)
+    if not over:
+        return None
+    return f"images above the provider's {limit} px limit for requests of {n} images: lower preprocessing.max_side"
 
 
 async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstimate]:
@@ -107,6 +125,9 @@ async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstima
             text = text_tokens(prompt + (exp.task.system or ""))
             image_tokens: int | None = 0
             fitted = tuple(_fit(*sizes.get(item_id, (0, 0)), side) for item_id in req.item_ids)
+            too_big = _over_side_limit(provider.capabilities(model), fitted)
+            if too_big and too_big not in est.notes:
+                est.notes.append(too_big)
             for w, h in fitted:
                 t = provider.estimate_image_tokens(model, w, h) if w else 0
                 image_tokens = None if image_tokens is None or t is None else image_tokens + t
@@ -124,7 +145,14 @@ async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstima
             thinking, why = (
                 (0, "")
                 if provider.free
-                else thinking_per_request(plan, model, cell.model_params if same else {}, profiles)
+                else thinking_per_request(
+                    plan,
+                    model,
+                    cell.model_params if same else {},
+                    profiles,
+                    [items[i].label for i in req.item_ids],
+                    provider.capabilities(model).thinks_unasked,
+                )
             )
             if thinking and why not in est.notes:
                 est.notes.append(why)

@@ -85,7 +85,16 @@ class Capabilities:
 
     max_images_per_request: int = 1
     structured_output: bool = False
+    #: The service's documented limits (None: unknown). Longest image side in pixels, for any request and for
+    #: requests of more than ``many_images_threshold`` images; base64 bytes per image and bytes per request.
+    max_image_side: int | None = None
+    max_image_side_many: int | None = None
+    many_images_threshold: int | None = None
+    max_image_bytes: int | None = None
+    max_request_bytes: int | None = None
     batch: bool = False
+    #: Whether the model thinks when a request does not ask it to (Gemini 3: yes; Claude: only when asked).
+    thinks_unasked: bool = True
     #: Task ids it can answer; ``None`` means any prompt (a general VLM).
     tasks: frozenset[str] | None = None
 

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from visionbench.errors import BadRequest, ConfigError, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
+from visionbench.limits import capabilities_for, thinking_problem
 from visionbench.provider import Provider, RemoteOptions
 from visionbench.secrets import redact
 from visionbench.tokens import anthropic_image_tokens
@@ -133,18 +134,20 @@ class AnthropicMessages(Provider):
                 f"{where}: {', '.join(sampling)} cannot be set: anthropic SDK 2.x (API version 2026-10-21) has no "
                 f"temperature/top_p/top_k; remove them from model_params"
             )
-        p = check_params(params, AnthropicParams, self.name, model)
-        budget = p.thinking_budget or 0
-        if budget and budget < 1024:
-            raise ConfigError(f"{where}: thinking_budget must be 0 (off) or at least 1024 (got {budget})")
-        if budget and p.max_output_tokens is not None and budget >= p.max_output_tokens:
-            raise ConfigError(
-                f"{where}: thinking_budget ({budget}) must be below max_output_tokens ({p.max_output_tokens})"
-            )
+        check_params(params, AnthropicParams, self.name, model)
+        # The documented thinking rules (at least 1,024, below max_tokens) live in limits.yaml.
+        why = thinking_problem("anthropic", model, params.get("thinking_budget"), params.get("max_output_tokens"))
+        if why:
+            raise ConfigError(f"{where}: {why}")
 
     def capabilities(self, model: str) -> Capabilities:
-        return Capabilities(
-            max_images_per_request=self.options.max_images_per_request, structured_output=True, batch=True
+        return capabilities_for(
+            "anthropic",
+            model,
+            max_images=self.options.max_images_per_request,
+            structured_output=True,
+            batch=True,
+            thinks_unasked=False,
         )
 
     async def start(self) -> None:

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from visionbench.errors import BadRequest, ConfigError, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
+from visionbench.limits import capabilities_for, thinking_problem
 from visionbench.provider import Provider, RemoteOptions
 from visionbench.secrets import redact
 from visionbench.tokens import gemini_image_tokens
@@ -165,8 +166,8 @@ class Gemini(Provider):
         self._configs: dict[str, tuple[Any, str | None]] = {}
 
     def capabilities(self, model: str) -> Capabilities:
-        return Capabilities(
-            max_images_per_request=self.options.max_images_per_request, structured_output=True, batch=True
+        return capabilities_for(
+            "gemini", model, max_images=self.options.max_images_per_request, structured_output=True, batch=True
         )
 
     async def start(self) -> None:
@@ -187,6 +188,9 @@ class Gemini(Provider):
         for name in ("thinking_level", "part_media_resolution"):
             if name in params and generation is not None and generation < 3:
                 raise ConfigError(f"{where}: {name} is accepted by Gemini 3 models and later only")
+        why = thinking_problem("gemini", model, params.get("thinking_budget"), params.get("max_output_tokens"))
+        if why:
+            raise ConfigError(f"{where}: {why}")
 
     def estimate_image_tokens(self, model: str, width: int, height: int) -> int | None:
         return gemini_image_tokens(width, height, model=model)

@@ -1,15 +1,30 @@
-"""Single-prompt: many images in one request, answered by one structured reply."""
+"""Single-prompt: many images in one request, answered by one structured reply.
+
+Requests keep within the provider's documented limits (``Capabilities``): at most its images per request, each
+image no larger than its side limit (the smaller one for requests of many images, e.g. Anthropic's 2000 px
+above 20 images) and its bytes per image, and the request below its bytes per request; a chunk that would
+break one is resized or split, never sent to fail.
+"""
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from pydantic import Field
 
 from visionbench import hookimpl
+from visionbench.errors import ItemError
 from visionbench.spec import StrictModel
 from visionbench.strategy import PlannedRequest, Strategy, StrategyContext, for_each
-from visionbench.types import Capabilities, ImageItem
+from visionbench.types import Capabilities, ImageItem, PreparedImage
+
+log = logging.getLogger(__name__)
+
+#: Share of a request's byte limit left for images (the prompt, the JSON around the base64).
+REQUEST_HEADROOM = 0.95
 
 
 class SinglePromptParams(StrictModel):
@@ -17,6 +32,27 @@ class SinglePromptParams(StrictModel):
     chunk_size: int | None = Field(default=None, ge=1)
     #: Chunks in flight at once.
     max_concurrency: int = Field(default=1, ge=1)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """The items of one request and the longest side their images are sent at (None: the experiment's)."""
+
+    items: Sequence[ImageItem]
+    max_side: int | None = None
+
+
+def side_for(n: int, wanted: int | None, caps: Capabilities) -> int | None:
+    """The max_side to send ``n`` images at: ``wanted`` (None: unresized) capped by the provider's side rule."""
+    many = caps.many_images_threshold is not None and n > caps.many_images_threshold
+    limit = caps.max_image_side_many if many and caps.max_image_side_many else caps.max_image_side
+    if limit is None or (wanted is not None and wanted <= limit):
+        return None
+    return limit
+
+
+def b64_len(n_bytes: int) -> int:
+    return 4 * math.ceil(n_bytes / 3)
 
 
 class SinglePrompt(Strategy):
@@ -36,10 +72,60 @@ class SinglePrompt(Strategy):
         return [items[i : i + size] for i in range(0, len(items), size)]
 
     def plan(self, items: Sequence[ImageItem], capabilities: Capabilities) -> list[PlannedRequest]:
-        return [PlannedRequest(tuple(item.id for item in chunk)) for chunk in self.chunks(items, capabilities)]
+        # The experiment's max_side is not known here: where a side limit applies, the plan assumes images at
+        # the limit (at most what will be sent, so the estimate errs on the dear side).
+        return [
+            PlannedRequest(tuple(item.id for item in chunk), max_side=side_for(len(chunk), None, capabilities))
+            for chunk in self.chunks(items, capabilities)
+        ]
+
+    async def fit(self, chunk: Sequence[ImageItem], ctx: StrategyContext, caps: Capabilities) -> list[Chunk]:
+        """``chunk`` resized within the side rule and the bytes per image, split within the bytes per request."""
+        side = side_for(len(chunk), ctx.preprocessing.max_side, caps)
+        if side is not None:
+            log.info("single-prompt: %d images sent at max_side %d (the provider's limit)", len(chunk), side)
+        if caps.max_image_bytes is None and caps.max_request_bytes is None:
+            return [Chunk(chunk, side)]
+        sizes: dict[str, int] = {}
+        for _ in range(6):  # shrink until every image fits its byte limit
+            prepared = [p for item in chunk if (p := await self._prepared(item, side, ctx)) is not None]
+            if not prepared:
+                break
+            largest = max(prepared, key=lambda p: len(p.data))
+            if caps.max_image_bytes is None or b64_len(len(largest.data)) <= caps.max_image_bytes:
+                sizes = {p.item_id: b64_len(len(p.data)) for p in prepared}
+                break
+            side = int(max(largest.width, largest.height) * 0.75)
+        budget = (caps.max_request_bytes or math.inf) * REQUEST_HEADROOM
+        out: list[Chunk] = []
+        current: list[ImageItem] = []
+        used = 0
+        for item in chunk:
+            size = sizes.get(item.id, 0)
+            if current and used + size > budget:
+                out.append(Chunk(current, side))
+                current, used = [], 0
+            current.append(item)
+            used += size
+        if current:
+            out.append(Chunk(current, side))
+        return out
+
+    @staticmethod
+    async def _prepared(item: ImageItem, side: int | None, ctx: StrategyContext) -> PreparedImage | None:
+        try:
+            return await ctx.prepare(item, side)
+        except ItemError:
+            return None  # ctx.ask records the failure
 
     async def run(self, items: Sequence[ImageItem], ctx: StrategyContext) -> None:
-        await for_each(self.chunks(items, ctx.capabilities()), self.params.max_concurrency, ctx.ask)
+        caps = ctx.capabilities()
+        fitted = [part for chunk in self.chunks(items, caps) for part in await self.fit(chunk, ctx, caps)]
+
+        async def ask(chunk: Chunk) -> None:
+            await ctx.ask(chunk.items, max_side=chunk.max_side)
+
+        await for_each(fitted, self.params.max_concurrency, ask)
 
 
 @hookimpl

@@ -107,7 +107,7 @@ def _params_config(tmp_path, image_dir, provider, model, params):
         ("gemini", "gemini-2.5-pro", {"thinking_level": "low"}, "Gemini 3 models and later only"),
         ("gemini", "gemini-3.5-flash", {"thinking_level": "low", "thinking_budget": 0}, "cannot both be set"),
         ("anthropic", "claude-haiku-5-5", {"temperature": 0.2}, "has no temperature"),
-        ("anthropic", "claude-haiku-5-5", {"thinking_budget": 500}, "at least 1024"),
+        ("anthropic", "claude-haiku-5-5", {"thinking_budget": 500}, "below the minimum 1024"),
         ("anthropic", "claude-haiku-5-5", {"effort": "extreme"}, "effort: Input should be"),
         ("local-faces", "centerface", {"threshold": 0.5}, "takes no model_params"),
     ],

@@ -261,7 +261,9 @@ async def test_rate_limit_429_with_retry_after(dataset: Path) -> None:
             await g.aio.models.generate_content(model="gemini-2.5-flash", contents=g_parts(data))
         assert gerr.value.code == 429 and gerr.value.status == "RESOURCE_EXHAUSTED"
         assert int(gerr.value.response.headers["retry-after"]) >= 1
-        assert gerr.value.details["error"]["details"][0]["retryDelay"].endswith("s")
+        # As the service does: a QuotaFailure naming the quota, then the RetryInfo.
+        quota, retry = gerr.value.details["error"]["details"]
+        assert retry["retryDelay"].endswith("s") and "requests" in quota["violations"][0]["quotaMetric"]
         await a.messages.create(model="claude-haiku-4-5", max_tokens=8, messages=a_messages(data))
         with pytest.raises(anthropic.RateLimitError) as aerr:
             await a.messages.create(model="claude-haiku-4-5", max_tokens=8, messages=a_messages(data))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 from typing import Any
 
@@ -25,8 +26,8 @@ def distorted_count(label: float, *, answers: Answers, n_images: int, long_side:
     """Apply the error model of :class:`~visionbench.emulator.profile_schema.Answers` to one label."""
     value = max(0.0, float(label))
     crowd = min(1.0, value / answers.crowd_scale)
-    if n_images > 1:
-        value *= 1.0 - answers.multi_image_undercount * crowd
+    if n_images > 1:  # the more images share a request, the more a crowd among them is undercounted
+        value *= (1.0 - answers.multi_image_undercount * crowd) ** math.log2(n_images)
     smallness = max(0.0, 1.0 - long_side / answers.low_res_side)
     value *= 1.0 - answers.low_res_undercount * crowd * smallness
     sd = answers.relative_sd * value + answers.absolute_sd

@@ -34,12 +34,20 @@ ERROR_TYPES = {
 }
 
 
+#: The API version (sent by anthropic 2.x) that rejects temperature, top_p and top_k.
+STRICT_VERSION = "2026-10-21"
+
+
 def error_object(status: int, message: str) -> dict[str, str]:
     return {"type": ERROR_TYPES.get(status, "api_error"), "message": message}
 
 
-def parse_request(body: Any, raw: bytes) -> CountRequest:
-    """A messages body -> CountRequest; raises Rejected(400) for what cannot be served."""
+def parse_request(body: Any, raw: bytes, version: str = "") -> CountRequest:
+    """A messages body -> CountRequest; raises Rejected(400) for what cannot be served.
+
+    ``version`` is the anthropic-version header: from 2026-10-21 on, sampling parameters are rejected.
+    """
+    strict = version >= STRICT_VERSION
     if not isinstance(body, dict):
         raise Rejected("invalid", 400, "request body must be a JSON object")
     for name in ("model", "max_tokens", "messages"):
@@ -50,10 +58,10 @@ def parse_request(body: Any, raw: bytes) -> CountRequest:
         raise Rejected("invalid", 400, "messages: at least one message is required")
     texts: list[str] = []
     images: list[ImagePart] = []
-    for message in messages:
+    for m, message in enumerate(messages):
         content = message.get("content") if isinstance(message, dict) else None
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
-        for block in blocks:
+        for b, block in enumerate(blocks):
             if not isinstance(block, dict):
                 continue
             if block.get("type") == "text":
@@ -66,10 +74,11 @@ def parse_request(body: Any, raw: bytes) -> CountRequest:
                         400,
                         f"image source type {source.get('type')!r} is not supported by the emulator; send base64",
                     )
+                text = str(source.get("data", ""))
+                where = f"messages.{m}.content.{b}.image.source.base64"
                 try:
-                    images.append(
-                        ImagePart(decode_base64(str(source.get("data", ""))), str(source.get("media_type", "")))
-                    )
+                    mime = str(source.get("media_type", ""))
+                    images.append(ImagePart(decode_base64(text), mime, b64_bytes=len(text), where=where))
                 except ImageError as exc:
                     raise Rejected("invalid", 400, f"messages: {exc}") from None
     system = body.get("system") or ""
@@ -78,11 +87,13 @@ def parse_request(body: Any, raw: bytes) -> CountRequest:
     fmt = (body.get("output_config") or {}).get("format") or body.get("output_format") or {}
     schema = fmt.get("schema") if isinstance(fmt, dict) else None
     thinking = body.get("thinking") or {}
-    budget: int | None = None
-    if thinking.get("type") == "disabled":
-        budget = 0
-    elif thinking.get("type") == "enabled" and thinking.get("budget_tokens") is not None:
+    # Claude thinks only when asked: no thinking block (or "disabled") is a budget of 0; "adaptive" lets the
+    # profile decide.
+    budget: int | None = 0
+    if thinking.get("type") == "enabled" and thinking.get("budget_tokens") is not None:
         budget = int(thinking["budget_tokens"])
+    elif thinking.get("type") == "adaptive":
+        budget = None
     prompt = "\n".join(texts)
     return CountRequest(
         protocol="anthropic",
@@ -95,6 +106,8 @@ def parse_request(body: Any, raw: bytes) -> CountRequest:
         max_output_tokens=int(body["max_tokens"]),
         thinking_budget=budget,
         digest=body_digest(raw),
+        body_bytes=len(raw),
+        params=frozenset(k for k in ("temperature", "top_p", "top_k") if k in body) if strict else frozenset(),
     )
 
 
@@ -140,15 +153,12 @@ class AnthropicRoutes:
     def _headers(self, model: str | None = None, request_id: str | None = None) -> dict[str, str]:
         headers = {"request-id": request_id or new_id("req_emu_")}
         if model is not None and model in self.engine.models:
-            limit, remaining, reset = self.engine.models[model].rate_headers()
-            reset_at = datetime.now(UTC) + timedelta(seconds=reset)
-            headers.update(
-                {
-                    "anthropic-ratelimit-requests-limit": str(limit),
-                    "anthropic-ratelimit-requests-remaining": str(remaining),
-                    "anthropic-ratelimit-requests-reset": rfc3339(reset_at.replace(microsecond=0)) or "",
-                }
-            )
+            st = self.engine.models[model]
+            for kind, (limit, remaining, reset) in {"requests": st.rate_headers(), **st.token_headers()}.items():
+                reset_at = datetime.now(UTC) + timedelta(seconds=reset)
+                headers[f"anthropic-ratelimit-{kind}-limit"] = str(limit)
+                headers[f"anthropic-ratelimit-{kind}-remaining"] = str(remaining)
+                headers[f"anthropic-ratelimit-{kind}-reset"] = rfc3339(reset_at.replace(microsecond=0)) or ""
         return headers
 
     def error(
@@ -180,7 +190,7 @@ class AnthropicRoutes:
         body, raw = got
         model = str(body.get("model", "")) if isinstance(body, dict) else ""
         try:
-            req = parse_request(body, raw)
+            req = parse_request(body, raw, request.headers.get("anthropic-version", ""))
             out = await self.engine.serve(req)
         except Rejected as exc:
             return self.error(exc.status, exc.message, model=model, retry_after=exc.retry_after)
@@ -218,7 +228,8 @@ class AnthropicRoutes:
             params = entry.get("params") if isinstance(entry, dict) else None
             custom_id = str(entry.get("custom_id", i)) if isinstance(entry, dict) else str(i)
             try:
-                items.append((custom_id, parse_request(params, json.dumps(params, sort_keys=True).encode())))
+                version = request.headers.get("anthropic-version", "")
+                items.append((custom_id, parse_request(params, json.dumps(params, sort_keys=True).encode(), version)))
             except Rejected as exc:
                 items.append((custom_id, exc))
         model = next((it.model for _, it in items if isinstance(it, CountRequest)), "")

@@ -8,45 +8,17 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
 
 from visionbench import faces
 from visionbench import tokens as tk
 from visionbench.emulator.answers import distorted_count, format_reply, stable_rng
+from visionbench.emulator.checks import LimitError, check_images, check_request
 from visionbench.emulator.matching import DatasetIndex, ImageInfo, analyse
 from visionbench.emulator.profile_schema import EmulatorProfiles
+from visionbench.emulator.request import CountRequest, ImagePart
 from visionbench.emulator.state import ModelState
 
 log = logging.getLogger(__name__)
-
-Protocol = Literal["gemini", "anthropic"]
-
-
-@dataclass
-class ImagePart:
-    """One image of a request, still encoded."""
-
-    data: bytes
-    mime_type: str = "image/jpeg"
-    media_resolution: str | None = None
-
-
-@dataclass
-class CountRequest:
-    """What both wire protocols reduce to: a model, images, text and output preferences."""
-
-    protocol: Protocol
-    model: str
-    images: list[ImagePart]
-    prompt: str = ""
-    system: str = ""
-    want_json: bool = False
-    schema: dict[str, Any] | None = None
-    max_output_tokens: int | None = None
-    #: None: the profile decides; 0: thinking off; n: at most n thinking tokens.
-    thinking_budget: int | None = None
-    media_resolution: str | None = None
-    digest: str = ""
 
 
 @dataclass
@@ -69,9 +41,13 @@ class Outcome:
 class Rejected(Exception):
     """The request is answered with an error. ``kind``: rate_limited, http_500/503/529, invalid, not_found."""
 
-    def __init__(self, kind: str, status: int, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, kind: str, status: int, message: str, retry_after: float | None = None, quota: str = "requests"
+    ) -> None:
         super().__init__(message)
         self.kind, self.status, self.message, self.retry_after = kind, status, message, retry_after
+        #: Which limit a 429 is for: requests, input_tokens or output_tokens.
+        self.quota = quota
 
 
 class Engine:
@@ -119,6 +95,17 @@ class Engine:
         except Rejected:
             st.stats.rejected += 1
             raise
+        over = st.admit_tokens(outcome.input_tokens, outcome.output_tokens + outcome.thinking_tokens)
+        if over is not None:
+            st.stats.rate_limited += 1
+            which, wait = over
+            raise Rejected(
+                "rate_limited",
+                429,
+                f"Resource exhausted: {which.replace('_', ' ')} per minute limit reached (emulated)",
+                retry_after=wait,
+                quota=which,
+            )
         delay = self.service_time(st, outcome, req.digest)
         if slow:
             st.stats.faults["slow"] += 1
@@ -193,11 +180,16 @@ class Engine:
         st = st or self.state(req.model)
         if not req.images:
             raise Rejected("invalid", 400, "The request has no image; this emulator counts people in images")
-        infos = await self.analyse_images(req, st)
-        counts, notes = await self._counts(st, infos, req.images)
+        try:
+            check_request(req)
+            infos = await self.analyse_images(req, st)
+            check_images(req, infos)
+        except LimitError as exc:
+            raise Rejected("invalid", exc.status, exc.message) from None
+        counts, notes, people = await self._counts(st, infos, req.images)
         text = format_reply(counts, want_json=req.want_json, schema=req.schema, prompt=req.prompt)
         image_tokens, text_tokens = self.prompt_tokens(req, infos)
-        thinking = st.profile.latency.thinking_tokens
+        thinking = self.thinking(st, people, req.digest)
         if req.thinking_budget is not None:
             thinking = min(thinking, max(0, req.thinking_budget))
         output = max(1, tk.text_tokens(text))
@@ -223,15 +215,27 @@ class Engine:
             notes=notes,
         )
 
+    def thinking(self, st: ModelState, people: list[float], digest: str) -> int:
+        """Thinking tokens for images of ``people`` each (the profile's curve, seeded noise), before any cap."""
+        lat = st.profile.latency
+        work = lat.expected_thinking(people)
+        if lat.thinking_sd > 0 and work > 0:
+            rng = stable_rng(st.seed, "thinking", st.name, digest, st.occurrence("thinking:" + digest))
+            work *= max(0.0, rng.gauss(1.0, lat.thinking_sd))
+        return int(round(work))
+
     async def _counts(
         self, st: ModelState, infos: list[ImageInfo], parts: list[ImagePart]
-    ) -> tuple[list[int], list[str]]:
+    ) -> tuple[list[int], list[str], list[float]]:
+        """(answers, notes, people per image: the label, else the answer) for the images of a request."""
         answers = st.profile.answers
         counts: list[int] = []
         notes: list[str] = []
+        people: list[float] = []
         for info, part in zip(infos, parts):
             if answers.source == "detector":
                 counts.append(await self._detect(info, part, notes))
+                people.append(counts[-1])
                 continue
             match = self.index.match(info.fingerprint, answers.max_hash_distance) if self.index else None
             if match is None or match.key is None or match.label is None:
@@ -239,14 +243,16 @@ class Engine:
                 dist = f" (nearest hash distance {match.distance})" if match else ""
                 notes.append(f"unknown image {info.width}x{info.height}{dist}")
                 counts.append(await self._detect(info, part, notes))
+                people.append(counts[-1])
                 continue
+            people.append(float(match.label))
             rng = stable_rng(st.seed, "answer", st.name, match.key, st.occurrence("answer:" + match.key))
             counts.append(
                 distorted_count(
                     match.label, answers=answers, n_images=len(parts), long_side=max(info.width, info.height), rng=rng
                 )
             )
-        return counts, notes
+        return counts, notes, people
 
     async def _detect(self, info: ImageInfo, part: ImagePart, notes: list[str]) -> int:
         def run() -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
@@ -9,6 +10,7 @@ from aiohttp import web
 
 from visionbench.emulator.batches import BatchJob, BatchStore, rfc3339
 from visionbench.emulator.engine import CountRequest, Engine, ImagePart, Outcome, Rejected, body_digest
+from visionbench.emulator.gemini_errors import error_body, error_response
 from visionbench.emulator.httputil import (
     NOTE_HEADER,
     drop_connection,
@@ -16,22 +18,11 @@ from visionbench.emulator.httputil import (
     malformed_response,
     pick,
     read_json,
-    retry_after_headers,
 )
 from visionbench.emulator.matching import ImageError, decode_base64
 from visionbench.provider import SIMULATED_HEADER
 
 VERSIONS = ("v1", "v1beta", "v1alpha")
-STATUS_NAMES = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    413: "INVALID_ARGUMENT",
-    429: "RESOURCE_EXHAUSTED",
-    500: "INTERNAL",
-    503: "UNAVAILABLE",
-}
 BATCH_STATES = {
     "pending": "BATCH_STATE_PENDING",
     "running": "BATCH_STATE_RUNNING",
@@ -40,24 +31,10 @@ BATCH_STATES = {
 }
 BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
 BATCH_OUTPUT_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput"
-RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 
 
-def error_body(status: int, message: str, retry_after: float | None = None) -> dict[str, Any]:
-    """``{"error": {code, message, status[, details]}}``."""
-    err: dict[str, Any] = {"code": status, "message": message, "status": STATUS_NAMES.get(status, "UNKNOWN")}
-    if retry_after is not None:
-        err["details"] = [{"@type": RETRY_INFO, "retryDelay": f"{retry_after:.3f}".rstrip("0").rstrip(".") + "s"}]
-    return {"error": err}
-
-
-def error_response(status: int, message: str, retry_after: float | None = None) -> web.Response:
-    headers = retry_after_headers(retry_after) if retry_after is not None else None
-    return json_response(error_body(status, message, retry_after), status=status, headers=headers)
-
-
-def parse_request(body: Any, model: str, raw: bytes) -> CountRequest:
-    """A generateContent body -> CountRequest; raises Rejected(400) for what cannot be served."""
+def parse_request(body: Any, model: str, raw: bytes, size: int | None = None) -> CountRequest:
+    """A generateContent body (``size`` bytes; default: ``raw``'s) -> CountRequest; Rejected(400) if unservable."""
     if not isinstance(body, dict):
         raise Rejected("invalid", 400, "Invalid JSON payload: expected an object")
     contents = body.get("contents")
@@ -73,12 +50,14 @@ def parse_request(body: Any, model: str, raw: bytes) -> CountRequest:
                 texts.append(part["text"])
             blob = pick(part, "inlineData", "inline_data")
             if blob is not None:
+                text = str(pick(blob, "data", default=""))
                 try:
-                    data = decode_base64(str(pick(blob, "data", default="")))
+                    data = decode_base64(text)
                 except ImageError as exc:
                     raise Rejected("invalid", 400, str(exc)) from None
                 level = pick(pick(part, "mediaResolution", "media_resolution", default={}), "level")
-                images.append(ImagePart(data, str(pick(blob, "mimeType", "mime_type", default="")), level))
+                mime = str(pick(blob, "mimeType", "mime_type", default=""))
+                images.append(ImagePart(data, mime, level, b64_bytes=len(text), where=f"image {len(images) + 1}"))
             elif pick(part, "fileData", "file_data") is not None:
                 raise Rejected("invalid", 400, "fileData parts are not supported by the emulator; send inlineData")
     system = pick(body, "systemInstruction", "system_instruction", default={})
@@ -102,6 +81,7 @@ def parse_request(body: Any, model: str, raw: bytes) -> CountRequest:
         thinking_budget=int(budget) if budget is not None and int(budget) >= 0 else None,
         media_resolution=pick(config, "mediaResolution", "media_resolution"),
         digest=body_digest(raw),
+        body_bytes=len(raw) if size is None else size,
     )
 
 
@@ -170,7 +150,7 @@ class GeminiRoutes:
         except ValueError as exc:
             return error_response(400, str(exc))
         except Rejected as exc:
-            return error_response(503 if exc.status == 529 else exc.status, exc.message, exc.retry_after)
+            return error_response(503 if exc.status == 529 else exc.status, exc.message, exc.retry_after, exc.quota)
 
     async def generate(self, request: web.Request, model: str, body: Any, raw: bytes) -> web.StreamResponse:
         self.engine.state(model)  # 404 before parsing
@@ -208,7 +188,9 @@ class GeminiRoutes:
             meta = pick(entry, "metadata", default={})
             key = str(pick(meta, "key", default=i))
             try:
-                items.append((key, parse_request(pick(entry, "request", default={}), model, raw + str(i).encode())))
+                inner = pick(entry, "request", default={})
+                size = len(json.dumps(inner))
+                items.append((key, parse_request(inner, model, raw + str(i).encode(), size)))
             except Rejected as exc:
                 items.append((key, exc))
         job = self.store.submit(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -31,21 +32,55 @@ _DATE_SUFFIX = re.compile(r"-\d{8}$")
 
 
 class Latency(StrictModel):
-    """Service time = base_s + per_input_token_s * input + (output + thinking) / output_tokens_per_s."""
+    """Service time, driven by the work of the request (all tokens are emulated, before time_scale)::
+
+        time     = ttft + (output + thinking) / output_tokens_per_s, times a seeded log-normal (jitter)
+        ttft     = base_s + per_input_token_s * input tokens         (images count at their resolution)
+        thinking = (thinking_tokens + sum over images of (thinking_per_image + thinking_per_person * d(label)))
+                   * (1 + multi_image_thinking * (images - 1)), times a seeded normal (1, thinking_sd)
+        d(n)     = thinking_person_cap * (1 - exp(-n / thinking_person_cap))   (for counting: the people the
+                   label says; ~n for small crowds, saturating: nobody counts a 2,000-person crowd one by one)
+
+    capped by the request's thinking budget and max output tokens.
+    """
 
     base_s: float = Field(0.5, ge=0)
     per_input_token_s: float = Field(0.0, ge=0)
     output_tokens_per_s: float = Field(100.0, gt=0)
-    #: Thinking tokens a thinking model emits per request (0: not a thinking model).
+    #: Thinking tokens per request whatever the images (0 and the per-image terms 0: not a thinking model).
     thinking_tokens: int = Field(0, ge=0)
+    thinking_per_image: float = Field(0.0, ge=0)
+    thinking_per_person: float = Field(0.0, ge=0)
+    thinking_person_cap: float = Field(300.0, gt=0)
+    #: Extra thinking per additional image in one request (comparing images with each other costs more).
+    multi_image_thinking: float = Field(0.0, ge=0)
+    thinking_sd: float = Field(0.0, ge=0, le=1)
     #: Relative standard deviation of a log-normal multiplier on the service time (0: none).
     jitter: float = Field(0.0, ge=0, le=2)
 
+    def expected_thinking(self, people: list[float]) -> float:
+        """``thinking`` above without its noise, for a request of images of ``people`` each."""
+        work = self.thinking_tokens + sum(
+            self.thinking_per_image + self.thinking_per_person * self.difficulty(n) for n in people
+        )
+        return work * (1.0 + self.multi_image_thinking * max(0, len(people) - 1))
+
+    def difficulty(self, people: float) -> float:
+        """d(n) above: the thinking work an image of ``people`` people asks for, in units of people."""
+        cap = self.thinking_person_cap
+        return cap * (1.0 - math.exp(-max(0.0, people) / cap))
+
 
 class RateLimit(StrictModel):
-    """Sliding-window request limit; ``None`` disables it."""
+    """Sliding-window limits on requests and on input / output tokens per window; ``None`` disables one.
+
+    A request over a token limit is answered 429 (input: when its own input would exceed what is left;
+    output: when the window's output, thinking included, has reached the limit), like the services' ITPM/OTPM.
+    """
 
     requests_per_minute: int | None = Field(None, ge=1)
+    input_tokens_per_minute: int | None = Field(None, ge=1)
+    output_tokens_per_minute: int | None = Field(None, ge=1)
     #: Window length in simulated seconds (scaled by time_scale unless time_scale is 0).
     window_s: float = Field(60.0, gt=0)
 
@@ -81,7 +116,7 @@ class Faults(StrictModel):
 class Answers(StrictModel):
     """Where counts come from and how they are distorted (labels source only; deterministic given the seed).
 
-    count = label * (1 - multi_image_undercount * crowd)            [only when >1 image in the request]
+    count = label * (1 - multi_image_undercount * crowd) ** log2(n)  [n images in one request: 2 once, 4 twice]
                   * (1 - low_res_undercount * crowd * smallness)    [smallness = max(0, 1 - long_side/low_res_side)]
     crowd = min(1, label / crowd_scale); then gaussian noise with sd = relative_sd * count + absolute_sd,
     rounded and clipped at 0.

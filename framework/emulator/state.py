@@ -44,6 +44,8 @@ class ModelState:
         self.stats = ModelStats()
         self.capacity = asyncio.Semaphore(profile.capacity)
         self._window: collections.deque[float] = collections.deque()
+        #: (arrival, input tokens, output tokens) of admitted requests, for the token limits.
+        self._tokens: collections.deque[tuple[float, int, int]] = collections.deque()
         self._seen: collections.Counter[str] = collections.Counter()
 
     # -- rate limit -------------------------------------------------------------------------------------------
@@ -55,6 +57,43 @@ class ModelState:
     def _prune(self, now: float) -> None:
         while self._window and self._window[0] <= now - self.window_s:
             self._window.popleft()
+        while self._tokens and self._tokens[0][0] <= now - self.window_s:
+            self._tokens.popleft()
+
+    def _used(self) -> tuple[int, int]:
+        return sum(t[1] for t in self._tokens), sum(t[2] for t in self._tokens)
+
+    def admit_tokens(self, input_tokens: int, output_tokens: int) -> tuple[str, float] | None:
+        """Account a request's tokens; (which limit, seconds to wait) when over a token limit (then not counted)."""
+        rl = self.profile.rate_limit
+        now = time.monotonic()
+        self._prune(now)
+        used_in, used_out = self._used()
+        wait = max(0.001, self._tokens[0][0] + self.window_s - now) if self._tokens else 0.001
+        if rl.input_tokens_per_minute is not None and used_in + input_tokens > rl.input_tokens_per_minute:
+            return "input_tokens", wait
+        if rl.output_tokens_per_minute is not None and used_out >= rl.output_tokens_per_minute:
+            return "output_tokens", wait
+        self._tokens.append((now, input_tokens, output_tokens))
+        return None
+
+    def token_headers(self) -> dict[str, tuple[int, int, float]]:
+        """{"input-tokens" | "output-tokens" | "tokens": (limit, remaining, seconds to reset)} for set limits."""
+        rl = self.profile.rate_limit
+        now = time.monotonic()
+        self._prune(now)
+        used_in, used_out = self._used()
+        reset = max(0.0, self._tokens[0][0] + self.window_s - now) if self._tokens else 0.0
+        out: dict[str, tuple[int, int, float]] = {}
+        for key, limit, used in (
+            ("input-tokens", rl.input_tokens_per_minute, used_in),
+            ("output-tokens", rl.output_tokens_per_minute, used_out),
+        ):
+            if limit is not None:
+                out[key] = (limit, max(0, limit - used), reset)
+        if out:  # "tokens": the most restrictive of the two, as the service reports it
+            out["tokens"] = min(out.values(), key=lambda v: v[1])
+        return out
 
     def admit(self) -> float | None:
         """Record an arrival; the seconds to wait when over the limit (the request is then not counted)."""
