@@ -68,7 +68,7 @@ class ReadAhead:
 
     def lookup(self, item: ImageItem, settings: Preprocessing) -> PreparedImage | None:
         """The cache hit for ``item`` (None: a miss, to be prepared)."""
-        if settings != self.settings:
+        if settings is not self.settings and settings != self.settings:
             return self.preprocessor.lookup(item, settings)
         if item.id not in self._ready:
             if len(self._ready) > 4 * self.window:  # asked out of order: do not hoard
