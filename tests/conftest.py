@@ -24,10 +24,8 @@ def registry():
     return collect(make_manager([fakeplugin]))
 
 
-@pytest.fixture
-def image_dir(tmp_path: Path) -> Path:
-    """Six small images with person-count labels 0..5."""
-    folder = tmp_path / "images"
+def make_image_dir(folder: Path) -> Path:
+    """Six small images (64+i x 48 px) with person-count labels 0..5, in ``folder`` (made here)."""
     folder.mkdir()
     labels = {}
     for i in range(6):
@@ -35,6 +33,12 @@ def image_dir(tmp_path: Path) -> Path:
         labels[f"img{i}.png"] = {"person_count": i}
     (folder / "labels.json").write_text(json.dumps(labels))
     return folder
+
+
+@pytest.fixture
+def image_dir(tmp_path: Path) -> Path:
+    """Six small images with person-count labels 0..5."""
+    return make_image_dir(tmp_path / "images")
 
 
 def write_config(

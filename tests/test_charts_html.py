@@ -4,7 +4,6 @@ import asyncio
 import base64
 import copy
 import io
-import json
 import re
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ import fakeplugin
 import numpy as np
 import pytest
 import yaml
-from conftest import write_config
+from conftest import make_image_dir, write_config
 from PIL import Image, ImageStat
 
 from visionbench import bundle as bundle_mod
@@ -46,11 +45,7 @@ STRATEGIES = [
 def bundle(tmp_path_factory) -> dict:
     """A real run of five strategies x 2 repeats, scripted provider: one wrong answer, one failing image, prices."""
     tmp = tmp_path_factory.mktemp("run")
-    folder = tmp / "images"
-    folder.mkdir()
-    for i in range(6):
-        Image.new("RGB", (64 + i, 48), (40 * i, 100, 200)).save(folder / f"img{i}.png")
-    (folder / "labels.json").write_text(json.dumps({f"img{i}.png": {"person_count": i} for i in range(6)}))
+    folder = make_image_dir(tmp / "images")
     answers = {f"img{i}.png": i for i in range(6)} | {"img2.png": 3}
     options = {"answers": answers, "failures": {"img5.png": ["bad_request"]}, "delay_s": 0.003}
     path = write_config(
@@ -237,13 +232,9 @@ def test_report_of_a_failed_run_with_no_cells(bundle, tmp_path):
 
 @pytest.fixture(scope="module")
 def sweep_bundle(tmp_path_factory) -> dict:
-    """A max_side sweep of two sizes on the scripted provider: tokens and so cost grow with the size."""
+    """A max_side sweep of two sizes on the scripted provider (which reports 100 tokens an image at any size)."""
     tmp = tmp_path_factory.mktemp("sweep")
-    folder = tmp / "images"
-    folder.mkdir()
-    for i in range(6):
-        Image.new("RGB", (64 + i, 48), (40 * i, 100, 200)).save(folder / f"img{i}.png")
-    (folder / "labels.json").write_text(json.dumps({f"img{i}.png": {"person_count": i} for i in range(6)}))
+    folder = make_image_dir(tmp / "images")
     options = {"answers": {f"img{i}.png": i for i in range(6)} | {"img0.png": 2}}
     path = write_config(tmp, folder, ["sequential"], options=options)
     config = yaml.safe_load(path.read_text())
