@@ -104,7 +104,7 @@ def write_config(
     strategies: list,
     *,
     provider: str = "gemini",
-    model: str = "gemini-2.5-flash",
+    model: str = "gemini-3.5-flash",
     timeout_s: float = 120,
     limit: int | None = None,
     include: list[str] | None = None,

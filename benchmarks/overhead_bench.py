@@ -99,7 +99,7 @@ async def bare_rate(base_url: str, dataset: Path, concurrency: int, cache: Path,
             ]
             contents = [types.Content(role="user", parts=parts)]
             response = await client.aio.models.generate_content(
-                model="gemini-2.5-flash", contents=contents, config=config
+                model="gemini-3.5-flash", contents=contents, config=config
             )
             assert response.text
 

@@ -304,6 +304,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _valid_keys(names: list[str] | None) -> set[str] | None:
+    """The keys held by the environment variables ``names`` (read there, never from the command line)."""
+    if not names:
+        return None
+    missing = [name for name in names if not os.environ.get(name)]
+    if missing:
+        raise InputError(f"--key-env {missing[0]}: that environment variable is not set (it holds a valid key)")
+    return {os.environ[name] for name in names}
+
+
 def cmd_emulate(args: argparse.Namespace) -> int:
     from visionbench.emulator import serve_forever
 
@@ -319,6 +329,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
                 host=args.host,
                 port=args.port,
                 time_scale=args.time_scale,
+                valid_keys=_valid_keys(args.key_env),
             )
         )
     except ValueError as exc:
@@ -408,6 +419,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="loopback only")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--time-scale", type=float, help="multiply every simulated delay (0 = instant)")
+    p.add_argument(
+        "--key-env",
+        action="append",
+        metavar="NAME",
+        help="accept only the key held by environment variable NAME (repeatable), answering any other as the"
+        " services do; default: any key",
+    )
     p.set_defaults(fn=cmd_emulate)
 
     sub.add_parser("providers", help="list loaded provider plugins").set_defaults(fn=lambda a: _list("provider"))

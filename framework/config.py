@@ -75,6 +75,9 @@ class EmulatorSpec(StrictModel):
     profiles: str | None = None
     #: Multiply every simulated delay (0 = instant).
     time_scale: float | None = Field(default=None, ge=0)
+    #: Accept only the key in this environment variable, as the services would (others: 400/401); the providers
+    #: then send their own keys (api_key_env). Default: any key is accepted and none is needed.
+    valid_key_env: str | None = None
 
 
 class ExperimentSpec(StrictModel):

@@ -38,14 +38,14 @@ def lifecycle_rows() -> tuple[Lifecycle, ...]:
     return tuple(Lifecycle(**row) for row in raw["models"])
 
 
-def _names(row: str, model: str) -> bool:
+def names_version_of(row: str, model: str) -> bool:
     """``model`` is ``row`` or a version of it (dated, -001, -preview, -latest), not another model."""
     base, name = _normal(row), _normal(model)
     return name == base or re.match(re.escape(base) + r"[-@](\d|preview|latest)", name) is not None
 
 
 def find_lifecycle(provider: str, model: str) -> Lifecycle | None:
-    return next((r for r in lifecycle_rows() if r.provider == provider and _names(r.model, model)), None)
+    return next((r for r in lifecycle_rows() if r.provider == provider and names_version_of(r.model, model)), None)
 
 
 def known_models(provider: str) -> list[str]:

@@ -107,16 +107,27 @@ async def emulated(plan: Plan) -> AsyncIterator[object]:
     base = plan.experiment.source.parent
     dataset = (base / emu_spec.dataset).resolve() if emu_spec.dataset else plan.experiment.dataset_path
     profiles = (base / emu_spec.profiles).resolve() if emu_spec.profiles else None
+    valid_keys = None
+    if emu_spec.valid_key_env:
+        if not os.environ.get(emu_spec.valid_key_env):
+            raise ConfigError(
+                f"{plan.experiment.source}: emulator.valid_key_env: environment variable "
+                f"{emu_spec.valid_key_env} is not set (it holds the one key the emulator accepts)"
+            )
+        valid_keys = {os.environ[emu_spec.valid_key_env]}
     async with Emulator(
         profiles,
         dataset=dataset,
         labels=emu_spec.labels or spec.dataset.labels,
         label_field=emu_spec.label_field or spec.dataset.label_field,
         time_scale=emu_spec.time_scale,
+        valid_keys=valid_keys,
     ) as emu:
         os.environ.setdefault(EMULATOR_KEY_ENV, "emulator-key")  # the emulator wants a key; any will do
         for provider in plan.providers.values():
             if isinstance(provider.options, RemoteOptions):
-                update = {"base_url": emu.base_url, "api_key_env": EMULATOR_KEY_ENV}
+                update = {"base_url": emu.base_url}
+                if valid_keys is None:
+                    update["api_key_env"] = EMULATOR_KEY_ENV
                 provider.options = provider.options.model_copy(update=update)
         yield emu

@@ -113,17 +113,17 @@ async def test_gemini_generate_content(dataset: Path, version: str) -> None:
     data = jpeg(dataset / "c.png", size=(540, 360))
     async with Emulator(make_profiles(latency={"thinking_tokens": 50}), dataset=dataset) as emu:
         client = gemini(emu, version)
-        r = await client.aio.models.generate_content(model="gemini-2.5-flash", contents=g_parts(data))
+        r = await client.aio.models.generate_content(model="gemini-3.5-flash", contents=g_parts(data))
         assert r.text == "12"
         assert r.sdk_http_response.headers[SIMULATED_HEADER] == "1"
         u = r.usage_metadata
         image = {d.modality.value: d.token_count for d in u.prompt_tokens_details}["IMAGE"]
-        assert image == tokens.gemini_image_tokens(540, 360) == 1806
+        assert image == tokens.gemini_image_tokens(540, 360, model="gemini-3.5-flash") == 1120
         assert u.thoughts_token_count == 50
         assert u.total_token_count == u.prompt_token_count + u.candidates_token_count + 50
-        assert r.model_version == "gemini-2.5-flash" and r.response_id
+        assert r.model_version == "gemini-3.5-flash" and r.response_id
         assert r.candidates[0].finish_reason == types.FinishReason.STOP
-        assert emu.stats["gemini-2.5-flash"].succeeded == 1
+        assert emu.stats["gemini-3.5-flash"].succeeded == 1
 
 
 async def test_gemini_json_schema_thinking_off_and_count_tokens(dataset: Path) -> None:
@@ -135,11 +135,11 @@ async def test_gemini_json_schema_thinking_off_and_count_tokens(dataset: Path) -
             response_schema={"type": "ARRAY", "items": {"type": "INTEGER"}},
             thinking_config=types.ThinkingConfig(thinking_budget=0),
         )
-        r = await client.aio.models.generate_content(model="gemini-2.5-flash", contents=g_parts(*images), config=config)
+        r = await client.aio.models.generate_content(model="gemini-3.5-flash", contents=g_parts(*images), config=config)
         assert json.loads(r.text) == [3, 120, 0]
         assert not r.usage_metadata.thoughts_token_count
-        assert {d.modality.value: d.token_count for d in r.usage_metadata.prompt_tokens_details}["IMAGE"] == 3 * 258
-        counted = await client.aio.models.count_tokens(model="gemini-2.5-flash", contents=g_parts(*images))
+        assert {d.modality.value: d.token_count for d in r.usage_metadata.prompt_tokens_details}["IMAGE"] == 3 * 1120
+        counted = await client.aio.models.count_tokens(model="gemini-3.5-flash", contents=g_parts(*images))
         assert counted.total_tokens == r.usage_metadata.prompt_token_count
 
 
@@ -147,7 +147,7 @@ async def test_gemini_max_output_tokens_consumed_by_thinking(dataset: Path) -> N
     async with Emulator(make_profiles(latency={"thinking_tokens": 300}), dataset=dataset) as emu:
         client = gemini(emu)
         r = await client.aio.models.generate_content(
-            model="gemini-2.5-pro",
+            model="gemini-3.1-pro-preview",
             contents=g_parts(jpeg(dataset / "b.png")),
             config=types.GenerateContentConfig(max_output_tokens=300),
         )
@@ -174,7 +174,7 @@ async def test_gemini_batch_create_get_cancel(dataset: Path) -> None:
             for n in ("b.png", "c.png")
         ]
         src.append(types.InlinedRequest(contents="no image here", metadata={"key": "bad"}))
-        job = await client.aio.batches.create(model="gemini-2.5-flash", src=src, config={"display_name": "t"})
+        job = await client.aio.batches.create(model="gemini-3.5-flash", src=src, config={"display_name": "t"})
         assert job.name.startswith("batches/") and job.state == types.JobState.JOB_STATE_PENDING
         deadline = time.monotonic() + 5
         while not (job := await client.aio.batches.get(name=job.name)).done:
@@ -186,7 +186,7 @@ async def test_gemini_batch_create_get_cancel(dataset: Path) -> None:
         assert got["b.png"].response.usage_metadata.prompt_token_count > 258
         assert got["bad"].response is None and got["bad"].error.code == 400
 
-        second = await client.aio.batches.create(model="gemini-2.5-flash", src=src[:1])
+        second = await client.aio.batches.create(model="gemini-3.5-flash", src=src[:1])
         await client.aio.batches.cancel(name=second.name)
         assert (await client.aio.batches.get(name=second.name)).state == types.JobState.JOB_STATE_CANCELLED
 
@@ -218,7 +218,7 @@ async def test_anthropic_batches(dataset: Path) -> None:
         requests = [
             {
                 "custom_id": n,
-                "params": {"model": "claude-sonnet-4-5", "max_tokens": 32, "messages": a_messages(jpeg(dataset / n))},
+                "params": {"model": "claude-sonnet-4-6", "max_tokens": 32, "messages": a_messages(jpeg(dataset / n))},
             }
             for n in ("a.png", "c.png")
         ]
@@ -226,7 +226,7 @@ async def test_anthropic_batches(dataset: Path) -> None:
             {
                 "custom_id": "bad",
                 "params": {
-                    "model": "claude-sonnet-4-5",
+                    "model": "claude-sonnet-4-6",
                     "max_tokens": 32,
                     "messages": [{"role": "user", "content": "hi"}],
                 },
@@ -256,9 +256,9 @@ async def test_rate_limit_429_with_retry_after(dataset: Path) -> None:
     data = jpeg(dataset / "b.png")
     async with Emulator(make_profiles(rate_limit={"requests_per_minute": 1}), dataset=dataset) as emu:
         g, a = gemini(emu), claude(emu)
-        await g.aio.models.generate_content(model="gemini-2.5-flash", contents=g_parts(data))
+        await g.aio.models.generate_content(model="gemini-3.5-flash", contents=g_parts(data))
         with pytest.raises(genai_errors.ClientError) as gerr:
-            await g.aio.models.generate_content(model="gemini-2.5-flash", contents=g_parts(data))
+            await g.aio.models.generate_content(model="gemini-3.5-flash", contents=g_parts(data))
         assert gerr.value.code == 429 and gerr.value.status == "RESOURCE_EXHAUSTED"
         assert int(gerr.value.response.headers["retry-after"]) >= 1
         # As the service does: a QuotaFailure naming the quota, then the RetryInfo.
@@ -270,7 +270,7 @@ async def test_rate_limit_429_with_retry_after(dataset: Path) -> None:
         assert aerr.value.status_code == 429 and aerr.value.type == "rate_limit_error"
         assert int(aerr.value.response.headers["retry-after"]) >= 1
         assert aerr.value.response.headers["anthropic-ratelimit-requests-remaining"] == "0"
-        assert emu.stats["gemini-2.5-flash"].rate_limited == 1 and emu.stats["claude-haiku-4-5"].rate_limited == 1
+        assert emu.stats["gemini-3.5-flash"].rate_limited == 1 and emu.stats["claude-haiku-4-5"].rate_limited == 1
 
 
 @pytest.mark.parametrize(
@@ -288,13 +288,13 @@ async def test_faults_surface_as_sdk_errors(dataset: Path, fault: str, gemini_ex
     async with Emulator(make_profiles(faults={fault: 1.0}), dataset=dataset) as emu:
         with pytest.raises(gemini_exc) as gerr:
             client = gemini(emu)
-            await client.aio.models.generate_content(model="gemini-2.5-flash", contents=g_parts(data))
+            await client.aio.models.generate_content(model="gemini-3.5-flash", contents=g_parts(data))
         with pytest.raises(anthropic_exc) as aerr:
             await claude(emu).messages.create(model="claude-haiku-4-5", max_tokens=8, messages=a_messages(data))
         if fault.startswith("http_"):
             assert gerr.value.code == (500 if fault == "http_500" else 503)
             assert aerr.value.status_code == int(fault[5:])
-        assert emu.stats["gemini-2.5-flash"].faults[fault] == 1
+        assert emu.stats["gemini-3.5-flash"].faults[fault] == 1
         assert emu.stats["claude-haiku-4-5"].faults[fault] == 1
 
 
@@ -304,10 +304,12 @@ async def test_capacity_queueing_delays_requests(dataset: Path) -> None:
     async with Emulator(profile, dataset=dataset, time_scale=1.0) as emu:
         client = gemini(emu)
         start = time.monotonic()
-        await asyncio.gather(*(client.aio.models.generate_content(model="m", contents=g_parts(data)) for _ in range(3)))
+        await asyncio.gather(
+            *(client.aio.models.generate_content(model="gemini-3.5-flash", contents=g_parts(data)) for _ in range(3))
+        )
         elapsed = time.monotonic() - start
         assert elapsed >= 0.6
-        stats = emu.stats["m"]
+        stats = emu.stats["gemini-3.5-flash"]
         assert stats.max_in_flight == 1 and stats.max_queued == 2 and stats.succeeded == 3
 
 
@@ -322,9 +324,13 @@ async def test_service_time_includes_the_emulators_own_work(dataset: Path, monke
     monkeypatch.setattr(engine_mod.Engine, "analyse_images", analyse_slowly)
     async with Emulator(make_profiles(latency={"base_s": 0.5, "output_tokens_per_s": 1e9}), dataset=dataset) as emu:
         client = gemini(emu)
-        await client.aio.models.generate_content(model="m", contents=g_parts(jpeg(dataset / "b.png")))  # warm-up
+        await client.aio.models.generate_content(
+            model="gemini-3.5-flash", contents=g_parts(jpeg(dataset / "b.png"))
+        )  # warm-up
         start = time.monotonic()
-        r = await client.aio.models.generate_content(model="m", contents=g_parts(jpeg(dataset / "b.png")))
+        r = await client.aio.models.generate_content(
+            model="gemini-3.5-flash", contents=g_parts(jpeg(dataset / "b.png"))
+        )
         elapsed = time.monotonic() - start
         assert r.text == "3" and 0.5 <= elapsed < 0.75, elapsed
 
@@ -333,14 +339,16 @@ async def test_time_scale_zero_is_instant(dataset: Path) -> None:
     async with Emulator(make_profiles(latency={"base_s": 30.0}), dataset=dataset, time_scale=0) as emu:
         start = time.monotonic()
         client = gemini(emu)
-        r = await client.aio.models.generate_content(model="m", contents=g_parts(jpeg(dataset / "b.png")))
+        r = await client.aio.models.generate_content(
+            model="gemini-3.5-flash", contents=g_parts(jpeg(dataset / "b.png"))
+        )
         assert r.text == "3" and time.monotonic() - start < 2
 
 
 # -- auth, errors, hosts -------------------------------------------------------------------------------------------
 async def test_missing_key_and_simulated_header(dataset: Path) -> None:
     async with Emulator(make_profiles(), dataset=dataset) as emu, aiohttp.ClientSession() as http:
-        async with http.post(f"{emu.base_url}/v1beta/models/gemini-2.5-flash:generateContent", json={}) as resp:
+        async with http.post(f"{emu.base_url}/v1beta/models/gemini-3.5-flash:generateContent", json={}) as resp:
             assert resp.status == 403 and resp.headers[SIMULATED_HEADER] == "1"
             assert (await resp.json())["error"]["status"] == "PERMISSION_DENIED"
         async with http.post(f"{emu.base_url}/v1/messages", json={}) as resp:
@@ -352,14 +360,14 @@ async def test_missing_key_and_simulated_header(dataset: Path) -> None:
 
 
 async def test_unknown_model_and_missing_image(dataset: Path) -> None:
-    profiles = profiles_from_dict({"defaults": QUIET, "models": {"gemini-2.5-flash": {}, "claude-haiku-4-5": {}}})
+    profiles = profiles_from_dict({"defaults": QUIET, "models": {"gemini-3.5-flash": {}, "claude-haiku-4-5": {}}})
     async with Emulator(profiles, dataset=dataset) as emu:
         g, a = gemini(emu), claude(emu)
         with pytest.raises(genai_errors.ClientError) as gerr:
             await g.aio.models.generate_content(model="gemini-9", contents=g_parts(jpeg(dataset / "b.png")))
         assert (gerr.value.code, gerr.value.status) == (404, "NOT_FOUND")
         with pytest.raises(genai_errors.ClientError) as gerr:
-            await g.aio.models.generate_content(model="gemini-2.5-flash", contents="How many people?")
+            await g.aio.models.generate_content(model="gemini-3.5-flash", contents="How many people?")
         assert (gerr.value.code, gerr.value.status) == (400, "INVALID_ARGUMENT")
         with pytest.raises(anthropic.NotFoundError):
             await a.messages.create(model="claude-9", max_tokens=8, messages=a_messages(jpeg(dataset / "b.png")))
@@ -377,9 +385,9 @@ async def test_unknown_image_answers_zero_with_note(dataset: Path, monkeypatch: 
     stripes.save(out, "JPEG")
     async with Emulator(make_profiles(), dataset=dataset) as emu:
         client = gemini(emu)
-        r = await client.aio.models.generate_content(model="m", contents=g_parts(out.getvalue()))
+        r = await client.aio.models.generate_content(model="gemini-3.5-flash", contents=g_parts(out.getvalue()))
         assert r.text == "0" and "unknown image" in r.sdk_http_response.headers["x-visionbench-note"]
-        assert emu.stats["m"].unknown_images == 1
+        assert emu.stats["gemini-3.5-flash"].unknown_images == 1
 
 
 def test_loopback_only_and_profile_validation(tmp_path: Path) -> None:
@@ -389,17 +397,17 @@ def test_loopback_only_and_profile_validation(tmp_path: Path) -> None:
     Emulator(host="localhost")
     default = load_profiles()
     for name in (
-        "gemini-2.5-flash",
-        "gemini-2.5-flash-lite",
-        "gemini-2.5-pro",
+        "gemini-3.5-flash",
+        "gemini-3.5-flash-lite",
+        "gemini-3.1-pro-preview",
         "gemini-3-flash-preview",
         "claude-haiku-4-5",
-        "claude-sonnet-4-5",
+        "claude-sonnet-4-6",
         "*",
     ):
         assert name in default.models
     assert default.resolve("claude-haiku-4-5-20251001")[0] == "claude-haiku-4-5"
-    assert default.resolve("models/gemini-2.5-pro")[0] == "gemini-2.5-pro"
+    assert default.resolve("models/gemini-3.1-pro-preview")[0] == "gemini-3.1-pro-preview"
     assert default.resolve("something-else")[0] == "*"
     bad = tmp_path / "bad.yaml"
     bad.write_text("models:\n  m:\n    capacity: 0\n    faults: {http_500: 0.7, http_503: 0.7}\n")
@@ -418,7 +426,7 @@ async def test_error_model_is_deterministic_and_undercounts(dataset: Path) -> No
     async def run() -> list[int]:
         async with Emulator(make_profiles(**noisy), dataset=dataset) as emu:
             client = gemini(emu)
-            r = await client.aio.models.generate_content(model="m", contents=g_parts(*data))
+            r = await client.aio.models.generate_content(model="gemini-3.5-flash", contents=g_parts(*data))
             return json.loads(r.text)
 
     first, second = await run(), await run()
@@ -452,6 +460,8 @@ async def test_recognises_resized_recompressed_eval_images() -> None:
     crowd = "ucf_cc_50_4.jpg"
     async with Emulator(profiles_from_dict({"defaults": QUIET, "models": {"*": {}}}), dataset=SHARED_EVAL) as emu:
         client = gemini(emu)
-        r = await client.aio.models.generate_content(model="m", contents=g_parts(jpeg(SHARED_EVAL / crowd, 512)))
+        r = await client.aio.models.generate_content(
+            model="gemini-3.5-flash", contents=g_parts(jpeg(SHARED_EVAL / crowd, 512))
+        )
         labels = json.loads((SHARED_EVAL / "labels.json").read_text())
         assert r.text == str(labels[crowd]["person_count"])

@@ -74,7 +74,7 @@ async def test_input_tokens_per_minute_limit_and_headers(limited: Emulator) -> N
     gem = genai.Client(api_key="k", http_options=http)
     small = types.Part.from_bytes(data=jpeg(32, 32), mime_type="image/jpeg")  # 258 tokens: over 150 alone
     with pytest.raises(genai_errors.ClientError) as gerr:
-        await gem.aio.models.generate_content(model="gemini-2.5-flash", contents=[small, "How many?"])
+        await gem.aio.models.generate_content(model="gemini-3.5-flash", contents=[small, "How many?"])
     quota = gerr.value.details["error"]["details"][0]["violations"][0]
     assert gerr.value.code == 429 and "input_token_count" in quota["quotaMetric"]
 
@@ -90,7 +90,7 @@ async def test_seed_profile_reproduces_the_seeds_wall_times() -> None:
             out = io.BytesIO()
             im.convert("RGB").save(out, "JPEG", quality=90)
             parts.append(ImagePart(out.getvalue(), "image/jpeg"))
-    st = engine.state("gemini-3-pro-preview")
+    st = engine.state("gemini-3-pro-preview", "gemini")
 
     async def seconds(images: list[ImagePart], digest: str) -> tuple[float, list[int]]:
         req = CountRequest("gemini", "gemini-3-pro-preview", images, prompt="Count the people.", digest=digest)

@@ -31,7 +31,9 @@ QUIET = {
 @pytest.fixture
 async def emu(tmp_path: Path) -> Any:
     (tmp_path / "labels.json").write_text("{}")
-    async with Emulator(profiles_from_dict({"models": {"*": QUIET}}), dataset=tmp_path, time_scale=0) as e:
+    # gemini-2.5-flash was shut down on 2026-12-01; listing it exactly serves it, to test its documented range
+    profiles = profiles_from_dict({"models": {"*": QUIET, "gemini-2.5-flash": QUIET}})
+    async with Emulator(profiles, dataset=tmp_path, time_scale=0) as e:
         yield e
 
 
@@ -66,7 +68,7 @@ def gem(emu: Emulator) -> genai.Client:
     return genai.Client(api_key="k", http_options=http)
 
 
-async def gemini_error(client: genai.Client, parts: list[Any], model: str = "gemini-2.5-flash", **config: Any) -> Any:
+async def gemini_error(client: genai.Client, parts: list[Any], model: str = "gemini-3.5-flash", **config: Any) -> Any:
     cfg = types.GenerateContentConfig(**config) if config else None
     with pytest.raises(genai_errors.ClientError) as err:
         await client.aio.models.generate_content(model=model, contents=[*parts, "How many?"], config=cfg)
@@ -130,12 +132,13 @@ async def test_gemini_limits(emu: Emulator) -> None:
     assert err.message == "Request payload size exceeds the limit: 20971520 bytes."
     part = types.Part.from_bytes(data=image(8, 8), mime_type="image/jpeg")
     off = types.ThinkingConfig(thinking_budget=0)
-    err = await gemini_error(client, [part], model="gemini-2.5-pro", thinking_config=off)
+    err = await gemini_error(client, [part], model="gemini-3.1-pro-preview", thinking_config=off)
     assert "only works in thinking mode" in err.message
-    err = await gemini_error(client, [part], thinking_config=types.ThinkingConfig(thinking_budget=30000))
+    budget = types.ThinkingConfig(thinking_budget=30000)
+    err = await gemini_error(client, [part], model="gemini-2.5-flash", thinking_config=budget)
     assert "between" in err.message
     ok = await client.aio.models.generate_content(
-        model="gemini-2.5-flash", contents=[part, "How many?"], config=types.GenerateContentConfig(thinking_config=off)
+        model="gemini-3.5-flash", contents=[part, "How many?"], config=types.GenerateContentConfig(thinking_config=off)
     )
     assert ok.text is not None and not ok.usage_metadata.thoughts_token_count
 
@@ -145,6 +148,6 @@ def test_capabilities_carry_the_documented_limits() -> None:
     claude = providers["anthropic"]().capabilities("claude-haiku-4-5")
     assert (claude.max_images_per_request, claude.max_image_side, claude.max_image_side_many) == (100, 8000, 2000)
     assert (claude.many_images_threshold, claude.max_image_bytes, claude.max_request_bytes) == (20, 5 << 20, 32 << 20)
-    gemini = providers["gemini"]().capabilities("gemini-2.5-flash")
+    gemini = providers["gemini"]().capabilities("gemini-3.5-flash")
     assert gemini.max_request_bytes == 20 << 20 and gemini.max_image_side is None
     assert all(limits_for("anthropic", "claude-x").sources.get(k) for k in ("max_image_side", "max_request_bytes"))

@@ -33,7 +33,7 @@ STRATEGIES = [
 def write_experiment(tmp_path, *, profile, strategies=STRATEGIES, retry=None, providers=("gemini", "anthropic")):
     profiles = tmp_path / "profiles.yaml"
     profiles.write_text(yaml.safe_dump({"seed": 7, "time_scale": 0, "defaults": profile, "models": {"*": {}}}))
-    models = {"gemini": "gemini-2.5-flash", "anthropic": "claude-haiku-4-5"}
+    models = {"gemini": "gemini-3.5-flash", "anthropic": "claude-haiku-4-5"}
     config = {
         "name": "e2e",
         "dataset": {"path": str(SAMPLES), "labels": "labels.json", "label_field": "person_count"},
@@ -72,14 +72,14 @@ async def test_every_strategy_through_both_sdks(tmp_path):
         assert s["cost_usd"] > 0 and s["input_tokens"] > 0, cell["id"]
     records = data["records"]
     assert all(r["simulated"] for r in records if r["attempts"])
-    gemini = [r for r in records if r["cell"] == "gemini/gemini-2.5-flash/sequential"]
-    # a 512x384 JPEG: tokens by the documented tile formula, reported as IMAGE modality
-    assert all(r["usage"]["image_tokens"] and r["usage"]["image_tokens"] % 258 == 0 for r in gemini)
+    gemini = [r for r in records if r["cell"] == "gemini/gemini-3.5-flash/sequential"]
+    # a 512x384 JPEG: Gemini 3's documented 1120 tokens at the default media resolution, reported as IMAGE
+    assert all(r["usage"]["image_tokens"] == 1120 for r in gemini)
     assert all(r["model_version"] and r["request_id"] for r in gemini)
     claude = [r for r in records if r["cell"] == "anthropic/claude-haiku-4-5/sequential"]
     assert all(r["usage"]["image_tokens"] is None and r["usage"]["thinking_tokens"] is None for r in claude)
     # the batch cells cost half of the sequential ones: same tokens, batch price
-    for provider in ("gemini/gemini-2.5-flash", "anthropic/claude-haiku-4-5"):
+    for provider in ("gemini/gemini-3.5-flash", "anthropic/claude-haiku-4-5"):
         by_label = {c["label"]: c["summary"] for c in data["cells"] if c["id"].startswith(provider)}
         assert by_label["provider-batch"]["input_tokens"] == by_label["sequential"]["input_tokens"]
         assert by_label["provider-batch"]["cost_usd"] == pytest.approx(by_label["sequential"]["cost_usd"] / 2)

@@ -18,7 +18,7 @@ from visionbench.secrets import REDACTED
 pytestmark = pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")
 
 KEY = "test-gemini-key-SECRET-42"
-MODEL = "gemini-2.5-flash"
+MODEL = "gemini-3.5-flash"
 PATH = f"/v1/models/{MODEL}:generateContent"
 
 

@@ -22,8 +22,8 @@ def test_retired_and_retiring_models_name_the_date_and_successor():
 
 
 def test_deprecated_flag_of_the_package_warns():
-    [line] = warnings_for(("gemini", "gemini-2.0-flash-lite"))
-    assert line == "model gemini-2.0-flash-lite (gemini): deprecated by the provider (genai-prices)"
+    [line] = warnings_for(("gemini", "gemini-2.5-flash-image"))
+    assert line == "model gemini-2.5-flash-image (gemini): deprecated by the provider (genai-prices)"
 
 
 def test_unknown_name_suggests_the_closest_and_current_models_are_quiet():

@@ -103,7 +103,7 @@ class BatchStore:
         item_meta: list[object] | None = None,
     ) -> BatchJob:
         """Create a job for ``items`` ((key, request or a parse error) pairs) and start computing it."""
-        st = self.engine.state(model)
+        st = self.engine.state(model, protocol)
         st.stats.batch_jobs += 1
         st.stats.batch_requests += len(items)
         job = BatchJob(
@@ -126,7 +126,7 @@ class BatchStore:
                 results.append(ItemResult(key, error=item))
                 continue
             try:
-                st = self.engine.state(item.model)
+                st = self.engine.state(item.model, item.protocol)
                 fault, _ = st.draw_fault(item.digest)
                 if fault is not None:
                     st.stats.faults[fault] += 1

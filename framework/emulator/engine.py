@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from visionbench import faces
 from visionbench import tokens as tk
 from visionbench.emulator.answers import distorted_count, format_reply, stable_rng
+from visionbench.emulator.catalogue import Catalogue, not_found_message
 from visionbench.emulator.checks import LimitError, check_images, check_request
 from visionbench.emulator.matching import DatasetIndex, ImageInfo, analyse
 from visionbench.emulator.profile_schema import EmulatorProfiles
@@ -53,17 +54,24 @@ class Rejected(Exception):
 class Engine:
     """Shared by the Gemini and Anthropic routes."""
 
-    def __init__(self, profiles: EmulatorProfiles, index: DatasetIndex | None, time_scale: float) -> None:
+    def __init__(
+        self,
+        profiles: EmulatorProfiles,
+        index: DatasetIndex | None,
+        time_scale: float,
+        catalogue: Catalogue | None = None,
+    ) -> None:
         self.profiles, self.index, self.time_scale = profiles, index, time_scale
+        self.catalogue = catalogue or Catalogue.now(profiles)
         self.models: dict[str, ModelState] = {}
 
-    def state(self, model: str) -> ModelState:
-        """The state of ``model``; raises Rejected(not_found) for a model no profile serves."""
+    def state(self, model: str, protocol: str) -> ModelState:
+        """The state of ``model``; raises Rejected(not_found) for a model the service would not serve."""
         name = model.removeprefix("models/")
         if name not in self.models:
-            found = self.profiles.resolve(name)
+            found = self.catalogue.resolve(protocol, name)
             if found is None:
-                raise Rejected("not_found", 404, f"model {name!r} is not served by this emulator")
+                raise Rejected("not_found", 404, not_found_message(protocol, name))
             self.models[name] = ModelState(name, found[0], found[1], self.profiles.seed, self.time_scale)
         return self.models[name]
 
@@ -75,7 +83,7 @@ class Engine:
     async def serve(self, req: CountRequest) -> Outcome:
         """Rate limit, faults, answer, then hold a capacity slot for the simulated service time."""
         arrived = time.monotonic()
-        st = self.state(req.model)
+        st = self.state(req.model, req.protocol)
         st.stats.requests += 1
         retry = st.admit()
         if retry is not None:
@@ -177,7 +185,7 @@ class Engine:
 
     async def compute(self, req: CountRequest, st: ModelState | None = None) -> Outcome:
         """Recognise the images, count, format the reply and account tokens (no waiting)."""
-        st = st or self.state(req.model)
+        st = st or self.state(req.model, req.protocol)
         if not req.images:
             raise Rejected("invalid", 400, "The request has no image; this emulator counts people in images")
         try:
@@ -270,7 +278,7 @@ class Engine:
 
     async def count_tokens(self, req: CountRequest) -> tuple[int, int]:
         """(image tokens, text tokens) without answering; images are only measured."""
-        self.state(req.model)
+        self.state(req.model, req.protocol)
         infos = await self.analyse_images(req, None)
         return self.prompt_tokens(req, infos)
 

@@ -153,7 +153,7 @@ class GeminiRoutes:
             return error_response(503 if exc.status == 529 else exc.status, exc.message, exc.retry_after, exc.quota)
 
     async def generate(self, request: web.Request, model: str, body: Any, raw: bytes) -> web.StreamResponse:
-        self.engine.state(model)  # 404 before parsing
+        self.engine.state(model, "gemini")  # 404 before parsing
         out = await self.engine.serve(parse_request(body, model, raw))
         if out.fault == "drop_connection":
             return drop_connection(request)
@@ -172,7 +172,7 @@ class GeminiRoutes:
         return json_response({"totalTokens": image + text, "promptTokensDetails": details})
 
     async def batch_create(self, request: web.Request, model: str, body: Any, raw: bytes) -> web.StreamResponse:
-        self.engine.state(model)
+        self.engine.state(model, "gemini")
         batch = pick(body, "batch", default={})
         source = pick(batch, "inputConfig", "input_config", default={})
         entries = pick(pick(source, "requests", default={}), "requests")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+from collections.abc import Collection
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -13,9 +14,11 @@ from aiohttp import web
 
 from visionbench.emulator.anthropic_api import AnthropicRoutes
 from visionbench.emulator.batches import BatchStore
+from visionbench.emulator.catalogue import Catalogue
 from visionbench.emulator.engine import Engine
 from visionbench.emulator.gemini_api import GeminiRoutes
 from visionbench.emulator.httputil import json_response
+from visionbench.emulator.keys import key_check
 from visionbench.emulator.matching import DatasetIndex
 from visionbench.emulator.profile_schema import EmulatorProfiles, load_profiles
 from visionbench.emulator.state import ModelStats
@@ -28,7 +31,7 @@ MAX_BODY_BYTES = 256 * 1024 * 1024
 
 
 def check_loopback(host: str) -> None:
-    """Refuse to bind anything but loopback (127.0.0.0/8, ::1, localhost): the emulator accepts any key."""
+    """Refuse to bind anything but loopback (127.0.0.0/8, ::1, localhost): by default it accepts any key."""
     if host == "localhost":
         return
     try:
@@ -89,8 +92,11 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         time_scale: float | None = None,
+        valid_keys: Collection[str] | None = None,
     ) -> None:
         check_loopback(host)
+        if valid_keys is not None and not all(valid_keys):
+            raise ValueError("valid_keys: an empty key cannot be the valid one")
         if time_scale is not None and time_scale < 0:
             raise ValueError(f"time_scale must be >= 0, not {time_scale}")
         self.profiles = profiles if isinstance(profiles, EmulatorProfiles) else load_profiles(profiles)
@@ -98,6 +104,9 @@ class Emulator:
         self.labels, self.label_field = labels, label_field
         self.host, self.port = host, port
         self.time_scale = self.profiles.time_scale if time_scale is None else time_scale
+        #: None: any non-empty key is accepted; else only these (others answered as each service does).
+        self.valid_keys = frozenset(valid_keys) if valid_keys is not None else None
+        self.catalogue = Catalogue.now(self.profiles)
         self.base_url = ""
         self.index: DatasetIndex | None = None
         self.engine: Engine | None = None
@@ -112,7 +121,8 @@ class Emulator:
     def build_app(self) -> web.Application:
         """The aiohttp application (routes of both protocols, the simulated-header signal)."""
         assert self.engine is not None and self._store is not None
-        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_errors])
+        middlewares = [_errors] + ([key_check(self.valid_keys)] if self.valid_keys is not None else [])
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
         app.on_response_prepare.append(_mark_simulated)
         AnthropicRoutes(self.engine, self._store).register(app)
         GeminiRoutes(self.engine, self._store).register(app)
@@ -122,7 +132,7 @@ class Emulator:
         if self.dataset is not None:
             self.index = await asyncio.to_thread(DatasetIndex.build, self.dataset, self.labels, self.label_field)
             log.info("emulator: indexed %d dataset images from %s", len(self.index), self.dataset)
-        self.engine = Engine(self.profiles, self.index, self.time_scale)
+        self.engine = Engine(self.profiles, self.index, self.time_scale, self.catalogue)
         self._store = BatchStore(self.engine)
         # access_log=None: the default access log would print query strings, which may hold an API key.
         self._runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False)
@@ -157,6 +167,7 @@ async def serve_forever(
     host: str = "127.0.0.1",
     port: int = 0,
     time_scale: float | None = None,
+    valid_keys: Collection[str] | None = None,
 ) -> None:
     """Run an emulator until cancelled (Ctrl+C); prints its URL on start. Used by ``visionbench emulate``."""
     async with Emulator(
@@ -167,12 +178,14 @@ async def serve_forever(
         host=host,
         port=port,
         time_scale=time_scale,
+        valid_keys=valid_keys,
     ) as emu:
         known = len(emu.index) if emu.index is not None else 0
         print(
             f"visionbench emulator listening on {emu.base_url} "
-            f"(models: {', '.join(emu.profiles.models) or 'none'}; dataset images: {known}; "
-            f"time_scale: {emu.time_scale})",
+            f"(models: the {len(emu.catalogue.served('gemini'))} Gemini and {len(emu.catalogue.served('anthropic'))}"
+            f" Claude models the services serve today, and profiles' names; dataset images: {known}; "
+            f"time_scale: {emu.time_scale}; keys: {'only the valid one' if emu.valid_keys else 'any'})",
             flush=True,
         )
         print(
