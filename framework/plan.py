@@ -81,7 +81,25 @@ def prepare(experiment: Experiment, registry: Registry) -> Plan:
             raise ConfigError(f"{src}: cell {cell.id}: model_params: {exc}") from None
     pairs = [(name, model) for name, model, _ in needed]
     experiment = replace(experiment, prices=experiment.prices.for_models(pairs))
-    return Plan(experiment, items, providers, strategies, model_warnings(pairs, experiment.prices))
+    warnings = model_warnings(pairs, experiment.prices) + _unserved(experiment, pairs)
+    return Plan(experiment, items, providers, strategies, warnings)
+
+
+def _unserved(experiment: Experiment, pairs: list[tuple[str, str]]) -> list[str]:
+    """For an emulated run: the models its emulator will answer 404 for, as the service would."""
+    spec = experiment.spec.emulator
+    if spec is None:
+        return []
+    from visionbench.emulator.catalogue import Catalogue
+    from visionbench.emulator.profile_schema import load_profiles
+
+    profiles = load_profiles((experiment.source.parent / spec.profiles).resolve() if spec.profiles else None)
+    catalogue = Catalogue.now(profiles)
+    return [
+        f"model {model} ({provider}): the emulator answers 404 for it, as the service would"
+        for provider, model in dict.fromkeys(pairs)
+        if provider in ("gemini", "anthropic") and not catalogue.serves(provider, model)
+    ]
 
 
 @asynccontextmanager

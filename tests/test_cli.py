@@ -99,7 +99,10 @@ def test_a_retired_model_warns_once_per_model(tmp_path, capsys):
     path.write_text(path.read_text().replace("thinking_level: low", "thinking_budget: 0"))
     assert main(["validate", str(path)]) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
-    assert lines == ["warning: model gemini-2.5-flash (gemini): retired on 2026-12-01; try gemini-3.5-flash"]
+    assert lines == [
+        "warning: model gemini-2.5-flash (gemini): retired on 2026-12-01; try gemini-3.5-flash",
+        "warning: model gemini-2.5-flash (gemini): the emulator answers 404 for it, as the service would",
+    ]
 
 
 def test_emulated_seed_runs_on_its_own_profiles_and_shows_thinking(tmp_path, capsys):

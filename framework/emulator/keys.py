@@ -47,7 +47,9 @@ def invalid_key_response(protocol: str) -> web.Response:
         }
         return json_response(body, status=401, headers={"request-id": request_id})
     if protocol == "openai":
-        message = "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys."
+        message = (
+            "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys."
+        )
         error = {"message": message, "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}
         body = {"error": error}
         return json_response(body, status=401)
