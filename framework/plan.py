@@ -117,6 +117,8 @@ async def emulated(plan: Plan) -> AsyncIterator[object]:
         os.environ.setdefault(EMULATOR_KEY_ENV, "emulator-key")  # the emulator wants a key; any will do
         for provider in plan.providers.values():
             if isinstance(provider.options, RemoteOptions):
-                update = {"base_url": emu.base_url, "api_key_env": EMULATOR_KEY_ENV}
+                # A protocol served under a path (OpenAI's /v1) says so on its class.
+                path = getattr(type(provider), "emulator_path", "")
+                update = {"base_url": emu.base_url + path, "api_key_env": EMULATOR_KEY_ENV}
                 provider.options = provider.options.model_copy(update=update)
         yield emu
