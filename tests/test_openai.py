@@ -297,3 +297,17 @@ async def test_a_whole_run_against_the_emulator(tmp_path: Path, image_dir: Path,
     full = default_table().cost(MODEL, Usage(**batch[0]["usage"]), batch=False, provider="openai")
     assert batch[0]["cost_usd"] == pytest.approx(full / 2)  # the Batch API's 50%
     assert all(json.dumps(r).find(KEY) < 0 for r in data["records"])
+
+    # TTFT percentiles in the terminal table, the HTML report and compare
+    from rich.console import Console
+
+    from visionbench.compare import compare, comparison_html
+    from visionbench.html_report import write_html_report
+    from visionbench.report import cells_table
+
+    console = Console(width=250, record=True)
+    console.print(cells_table(data))
+    assert "ttft p50" in console.export_text()
+    html = write_html_report(data, tmp_path / "report.html").read_text()
+    assert "ttft p50 s" in html and "out tok/s p50" in html
+    assert "p50 time to first token s" in comparison_html(compare([data, data]))
