@@ -311,3 +311,23 @@ async def test_a_whole_run_against_the_emulator(tmp_path: Path, image_dir: Path,
     html = write_html_report(data, tmp_path / "report.html").read_text()
     assert "ttft p50 s" in html and "out tok/s p50" in html
     assert "p50 time to first token s" in comparison_html(compare([data, data]))
+
+
+async def test_gemini_v1_batches_and_openai_batches_share_the_path(monkeypatch):
+    """GET /v1/batches/{id} is both Gemini's (API version v1) and OpenAI's: each job answers its own protocol."""
+    from visionbench.providers.gemini import Gemini
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    quiet = {"defaults": QUIET, "models": {MODEL: {}, "gemini-3.5-flash": {}}}
+    async with Emulator(profiles_from_dict(quiet), time_scale=0) as emu:
+        gemini = Gemini(Gemini.Options(base_url=emu.base_url, api_version="v1"))
+        oa = OpenAIChat(OpenAIChat.Options(base_url=emu.openai_base_url))
+        try:
+            g_job = await gemini.submit_batch("gemini-3.5-flash", {"a": make_request("gemini-3.5-flash")})
+            o_job = await oa.submit_batch(MODEL, {"a": make_request(MODEL)})
+            assert (await gemini.poll_batch(g_job)).total == 1
+            assert (await oa.poll_batch(o_job)).total == 1
+        finally:
+            await gemini.aclose()
+            await oa.aclose()

@@ -204,8 +204,10 @@ def completion_body(out: Outcome, model: str) -> dict[str, Any]:
 class OpenAIRoutes:
     """Route handlers bound to an engine and the batch store; uploaded files are kept in memory."""
 
-    def __init__(self, engine: Engine, store: BatchStore) -> None:
+    def __init__(self, engine: Engine, store: BatchStore, gemini_batch_get: Any = None) -> None:
         self.engine, self.store = engine, store
+        #: ``GET /v1/batches/{id}`` is also Gemini's (API version v1): its jobs and its callers go there.
+        self.gemini_batch_get = gemini_batch_get
         self.files: dict[str, tuple[dict[str, Any], bytes]] = {}
         #: Output and error file ids of each finished batch (made the first time the batch is seen finished).
         self.batch_files: dict[str, tuple[str | None, str | None]] = {}
@@ -443,6 +445,13 @@ class OpenAIRoutes:
         )
 
     async def batch_get(self, request: web.Request) -> web.StreamResponse:
+        job = self.store.get(request.match_info["id"])
+        gemini = (job is not None and job.protocol == "gemini") or (
+            job is None and (request.headers.get("x-goog-api-key") or request.query.get("key"))
+        )
+        if gemini and self.gemini_batch_get is not None:
+            request.match_info["ver"], request.match_info["tail"] = "v1", request.match_info["id"]
+            return await self.gemini_batch_get(request)
         if (bad := self._unauthorised(request)) is not None:
             return bad
         job = self._find(request)

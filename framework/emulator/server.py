@@ -121,8 +121,9 @@ class Emulator:
         app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_errors])
         app.on_response_prepare.append(_mark_simulated)
         AnthropicRoutes(self.engine, self._store).register(app)
-        GeminiRoutes(self.engine, self._store).register(app)
-        OpenAIRoutes(self.engine, self._store).register(app)
+        gemini = GeminiRoutes(self.engine, self._store)
+        gemini.register(app)
+        OpenAIRoutes(self.engine, self._store, gemini_batch_get=gemini.batch_get).register(app)
         return app
 
     async def __aenter__(self) -> Emulator:
