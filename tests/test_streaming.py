@@ -226,3 +226,32 @@ async def test_a_recorded_stream_cut_before_message_stop_is_transient(replay, mo
             await provider.generate(make_request("claude-haiku-5-5", params={"stream": True}))
     finally:
         await provider.aclose()
+
+
+async def test_a_streamed_claude_reply_with_thinking_has_its_thinking_block_first():
+    async with Emulator(profiles(latency={"thinking_tokens": 40}), time_scale=0) as emu:
+        claude = anthropic.AsyncAnthropic(api_key="k", base_url=emu.base_url, max_retries=0)
+        png = image_bytes("PNG", (80, 60))
+        content = [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": b64(png)}},
+            {"type": "text", "text": PROMPT},
+        ]
+        async with claude.messages.stream(
+            model=MODELS["anthropic"],
+            max_tokens=2048,
+            thinking={"type": "enabled", "budget_tokens": 1024},
+            messages=[{"role": "user", "content": content}],
+        ) as stream:
+            final = await stream.get_final_message()
+        await claude.close()
+        assert [b.type for b in final.content] == ["thinking", "text"] and final.content[1].text.strip().isdigit()
+        assert final.usage.output_tokens >= 41  # thinking is billed as output
+        provider = provider_for("anthropic", emu)
+        await provider.start()
+        try:
+            response = await provider.generate(
+                request("anthropic", params={"stream": True, "thinking_budget": 1024, "max_output_tokens": 2048})
+            )
+        finally:
+            await provider.aclose()
+        assert response.text.strip().isdigit() and response.ttft_s is not None
