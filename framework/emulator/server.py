@@ -18,6 +18,7 @@ from visionbench.emulator.gemini_api import GeminiRoutes
 from visionbench.emulator.httputil import json_response
 from visionbench.emulator.matching import DatasetIndex
 from visionbench.emulator.openai_api import OpenAIRoutes, error_body
+from visionbench.emulator.openai_batches import OpenAIBatchRoutes
 from visionbench.emulator.profile_schema import EmulatorProfiles, load_profiles
 from visionbench.emulator.state import ModelStats
 from visionbench.provider import SIMULATED_HEADER
@@ -123,7 +124,8 @@ class Emulator:
         AnthropicRoutes(self.engine, self._store).register(app)
         gemini = GeminiRoutes(self.engine, self._store)
         gemini.register(app)
-        OpenAIRoutes(self.engine, self._store, gemini_batch_get=gemini.batch_get).register(app)
+        OpenAIRoutes(self.engine).register(app)
+        OpenAIBatchRoutes(self.engine, self._store, gemini_batch_get=gemini.batch_get).register(app)
         return app
 
     async def __aenter__(self) -> Emulator:
