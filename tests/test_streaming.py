@@ -170,6 +170,7 @@ async def test_ttft_grows_with_the_images_resolution(name):
         provider = provider_for(name, emu, stream=True)  # the provider option: every request streams
         await provider.start()
         try:
+            await provider.generate(request(name, 64, params={"stream": False}))  # warm-up: connection, detector
             small = await provider.generate(request(name, 64))
             big = await provider.generate(request(name, 1536, params={"detail": "high"} if name == "openai" else {}))
         finally:
