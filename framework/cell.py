@@ -334,6 +334,11 @@ class CellContext:
             record.model_version = result.model_version
             record.simulated = result.simulated
             record.answers = parse_answers(result.text, ids, self.task)
+            if result.ttft_s is not None:
+                record.ttft_s = result.ttft_s
+                out = result.usage.output_tokens if result.usage is not None else None
+                if out is not None and result.generation_s:
+                    record.output_tokens_per_s = out / result.generation_s
         self._on_record(record)
         # In the bundle now. Summaries never read the per-request text, so a big run's memory stays flat.
         record.raw_text = record.request_id = record.model_version = None

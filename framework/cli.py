@@ -411,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", metavar="PATH", help="also write the comparison as one HTML page")
     p.set_defaults(fn=cmd_compare)
 
-    p = sub.add_parser("emulate", help="serve a local emulator of the Gemini and Anthropic APIs on loopback")
+    p = sub.add_parser("emulate", help="serve a local emulator of the Gemini, Anthropic and OpenAI APIs on loopback")
     p.add_argument("--dataset", help="folder of labelled images the emulated models answer from")
     p.add_argument("--labels", default="labels.json")
     p.add_argument("--label-field", default="person_count")

@@ -21,6 +21,8 @@ METRICS: list[tuple[str, str, str]] = [
     ("wall_s", "wall s", "lower"),
     ("latency_p50_s", "p50 latency s", "lower"),
     ("latency_p95_s", "p95 latency s", "lower"),
+    ("ttft_p50_s", "p50 time to first token s", "lower"),
+    ("ttft_p95_s", "p95 time to first token s", "lower"),
     ("images_per_s", "images/s", "higher"),
     ("input_tokens", "input tokens", "lower"),
     ("output_tokens", "output tokens", "lower"),

@@ -98,7 +98,7 @@ def _unserved(experiment: Experiment, pairs: list[tuple[str, str]]) -> list[str]
     return [
         f"model {model} ({provider}): the emulator answers 404 for it, as the service would"
         for provider, model in dict.fromkeys(pairs)
-        if provider in ("gemini", "anthropic") and not catalogue.serves(provider, model)
+        if provider in ("gemini", "anthropic", "openai") and not catalogue.serves(provider, model)
     ]
 
 
@@ -144,7 +144,9 @@ async def emulated(plan: Plan) -> AsyncIterator[object]:
         os.environ.setdefault(EMULATOR_KEY_ENV, "emulator-key")  # the emulator wants a key; any will do
         for provider in plan.providers.values():
             if isinstance(provider.options, RemoteOptions):
-                update = {"base_url": emu.base_url}
+                # A protocol served under a path (OpenAI's /v1) says so on its class.
+                path = getattr(type(provider), "emulator_path", "")
+                update = {"base_url": emu.base_url + path}
                 if valid_keys is None:
                     update["api_key_env"] = EMULATOR_KEY_ENV
                 provider.options = provider.options.model_copy(update=update)

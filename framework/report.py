@@ -71,12 +71,15 @@ def cells_table(bundle: dict[str, Any]) -> Table:
     repeats = max((c.repeats for c in stats), default=1)
     title = "Per cell" + (f" (mean ± 95% CI over {repeats} repeats)" if repeats > 1 else "")
     table = Table(title=title, title_justify="left")
+    # Time to first token exists only for streamed cells: its columns show only when one is.
+    ttft = any(c.summary.get("ttft_p50_s") is not None for c in stats)
     for name in (
         "cell",
         "wall s",
         "p50 s",
         "p95 s",
         "p99 s",
+        *(("ttft p50", "ttft p95") if ttft else ()),
         "img/s",
         "tok in",
         "tok out",
@@ -98,6 +101,7 @@ def cells_table(bundle: dict[str, Any]) -> Table:
             _fmt(s.get("latency_p50_s"), ".3f"),
             _fmt(s.get("latency_p95_s"), ".3f"),
             _fmt(s.get("latency_p99_s"), ".3f"),
+            *((_fmt(s.get("ttft_p50_s"), ".3f"), _fmt(s.get("ttft_p95_s"), ".3f")) if ttft else ()),
             _fmt(s.get("images_per_s"), ".1f"),
             _fmt(s.get("input_tokens"), ".0f"),
             _fmt(s.get("output_tokens"), ".0f"),

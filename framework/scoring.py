@@ -51,6 +51,8 @@ def summarize_cell(
     latencies = [r.latency_s for r in sent]
     queue = [r.queue_s for r in sent]
     service = [max(0.0, r.latency_s - r.queue_s - r.backoff_s) for r in sent]
+    ttft = [r.ttft_s for r in sent if r.ttft_s is not None]
+    rates = [r.output_tokens_per_s for r in sent if r.output_tokens_per_s is not None]
     costs = [r.cost_usd for r in records if r.cost_usd is not None]
     errors = sum(1 for item in items if item.id not in final or final[item.id].error is not None)
     # Unknown if any successful request has no price: a partial sum would understate the bill.
@@ -68,6 +70,10 @@ def summarize_cell(
         "latency_p99_s": percentile(latencies, 99),
         "queue_p50_s": percentile(queue, 50),
         "service_p50_s": percentile(service, 50),
+        # Streamed cells only (None otherwise): time to first token and output tokens per second after it.
+        "ttft_p50_s": percentile(ttft, 50),
+        "ttft_p95_s": percentile(ttft, 95),
+        "output_tokens_per_s_p50": percentile(rates, 50),
         "images_per_s": len(items) / wall_s if wall_s > 0 else None,
         "input_tokens": _sum_usage(records, "input_tokens"),
         "output_tokens": _sum_usage(records, "output_tokens"),

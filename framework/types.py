@@ -77,6 +77,10 @@ class Response:
     cost_usd: float | None = None
     #: True when the reply came from an emulator, not the real service (bundles are then marked simulated).
     simulated: bool = False
+    #: Streamed replies only: seconds from sending the request to the first output token (time to first token),
+    #: and from that token to the end of the stream. ``None`` for replies that were not streamed.
+    ttft_s: float | None = None
+    generation_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,10 @@ class Record:
     #: Of the latency: waiting for a concurrency/rate slot, and sleeping between retries.
     queue_s: float = 0.0
     backoff_s: float = 0.0
+    #: Streamed requests only (else None): time to first token of the attempt that answered, and output tokens
+    #: per second after it (output tokens / time from the first token to the end of the stream).
+    ttft_s: float | None = None
+    output_tokens_per_s: float | None = None
 
     @property
     def latency_s(self) -> float:

@@ -13,13 +13,19 @@ The SDK never retries (``max_retries=0``); the framework does. Usage is normalis
 meaning: ``input_tokens`` = input + cache reads + cache writes (the API's ``input_tokens`` excludes
 both), ``cached_tokens`` = cache reads; thinking tokens are ``output_tokens_details.thinking_tokens`` when
 the API reports them (then taken out of ``output_tokens``), else ``None``; image tokens are never reported.
+
+Streaming (``stream: true``, a model param or the provider option) uses the SDK's ``messages.stream`` helper
+(SSE message_start ... message_stop); the usage is the final message's (message_delta's output tokens). A stream
+that ends without message_stop is a transient error (retried), never a half answer.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
+import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -46,7 +52,7 @@ from ._sdk_common import (
     unknown_params,
 )
 
-PARAMS = ("max_output_tokens", "thinking_budget", "effort")
+PARAMS = ("max_output_tokens", "thinking_budget", "effort", "stream")
 NO_SAMPLING = ("temperature", "top_p", "top_k")
 MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 #: anthropic 2.x refuses non-streaming calls whose max_tokens would take longer than its time limit.
@@ -60,6 +66,8 @@ class AnthropicParams(BaseModel):
     #: 0 = off; else at least 1,024 (the API's minimum) and below max_output_tokens.
     thinking_budget: int | None = Field(None, ge=0)
     effort: Literal["low", "medium", "high", "max"] | None = None
+    #: Stream the reply (SSE): records get time to first token and output tokens/s.
+    stream: bool | None = None
 
 
 CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -120,6 +128,8 @@ class AnthropicMessages(Provider):
         max_images_per_request: int = Field(100, ge=1, le=600)
         #: ``native``: output_config.format json_schema; ``prompt``: ask for the JSON in the prompt.
         structured_output: Literal["native", "prompt"] = "native"
+        #: Stream every request of this provider (``model_params: {stream: ...}`` wins per cell).
+        stream: bool = False
 
     def __init__(self, options: BaseModel | None = None) -> None:
         super().__init__(options)
@@ -226,9 +236,31 @@ class AnthropicMessages(Provider):
     async def generate(self, request: Request) -> Response:
         client = self._get_client()
         params = self._params(request)
+        stream = request.params.get("stream")
+        if self.options.stream if stream is None else stream:
+            return await self._call(self._generate_stream(client, params))
         raw = await self._call(client.messages.with_raw_response.create(**params))
         message = await self._call(raw.parse())
         return _response(message, raw.headers)
+
+    async def _generate_stream(self, client: Any, params: dict[str, Any]) -> Response:
+        sent = time.monotonic()
+        first: float | None = None
+        stopped = False
+        async with client.messages.stream(**params) as stream:
+            async for event in stream:
+                if event.type == "text" and event.text and first is None:
+                    first = time.monotonic()
+                elif event.type == "message_stop":
+                    stopped = True
+            message = await stream.get_final_message() if stopped else None
+            headers = stream.response.headers
+        end = time.monotonic()
+        if message is None or message.stop_reason is None:
+            raise Transient("anthropic: the stream ended before message_stop (broken midway); nothing kept")
+        first = end if first is None else first
+        response = _response(message, headers)
+        return dataclasses.replace(response, ttft_s=first - sent, generation_s=end - first)
 
     async def _call(self, awaitable: Any) -> Any:
         return await mapped(awaitable, self._error)

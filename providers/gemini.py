@@ -12,12 +12,16 @@ The SDK never retries (the framework does): ``HttpRetryOptions(attempts=1)`` is 
 any retry_options, google-genai 3.3 on aiohttp silently retries a dropped connection once after sleeping
 1-10 s. Automatic function calling and automatic continuation are off: one call, one HTTP request.
 Usage is what ``usageMetadata`` reports; fields it leaves out stay ``None``.
+Streaming (``stream: true``, a model param or the provider option) uses ``generate_content_stream``
+(``:streamGenerateContent?alt=sse``): the text is the chunks' text, the usage the last chunk's usageMetadata; a
+stream that ends without a finish reason is a transient error (retried), never a half answer.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any, Literal
 
 import pydantic
@@ -55,6 +59,7 @@ PARAMS = (
     "thinking_level",
     "media_resolution",
     "part_media_resolution",
+    "stream",
 )
 
 
@@ -71,6 +76,8 @@ class GeminiParams(BaseModel):
     thinking_level: Literal["minimal", "low", "medium", "high"] | None = None
     media_resolution: Literal["low", "medium", "high"] | None = None
     part_media_resolution: Literal["low", "medium", "high", "ultra_high"] | None = None
+    #: Stream the reply (``streamGenerateContent``): records get time to first token and output tokens/s.
+    stream: bool | None = None
 
 
 def _generation(model: str) -> int | None:
@@ -157,6 +164,8 @@ class Gemini(Provider):
         api_version: str | None = None
         #: The API accepts up to 3,600 images per request, but inline data is capped at 20 MB per request.
         max_images_per_request: int = Field(100, ge=1, le=3600)
+        #: Stream every request of this provider (``model_params: {stream: ...}`` wins per cell).
+        stream: bool = False
 
     def __init__(self, options: BaseModel | None = None) -> None:
         super().__init__(options)
@@ -278,6 +287,9 @@ class Gemini(Provider):
         client = self._get_client()
         config, part_res = self._config_cached(request)
         contents = self._contents(request, part_res)
+        stream = request.params.get("stream")
+        if self.options.stream if stream is None else stream:
+            return await self._call(self._generate_stream(client, request.model, contents, config))
         resp = await self._call(
             client.aio.models.generate_content(model=request.model, contents=contents, config=config)
         )
@@ -287,6 +299,42 @@ class Gemini(Provider):
             raise
         except Exception as exc:  # noqa: BLE001 - a body the SDK accepted but that makes no sense
             raise Transient(f"gemini: malformed response: {type(exc).__name__}: {exc}") from None
+
+    async def _generate_stream(self, client: Any, model: str, contents: Any, config: Any) -> Response:
+        sent = time.monotonic()
+        first: float | None = None
+        text: list[str] = []
+        last = usage = None
+        async for chunk in await client.aio.models.generate_content_stream(
+            model=model, contents=contents, config=config
+        ):
+            last = chunk
+            usage = chunk.usage_metadata or usage
+            for candidate in chunk.candidates or ():
+                for part in (candidate.content.parts if candidate.content else None) or ():
+                    if part.text and not part.thought:
+                        if first is None:
+                            first = time.monotonic()
+                        text.append(part.text)
+        end = time.monotonic()
+        if last is None:
+            raise Transient("gemini: the stream ended before any chunk (broken); nothing kept")
+        if not last.candidates and last.prompt_feedback is not None:
+            return _response(last)  # a blocked prompt: raises BadRequest
+        if not last.candidates or last.candidates[0].finish_reason is None:
+            raise Transient("gemini: the stream ended before its finish reason (broken midway); nothing kept")
+        first = end if first is None else first
+        http = getattr(last, "sdk_http_response", None)
+        return Response(
+            text="".join(text),
+            usage=_usage(usage),
+            model_version=last.model_version,
+            request_id=last.response_id,
+            cost_usd=None,
+            simulated=is_simulated(getattr(http, "headers", None)),
+            ttft_s=first - sent,
+            generation_s=end - first,
+        )
 
     async def _call(self, awaitable: Any) -> Any:
         return await mapped(awaitable, self._error)

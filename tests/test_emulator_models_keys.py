@@ -211,3 +211,24 @@ def test_the_anthropic_sdks_own_end_of_life_dates_are_in_the_lifecycle_file() ->
         if ends <= date.today() and is_official("anthropic", model):  # (a name the price data lacks is not served)
             row = find_lifecycle("anthropic", model)
             assert row is not None and row.retires == ends, model
+
+
+async def test_openai_answers_retired_models_and_bad_keys_as_the_service(keyed: Emulator) -> None:
+    import openai
+
+    image = "data:image/jpeg;base64," + base64.b64encode(jpeg()).decode()
+    content = [{"type": "image_url", "image_url": {"url": image}}, {"type": "text", "text": "How many people?"}]
+    messages = [{"role": "user", "content": content}]
+    good = openai.AsyncOpenAI(api_key="good-key-123", base_url=keyed.openai_base_url, max_retries=0)
+    assert (await good.chat.completions.create(model="gpt-6.1-terra", messages=messages)).choices
+    for model in ("gpt-3.5-turbo", "gpt-6.1-tera"):  # shut down; misspelt
+        with pytest.raises(openai.NotFoundError) as nf:
+            await good.chat.completions.create(model=model, messages=messages)
+        assert nf.value.code == "model_not_found" and f"`{model}` does not exist" in nf.value.message
+    bad = openai.AsyncOpenAI(api_key="wrong-key-456", base_url=keyed.openai_base_url, max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as err:
+        await bad.chat.completions.create(model="gpt-6.1-terra", messages=messages)
+    assert err.value.status_code == 401 and err.value.code == "invalid_api_key"
+    assert "456" not in json.dumps(err.value.body)
+    await good.close()
+    await bad.close()

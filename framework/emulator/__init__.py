@@ -1,4 +1,4 @@
-"""A local emulator of the Gemini and Anthropic wire protocols, for benchmarking without network or cost.
+"""A local emulator of the Gemini, Anthropic and OpenAI wire protocols, for benchmarking without network or cost.
 
 It serves the unmodified official SDKs on loopback, answers person-counting prompts from a labelled dataset
 (recognising resized, re-encoded images by perceptual hash), reports token usage by the documented formulas, and

@@ -1,4 +1,9 @@
-"""The Anthropic Messages wire protocol: messages, count_tokens and Message Batches (non-streaming)."""
+"""The Anthropic Messages wire protocol: messages (plain and streamed), count_tokens and Message Batches.
+
+A streamed reply (``stream: true``) is the service's SSE sequence: message_start, content_block_start, ping,
+content_block_delta..., content_block_stop (a thinking block first when the request enables thinking),
+message_delta (stop reason and the output usage), message_stop.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,15 @@ from visionbench.emulator.batches import BatchJob, BatchStore, rfc3339
 from visionbench.emulator.engine import CountRequest, Engine, ImagePart, Outcome, Rejected, body_digest
 from visionbench.emulator.httputil import (
     NOTE_HEADER,
+    EventStream,
     drop_connection,
     json_response,
     malformed_response,
     new_id,
+    paced,
     read_json,
     retry_after_headers,
+    text_pieces,
 )
 from visionbench.emulator.matching import ImageError, decode_base64
 
@@ -189,11 +197,19 @@ class AnthropicRoutes:
             return got
         body, raw = got
         model = str(body.get("model", "")) if isinstance(body, dict) else ""
+        stream = isinstance(body, dict) and body.get("stream") is True
         try:
             req = parse_request(body, raw, request.headers.get("anthropic-version", ""))
-            out = await self.engine.serve(req)
+            out = await self.engine.serve(req, stream=stream)
         except Rejected as exc:
             return self.error(exc.status, exc.message, model=model, retry_after=exc.retry_after)
+        with_thinking = (body.get("thinking") or {}).get("type") in ("enabled", "adaptive")
+        if stream:
+            try:
+                return await self._stream(request, out, model, with_thinking)
+            finally:
+                if out.release is not None:
+                    out.release()
         if out.fault == "drop_connection":
             return drop_connection(request)
         headers = self._headers(model)
@@ -201,8 +217,63 @@ class AnthropicRoutes:
             headers[NOTE_HEADER] = "; ".join(out.notes)
         if out.fault == "malformed_body":
             return malformed_response(headers)
-        with_thinking = (body.get("thinking") or {}).get("type") in ("enabled", "adaptive")
         return json_response(message_body(out, model, with_thinking=with_thinking), headers=headers)
+
+    async def _stream(self, request: web.Request, out: Outcome, model: str, with_thinking: bool) -> web.StreamResponse:
+        """The reply as the service streams it; a fault breaks it midway (no message_stop)."""
+        headers = self._headers(model)
+        if out.notes:
+            headers[NOTE_HEADER] = "; ".join(out.notes)
+        message = message_body(out, model, with_thinking=with_thinking)
+        final_usage = dict(message["usage"])
+        start = {**message, "content": [], "stop_reason": None, "usage": {**final_usage, "output_tokens": 1}}
+        sse = EventStream(request, headers, out.fault)
+        try:
+            await sse.open()
+            await sse.send({"type": "message_start", "message": start}, "message_start")
+            index = 0
+            for block in message["content"]:
+                if block["type"] == "thinking":
+                    empty = {"type": "thinking", "thinking": "", "signature": ""}
+                    await sse.send(
+                        {"type": "content_block_start", "index": index, "content_block": empty}, "content_block_start"
+                    )
+                    delta = {"type": "thinking_delta", "thinking": block["thinking"]}
+                    await sse.send(
+                        {"type": "content_block_delta", "index": index, "delta": delta}, "content_block_delta"
+                    )
+                    delta = {"type": "signature_delta", "signature": block["signature"]}
+                    await sse.send(
+                        {"type": "content_block_delta", "index": index, "delta": delta}, "content_block_delta"
+                    )
+                    await sse.send({"type": "content_block_stop", "index": index}, "content_block_stop")
+                    index += 1
+                    continue
+                await sse.send(
+                    {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
+                    "content_block_start",
+                )
+                await sse.send({"type": "ping"}, "ping")
+                pieces = text_pieces(block["text"])
+                async for i, piece in paced(pieces, out.stream_s):
+                    if i == len(pieces) // 2 and await sse.maybe_break():
+                        return sse.response
+                    delta = {"type": "text_delta", "text": piece}
+                    await sse.send(
+                        {"type": "content_block_delta", "index": index, "delta": delta}, "content_block_delta"
+                    )
+                await sse.send({"type": "content_block_stop", "index": index}, "content_block_stop")
+                index += 1
+            stop = {"stop_reason": message["stop_reason"], "stop_sequence": None}
+            usage = {
+                k: final_usage[k]
+                for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
+            }
+            await sse.send({"type": "message_delta", "delta": stop, "usage": usage}, "message_delta")
+            await sse.send({"type": "message_stop"}, "message_stop")
+        except (ConnectionResetError, ConnectionError):
+            return sse.response
+        return await sse.close()
 
     async def count_tokens(self, request: web.Request) -> web.StreamResponse:
         got = await self._guard(request)

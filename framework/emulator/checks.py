@@ -41,6 +41,9 @@ def check_request(req: CountRequest) -> None:
     """Refuse what the real service refuses before looking at pixels: counts, sizes, types, parameters."""
     lim = limits_for(req.protocol, req.model)
     gem = req.protocol == "gemini"
+    if req.protocol == "openai":
+        _check_openai(req, lim)
+        return
     if lim.max_request_bytes is not None and req.body_bytes > lim.max_request_bytes:
         if gem:
             raise _bad(f"Request payload size exceeds the limit: {lim.max_request_bytes} bytes.")
@@ -67,6 +70,26 @@ def check_request(req: CountRequest) -> None:
         if name in req.params:
             raise _bad(f"{name}: Extra inputs are not permitted")
     _check_thinking(req, lim)
+
+
+def _check_openai(req: CountRequest, lim: Limits) -> None:
+    """OpenAI's documented image limits (messages paraphrased: the service's own were not recorded)."""
+    if lim.max_request_bytes is not None and req.body_bytes > lim.max_request_bytes:
+        raise _bad(
+            f"Request payload too large: {req.body_bytes} bytes; the limit is {lim.max_request_bytes} bytes.", 413
+        )
+    n = len(req.images)
+    if lim.max_images_per_request is not None and n > lim.max_images_per_request:
+        raise _bad(f"Too many images in the request: {n}; at most {lim.max_images_per_request} are allowed.")
+    for part in req.images:
+        declared = part.mime_type.lower()
+        if lim.media_types and declared not in lim.media_types:
+            raise _bad(
+                f"Invalid image_url in {part.where}: unsupported image format {part.mime_type}; "
+                f"supported: {', '.join(lim.media_types)}."
+            )
+        if lim.max_image_bytes is not None and part.b64_bytes > lim.max_image_bytes:
+            raise _bad(f"{part.where}: image too large: {part.b64_bytes} bytes > {lim.max_image_bytes} bytes.")
 
 
 def _check_thinking(req: CountRequest, lim: Limits) -> None:

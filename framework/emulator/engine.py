@@ -7,6 +7,7 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from visionbench import faces
@@ -37,6 +38,10 @@ class Outcome:
     truncated: bool = False
     notes: list[str] = field(default_factory=list)
     fault: str | None = None
+    #: Streamed requests: real seconds (time_scale applied) over which the output follows the first token.
+    stream_s: float = 0.0
+    #: Streamed requests: frees the capacity slot held while the output streams (call once the stream ends).
+    release: Callable[[], None] | None = None
 
 
 class Rejected(Exception):
@@ -52,7 +57,7 @@ class Rejected(Exception):
 
 
 class Engine:
-    """Shared by the Gemini and Anthropic routes."""
+    """Shared by the Gemini, Anthropic and OpenAI routes."""
 
     def __init__(
         self,
@@ -80,8 +85,12 @@ class Engine:
             await asyncio.sleep(simulated_s * self.time_scale)
 
     # -- one synchronous request -------------------------------------------------------------------------------
-    async def serve(self, req: CountRequest) -> Outcome:
-        """Rate limit, faults, answer, then hold a capacity slot for the simulated service time."""
+    async def serve(self, req: CountRequest, *, stream: bool = False) -> Outcome:
+        """Rate limit, faults, answer, then hold a capacity slot for the simulated service time.
+
+        With ``stream``, the slot is held only until the first output token is due and is still held on return:
+        the route streams the output over ``outcome.stream_s`` real seconds, then calls ``outcome.release()``.
+        """
         arrived = time.monotonic()
         st = self.state(req.model, req.protocol)
         st.stats.requests += 1
@@ -114,7 +123,8 @@ class Engine:
                 retry_after=wait,
                 quota=which,
             )
-        delay = self.service_time(st, outcome, req.digest)
+        first, rest = self.timing(st, outcome, req.digest)
+        delay = first if stream else first + rest
         if slow:
             st.stats.faults["slow"] += 1
             delay += st.profile.faults.slow.extra_s
@@ -122,8 +132,14 @@ class Engine:
         # images, counting) is part of it, not added on top, so a fixed-latency profile means that latency.
         if self.time_scale > 0:
             delay = max(0.0, delay - (time.monotonic() - arrived) / self.time_scale)
-        await self._hold(st, delay)
+        if stream:
+            outcome.release = await self._hold(st, delay, keep=True)
+            outcome.stream_s = rest * self.time_scale
+        else:
+            await self._hold(st, delay)
         if fault == "http_500":
+            if outcome.release is not None:
+                outcome.release()
             st.stats.faults[fault] += 1
             raise Rejected(fault, 500, "Internal error (emulated)")
         if fault:
@@ -133,7 +149,8 @@ class Engine:
             st.stats.succeeded += 1
         return outcome
 
-    async def _hold(self, st: ModelState, delay: float) -> None:
+    async def _hold(self, st: ModelState, delay: float, *, keep: bool = False) -> Callable[[], None] | None:
+        """Take a capacity slot (queueing FIFO when full) for ``delay``; with ``keep``, return its release."""
         if st.capacity.locked():
             st.stats.queued += 1
             st.stats.max_queued = max(st.stats.max_queued, st.stats.queued)
@@ -145,22 +162,46 @@ class Engine:
             await st.capacity.acquire()
         st.stats.in_flight += 1
         st.stats.max_in_flight = max(st.stats.max_in_flight, st.stats.in_flight)
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                st.stats.in_flight -= 1
+                st.capacity.release()
+
         try:
             await self.sleep(delay)
-        finally:
-            st.stats.in_flight -= 1
-            st.capacity.release()
+        except BaseException:
+            release()
+            raise
+        if keep:
+            return release
+        release()
+        return None
 
     def service_time(self, st: ModelState, out: Outcome, digest: str) -> float:
         """Simulated seconds the model takes for ``out`` (before time_scale)."""
+        first, rest = self.timing(st, out, digest)
+        return first + rest
+
+    def timing(self, st: ModelState, out: Outcome, digest: str) -> tuple[float, float]:
+        """(to the first output token, from it to the last), simulated seconds before time_scale.
+
+        The first visible token comes after the prompt is read (``ttft``: base + per input token, so images count
+        at their resolution) and after any thinking; then the output streams at ``output_tokens_per_s``. Both
+        parts share one seeded jitter draw, so their sum is the whole service time.
+        """
         lat = st.profile.latency
-        t = lat.base_s + lat.per_input_token_s * out.input_tokens
-        t += (out.output_tokens + out.thinking_tokens) / lat.output_tokens_per_s
+        first = lat.base_s + lat.per_input_token_s * out.input_tokens + out.thinking_tokens / lat.output_tokens_per_s
+        rest = out.output_tokens / lat.output_tokens_per_s
         if lat.jitter > 0:
             rng = stable_rng(st.seed, "jitter", st.name, digest, st.occurrence("jitter:" + digest))
             sigma = math.sqrt(math.log(1 + lat.jitter**2))
-            t *= rng.lognormvariate(-(sigma**2) / 2, sigma)
-        return t
+            factor = rng.lognormvariate(-(sigma**2) / 2, sigma)
+            first, rest = first * factor, rest * factor
+        return first, rest
 
     # -- answers and tokens --------------------------------------------------------------------------------------
     async def analyse_images(self, req: CountRequest, st: ModelState | None) -> list[ImageInfo]:
@@ -175,6 +216,12 @@ class Engine:
         text = tk.text_tokens(req.prompt) + tk.text_tokens(req.system)
         if req.protocol == "anthropic":
             return sum(tk.anthropic_image_tokens(i.width, i.height) for i in infos), text + tk.ANTHROPIC_OVERHEAD
+        if req.protocol == "openai":
+            image = sum(
+                tk.openai_image_tokens(i.width, i.height, model=req.model, detail=p.media_resolution)
+                for i, p in zip(infos, req.images)
+            )
+            return image, text + tk.OPENAI_OVERHEAD
         image = sum(
             tk.gemini_image_tokens(
                 i.width, i.height, model=req.model, media_resolution=p.media_resolution or req.media_resolution

@@ -1,4 +1,8 @@
-"""The Gemini Developer API wire protocol: generateContent, countTokens, batchGenerateContent, batches."""
+"""The Gemini Developer API wire protocol: generateContent, streamGenerateContent, countTokens, batches.
+
+``:streamGenerateContent?alt=sse`` answers ``data: {GenerateContentResponse}`` events, one per piece of the reply
+(as the service does), the last with the finishReason and the whole usageMetadata.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,14 @@ from visionbench.emulator.engine import CountRequest, Engine, ImagePart, Outcome
 from visionbench.emulator.gemini_errors import error_body, error_response
 from visionbench.emulator.httputil import (
     NOTE_HEADER,
+    EventStream,
     drop_connection,
     json_response,
     malformed_response,
+    paced,
     pick,
     read_json,
+    text_pieces,
 )
 from visionbench.emulator.matching import ImageError, decode_base64
 from visionbench.provider import SIMULATED_HEADER
@@ -139,6 +146,7 @@ class GeminiRoutes:
         model, _, action = request.match_info["tail"].partition(":")
         handler = {
             "generateContent": self.generate,
+            "streamGenerateContent": self.stream,
             "countTokens": self.count_tokens,
             "batchGenerateContent": self.batch_create,
         }.get(action)
@@ -161,6 +169,44 @@ class GeminiRoutes:
         if out.fault == "malformed_body":
             return malformed_response(headers)
         return json_response(response_body(out), headers=headers)
+
+    async def stream(self, request: web.Request, model: str, body: Any, raw: bytes) -> web.StreamResponse:
+        """streamGenerateContent (``alt=sse``); a fault breaks the stream midway (no last chunk)."""
+        self.engine.state(model, "gemini")
+        if request.query.get("alt") != "sse":
+            raise Rejected("invalid", 400, "the emulator streams only with alt=sse")
+        out = await self.engine.serve(parse_request(body, model, raw), stream=True)
+        try:
+            full = response_body(out)
+            headers = {NOTE_HEADER: "; ".join(out.notes)} if out.notes else None
+            sse = EventStream(request, headers, out.fault)
+            await sse.open()
+            pieces = text_pieces(out.text)
+            prompt_only = {
+                "promptTokenCount": out.input_tokens,
+                "promptTokensDetails": full["usageMetadata"]["promptTokensDetails"],
+            }
+            try:
+                async for i, piece in paced(pieces, out.stream_s):
+                    if i == len(pieces) // 2 and await sse.maybe_break():
+                        return sse.response
+                    last = i == len(pieces) - 1
+                    candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": piece}]}, "index": 0}
+                    if last:
+                        candidate["finishReason"] = full["candidates"][0]["finishReason"]
+                    chunk = {
+                        "candidates": [candidate],
+                        "usageMetadata": full["usageMetadata"] if last else prompt_only,
+                        "modelVersion": full["modelVersion"],
+                        "responseId": full["responseId"],
+                    }
+                    await sse.send(chunk)
+            except ConnectionError:
+                return sse.response
+            return await sse.close()
+        finally:
+            if out.release is not None:
+                out.release()
 
     async def count_tokens(self, request: web.Request, model: str, body: Any, raw: bytes) -> web.StreamResponse:
         inner = pick(body, "generateContentRequest", "generate_content_request", default=body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import secrets
@@ -58,3 +59,64 @@ def pick(d: Any, *names: str, default: Any = None) -> Any:
             if name in d and d[name] is not None:
                 return d[name]
     return default
+
+
+def text_pieces(text: str, size: int = 4) -> list[str]:
+    """``text`` in pieces of about one token (``size`` characters), as a model streams it; at least one piece."""
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+class EventStream:
+    """A ``text/event-stream`` reply written event by event (the services' SSE framing).
+
+    ``fault`` (from the engine's draw) breaks the stream midway, as a real connection or service can: after
+    half the events, ``drop_connection`` closes the connection and ``malformed_body`` writes a line that is not
+    JSON and ends. Either way the client never sees the stream's proper end.
+    """
+
+    def __init__(self, request: web.Request, headers: dict[str, str] | None = None, fault: str | None = None) -> None:
+        self.request, self.fault = request, fault
+        self.response = web.StreamResponse(status=200, headers=headers)
+        self.response.content_type = "text/event-stream"
+        self.response.headers["cache-control"] = "no-cache"
+        self.sent = 0
+        self.broken = False
+
+    async def open(self) -> None:
+        await self.response.prepare(self.request)
+
+    async def send(self, data: Any, event: str | None = None) -> None:
+        """One event: ``event: NAME`` (when named) and ``data: JSON`` (a str is sent as it is)."""
+        if self.broken:
+            return
+        text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+        frame = (f"event: {event}\n" if event else "") + f"data: {text}\n\n"
+        await self.response.write(frame.encode())
+        self.sent += 1
+
+    async def maybe_break(self) -> bool:
+        """Break the stream here if a fault says so; True when broken (send nothing more)."""
+        if self.fault not in ("drop_connection", "malformed_body") or self.broken:
+            return self.broken
+        self.broken = True
+        if self.fault == "malformed_body":
+            await self.response.write(b'data: {"choices": [{"delta": {"content": "4\n\n')
+            await self.response.write_eof()
+        elif self.request.transport is not None:
+            self.request.transport.close()
+        return True
+
+    async def close(self) -> web.StreamResponse:
+        if not self.broken:
+            await self.response.write_eof()
+        return self.response
+
+
+async def paced(pieces: list[str], total_s: float) -> Any:
+    """Yield (index, piece): the first at once (the first token), one every ``total_s / len(pieces)`` real seconds
+    after it, and return ``total_s`` after the first: the model's output rate."""
+    gap = total_s / len(pieces) if pieces else 0.0
+    for i, piece in enumerate(pieces):
+        yield i, piece
+        if gap > 0:
+            await asyncio.sleep(gap)

@@ -36,7 +36,7 @@ def protocol_of(path: str) -> str:
     return "gemini"
 
 
-def invalid_key_response(protocol: str) -> web.Response:
+def invalid_key_response(protocol: str, key: str) -> web.Response:
     """The answer each service gives to a key it does not know."""
     if protocol == "anthropic":
         request_id = new_id("req_emu_")
@@ -47,12 +47,10 @@ def invalid_key_response(protocol: str) -> web.Response:
         }
         return json_response(body, status=401, headers={"request-id": request_id})
     if protocol == "openai":
-        message = (
-            "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys."
-        )
-        error = {"message": message, "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}
-        body = {"error": error}
-        return json_response(body, status=401)
+        from visionbench.emulator.openai_api import invalid_api_key
+
+        status, body = invalid_api_key(key)
+        return json_response(body, status=status)
     details = [
         {
             "@type": "type.googleapis.com/google.rpc.ErrorInfo",
@@ -77,7 +75,7 @@ def key_check(valid: Collection[str]) -> Callable[[web.Request, Handler], Awaita
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         key = presented_key(request)
         if key and not any(hmac.compare_digest(key.encode(), k.encode()) for k in keys):
-            return invalid_key_response(protocol_of(request.path))
+            return invalid_key_response(protocol_of(request.path), key)
         return await handler(request)
 
     return middleware

@@ -1,11 +1,11 @@
-"""What both wire protocols reduce to: a request of images, text and output preferences."""
+"""What every wire protocol reduces to: a request of images, text and output preferences."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Protocol = Literal["gemini", "anthropic"]
+Protocol = Literal["gemini", "anthropic", "openai"]
 
 
 @dataclass
@@ -14,6 +14,7 @@ class ImagePart:
 
     data: bytes
     mime_type: str = "image/jpeg"
+    #: The image's resolution setting: Gemini's mediaResolution level, OpenAI's ``detail`` (low/high/auto).
     media_resolution: str | None = None
     #: Length of its base64 text (the services measure image size on it).
     b64_bytes: int = 0
@@ -23,7 +24,7 @@ class ImagePart:
 
 @dataclass
 class CountRequest:
-    """What both wire protocols reduce to: a model, images, text and output preferences."""
+    """What every wire protocol reduces to: a model, images, text and output preferences."""
 
     protocol: Protocol
     model: str

@@ -1,4 +1,4 @@
-"""The emulator server: an aiohttp app on loopback speaking the Gemini and Anthropic wire protocols."""
+"""The emulator server: an aiohttp app on loopback speaking the Gemini, Anthropic and OpenAI wire protocols."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from visionbench.emulator.gemini_api import GeminiRoutes
 from visionbench.emulator.httputil import json_response
 from visionbench.emulator.keys import key_check
 from visionbench.emulator.matching import DatasetIndex
+from visionbench.emulator.openai_api import OpenAIRoutes, error_body
+from visionbench.emulator.openai_batches import OpenAIBatchRoutes
 from visionbench.emulator.profile_schema import EmulatorProfiles, load_profiles
 from visionbench.emulator.state import ModelStats
 from visionbench.provider import SIMULATED_HEADER
@@ -61,6 +63,8 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
                 "status": "NOT_FOUND" if exc.status == 404 else "INVALID_ARGUMENT",
             }
         }
+        if request.path.startswith(("/v1/chat", "/v1/files", "/v1/batches")):
+            body = error_body(body["error"]["message"], "invalid_request_error")
         if request.path.startswith("/v1/messages"):
             body = {
                 "type": "error",
@@ -80,7 +84,10 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 
 class Emulator:
-    """A local Gemini + Anthropic emulator; use as ``async with Emulator(...) as emu: emu.base_url``."""
+    """A local Gemini + Anthropic + OpenAI emulator; use as ``async with Emulator(...) as emu: emu.base_url``.
+
+    OpenAI clients take ``base_url=emu.base_url + "/v1"`` (``emu.openai_base_url``), as for api.openai.com.
+    """
 
     def __init__(
         self,
@@ -125,7 +132,10 @@ class Emulator:
         app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
         app.on_response_prepare.append(_mark_simulated)
         AnthropicRoutes(self.engine, self._store).register(app)
-        GeminiRoutes(self.engine, self._store).register(app)
+        gemini = GeminiRoutes(self.engine, self._store)
+        gemini.register(app)
+        OpenAIRoutes(self.engine).register(app)
+        OpenAIBatchRoutes(self.engine, self._store, gemini_batch_get=gemini.batch_get).register(app)
         return app
 
     async def __aenter__(self) -> Emulator:
@@ -147,6 +157,10 @@ class Emulator:
         self.port = port
         self.base_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         return self
+
+    @property
+    def openai_base_url(self) -> str:
+        return self.base_url + "/v1"
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -193,4 +207,5 @@ async def serve_forever(
             flush=True,
         )
         print(f"  Anthropic: AsyncAnthropic(api_key='any', base_url='{emu.base_url}')", flush=True)
+        print(f"  OpenAI:    AsyncOpenAI(api_key='any', base_url='{emu.openai_base_url}')", flush=True)
         await asyncio.Event().wait()
