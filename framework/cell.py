@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from visionbench.adaptive_limit import AdaptiveLimit
 from visionbench.answers import ParseError, parse_many, parse_single
 from visionbench.calling import Caller, Limiter
 from visionbench.errors import ItemError, ProviderError
@@ -17,7 +18,7 @@ from visionbench.preprocess import Preprocessor
 from visionbench.preprocessing import Preprocessing
 from visionbench.pricing import PriceTable
 from visionbench.provider import Provider
-from visionbench.strategy import Limit
+from visionbench.strategy import AUTO_CEILING, Limit
 from visionbench.types import (
     Answer,
     BatchJob,
@@ -117,6 +118,8 @@ class CellContext:
         self.records: list[Record] = []
         #: The items the cell is expected to ask about, in order (the runner's to-do list): read ahead.
         self._cache = ReadAhead(preprocessor, expected, preprocessing)
+        self._adaptive: list[AdaptiveLimit] = []
+        self._started_s = caller.now()
 
     def now(self) -> float:
         return self.caller.now()
@@ -124,8 +127,28 @@ class CellContext:
     def capabilities(self, provider: str | None = None, model: str | None = None) -> Capabilities:
         return self.providers[provider or self.provider].capabilities(model or self.model)
 
-    def limiter(self, max_concurrency: int | None = None, requests_per_minute: float | None = None) -> Limiter:
-        return Limiter(max_concurrency, requests_per_minute)
+    def limiter(
+        self,
+        max_concurrency: int | str | None = None,
+        requests_per_minute: float | None = None,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        ceiling: int = AUTO_CEILING,
+    ) -> Limiter:
+        if max_concurrency != "auto":
+            return Limiter(max_concurrency, requests_per_minute)  # type: ignore[arg-type]
+        adaptive = self.caller.adaptive.get(provider or self.provider, model or self.model, ceiling)
+        if adaptive not in self._adaptive:
+            self._adaptive.append(adaptive)
+        return Limiter(None, requests_per_minute, adaptive=adaptive)
+
+    def concurrency_summary(self) -> dict[str, Any]:
+        """``extra.concurrency`` of the cell: each adaptive limit it used, over the cell's time (none: empty)."""
+        if not self._adaptive:
+            return {}
+        limits = [limit.summary(self._started_s) for limit in self._adaptive]
+        return {"concurrency": {"mode": "auto", "limits": limits}}
 
     async def prepare(self, item: ImageItem, max_side: int | None = None) -> PreparedImage:
         """The item's image preprocessed (cached), at ``max_side`` if given, else the experiment's setting."""

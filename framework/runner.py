@@ -301,7 +301,7 @@ async def _run_cell(
         wall_s = (end if end is not None else caller.now()) - start  # the strategy's time, not the summary's
         final = strategy.final_answers(ctx.records)
         summary = summarize_cell(items, ctx.records, final, wall_s)
-        extra = _merged(strategy.summarize(items, ctx.records), returned or {})
+        extra = _merged(_merged(strategy.summarize(items, ctx.records), returned or {}), ctx.concurrency_summary())
         writer.set_cell(_cell_entry(cell, repeat, status, summary, final, extra, error))
 
 
