@@ -137,7 +137,10 @@ class SinglePrompt(Strategy):
         limiter = ctx.limiter("auto", ceiling=p.max_concurrency_ceiling) if auto else None
 
         async def ask(chunk: Chunk) -> None:
-            await ctx.ask(chunk.items, max_side=chunk.max_side, limiter=limiter)
+            if limiter is None:  # for_each alone holds a fixed concurrency
+                await ctx.ask(chunk.items, max_side=chunk.max_side)
+            else:
+                await ctx.ask(chunk.items, max_side=chunk.max_side, limiter=limiter)
 
         await for_each(fitted, workers(p.max_concurrency, p.max_concurrency_ceiling), ask)
 
