@@ -8,8 +8,8 @@ one left off. The rules:
   round trip); a tenth of that at or above the level where the service last pushed back, so the probing
   that earns 429s is slow (no slow start: against a rate limit its overshoot is a storm of 429s);
 - on a 429 (rate limited) or an overload (503, 529), multiply by ``DECREASE``; only once per round trip: a
-  signal from a request that started before the last decrease, or within an average round trip of it, says
-  nothing new;
+  signal from a request that started before the last decrease, or one that comes within an average round
+  trip of it, says nothing new;
 - a retry-after holds every new request of that model until it has passed (the request that got it waits
   that long anyway, in ``Caller``);
 - starts are paced, at most ``limit`` per average round trip, so slots that free together (after a retry-after)
