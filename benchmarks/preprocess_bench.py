@@ -1,6 +1,8 @@
 """Preprocessing speed: visionbench's cold path vs the naive Pillow loop, and a warm cache hit vs cold.
 
-Goals (issue 5): cold >= 3x the naive loop on 12 MP JPEG photos; warm hit >= 50x cold.
+Goals: cold >= 5x the naive loop on 12 MP JPEG photos on every core (issue 17; 3x on one core, issue 5); warm
+hit >= 50x cold. The cold path is libjpeg-turbo (simplejpeg) decoding at a DCT-domain scale plus OpenCV's area
+resize; "every core" builds the misses on the preprocessor's threads (one per core), as a run does.
 Photos are made here (4000x3000 JPEGs built from the labelled eval images, upscaled, so they carry
 real photographic detail); both paths run in this one process so the ratio is measured in one run.
 
@@ -78,13 +80,25 @@ def main() -> None:
                     pre.prepare(item, settings)
             warm_s = (time.perf_counter() - t) / rounds
             assert pre.hits == rounds * len(items)
+        with Preprocessor(folder / "cache-pool") as pre:
+            # The same misses again, on an empty cache, all at once: on the preprocessor's threads.
+            t = time.perf_counter()
+            built = pre.build_many(items, settings)
+            pool_s = time.perf_counter() - t
+            assert pre.misses == len(items) and all(not isinstance(b, Exception) for b in built)
+            workers = pre.workers
 
     n = len(paths)
     print(f"{n} photos 4000x3000 (12 MP) -> max side {args.max_side}")
     print(f"naive loop (open + thumbnail LANCZOS + save): {n / naive_s:8.1f} images/s")
     print(
-        f"visionbench cold (draft + INTER_AREA):        {n / cold_s:8.1f} images/s   "
+        f"visionbench cold, one core (libjpeg-turbo):   {n / cold_s:8.1f} images/s   "
         f"ratio {naive_s / cold_s:5.1f}x  (goal >= 3x)"
+    )
+    ratio = naive_s / pool_s
+    print(
+        f"visionbench cold, every core ({workers} threads):    {n / pool_s:8.1f} images/s   "
+        f"ratio {ratio:5.1f}x  (goal >= 5x): {'PASS' if ratio >= 5 else 'FAIL'}"
     )
     print(
         f"visionbench warm cache hit:                   {n / warm_s:8.1f} images/s   "

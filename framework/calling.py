@@ -12,6 +12,7 @@ from typing import TypeVar
 from aiolimiter import AsyncLimiter
 from pydantic import Field
 
+from visionbench.adaptive_limit import AdaptiveLimit, AdaptiveLimits
 from visionbench.errors import Fatal, ProviderError, Transient
 from visionbench.spec import FrozenModel
 
@@ -40,9 +41,20 @@ class RetryPolicy(FrozenModel):
 
 
 class Limiter:
-    """At most ``max_concurrency`` requests in flight and ``requests_per_minute`` started per minute."""
+    """At most ``max_concurrency`` requests in flight and ``requests_per_minute`` started per minute.
 
-    def __init__(self, max_concurrency: int | None = None, requests_per_minute: float | None = None) -> None:
+    With ``adaptive``, the number in flight is that limit's, which moves with the service's pushback (and is
+    shared with every other limiter of the same provider+model); the rate still applies on top.
+    """
+
+    def __init__(
+        self,
+        max_concurrency: int | None = None,
+        requests_per_minute: float | None = None,
+        *,
+        adaptive: AdaptiveLimit | None = None,
+    ) -> None:
+        self.adaptive = adaptive
         self._semaphore = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         # A bucket of a few seconds' worth, so short runs are not throttled by a full minute's burst.
         if requests_per_minute:
@@ -55,15 +67,27 @@ class Limiter:
         if self._semaphore is not None:
             await self._semaphore.acquire()
         try:
-            if self._rate is not None:
-                await self._rate.acquire()
+            if self.adaptive is not None:
+                await self.adaptive.__aenter__()
+            try:
+                if self._rate is not None:
+                    await self._rate.acquire()
+            except BaseException:
+                if self.adaptive is not None:
+                    await self.adaptive.__aexit__(None, None, None)
+                raise
         except BaseException:
             self._release()
             raise
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        self._release()
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        try:
+            if self.adaptive is not None:
+                # The attempt's outcome (an answer, a 429, an overload) is what the adaptive limit learns from.
+                await self.adaptive.__aexit__(exc_type, exc, tb)
+        finally:
+            self._release()
 
     def _release(self) -> None:
         if self._semaphore is not None:
@@ -104,6 +128,8 @@ class Caller:
         self.sleep = sleep
         self.t0 = clock()
         self._rng = random.Random(seed)
+        #: ``max_concurrency: auto``: one adaptive limit per provider+model for the whole run.
+        self.adaptive = AdaptiveLimits(self.now)
 
     def now(self) -> float:
         return self.clock() - self.t0

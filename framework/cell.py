@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from visionbench.adaptive_limit import AdaptiveLimit
 from visionbench.answers import ParseError, parse_many, parse_single
 from visionbench.calling import Caller, Limiter
 from visionbench.errors import ItemError, ProviderError
@@ -17,7 +18,7 @@ from visionbench.preprocess import Preprocessor
 from visionbench.preprocessing import Preprocessing
 from visionbench.pricing import PriceTable
 from visionbench.provider import Provider
-from visionbench.strategy import Limit
+from visionbench.strategy import AUTO_CEILING, Limit
 from visionbench.types import (
     Answer,
     BatchJob,
@@ -52,11 +53,15 @@ def answers_schema(task: Task, n: int) -> dict:
 
 
 class ReadAhead:
-    """Warm cache hits for the items a cell will ask about, looked up a window at a time, in order.
+    """Warm cache hits for the items a cell will ask about, looked up a window at a time, in order; and misses
+    built ahead, on every core.
 
     A burst of lookups costs less than the same lookups spread between requests: the cache's SQLite and its
     data stay warm in the CPU's caches (benchmarks/overhead_bench.py shows the effect on requests/s). Holds
     at most a few windows of prepared images; items asked for out of order fall back to a plain lookup.
+    When a miss is asked for, the next upcoming misses start building too, one per core (the preprocessor's
+    threads), so a strategy that asks one image at a time still keeps every core busy; at most that many are
+    held ahead.
     """
 
     def __init__(
@@ -65,6 +70,8 @@ class ReadAhead:
         self.preprocessor, self.settings, self.window = preprocessor, settings, window
         self._upcoming: Iterator[ImageItem] = iter(items)
         self._ready: dict[str, PreparedImage | None] = {}
+        self._misses: dict[str, ImageItem] = {}  # upcoming misses, in order
+        self._building: dict[str, asyncio.Future[PreparedImage]] = {}
 
     def lookup(self, item: ImageItem, settings: Preprocessing) -> PreparedImage | None:
         """The cache hit for ``item`` (None: a miss, to be prepared)."""
@@ -73,11 +80,40 @@ class ReadAhead:
         if item.id not in self._ready:
             if len(self._ready) > 4 * self.window:  # asked out of order: do not hoard
                 self._ready.clear()
+                self._misses.clear()
             for upcoming in itertools.islice(self._upcoming, self.window):
-                self._ready[upcoming.id] = self.preprocessor.lookup(upcoming, settings)
+                hit = self._ready[upcoming.id] = self.preprocessor.lookup(upcoming, settings)
+                if hit is None:
+                    self._misses[upcoming.id] = upcoming
         if item.id in self._ready:
             return self._ready.pop(item.id)
         return self.preprocessor.lookup(item, settings)
+
+    async def build(self, item: ImageItem, settings: Preprocessing) -> PreparedImage:
+        """A miss, built on the preprocessor's threads (or already building); starts the next misses too."""
+        future = self._building.pop(item.id, None) if settings == self.settings else None
+        self._misses.pop(item.id, None)
+        if future is None:
+            future = self._start(item, settings)
+        if settings == self.settings:
+            while self._misses and len(self._building) < self.preprocessor.workers - 1:
+                upcoming = next(iter(self._misses.values()))
+                del self._misses[upcoming.id]
+                self._building[upcoming.id] = self._start(upcoming, settings)
+        return await future
+
+    def _start(self, item: ImageItem, settings: Preprocessing) -> asyncio.Future[PreparedImage]:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.preprocessor.pool, self.preprocessor.build, item, settings)
+        # One built ahead and never asked for (the cell stopped) must not warn about an unread error.
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return future
+
+    def close(self) -> None:
+        """Forget what was built ahead and not asked for (it is in the cache anyway)."""
+        for future in self._building.values():
+            future.cancel()
+        self._building.clear()
 
 
 class CellContext:
@@ -117,6 +153,8 @@ class CellContext:
         self.records: list[Record] = []
         #: The items the cell is expected to ask about, in order (the runner's to-do list): read ahead.
         self._cache = ReadAhead(preprocessor, expected, preprocessing)
+        self._adaptive: list[AdaptiveLimit] = []
+        self._started_s = caller.now()
 
     def now(self) -> float:
         return self.caller.now()
@@ -124,15 +162,39 @@ class CellContext:
     def capabilities(self, provider: str | None = None, model: str | None = None) -> Capabilities:
         return self.providers[provider or self.provider].capabilities(model or self.model)
 
-    def limiter(self, max_concurrency: int | None = None, requests_per_minute: float | None = None) -> Limiter:
-        return Limiter(max_concurrency, requests_per_minute)
+    def limiter(
+        self,
+        max_concurrency: int | str | None = None,
+        requests_per_minute: float | None = None,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        ceiling: int = AUTO_CEILING,
+    ) -> Limiter:
+        if max_concurrency != "auto":
+            return Limiter(max_concurrency, requests_per_minute)  # type: ignore[arg-type]
+        adaptive = self.caller.adaptive.get(provider or self.provider, model or self.model, ceiling)
+        if adaptive not in self._adaptive:
+            self._adaptive.append(adaptive)
+        return Limiter(None, requests_per_minute, adaptive=adaptive)
+
+    def close(self) -> None:
+        """The cell is done: drop the images built ahead that it did not ask for."""
+        self._cache.close()
+
+    def concurrency_summary(self) -> dict[str, Any]:
+        """``extra.concurrency`` of the cell: each adaptive limit it used, over the cell's time (none: empty)."""
+        if not self._adaptive:
+            return {}
+        limits = [limit.summary(self._started_s) for limit in self._adaptive]
+        return {"concurrency": {"mode": "auto", "limits": limits}}
 
     async def prepare(self, item: ImageItem, max_side: int | None = None) -> PreparedImage:
         """The item's image preprocessed (cached), at ``max_side`` if given, else the experiment's setting."""
         settings = self.preprocessing if max_side is None else self.preprocessing.at(max_side)
-        # A warm hit is served on the loop; only a miss (decode, resize, encode) goes to a worker thread.
+        # A warm hit is served on the loop; only a miss (decode, resize, encode) goes to the worker threads.
         hit = self._cache.lookup(item, settings)
-        return hit if hit is not None else await asyncio.to_thread(self.preprocessor.build, item, settings)
+        return hit if hit is not None else await self._cache.build(item, settings)
 
     async def _prepare_all(self, items: Sequence[ImageItem], where: _Where) -> tuple[list[PreparedImage], list[Answer]]:
         """The items' images; an item whose image cannot be prepared gets an error answer, recorded."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from visionbench.cellnames import short_names
+from visionbench.concurrency_charts import write_concurrency_charts
 from visionbench.significance import numeric_task
 from visionbench.stats import CellStats, cell_stats, cost_per_1k
 
@@ -289,4 +290,5 @@ def write_charts(bundle: dict[str, Any], folder: Path) -> dict[str, Path]:
         "resolution": resolution_chart,
     }
     made = {key: fn(bundle, folder / CHART_FILES[key]) for key, fn in makers.items()}
+    made.update(write_concurrency_charts(bundle, folder))  # a max_concurrency sweep; auto's limit over time
     return {key: path for key, path in made.items() if path is not None}

@@ -232,15 +232,17 @@ def _rows_html(rows: Rows | None) -> list[str]:
     return [f"<h2>{escape(rows.title)}</h2>", html_table(rows.head, rows.rows), caption]
 
 
+#: The charts in the order the page shows them.
+CHART_ORDER = ("time", "cost_accuracy", "latency", "resolution", "concurrency_sweep", "concurrency")
+
+
 def write_html_report(bundle: dict[str, Any], path: Path, charts: dict[str, Path] | None = None) -> Path:
     """Write the run's report as one HTML file; ``charts`` reuses PNGs from ``write_charts``, else draws them."""
     path = Path(path)
     cfg, env = bundle["config"], bundle["environment"]
     with tempfile.TemporaryDirectory() as tmp:
         charts = charts or write_charts(bundle, Path(tmp))
-        figures = "".join(
-            _img(charts[k], f"{k} chart") for k in ("time", "cost_accuracy", "latency", "resolution") if k in charts
-        )
+        figures = "".join(_img(charts[k], f"{k} chart") for k in CHART_ORDER if k in charts)
     ok = bundle["status"] == "complete"
     banner = (
         f'<div class="banner{"" if ok else " bad"}">run <b>{escape(bundle["run_id"])}</b>, status '

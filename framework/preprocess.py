@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -16,6 +17,7 @@ import diskcache
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from visionbench import jpeg_turbo
 from visionbench.errors import ConfigError, ItemError
 from visionbench.preprocessing import Preprocessing
 from visionbench.types import ImageItem, PreparedImage
@@ -143,17 +145,15 @@ def process_bytes(
                     f" possible decompression bomb (the limit is set by {MAX_PIXELS_ENV})"
                 )
             target = _fit(width, height, settings.max_side)
+            if img.format == "JPEG" and img.mode in ("RGB", "L") and jpeg_turbo.available():
+                fast = _fast_jpeg(data, img, target, settings)
+                if fast is not None:
+                    return fast
             if target is not None and img.format == "JPEG":
                 # Let libjpeg decode at 1/2, 1/4 or 1/8 scale (still >= target): far faster for big photos.
                 img.draft("RGB", target)
             img.load()  # the first frame of an animation; truncation and corruption surface here
-            out = _downscale(_to_rgb(_upright(img)), settings.max_side)
-            buf = io.BytesIO()
-            if settings.format == "jpeg":
-                out.save(buf, "JPEG", quality=settings.quality, optimize=False)
-            else:
-                out.save(buf, "PNG")
-            return Processed(buf.getvalue(), settings.mime_type, out.width, out.height)
+            return _encode(_downscale(_to_rgb(_upright(img)), settings.max_side), settings)
     except ItemError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -162,6 +162,27 @@ def process_bytes(
         raise ItemError(f"{name}: out of memory decoding image") from None
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt data raises OSError, SyntaxError, zlib.error...
         raise ItemError(f"{name}: corrupt, truncated or unsupported image: {exc}") from None
+
+
+def _encode(out: Image.Image, settings: Preprocessing) -> Processed:
+    buf = io.BytesIO()
+    if settings.format == "jpeg":
+        out.save(buf, "JPEG", quality=settings.quality, optimize=False)
+    else:
+        out.save(buf, "PNG")
+    return Processed(buf.getvalue(), settings.mime_type, out.width, out.height)
+
+
+def _fast_jpeg(
+    data: bytes, img: Image.Image, target: tuple[int, int] | None, settings: Preprocessing
+) -> Processed | None:
+    """An 8-bit RGB or greyscale JPEG through libjpeg-turbo, DCT-scaled; None to take the Pillow path."""
+    pixels = jpeg_turbo.decode(data, target)
+    if pixels is None:
+        return None
+    out = jpeg_turbo.upright(jpeg_turbo.resize(pixels, target), jpeg_turbo.orientation(img))
+    # Encoded by Pillow, as on the other path: the same pixels give the same bytes whichever path decoded them.
+    return _encode(out, settings)
 
 
 def _valid_entry(value: object, settings: Preprocessing) -> bool:
@@ -204,6 +225,9 @@ class Preprocessor:
         self.misses = 0
         self._lock = threading.Lock()  # prepare() runs in worker threads; counters must not lose updates
         self._cache: diskcache.Cache | None = None
+        #: Threads for misses, one per core: decoding, resizing, encoding and hashing release the GIL.
+        self.workers = max(1, os.cpu_count() or 1)
+        self._pool: ThreadPoolExecutor | None = None
         if cache_dir is not None:
             self._cache = diskcache.Cache(str(cache_dir), size_limit=size_limit_bytes)
 
@@ -250,6 +274,24 @@ class Preprocessor:
                 log.warning("could not write preprocess cache entry %s", key, exc_info=True)
         return PreparedImage(item.id, out.data, out.mime_type, out.width, out.height)
 
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        """The threads misses are built on (``loop.run_in_executor(pre.pool, pre.build, ...)``)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="visionbench-preprocess")
+        return self._pool
+
+    def build_many(self, items: list[ImageItem], settings: Preprocessing) -> list[PreparedImage | ItemError]:
+        """Misses built on every core at once, in order; an item that cannot be prepared gives its ItemError."""
+
+        def one(item: ImageItem) -> PreparedImage | ItemError:
+            try:
+                return self.prepare(item, settings)
+            except ItemError as exc:
+                return exc
+
+        return list(self.pool.map(one, items))
+
     def _cached(self, key: str, settings: Preprocessing) -> tuple[bytes, str, int, int] | None:
         """A valid cached value, or None; an unreadable or malformed entry is deleted so it gets rebuilt."""
         assert self._cache is not None
@@ -269,7 +311,10 @@ class Preprocessor:
         return None
 
     def close(self) -> None:
-        """Close the cache (idempotent)."""
+        """Close the cache and the threads (idempotent)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         if self._cache is not None:
             self._cache.close()
 

@@ -34,16 +34,24 @@ def _cell_runs(bundle: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return runs
 
 
-def answers_table(bundle: dict[str, Any]) -> Table:
-    """Rows: images with their label; columns: each cell's final answer (first repeat)."""
+#: Images the terminal's answers table shows at most (a 100k-image run's table would take minutes to draw).
+ANSWER_ROWS = 200
+
+
+def answers_table(bundle: dict[str, Any], max_rows: int = ANSWER_ROWS) -> Table:
+    """Rows: images with their label (the first ``max_rows``); columns: each cell's final answer (first repeat)."""
     runs = _cell_runs(bundle)
     names = short_names(list(runs))
-    table = Table(title="Answers per image", title_justify="left")
+    items = bundle["items"]
+    caption = None
+    if len(items) > max_rows:
+        caption = f"the first {max_rows:,} of {len(items):,} images; report.html has them all"
+    table = Table(title="Answers per image", title_justify="left", caption=caption, caption_justify="left")
     table.add_column("image")
     table.add_column("label", justify="right")
     for cell_id in runs:
         table.add_column(names[cell_id], justify="right")
-    for item in bundle["items"]:
+    for item in items[:max_rows]:
         row = [item["id"], _fmt(item["label"])]
         for entries in runs.values():
             answer = entries[0]["answers"].get(item["id"])

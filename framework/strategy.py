@@ -6,15 +6,26 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Protocol, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from visionbench.preprocessing import Preprocessing
 from visionbench.spec import StrictModel
 from visionbench.types import Answer, BatchJob, BatchStatus, Capabilities, ImageItem, PreparedImage, Record, Task
 
 T = TypeVar("T")
+
+#: A strategy's ``max_concurrency``: a number of requests in flight, or ``"auto"`` (found by AIMD from the
+#: service's 429s and overloads, shared by every cell on the same provider+model; see ``max_concurrency_ceiling``).
+Concurrency = Annotated[int, Field(ge=1)] | Literal["auto"]
+#: The most requests in flight ``auto`` goes to, unless a strategy's ``max_concurrency_ceiling`` says otherwise.
+AUTO_CEILING = 64
+
+
+def workers(max_concurrency: int | str, ceiling: int = AUTO_CEILING) -> int:
+    """How many requests a strategy keeps going at once: the fixed figure, or the ceiling for ``auto``."""
+    return ceiling if max_concurrency == "auto" else int(max_concurrency)
 
 
 @dataclass(frozen=True)
@@ -58,8 +69,21 @@ class StrategyContext(Protocol):
         """What a provider can do for a model (default: the cell's)."""
         ...
 
-    def limiter(self, max_concurrency: int | None = None, requests_per_minute: float | None = None) -> Limit:
-        """A limit to pass to ``ask``: at most ``max_concurrency`` in flight, ``requests_per_minute`` started."""
+    def limiter(
+        self,
+        max_concurrency: int | Literal["auto"] | None = None,
+        requests_per_minute: float | None = None,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        ceiling: int = AUTO_CEILING,
+    ) -> Limit:
+        """A limit to pass to ``ask``: at most ``max_concurrency`` in flight, ``requests_per_minute`` started.
+
+        ``"auto"``: the number in flight adapts to the service's pushback, up to ``ceiling``, shared with every
+        cell calling ``provider``/``model`` (default: the cell's) in this run, and recorded in the cell's
+        ``extra.concurrency``.
+        """
         ...
 
     async def prepare(self, item: ImageItem, max_side: int | None = None) -> PreparedImage:

@@ -9,7 +9,15 @@ from pydantic import Field
 
 from visionbench import hookimpl
 from visionbench.spec import StrictModel
-from visionbench.strategy import PlannedRequest, Strategy, StrategyContext, for_each
+from visionbench.strategy import (
+    AUTO_CEILING,
+    Concurrency,
+    PlannedRequest,
+    Strategy,
+    StrategyContext,
+    for_each,
+    workers,
+)
 from visionbench.types import Answer, Capabilities, ImageItem, Record
 
 
@@ -27,7 +35,11 @@ class AdaptiveParams(StrictModel):
     #: Escalate when the tier-1 answer is at least this (numbers) or true (yes/no tasks).
     #: A tier-1 failure always escalates.
     escalate_at: float = 1
-    max_concurrency: int = Field(default=4, ge=1)
+    max_concurrency: Concurrency = Field(
+        default=4,
+        description="Images in flight at once, or 'auto': each tier's model then gets its own adaptive limit.",
+    )
+    max_concurrency_ceiling: int = Field(default=AUTO_CEILING, ge=1, description="The most 'auto' goes to.")
 
 
 def needs_escalation(value: Any, threshold: float) -> bool:
@@ -54,17 +66,22 @@ class Adaptive(Strategy):
         return first + [PlannedRequest((i.id,), self.params.tier2_max_side) for i in escalated]
 
     async def run(self, items: Sequence[ImageItem], ctx: StrategyContext) -> None:
-        t1 = self.params.tier1
-        limiter = ctx.limiter(self.params.max_concurrency)
+        t1, p = self.params.tier1, self.params
+        if p.max_concurrency == "auto":
+            # Each tier's model pushes back on its own: one adaptive limit each (the same one when they match).
+            first_limit = ctx.limiter("auto", provider=t1.provider, model=t1.model, ceiling=p.max_concurrency_ceiling)
+            second_limit = ctx.limiter("auto", ceiling=p.max_concurrency_ceiling)
+        else:
+            first_limit = second_limit = ctx.limiter(p.max_concurrency)
 
         async def one(item: ImageItem) -> None:
             [first] = await ctx.ask(
-                [item], provider=t1.provider, model=t1.model, max_side=t1.max_side, tier=1, limiter=limiter
+                [item], provider=t1.provider, model=t1.model, max_side=t1.max_side, tier=1, limiter=first_limit
             )
-            if first.error is not None or needs_escalation(first.value, self.params.escalate_at):
-                await ctx.ask([item], max_side=self.params.tier2_max_side, tier=2, limiter=limiter)
+            if first.error is not None or needs_escalation(first.value, p.escalate_at):
+                await ctx.ask([item], max_side=p.tier2_max_side, tier=2, limiter=second_limit)
 
-        await for_each(items, self.params.max_concurrency, one)
+        await for_each(items, workers(p.max_concurrency, p.max_concurrency_ceiling), one)
 
     def final_answers(self, records: Sequence[Record]) -> dict[str, Answer]:
         """Tier 2's answer where it gave one, else tier 1's (a failed tier 2 does not erase a tier-1 answer)."""

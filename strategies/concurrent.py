@@ -8,12 +8,15 @@ from pydantic import Field
 
 from visionbench import hookimpl
 from visionbench.spec import StrictModel
-from visionbench.strategy import Strategy, StrategyContext, for_each
+from visionbench.strategy import AUTO_CEILING, Concurrency, Strategy, StrategyContext, for_each, workers
 from visionbench.types import ImageItem
 
 
 class ConcurrentParams(StrictModel):
-    max_concurrency: int = Field(default=8, ge=1)
+    max_concurrency: Concurrency = Field(
+        default=8, description="Requests in flight at once, or 'auto' (AIMD on the service's 429s and overloads)."
+    )
+    max_concurrency_ceiling: int = Field(default=AUTO_CEILING, ge=1, description="The most 'auto' goes to.")
     #: Requests started per minute, across retries too; None = no limit.
     requests_per_minute: float | None = Field(default=None, gt=0)
 
@@ -23,10 +26,15 @@ class Concurrent(Strategy):
     Params = ConcurrentParams
 
     async def run(self, items: Sequence[ImageItem], ctx: StrategyContext) -> None:
-        # for_each already holds in-flight requests to max_concurrency; a limiter is only needed for the rate.
-        rate = self.params.requests_per_minute
-        limiter = ctx.limiter(requests_per_minute=rate) if rate else None
-        await for_each(items, self.params.max_concurrency, lambda item: ctx.ask([item], limiter=limiter))
+        p = self.params
+        rate = p.requests_per_minute
+        if p.max_concurrency == "auto":
+            limiter = ctx.limiter("auto", rate, ceiling=p.max_concurrency_ceiling)
+        else:
+            # for_each already holds in-flight requests to max_concurrency; a limiter is only needed for the rate.
+            limiter = ctx.limiter(requests_per_minute=rate) if rate else None
+        n = workers(p.max_concurrency, p.max_concurrency_ceiling)
+        await for_each(items, n, lambda item: ctx.ask([item], limiter=limiter))
 
 
 @hookimpl

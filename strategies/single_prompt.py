@@ -18,7 +18,15 @@ from pydantic import Field
 from visionbench import hookimpl
 from visionbench.errors import ItemError
 from visionbench.spec import StrictModel
-from visionbench.strategy import PlannedRequest, Strategy, StrategyContext, for_each
+from visionbench.strategy import (
+    AUTO_CEILING,
+    Concurrency,
+    PlannedRequest,
+    Strategy,
+    StrategyContext,
+    for_each,
+    workers,
+)
 from visionbench.types import Capabilities, ImageItem, PreparedImage
 
 log = logging.getLogger(__name__)
@@ -30,8 +38,10 @@ REQUEST_HEADROOM = 0.95
 class SinglePromptParams(StrictModel):
     #: Images per request; None = all of them in one request.
     chunk_size: int | None = Field(default=None, ge=1)
-    #: Chunks in flight at once.
-    max_concurrency: int = Field(default=1, ge=1)
+    max_concurrency: Concurrency = Field(
+        default=1, description="Chunks in flight at once, or 'auto' (AIMD on the service's 429s and overloads)."
+    )
+    max_concurrency_ceiling: int = Field(default=AUTO_CEILING, ge=1, description="The most 'auto' goes to.")
 
 
 @dataclass(frozen=True)
@@ -122,10 +132,17 @@ class SinglePrompt(Strategy):
         caps = ctx.capabilities()
         fitted = [part for chunk in self.chunks(items, caps) for part in await self.fit(chunk, ctx, caps)]
 
-        async def ask(chunk: Chunk) -> None:
-            await ctx.ask(chunk.items, max_side=chunk.max_side)
+        p = self.params
+        auto = p.max_concurrency == "auto"
+        limiter = ctx.limiter("auto", ceiling=p.max_concurrency_ceiling) if auto else None
 
-        await for_each(fitted, self.params.max_concurrency, ask)
+        async def ask(chunk: Chunk) -> None:
+            if limiter is None:  # for_each alone holds a fixed concurrency
+                await ctx.ask(chunk.items, max_side=chunk.max_side)
+            else:
+                await ctx.ask(chunk.items, max_side=chunk.max_side, limiter=limiter)
+
+        await for_each(fitted, workers(p.max_concurrency, p.max_concurrency_ceiling), ask)
 
 
 @hookimpl

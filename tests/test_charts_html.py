@@ -264,3 +264,12 @@ def test_cost_chart_of_a_counting_task_plots_mae(sweep_bundle, tmp_path, monkeyp
     monkeypatch.setattr(matplotlib.axes.Axes, "set_ylabel", lambda self, text, **kw: labels.append(text))
     check_png(cost_accuracy_chart(sweep_bundle, tmp_path / "c.png"))
     assert labels == ["mean absolute error (MAE), lower is better"]
+
+
+def test_the_terminal_answers_table_shows_the_first_images_and_says_so(bundle):
+    from visionbench.report import answers_table
+
+    n = len(bundle["items"])
+    assert answers_table(bundle).row_count == n and answers_table(bundle).caption is None
+    short = answers_table(bundle, max_rows=2)
+    assert short.row_count == 2 and short.caption == f"the first 2 of {n:,} images; report.html has them all"

@@ -417,3 +417,24 @@ def test_read_ahead_serves_warm_hits_a_window_at_a_time(tmp_path, image_dir):
         # another size, or an item asked again: a plain lookup
         assert ahead.lookup(items[0], Preprocessing(max_side=16)) is None
         assert ahead.lookup(items[0], settings) is not None and len(asked) == 8
+
+
+async def test_read_ahead_builds_the_next_misses_on_the_other_cores(tmp_path, image_dir):
+    from visionbench.cell import ReadAhead
+    from visionbench.dataset import load_dataset
+
+    items = load_dataset(image_dir, "labels.json", "person_count")
+    settings = Preprocessing(max_side=32)
+    with Preprocessor(tmp_path / "cache") as pre:
+        pre.workers = 3
+        pre.prepare(items[1], settings)  # a hit among the misses: never built
+        ahead = ReadAhead(pre, items, settings, window=6)
+        assert ahead.lookup(items[0], settings) is None
+        first = await ahead.build(items[0], settings)
+        assert first.item_id == items[0].id
+        assert sorted(ahead._building) == [items[2].id, items[3].id]  # two more cores: the next two misses
+        for item in items[2:]:
+            assert ahead.lookup(item, settings) is None
+            assert (await ahead.build(item, settings)).item_id == item.id
+        assert pre.misses == 1 + 5  # each miss built once: the ones built ahead were not built again
+        ahead.close()

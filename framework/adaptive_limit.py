@@ -1,0 +1,186 @@
+"""``max_concurrency: auto``: requests in flight found by additive increase, multiplicative decrease (AIMD).
+
+One :class:`AdaptiveLimit` per provider+model for the whole run (:class:`AdaptiveLimits` hands them out), so
+every cell that calls the same model at once shares what it learned, and a later cell starts where an earlier
+one left off. The rules:
+
+- start at ``START`` requests in flight and add ``1 / limit`` per answered request (one more in flight per
+  round trip); a tenth of that at or above the level where the service last pushed back, so the probing
+  that earns 429s is slow (no slow start: against a rate limit its overshoot is a storm of 429s);
+- on a 429 (rate limited) or an overload (503, 529), multiply by ``DECREASE``; only once per round trip: a
+  signal from a request that started before the last decrease, or one that comes within an average round
+  trip of it, says nothing new;
+- a retry-after holds every new request of that model until it has passed (the request that got it waits
+  that long anyway, in ``Caller``);
+- starts are paced, at most ``limit`` per average round trip, so slots that free together (after a retry-after)
+  do not send a burst;
+- never below 1, never above the ceiling (``CEILING``, 64, unless the strategy gives another).
+
+Other errors (timeouts, 500s, bad requests) leave the limit as it is: they say nothing about load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from visionbench.errors import ProviderError, RateLimited
+from visionbench.strategy import AUTO_CEILING as CEILING
+
+START = 4
+DECREASE = 0.7
+#: Share of the additive step used at or above the level of the last decrease.
+CAUTION = 0.1
+#: Overload statuses that count as the service pushing back (Anthropic 529, Gemini 503 UNAVAILABLE).
+OVERLOAD = frozenset({503, 529})
+#: Points kept of the limit over time; past that, every other one is dropped (the curve's shape stays).
+HISTORY_POINTS = 2000
+
+
+def pushback(error: BaseException | None) -> bool:
+    """Whether ``error`` says the service wants fewer requests: a 429, or an overload (503/529)."""
+    if isinstance(error, RateLimited):
+        return True
+    return isinstance(error, ProviderError) and error.retryable and error.status in OVERLOAD
+
+
+class AdaptiveLimit:
+    """A concurrency limit that moves with the service's pushback; entered around each request attempt."""
+
+    def __init__(self, key: str, *, ceiling: int = CEILING, clock: Callable[[], float] = time.monotonic) -> None:
+        #: ``clock``: seconds since the run began (the history's times), e.g. ``Caller.now``.
+        self.key, self.ceiling, self.clock = key, ceiling, clock
+        self.limit = float(min(START, ceiling))
+        self.in_flight = 0
+        self.pushbacks = 0
+        self.decreases = 0
+        self._trouble: float | None = None  # the limit when the service last pushed back
+        self._generation = 0  # bumped by each decrease
+        #: The task of each request in flight -> (the generation it started in, when it started).
+        self._started: dict[Any, tuple[int, float]] = {}
+        self._not_before = 0.0  # clock time before which no request starts (a retry-after)
+        self._next_start = 0.0  # clock time of the next paced start
+        self._decreased_at = -math.inf
+        self._latency = 0.0  # moving average of answered requests' time, for the pacing (0: not known yet)
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self.history: list[tuple[float, int]] = [(self._now(), int(self.limit))]
+
+    def _now(self) -> float:
+        return round(self.clock(), 3)
+
+    @property
+    def slots(self) -> int:
+        return max(1, int(self.limit))
+
+    async def __aenter__(self) -> AdaptiveLimit:
+        while True:
+            now = self.clock()
+            wait = max(self._not_before, self._next_start) - now
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            if self.in_flight < self.slots:
+                break
+            future = asyncio.get_running_loop().create_future()
+            self._waiters.append(future)
+            try:
+                await future
+            except BaseException:
+                if future in self._waiters:
+                    self._waiters.remove(future)
+                else:
+                    self._wake()  # it was handed a turn it will not take: pass it on
+                raise
+            # Woken: look again (the limit may have fallen, or a retry-after arrived meanwhile).
+        self.in_flight += 1
+        # Paced: starts spread over a round trip instead of all at once when slots free together (after a
+        # retry-after, say), so a burst does not arrive at a window that frees one slot at a time.
+        self._next_start = max(self._next_start, now) + self._latency / self.slots
+        self._started[asyncio.current_task()] = (self._generation, now)
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        self.in_flight -= 1
+        generation, started = self._started.pop(asyncio.current_task(), (self._generation, self.clock()))
+        if exc is None:
+            latency = self.clock() - started
+            self._latency = latency if self._latency == 0 else 0.9 * self._latency + 0.1 * latency
+            self._answered()
+        elif pushback(exc):
+            self._pushed_back(exc, generation)
+        self._wake()
+
+    def _answered(self) -> None:
+        before = self.slots
+        step = 1.0 / self.limit
+        if self._trouble is not None and self.limit >= self._trouble:
+            step *= CAUTION
+        self.limit = min(float(self.ceiling), self.limit + step)
+        if self.slots != before:
+            self._note()
+
+    def _pushed_back(self, exc: BaseException, generation: int) -> None:
+        self.pushbacks += 1
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:
+            self._not_before = max(self._not_before, self.clock() + retry_after)
+        if generation != self._generation or self.clock() - self._decreased_at < self._latency:
+            # Started before the last decrease, or within a round trip of it: that decrease has not had time
+            # to show (a 429 comes back in milliseconds, an answer takes a round trip).
+            return
+        self._decreased_at = self.clock()
+        self._trouble = self.limit
+        self.limit = max(1.0, self.limit * DECREASE)
+        self._generation += 1
+        self.decreases += 1
+        self._note()
+
+    def _wake(self) -> None:
+        free = self.slots - self.in_flight
+        while free > 0 and self._waiters:
+            future = self._waiters.popleft()
+            if not future.done():
+                future.set_result(None)
+                free -= 1
+
+    def _note(self) -> None:
+        self.history.append((self._now(), self.slots))
+        if len(self.history) > HISTORY_POINTS:
+            self.history = self.history[::2] + ([self.history[-1]] if len(self.history) % 2 == 0 else [])
+
+    def summary(self, since_s: float = 0.0) -> dict[str, Any]:
+        """What the bundle keeps: the limit over time (seconds since the run began) from ``since_s`` on."""
+        points = [[t, n] for t, n in self.history if t >= since_s]
+        if not points or points[0][0] > since_s:
+            earlier = [[t, n] for t, n in self.history if t < since_s]
+            if earlier:
+                points.insert(0, [since_s, earlier[-1][1]])
+        return {
+            "key": self.key,
+            "ceiling": self.ceiling,
+            "final": self.slots,
+            "pushbacks": self.pushbacks,
+            "decreases": self.decreases,
+            "history": points,
+        }
+
+
+class AdaptiveLimits:
+    """The run's adaptive limits, one per provider+model (and ceiling), created when first asked for."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._limits: dict[tuple[str, str, int], AdaptiveLimit] = {}
+
+    def get(self, provider: str, model: str, ceiling: int = CEILING) -> AdaptiveLimit:
+        key = (provider, model, ceiling)
+        if key not in self._limits:
+            self._limits[key] = AdaptiveLimit(f"{provider}/{model}", ceiling=ceiling, clock=self.clock)
+        return self._limits[key]
+
+
+__all__ = ["CEILING", "AdaptiveLimit", "AdaptiveLimits", "pushback"]

@@ -1,0 +1,234 @@
+"""``max_concurrency: auto``: the AIMD limit itself, and end to end against the emulator's rate limit."""
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from visionbench import bundle as bundle_mod
+from visionbench.adaptive_limit import CEILING, DECREASE, START, AdaptiveLimit, AdaptiveLimits, pushback
+from visionbench.calling import Caller, Limiter, RetryPolicy
+from visionbench.errors import BadRequest, RateLimited, Transient
+from visionbench.plan import load_plan
+from visionbench.plugins import default_registry
+from visionbench.runner import run
+from visionbench.strategies.adaptive import AdaptiveParams
+from visionbench.strategies.concurrent import ConcurrentParams
+from visionbench.strategies.single_prompt import SinglePromptParams
+
+SAMPLES = Path(__file__).resolve().parents[1] / "framework" / "sample_images"
+
+
+async def attempt(limit, error=None, hold_s=0.0):
+    """One request attempt through ``limit``: answered, or failed with ``error``."""
+    try:
+        async with limit:
+            await asyncio.sleep(hold_s)
+            if error is not None:
+                raise error
+    except (RateLimited, Transient, BadRequest) as exc:
+        assert exc is error
+
+
+def test_which_errors_are_pushback():
+    assert pushback(RateLimited("429"))
+    assert pushback(Transient("overloaded", status=529)) and pushback(Transient("unavailable", status=503))
+    assert not pushback(Transient("internal", status=500)) and not pushback(Transient("timeout"))
+    assert not pushback(BadRequest("bad", status=503)) and not pushback(None)
+
+
+async def test_each_answer_adds_one_over_the_limit_up_to_the_ceiling():
+    limit = AdaptiveLimit("p/m", ceiling=6)
+    assert limit.limit == START
+    await attempt(limit)
+    assert limit.limit == pytest.approx(START + 1 / START)
+    for _ in range(200):
+        await attempt(limit)
+    assert limit.limit == 6 and limit.slots == 6
+    assert limit.history[0][1] == START and limit.history[-1][1] == 6
+
+
+async def test_a_429_cuts_the_limit_once_per_round_trip():
+    limit = AdaptiveLimit("p/m")
+    for _ in range(20):
+        await attempt(limit, hold_s=0.01)  # a round trip of about 10 ms
+    before = limit.limit
+    # Three requests in flight together are all refused: one decrease, not three.
+    await asyncio.gather(*(attempt(limit, RateLimited("429"), hold_s=0.001) for _ in range(3)))
+    assert limit.limit == pytest.approx(before * DECREASE)
+    assert limit.pushbacks == 3 and limit.decreases == 1
+    # Started after that decrease and a round trip later: a new signal, a new decrease.
+    await asyncio.sleep(0.02)
+    await attempt(limit, RateLimited("429"))
+    assert limit.decreases == 2 and limit.limit == pytest.approx(before * DECREASE**2)
+
+
+async def test_other_errors_leave_the_limit_alone():
+    limit = AdaptiveLimit("p/m")
+    await attempt(limit, Transient("internal", status=500))
+    await attempt(limit, BadRequest("bad"))
+    assert limit.limit == START and limit.pushbacks == 0
+
+
+async def test_never_below_one():
+    limit = AdaptiveLimit("p/m")
+    for _ in range(10):
+        await attempt(limit, Transient("overloaded", status=529))
+        limit._decreased_at = -1e9  # as if a round trip had passed each time
+    assert limit.limit == 1 and limit.slots == 1
+
+
+async def test_a_retry_after_holds_every_new_request():
+    limit = AdaptiveLimit("p/m")
+    await attempt(limit, RateLimited("429", retry_after=0.15))
+    start = time.monotonic()
+    await attempt(limit)
+    assert time.monotonic() - start >= 0.14
+
+
+async def test_in_flight_never_exceeds_the_limit():
+    limit = AdaptiveLimit("p/m", ceiling=8)
+    peak = 0
+
+    async def one():
+        nonlocal peak
+        async with limit:
+            peak = max(peak, limit.in_flight)
+            assert limit.in_flight <= limit.slots
+            await asyncio.sleep(0.002)
+
+    await asyncio.gather(*(one() for _ in range(100)))
+    assert 4 < peak <= 8 and limit.in_flight == 0
+
+
+async def test_a_cancelled_waiter_gives_its_turn_on():
+    limit = AdaptiveLimit("p/m", ceiling=1)
+    limit.limit = 1.0
+    release = asyncio.Event()
+
+    async def holder():
+        async with limit:
+            await release.wait()
+
+    first = asyncio.ensure_future(holder())
+    await asyncio.sleep(0)
+    waiter = asyncio.ensure_future(attempt(limit))
+    other = asyncio.ensure_future(attempt(limit))
+    await asyncio.sleep(0.01)
+    waiter.cancel()
+    release.set()
+    await asyncio.wait_for(asyncio.gather(first, other), 1)
+    assert limit.in_flight == 0
+
+
+async def test_the_caller_feeds_the_limit_and_retries_past_a_429():
+    caller = Caller(RetryPolicy(max_attempts=3, base_delay_s=0.0, max_delay_s=0.0))
+    adaptive = caller.adaptive.get("gemini", "gemini-3.5-flash")
+    errors = [RateLimited("429", retry_after=0.01)]
+
+    async def fn():
+        if errors:
+            raise errors.pop()
+        return "ok"
+
+    outcome = await caller.call(fn, Limiter(adaptive=adaptive))
+    assert outcome.value == "ok" and outcome.attempts == 2
+    assert adaptive.pushbacks == 1 and adaptive.decreases == 1 and adaptive.in_flight == 0
+
+
+def test_one_limit_per_provider_and_model():
+    limits = AdaptiveLimits()
+    a = limits.get("gemini", "gemini-3.5-flash")
+    assert limits.get("gemini", "gemini-3.5-flash") is a
+    assert limits.get("gemini", "gemini-3.5-flash-lite") is not a
+    assert limits.get("anthropic", "gemini-3.5-flash") is not a
+    assert limits.get("gemini", "gemini-3.5-flash", ceiling=8).ceiling == 8
+
+
+def test_the_summary_covers_the_cell_from_its_start():
+    clock = iter([0.0, 1.0, 2.0, 3.0]).__next__
+    limit = AdaptiveLimit("p/m", clock=clock)  # history starts at t=0 with START
+    limit.limit = 9.5
+    limit._note()  # t=1
+    limit.limit = 12
+    limit._note()  # t=2
+    summary = limit.summary(since_s=1.5)
+    assert summary["history"] == [[1.5, 9], [2.0, 12]] and summary["final"] == 12
+    assert summary["key"] == "p/m" and summary["ceiling"] == CEILING
+
+
+@pytest.mark.parametrize("params", [ConcurrentParams, SinglePromptParams, AdaptiveParams])
+def test_the_strategies_take_auto_or_a_number(params):
+    assert params(max_concurrency="auto").max_concurrency == "auto"
+    assert params(max_concurrency=3).max_concurrency == 3
+    for bad in ("fast", 0, -1):
+        with pytest.raises(ValidationError):
+            params(max_concurrency=bad)
+
+
+def experiment(tmp_path, strategies, rate_limit, models=("gemini-3.5-flash",)):
+    profile = {
+        "latency": {"base_s": 0.02, "per_input_token_s": 0, "output_tokens_per_s": 1e9, "jitter": 0},
+        "capacity": 100,
+        "rate_limit": rate_limit,
+        "faults": {"http_500": 0, "http_503": 0, "drop_connection": 0, "slow": {"probability": 0}},
+        "answers": {"relative_sd": 0, "absolute_sd": 0},
+    }
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text(yaml.safe_dump({"seed": 1, "time_scale": 1.0, "defaults": profile, "models": {"*": {}}}))
+    config = {
+        "name": "auto",
+        "dataset": {"path": str(SAMPLES), "labels": "labels.json", "label_field": "person_count"},
+        "task": {"prompt": "How many people are in this image? Answer with a single integer.", "answer": "integer"},
+        "preprocessing": {"max_side": 128},
+        "emulator": {"profiles": str(profiles)},
+        "retry": {"max_attempts": 10, "base_delay_s": 0.01, "max_delay_s": 0.05, "timeout_s": 20},
+        "matrix": [{"provider": "gemini", "models": list(models), "strategies": strategies}],
+    }
+    path = tmp_path / "auto.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+async def run_it(path, tmp_path):
+    plan = load_plan(path, default_registry())
+    data = bundle_mod.load(await run(plan, results_dir=tmp_path / "results", cache_dir=tmp_path / "cache"))
+    bundle_mod.validate(data)
+    return data
+
+
+async def test_auto_backs_off_at_the_emulators_rate_limit_and_answers_everything(tmp_path):
+    # 3 requests per 0.3 s window: 10 images at 4 in flight run into it at once.
+    limit = {"requests_per_minute": 3, "window_s": 0.3}
+    data = await run_it(experiment(tmp_path, [{"name": "concurrent", "max_concurrency": "auto"}], limit), tmp_path)
+    [cell] = data["cells"]
+    assert cell["summary"]["errors"] == 0 and data["status"] == "complete"
+    concurrency = cell["extra"]["concurrency"]
+    [used] = concurrency["limits"]
+    assert concurrency["mode"] == "auto" and used["key"] == "gemini/gemini-3.5-flash"
+    assert used["pushbacks"] >= 1 and used["decreases"] >= 1
+    assert used["history"][0][1] == START and min(n for _, n in used["history"]) < START
+    assert any(r["attempts"] > 1 for r in data["records"])  # the refused requests were asked again
+
+
+async def test_cells_on_one_model_share_the_limit_and_fixed_cells_record_none(tmp_path):
+    strategies = [
+        {"name": "concurrent", "max_concurrency": "auto"},
+        {"name": "single-prompt", "chunk_size": 2, "max_concurrency": "auto"},
+        {"name": "adaptive", "max_concurrency": "auto", "tier1": {"model": "gemini-3.5-flash-lite"}},
+        {"name": "concurrent", "max_concurrency": 2},
+    ]
+    data = await run_it(experiment(tmp_path, strategies, {"requests_per_minute": None}), tmp_path)
+    cells = {c["id"]: c for c in data["cells"]}
+    assert all(c["summary"]["errors"] == 0 for c in cells.values())
+    first = cells["gemini/gemini-3.5-flash/concurrent@max_concurrency=auto"]["extra"]["concurrency"]["limits"]
+    single = cells["gemini/gemini-3.5-flash/single-prompt"]["extra"]["concurrency"]["limits"]
+    adaptive = cells["gemini/gemini-3.5-flash/adaptive"]["extra"]["concurrency"]["limits"]
+    assert [x["key"] for x in first] == [x["key"] for x in single] == ["gemini/gemini-3.5-flash"]
+    # The later cell starts where the earlier one left off: one limit for the model, for the whole run.
+    assert single[0]["history"][0][1] == first[0]["final"] > START
+    assert sorted(x["key"] for x in adaptive) == ["gemini/gemini-3.5-flash", "gemini/gemini-3.5-flash-lite"]
+    assert "concurrency" not in cells["gemini/gemini-3.5-flash/concurrent@max_concurrency=2"]["extra"]

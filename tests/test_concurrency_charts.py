@@ -1,0 +1,39 @@
+"""A max_concurrency sweep expands into cells; the report draws it, and the limit auto found over time."""
+
+from PIL import Image
+from test_adaptive_limit import experiment, run_it
+
+from visionbench.charts import write_charts
+from visionbench.concurrency_charts import sweep_series, time_weighted_limit
+from visionbench.html_report import write_html_report
+
+
+def test_the_time_weighted_limit_of_a_step_history():
+    history = {"limits": [{"history": [[0.0, 4], [1.0, 8], [3.0, 2]]}]}
+    assert time_weighted_limit(history, end_s=4.0) == (4 * 1 + 8 * 2 + 2 * 1) / 4
+    assert time_weighted_limit({"limits": []}) is None
+
+
+async def test_a_concurrency_sweep_is_cells_and_charts(tmp_path):
+    strategies = [{"name": "concurrent", "max_concurrency": [1, 4, "auto"]}]
+    data = await run_it(experiment(tmp_path, strategies, {"requests_per_minute": None}), tmp_path)
+    ids = [c["id"] for c in data["cells"]]
+    assert ids == [f"gemini/gemini-3.5-flash/concurrent@max_concurrency={c}" for c in (1, 4, "auto")]
+    assert [c["varied"] for c in data["cells"]] == [{"max_concurrency": c} for c in (1, 4, "auto")]
+    [(name, points)] = sweep_series(data).items()
+    assert name == "gemini/gemini-3.5-flash/concurrent"
+    assert [(c, kind) for c, kind, _ in points][:2] == [(1.0, "fixed"), (4.0, "fixed")]
+    assert points[2][1] == "auto" and points[2][0] >= 4
+    assert all(f["requests_per_s"] > 0 and f["p95_s"] >= f["p50_s"] > 0 for _, _, f in points)
+    charts = write_charts(data, tmp_path / "charts")
+    for key in ("concurrency_sweep", "concurrency"):
+        with Image.open(charts[key]) as img:
+            assert img.width > 500
+    html = write_html_report(data, tmp_path / "report.html", charts).read_text()
+    assert html.count("<img") == len(charts) and 'alt="concurrency_sweep chart"' in html
+
+
+async def test_no_concurrency_charts_without_a_sweep_or_auto(tmp_path):
+    data = await run_it(experiment(tmp_path, [{"name": "concurrent", "max_concurrency": 2}], {}), tmp_path)
+    charts = write_charts(data, tmp_path / "charts")
+    assert "concurrency_sweep" not in charts and "concurrency" not in charts
