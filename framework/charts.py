@@ -8,6 +8,8 @@ from typing import Any
 
 from visionbench.cellnames import short_names
 from visionbench.concurrency_charts import write_concurrency_charts
+from visionbench.figures import plt as _plt
+from visionbench.figures import save as _save
 from visionbench.significance import numeric_task
 from visionbench.stats import CellStats, cell_stats, cost_per_1k
 
@@ -18,24 +20,6 @@ CHART_FILES = {
     "resolution": "resolution.png",
 }
 _BLUE, _ORANGE, _GREY, _GREEN = "#4C72B0", "#DD8452", "#8C8C8C", "#2A9D55"
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _plt().close(fig)
-    return path
 
 
 def _title(bundle: dict[str, Any], what: str) -> str:

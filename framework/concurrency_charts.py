@@ -6,16 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from visionbench.figures import plt as _plt
+from visionbench.figures import save as _save
+
 CONCURRENCY_FILES = {"concurrency_sweep": "concurrency_sweep.png", "concurrency": "concurrency.png"}
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -132,15 +126,6 @@ def concurrency_chart(bundle: dict[str, Any], path: Path) -> Path | None:
     ax.legend(fontsize=7, loc="best")
     ax.set_title(f"{bundle['config']['name']}: max_concurrency auto over time (429s / overloads cut it)")
     return _save(fig, path)
-
-
-def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _plt().close(fig)
-    return path
 
 
 def write_concurrency_charts(bundle: dict[str, Any], folder: Path) -> dict[str, Path]:
