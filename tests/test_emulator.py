@@ -308,7 +308,9 @@ async def test_capacity_queueing_delays_requests(dataset: Path) -> None:
             *(client.aio.models.generate_content(model="gemini-3.5-flash", contents=g_parts(data)) for _ in range(3))
         )
         elapsed = time.monotonic() - start
-        assert elapsed >= 0.6
+        # Three 0.2 s services one after another; in parallel they would take 0.2 s. The margin is the event
+        # loop's clock resolution, which may wake a sleep a few ms early.
+        assert elapsed >= 0.55
         stats = emu.stats["gemini-3.5-flash"]
         assert stats.max_in_flight == 1 and stats.max_queued == 2 and stats.succeeded == 3
 
@@ -332,7 +334,7 @@ async def test_service_time_includes_the_emulators_own_work(dataset: Path, monke
             model="gemini-3.5-flash", contents=g_parts(jpeg(dataset / "b.png"))
         )
         elapsed = time.monotonic() - start
-        assert r.text == "3" and 0.5 <= elapsed < 0.75, elapsed
+        assert r.text == "3" and 0.48 <= elapsed < 0.75, elapsed  # 0.48: the loop may wake a sleep early
 
 
 async def test_time_scale_zero_is_instant(dataset: Path) -> None:
