@@ -150,7 +150,6 @@ class CellContext:
         self._on_record = on_record
         self.prices = prices
         self.jobs = jobs
-        self.records: list[Record] = []
         #: The items the cell is expected to ask about, in order (the runner's to-do list): read ahead.
         self._cache = ReadAhead(preprocessor, expected, preprocessing)
         self._adaptive: list[AdaptiveLimit] = []
@@ -401,10 +400,8 @@ class CellContext:
                 out = result.usage.output_tokens if result.usage is not None else None
                 if out is not None and result.generation_s:
                     record.output_tokens_per_s = out / result.generation_s
+        # The record goes to the bundle and the cell's tallies there; none is kept here, so memory stays flat.
         self._on_record(record)
-        # In the bundle now. Summaries never read the per-request text, so a big run's memory stays flat.
-        record.raw_text = record.request_id = record.model_version = None
-        self.records.append(record)
         return record
 
     def price(self, provider: str, model: str, response: Response, *, batch: bool = False) -> float | None:

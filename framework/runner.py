@@ -8,6 +8,7 @@ import platform
 import secrets
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -21,7 +22,7 @@ from visionbench.errors import BudgetExceeded
 from visionbench.jobs import JobStore
 from visionbench.plan import Plan, started
 from visionbench.preprocess import Preprocessor
-from visionbench.scoring import summarize_cell
+from visionbench.scoring import RecordStats, summarize_cell
 from visionbench.types import Record
 
 PACKAGES = (
@@ -88,11 +89,13 @@ def final_status(cells: list[dict[str, Any]]) -> str:
     return "incomplete" if any(entry["summary"]["errors"] for entry in cells) else "complete"
 
 
-def _earlier(previous: dict[str, Any] | None, cell_id: str, repeat: int) -> list[Record]:
-    """Records of this cell and repeat from the run being resumed, if any."""
+def _earlier(previous: dict[str, Any] | None, cell_id: str, repeat: int) -> Iterator[Record]:
+    """Records of this cell and repeat from the run being resumed, if any, one at a time."""
     if previous is None:
-        return []
-    return [record_from_json(r) for r in previous["records"] if r["cell"] == cell_id and r["repeat"] == repeat]
+        return
+    for r in previous["records"]:
+        if r["cell"] == cell_id and r["repeat"] == repeat:
+            yield record_from_json(r)
 
 
 def _earlier_wall(bundle: dict[str, Any], cell_id: str, repeat: int) -> float:
@@ -252,12 +255,15 @@ async def _run_cell(
 ) -> None:
     strategy = plan.strategies[cell.id]
     items = plan.items
-    earlier = _earlier(previous, cell.id, repeat)
-    done = strategy.finished(earlier)
+    tally, stats = strategy.tally(), RecordStats()
+    for record in _earlier(previous, cell.id, repeat):
+        tally.add(record)
+        stats.add(record)
+    done = tally.finished()
     if retry_errors:
-        done -= {i for i, answer in strategy.final_answers(earlier).items() if answer.error is not None}
+        done -= {i for i, answer in tally.final_answers().items() if answer.error is not None}
     todo = [item for item in items if item.id not in done]
-    if earlier and not todo:
+    if stats.records and not todo:
         return  # finished in the run being resumed
 
     def on_record(record: Record) -> None:
@@ -265,7 +271,9 @@ async def _run_cell(
         writer.add_record(record)
         if record.tier in (None, 1):
             progress.advance(len(record.answers))
-        budget.spend(record.cost_usd)
+        budget.spend(record.cost_usd)  # over budget: the record is in the bundle, not in the cell's summary
+        tally.add(record)
+        stats.add(record)
 
     ctx = CellContext(
         cell_id=cell.id,
@@ -283,7 +291,6 @@ async def _run_cell(
         jobs=jobs,
         expected=todo,
     )
-    ctx.records.extend(earlier)
     label = cell.id if plan.experiment.spec.repeats == 1 else f"{cell.id} #{repeat + 1}"
     progress.start_cell(label, len(items))
     progress.advance(len(items) - len(todo))
@@ -301,9 +308,9 @@ async def _run_cell(
     finally:
         ctx.close()
         wall_s = (end if end is not None else caller.now()) - start  # the strategy's time, not the summary's
-        final = strategy.final_answers(ctx.records)
-        summary = summarize_cell(items, ctx.records, final, wall_s)
-        extra = _merged(_merged(strategy.summarize(items, ctx.records), returned or {}), ctx.concurrency_summary())
+        final = tally.final_answers()
+        summary = summarize_cell(items, stats, final, wall_s)
+        extra = _merged(_merged(tally.summarize(items), returned or {}), ctx.concurrency_summary())
         writer.set_cell(_cell_entry(cell, repeat, status, summary, final, extra, error))
 
 

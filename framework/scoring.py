@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from visionbench.types import Answer, ImageItem, Record
@@ -17,12 +19,6 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     pos = (len(ordered) - 1) * q / 100
     lo, hi = math.floor(pos), math.ceil(pos)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def _sum_usage(records: Sequence[Record], field: str) -> int | None:
-    """Total of a usage field; ``None`` when no request reported it (unknown is not zero)."""
-    values = [getattr(r.usage, field) for r in records if r.usage is not None and getattr(r.usage, field) is not None]
-    return sum(values) if values else None
 
 
 def accuracy(items: Sequence[ImageItem], final: Mapping[str, Answer]) -> dict[str, Any]:
@@ -43,41 +39,83 @@ def accuracy(items: Sequence[ImageItem], final: Mapping[str, Answer]) -> dict[st
     }
 
 
+_USAGE_SUMS = ("input_tokens", "output_tokens", "thinking_tokens")
+
+
+@dataclass
+class RecordStats:
+    """What a cell run's summary needs from its records, gathered one record at a time (none is kept).
+
+    Per request sent only its latency, queue and service times (and, when streamed, time to first token and
+    output tokens/s): 8 bytes each in an array; everything else is counts and sums.
+    """
+
+    records: int = 0
+    requests: int = 0  # records with at least one attempt
+    attempts: int = 0
+    latency: array = field(default_factory=lambda: array("d"))
+    queue: array = field(default_factory=lambda: array("d"))
+    service: array = field(default_factory=lambda: array("d"))
+    ttft: array = field(default_factory=lambda: array("d"))
+    rates: array = field(default_factory=lambda: array("d"))
+    cost: float = 0
+    priced: int = 0  # records with a cost
+    billable: int = 0  # records sent and answered without error: each should have a cost
+    #: Totals of each usage field; None while no request has reported it (unknown is not zero).
+    usage: dict[str, int | None] = field(default_factory=lambda: dict.fromkeys(_USAGE_SUMS))
+
+    def add(self, record: Record) -> None:
+        """Take one record into account."""
+        self.records += 1
+        self.attempts += record.attempts
+        if record.attempts > 0:
+            latency = record.latency_s
+            self.requests += 1
+            self.latency.append(latency)
+            self.queue.append(record.queue_s)
+            self.service.append(max(0.0, latency - record.queue_s - record.backoff_s))
+            if record.ttft_s is not None:
+                self.ttft.append(record.ttft_s)
+            if record.output_tokens_per_s is not None:
+                self.rates.append(record.output_tokens_per_s)
+            if record.error is None:
+                self.billable += 1
+        if record.cost_usd is not None:
+            self.cost += record.cost_usd
+            self.priced += 1
+        if record.usage is not None:
+            for name in _USAGE_SUMS:
+                value = getattr(record.usage, name)
+                if value is not None:
+                    total = self.usage[name]
+                    self.usage[name] = value if total is None else total + value
+
+
 def summarize_cell(
-    items: Sequence[ImageItem], records: Sequence[Record], final: Mapping[str, Answer], wall_s: float
+    items: Sequence[ImageItem], stats: RecordStats, final: Mapping[str, Answer], wall_s: float
 ) -> dict[str, Any]:
-    """The figures of one cell run (one repeat)."""
-    sent = [r for r in records if r.attempts > 0]
-    latencies = [r.latency_s for r in sent]
-    queue = [r.queue_s for r in sent]
-    service = [max(0.0, r.latency_s - r.queue_s - r.backoff_s) for r in sent]
-    ttft = [r.ttft_s for r in sent if r.ttft_s is not None]
-    rates = [r.output_tokens_per_s for r in sent if r.output_tokens_per_s is not None]
-    costs = [r.cost_usd for r in records if r.cost_usd is not None]
+    """The figures of one cell run (one repeat), from its records' ``stats``."""
     errors = sum(1 for item in items if item.id not in final or final[item.id].error is not None)
     # Unknown if any successful request has no price: a partial sum would understate the bill.
-    priced_all = len(costs) == sum(1 for r in records if r.error is None and r.attempts)
-    cost = sum(costs) if costs and priced_all else None
+    cost = stats.cost if stats.priced and stats.priced == stats.billable else None
     return {
         "items": len(items),
-        "requests": sum(1 for r in records if r.attempts > 0),
-        "attempts": sum(r.attempts for r in records),
+        "requests": stats.requests,
+        "attempts": stats.attempts,
         "errors": errors,
         "wall_s": wall_s,
-        "latency_p50_s": percentile(latencies, 50),
-        "latency_p90_s": percentile(latencies, 90),
-        "latency_p95_s": percentile(latencies, 95),
-        "latency_p99_s": percentile(latencies, 99),
-        "queue_p50_s": percentile(queue, 50),
-        "service_p50_s": percentile(service, 50),
+        "latency_p50_s": percentile(stats.latency, 50),
+        "latency_p90_s": percentile(stats.latency, 90),
+        "latency_p95_s": percentile(stats.latency, 95),
+        "latency_p99_s": percentile(stats.latency, 99),
+        "queue_p50_s": percentile(stats.queue, 50),
+        "service_p50_s": percentile(stats.service, 50),
         # Streamed cells only (None otherwise): time to first token and output tokens per second after it.
-        "ttft_p50_s": percentile(ttft, 50),
-        "ttft_p95_s": percentile(ttft, 95),
-        "output_tokens_per_s_p50": percentile(rates, 50),
+        "ttft_p50_s": percentile(stats.ttft, 50),
+        "ttft_p95_s": percentile(stats.ttft, 95),
+        "output_tokens_per_s_p50": percentile(stats.rates, 50),
         "images_per_s": len(items) / wall_s if wall_s > 0 else None,
-        "input_tokens": _sum_usage(records, "input_tokens"),
-        "output_tokens": _sum_usage(records, "output_tokens"),
-        "thinking_tokens": _sum_usage(records, "thinking_tokens"),
+        **{name: stats.usage[name] for name in _USAGE_SUMS},
         "cost_usd": cost,
         "cost_per_1k_images_usd": cost * 1000 / len(items) if cost is not None and items else None,
         **accuracy(items, final),

@@ -140,6 +140,42 @@ async def for_each(items: Iterable[T], concurrency: int, fn: Callable[[T], Await
         raise
 
 
+class Tally:
+    """One cell run's records, taken one at a time as they are made (and a resumed run's earlier ones first).
+
+    It keeps what its answers need, never the records: a big run's memory stays flat. By default the last
+    answer given for an item (by end time; on a tie, the one added last) counts, and an item with an answer
+    is finished. Subclasses override ``add`` and the three readings to change those rules.
+    """
+
+    def __init__(self) -> None:
+        self._final: dict[str, Answer] = {}
+        self._end: dict[str, float] = {}  # end time of the answer held for each item
+
+    def add(self, record: Record) -> None:
+        """Take one record into account."""
+        end = record.end_s
+        for answer in record.answers:
+            if self._end.get(answer.item_id, end) <= end:
+                self._final[answer.item_id] = answer
+                self._end[answer.item_id] = end
+
+    def final_answers(self) -> dict[str, Answer]:
+        """Which answer counts for each item."""
+        return self._final
+
+    def finished(self) -> set[str]:
+        """Items whose work is done (answered, or failed for good), so a resumed run skips them.
+
+        By default, those with a final answer. ``--retry-errors`` asks the failed ones of them again.
+        """
+        return set(self._final)
+
+    def summarize(self, items: Sequence[ImageItem]) -> dict[str, Any]:
+        """Strategy-specific figures for the cell summary (e.g. a filter's precision and recall)."""
+        return {}
+
+
 class NoParams(StrictModel):
     """Params of a strategy that takes none."""
 
@@ -174,21 +210,7 @@ class Strategy(ABC):
     async def run(self, items: Sequence[ImageItem], ctx: StrategyContext) -> dict[str, Any] | None:
         """Ask about every item through ``ctx``; return figures of this run for the cell summary, or None."""
 
-    def summarize(self, items: Sequence[ImageItem], records: Sequence[Record]) -> dict[str, Any]:
-        """Strategy-specific figures for the cell summary (e.g. a filter's precision and recall)."""
-        return {}
-
-    def final_answers(self, records: Sequence[Record]) -> dict[str, Answer]:
-        """Which answer counts for each item: by default the last answer given for it."""
-        final: dict[str, Answer] = {}
-        for record in sorted(records, key=lambda r: r.end_s):
-            for answer in record.answers:
-                final[answer.item_id] = answer
-        return final
-
-    def finished(self, records: Sequence[Record]) -> set[str]:
-        """Items whose work is done (answered, or failed for good), so a resumed run skips them.
-
-        By default, those with a final answer. ``--retry-errors`` asks the failed ones of them again.
-        """
-        return set(self.final_answers(records))
+    def tally(self) -> Tally:
+        """A fresh accumulator for one cell run's records: which answer counts per item, which items are done,
+        and the strategy's own figures. Override to change those rules (see :class:`Tally`)."""
+        return Tally()

@@ -15,10 +15,11 @@ from visionbench.strategy import (
     PlannedRequest,
     Strategy,
     StrategyContext,
+    Tally,
     for_each,
     workers,
 )
-from visionbench.types import Answer, Capabilities, ImageItem, Record
+from visionbench.types import Capabilities, ImageItem, Record
 
 
 class Tier1(StrictModel):
@@ -83,38 +84,54 @@ class Adaptive(Strategy):
 
         await for_each(items, workers(p.max_concurrency, p.max_concurrency_ceiling), one)
 
-    def final_answers(self, records: Sequence[Record]) -> dict[str, Answer]:
-        """Tier 2's answer where it gave one, else tier 1's (a failed tier 2 does not erase a tier-1 answer)."""
-        final: dict[str, Answer] = {}
-        for record in sorted(records, key=lambda r: (r.tier or 0, r.end_s)):
-            for answer in record.answers:
-                if answer.error is None or answer.item_id not in final or final[answer.item_id].error is not None:
-                    final[answer.item_id] = answer
-        return final
+    def tally(self) -> AdaptiveTally:
+        return AdaptiveTally(self.params.escalate_at)
 
-    def finished(self, records: Sequence[Record]) -> set[str]:
-        """Done: tier 2 was asked, or tier 1 answered below the threshold (an image it sends on is not done)."""
-        done = {i for r in records if r.tier == 2 for i in r.item_ids}
-        for record in records:
-            if record.tier == 1:
-                done.update(
-                    a.item_id
-                    for a in record.answers
-                    if a.error is None and not needs_escalation(a.value, self.params.escalate_at)
-                )
-        return done
 
-    def summarize(self, items: Sequence[ImageItem], records: Sequence[Record]) -> dict[str, Any]:
+class AdaptiveTally(Tally):
+    """Tier 2's answer where it gave one, else tier 1's (a failed tier 2 does not erase a tier-1 answer).
+
+    Done: tier 2 was asked, or tier 1 answered below the threshold (an image it sends on is not done).
+    """
+
+    def __init__(self, escalate_at: float) -> None:
+        super().__init__()
+        self.escalate_at = escalate_at
+        self._key: dict[str, tuple[int, float]] = {}  # (tier, end time) of the answer held for each item
+        self.escalated: set[str] = set()  # items tier 2 was asked about
+        self._settled: set[str] = set()  # items tier 1 answered below the threshold
+
+    def add(self, record: Record) -> None:
+        key = (record.tier or 0, record.end_s)
+        if record.tier == 2:
+            self.escalated.update(record.item_ids)
+        for answer in record.answers:
+            if record.tier == 1 and answer.error is None and not needs_escalation(answer.value, self.escalate_at):
+                self._settled.add(answer.item_id)
+            held = self._final.get(answer.item_id)
+            if held is None:
+                take = True
+            elif (answer.error is None) == (held.error is None):
+                take = self._key[answer.item_id] <= key  # the later in (tier, end) order; on a tie, this one
+            else:
+                take = answer.error is None  # an answer beats an error, whichever came first
+            if take:
+                self._final[answer.item_id] = answer
+                self._key[answer.item_id] = key
+
+    def finished(self) -> set[str]:
+        return self.escalated | self._settled
+
+    def summarize(self, items: Sequence[ImageItem]) -> dict[str, Any]:
         """How well tier 1 picked the items that needed tier 2, judged by the labels."""
-        escalated = {i for r in records if r.tier == 2 for i in r.item_ids}
         labelled = [item for item in items if item.label is not None]
-        truth = {item.id for item in labelled if needs_escalation(item.label, self.params.escalate_at)}
-        chosen = escalated & {item.id for item in labelled}
+        truth = {item.id for item in labelled if needs_escalation(item.label, self.escalate_at)}
+        chosen = self.escalated & {item.id for item in labelled}
         hits = len(chosen & truth)
         return {
-            "tier2_items": len(escalated),
+            "tier2_items": len(self.escalated),
             "tier1_filter": {
-                "escalate_at": self.params.escalate_at,
+                "escalate_at": self.escalate_at,
                 "precision": hits / len(chosen) if chosen else None,
                 "recall": hits / len(truth) if truth else None,
                 "true_positives": hits,

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from visionbench import hookimpl
 from visionbench.spec import StrictModel
-from visionbench.strategy import PlannedRequest, Strategy, StrategyContext
+from visionbench.strategy import PlannedRequest, Strategy, StrategyContext, Tally
 from visionbench.types import Capabilities, ImageItem, Record
 
 
@@ -46,10 +46,27 @@ class ProviderBatch(Strategy):
         state = status.state if status is not None else None
         return {"batch": {"job_id": job.job_id, "state": state, "resumed": job.resumed, "replaced": job.replaced}}
 
-    def summarize(self, items: Sequence[ImageItem], records: Sequence[Record]) -> dict[str, Any]:
-        ended = [r.end_s for r in records if r.batch]
-        started = [r.start_s for r in records if r.batch]
-        return {"batch": {"turnaround_s": max(ended) - min(started) if ended else None}}
+    def tally(self) -> BatchTally:
+        return BatchTally()
+
+
+class BatchTally(Tally):
+    """The default answers, and the batch's turnaround: its first record's start to its last one's end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: float | None = None
+        self.ended: float | None = None
+
+    def add(self, record: Record) -> None:
+        super().add(record)
+        if record.batch:
+            self.started = record.start_s if self.started is None else min(self.started, record.start_s)
+            self.ended = record.end_s if self.ended is None else max(self.ended, record.end_s)
+
+    def summarize(self, items: Sequence[ImageItem]) -> dict[str, Any]:
+        turnaround = self.ended - self.started if self.ended is not None and self.started is not None else None
+        return {"batch": {"turnaround_s": turnaround}}
 
 
 @hookimpl

@@ -109,3 +109,15 @@ def test_batch_needs_a_provider_with_a_batch_api(tmp_path, image_dir, registry):
     path.write_text(path.read_text().replace("- m1", "- centerface").replace("local-faces: {}", "local-faces: {}"))
     with pytest.raises(ConfigError, match="no batch API"):
         load_plan(path, registry)
+
+
+def test_batch_turnaround_from_the_tally() -> None:
+    from visionbench.strategies.provider_batch import ProviderBatch
+    from visionbench.types import Record
+
+    tally = ProviderBatch().tally()
+    assert tally.summarize([]) == {"batch": {"turnaround_s": None}}
+    tally.add(Record("c", ["a"], "p", "m", None, 0.5, 0.5, 0, 96))  # not through the batch API: left out
+    tally.add(Record("c", ["a"], "p", "m", None, 2.0, 9.0, 1, 96, batch=True))
+    tally.add(Record("c", ["b"], "p", "m", None, 1.0, 7.0, 1, 96, batch=True))
+    assert tally.summarize([]) == {"batch": {"turnaround_s": 8.0}}
