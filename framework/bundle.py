@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import tempfile
+from array import array
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
@@ -18,6 +20,7 @@ import jsonschema
 import orjson
 
 from visionbench.errors import InputError
+from visionbench.records import BLOCK, Records, scan
 from visionbench.secrets import RedactingWriter, redact
 from visionbench.types import Answer, ImageItem, Record, Usage
 
@@ -33,6 +36,8 @@ def schema() -> dict[str, Any]:
 
 def validate(bundle: dict[str, Any]) -> None:
     """Raise ``jsonschema.ValidationError`` if ``bundle`` does not follow the schema."""
+    if isinstance(bundle.get("records"), Records):  # a loaded bundle's records, read from its file
+        bundle = {**bundle, "records": list(bundle["records"])}
     jsonschema.validate(bundle, schema())
 
 
@@ -66,6 +71,8 @@ def _jsonable(value: Any) -> Any:
     """What the JSON encoder writes for values it does not know: an answer's fields, else the value as text."""
     if isinstance(value, Answer):  # a cell's answers stay Answer objects in memory: no dict per item
         return {"item_id": value.item_id, "value": value.value, "error": value.error}
+    if isinstance(value, Records):  # a loaded bundle's records, read from its file
+        return list(value)
     return str(value)
 
 
@@ -109,16 +116,6 @@ def _reason(exc: Exception) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
 
-def _read_json(path: Path, what: str) -> Any:
-    """JSON from ``path``; a missing, unreadable, empty or malformed file is an InputError naming it."""
-    try:
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file ({what} was expected)") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read {what}: {_reason(exc)}") from None
-
-
 def _record_lines(path: Path) -> Iterator[str]:
     """The lines of a records file, without a last line cut short by a killed process."""
     if not path.exists():
@@ -132,22 +129,85 @@ def _record_lines(path: Path) -> Iterator[str]:
 
 def load(path: str | Path) -> dict[str, Any]:
     """A bundle from a run folder or a bundle file, with its records (read from the records file of a run
-    that is still going or was killed)."""
+    that is still going or was killed).
+
+    ``records`` is a :class:`visionbench.records.Records`: a sequence that reads each record from the file
+    when it is used, so a bundle of 100,000 records is not 100,000 dicts in memory.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / BUNDLE_NAME
-    data = _read_json(path, "a run bundle")
+    data = _read_bundle(path)
     if not isinstance(data, dict) or "schema_version" not in data:
         raise InputError(f"{path}: not a visionbench bundle (no schema_version); give a run folder or its bundle.json")
     records_file = data.pop("records_file", None)
     if records_file is not None:
-        records = path.parent / records_file
-        try:
-            data["records"] = [json.loads(line) for line in _record_lines(records)]
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{records}: cannot read the run's records: {_reason(exc)}") from None
+        data["records"] = _records_file(path.parent / records_file)
         data["simulated"] = data.get("simulated") or any(r.get("simulated") for r in data["records"])
     return data
+
+
+#: What a finished bundle has between its header and its records, one per line (``_write_with_records``).
+_RECORDS_KEY = b',\n "records": [\n'
+
+
+def _read_bundle(path: Path) -> Any:
+    """The bundle's JSON; a finished bundle's records are left in the file, found by their lines."""
+    try:
+        file = path.open("rb")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file (a run bundle was expected)") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read a run bundle: {_reason(exc)}") from None
+    keep = False  # the file stays open for the records read from it
+    try:
+        head, at = bytearray(), -1
+        while at < 0 and (chunk := file.read(BLOCK)):
+            head += chunk
+            at = head.find(_RECORDS_KEY, max(0, len(head) - len(chunk) - len(_RECORDS_KEY)))
+        if at >= 0:
+            starts, ends, rest = scan(file, at + len(_RECORDS_KEY), indent=2)
+            if rest.split() == [b"]", b"}"]:  # else not laid out as visionbench writes it: read it whole
+                del head[at:]
+                head += b"\n}"
+                data = _parse_json(head, path)
+                if isinstance(data, dict) and "records" not in data:
+                    data["records"] = Records(file, starts, ends, str(path))
+                    keep = True
+                    return data
+        del head
+        file.seek(0)
+        return _parse_json(file.read(), path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read a run bundle: {_reason(exc)}") from None
+    finally:
+        if not keep:
+            file.close()
+
+
+def _parse_json(text: bytes | bytearray, path: Path) -> Any:
+    try:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:  # NaN, an int beyond 64 bits...: what json reads and orjson does not
+            return json.loads(bytes(text).decode("utf-8"))
+    except ValueError as exc:
+        raise InputError(f"{path}: cannot read a run bundle: {_reason(exc)}") from None
+
+
+def _records_file(path: Path) -> Records:
+    """The records of a running or killed run, without a last line cut short by a killed process."""
+    try:
+        file = path.open("rb")
+        starts, ends, rest = scan(file, 0, indent=0)
+    except FileNotFoundError:
+        return Records(io.BytesIO(), array("q"), array("q"), str(path))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the run's records: {_reason(exc)}") from None
+    if b"\n" in rest:  # a torn last write has no newline: that request runs again on resume; this is no record
+        file.close()
+        raise InputError(f"{path}: cannot read the run's records: line {len(starts) + 1} is not a record")
+    return Records(file, starts, ends, str(path))
 
 
 class BundleWriter:

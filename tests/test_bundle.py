@@ -4,11 +4,14 @@ import asyncio
 import io
 import json
 
+import pytest
 from conftest import write_config
 
 from visionbench import bundle as bundle_mod
 from visionbench.bundle import RECORDS_NAME, BundleWriter
+from visionbench.errors import InputError
 from visionbench.plan import load_plan
+from visionbench.records import Records
 from visionbench.runner import run
 from visionbench.secrets import REDACTED, RedactingWriter, redact, register_secret
 from visionbench.types import Answer, Record, Usage
@@ -182,3 +185,47 @@ def test_compact_writes_go_piece_by_piece_and_equal_one_dump():
     _write_compact(out, data)
     assert json.loads(out.getvalue()) == json.loads(redact(json.dumps(data, default=_jsonable)))
     assert KEY not in out.getvalue() and len(pieces) > 1  # streamed, not one string
+
+
+def _finished(tmp_path, n: int, **extra):
+    path = tmp_path / "run" / "bundle.json"
+    writer = BundleWriter(path, {"run_id": "r", "items": [], **extra})
+    for i in range(n):
+        writer.add_record(record(i))
+    writer.finish("complete")
+    return path
+
+
+def test_a_finished_bundle_reads_its_records_from_the_file_when_they_are_used(tmp_path, monkeypatch):
+    monkeypatch.setattr("visionbench.records.BLOCK", 256)  # blocks of a few records: many reads, edges between
+    path = _finished(tmp_path, 40, note='a "records": [ key in a string,\n and a newline')
+    loaded = bundle_mod.load(path)
+    want = json.loads(path.read_text())
+    assert isinstance(loaded["records"], Records) and len(loaded["records"]) == 40
+    assert list(loaded["records"]) == want["records"] and loaded["note"] == want["note"]
+    assert loaded["records"][7] == want["records"][7] and loaded["records"][-1] == want["records"][-1]
+    assert loaded["records"][5:30:3] == want["records"][5:30:3]
+    assert {k: v for k, v in loaded.items() if k != "records"} == {k: v for k, v in want.items() if k != "records"}
+    path.unlink()  # as a resumed run's rename does: what was loaded is still read from the file it came from
+    assert list(loaded["records"]) == want["records"]
+
+
+def test_a_bundle_laid_out_otherwise_is_read_whole(tmp_path):
+    path = _finished(tmp_path, 3)
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps(data))  # one line: no record lines to find
+    assert bundle_mod.load(path) == data
+    path.write_text(json.dumps(data, indent=1))  # records over several lines each
+    assert bundle_mod.load(path) == data
+    empty = _finished(tmp_path / "empty", 0)
+    assert bundle_mod.load(empty)["records"] == []
+
+
+def test_a_corrupt_line_in_the_records_file_is_an_input_error(tmp_path):
+    path = tmp_path / "run" / "bundle.json"
+    writer = BundleWriter(path, {"run_id": "r", "items": []})
+    writer.add_record(record(0))
+    writer._records.write(b"not json\n")
+    writer.add_record(record(1))
+    with pytest.raises(InputError, match="records.jsonl: cannot read the run's records: line 2 is not a record"):
+        bundle_mod.load(path)
