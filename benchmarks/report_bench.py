@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
-import json
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from visionbench import bundle as bundle_mod
 
 GOAL_S, GOAL_MB = 10.0, 300.0
 SAMPLES = Path(__file__).resolve().parents[1] / "framework" / "sample_images"
@@ -95,7 +96,7 @@ def main() -> None:
         for name in ("big-a", "big-b"):
             folder = work / name
             folder.mkdir()
-            (folder / "bundle.json").write_text(json.dumps(grown(base, args.n, name)))
+            bundle_mod.write(folder / "bundle.json", grown(base, args.n, name))  # as a finished run writes it
             runs.append(folder)
         size_mb = (runs[0] / "bundle.json").stat().st_size / 2**20
         print(f"two bundles of {args.n} records ({size_mb:.0f} MB each) made in {time.perf_counter() - t:.1f} s")

@@ -170,14 +170,15 @@ def _read_bundle(path: Path) -> Any:
             if rest.split() == [b"]", b"}"]:  # else not laid out as visionbench writes it: read it whole
                 del head[at:]
                 head += b"\n}"
-                data = _parse_json(head, path)
+                text, head = _decode(head, path), None  # the bytes go before the parse: a bundle's header is big
+                data = _parse_json(text, path)
                 if isinstance(data, dict) and "records" not in data:
                     data["records"] = Records(file, starts, ends, str(path))
                     keep = True
                     return data
         del head
         file.seek(0)
-        return _parse_json(file.read(), path)
+        return _parse_json(_decode(file.read(), path), path)
     except OSError as exc:
         raise InputError(f"{path}: cannot read a run bundle: {_reason(exc)}") from None
     finally:
@@ -185,12 +186,17 @@ def _read_bundle(path: Path) -> Any:
             file.close()
 
 
-def _parse_json(text: bytes | bytearray, path: Path) -> Any:
+def _decode(data: bytes | bytearray, path: Path) -> str:
     try:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:  # NaN, an int beyond 64 bits...: what json reads and orjson does not
-            return json.loads(bytes(text).decode("utf-8"))
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: cannot read a run bundle: {_reason(exc)}") from None
+
+
+def _parse_json(text: str, path: Path) -> Any:
+    """JSON with json (orjson parses a big document through a tree several times the size of the result)."""
+    try:
+        return json.loads(text)
     except ValueError as exc:
         raise InputError(f"{path}: cannot read a run bundle: {_reason(exc)}") from None
 
@@ -208,6 +214,13 @@ def _records_file(path: Path) -> Records:
         file.close()
         raise InputError(f"{path}: cannot read the run's records: line {len(starts) + 1} is not a record")
     return Records(file, starts, ends, str(path))
+
+
+def write(path: Path, data: dict[str, Any]) -> None:
+    """A whole bundle, records included, laid out as a finished run's (``BundleWriter.finish``)."""
+    header = {k: v for k, v in data.items() if k != "records"}
+    with _replacing(path) as out:
+        _write_with_records(out, header, (_record_line(r) for r in data.get("records", ())))
 
 
 class BundleWriter:
