@@ -20,7 +20,7 @@ import jsonschema
 import orjson
 
 from visionbench.errors import InputError
-from visionbench.records import BLOCK, Records, scan
+from visionbench.records import BLOCK, AnswerEntry, ItemEntry, Records, compact_entries, scan
 from visionbench.secrets import RedactingWriter, redact
 from visionbench.types import Answer, ImageItem, Record, Usage
 
@@ -36,9 +36,8 @@ def schema() -> dict[str, Any]:
 
 def validate(bundle: dict[str, Any]) -> None:
     """Raise ``jsonschema.ValidationError`` if ``bundle`` does not follow the schema."""
-    if isinstance(bundle.get("records"), Records):  # a loaded bundle's records, read from its file
-        bundle = {**bundle, "records": list(bundle["records"])}
-    jsonschema.validate(bundle, schema())
+    # A loaded bundle's records are read from its file, its items and answers are compact: as plain JSON first.
+    jsonschema.validate(json.loads(json.dumps(bundle, default=_jsonable)), schema())
 
 
 def now_iso() -> str:
@@ -73,6 +72,8 @@ def _jsonable(value: Any) -> Any:
         return {"item_id": value.item_id, "value": value.value, "error": value.error}
     if isinstance(value, Records):  # a loaded bundle's records, read from its file
         return list(value)
+    if isinstance(value, (ItemEntry, AnswerEntry)):  # a loaded bundle's items and answers
+        return dict(value)
     return str(value)
 
 
@@ -194,9 +195,10 @@ def _decode(data: bytes | bytearray, path: Path) -> str:
 
 
 def _parse_json(text: str, path: Path) -> Any:
-    """JSON with json (orjson parses a big document through a tree several times the size of the result)."""
+    """JSON with json (orjson parses a big document through a tree several times the size of the result), items
+    and answers compact (``records.compact_entries``)."""
     try:
-        return json.loads(text)
+        return json.loads(text, object_hook=compact_entries())
     except ValueError as exc:
         raise InputError(f"{path}: cannot read a run bundle: {_reason(exc)}") from None
 

@@ -3,10 +3,11 @@ the file to read it from."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import Any, BinaryIO, overload
 
 import numpy as np
@@ -124,3 +125,80 @@ def scan(file: BinaryIO, offset: int, indent: int) -> tuple[array, array, bytes]
         consumed = int(newlines[-1]) + 1
         base, buf = base + consumed, buf[consumed:]
     return starts, ends, buf
+
+
+class _Fixed(MutableMapping[str, Any]):
+    """A dict of a fixed set of keys in slots: a third the size of a dict, where a bundle has one per item."""
+
+    __slots__ = ()
+    KEYS: tuple[str, ...] = ()
+
+    def __init__(self, *values: Any) -> None:
+        for key, value in zip(self.KEYS, values, strict=True):
+            object.__setattr__(self, key, value)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.KEYS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key not in self.KEYS:
+            raise KeyError(f"{key!r}: only {', '.join(self.KEYS)} can be set here")
+        object.__setattr__(self, key, value)
+
+    def __delitem__(self, key: str) -> None:
+        raise KeyError(f"{key!r}: a bundle's entry keeps all its keys")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.KEYS)
+
+    def __len__(self) -> int:
+        return len(self.KEYS)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+    def __deepcopy__(self, memo: dict) -> _Fixed:
+        return type(self)(*(copy.deepcopy(getattr(self, key), memo) for key in self.KEYS))
+
+
+class ItemEntry(_Fixed):
+    """One of a bundle's ``items``."""
+
+    __slots__ = KEYS = ("id", "sha256", "label")
+
+
+class AnswerEntry(_Fixed):
+    """One of a cell entry's ``answers``."""
+
+    __slots__ = KEYS = ("item_id", "value", "error")
+
+
+_ENTRIES = {frozenset(cls.KEYS): cls for cls in (ItemEntry, AnswerEntry)}
+
+
+def compact_entries() -> Callable[[dict[str, Any]], Any]:
+    """A ``json.loads`` object hook: items and answers as :class:`ItemEntry` / :class:`AnswerEntry`, and each
+    item id one string however many times it appears (an answer's key and its ``item_id``)."""
+    ids: dict[str, str] = {}
+
+    def hook(obj: dict[str, Any]) -> Any:
+        entry = _ENTRIES.get(frozenset(obj)) if len(obj) == 3 else None
+        if entry is ItemEntry:
+            item_id = obj["id"]
+            return ItemEntry(ids.setdefault(item_id, item_id) if isinstance(item_id, str) else item_id, *_rest(obj))
+        if entry is AnswerEntry:
+            item_id = obj["item_id"]
+            return AnswerEntry(ids.get(item_id, item_id) if isinstance(item_id, str) else item_id, *_rest(obj))
+        if obj and all(type(v) is AnswerEntry for v in obj.values()):  # a cell's answers: keyed by the same ids
+            return {ids.get(k, k): v for k, v in obj.items()}
+        return obj
+
+    return hook
+
+
+def _rest(obj: dict[str, Any]) -> tuple[Any, Any]:
+    """The two values after the id, by key (the file's order need not be the entry's)."""
+    entry = _ENTRIES[frozenset(obj)]
+    return obj[entry.KEYS[1]], obj[entry.KEYS[2]]

@@ -11,7 +11,7 @@ from visionbench import bundle as bundle_mod
 from visionbench.bundle import RECORDS_NAME, BundleWriter
 from visionbench.errors import InputError
 from visionbench.plan import load_plan
-from visionbench.records import Records
+from visionbench.records import AnswerEntry, ItemEntry, Records
 from visionbench.runner import run
 from visionbench.secrets import REDACTED, RedactingWriter, redact, register_secret
 from visionbench.types import Answer, Record, Usage
@@ -229,3 +229,21 @@ def test_a_corrupt_line_in_the_records_file_is_an_input_error(tmp_path):
     writer.add_record(record(1))
     with pytest.raises(InputError, match="records.jsonl: cannot read the run's records: line 2 is not a record"):
         bundle_mod.load(path)
+
+
+def test_items_and_answers_load_compact_and_behave_as_the_dicts_they_were(tmp_path):
+    path = _finished(tmp_path, 2, items=[{"id": "img0.png", "sha256": "0" * 64, "label": 3}])
+    header = json.loads(path.read_text())
+    header["cells"] = [{"id": "c", "answers": {"img0.png": {"item_id": "img0.png", "value": 3, "error": None}}}]
+    bundle_mod.write(path, {**header, "records": json.loads(path.read_text())["records"]})
+    loaded = bundle_mod.load(path)
+    item, answer = loaded["items"][0], loaded["cells"][0]["answers"]["img0.png"]
+    assert isinstance(item, ItemEntry) and isinstance(answer, AnswerEntry)
+    assert item == header["items"][0] and answer == {"item_id": "img0.png", "value": 3, "error": None}
+    assert item["id"] is answer["item_id"] is next(iter(loaded["cells"][0]["answers"]))  # one string for the id
+    answer["value"] = 4  # as a test crafting a bundle does
+    assert dict(answer) == {"item_id": "img0.png", "value": 4, "error": None} and answer.get("error") is None
+    with pytest.raises(KeyError):
+        answer["other"] = 1
+    bundle_mod.write_atomic(tmp_path / "again.json", loaded)
+    assert json.loads((tmp_path / "again.json").read_text())["cells"][0]["answers"]["img0.png"]["value"] == 4
