@@ -77,8 +77,9 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def item_to_json(item: ImageItem) -> dict[str, Any]:
-    return {"id": item.id, "sha256": item.sha256, "label": item.label}
+def item_to_json(item: ImageItem) -> ItemEntry:
+    """One of the bundle's ``items``: a dict of id, sha256 and label, in slots (a run holds one per item)."""
+    return ItemEntry(item.id, item.sha256, item.label)
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from typing import Any, Literal
 AnswerType = Literal["integer", "number", "boolean", "text"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a run holds one per image
 class ImageItem:
     """One dataset image: its id (path relative to the dataset root), location, content hash and label."""
 
