@@ -50,7 +50,7 @@ def cell_legend(bundle: dict[str, Any]) -> Sheet | None:
     if not any(r[2] for r in rows):
         rows = [r[:2] for r in rows]
     else:
-        columns.append(Column("varied", numeric=False, keep=1))
+        columns.append(Column("varied", numeric=False, keep=2))
     return Sheet("Cells", columns, rows)
 
 

@@ -80,7 +80,7 @@ def _wrap_head(head: str, width: int) -> str:
     """The header broken into lines of at most ``width`` (a single word wider than that stays whole)."""
     lines: list[str] = []
     for word in _words(head):
-        if lines and len(lines[-1].rstrip() + word) <= width:
+        if lines and len((lines[-1] + word).rstrip()) <= width:
             lines[-1] = lines[-1] + word
         else:
             lines.append(word)
@@ -102,7 +102,7 @@ def _widths(sheet: Sheet) -> list[tuple[int, int]]:
         if col.numeric:
             narrowest = max(data, head_min)
         else:
-            longest_word = max((len(w) for c in cells for w in plain(c).split()), default=0)
+            longest_word = max((len(w.rstrip()) for c in cells for w in _words(plain(c))), default=0)
             narrowest = max(head_min, longest_word, min(natural, TEXT_MIN))
         out.append((narrowest, natural))
     return out
@@ -127,8 +127,25 @@ def _rich(sheet: Sheet, widths: list[int]) -> Table:
             overflow="fold",
         )
     for row in sheet.rows:
-        table.add_row(*row)
+        table.add_row(*(c if col.numeric else _wrap_text(c, w) for c, col, w in zip(row, sheet.columns, widths)))
     return table
+
+
+def _wrap_text(cell: str, width: int) -> Text:
+    """A text cell broken at spaces, slashes, hyphens and before @ into lines of at most ``width``; a word
+    longer than that is folded by rich."""
+    text = Text.from_markup(cell)
+    offsets, line, pos = [], 0, 0
+    for word in _words(text.plain):
+        if line and line + len(word.rstrip()) > width:
+            offsets.append(pos)
+            line = 0
+        line += len(word)
+        pos += len(word)
+    lines = text.divide(offsets)
+    for piece in lines:
+        piece.rstrip()
+    return Text("\n").join(lines)
 
 
 def _overhead(n: int) -> int:
@@ -136,19 +153,22 @@ def _overhead(n: int) -> int:
     return 3 * (n - 1) if n else 0
 
 
-def _fit_widths(sheet: Sheet, width: int | None) -> list[int] | None:
-    """Widths that fit ``width`` (None: natural widths), or None if even the narrowest do not."""
+def _fit_widths(sheet: Sheet, width: int | None, shrink_text: bool = True) -> list[int] | None:
+    """Widths that fit ``width`` (None: natural widths), or None if even the narrowest do not. Without
+    ``shrink_text`` the text columns keep their natural width (names are not wrapped)."""
     pairs = _widths(sheet)
     natural = [n for _, n in pairs]
     if width is None or sum(natural) + _overhead(len(pairs)) <= width:
         return natural
-    least = [m for m, _ in pairs]
+    least = [m if c.numeric or shrink_text else n for (m, n), c in zip(pairs, sheet.columns)]
     slack = width - sum(least) - _overhead(len(pairs))
     if slack < 0:
         return None
     out = list(least)
-    for i, (m, n) in enumerate(pairs):  # text columns grow back towards their natural width, left to right
-        grow = min(n - m, slack)
+    # first the figures' headers unfold, then the text columns grow back towards their natural width
+    numeric_first = sorted(range(len(pairs)), key=lambda i: not sheet.columns[i].numeric)
+    for i in numeric_first:
+        grow = min(pairs[i][1] - out[i], slack)
         out[i] += grow
         slack -= grow
     return out
@@ -163,17 +183,20 @@ class Fitted:
 
 
 def fit(sheet: Sheet, width: int | None) -> Fitted:
-    """Leave out low-priority columns, then split, until every part fits ``width`` (None: no limit)."""
-    shown = list(range(len(sheet.columns)))
-    while _fit_widths(sheet.select(shown), width) is None:
-        droppable = [i for i in shown if sheet.columns[i].keep > 0]
-        if not droppable:
-            break
-        shown.remove(max(droppable, key=lambda i: (sheet.columns[i].keep, i)))
-    hidden = [c.head for i, c in enumerate(sheet.columns) if i not in shown]
-    widths = _fit_widths(sheet.select(shown), width)
-    if widths is not None:
-        return Fitted([(sheet.select(shown), widths)], hidden)
+    """Leave out low-priority columns, then split, until every part fits ``width`` (None: no limit).
+
+    Columns of priority 2 and up go before names are wrapped; then names wrap and the rest may go too."""
+    for least_kept, shrink in ((2, False), (1, True)):
+        shown = list(range(len(sheet.columns)))
+        while _fit_widths(sheet.select(shown), width, shrink) is None:
+            droppable = [i for i in shown if sheet.columns[i].keep >= least_kept]
+            if not droppable:
+                break
+            shown.remove(max(droppable, key=lambda i: (sheet.columns[i].keep, i)))
+        hidden = [c.head for i, c in enumerate(sheet.columns) if i not in shown]
+        widths = _fit_widths(sheet.select(shown), width, shrink)
+        if widths is not None:
+            return Fitted([(sheet.select(shown), widths)], hidden)
     keys = [i for i in shown if sheet.columns[i].key]
     rest = [i for i in shown if i not in keys]
     groups: list[list[int]] = []
