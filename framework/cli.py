@@ -406,7 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--by",
         choices=("id", "label"),
         default="id",
-        help="match cells by full id (provider/model/label) or by strategy label only",
+        help="match cells by full id (provider/model/label), or by label: the label alone, qualified by provider "
+        "and then model only where labels repeat (e.g. the same strategies on another model)",
     )
     p.add_argument("--html", metavar="PATH", help="also write the comparison as one HTML page")
     p.set_defaults(fn=cmd_compare)
