@@ -244,28 +244,28 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"to finish it: visionbench run --resume {run_dir}{again}", file=sys.stderr)
         raise
     bundle = load_bundle(bundle_path)
-    _report(bundle, bundle_path.parent, args)
+    _report(bundle, bundle_path.parent, args, None if args.no_cache else cache_dir)
     return EXIT_INCOMPLETE if bundle["status"] == "incomplete" else 0
 
 
-def _report(bundle: dict, folder: Path, args: argparse.Namespace) -> None:
+def _report(bundle: dict, folder: Path, args: argparse.Namespace, cache_dir: Path | None = None) -> None:
     """The tables (as asked: fitted, wide or for scripts), charts and report.html, then what to do next.
     With a script format only the tables go to stdout; the file names and hints go to stderr."""
     out = console if args.format == "table" else err_console
     print_report(bundle, console, wide=args.wide, fmt=args.format)
-    _write_outputs(bundle, folder, out)
+    _write_outputs(bundle, folder, out, cache_dir)
     out.print(f"bundle: {folder / 'bundle.json'}", soft_wrap=True, highlight=False)
     for line in next_steps(bundle, str(folder)):
         err_console.print(line, soft_wrap=True, highlight=False)
 
 
-def _write_outputs(bundle: dict, folder: Path, out: Console) -> None:
+def _write_outputs(bundle: dict, folder: Path, out: Console, cache_dir: Path | None) -> None:
     """Charts and the self-contained HTML report beside the bundle."""
     from visionbench.charts import write_charts
     from visionbench.html_report import write_html_report
 
     charts = write_charts(bundle, folder)
-    html = write_html_report(bundle, folder / "report.html", charts)
+    html = write_html_report(bundle, folder / "report.html", charts, cache_dir)
     out.print(f"charts: {', '.join(p.name for p in charts.values())} in {folder}", soft_wrap=True, highlight=False)
     out.print(f"report: {html}", soft_wrap=True, highlight=False)
 
@@ -289,7 +289,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.run)
     path = Path(args.run)
-    _report(bundle, path if path.is_dir() else path.parent, args)
+    cached = (bundle.get("config") or {}).get("cache_dir")
+    cache_dir = Path(args.cache_dir or cached or default_cache_dir())
+    _report(bundle, path if path.is_dir() else path.parent, args, cache_dir if cache_dir.is_dir() else None)
     return 0
 
 
@@ -397,6 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="print a run's tables; write its charts and a self-contained report.html")
     p.add_argument("run", help="a run folder or bundle.json")
+    p.add_argument(
+        "--cache-dir",
+        help="the preprocessed-image cache the gallery's thumbnails come from (default: as for run); "
+        "images not in it are preprocessed again from the dataset",
+    )
     _output_options(p)
     p.set_defaults(fn=cmd_report)
 

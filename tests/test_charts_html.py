@@ -131,11 +131,17 @@ def test_html_is_self_contained(html_path):
     html = html_path.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and "<script" not in html.lower() and "<link" not in html.lower()
     refs = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']*)', html, flags=re.I)
-    assert len(refs) == 3 and all(ref.startswith("data:image/png;base64,") for ref in refs)
+    charts = [ref for ref in refs if ref.startswith("data:image/png;base64,")]
+    thumbs = [ref for ref in refs if ref.startswith("data:image/jpeg;base64,")]
+    assert len(charts) == 3 and len(thumbs) == 6 and len(refs) == 9  # three charts, one thumbnail per image
     assert not re.search(r"url\(", html)  # no CSS-loaded assets either
-    for ref in refs:
+    for ref in charts:
         with Image.open(io.BytesIO(base64.b64decode(ref.split(",", 1)[1]))) as im:
             assert im.format == "PNG" and im.width >= 600
+    for ref in thumbs:  # small: the page stays light
+        assert len(ref) < 8000
+        with Image.open(io.BytesIO(base64.b64decode(ref.split(",", 1)[1]))) as im:
+            assert im.format == "JPEG" and max(im.size) <= 96
 
 
 def test_html_shows_the_bundle_figures(bundle, html_path):
