@@ -270,3 +270,60 @@ def test_cost_chart_of_a_counting_task_plots_mae(sweep_bundle, tmp_path, monkeyp
     monkeypatch.setattr(matplotlib.axes.Axes, "set_ylabel", lambda self, text, **kw: labels.append(text))
     check_png(cost_accuracy_chart(sweep_bundle, tmp_path / "c.png"))
     assert labels == ["mean absolute error (MAE), lower is better"]
+
+
+# --- charts for reading: SIMULATED mark, batch apart, fitted axes ----------------------------------------------------
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures the charts draw, kept open instead of saved."""
+    import visionbench.charts as charts
+
+    drawn = {}
+
+    def keep(fig, path, bundle=None):
+        drawn[Path(path).name] = fig
+        return Path(path)
+
+    monkeypatch.setattr(charts, "_save", keep)
+    yield drawn
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def _texts(fig) -> list[str]:
+    return [t.get_text() for t in fig.texts]
+
+
+def test_every_chart_of_a_simulated_run_says_so_with_its_time_scale(bundle, sweep_bundle, figures, tmp_path):
+    scaled = copy.deepcopy(sweep_bundle) | {"simulated": True}
+    scaled["config"]["emulator"] = {"time_scale": 0.05}
+    write_charts(scaled, tmp_path)
+    assert set(figures) == {"time_per_strategy.png", "cost_accuracy.png", "latency.png", "resolution.png"}
+    for name, fig in figures.items():
+        assert any(t.startswith("SIMULATED") and "time scale 0.05" in t for t in _texts(fig)), name
+    figures.clear()
+    real = copy.deepcopy(bundle) | {"simulated": False}
+    write_charts(real, tmp_path)
+    assert not any("SIMULATED" in t for fig in figures.values() for t in _texts(fig))
+
+
+def test_batch_turnaround_has_its_own_panel_and_axes_fit_the_data(bundle, figures, tmp_path):
+    write_charts(bundle, tmp_path)
+    fig = figures["time_per_strategy.png"]
+    sync, batch = fig.axes
+    assert [t.get_text() for t in batch.get_yticklabels()] == ["provider-batch"]
+    assert "provider-batch" not in [t.get_text() for t in sync.get_yticklabels()]
+    sync_top = max(s.wall_s.mean + (s.wall_s.ci95 or 0) for s in cell_stats(bundle) if s.strategy != "provider-batch")
+    assert sync.get_xlim()[1] <= sync_top * 1.25  # not stretched to the batch's turnaround
+    cost = figures["cost_accuracy.png"].axes[0]
+    maes = [s.summary["mae"] for s in cell_stats(bundle) if s.summary.get("mae") is not None]
+    low, high = cost.get_ylim()
+    assert high <= max(maes) + 0.15 * (max(maes) - min(maes) or max(maes) or 1) + 1e-9  # fitted, not to 1.2
+    legend = cost.get_legend()
+    if legend is not None:  # below the axes, not on the points
+        fig = figures["cost_accuracy.png"]
+        fig.canvas.draw()
+        assert legend.get_window_extent().y1 <= cost.get_window_extent().y0
