@@ -204,8 +204,11 @@ def cost_accuracy_chart(bundle: dict[str, Any], path: Path) -> Path:
         ax.set_xscale("log")
         ax.set_xlim(edge / 2, max(known) * 3)
     else:
-        top = max(known + [c for _, c, _ in points if c is not None] + [1e-6])
-        ax.set_xlim(-0.08 * top, top * 1.15)
+        top = max(known + [c for _, c, _ in points if c is not None] + [0.0])
+        if top > 0:
+            ax.set_xlim(-0.08 * top, top * 1.15)
+        else:  # every cost is $0 (local models): a plain axis, not one scaled to 1e-6
+            ax.set_xlim(-0.1, 1.0)
     ys = [y for _, y, _ in spots]
     if ys:  # fitted to the data, with a margin for the labels
         low, high = min(ys), max(ys)
