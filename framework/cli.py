@@ -33,8 +33,18 @@ EXIT_INPUT, EXIT_BUDGET, EXIT_BUG, EXIT_INTERRUPTED = 2, 3, 70, 130
 DEBUG_ENV = "VISIONBENCH_DEBUG"
 T = TypeVar("T")
 
-# The terminal's width; piped, COLUMNS or 80 (rich's own rule). Tables are fitted to it, numbers never cut.
-console = Console()
+
+def output_width() -> int | None:
+    """COLUMNS when set; else the terminal's width when stdout is one (None: rich measures it); else 80.
+    (Rich alone would measure the terminal on stdin even when stdout is piped to a file.)"""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return None if sys.stdout.isatty() else 80
+
+
+# Tables are fitted to this width, numbers never cut.
+console = Console(width=output_width())
 err_console = Console(stderr=True)
 
 

@@ -73,8 +73,16 @@ def answers_sheet(bundle: dict[str, Any]) -> Sheet:
                 ok = item["label"] is None or answer["value"] == item["label"]
                 row.append(escape(str(answer["value"])) if ok else f"[yellow]{escape(str(answer['value']))}[/yellow]")
         rows.append(row)
-    notes = ["[yellow]yellow[/yellow]: differs from the label; [red]err[/red]: no answer (see Failed items)"]
-    return Sheet("Answers per image", columns, rows, notes)
+    flat = [c for row in rows for c in row[2:]]
+    notes = [
+        note
+        for mark, note in (
+            ("[yellow]", "[yellow]yellow[/yellow]: differs from the label"),
+            ("[red]", "[red]err[/red]: no answer (see Failed items)"),
+        )
+        if any(mark in c for c in flat)
+    ]
+    return Sheet("Answers per image", columns, rows, ["; ".join(notes)] if notes else [])
 
 
 def _with_ci(est: Estimate, spec: str, none: str = "-") -> str:

@@ -153,3 +153,16 @@ def test_cli_report_is_80_columns_when_piped_and_says_how_to_go_on(many_cells, t
     assert f"visionbench run --resume {folder} --retry-errors" in err
     assert main(["report", str(folder), "--format", "json"]) == 0
     json.loads(cli.console.file.getvalue()[len(out) :])  # stdout holds the JSON only
+
+
+def test_output_width_is_80_when_piped_unless_columns_is_set(monkeypatch):
+    import visionbench.cli as cli
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr(cli.sys.stdout, "isatty", lambda: False)
+    assert cli.output_width() == 80  # even when stdin is a wide terminal (rich alone would measure that)
+    monkeypatch.setenv("COLUMNS", "120")
+    assert cli.output_width() == 120
+    monkeypatch.delenv("COLUMNS")
+    monkeypatch.setattr(cli.sys.stdout, "isatty", lambda: True)
+    assert cli.output_width() is None  # a terminal: rich measures it
