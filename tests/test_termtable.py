@@ -166,3 +166,28 @@ def test_output_width_is_80_when_piped_unless_columns_is_set(monkeypatch):
     monkeypatch.delenv("COLUMNS")
     monkeypatch.setattr(cli.sys.stdout, "isatty", lambda: True)
     assert cli.output_width() is None  # a terminal: rich measures it
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "again"),
+    [("budget", 3, " --max-cost USD"), ("interrupt", 130, ""), ("bug", 70, "")],
+)
+def test_a_run_that_stops_says_where_its_bundle_is_and_how_to_resume(tmp_path, capsys, monkeypatch, error, code, again):
+    import visionbench.runner as runner
+    from visionbench.errors import BudgetExceeded
+
+    monkeypatch.setattr(runner, "new_run_id", lambda name: "the-run")
+
+    async def stops(plan, *, results_dir, run_id, **kw):
+        (results_dir / run_id).mkdir(parents=True)
+        (results_dir / run_id / "bundle.json").write_text("{}")
+        raise {"budget": BudgetExceeded("over budget"), "interrupt": KeyboardInterrupt(), "bug": RuntimeError("x")}[
+            error
+        ]
+
+    monkeypatch.setattr(runner, "run", stops)
+    config = str(__import__("pathlib").Path(__file__).parents[1] / "configs" / "quickstart.yaml")
+    assert main(["run", config, "--results", str(tmp_path), "--no-cache", "--quiet"]) == code
+    err = capsys.readouterr().err
+    assert f"bundle so far: {tmp_path / 'the-run' / 'bundle.json'}" in err
+    assert f"to finish it: visionbench run --resume {tmp_path / 'the-run'}{again}\n" in err
