@@ -32,7 +32,8 @@ CSS = """
 .gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:12px}
 .card{border:1px solid #d5dbe3;border-radius:6px;padding:8px;min-width:0}
 .card h3{font-size:13px;margin:0 0 6px;overflow-wrap:anywhere}
-.thumbs{display:flex;flex-wrap:wrap;gap:6px} .thumbs figure{margin:0;font-size:11px;color:#5b6775}
+.thumbs{display:flex;flex-wrap:wrap;gap:6px}
+.thumbs figure{margin:0;width:98px;font-size:11px;color:#5b6775;overflow-wrap:anywhere}
 .thumbs img{display:block;max-width:96px;max-height:96px;border:1px solid #d5dbe3}
 .card ul{list-style:none;margin:6px 0 0;padding:0;font-size:12px} .card li{padding:1px 0;overflow-wrap:anywhere}
 .card li.wrong b{color:#9b1c1c} .card li.err{color:#8a4b08} .card .msg{display:block;margin-left:12px}
