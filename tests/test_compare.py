@@ -172,9 +172,46 @@ def test_match_by_strategy_label_across_models(runs):
     assert c.keys == ["sequential", "concurrent"] and all(all(p) for p in c.presence.values())
     assert c.row("sequential", "wall_s").ratios[1] == pytest.approx(1.0)
     twin = copy.deepcopy(a)
-    twin["cells"] += [dict(e, id=e["id"].replace("/m1/", "/m2/")) for e in a["cells"]]
-    with pytest.raises(ValueError, match="several cells"):
-        compare([a, twin], by="label")
+    twin["cells"] += [dict(e, id=e["id"].replace("/m1/", "/m2/"), model="m2") for e in a["cells"]]
+    c = compare([a, twin], by="label")  # a label on two models: qualified by provider and model
+    assert c.keys == [PREFIX + "sequential", PREFIX + "concurrent", "scripted/m2/sequential", "scripted/m2/concurrent"]
+
+
+def _two_providers(bundle: dict, model: str, run_id: str) -> dict:
+    """The run as if made on two providers with the same strategies (labels repeat across providers)."""
+    out = copy.deepcopy(bundle)
+    out["run_id"] = run_id
+    out["cells"] = []
+    for provider in ("scripted", "other"):
+        for e in bundle["cells"]:
+            out["cells"].append(dict(e, provider=provider, model=model, id=f"{provider}/{model}/{e['label']}"))
+    return out
+
+
+def test_match_by_label_on_multi_provider_runs(runs):
+    a, _ = runs
+    base, newer = _two_providers(a, "m1", "base"), _two_providers(a, "m2", "newer")
+    assert all(not all(p) for p in compare([base, newer]).presence.values())
+    c = compare([base, newer], by="label")  # was: "label 'sequential' names several cells"
+    assert c.keys == ["scripted/sequential", "scripted/concurrent", "other/sequential", "other/concurrent"]
+    assert all(all(p) for p in c.presence.values())
+    assert not any("emulator time scales" in f for f in c.flags)
+
+
+def test_flags_time_scale_task_and_preprocessing(runs):
+    a, _ = runs
+    fast, slow = copy.deepcopy(a), copy.deepcopy(a)
+    fast["config"]["emulator"], slow["config"]["emulator"] = {"time_scale": 0.05}, {"time_scale": 0.4}
+    slow["run_id"] = "slow"
+    slow["config"]["task"] = dict(a["config"]["task"], prompt="Count them.")
+    slow["config"]["preprocessing"] = dict(a["config"]["preprocessing"], max_side=32)
+    flags = compare([fast, slow]).flags
+    assert any("emulator time scales differ" in f and "x0.05" in f and "slow x0.4" in f for f in flags), flags
+    assert any(f.startswith("task differs in slow: prompt:") for f in flags), flags
+    assert any("preprocessing differs in slow: max_side: 64 -> 32" in f for f in flags), flags
+    real = copy.deepcopy(a)
+    real["config"]["emulator"] = None
+    assert any("real time (not emulated)" in f for f in compare([fast, real]).flags)
 
 
 def test_print_and_html(runs):
