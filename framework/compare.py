@@ -151,6 +151,8 @@ def compare(bundles: list[dict[str, Any]], by: Literal["id", "label"] = "id") ->
             base = values[0]
             deltas = [None] + [None if v is None or base is None else v - base for v in values[1:]]
             ratios = [None] + [None if v is None or not base else v / base for v in values[1:]]
+            if metric.startswith("ttft_") and all(v is None for v in values):
+                continue  # time to first token exists only for streamed cells
             rows.append(MetricRow(key, metric, label, better, values, deltas, ratios))
     items, flags = _differences(bundles, runs)
     presence = {key: [key in table for table in per_run] for key in keys}

@@ -80,7 +80,7 @@ def test_cells_line_up_by_id_with_values_per_run(runs):
         [r.run_id for r in c.runs] == [a["run_id"], b["run_id"]] and c.runs[0].repeats == 2 and c.runs[1].repeats == 1
     )
     assert c.keys == [PREFIX + "sequential", PREFIX + "concurrent", PREFIX + "single-prompt"]
-    assert len(c.rows) == 3 * len(METRICS)
+    assert len(c.rows) == 3 * (len(METRICS) - 2)  # no cell streamed: no time-to-first-token rows
     seq = PREFIX + "sequential"
     for metric in ("wall_s", "latency_p50_s", "latency_p95_s", "images_per_s", "mae", "exact_match"):
         row = c.row(seq, metric)
@@ -258,3 +258,13 @@ def test_a_difference_on_too_few_images_is_flagged(runs):
     assert any(f.startswith(f"cell {seq}: MAE 0 vs 3 in {b['run_id']}") and "n=4 is too small" in f for f in c.flags), (
         c.flags
     )
+
+
+def test_time_to_first_token_rows_only_when_a_cell_streamed(runs):
+    a, b = runs
+    assert not any(r.metric.startswith("ttft_") for r in compare([a, b]).rows)  # no cell streamed: no blank rows
+    streamed = copy.deepcopy(b)
+    for entry in streamed["cells"]:
+        entry["summary"]["ttft_p50_s"] = 0.25
+    rows = [r for r in compare([a, streamed]).rows if r.metric == "ttft_p50_s"]
+    assert rows and all(r.values == [None, 0.25] for r in rows)
