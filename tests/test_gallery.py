@@ -13,6 +13,7 @@ import subprocess
 import fakeplugin
 import pytest
 import yaml
+from conftest import ALL_STRATEGIES as STRATEGIES
 from conftest import make_image_dir, write_config
 from PIL import Image
 
@@ -22,14 +23,6 @@ from visionbench.html_report import write_html_report
 from visionbench.plan import load_plan
 from visionbench.plugins import collect, make_manager
 from visionbench.runner import run
-
-STRATEGIES = [
-    "sequential",
-    {"name": "concurrent", "max_concurrency": 3},
-    {"name": "single-prompt", "chunk_size": 4},
-    {"name": "adaptive", "escalate_at": 3, "tier1": {"max_side": 16}},
-    {"name": "provider-batch", "poll_initial_s": 0.01, "poll_max_s": 0.02},
-]
 
 
 @pytest.fixture(scope="module")
