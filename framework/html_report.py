@@ -19,7 +19,7 @@ from visionbench.charts import write_charts
 from visionbench.gallery import CSS as GALLERY_CSS
 from visionbench.gallery import gallery_html
 from visionbench.report import Rows, accuracy_rows, difference_rows
-from visionbench.stats import agreement, cell_stats, cost_per_1k
+from visionbench.stats import CellStats, agreement, cell_stats, cost_per_1k
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px 32px;color:#1d2733;font-size:14px}
@@ -81,9 +81,9 @@ def _dl(pairs: Iterable[tuple[str, Any]]) -> str:
     return "<dl>" + "".join(f"<dt>{escape(k)}</dt><dd>{escape(_f(v, 'g'))}</dd>" for k, v in pairs) + "</dl>"
 
 
-def cells_rows(bundle: dict[str, Any]) -> list[list[Any]]:
-    """The per-cell table's rows (means over repeats), as shown in the report."""
-    stats = cell_stats(bundle)
+def cells_rows(bundle: dict[str, Any], stats: list[CellStats] | None = None) -> list[list[Any]]:
+    """The per-cell table's rows (means over repeats), as shown in the report; ``stats``: ``cell_stats(bundle)``."""
+    stats = cell_stats(bundle) if stats is None else stats
     names = short_names([s.cell_id for s in stats])
     rows = []
     for s in stats:
@@ -148,8 +148,9 @@ _STREAM_COLUMNS = ("ttft p50 s", "ttft p95 s", "out tok/s p50")
 
 def cell_table(bundle: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     """``CELL_HEAD`` and ``cells_rows``, without the streaming columns when no cell streamed (they would be blank)."""
-    rows = cells_rows(bundle)
-    if any(s.summary.get("ttft_p50_s") is not None for s in cell_stats(bundle)):
+    stats = cell_stats(bundle)
+    rows = cells_rows(bundle, stats)
+    if any(s.summary.get("ttft_p50_s") is not None for s in stats):
         return CELL_HEAD, rows
     keep = [i for i, name in enumerate(CELL_HEAD) if name not in _STREAM_COLUMNS]
     return [CELL_HEAD[i] for i in keep], [[row[i] for i in keep] for row in rows]
