@@ -8,8 +8,10 @@ from typing import Any
 
 from visionbench.cellnames import short_names
 from visionbench.concurrency_charts import write_concurrency_charts
+from visionbench.figures import mark as _mark
 from visionbench.figures import plt as _plt
 from visionbench.figures import save as _save
+from visionbench.figures import top_room as _top_room
 from visionbench.significance import numeric_task
 from visionbench.stats import CellStats, cell_stats, cost_per_1k
 
@@ -27,25 +29,51 @@ def _title(bundle: dict[str, Any], what: str) -> str:
 
 
 def time_chart(bundle: dict[str, Any], path: Path) -> Path:
-    """Horizontal bars of wall time per cell: mean over repeats, 95% CI error bars when there are repeats."""
+    """Horizontal bars of wall time per cell: mean over repeats, 95% CI error bars when there are repeats.
+
+    Provider-batch cells (a job's turnaround, minutes to hours on a real service) get their own panel and axis,
+    so that the synchronous cells are not slivers beside them."""
     plt = _plt()
     stats = cell_stats(bundle)
     names = short_names([s.cell_id for s in stats])
-    labels = [names[s.cell_id] for s in stats]
-    times = [s.wall_s.mean or 0.0 for s in stats]
-    errs = [s.wall_s.ci95 or 0.0 for s in stats]
-    fig, ax = plt.subplots(figsize=(8, 0.55 * len(labels) + 1.6))
-    ax.barh(labels, times, xerr=errs if any(errs) else None, color=_BLUE, capsize=4)
-    for i, s in enumerate(stats):
-        ax.annotate(f"{s.wall_s} s", (times[i] + errs[i], i), textcoords="offset points", xytext=(6, 0), va="center")
-    ax.invert_yaxis()
-    repeats = max((s.repeats for s in stats), default=1)
-    ax.set_xlabel(
-        "wall time per cell run (s), lower is better" + (f"; mean of {repeats} repeats ± 95% CI" if repeats > 1 else "")
+    groups = [
+        ("synchronous requests", [s for s in stats if s.strategy != "provider-batch"]),
+        ("provider batch: job turnaround", [s for s in stats if s.strategy == "provider-batch"]),
+    ]
+    groups = [(title, cells) for title, cells in groups if cells]
+    split = len(groups) > 1
+    rows = [len(cells) for _, cells in groups] or [1]
+    fig, axes = plt.subplots(
+        len(rows),
+        1,
+        figsize=(8, 0.5 * sum(rows) + 1.8 + 0.6 * len(rows)),
+        gridspec_kw={"height_ratios": rows},
+        squeeze=False,
     )
-    ax.set_title(_title(bundle, "wall time per cell (s)"))
-    ax.set_xlim(0, max([t + e for t, e in zip(times, errs)] + [1e-3]) * 1.35)
-    return _save(fig, path)
+    repeats = max((s.repeats for s in stats), default=1)
+    for ax, (title, cells) in zip(axes[:, 0], groups or [("", [])]):
+        labels = [names[s.cell_id] for s in cells]
+        times = [s.wall_s.mean or 0.0 for s in cells]
+        errs = [s.wall_s.ci95 or 0.0 for s in cells]
+        ax.barh(labels, times, xerr=errs if any(errs) else None, color=_BLUE, capsize=4)
+        for i, s in enumerate(cells):
+            ax.annotate(
+                f"{s.wall_s} s", (times[i] + errs[i], i), textcoords="offset points", xytext=(6, 0), va="center"
+            )
+        ax.invert_yaxis()
+        top = max([t + e for t, e in zip(times, errs)] + [1e-3])
+        ax.set_xlim(0, top * 1.22)  # room for the value labels, no more
+        ax.grid(axis="x", alpha=0.3)
+        if split:
+            ax.set_title(title, fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel(
+        "wall time per cell run (s), lower is better"
+        + (f"; mean of {repeats} repeats ± 95% CI" if repeats > 1 else "")
+        + ("; each panel has its own scale" if split else "")
+    )
+    fig.suptitle(_title(bundle, "wall time per cell (s)"))
+    _mark(fig, bundle)
+    return _save(fig, path, bundle)
 
 
 def pareto_front(points: Sequence[tuple[str, float | None, float | None]]) -> list[str]:
@@ -99,7 +127,7 @@ def cost_accuracy_chart(bundle: dict[str, Any], path: Path) -> Path:
         unknown = cost is None or (log and cost <= 0)
         spots.setdefault((edge if unknown else cost, shown(acc), unknown), []).append(text)
     texts = []
-    for (x, y, unknown), labels in spots.items():
+    for (x, y, unknown), labels in _merge_close(spots, log).items():
         if unknown:
             ax.scatter([x], [y], s=80, facecolors="none", edgecolors=_GREY, marker="D", zorder=3)
         else:
@@ -118,18 +146,22 @@ def cost_accuracy_chart(bundle: dict[str, Any], path: Path) -> Path:
             zorder=2,
             label="Pareto front (*): no cell is cheaper and more accurate",
         )
-        ax.legend(loc="upper right" if numeric else "lower right", fontsize=8)
+        # below the axes: a legend inside would sit on points or labels
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8, frameon=False)
     if log:
         ax.set_xscale("log")
         ax.set_xlim(edge / 2, max(known) * 3)
     else:
-        top = max(known + [c for _, c, _ in points if c is not None] + [1e-6])
-        ax.set_xlim(-0.08 * top, top * 1.25)
+        top = max(known + [c for _, c, _ in points if c is not None] + [0.0])
+        if top > 0:
+            ax.set_xlim(-0.08 * top, top * 1.15)
+        else:  # every cost is $0 (local models): a plain axis, not one scaled to 1e-6
+            ax.set_xlim(-0.1, 1.0)
     ys = [y for _, y, _ in spots]
-    if numeric:
-        ax.set_ylim(-0.05 * max(ys + [1.0]), max(ys + [1.0]) * 1.2)
-    else:
-        ax.set_ylim(max(-5.0, min(ys + [0.0]) - 10), min(110.0, max(ys + [0.0]) + 10))
+    if ys:  # fitted to the data, with a margin for the labels
+        low, high = min(ys), max(ys)
+        pad = (high - low) * 0.12 or max(abs(high) * 0.12, 0.05 if numeric else 5.0)
+        ax.set_ylim(low - pad, high + pad)  # below 0 too: a dot at MAE 0 is drawn whole, not cut in half
     if any(unknown for _, _, unknown in spots):
         where = "at the left edge" if log else "at 0"
         notes.append(f"hollow diamond {where}: cost unknown" + (" or $0" if log else ""))
@@ -145,8 +177,43 @@ def cost_accuracy_chart(bundle: dict[str, Any], path: Path) -> Path:
     ax.grid(alpha=0.3)
     if notes:
         fig.text(0.01, 0.005, "; ".join(notes), fontsize=7, color="#555555")
-    adjust_text(texts, ax=ax, expand=(1.2, 1.5), arrowprops=dict(arrowstyle="-", color=_GREY, lw=0.6), time_lim=2)
-    return _save(fig, path)
+    _mark(fig, bundle)
+    fig.tight_layout()
+    _top_room(fig, bundle)
+    adjust_text(
+        texts,
+        ax=ax,
+        expand=(1.2, 1.5),
+        ensure_inside_axes=True,
+        arrowprops=dict(arrowstyle="-", color=_GREY, lw=0.6),
+        time_lim=2,
+    )
+    return _save(fig, path, bundle)
+
+
+def _merge_close(
+    spots: dict[tuple[float, float, bool], list[str]], log: bool, within: float = 0.02
+) -> dict[tuple[float, float, bool], list[str]]:
+    """Spots closer than ``within`` of each axis's span merged into one, labels stacked: labels of points that
+    (nearly) coincide would otherwise sit on each other, and no label placement can pull them apart."""
+    import math
+
+    def x_of(x: float) -> float:
+        return math.log10(x) if log and x > 0 else x
+
+    if not spots:
+        return {}
+    xs, ys = [x_of(x) for x, _, _ in spots], [y for _, y, _ in spots]
+    x_span, y_span = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    merged: dict[tuple[float, float, bool], list[str]] = {}
+    for (x, y, unknown), labels in spots.items():
+        for mx, my, munknown in merged:
+            if unknown == munknown and abs(x_of(x) - x_of(mx)) <= within * x_span and abs(y - my) <= within * y_span:
+                merged[(mx, my, munknown)] += labels
+                break
+        else:
+            merged[(x, y, unknown)] = list(labels)
+    return merged
 
 
 def latency_chart(bundle: dict[str, Any], path: Path) -> Path:
@@ -186,7 +253,8 @@ def latency_chart(bundle: dict[str, Any], path: Path) -> Path:
         ax.set_ylabel("no requests: " + ", ".join(missing), fontsize=8)
     ax.set_title(_title(bundle, "latency per request (s)"))
     ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
+    _mark(fig, bundle)
+    return _save(fig, path, bundle)
 
 
 def resolution_series(bundle: dict[str, Any]) -> dict[str, list[tuple[int, dict[str, float | None]]]]:
@@ -242,11 +310,13 @@ def resolution_chart(bundle: dict[str, Any], path: Path) -> Path | None:
             cost_ax.plot(sides, costs, marker="o", label=name)
             for side, (cost, (_, f)) in zip(sides, zip(costs, points)):
                 if cost is not None and f["tokens_per_image"] is not None:
+                    last = side == max(sides)  # the last label goes left of its point, inside the axes
                     cost_ax.annotate(
                         f"{f['tokens_per_image']:.0f} tok/img",
                         (side, cost),
                         textcoords="offset points",
-                        xytext=(4, 6),
+                        xytext=(-4 if last else 4, 6),
+                        ha="right" if last else "left",
                         fontsize=7,
                     )
     for ax in (acc_ax, cost_ax):
@@ -258,10 +328,11 @@ def resolution_chart(bundle: dict[str, Any], path: Path) -> Path | None:
     acc_ax.set_ylabel("MAE, lower is better" if numeric else "exact match (%), higher is better")
     acc_ax.set_ylim(bottom=0)
     cost_ax.set_ylabel("USD per 1,000 images")
-    cost_ax.set_ylim(bottom=0)
+    cost_ax.set_ylim(0, cost_ax.get_ylim()[1] * 1.1)  # room for the token labels above the highest line
     acc_ax.legend(fontsize=7, loc="best")
     fig.suptitle(_title(bundle, "accuracy and cost by resolution"))
-    return _save(fig, path)
+    _mark(fig, bundle)
+    return _save(fig, path, bundle)
 
 
 def write_charts(bundle: dict[str, Any], folder: Path) -> dict[str, Path]:

@@ -25,7 +25,7 @@ from visionbench import __version__
 from visionbench.bundle import load as load_bundle
 from visionbench.errors import BudgetExceeded, InputError, VisionbenchError
 from visionbench.plugins import default_registry
-from visionbench.report import print_report
+from visionbench.report import FORMATS, next_steps, print_report
 from visionbench.secrets import RedactingFilter, redact
 
 #: Exit codes: 2 for bad input (config, dataset, bundle, folder...), 3 over budget, 70 (EX_SOFTWARE) for a bug.
@@ -33,8 +33,18 @@ EXIT_INPUT, EXIT_BUDGET, EXIT_BUG, EXIT_INTERRUPTED = 2, 3, 70, 130
 DEBUG_ENV = "VISIONBENCH_DEBUG"
 T = TypeVar("T")
 
-# Piped output is not squeezed into 80 columns: tables stay readable in logs and files.
-console = Console(width=None if sys.stdout.isatty() else 140)
+
+def output_width() -> int | None:
+    """COLUMNS when set; else the terminal's width when stdout is one (None: rich measures it); else 80.
+    (Rich alone would measure the terminal on stdin even when stdout is piped to a file.)"""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return None if sys.stdout.isatty() else 80
+
+
+# Tables are fitted to this width, numbers never cut.
+console = Console(width=output_width())
 err_console = Console(stderr=True)
 
 
@@ -237,33 +247,37 @@ def cmd_run(args: argparse.Namespace) -> int:
                     retry_errors=args.retry_errors,
                 )
             )
-    except (BudgetExceeded, KeyboardInterrupt):
+    except BaseException as exc:  # stopped, interrupted or broken off: say where the bundle is and how to go on
         if (run_dir / "bundle.json").exists():
             print(f"bundle so far: {run_dir / 'bundle.json'}", file=sys.stderr)
-            print(f"to finish it: visionbench run --resume {run_dir}", file=sys.stderr)
+            again = " --max-cost USD" if isinstance(exc, BudgetExceeded) else ""
+            print(f"to finish it: visionbench run --resume {run_dir}{again}", file=sys.stderr)
         raise
     bundle = load_bundle(bundle_path)
-    print_report(bundle, console)
-    _write_outputs(bundle, bundle_path.parent)
-    console.print(f"bundle: {bundle_path}")
-    if bundle["status"] == "incomplete":
-        print(
-            f"incomplete: some items failed (table above); to ask only those again: "
-            f"visionbench run --resume {bundle_path.parent} --retry-errors",
-            file=sys.stderr,
-        )
-        return EXIT_INCOMPLETE
-    return 0
+    _report(bundle, bundle_path.parent, args, None if args.no_cache else cache_dir)
+    return EXIT_INCOMPLETE if bundle["status"] == "incomplete" else 0
 
 
-def _write_outputs(bundle: dict, folder: Path) -> None:
+def _report(bundle: dict, folder: Path, args: argparse.Namespace, cache_dir: Path | None = None) -> None:
+    """The tables (as asked: fitted, wide or for scripts), charts and report.html, then what to do next.
+    With a script format only the tables go to stdout; the file names and hints go to stderr."""
+    out = console if args.format == "table" else err_console
+    print_report(bundle, console, wide=args.wide, fmt=args.format)
+    _write_outputs(bundle, folder, out, cache_dir)
+    out.print(f"bundle: {folder / 'bundle.json'}", soft_wrap=True, highlight=False)
+    for line in next_steps(bundle, str(folder)):
+        err_console.print(line, soft_wrap=True, highlight=False)
+
+
+def _write_outputs(bundle: dict, folder: Path, out: Console, cache_dir: Path | None) -> None:
     """Charts and the self-contained HTML report beside the bundle."""
     from visionbench.charts import write_charts
     from visionbench.html_report import write_html_report
 
     charts = write_charts(bundle, folder)
-    html = write_html_report(bundle, folder / "report.html", charts)
-    console.print(f"charts: {', '.join(str(p) for p in charts.values())}\nreport: {html}")
+    html = write_html_report(bundle, folder / "report.html", charts, cache_dir)
+    out.print(f"charts: {', '.join(p.name for p in charts.values())} in {folder}", soft_wrap=True, highlight=False)
+    out.print(f"report: {html}", soft_wrap=True, highlight=False)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -284,9 +298,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.run)
-    print_report(bundle, console)
     path = Path(args.run)
-    _write_outputs(bundle, path if path.is_dir() else path.parent)
+    cached = (bundle.get("config") or {}).get("cache_dir")
+    cache_dir = Path(args.cache_dir or cached or default_cache_dir())
+    _report(bundle, path if path.is_dir() else path.parent, args, cache_dir if cache_dir.is_dir() else None)
     return 0
 
 
@@ -356,16 +371,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"visionbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("run", help="run an experiment config; writes results/<run-id>/bundle.json and a chart")
-    p.add_argument("config", nargs="?")
+    p = sub.add_parser(
+        "run",
+        help="run an experiment config; writes results/<run-id>/: bundle.json, charts (PNG) and report.html",
+    )
+    p.add_argument("config", nargs="?", help="the experiment config (YAML)")
     p.add_argument(
         "--resume",
         metavar="RUN",
-        help="finish an interrupted, stopped or failed run (its folder or bundle): only what is missing runs",
+        help="finish an interrupted, over-budget (stopped), failed or incomplete run (its folder or bundle.json), "
+        "from any folder: only what is missing runs, into the same bundle",
     )
     p.add_argument("--results", default="results", help="folder for run folders (default: results)")
     p.add_argument(
-        "--cache-dir", help="preprocessed-image cache (default: VISIONBENCH_CACHE_DIR or ~/.cache/visionbench)"
+        "--cache-dir",
+        help="preprocessed-image cache (default: the config's cache_dir, else VISIONBENCH_CACHE_DIR, "
+        "else ~/.cache/visionbench/images)",
     )
     p.add_argument("--no-cache", action="store_true", help="preprocess every image afresh")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -381,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse to start if the plan estimates more; stop once the whole run's spend exceeds it "
         "(a resume keeps the run's budget and counts what it spent before)",
     )
+    _output_options(p)
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("plan", help="estimate requests, tokens and dollars per cell before spending anything")
@@ -398,6 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="print a run's tables; write its charts and a self-contained report.html")
     p.add_argument("run", help="a run folder or bundle.json")
+    p.add_argument(
+        "--cache-dir",
+        help="the preprocessed-image cache the gallery's thumbnails come from (default: as for run); "
+        "images not in it are preprocessed again from the dataset",
+    )
+    _output_options(p)
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("compare", help="line up the cells of two or more runs and show the differences")
@@ -406,19 +434,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--by",
         choices=("id", "label"),
         default="id",
-        help="match cells by full id (provider/model/label) or by strategy label only",
+        help="match cells by full id (provider/model/label), or by label: the label alone, qualified by provider "
+        "and then model only where labels repeat (e.g. the same strategies on another model)",
     )
     p.add_argument("--html", metavar="PATH", help="also write the comparison as one HTML page")
     p.set_defaults(fn=cmd_compare)
 
     p = sub.add_parser("emulate", help="serve a local emulator of the Gemini, Anthropic and OpenAI APIs on loopback")
     p.add_argument("--dataset", help="folder of labelled images the emulated models answer from")
-    p.add_argument("--labels", default="labels.json")
-    p.add_argument("--label-field", default="person_count")
+    p.add_argument("--labels", default="labels.json", help="labels file, relative to --dataset (default: labels.json)")
+    p.add_argument(
+        "--label-field",
+        default="person_count",
+        help="when each label is an object, the field holding the answer (default: person_count)",
+    )
     p.add_argument("--profiles", help="per-model profiles YAML (default: the packaged default.yaml)")
-    p.add_argument("--host", default="127.0.0.1", help="loopback only")
-    p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--time-scale", type=float, help="multiply every simulated delay (0 = instant)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on, loopback only (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on, 0 picks a free one (default: 8765)")
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        help="multiply every simulated delay (default: the profiles' time_scale; 0 = instant)",
+    )
     p.add_argument(
         "--key-env",
         action="append",
@@ -431,6 +468,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("providers", help="list loaded provider plugins").set_defaults(fn=lambda a: _list("provider"))
     sub.add_parser("strategies", help="list loaded strategy plugins").set_defaults(fn=lambda a: _list("strategy"))
     return parser
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--wide",
+        action="store_true",
+        help="every column at full width, however wide the terminal (default: fit its width, or COLUMNS, "
+        "or 80 when piped, leaving out low-priority columns; numbers are never cut)",
+    )
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="table (default); csv (the per-cell table, full cell ids), json or markdown (every table), for "
+        "scripts: only the tables go to stdout",
+    )
 
 
 def _error(message: str) -> None:

@@ -11,10 +11,11 @@ from html import escape
 from typing import Any, Literal
 
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape as escape_markup
 
 from visionbench.significance import Difference, differences
 from visionbench.stats import cell_stats
+from visionbench.termtable import Column, Sheet, print_sheet
 
 #: (summary key, label, better): better is "lower" or "higher"
 METRICS: list[tuple[str, str, str]] = [
@@ -96,18 +97,37 @@ def _metrics(stats) -> dict[str, float | None]:
     return out
 
 
+#: How ``--by label`` names a cell, from the loosest to the fullest: the first that names one cell in every run.
+LABEL_KEYS = ("{label}", "{provider}/{label}", "{provider}/{model}/{label}")
+
+
+def label_key(bundles: list[dict[str, Any]]) -> str:
+    """The loosest of LABEL_KEYS that tells every run's cells apart: the label alone when no label repeats, the
+    provider and label when labels repeat across providers, the model too when they repeat across models."""
+    for key in LABEL_KEYS:
+        if all(len({key.format(**_parts(s)) for s in cell_stats(b)}) == len(cell_stats(b)) for b in bundles):
+            return key
+    return LABEL_KEYS[-1]
+
+
+def _parts(stats) -> dict[str, str]:
+    return {"provider": stats.provider, "model": stats.model, "label": stats.label}
+
+
 def compare(bundles: list[dict[str, Any]], by: Literal["id", "label"] = "id") -> Comparison:
-    """Line up the cells of ``bundles`` (the first is the baseline) by cell id, or by strategy label across models."""
+    """Line up the cells of ``bundles`` (the first is the baseline) by cell id, or by label (qualified by provider,
+    then model, only as far as needed to name one cell per run: see ``label_key``), e.g. across models."""
     if not bundles:
         raise ValueError("compare needs at least one bundle")
+    key_format = label_key(bundles) if by == "label" else None
     runs, per_run, ids = [], [], []
     for b in bundles:
         stats = cell_stats(b)
         table, cell_ids = {}, {}
         for s in stats:
-            key = s.cell_id if by == "id" else s.label
+            key = s.cell_id if key_format is None else key_format.format(**_parts(s))
             if key in table:
-                raise ValueError(f"run {b['run_id']}: label {key!r} names several cells; compare by id instead")
+                raise ValueError(f"run {b['run_id']}: {key!r} names several cells; compare by id instead")
             table[key] = _metrics(s)
             cell_ids[key] = s.cell_id
         per_run.append(table)
@@ -131,6 +151,8 @@ def compare(bundles: list[dict[str, Any]], by: Literal["id", "label"] = "id") ->
             base = values[0]
             deltas = [None] + [None if v is None or base is None else v - base for v in values[1:]]
             ratios = [None] + [None if v is None or not base else v / base for v in values[1:]]
+            if metric.startswith("ttft_") and all(v is None for v in values):
+                continue  # time to first token exists only for streamed cells
             rows.append(MetricRow(key, metric, label, better, values, deltas, ratios))
     items, flags = _differences(bundles, runs)
     presence = {key: [key in table for table in per_run] for key in keys}
@@ -186,12 +208,55 @@ def _differences(bundles: list[dict[str, Any]], runs: list[RunInfo]) -> tuple[li
                 f"(sha256 {base['pricing']['sha256'][:12]})"
             )
         for part in ("task", "preprocessing"):
-            if b["config"].get(part) != base["config"].get(part):
-                flags.append(f"{part} differs in {rid}")
+            if changed := _changed(base["config"].get(part) or {}, b["config"].get(part) or {}):
+                flags.append(f"{part} differs in {rid}: {changed}")
+        if cells := _cell_preprocessing_changes(base, b):
+            flags.append(f"preprocessing differs in {rid} for cell(s) {cells}")
     if len({r.simulated for r in runs}) > 1:
         flags.append("mix of simulated and real runs; simulated: " + ", ".join(r.run_id for r in runs if r.simulated))
+    scales = [_time_scale(b) for b in bundles]
+    if len(set(scales)) > 1:
+        flags.append(
+            "emulator time scales differ, so times are not comparable as they stand: "
+            + ", ".join(f"{r.run_id} {_scale_text(x)}" for r, x in zip(runs, scales))
+        )
     flags += [f"run {r.run_id} is {r.status}, not complete" for r in runs if r.status != "complete"]
     return overlaps, flags
+
+
+def _time_scale(bundle: dict[str, Any]) -> float | str | None:
+    """The emulator's time scale of a run: a number, "default" (emulated at the profiles' own), or None (real)."""
+    emulator = bundle["config"].get("emulator")
+    if not emulator:
+        return None
+    scale = emulator.get("time_scale") if isinstance(emulator, dict) else None
+    return float(scale) if isinstance(scale, (int, float)) else "default"
+
+
+def _scale_text(scale: float | str | None) -> str:
+    if scale is None:
+        return "real time (not emulated)"
+    return "at the profiles' time scale" if scale == "default" else f"x{scale:g}"
+
+
+def _changed(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """``key: old -> new`` for each key whose value differs."""
+    keys = [k for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
+    return ", ".join(f"{k}: {_short(a.get(k))} -> {_short(b.get(k))}" for k in keys)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _cell_preprocessing_changes(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """Cells of both runs (same id) that ran at different preprocessing (a sweep's own per-cell settings)."""
+    pa = {e["id"]: e.get("preprocessing") for e in a["cells"]}
+    pb = {e["id"]: e.get("preprocessing") for e in b["cells"]}
+    if a["config"].get("preprocessing") != b["config"].get("preprocessing"):
+        return ""  # said above, for every cell
+    return ", ".join(c for c in pa if c in pb and pa[c] != pb[c])
 
 
 def _fmt(value: float | None, metric: str) -> str:
@@ -265,26 +330,27 @@ def _run_rows(comparison: Comparison) -> list[list[str]]:
 RUN_HEAD = ["#", "run", "config", "status", "simulated", "images", "repeats", "pricing sha256"]
 
 
-def print_comparison(comparison: Comparison, console: Console | None = None) -> None:
-    """Rich tables: the runs, the warnings, then one table per cell with each metric per run and its change."""
+def print_comparison(comparison: Comparison, console: Console | None = None, width: int | None = None) -> None:
+    """The runs, the warnings, then one table per cell with each metric per run and its change, fitted to
+    ``width`` (default: the console's): the runs are numbered #0, #1... as in the first table."""
     console = console or Console()
-    runs = Table(title="Runs (the first is the baseline)", title_justify="left")
-    for name in RUN_HEAD:
-        runs.add_column(name)
-    for row in _run_rows(comparison):
-        runs.add_row(*row)
-    console.print(runs)
+    width = width or console.width
+    columns = [Column("#", key=True)] + [
+        Column(h, numeric=False, keep=2 if h == "pricing sha256" else 0) for h in RUN_HEAD[1:]
+    ]
+    rows = [[escape_markup(c) for c in row] for row in _run_rows(comparison)]
+    print_sheet(console, Sheet("Runs (#0 is the baseline)", columns, rows), width)
     for flag in comparison.flags:
-        console.print(f"[yellow]warning:[/yellow] {flag}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {escape_markup(flag)}", highlight=False, width=width)
     style = {"better": "green", "worse": "red", "missing": "dim"}
     for key in comparison.keys:
         head, rows = _grid(comparison, key)
-        table = Table(title=key, title_justify="left")
-        for i, name in enumerate(head):
-            table.add_column(name, justify="left" if i == 0 else "right")
-        for cells in rows:
-            table.add_row(*(f"[{style[v]}]{t}[/{style[v]}]" if v else t for t, v in cells))
-        console.print(table)
+        head = [h.split(" ")[0] if h.startswith("#") else h for h in head]
+        columns = [Column(head[0], numeric=False, key=True)] + [Column(h) for h in head[1:]]
+        cells = [
+            [f"[{style[v]}]{escape_markup(t)}[/{style[v]}]" if v else escape_markup(t) for t, v in r] for r in rows
+        ]
+        print_sheet(console, Sheet(key, columns, cells), width)
 
 
 def comparison_html(comparison: Comparison) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from visionbench.figures import mark as _mark
 from visionbench.figures import plt as _plt
 from visionbench.figures import save as _save
 
@@ -99,7 +100,8 @@ def concurrency_sweep_chart(bundle: dict[str, Any], path: Path) -> Path | None:
     rate_ax.legend(fontsize=7, loc="best")
     lat_ax.legend(fontsize=7, loc="best")
     fig.suptitle(f"{bundle['config']['name']}: throughput and latency by concurrency")
-    return _save(fig, path)
+    _mark(fig, bundle)
+    return _save(fig, path, bundle)
 
 
 def concurrency_chart(bundle: dict[str, Any], path: Path) -> Path | None:
@@ -125,7 +127,8 @@ def concurrency_chart(bundle: dict[str, Any], path: Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     ax.set_title(f"{bundle['config']['name']}: max_concurrency auto over time (429s / overloads cut it)")
-    return _save(fig, path)
+    _mark(fig, bundle)
+    return _save(fig, path, bundle)
 
 
 def write_concurrency_charts(bundle: dict[str, Any], folder: Path) -> dict[str, Path]:

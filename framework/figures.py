@@ -1,8 +1,9 @@
-"""Matplotlib without a display, and saving a figure: shared by every chart module."""
+"""Matplotlib without a display, the SIMULATED mark, and saving a figure: shared by every chart module."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 def plt():
@@ -15,11 +16,50 @@ def plt():
     return pyplot
 
 
-def save(fig, path: Path) -> Path:
-    """Lay out, write as PNG (110 dpi) and close ``fig``; returns the path."""
+def simulated_mark(bundle: dict[str, Any]) -> str | None:
+    """ "SIMULATED", with the emulator's time scale, for a run that was not made against the real services."""
+    if not bundle.get("simulated"):
+        return None
+    emulator = (bundle.get("config") or {}).get("emulator")
+    scale = emulator.get("time_scale") if isinstance(emulator, dict) else None
+    if isinstance(scale, (int, float)):
+        return f"SIMULATED: emulator, time scale {scale:g} (times are x{scale:g} of the modelled ones)"
+    return "SIMULATED: emulator or fake provider, not the real services"
+
+
+def mark(fig, bundle: dict[str, Any]) -> None:
+    """The SIMULATED mark, top left of the figure, above the title, where no data can hide it."""
+    text = simulated_mark(bundle)
+    if text:
+        fig.text(
+            0.01,
+            0.995,
+            text,
+            ha="left",
+            va="top",
+            fontsize=8,
+            fontweight="bold",
+            color="#9b1c1c",
+            bbox={"boxstyle": "round,pad=0.25", "facecolor": "#fff3cd", "edgecolor": "#e0c266"},
+        )
+
+
+def top_room(fig, bundle: dict[str, Any]) -> None:
+    """Leave a band of about 0.3 inch above the titles for the SIMULATED mark."""
+    if bundle.get("simulated"):
+        band = 0.3 / fig.get_figheight()
+        fig.subplots_adjust(top=fig.subplotpars.top - band)
+        if fig._suptitle is not None:
+            fig._suptitle.set_y(1 - band)
+
+
+def save(fig, path: Path, bundle: dict[str, Any] | None = None) -> Path:
+    """Lay out (with room for the SIMULATED mark of ``bundle``'s run), write as PNG (110 dpi) and close ``fig``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
+    if bundle is not None:
+        top_room(fig, bundle)
     fig.savefig(path, dpi=110)
     plt().close(fig)
     return path

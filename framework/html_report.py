@@ -14,10 +14,12 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from visionbench.cellnames import short_names
+from visionbench.cellnames import cell_codes, short_names
 from visionbench.charts import write_charts
+from visionbench.gallery import CSS as GALLERY_CSS
+from visionbench.gallery import gallery_html
 from visionbench.report import Rows, accuracy_rows, difference_rows
-from visionbench.stats import agreement, cell_stats, cost_per_1k
+from visionbench.stats import CellStats, agreement, cell_stats, cost_per_1k
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px 32px;color:#1d2733;font-size:14px}
@@ -27,9 +29,11 @@ h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d5dbe3;padding-bott
 .banner.sim{background:#fff3cd;border:1px solid #e0c266} .banner.bad{background:#fde2e1;border:1px solid #e5a3a0}
 .status-complete{color:#1e7b3b;font-weight:600} .status-other{color:#b3261e;font-weight:600}
 table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}
-th,td{border:1px solid #d5dbe3;padding:3px 8px;text-align:right;white-space:nowrap}
-th{background:#eef1f5;white-space:normal;vertical-align:bottom;max-width:90px}
-td.l,th.l{text-align:left} tr:nth-child(even) td{background:#f8f9fb}
+th,td{border:1px solid #d5dbe3;padding:3px 6px;text-align:right;white-space:nowrap}
+th{background:#eef1f5;white-space:normal;vertical-align:bottom;max-width:80px;overflow-wrap:break-word;
+position:sticky;top:0;z-index:1}
+.scroll{max-width:100%;max-height:75vh;overflow:auto;margin:6px 0 12px} .scroll table{margin:0}
+td.l,th.l{text-align:left} td.l{white-space:normal;min-width:60px} tr:nth-child(even) td{background:#f8f9fb}
 td.wrong{background:#fde2e1 !important;color:#9b1c1c;font-weight:600}
 td.err{background:#fbe3c9 !important;color:#8a4b08}
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 14px;margin:4px 0} dt{color:#5b6775} dd{margin:0}
@@ -47,8 +51,9 @@ def _f(value: Any, spec: str = ".3g", none: str = "-") -> str:
 
 
 def _s(value: float | None) -> str:
-    """Seconds to three significant digits; sub-millisecond values in ms, marked, so they stay readable."""
-    return f"{value * 1000:.2g} ms" if value is not None and 0 < value < 0.001 else _f(value)
+    """Seconds, to three significant digits; under a millisecond "<0.001" (microseconds of queueing are noise,
+    and 2.8e-06 reads as a figure to act on)."""
+    return "<0.001" if value is not None and 0 < value < 0.001 else _f(value)
 
 
 def html_table(head: Iterable[str], rows: Iterable[Iterable[Any]], left: int = 1) -> str:
@@ -61,20 +66,24 @@ def html_table(head: Iterable[str], rows: Iterable[Iterable[Any]], left: int = 1
         text, cls, tip = (*value, None)[:3] if isinstance(value, tuple) else (value, "", None)
         cls = " ".join(c for c in (cls, "l" if i < left else "") if c)
         attrs = (f' class="{cls}"' if cls else "") + (f' title="{escape(str(tip))}"' if tip else "")
-        return f"<{tag}{attrs}>{escape(str(text))}</{tag}>"
+        body = escape(str(text))
+        if tag == "th" or i < left:  # long names may break after a slash or before an @, as well as at spaces
+            body = body.replace("/", "/<wbr>").replace("@", "<wbr>@")
+        return f"<{tag}{attrs}>{body}</{tag}>"
 
-    out = ["<table><tr>" + "".join(cell("th", i, h) for i, h in enumerate(head)) + "</tr>"]
+    out = ['<div class="scroll"><table><thead><tr>' + "".join(cell("th", i, h) for i, h in enumerate(head))]
+    out[0] += "</tr></thead><tbody>"
     out += ["<tr>" + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>" for row in rows]
-    return "\n".join(out) + "</table>"
+    return "\n".join(out) + "</tbody></table></div>"
 
 
 def _dl(pairs: Iterable[tuple[str, Any]]) -> str:
     return "<dl>" + "".join(f"<dt>{escape(k)}</dt><dd>{escape(_f(v, 'g'))}</dd>" for k, v in pairs) + "</dl>"
 
 
-def cells_rows(bundle: dict[str, Any]) -> list[list[Any]]:
-    """The per-cell table's rows (means over repeats), as shown in the report."""
-    stats = cell_stats(bundle)
+def cells_rows(bundle: dict[str, Any], stats: list[CellStats] | None = None) -> list[list[Any]]:
+    """The per-cell table's rows (means over repeats), as shown in the report; ``stats``: ``cell_stats(bundle)``."""
+    stats = cell_stats(bundle) if stats is None else stats
     names = short_names([s.cell_id for s in stats])
     rows = []
     for s in stats:
@@ -132,6 +141,19 @@ CELL_HEAD = [
     "exact",
     "errors, all repeats",
 ]
+
+
+_STREAM_COLUMNS = ("ttft p50 s", "ttft p95 s", "out tok/s p50")
+
+
+def cell_table(bundle: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """``CELL_HEAD`` and ``cells_rows``, without the streaming columns when no cell streamed (they would be blank)."""
+    stats = cell_stats(bundle)
+    rows = cells_rows(bundle, stats)
+    if any(s.summary.get("ttft_p50_s") is not None for s in stats):
+        return CELL_HEAD, rows
+    keep = [i for i, name in enumerate(CELL_HEAD) if name not in _STREAM_COLUMNS]
+    return [CELL_HEAD[i] for i in keep], [[row[i] for i in keep] for row in rows]
 
 
 def _extras(bundle: dict[str, Any]) -> str:
@@ -193,9 +215,17 @@ def _extras(bundle: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _legend(bundle: dict[str, Any]) -> str:
+    """The short cell names of the answers table and the gallery, with the ids they stand for."""
+    codes = cell_codes(list(dict.fromkeys(e["id"] for e in bundle["cells"])))
+    if all(k == v for k, v in codes.items()):
+        return ""
+    return '<p class="note">Cells: ' + "; ".join(f"<b>{escape(v)}</b> = {escape(k)}" for k, v in codes.items()) + "</p>"
+
+
 def _answers(bundle: dict[str, Any]) -> str:
     firsts = {e["id"]: e for e in bundle["cells"] if e["repeat"] == 0}
-    names = short_names(list(firsts))
+    names = cell_codes(list(firsts))
     agree = agreement(bundle)
     rows = []
     for item in bundle["items"]:
@@ -205,7 +235,7 @@ def _answers(bundle: dict[str, Any]) -> str:
             if a is None:
                 row.append("")
             elif a["error"] is not None:
-                row.append(("error", "err", a["error"]))
+                row.append((a["error"].partition(":")[0] or "error", "err", a["error"]))
             else:
                 wrong = item["label"] is not None and a["value"] != item["label"]
                 row.append((_f(a["value"], "g"), "wrong" if wrong else ""))
@@ -214,7 +244,7 @@ def _answers(bundle: dict[str, Any]) -> str:
         rows.append(row)
     note = (
         '<p class="note">First repeat of each cell. Red: differs from the label; '
-        "orange: error (hover for the message). "
+        "orange: error, its kind (hover for the message; every message is in the gallery below). "
         f"Mean agreement across cells: {escape(_f(agree['mean_agreement'], '.0%'))}.</p>"
     )
     return note + html_table(["image", "label", *(names[c] for c in firsts), "most common", "agreement"], rows)
@@ -236,8 +266,11 @@ def _rows_html(rows: Rows | None) -> list[str]:
 CHART_ORDER = ("time", "cost_accuracy", "latency", "resolution", "concurrency_sweep", "concurrency")
 
 
-def write_html_report(bundle: dict[str, Any], path: Path, charts: dict[str, Path] | None = None) -> Path:
-    """Write the run's report as one HTML file; ``charts`` reuses PNGs from ``write_charts``, else draws them."""
+def write_html_report(
+    bundle: dict[str, Any], path: Path, charts: dict[str, Path] | None = None, cache_dir: Path | None = None
+) -> Path:
+    """Write the run's report as one HTML file; ``charts`` reuses PNGs from ``write_charts``, else draws them.
+    ``cache_dir``: the preprocessing cache the gallery reads the sent images from (else they are made again)."""
     path = Path(path)
     cfg, env = bundle["config"], bundle["environment"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -286,17 +319,20 @@ def write_html_report(bundle: dict[str, Any], path: Path, charts: dict[str, Path
         f"<h1>{escape(title)}</h1>",
         banner,
         "<h2>Per cell (means over repeats)</h2>",
-        html_table(CELL_HEAD, cells_rows(bundle)),
+        html_table(*cell_table(bundle)),
         '<p class="note">Latency per request actually sent; queue = waiting for a concurrency or rate slot, '
-        'service = the rest, less retry backoff. Cost "?" = unknown (unpriced model). '
-        "Exact = share of labelled images.</p>",
+        'service = the rest, less retry backoff. Cost "?" = unknown: a model with no known price, or nothing '
+        "answered (see errors). Exact = share of labelled images.</p>",
         *_rows_html(accuracy_rows(bundle) if any(i["label"] is not None for i in bundle["items"]) else None),
         *_rows_html(difference_rows(bundle)),
         _extras(bundle),
         "<h2>Charts</h2>",
         f'<div class="charts">{figures}</div>',
         "<h2>Answers per image</h2>",
+        _legend(bundle),
         _answers(bundle),
+        "<h2>Images as sent</h2>",
+        gallery_html(bundle, cache_dir),
         "<h2>Configuration</h2>",
         config,
         "<h2>Environment</h2>",
@@ -304,7 +340,7 @@ def write_html_report(bundle: dict[str, Any], path: Path, charts: dict[str, Path
     ]
     html = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-        f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+        f"<style>{CSS}{GALLERY_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     # A file name that is not UTF-8 (held as surrogates) shows escaped, e.g. caf\udce9.png, instead of failing.

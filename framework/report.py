@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
-from visionbench.cellnames import short_names
+from visionbench.cellnames import cell_codes, short_names
 from visionbench.significance import (
     Difference,
     Interval,
@@ -18,6 +19,7 @@ from visionbench.significance import (
     versus_best,
 )
 from visionbench.stats import Estimate, cell_stats, cost_per_1k
+from visionbench.termtable import Column, Sheet, plain, print_sheet, to_csv, to_json, to_markdown
 
 
 def _fmt(value: Any, spec: str = "", none: str = "-") -> str:
@@ -34,25 +36,39 @@ def _cell_runs(bundle: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return runs
 
 
-#: Images the terminal's answers table shows at most (a 100k-image run's table would take minutes to draw).
+def cell_legend(bundle: dict[str, Any]) -> Sheet | None:
+    """The short names the tables use, with the cell ids they stand for (None when they are the ids)."""
+    runs = _cell_runs(bundle)
+    codes = cell_codes(list(runs))
+    if all(code == cell_id for cell_id, code in codes.items()):
+        return None
+    rows = []
+    for cell_id, entries in runs.items():
+        varied = entries[0].get("varied") or {}
+        rows.append([codes[cell_id], cell_id, ", ".join(f"{k}={v}" for k, v in varied.items())])
+    columns = [Column("name", numeric=False, key=True), Column("cell", numeric=False)]
+    if not any(r[2] for r in rows):
+        rows = [r[:2] for r in rows]
+    else:
+        columns.append(Column("varied", numeric=False, keep=2))
+    return Sheet("Cells", columns, rows)
+
+
+#: Images the answers table shows at most on a terminal (a 100k-image run's table would take minutes to draw).
 ANSWER_ROWS = 200
 
 
-def answers_table(bundle: dict[str, Any], max_rows: int = ANSWER_ROWS) -> Table:
-    """Rows: images with their label (the first ``max_rows``); columns: each cell's final answer (first repeat)."""
+def answers_sheet(bundle: dict[str, Any], max_rows: int | None = ANSWER_ROWS) -> Sheet:
+    """Rows: images with their label (the first ``max_rows``; None: all); columns: each cell's final answer
+    (first repeat)."""
     runs = _cell_runs(bundle)
-    names = short_names(list(runs))
+    codes = cell_codes(list(runs))
+    columns = [Column("image", numeric=False, key=True), Column("label", key=True)]
+    columns += [Column(codes[cell_id]) for cell_id in runs]
+    rows = []
     items = bundle["items"]
-    caption = None
-    if len(items) > max_rows:
-        caption = f"the first {max_rows:,} of {len(items):,} images; report.html has them all"
-    table = Table(title="Answers per image", title_justify="left", caption=caption, caption_justify="left")
-    table.add_column("image")
-    table.add_column("label", justify="right")
-    for cell_id in runs:
-        table.add_column(names[cell_id], justify="right")
-    for item in items[:max_rows]:
-        row = [item["id"], _fmt(item["label"])]
+    for item in items if max_rows is None else items[:max_rows]:
+        row = [escape(item["id"]), _fmt(item["label"])]
         for entries in runs.values():
             answer = entries[0]["answers"].get(item["id"])
             if answer is None:
@@ -61,9 +77,21 @@ def answers_table(bundle: dict[str, Any], max_rows: int = ANSWER_ROWS) -> Table:
                 row.append("[red]err[/red]")
             else:
                 ok = item["label"] is None or answer["value"] == item["label"]
-                row.append(str(answer["value"]) if ok else f"[yellow]{answer['value']}[/yellow]")
-        table.add_row(*row)
-    return table
+                row.append(escape(str(answer["value"])) if ok else f"[yellow]{escape(str(answer['value']))}[/yellow]")
+        rows.append(row)
+    flat = [c for row in rows for c in row[2:]]
+    notes = [
+        note
+        for mark, note in (
+            ("[yellow]", "[yellow]yellow[/yellow]: differs from the label"),
+            ("[red]", "[red]err[/red]: no answer (see Failed items)"),
+        )
+        if any(mark in c for c in flat)
+    ]
+    notes = ["; ".join(notes)] if notes else []
+    if len(rows) < len(items):
+        notes.append(f"the first {len(rows):,} of {len(items):,} images; report.html has them all")
+    return Sheet("Answers per image", columns, rows, notes)
 
 
 def _with_ci(est: Estimate, spec: str, none: str = "-") -> str:
@@ -72,66 +100,87 @@ def _with_ci(est: Estimate, spec: str, none: str = "-") -> str:
     return format(est.mean, spec) + (f" ± {est.ci95:{spec}}" if est.ci95 is not None else "")
 
 
-def cells_table(bundle: dict[str, Any]) -> Table:
+#: The per-cell table's columns: (header, keep). keep 0 always shows; the highest goes first when space is short.
+_CELL_COLUMNS = [
+    ("wall s", 0),
+    ("p50 s", 1),
+    ("p95 s", 4),
+    ("p99 s", 5),
+    ("ttft p50", 1),  # time to first token: shown only when a cell streamed
+    ("ttft p95", 4),
+    ("img/s", 2),
+    ("tok in", 3),
+    ("tok out", 4),
+    ("tok think", 5),
+    ("cost $", 0),
+    ("$/1k img", 2),
+    ("MAE", 0),
+    ("exact", 0),
+    ("errors", 0),
+]
+
+
+def cells_sheet(bundle: dict[str, Any]) -> Sheet:
     """One row per cell: time, latency, throughput, tokens, cost and accuracy (means over repeats, ± 95% CI)."""
     stats = cell_stats(bundle)
-    names = short_names([c.cell_id for c in stats])
+    codes = cell_codes([c.cell_id for c in stats])
     repeats = max((c.repeats for c in stats), default=1)
+    numeric = numeric_task(bundle)
     title = "Per cell" + (f" (mean ± 95% CI over {repeats} repeats)" if repeats > 1 else "")
-    table = Table(title=title, title_justify="left")
-    # Time to first token exists only for streamed cells: its columns show only when one is.
-    ttft = any(c.summary.get("ttft_p50_s") is not None for c in stats)
-    for name in (
-        "cell",
-        "wall s",
-        "p50 s",
-        "p95 s",
-        "p99 s",
-        *(("ttft p50", "ttft p95") if ttft else ()),
-        "img/s",
-        "tok in",
-        "tok out",
-        "tok think",
-        "cost $",
-        "$/1k img",
-        "MAE",
-        "exact",
-        "errors",
-    ):
-        table.add_column(name, justify="left" if name == "cell" else "right", no_wrap=True)
+    streamed = any(c.summary.get("ttft_p50_s") is not None for c in stats)
+    shown = [(head, keep) for head, keep in _CELL_COLUMNS if streamed or not head.startswith("ttft")]
+    columns = [Column("cell", numeric=False, key=True)]
+    for head, keep in shown:
+        if head == "MAE" and not numeric:
+            keep = 6
+        columns.append(Column(head, keep=keep))
+    rows, nothing, unpriced = [], False, False
     for cell in stats:
         s = cell.summary
         unfinished = sorted(set(cell.statuses) - {"complete"})
         errors = sum(e["summary"]["errors"] for e in bundle["cells"] if e["id"] == cell.cell_id)
-        table.add_row(
-            names[cell.cell_id] + (f" [red]({', '.join(unfinished)})[/red]" if unfinished else ""),
-            _with_ci(cell.wall_s, ".2f"),
-            _fmt(s.get("latency_p50_s"), ".3f"),
-            _fmt(s.get("latency_p95_s"), ".3f"),
-            _fmt(s.get("latency_p99_s"), ".3f"),
-            *((_fmt(s.get("ttft_p50_s"), ".3f"), _fmt(s.get("ttft_p95_s"), ".3f")) if ttft else ()),
-            _fmt(s.get("images_per_s"), ".1f"),
-            _fmt(s.get("input_tokens"), ".0f"),
-            _fmt(s.get("output_tokens"), ".0f"),
-            _fmt(s.get("thinking_tokens"), ".0f"),
-            _with_ci(cell.cost_usd, ".4f", none="?"),
-            _fmt(s.get("cost_per_1k_images_usd"), ".3f", none="?"),
-            _fmt(s.get("mae"), ".2f"),
-            _fmt(s.get("exact_match"), ".0%"),
-            _fmt(errors),
+        answered = (s.get("items") or 0) - (s.get("errors") or 0) > 0
+        nothing |= not answered
+        unpriced |= answered and cell.cost_usd.mean is None
+        flag = ", ".join(unfinished + ([] if answered else ["nothing answered"]))
+        rows.append(
+            [
+                escape(codes[cell.cell_id]) + (f" [red]({flag})[/red]" if flag else ""),
+                _with_ci(cell.wall_s, ".2f"),
+                _fmt(s.get("latency_p50_s"), ".3f"),
+                _fmt(s.get("latency_p95_s"), ".3f"),
+                _fmt(s.get("latency_p99_s"), ".3f"),
+                *((_fmt(s.get("ttft_p50_s"), ".3f"), _fmt(s.get("ttft_p95_s"), ".3f")) if streamed else ()),
+                _fmt(s.get("images_per_s") if answered else None, ".1f"),
+                _fmt(s.get("input_tokens"), ".0f"),
+                _fmt(s.get("output_tokens"), ".0f"),
+                _fmt(s.get("thinking_tokens"), ".0f"),
+                _with_ci(cell.cost_usd, ".4f", none="?" if answered else "-"),
+                _fmt(s.get("cost_per_1k_images_usd"), ".3f", none="?" if answered else "-"),
+                _fmt(s.get("mae"), ".2f"),
+                _fmt(s.get("exact_match"), ".0%"),
+                _fmt(errors) if not errors else f"[red]{errors}[/red]",
+            ]
         )
-    return table
+    notes = []
+    if unpriced:
+        notes.append("cost ?: the model has no known price (add a pricing: row to the config)")
+    if nothing:
+        notes.append("nothing answered: every item of the cell failed, so it has no throughput or cost to show")
+    return Sheet(title, columns, rows, notes)
 
 
-def filter_lines(bundle: dict[str, Any]) -> list[str]:
+def filter_lines(bundle: dict[str, Any], names: dict[str, str] | None = None) -> list[str]:
     """One line per cell whose strategy reported a tier-1 filter (adaptive)."""
+    names = names or {}
     lines = []
     for entry in bundle["cells"]:
         f = entry.get("extra", {}).get("tier1_filter")
         if f:
             tp, fp, fn = f["true_positives"], f["false_positives"], f["false_negatives"]
+            name = escape(names.get(entry["id"], entry["id"]))
             lines.append(
-                f"{entry['id']}: tier 1 sent {entry['extra']['tier2_items']} of {entry['summary']['items']} "
+                f"{name}: tier 1 sent {entry['extra']['tier2_items']} of {entry['summary']['items']} "
                 f"images to tier 2; precision {_share(proportion_interval(tp, tp + fp))}, "
                 f"recall {_share(proportion_interval(tp, tp + fn))} "
                 f"(95% exact intervals; escalate at >= {f['escalate_at']:g})"
@@ -148,18 +197,16 @@ class Rows:
     rows: list[list[str]]
     caption: str = ""
 
-    def rich(self) -> Table:
-        table = Table(title=self.title, title_justify="left", caption=self.caption or None)
-        for i, name in enumerate(self.head):
-            table.add_column(name, justify="left" if i == 0 else "right", no_wrap=True)
-        for row in self.rows:
-            table.add_row(*row)
-        return table
+    def sheet(self) -> Sheet:
+        """As a terminal sheet: the first column names the row; the others are figures."""
+        columns = [Column(self.head[0], numeric=False, key=True)] + [Column(h) for h in self.head[1:]]
+        rows = [[escape(r[0]), *r[1:]] for r in self.rows]
+        return Sheet(self.title, columns, rows, [self.caption] if self.caption else [])
 
 
-def accuracy_rows(bundle: dict[str, Any]) -> Rows:
+def accuracy_rows(bundle: dict[str, Any], names: dict[str, str] | None = None) -> Rows:
     """Each cell's MAE and exact match with a 95% bootstrap interval over images."""
-    names = short_names(list(_cell_runs(bundle)))
+    names = names or short_names(list(_cell_runs(bundle)))
     rows = []
     for cell in _cell_runs(bundle):
         got = accuracy_intervals(bundle, cell)
@@ -175,12 +222,12 @@ def _share(i: Interval) -> str:
     return f"{i.value:.0%} [{i.low:.0%}, {i.high:.0%}]"
 
 
-def difference_rows(bundle: dict[str, Any]) -> Rows | None:
+def difference_rows(bundle: dict[str, Any], names: dict[str, str] | None = None) -> Rows | None:
     """Each cell against the most accurate one: the accuracy metric and p50 latency, each with its test."""
     found = versus_best(bundle)
     if not found:
         return None
-    names = short_names(list(_cell_runs(bundle)))
+    names = names or short_names(list(_cell_runs(bundle)))
     metric = "MAE" if numeric_task(bundle) else "exact match"
     spec = ".2f" if metric == "MAE" else ".0%"
     best = found[0].best
@@ -249,32 +296,126 @@ def failures(bundle: dict[str, Any]) -> list[Failures]:
     return [Failures(cell, kind, len(msgs), msgs[0]) for (cell, kind), msgs in groups.items()]
 
 
-def failures_table(found: list[Failures]) -> Table:
-    table = Table(title="Failed items", title_justify="left")
-    for name in ("cell", "error", "items", "first message"):
-        table.add_column(name, justify="right" if name == "items" else "left", overflow="fold")
-    for f in found:
-        table.add_row(f.cell, f.kind, str(f.count), f.first)
-    return table
+def failures_sheet(found: list[Failures], codes: dict[str, str]) -> Sheet:
+    columns = [
+        Column("cell", numeric=False, key=True),
+        Column("error", numeric=False),
+        Column("items"),
+        Column("first message", numeric=False),
+    ]
+    rows = [[escape(codes.get(f.cell, f.cell)), escape(f.kind), str(f.count), escape(f.first)] for f in found]
+    return Sheet("Failed items", columns, rows)
 
 
-def print_report(bundle: dict[str, Any], console: Console | None = None) -> None:
-    console = console or Console()
-    cells = list(_cell_runs(bundle))
-    console.print(
-        f"run {bundle['run_id']} ({bundle['status']}): {len(bundle['items'])} images, cells: {', '.join(cells)}"
-    )
-    console.print(answers_table(bundle))
-    console.print(cells_table(bundle))
+def sheets(bundle: dict[str, Any], max_answer_rows: int | None = ANSWER_ROWS) -> list[Sheet]:
+    """Every table of the terminal report, in order (the answers table's first ``max_answer_rows`` images)."""
+    runs = list(_cell_runs(bundle))
+    codes = cell_codes(runs)
+    out = [s for s in (cell_legend(bundle),) if s is not None]
+    out += [answers_sheet(bundle, max_answer_rows), cells_sheet(bundle)]
     if any(item["label"] is not None for item in bundle["items"]):
-        console.print(accuracy_rows(bundle).rich())
-    differences = difference_rows(bundle)
+        out.append(accuracy_rows(bundle, codes).sheet())
+    differences = difference_rows(bundle, codes)
     if differences is not None:
-        console.print(differences.rich())
-    for line in filter_lines(bundle):
-        console.print(line)
-    if bundle.get("simulated"):
-        console.print("[bold]simulated[/bold]: answers came from an emulator, not the real services")
+        out.append(differences.sheet())
     found = failures(bundle)
     if found:
-        console.print(failures_table(found))
+        out.append(failures_sheet(found, codes))
+    return out
+
+
+def status_line(bundle: dict[str, Any]) -> str:
+    runs = _cell_runs(bundle)
+    found = failures(bundle)
+    failed = sum(f.count for f in found)
+    line = f"run {bundle['run_id']} ({bundle['status']}): {len(bundle['items'])} images, {len(runs)} cells"
+    if failed:
+        line += f", [red]{failed} failed item(s)[/red]"
+    if bundle.get("simulated"):
+        line += ", " + simulated_note(bundle)
+    return line
+
+
+def simulated_note(bundle: dict[str, Any]) -> str:
+    """SIMULATED, with the emulator's time scale when the run had one."""
+    scale = time_scale(bundle)
+    return "[bold]SIMULATED[/bold]" + (f" at time scale {scale:g}" if scale is not None else "")
+
+
+def time_scale(bundle: dict[str, Any]) -> float | None:
+    """The emulator's time scale the run was made at (None when not emulated or not recorded)."""
+    emulator = (bundle.get("config") or {}).get("emulator") or {}
+    scale = emulator.get("time_scale") if isinstance(emulator, dict) else None
+    return float(scale) if isinstance(scale, (int, float)) else None
+
+
+def next_steps(bundle: dict[str, Any], run_dir: str) -> list[str]:
+    """Where the bundle is and the command that carries the run on, for a run that did not complete."""
+    status = bundle["status"]
+    if status == "incomplete":
+        return [
+            "some items failed (see Failed items); to ask only those again:",
+            f"  visionbench run --resume {run_dir} --retry-errors",
+        ]
+    if status in ("stopped", "interrupted", "failed", "running"):
+        why = {"stopped": "over --max-cost", "interrupted": "interrupted", "failed": "the run broke off"}
+        out = [f"{status} ({why.get(status, 'not finished')}); to finish it:"]
+        out.append(f"  visionbench run --resume {run_dir}" + (" --max-cost USD" if status == "stopped" else ""))
+        if bundle.get("error"):
+            out.insert(0, f"error: {bundle['error']}")
+        return out
+    return []
+
+
+FORMATS = ("table", "csv", "json", "markdown")
+
+
+def print_report(
+    bundle: dict[str, Any],
+    console: Console | None = None,
+    *,
+    width: int | None = None,
+    wide: bool = False,
+    fmt: str = "table",
+) -> None:
+    """The run's tables on ``console``: fitted to ``width`` (default: the console's), every column with ``wide``;
+    or as CSV (the per-cell table: one row per cell, full ids), JSON (every table) or Markdown (every table)."""
+    console = console or Console()
+    found = sheets(bundle, None if fmt == "json" else ANSWER_ROWS)
+    if fmt == "csv":
+        cells = cells_sheet(bundle)
+        ids = [c.cell_id for c in cell_stats(bundle)]
+        cells = Sheet(cells.title, cells.columns, [[cid, *row[1:]] for cid, row in zip(ids, cells.rows)])
+        console.file.write(to_csv(cells))
+        return
+    if fmt == "json":
+        doc = {
+            "run_id": bundle["run_id"],
+            "status": bundle["status"],
+            "simulated": bool(bundle.get("simulated")),
+            "time_scale": time_scale(bundle),
+            "cells": cell_codes(list(_cell_runs(bundle))),
+            "tables": [to_json(s) for s in found],
+            "failures": [f.__dict__ for f in failures(bundle)],
+        }
+        console.file.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        return
+    if fmt == "markdown":
+        console.file.write(f"{plain(status_line(bundle))}\n\n" + "\n".join(to_markdown(s) for s in found))
+        return
+    width = None if wide else (width or console.width)
+    if wide:
+        console = Console(
+            file=console.file, width=100_000, force_terminal=console.is_terminal, no_color=console.no_color
+        )
+    console.print(status_line(bundle), width=width, highlight=False)
+    for sheet in found:
+        print_sheet(console, sheet, width)
+    for line in filter_lines(bundle, cell_codes(list(_cell_runs(bundle)))):
+        console.print(line, width=width, highlight=False)
+    if bundle.get("simulated"):
+        console.print(
+            simulated_note(bundle) + ": answers came from an emulator, not the real services; times are scaled",
+            width=width,
+            highlight=False,
+        )

@@ -75,3 +75,13 @@ async def run_then_cancel(plan, results_dir: Path, run_id: str, after_s: float) 
 @pytest.fixture
 def answers_for_labels() -> dict[str, int]:
     return {f"img{i}.png": i for i in range(6)}
+
+
+#: Every built-in strategy, each set to finish fast on a few small images (the report and gallery tests run them all).
+ALL_STRATEGIES = [
+    "sequential",
+    {"name": "concurrent", "max_concurrency": 3},
+    {"name": "single-prompt", "chunk_size": 4},
+    {"name": "adaptive", "escalate_at": 3, "tier1": {"max_side": 16}},
+    {"name": "provider-batch", "poll_initial_s": 0.01, "poll_max_s": 0.02},
+]

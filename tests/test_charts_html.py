@@ -13,6 +13,7 @@ import fakeplugin
 import numpy as np
 import pytest
 import yaml
+from conftest import ALL_STRATEGIES as STRATEGIES
 from conftest import make_image_dir, write_config
 from PIL import Image, ImageStat
 
@@ -31,14 +32,6 @@ from visionbench.plan import load_plan
 from visionbench.plugins import collect, make_manager
 from visionbench.runner import run
 from visionbench.stats import cell_stats
-
-STRATEGIES = [
-    "sequential",
-    {"name": "concurrent", "max_concurrency": 3},
-    {"name": "single-prompt", "chunk_size": 4},
-    {"name": "adaptive", "escalate_at": 3, "tier1": {"max_side": 16}},
-    {"name": "provider-batch", "poll_initial_s": 0.01, "poll_max_s": 0.02},
-]
 
 
 @pytest.fixture(scope="module")
@@ -131,11 +124,17 @@ def test_html_is_self_contained(html_path):
     html = html_path.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and "<script" not in html.lower() and "<link" not in html.lower()
     refs = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']*)', html, flags=re.I)
-    assert len(refs) == 3 and all(ref.startswith("data:image/png;base64,") for ref in refs)
+    charts = [ref for ref in refs if ref.startswith("data:image/png;base64,")]
+    thumbs = [ref for ref in refs if ref.startswith("data:image/jpeg;base64,")]
+    assert len(charts) == 3 and len(thumbs) == 6 and len(refs) == 9  # three charts, one thumbnail per image
     assert not re.search(r"url\(", html)  # no CSS-loaded assets either
-    for ref in refs:
+    for ref in charts:
         with Image.open(io.BytesIO(base64.b64decode(ref.split(",", 1)[1]))) as im:
             assert im.format == "PNG" and im.width >= 600
+    for ref in thumbs:  # small: the page stays light
+        assert len(ref) < 8000
+        with Image.open(io.BytesIO(base64.b64decode(ref.split(",", 1)[1]))) as im:
+            assert im.format == "JPEG" and max(im.size) <= 96
 
 
 def test_html_shows_the_bundle_figures(bundle, html_path):
@@ -150,7 +149,7 @@ def test_html_shows_the_bundle_figures(bundle, html_path):
         "pydantic",
         "Adaptive: tier-1 filter",
         "75%",
-        "batch-1",
+        *(e["extra"]["batch"]["job_id"] for e in bundle["cells"] if e["strategy"] == "provider-batch"),
         "Provider batch: turnaround",
         "Answers per image",
     ):
@@ -267,9 +266,81 @@ def test_cost_chart_of_a_counting_task_plots_mae(sweep_bundle, tmp_path, monkeyp
 
 
 def test_the_terminal_answers_table_shows_the_first_images_and_says_so(bundle):
-    from visionbench.report import answers_table
+    from visionbench.report import answers_sheet
 
     n = len(bundle["items"])
-    assert answers_table(bundle).row_count == n and answers_table(bundle).caption is None
-    short = answers_table(bundle, max_rows=2)
-    assert short.row_count == 2 and short.caption == f"the first 2 of {n:,} images; report.html has them all"
+    whole = answers_sheet(bundle)
+    assert len(whole.rows) == n and not any("report.html has them all" in note for note in whole.notes)
+    short = answers_sheet(bundle, max_rows=2)
+    assert len(short.rows) == 2 and f"the first 2 of {n:,} images; report.html has them all" in short.notes
+
+
+# --- charts for reading: SIMULATED mark, batch apart, fitted axes ----------------------------------------------------
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures the charts draw, kept open instead of saved."""
+    import visionbench.charts as charts
+
+    drawn = {}
+
+    def keep(fig, path, bundle=None):
+        drawn[Path(path).name] = fig
+        return Path(path)
+
+    monkeypatch.setattr(charts, "_save", keep)
+    yield drawn
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def _texts(fig) -> list[str]:
+    return [t.get_text() for t in fig.texts]
+
+
+def test_every_chart_of_a_simulated_run_says_so_with_its_time_scale(bundle, sweep_bundle, figures, tmp_path):
+    scaled = copy.deepcopy(sweep_bundle) | {"simulated": True}
+    scaled["config"]["emulator"] = {"time_scale": 0.05}
+    write_charts(scaled, tmp_path)
+    assert set(figures) == {"time_per_strategy.png", "cost_accuracy.png", "latency.png", "resolution.png"}
+    for name, fig in figures.items():
+        assert any(t.startswith("SIMULATED") and "time scale 0.05" in t for t in _texts(fig)), name
+    figures.clear()
+    real = copy.deepcopy(bundle) | {"simulated": False}
+    write_charts(real, tmp_path)
+    assert not any("SIMULATED" in t for fig in figures.values() for t in _texts(fig))
+
+
+def test_batch_turnaround_has_its_own_panel_and_axes_fit_the_data(bundle, figures, tmp_path):
+    write_charts(bundle, tmp_path)
+    fig = figures["time_per_strategy.png"]
+    sync, batch = fig.axes
+    assert [t.get_text() for t in batch.get_yticklabels()] == ["provider-batch"]
+    assert "provider-batch" not in [t.get_text() for t in sync.get_yticklabels()]
+    sync_top = max(s.wall_s.mean + (s.wall_s.ci95 or 0) for s in cell_stats(bundle) if s.strategy != "provider-batch")
+    assert sync.get_xlim()[1] <= sync_top * 1.25  # not stretched to the batch's turnaround
+    cost = figures["cost_accuracy.png"].axes[0]
+    maes = [s.summary["mae"] for s in cell_stats(bundle) if s.summary.get("mae") is not None]
+    low, high = cost.get_ylim()
+    assert high <= max(maes) + 0.15 * (max(maes) - min(maes) or max(maes) or 1) + 1e-9  # fitted, not to 1.2
+    legend = cost.get_legend()
+    if legend is not None:  # below the axes, not on the points
+        fig = figures["cost_accuracy.png"]
+        fig.canvas.draw()
+        assert legend.get_window_extent().y1 <= cost.get_window_extent().y0
+
+
+def test_labels_of_points_that_nearly_coincide_are_stacked_into_one():
+    from visionbench.charts import _merge_close
+
+    spots = {
+        (0.0476, 0.2, False): ["a"],
+        (0.0477, 0.2, False): ["b"],
+        (5.0, 0.2, False): ["c"],
+        (0.0476, 0.5, False): ["d"],
+    }
+    merged = _merge_close(spots, log=True)
+    assert merged == {(0.0476, 0.2, False): ["a", "b"], (5.0, 0.2, False): ["c"], (0.0476, 0.5, False): ["d"]}
+    assert len(_merge_close({(0.0476, 0.2, True): ["x"], (0.0477, 0.2, False): ["y"]}, log=True)) == 2

@@ -107,7 +107,7 @@ def test_a_retired_model_warns_once_per_model(tmp_path, capsys):
 
 def test_emulated_seed_runs_on_its_own_profiles_and_shows_thinking(tmp_path, capsys):
     config = ROOT / "configs" / "seed-crowd-count-emulated.yaml"
-    assert main(["run", str(config), "--results", str(tmp_path), "--no-cache", "--quiet"]) == 0
+    assert main(["run", str(config), "--results", str(tmp_path), "--no-cache", "--quiet", "--wide"]) == 0
     out = capsys.readouterr().out
     [run_dir] = list(tmp_path.iterdir())
     data = bundle_mod.load(run_dir)

@@ -80,7 +80,7 @@ def test_cells_line_up_by_id_with_values_per_run(runs):
         [r.run_id for r in c.runs] == [a["run_id"], b["run_id"]] and c.runs[0].repeats == 2 and c.runs[1].repeats == 1
     )
     assert c.keys == [PREFIX + "sequential", PREFIX + "concurrent", PREFIX + "single-prompt"]
-    assert len(c.rows) == 3 * len(METRICS)
+    assert len(c.rows) == 3 * (len(METRICS) - 2)  # no cell streamed: no time-to-first-token rows
     seq = PREFIX + "sequential"
     for metric in ("wall_s", "latency_p50_s", "latency_p95_s", "images_per_s", "mae", "exact_match"):
         row = c.row(seq, metric)
@@ -172,9 +172,46 @@ def test_match_by_strategy_label_across_models(runs):
     assert c.keys == ["sequential", "concurrent"] and all(all(p) for p in c.presence.values())
     assert c.row("sequential", "wall_s").ratios[1] == pytest.approx(1.0)
     twin = copy.deepcopy(a)
-    twin["cells"] += [dict(e, id=e["id"].replace("/m1/", "/m2/")) for e in a["cells"]]
-    with pytest.raises(ValueError, match="several cells"):
-        compare([a, twin], by="label")
+    twin["cells"] += [dict(e, id=e["id"].replace("/m1/", "/m2/"), model="m2") for e in a["cells"]]
+    c = compare([a, twin], by="label")  # a label on two models: qualified by provider and model
+    assert c.keys == [PREFIX + "sequential", PREFIX + "concurrent", "scripted/m2/sequential", "scripted/m2/concurrent"]
+
+
+def _two_providers(bundle: dict, model: str, run_id: str) -> dict:
+    """The run as if made on two providers with the same strategies (labels repeat across providers)."""
+    out = copy.deepcopy(bundle)
+    out["run_id"] = run_id
+    out["cells"] = []
+    for provider in ("scripted", "other"):
+        for e in bundle["cells"]:
+            out["cells"].append(dict(e, provider=provider, model=model, id=f"{provider}/{model}/{e['label']}"))
+    return out
+
+
+def test_match_by_label_on_multi_provider_runs(runs):
+    a, _ = runs
+    base, newer = _two_providers(a, "m1", "base"), _two_providers(a, "m2", "newer")
+    assert all(not all(p) for p in compare([base, newer]).presence.values())
+    c = compare([base, newer], by="label")  # was: "label 'sequential' names several cells"
+    assert c.keys == ["scripted/sequential", "scripted/concurrent", "other/sequential", "other/concurrent"]
+    assert all(all(p) for p in c.presence.values())
+    assert not any("emulator time scales" in f for f in c.flags)
+
+
+def test_flags_time_scale_task_and_preprocessing(runs):
+    a, _ = runs
+    fast, slow = copy.deepcopy(a), copy.deepcopy(a)
+    fast["config"]["emulator"], slow["config"]["emulator"] = {"time_scale": 0.05}, {"time_scale": 0.4}
+    slow["run_id"] = "slow"
+    slow["config"]["task"] = dict(a["config"]["task"], prompt="Count them.")
+    slow["config"]["preprocessing"] = dict(a["config"]["preprocessing"], max_side=32)
+    flags = compare([fast, slow]).flags
+    assert any("emulator time scales differ" in f and "x0.05" in f and "slow x0.4" in f for f in flags), flags
+    assert any(f.startswith("task differs in slow: prompt:") for f in flags), flags
+    assert any("preprocessing differs in slow: max_side: 64 -> 32" in f for f in flags), flags
+    real = copy.deepcopy(a)
+    real["config"]["emulator"] = None
+    assert any("real time (not emulated)" in f for f in compare([fast, real]).flags)
 
 
 def test_print_and_html(runs):
@@ -221,3 +258,13 @@ def test_a_difference_on_too_few_images_is_flagged(runs):
     assert any(f.startswith(f"cell {seq}: MAE 0 vs 3 in {b['run_id']}") and "n=4 is too small" in f for f in c.flags), (
         c.flags
     )
+
+
+def test_time_to_first_token_rows_only_when_a_cell_streamed(runs):
+    a, b = runs
+    assert not any(r.metric.startswith("ttft_") for r in compare([a, b]).rows)  # no cell streamed: no blank rows
+    streamed = copy.deepcopy(b)
+    for entry in streamed["cells"]:
+        entry["summary"]["ttft_p50_s"] = 0.25
+    rows = [r for r in compare([a, streamed]).rows if r.metric == "ttft_p50_s"]
+    assert rows and all(r.values == [None, 0.25] for r in rows)

@@ -303,13 +303,14 @@ async def test_a_whole_run_against_the_emulator(tmp_path: Path, image_dir: Path,
 
     from visionbench.compare import compare, comparison_html
     from visionbench.html_report import write_html_report
-    from visionbench.report import cells_table
+    from visionbench.report import cells_sheet
+    from visionbench.termtable import print_sheet
 
     console = Console(width=250, record=True)
-    console.print(cells_table(data))
+    print_sheet(console, cells_sheet(data), None)
     assert "ttft p50" in console.export_text()
-    html = write_html_report(data, tmp_path / "report.html").read_text()
-    assert "ttft p50 s" in html and "out tok/s p50" in html
+    html = write_html_report(data, tmp_path / "report.html").read_text().replace("<wbr>", "")
+    assert "<th>ttft p50 s</th>" in html and "<th>out tok/s p50</th>" in html
     assert "p50 time to first token s" in comparison_html(compare([data, data]))
 
 

@@ -1,0 +1,149 @@
+"""The report's image gallery: what each cell was shown and what it answered, image by image.
+
+For each image, a thumbnail of the bytes that were sent, at each size the cells sent (the preprocessing cache is
+keyed by content and settings, so those are the very bytes; on a miss they are made again by the same
+preprocessing from the dataset file, checked against the dataset's hash), its label and every cell's answer: wrong
+ones marked, errors with their message. The images the cells disagree on most come first. Thumbnails are small
+JPEGs embedded as data URIs, so the page stays self-contained and light.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from visionbench.cellnames import cell_codes
+from visionbench.preprocess import Preprocessor
+from visionbench.preprocessing import Preprocessing
+from visionbench.types import ImageItem
+
+log = logging.getLogger(__name__)
+
+#: Longest side of a thumbnail, in px, and its JPEG quality: a 41-image sweep at three sizes stays well under 1 MB.
+THUMB_SIDE, THUMB_QUALITY = 96, 70
+
+CSS = """
+.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:12px}
+.card{border:1px solid #d5dbe3;border-radius:6px;padding:8px;min-width:0}
+.card h3{font-size:13px;margin:0 0 6px;overflow-wrap:anywhere}
+.thumbs{display:flex;flex-wrap:wrap;gap:6px}
+.thumbs figure{margin:0;width:98px;font-size:11px;color:#5b6775;overflow-wrap:anywhere}
+.thumbs img{display:block;max-width:96px;max-height:96px;border:1px solid #d5dbe3}
+.card ul{list-style:none;margin:6px 0 0;padding:0;font-size:12px} .card li{padding:1px 0;overflow-wrap:anywhere}
+.card li.wrong b{color:#9b1c1c} .card li.err{color:#8a4b08} .card .msg{display:block;margin-left:12px}
+.missing{width:96px;height:64px;display:flex;align-items:center;justify-content:center;background:#f0f2f5}
+"""
+
+
+def _dataset_root(bundle: dict[str, Any]) -> Path | None:
+    path = (bundle.get("config") or {}).get("dataset", {}).get("path")
+    if not path:
+        return None
+    root = Path(path)
+    if not root.is_absolute() and bundle.get("config_path"):
+        root = Path(bundle["config_path"]).parent / root
+    return root if root.is_dir() else root.parent
+
+
+def _thumbnail(data: bytes) -> str:
+    with Image.open(io.BytesIO(data)) as img:
+        img = img.convert("RGB")
+        img.thumbnail((THUMB_SIDE, THUMB_SIDE))
+        out = io.BytesIO()
+        img.save(out, "JPEG", quality=THUMB_QUALITY, optimize=True)
+    return base64.b64encode(out.getvalue()).decode("ascii")
+
+
+def _sizes(bundle: dict[str, Any]) -> list[tuple[Preprocessing, list[str]]]:
+    """Each preprocessing the cells ran with, and those cells (first repeats, matrix order)."""
+    base = (bundle.get("config") or {}).get("preprocessing") or {}
+    out: dict[Preprocessing, list[str]] = {}
+    for entry in bundle["cells"]:
+        if entry["repeat"] == 0:
+            out.setdefault(Preprocessing(**(entry.get("preprocessing") or base)), []).append(entry["id"])
+    return list(out.items())
+
+
+def _disagreement(bundle: dict[str, Any], item: dict[str, Any]) -> tuple[int, int, str]:
+    """Sort key: most distinct answers first, then most wrong or failed, then by id."""
+    answers = [e["answers"].get(item["id"]) for e in bundle["cells"] if e["repeat"] == 0]
+    values = {repr(a["value"]) if a and a["error"] is None else "error" for a in answers}
+    bad = sum(1 for a in answers if not a or a["error"] is not None or _wrong(item, a))
+    return (-len(values), -bad, item["id"])
+
+
+def _wrong(item: dict[str, Any], answer: dict[str, Any]) -> bool:
+    return item["label"] is not None and answer["error"] is None and answer["value"] != item["label"]
+
+
+def gallery_html(bundle: dict[str, Any], cache_dir: Path | None = None) -> str:
+    """The gallery as one HTML fragment (its CSS is :data:`CSS`)."""
+    root = _dataset_root(bundle)
+    sizes = _sizes(bundle)
+    firsts = {e["id"]: e for e in bundle["cells"] if e["repeat"] == 0}
+    codes = cell_codes(list(firsts))
+    cards = []
+    with Preprocessor(cache_dir) as prep:
+        for item in sorted(bundle["items"], key=lambda i: _disagreement(bundle, i)):
+            thumbs = _figures(prep, root, item, sizes, codes)
+            lines = []
+            for cell_id, entry in firsts.items():
+                a = entry["answers"].get(item["id"])
+                name = escape(codes[cell_id])
+                if a is None:
+                    lines.append(f"<li>{name}: <i>not asked</i></li>")
+                elif a["error"] is not None:
+                    lines.append(f'<li class="err">{name}: error<span class="msg">{escape(a["error"])}</span></li>')
+                else:
+                    cls = ' class="wrong"' if _wrong(item, a) else ""
+                    mark = " &#10007;" if cls else ""
+                    lines.append(f"<li{cls}>{name}: <b>{escape(str(a['value']))}</b>{mark}</li>")
+            label = "-" if item["label"] is None else escape(str(item["label"]))
+            cards.append(
+                f'<div class="card"><h3>{escape(item["id"])} &middot; label {label}</h3>'
+                f'<div class="thumbs">{"".join(thumbs)}</div><ul>{"".join(lines)}</ul></div>'
+            )
+    note = (
+        '<p class="note">Each image as it was sent (thumbnails of the preprocessed bytes, at each size the cells '
+        "sent), its label and every cell's answer (first repeat; &#10007; = differs from the label). The images "
+        "the cells disagree on most come first.</p>"
+    )
+    return note + f'<div class="gallery">{"".join(cards)}</div>'
+
+
+def _figures(
+    prep: Preprocessor,
+    root: Path | None,
+    item: dict[str, Any],
+    sizes: list[tuple[Preprocessing, list[str]]],
+    codes: dict[str, str],
+) -> list[str]:
+    """One thumbnail per distinct image sent (settings that gave the same bytes, e.g. an image smaller than both
+    sizes of a sweep, share one), captioned with its pixel size and the cells that sent it."""
+    image = ImageItem(item["id"], (root / item["id"]) if root else Path(item["id"]), item["sha256"], item["label"])
+    sent: dict[bytes | None, list[str]] = {}
+    for settings, cells in sizes:
+        try:
+            data = (prep.lookup(image, settings) or prep.build(image, settings)).data
+        except Exception as exc:  # noqa: BLE001 - a missing or changed file costs its thumbnail, not the report
+            log.info("no thumbnail for %s: %s", item["id"], exc)
+            data = None
+        sent.setdefault(data, []).extend(cells)
+    out = []
+    for data, cells in sent.items():
+        who = escape(", ".join(codes[c] for c in cells) if len(sent) > 1 or len(sizes) > 1 else "every cell")
+        if data is None:
+            out.append(f'<figure><div class="missing">not available</div>{who}</figure>')
+            continue
+        with Image.open(io.BytesIO(data)) as img:
+            size = f"{img.width}x{img.height}"
+        src = _thumbnail(data)
+        img_tag = f'<img alt="{escape(item["id"])}" src="data:image/jpeg;base64,{src}">'
+        out.append(f"<figure>{img_tag}<figcaption>{size} px sent &middot; {who}</figcaption></figure>")
+    return out
