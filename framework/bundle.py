@@ -37,7 +37,7 @@ def schema() -> dict[str, Any]:
 def validate(bundle: dict[str, Any]) -> None:
     """Raise ``jsonschema.ValidationError`` if ``bundle`` does not follow the schema."""
     # A loaded bundle's records are read from its file, its items and answers are compact: as plain JSON first.
-    jsonschema.validate(json.loads(json.dumps(bundle, default=_jsonable)), schema())
+    jsonschema.validate(json.loads(json.dumps(bundle, default=jsonable)), schema())
 
 
 def now_iso() -> str:
@@ -66,7 +66,7 @@ def record_from_json(data: dict[str, Any]) -> Record:
     return Record(**fields)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """What the JSON encoder writes for values it does not know: an answer's fields, else the value as text."""
     if isinstance(value, Answer):  # a cell's answers stay Answer objects in memory: no dict per item
         return {"item_id": value.item_id, "value": value.value, "error": value.error}
@@ -105,7 +105,7 @@ def write_atomic(path: Path, data: dict[str, Any]) -> None:
 
     Any registered secret (API key) that found its way into the data is blanked out on the way.
     """
-    text = redact(json.dumps(data, indent=1, default=_jsonable))
+    text = redact(json.dumps(data, indent=1, default=jsonable))
     with _replacing(path) as out:
         out.write(text)
 
@@ -129,24 +129,36 @@ def _record_lines(path: Path) -> Iterator[str]:
             yield line
 
 
-def load(path: str | Path) -> dict[str, Any]:
+def load(path: str | Path, *, lazy: bool = False) -> dict[str, Any]:
     """A bundle from a run folder or a bundle file, with its records (read from the records file of a run
-    that is still going or was killed).
+    that is still going or was killed), as plain JSON: what ``json.load`` of a finished bundle gives.
 
-    ``records`` is a :class:`visionbench.records.Records`: a sequence that reads each record from the file
-    when it is used, so a bundle of 100,000 records is not 100,000 dicts in memory.
+    ``lazy=True`` is for big bundles (report, compare and resume use it): ``records`` is then a
+    :class:`visionbench.records.Records`, a sequence that reads each record from the file when it is used,
+    and items and answers are compact read-mostly mappings, so 100,000 records are not 100,000 dicts in
+    memory. Such a bundle serialises with ``json.dumps(data, default=visionbench.bundle.jsonable)``.
     """
     path = Path(path)
     if path.is_dir():
         path = path / BUNDLE_NAME
-    data = _read_bundle(path)
+    data = _read_bundle(path) if lazy else _parse_json(_decode(_read_bytes(path), path), path, compact=False)
     if not isinstance(data, dict) or "schema_version" not in data:
         raise InputError(f"{path}: not a visionbench bundle (no schema_version); give a run folder or its bundle.json")
     records_file = data.pop("records_file", None)
     if records_file is not None:
-        data["records"] = _records_file(path.parent / records_file)
+        records = _records_file(path.parent / records_file)
+        data["records"] = records if lazy else list(records)
         data["simulated"] = data.get("simulated") or any(r.get("simulated") for r in data["records"])
     return data
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file (a run bundle was expected)") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read a run bundle: {_reason(exc)}") from None
 
 
 #: What a finished bundle has between its header and its records, one per line (``_write_with_records``).
@@ -195,11 +207,11 @@ def _decode(data: bytes | bytearray, path: Path) -> str:
         raise InputError(f"{path}: cannot read a run bundle: {_reason(exc)}") from None
 
 
-def _parse_json(text: str, path: Path) -> Any:
+def _parse_json(text: str, path: Path, compact: bool = True) -> Any:
     """JSON with json (orjson parses a big document through a tree several times the size of the result), items
-    and answers compact (``records.compact_entries``)."""
+    and answers compact (``records.compact_entries``) unless ``compact`` is false."""
     try:
-        return json.loads(text, object_hook=compact_entries())
+        return json.loads(text, object_hook=compact_entries() if compact else None)
     except ValueError as exc:
         raise InputError(f"{path}: cannot read a run bundle: {_reason(exc)}") from None
 
@@ -316,7 +328,7 @@ def _write_with_records(out: TextIO, header: dict[str, Any], record_lines: Itera
     """
     writer = RedactingWriter(out)
     held: list[str] = []
-    for chunk in json.JSONEncoder(indent=1, default=_jsonable).iterencode(header):
+    for chunk in json.JSONEncoder(indent=1, default=jsonable).iterencode(header):
         held.append(chunk)
         if len(held) > 2:  # the last two chunks are the object's closing newline and brace
             writer.write(held.pop(0))
@@ -347,7 +359,7 @@ def _write_pieces(writer: RedactingWriter, value: Any) -> None:
             _write_pieces(writer, entry)
         writer.write("}" if is_dict else "]")
     else:
-        writer.write(json.dumps(value, default=_jsonable, separators=(",", ":")))
+        writer.write(json.dumps(value, default=jsonable, separators=(",", ":")))
 
 
 def _children(value: dict[str, Any] | list[Any]) -> Iterable[Any]:
@@ -357,7 +369,7 @@ def _children(value: dict[str, Any] | list[Any]) -> Iterable[Any]:
 def _record_line(record: dict[str, Any]) -> str:
     """One record as one line of JSON, secrets blanked out."""
     try:
-        text = orjson.dumps(record, default=_jsonable).decode()  # faster than json on the hot path
+        text = orjson.dumps(record, default=jsonable).decode()  # faster than json on the hot path
     except orjson.JSONEncodeError:  # an int beyond 64 bits, a lone surrogate in a reply...
-        text = json.dumps(record, default=_jsonable)
+        text = json.dumps(record, default=jsonable)
     return redact(text) + "\n"

@@ -253,7 +253,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             again = " --max-cost USD" if isinstance(exc, BudgetExceeded) else ""
             print(f"to finish it: visionbench run --resume {run_dir}{again}", file=sys.stderr)
         raise
-    bundle = load_bundle(bundle_path)
+    bundle = load_bundle(bundle_path, lazy=True)
     _report(bundle, bundle_path.parent, args, None if args.no_cache else cache_dir)
     return EXIT_INCOMPLETE if bundle["status"] == "incomplete" else 0
 
@@ -297,7 +297,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    bundle = load_bundle(args.run)
+    bundle = load_bundle(args.run, lazy=True)
     path = Path(args.run)
     cached = (bundle.get("config") or {}).get("cache_dir")
     cache_dir = Path(args.cache_dir or cached or default_cache_dir())
@@ -309,7 +309,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from visionbench.compare import compare, comparison_html, print_comparison
 
     try:
-        comparison = compare([load_bundle(run) for run in args.runs], by=args.by)
+        comparison = compare([load_bundle(run, lazy=True) for run in args.runs], by=args.by)
     except ValueError as exc:
         raise VisionbenchError(str(exc)) from None
     print_comparison(comparison, console)

@@ -23,7 +23,7 @@ def prepare_resume(run: str | Path, registry: Registry, *, retry_errors: bool = 
     A run that asked about every item (complete, or incomplete with failed items) has nothing left to resume,
     unless ``retry_errors`` asks its failed items again.
     """
-    bundle = load_bundle(run)
+    bundle = load_bundle(run, lazy=True)
     failed = failed_items(bundle)
     if bundle["status"] in ("complete", "incomplete"):
         if not failed:

@@ -165,7 +165,7 @@ def test_the_redacting_writer_catches_a_secret_split_across_writes():
 
 
 def test_compact_writes_go_piece_by_piece_and_equal_one_dump():
-    from visionbench.bundle import _jsonable, _write_compact
+    from visionbench.bundle import jsonable, _write_compact
 
     register_secret(KEY)
     data = {
@@ -183,7 +183,7 @@ def test_compact_writes_go_piece_by_piece_and_equal_one_dump():
 
     out = Recorder()
     _write_compact(out, data)
-    assert json.loads(out.getvalue()) == json.loads(redact(json.dumps(data, default=_jsonable)))
+    assert json.loads(out.getvalue()) == json.loads(redact(json.dumps(data, default=jsonable)))
     assert KEY not in out.getvalue() and len(pieces) > 1  # streamed, not one string
 
 
@@ -199,8 +199,9 @@ def _finished(tmp_path, n: int, **extra):
 def test_a_finished_bundle_reads_its_records_from_the_file_when_they_are_used(tmp_path, monkeypatch):
     monkeypatch.setattr("visionbench.records.BLOCK", 256)  # blocks of a few records: many reads, edges between
     path = _finished(tmp_path, 40, note='a "records": [ key in a string,\n and a newline')
-    loaded = bundle_mod.load(path)
+    loaded = bundle_mod.load(path, lazy=True)
     want = json.loads(path.read_text())
+    assert bundle_mod.load(path) == want and type(bundle_mod.load(path)["records"]) is list  # plain unless lazy
     assert isinstance(loaded["records"], Records) and len(loaded["records"]) == 40
     assert list(loaded["records"]) == want["records"] and loaded["note"] == want["note"]
     assert loaded["records"][7] == want["records"][7] and loaded["records"][-1] == want["records"][-1]
@@ -214,11 +215,11 @@ def test_a_bundle_laid_out_otherwise_is_read_whole(tmp_path):
     path = _finished(tmp_path, 3)
     data = json.loads(path.read_text())
     path.write_text(json.dumps(data))  # one line: no record lines to find
-    assert bundle_mod.load(path) == data
+    assert bundle_mod.load(path, lazy=True) == data
     path.write_text(json.dumps(data, indent=1))  # records over several lines each
-    assert bundle_mod.load(path) == data
+    assert bundle_mod.load(path, lazy=True) == data
     empty = _finished(tmp_path / "empty", 0)
-    assert bundle_mod.load(empty)["records"] == []
+    assert bundle_mod.load(empty, lazy=True)["records"] == [] == bundle_mod.load(empty)["records"]
 
 
 def test_a_corrupt_line_in_the_records_file_is_an_input_error(tmp_path):
@@ -236,13 +237,16 @@ def test_items_and_answers_load_compact_and_behave_as_the_dicts_they_were(tmp_pa
     header = json.loads(path.read_text())
     header["cells"] = [{"id": "c", "answers": {"img0.png": {"item_id": "img0.png", "value": 3, "error": None}}}]
     bundle_mod.write(path, {**header, "records": json.loads(path.read_text())["records"]})
-    loaded = bundle_mod.load(path)
+    loaded = bundle_mod.load(path, lazy=True)
     item, answer = loaded["items"][0], loaded["cells"][0]["answers"]["img0.png"]
     assert isinstance(item, ItemEntry) and isinstance(answer, AnswerEntry)
     assert item == header["items"][0] and answer == {"item_id": "img0.png", "value": 3, "error": None}
     assert item["id"] is answer["item_id"] is next(iter(loaded["cells"][0]["answers"]))  # one string for the id
     answer["value"] = 4  # as a test crafting a bundle does
     assert dict(answer) == {"item_id": "img0.png", "value": 4, "error": None} and answer.get("error") is None
+    plain = json.loads(json.dumps(loaded, default=bundle_mod.jsonable))  # as documented for a lazy bundle
+    assert plain["items"] == header["items"] and plain["records"] == json.loads(path.read_text())["records"]
+    assert json.loads(json.dumps(bundle_mod.load(path)))["items"] == header["items"]  # a plain load: no default
     with pytest.raises(KeyError):
         answer["other"] = 1
     bundle_mod.write_atomic(tmp_path / "again.json", loaded)
