@@ -210,6 +210,10 @@ def _valid_entry(value: object, settings: Preprocessing) -> bool:
     )
 
 
+#: SQLite pages (4 kB) each cache connection keeps in memory.
+SQLITE_CACHE_PAGES = 512
+
+
 class Preprocessor:
     """Prepares items with a disk cache keyed by content hash and settings (never path+mtime)."""
 
@@ -229,7 +233,11 @@ class Preprocessor:
         self.workers = max(1, os.cpu_count() or 1)
         self._pool: ThreadPoolExecutor | None = None
         if cache_dir is not None:
-            self._cache = diskcache.Cache(str(cache_dir), size_limit=size_limit_bytes)
+            # SQLite's page cache and memory map, per connection (one per thread), held small: diskcache's
+            # defaults (32 MB and 64 MB) fill as a big run's cache grows, and would be most of its memory.
+            self._cache = diskcache.Cache(
+                str(cache_dir), size_limit=size_limit_bytes, sqlite_cache_size=SQLITE_CACHE_PAGES, sqlite_mmap_size=0
+            )
 
     @staticmethod
     def cache_key(item: ImageItem, settings: Preprocessing) -> str:

@@ -2,40 +2,53 @@
 
 from __future__ import annotations
 
-import math
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from visionbench.types import Answer, ImageItem, Record
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear-interpolated percentile (``q`` in 0..100), as numpy's default; ``None`` for no values."""
-    if not values:
+    """Linear-interpolated percentile (``q`` in 0..100), numpy's default; ``None`` for no values.
+
+    An ``array("d")`` is read in place: no Python float per value, however many there are."""
+    if not len(values):
         return None
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    data = np.frombuffer(values, dtype=np.float64) if isinstance(values, array) else np.asarray(values, float)
+    return float(np.percentile(data, q))
 
 
-def accuracy(items: Sequence[ImageItem], final: Mapping[str, Answer]) -> dict[str, Any]:
-    """MAE and exact-match accuracy over labelled items; unanswered items count as wrong and are excluded from MAE."""
-    labelled = [item for item in items if item.label is not None]
-    answered = [(item, final[item.id].value) for item in labelled if item.id in final and final[item.id].error is None]
-    numeric = [
-        (float(value), float(item.label))
-        for item, value in answered
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(item.label, (int, float))
-    ]
-    exact = sum(1 for item, value in answered if value == item.label)
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def accuracy(items: Iterable[ImageItem], final: Mapping[str, Answer]) -> dict[str, Any]:
+    """MAE and exact-match accuracy over labelled items; unanswered items count as wrong and are excluded from MAE.
+
+    One pass, nothing per item kept."""
+    labelled = answered = exact = numeric = 0
+    abs_error = 0.0
+    for item in items:
+        if item.label is None:
+            continue
+        labelled += 1
+        answer = final.get(item.id)
+        if answer is None or answer.error is not None:
+            continue
+        answered += 1
+        exact += answer.value == item.label
+        if _is_number(answer.value) and _is_number(item.label):
+            numeric += 1
+            abs_error += abs(float(answer.value) - float(item.label))
     return {
-        "labelled": len(labelled),
-        "answered": len(answered),
-        "exact_match": exact / len(labelled) if labelled else None,
-        "mae": sum(abs(v - label) for v, label in numeric) / len(numeric) if numeric else None,
+        "labelled": labelled,
+        "answered": answered,
+        "exact_match": exact / labelled if labelled else None,
+        "mae": abs_error / numeric if numeric else None,
     }
 
 

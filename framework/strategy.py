@@ -144,21 +144,18 @@ class Tally:
     """One cell run's records, taken one at a time as they are made (and a resumed run's earlier ones first).
 
     It keeps what its answers need, never the records: a big run's memory stays flat. By default the last
-    answer given for an item (by end time; on a tie, the one added last) counts, and an item with an answer
-    is finished. Subclasses override ``add`` and the three readings to change those rules.
+    answer added for an item counts (records come in the order they finish, a resumed run's earlier ones
+    first: a retried item's new answer replaces its old error), and an item with an answer is finished.
+    Subclasses override ``add`` and the three readings to change those rules.
     """
 
     def __init__(self) -> None:
         self._final: dict[str, Answer] = {}
-        self._end: dict[str, float] = {}  # end time of the answer held for each item
 
     def add(self, record: Record) -> None:
         """Take one record into account."""
-        end = record.end_s
         for answer in record.answers:
-            if self._end.get(answer.item_id, end) <= end:
-                self._final[answer.item_id] = answer
-                self._end[answer.item_id] = end
+            self._final[answer.item_id] = answer
 
     def final_answers(self) -> dict[str, Answer]:
         """Which answer counts for each item."""

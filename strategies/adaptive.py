@@ -97,12 +97,14 @@ class AdaptiveTally(Tally):
     def __init__(self, escalate_at: float) -> None:
         super().__init__()
         self.escalate_at = escalate_at
-        self._key: dict[str, tuple[int, float]] = {}  # (tier, end time) of the answer held for each item
+        self._key: dict[str, tuple[int, int]] = {}  # (tier, order added) of the answer held for each item
+        self._added = 0
         self.escalated: set[str] = set()  # items tier 2 was asked about
         self._settled: set[str] = set()  # items tier 1 answered below the threshold
 
     def add(self, record: Record) -> None:
-        key = (record.tier or 0, record.end_s)
+        self._added += 1
+        key = (record.tier or 0, self._added)
         if record.tier == 2:
             self.escalated.update(record.item_ids)
         for answer in record.answers:
@@ -112,7 +114,7 @@ class AdaptiveTally(Tally):
             if held is None:
                 take = True
             elif (answer.error is None) == (held.error is None):
-                take = self._key[answer.item_id] <= key  # the later in (tier, end) order; on a tie, this one
+                take = self._key[answer.item_id] < key  # the later in (tier, order added)
             else:
                 take = answer.error is None  # an answer beats an error, whichever came first
             if take:

@@ -58,6 +58,7 @@ def test_tally_gives_what_the_records_list_gave(seed: int) -> None:
         else:
             record.answers = [Answer(item, value=rng.randint(0, 3))]
         records.append(record)
+    records.sort(key=lambda r: r.end_s)  # as a cell adds them: each as it finishes
     strategy = Adaptive(AdaptiveParams(escalate_at=2))
     tally = strategy.tally()
     for record in records:

@@ -77,7 +77,7 @@ def random_records(rng: random.Random, ids: list[str], n: int, *, priced: float,
                 record.ttft_s = rng.uniform(0, 1)
                 record.output_tokens_per_s = rng.choice([None, rng.uniform(10, 100)])
         records.append(record)
-    return records
+    return sorted(records, key=lambda r: r.end_s)  # as a cell makes them: each as it finishes
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -112,10 +112,11 @@ def test_unknown_usage_and_cost_stay_unknown() -> None:
     assert summary["latency_p50_s"] == 1.0 and math.isclose(summary["service_p50_s"], 1.0)
 
 
-def test_latest_answer_counts_whatever_order_records_arrive_in() -> None:
-    late = Record("c", ["a"], "p", "m", None, 0.0, 5.0, 1, 96, answers=[Answer("a", 2)])
-    early = Record("c", ["a"], "p", "m", None, 0.0, 3.0, 1, 96, answers=[Answer("a", error="server: x")])
+def test_the_answer_added_last_counts_as_a_resumed_run_adds_them() -> None:
+    # The earlier run's error ended at 50 s of its clock; the retry at 3 s of the resumed run's: it still counts.
+    earlier = Record("c", ["a"], "p", "m", None, 0.0, 50.0, 1, 96, answers=[Answer("a", error="server: x")])
+    retried = Record("c", ["a"], "p", "m", None, 0.0, 3.0, 1, 96, answers=[Answer("a", 2)])
     tally = Tally()
-    tally.add(late)
-    tally.add(early)
-    assert tally.final_answers() == {"a": Answer("a", 2)}
+    tally.add(earlier)
+    tally.add(retried)
+    assert tally.final_answers() == {"a": Answer("a", 2)} and tally.finished() == {"a"}
