@@ -8,7 +8,7 @@ import json
 import os
 import tempfile
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -70,16 +70,34 @@ def jsonable(value: Any) -> Any:
     """What the JSON encoder writes for values it does not know: an answer's fields, else the value as text."""
     if isinstance(value, Answer):  # a cell's answers stay Answer objects in memory: no dict per item
         return {"item_id": value.item_id, "value": value.value, "error": value.error}
-    if isinstance(value, Records):  # a loaded bundle's records, read from its file
+    if isinstance(value, (Records, ItemList)):  # a loaded bundle's records, a run's items: made as they are read
         return list(value)
     if isinstance(value, (ItemEntry, AnswerEntry)):  # a loaded bundle's items and answers
         return dict(value)
     return str(value)
 
 
-def item_to_json(item: ImageItem) -> ItemEntry:
-    """One of the bundle's ``items``: a dict of id, sha256 and label, in slots (a run holds one per item)."""
-    return ItemEntry(item.id, item.sha256, item.label)
+def item_to_json(item: ImageItem) -> dict[str, Any]:
+    """One of the bundle's ``items``."""
+    return {"id": item.id, "sha256": item.sha256, "label": item.label}
+
+
+class ItemList(Sequence[dict[str, Any]]):
+    """A run's ``items`` as the bundle has them, each made from the run's item when it is read or written."""
+
+    def __init__(self, items: Sequence[ImageItem]) -> None:
+        self._items = items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [item_to_json(item) for item in self._items[index]]
+        return item_to_json(self._items[index])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return map(item_to_json, self._items)
 
 
 @contextmanager
@@ -327,11 +345,10 @@ def _write_with_records(out: TextIO, header: dict[str, Any], record_lines: Itera
     The header goes through a redacting writer; record lines were redacted when they were written.
     """
     writer = RedactingWriter(out)
-    held: list[str] = []
-    for chunk in json.JSONEncoder(indent=1, default=jsonable).iterencode(header):
-        held.append(chunk)
-        if len(held) > 2:  # the last two chunks are the object's closing newline and brace
-            writer.write(held.pop(0))
+    writer.write("{")
+    for i, (key, value) in enumerate(header.items()):
+        writer.write(("," if i else "") + f"\n {json.dumps(str(key))}: ")
+        _write_pieces(writer, value, indent=1)
     writer.write(',\n "records": [')
     writer.close()
     for i, line in enumerate(record_lines):
@@ -347,23 +364,33 @@ def _write_compact(out: TextIO, data: dict[str, Any]) -> None:
     writer.close()
 
 
-def _write_pieces(writer: RedactingWriter, value: Any) -> None:
-    """Containers that are big or hold containers are written entry by entry; anything else in one go."""
-    if isinstance(value, (dict, list)) and (
-        len(value) > 256 or any(isinstance(v, (dict, list)) for v in _children(value))
+#: Sequences written entry by entry like lists: views that make their entries as they are read.
+_LISTS = (list, tuple, Records, ItemList)
+
+
+def _write_pieces(writer: RedactingWriter, value: Any, indent: int | None = None) -> None:
+    """Containers that are big or hold containers are written entry by entry; anything else in one go.
+
+    With ``indent``, the entries of those containers go one per line at that depth, each in one line.
+    """
+    is_dict = isinstance(value, Mapping)
+    if (is_dict or isinstance(value, _LISTS)) and (
+        len(value) > 256 or any(isinstance(v, (Mapping, *_LISTS)) for v in _children(value))
     ):
-        is_dict = isinstance(value, dict)
+        pad = "" if indent is None else "\n" + " " * (indent + 1)
         writer.write("{" if is_dict else "[")
         for i, (key, entry) in enumerate(value.items() if is_dict else enumerate(value)):
-            writer.write(("," if i else "") + (json.dumps(str(key)) + ":" if is_dict else ""))
-            _write_pieces(writer, entry)
-        writer.write("}" if is_dict else "]")
+            name = json.dumps(str(key)) + (":" if indent is None else ": ") if is_dict else ""
+            writer.write(("," if i else "") + pad + name)
+            _write_pieces(writer, entry, None if indent is None else indent + 1)
+        writer.write(("" if indent is None else "\n" + " " * indent) + ("}" if is_dict else "]"))
     else:
-        writer.write(json.dumps(value, default=jsonable, separators=(",", ":")))
+        separators = (",", ":") if indent is None else (", ", ": ")
+        writer.write(json.dumps(value, default=jsonable, separators=separators))
 
 
-def _children(value: dict[str, Any] | list[Any]) -> Iterable[Any]:
-    return value.values() if isinstance(value, dict) else value
+def _children(value: Any) -> Iterable[Any]:
+    return value.values() if isinstance(value, Mapping) else value
 
 
 def _record_line(record: dict[str, Any]) -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from array import array
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import yaml
 
@@ -31,6 +33,85 @@ def sha256_file(path: Path) -> str:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class Items(Sequence[ImageItem]):
+    """A dataset's images held as columns (ids, 32-byte content hashes, labels, one base folder), about 100
+    bytes an image where ``ImageItem`` objects take 500: a run of a million images fits in memory. Each
+    ``ImageItem`` is made when it is read; a slice or ``without`` is a view over the same columns.
+    """
+
+    def __init__(self, base: Path, entries: Iterable[tuple[str, Path, str, Any]] = ()) -> None:
+        self._base = base
+        self._ids: list[str] = []
+        self._sha = bytearray()
+        self._labels: list[Any] = []
+        self._odd_paths: dict[int, Path] = {}  # images not at base / id (a manifest's paths outside its folder)
+        self._odd_sha: dict[int, str] = {}  # content hashes that are not hex (an unreadable file's marker)
+        for item_id, path, digest, label in entries:
+            row = len(self._ids)
+            self._ids.append(item_id)
+            self._labels.append(label)
+            if path != base / item_id:
+                self._odd_paths[row] = path
+            try:
+                raw = bytes.fromhex(digest)
+            except ValueError:
+                raw = b""
+            if len(raw) != 32:
+                raw, self._odd_sha[row] = bytes(32), digest
+            self._sha += raw
+        self._rows: range | array = range(len(self._ids))
+
+    def _view(self, rows: range | array) -> Items:
+        view = object.__new__(Items)
+        view.__dict__.update(self.__dict__)
+        view._rows = rows
+        return view
+
+    def _item(self, row: int) -> ImageItem:
+        item_id = self._ids[row]
+        path = self._odd_paths.get(row) or self._base / item_id
+        sha = self._odd_sha.get(row) or self._sha[32 * row : 32 * row + 32].hex()
+        return ImageItem(item_id, path, sha, self._labels[row])
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> ImageItem: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Items: ...
+
+    def __getitem__(self, index: int | slice) -> ImageItem | Items:
+        if isinstance(index, slice):
+            return self._view(self._rows[index])
+        return self._item(self._rows[index])
+
+    def __iter__(self):
+        for row in self._rows:
+            yield self._item(row)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} images of {self._base}>"
+
+    def ids(self) -> Iterable[str]:
+        """The images' ids, in order, without making their items."""
+        return (self._ids[row] for row in self._rows)
+
+    def without(self, ids: set[str]) -> Items:
+        """These images but those in ``ids`` (a resumed cell's finished ones), in the same order."""
+        if not ids:
+            return self
+        return self._view(array("q", (row for row in self._rows if self._ids[row] not in ids)))
 
 
 def _read_mapping_or_list(path: Path) -> Any:
@@ -105,7 +186,7 @@ def load_dataset(
     limit: int | None = None,
     include: list[str] | None = None,
     answer_type: str | None = None,
-) -> list[ImageItem]:
+) -> Items:
     """Items sorted by id, each with the sha256 of its content. Labels naming missing images, or not of
     ``answer_type`` (integer, number, boolean, text) when given, are an error."""
     base, paths = _image_paths(root)
@@ -129,12 +210,12 @@ def load_dataset(
     chosen = chosen[:limit] if limit else chosen
     if not chosen:
         raise ConfigError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    items: list[ImageItem] = []
-    for item_id in chosen:
-        try:
-            digest = sha256_file(by_id[item_id])
-        except OSError:
-            # Unreadable now: the item gets a per-item error when it is prepared, and the run goes on.
-            digest = f"unreadable:{item_id}"
-        items.append(ImageItem(id=item_id, path=by_id[item_id], sha256=digest, label=labels.get(item_id)))
-    return items
+    return Items(base, ((i, by_id[i], _digest(by_id[i], i), labels.get(i)) for i in chosen))
+
+
+def _digest(path: Path, item_id: str) -> str:
+    try:
+        return sha256_file(path)
+    except OSError:
+        # Unreadable now: the item gets a per-item error when it is prepared, and the run goes on.
+        return f"unreadable:{item_id}"

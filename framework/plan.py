@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,7 +25,7 @@ class Plan:
     """An experiment made ready to run: items loaded, plugins built and checked against each other."""
 
     experiment: Experiment
-    items: list[ImageItem]
+    items: Sequence[ImageItem]  #: a dataset's are ``dataset.Items``: columns, not an object per image
     providers: dict[str, Provider]
     strategies: dict[str, Strategy]
     #: One line per model that is retired, retiring, deprecated or unknown (printed by the CLI).

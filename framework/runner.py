@@ -14,10 +14,11 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Protocol
 
-from visionbench.bundle import BUNDLE_NAME, BundleWriter, item_to_json, record_from_json
+from visionbench.bundle import BUNDLE_NAME, BundleWriter, ItemList, record_from_json
 from visionbench.calling import Caller
 from visionbench.cell import CellContext
 from visionbench.config import Cell
+from visionbench.dataset import Items
 from visionbench.errors import BudgetExceeded
 from visionbench.jobs import JobStore
 from visionbench.plan import Plan, started
@@ -231,7 +232,7 @@ def _header(plan: Plan, run_id: str) -> dict[str, Any]:
             "packages": _package_versions(),
             "providers": {name: p.environment() for name, p in plan.providers.items()},
         },
-        "items": [item_to_json(item) for item in plan.items],
+        "items": ItemList(plan.items),  # made as it is written: nothing per image held
         "pricing": {
             "version": experiment.prices.version,
             "sha256": experiment.prices.sha256,
@@ -262,7 +263,7 @@ async def _run_cell(
     done = tally.finished()
     if retry_errors:
         done -= {i for i, answer in tally.final_answers().items() if answer.error is not None}
-    todo = [item for item in items if item.id not in done]
+    todo = items.without(done) if isinstance(items, Items) else [item for item in items if item.id not in done]
     if stats.records and not todo:
         return  # finished in the run being resumed
 

@@ -165,7 +165,7 @@ def test_the_redacting_writer_catches_a_secret_split_across_writes():
 
 
 def test_compact_writes_go_piece_by_piece_and_equal_one_dump():
-    from visionbench.bundle import jsonable, _write_compact
+    from visionbench.bundle import _write_compact, jsonable
 
     register_secret(KEY)
     data = {
