@@ -371,11 +371,12 @@ _LISTS = (list, tuple, Records, ItemList)
 def _write_pieces(writer: RedactingWriter, value: Any, indent: int | None = None) -> None:
     """Containers that are big or hold containers are written entry by entry; anything else in one go.
 
-    With ``indent``, the entries of those containers go one per line at that depth, each in one line.
+    With ``indent``, for people reading it: the entries of containers of more than four go one per line at
+    that depth, and small flat ones (an item, an answer) on one line.
     """
     is_dict = isinstance(value, Mapping)
     if (is_dict or isinstance(value, _LISTS)) and (
-        len(value) > 256 or any(isinstance(v, (Mapping, *_LISTS)) for v in _children(value))
+        len(value) > (256 if indent is None else 4) or any(isinstance(v, (Mapping, *_LISTS)) for v in _children(value))
     ):
         pad = "" if indent is None else "\n" + " " * (indent + 1)
         writer.write("{" if is_dict else "[")

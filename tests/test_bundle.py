@@ -8,13 +8,13 @@ import pytest
 from conftest import write_config
 
 from visionbench import bundle as bundle_mod
-from visionbench.bundle import RECORDS_NAME, BundleWriter
+from visionbench.bundle import RECORDS_NAME, BundleWriter, ItemList
 from visionbench.errors import InputError
 from visionbench.plan import load_plan
 from visionbench.records import AnswerEntry, ItemEntry, Records
 from visionbench.runner import run
 from visionbench.secrets import REDACTED, RedactingWriter, redact, register_secret
-from visionbench.types import Answer, Record, Usage
+from visionbench.types import Answer, ImageItem, Record, Usage
 
 KEY = "sk-bundle-test-0123456789"
 
@@ -251,3 +251,16 @@ def test_items_and_answers_load_compact_and_behave_as_the_dicts_they_were(tmp_pa
         answer["other"] = 1
     bundle_mod.write_atomic(tmp_path / "again.json", loaded)
     assert json.loads((tmp_path / "again.json").read_text())["cells"][0]["answers"]["img0.png"]["value"] == 4
+
+
+def test_a_runs_items_are_made_as_they_are_written_one_per_line(tmp_path):
+    items = [ImageItem(f"i{n}.png", tmp_path / f"i{n}.png", f"{n:064x}", n % 3 or None) for n in range(300)]
+    want = [{"id": i.id, "sha256": i.sha256, "label": i.label} for i in items]
+    path = tmp_path / "run" / "bundle.json"
+    writer = BundleWriter(path, {"run_id": "r", "items": ItemList(items)})
+    assert json.loads(path.read_text())["items"] == want  # the compact header of a running run
+    writer.add_record(record(0))
+    writer.finish("complete")
+    text = path.read_text()
+    assert json.loads(text)["items"] == want == bundle_mod.load(path, lazy=True)["items"]
+    assert text.count('\n  {"id": "i') == 300 and text.count('\n  {"cell":') == 1  # and the record

@@ -1,9 +1,13 @@
+import hashlib
 import json
+import os
+import tracemalloc
 
 import pytest
 
-from visionbench.dataset import load_dataset, sha256_file
+from visionbench.dataset import Items, load_dataset, sha256_file
 from visionbench.errors import ConfigError
+from visionbench.types import ImageItem
 
 
 def test_folder_with_labels_fields(image_dir):
@@ -38,3 +42,43 @@ def test_label_objects_need_a_field(image_dir):
 def test_empty_folder(tmp_path):
     with pytest.raises(ConfigError, match="no images found"):
         load_dataset(tmp_path, None, None)
+
+
+def test_items_are_the_image_items_a_list_would_hold(image_dir, tmp_path):
+    outside = tmp_path / "elsewhere" / "far.png"
+    outside.parent.mkdir()
+    outside.write_bytes((image_dir / "img0.png").read_bytes())
+    (image_dir / "list.yaml").write_text(f"- img3.png\n- {outside}\n- img5.png\n")
+    (image_dir / "img5.png").chmod(0)  # unreadable: its hash is a marker, and the item stays
+    try:
+        items = load_dataset(image_dir / "list.yaml", None, None)
+    finally:
+        (image_dir / "img5.png").chmod(0o644)
+    assert isinstance(items, Items) and len(items) == 3
+    want = [
+        ImageItem("far.png", outside, sha256_file(outside)),
+        ImageItem("img3.png", image_dir / "img3.png", sha256_file(image_dir / "img3.png")),
+        ImageItem("img5.png", image_dir / "img5.png", "unreadable:img5.png"),
+    ]
+    if os.geteuid() == 0:  # root reads what chmod 0 forbids
+        want[2] = ImageItem("img5.png", image_dir / "img5.png", sha256_file(image_dir / "img5.png"))
+    assert list(items) == want and items == want and items[-1] == want[-1]
+    assert isinstance(items[1:], Items) and list(items[1:]) == want[1:] and list(items[::2]) == want[::2]
+    assert list(items.without({"img3.png"})) == [want[0], want[2]] and items.without(set()) is items
+    assert list(items.without({"far.png"})[1:].ids()) == ["img5.png"]
+
+
+def test_items_hold_about_a_hundred_bytes_an_image(tmp_path):
+    n = 20_000
+    entries = [
+        (f"img{i:06d}.png", tmp_path / f"img{i:06d}.png", hashlib.sha256(bytes(i)).hexdigest(), i % 7) for i in range(n)
+    ]
+    ids = [entry[0] for entry in entries]  # held by the caller too: the ids are shared, not copied
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    items = Items(tmp_path, iter(entries))
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert len(items) == n and items[n - 1].sha256 == entries[-1][2] and items[123].path == entries[123][1]
+    assert held / n < 64  # an id pointer, 32 bytes of hash and a label pointer; list of ImageItem: ~420 bytes
+    assert ids[0] is items[0].id
