@@ -10,6 +10,7 @@ JPEGs embedded as data URIs, so the page stays self-contained and light.
 from __future__ import annotations
 
 import base64
+import heapq
 import io
 import logging
 from html import escape
@@ -82,15 +83,19 @@ def _wrong(item: dict[str, Any], answer: dict[str, Any]) -> bool:
     return item["label"] is not None and answer["error"] is None and answer["value"] != item["label"]
 
 
-def gallery_html(bundle: dict[str, Any], cache_dir: Path | None = None) -> str:
-    """The gallery as one HTML fragment (its CSS is :data:`CSS`)."""
+#: Cards the gallery shows at most: the images the cells disagree on most (a page of 100,000 would not load).
+MAX_CARDS = 120
+
+
+def gallery_html(bundle: dict[str, Any], cache_dir: Path | None = None, max_cards: int = MAX_CARDS) -> str:
+    """The gallery as one HTML fragment (its CSS is :data:`CSS`): the ``max_cards`` most disputed images."""
     root = _dataset_root(bundle)
     sizes = _sizes(bundle)
     firsts = {e["id"]: e for e in bundle["cells"] if e["repeat"] == 0}
     codes = cell_codes(list(firsts))
     cards = []
     with Preprocessor(cache_dir) as prep:
-        for item in sorted(bundle["items"], key=lambda i: _disagreement(bundle, i)):
+        for item in heapq.nsmallest(max_cards, bundle["items"], key=lambda i: _disagreement(bundle, i)):
             thumbs = _figures(prep, root, item, sizes, codes)
             lines = []
             for cell_id, entry in firsts.items():
@@ -109,10 +114,14 @@ def gallery_html(bundle: dict[str, Any], cache_dir: Path | None = None) -> str:
                 f'<div class="card"><h3>{escape(item["id"])} &middot; label {label}</h3>'
                 f'<div class="thumbs">{"".join(thumbs)}</div><ul>{"".join(lines)}</ul></div>'
             )
+    shown = (
+        "The images the cells disagree on most come first."
+        if len(cards) == len(bundle["items"])
+        else f"The {len(cards)} images of {len(bundle['items'])} the cells disagree on most, those first."
+    )
     note = (
         '<p class="note">Each image as it was sent (thumbnails of the preprocessed bytes, at each size the cells '
-        "sent), its label and every cell's answer (first repeat; &#10007; = differs from the label). The images "
-        "the cells disagree on most come first.</p>"
+        f"sent), its label and every cell's answer (first repeat; &#10007; = differs from the label). {shown}</p>"
     )
     return note + f'<div class="gallery">{"".join(cards)}</div>'
 

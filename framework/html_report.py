@@ -18,7 +18,7 @@ from visionbench.cellnames import cell_codes, short_names
 from visionbench.charts import write_charts
 from visionbench.gallery import CSS as GALLERY_CSS
 from visionbench.gallery import gallery_html
-from visionbench.report import Rows, accuracy_rows, difference_rows
+from visionbench.report import HTML_ANSWER_ROWS, Rows, accuracy_rows, difference_rows
 from visionbench.stats import CellStats, agreement, cell_stats, cost_per_1k
 
 CSS = """
@@ -228,7 +228,8 @@ def _answers(bundle: dict[str, Any]) -> str:
     names = cell_codes(list(firsts))
     agree = agreement(bundle)
     rows = []
-    for item in bundle["items"]:
+    items = bundle["items"]
+    for item in items[:HTML_ANSWER_ROWS]:
         row: list[Any] = [item["id"], _f(item["label"])]
         for entry in firsts.values():
             a = entry["answers"].get(item["id"])
@@ -244,8 +245,15 @@ def _answers(bundle: dict[str, Any]) -> str:
         rows.append(row)
     note = (
         '<p class="note">First repeat of each cell. Red: differs from the label; '
-        "orange: error, its kind (hover for the message; every message is in the gallery below). "
-        f"Mean agreement across cells: {escape(_f(agree['mean_agreement'], '.0%'))}.</p>"
+        "orange: error, its kind (hover for the message; the gallery below shows it in full). "
+        f"Mean agreement across cells: {escape(_f(agree['mean_agreement'], '.0%'))}."
+        + (
+            f" The first {len(rows):,} of {len(items):,} images; <code>visionbench report RUN --format json</code> "
+            "has every image."
+            if len(rows) < len(items)
+            else ""
+        )
+        + "</p>"
     )
     return note + html_table(["image", "label", *(names[c] for c in firsts), "most common", "agreement"], rows)
 

@@ -56,6 +56,9 @@ def cell_legend(bundle: dict[str, Any]) -> Sheet | None:
 
 #: Images the answers table shows at most on a terminal (a 100k-image run's table would take minutes to draw).
 ANSWER_ROWS = 200
+#: ... and in report.html (a page of 100,000 rows is megabytes a browser struggles with). ``--format json``
+#: has every image, the bundle every answer.
+HTML_ANSWER_ROWS = 5000
 
 
 def answers_sheet(bundle: dict[str, Any], max_rows: int | None = ANSWER_ROWS) -> Sheet:
@@ -90,7 +93,8 @@ def answers_sheet(bundle: dict[str, Any], max_rows: int | None = ANSWER_ROWS) ->
     ]
     notes = ["; ".join(notes)] if notes else []
     if len(rows) < len(items):
-        notes.append(f"the first {len(rows):,} of {len(items):,} images; report.html has them all")
+        where = "report.html has them all" if len(items) <= HTML_ANSWER_ROWS else "--format json has them all"
+        notes.append(f"the first {len(rows):,} of {len(items):,} images; {where}")
     return Sheet("Answers per image", columns, rows, notes)
 
 

@@ -275,6 +275,21 @@ def test_the_terminal_answers_table_shows_the_first_images_and_says_so(bundle):
     assert len(short.rows) == 2 and f"the first 2 of {n:,} images; report.html has them all" in short.notes
 
 
+def test_a_big_runs_html_answers_table_shows_the_first_images_and_says_where_the_rest_are(
+    bundle, tmp_path, monkeypatch
+):
+    from visionbench.report import answers_sheet
+
+    n = len(bundle["items"])
+    monkeypatch.setattr("visionbench.html_report.HTML_ANSWER_ROWS", 3)
+    monkeypatch.setattr("visionbench.report.HTML_ANSWER_ROWS", 3)
+    html = write_html_report(bundle, tmp_path / "r.html").read_text()
+    answers = html.split("<h2>Answers per image</h2>")[1].split("</table>")[0]
+    assert answers.count("<tr>") == 1 + 3  # the head and three images
+    assert f"The first 3 of {n:,} images; <code>visionbench report RUN --format json</code> has every image." in html
+    assert f"the first 2 of {n:,} images; --format json has them all" in answers_sheet(bundle, max_rows=2).notes
+
+
 # --- charts for reading: SIMULATED mark, batch apart, fitted axes ----------------------------------------------------
 
 

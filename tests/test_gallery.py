@@ -76,6 +76,13 @@ def test_a_missing_dataset_costs_the_thumbnails_not_the_report(sweep, tmp_path):
     assert html.count("not available") == 6 and "img3.png" in html
 
 
+def test_a_big_runs_gallery_shows_its_most_disputed_images_and_says_so(sweep):
+    data, cache, _ = sweep
+    html = gallery_html(data, cache, max_cards=2)
+    assert re.findall(r"<h3>(img\d\.png)", html) == re.findall(r"<h3>(img\d\.png)", gallery_html(data, cache))[:2]
+    assert "The 2 images of 6 the cells disagree on most, those first." in html
+
+
 def test_disputed_images_first_and_errors_visible(sweep):
     data, cache, _ = sweep
     html = gallery_html(data, cache)
