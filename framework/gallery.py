@@ -117,7 +117,8 @@ def gallery_html(bundle: dict[str, Any], cache_dir: Path | None = None, max_card
     shown = (
         "The images the cells disagree on most come first."
         if len(cards) == len(bundle["items"])
-        else f"The {len(cards)} images of {len(bundle['items'])} the cells disagree on most, those first."
+        else f"Shown: the {len(cards)} of {len(bundle['items']):,} images the cells disagree on most, "
+        "most disputed first."
     )
     note = (
         '<p class="note">Each image as it was sent (thumbnails of the preprocessed bytes, at each size the cells '

@@ -80,7 +80,7 @@ def test_a_big_runs_gallery_shows_its_most_disputed_images_and_says_so(sweep):
     data, cache, _ = sweep
     html = gallery_html(data, cache, max_cards=2)
     assert re.findall(r"<h3>(img\d\.png)", html) == re.findall(r"<h3>(img\d\.png)", gallery_html(data, cache))[:2]
-    assert "The 2 images of 6 the cells disagree on most, those first." in html
+    assert "Shown: the 2 of 6 images the cells disagree on most, most disputed first." in html
 
 
 def test_disputed_images_first_and_errors_visible(sweep):
