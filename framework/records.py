@@ -168,14 +168,17 @@ class ItemEntry(_Fixed):
 
     __slots__ = KEYS = ("id", "sha256", "label")
 
+    def __init__(self, id: Any, sha256: Any, label: Any) -> None:  # noqa: A002 - the bundle's key
+        self.id, self.sha256, self.label = id, sha256, label  # a bundle has one per image: no loop
+
 
 class AnswerEntry(_Fixed):
     """One of a cell entry's ``answers``."""
 
     __slots__ = KEYS = ("item_id", "value", "error")
 
-
-_ENTRIES = {frozenset(cls.KEYS): cls for cls in (ItemEntry, AnswerEntry)}
+    def __init__(self, item_id: Any, value: Any, error: Any) -> None:
+        self.item_id, self.value, self.error = item_id, value, error
 
 
 def compact_entries() -> Callable[[dict[str, Any]], Any]:
@@ -184,21 +187,17 @@ def compact_entries() -> Callable[[dict[str, Any]], Any]:
     ids: dict[str, str] = {}
 
     def hook(obj: dict[str, Any]) -> Any:
-        entry = _ENTRIES.get(frozenset(obj)) if len(obj) == 3 else None
-        if entry is ItemEntry:
+        if len(obj) == 3 and "sha256" in obj and "id" in obj and "label" in obj:
             item_id = obj["id"]
-            return ItemEntry(ids.setdefault(item_id, item_id) if isinstance(item_id, str) else item_id, *_rest(obj))
-        if entry is AnswerEntry:
+            item_id = ids.setdefault(item_id, item_id) if isinstance(item_id, str) else item_id
+            return ItemEntry(item_id, obj["sha256"], obj["label"])
+        if len(obj) == 3 and "item_id" in obj and "value" in obj and "error" in obj:
             item_id = obj["item_id"]
-            return AnswerEntry(ids.get(item_id, item_id) if isinstance(item_id, str) else item_id, *_rest(obj))
+            return AnswerEntry(
+                ids.get(item_id, item_id) if isinstance(item_id, str) else item_id, obj["value"], obj["error"]
+            )
         if obj and all(type(v) is AnswerEntry for v in obj.values()):  # a cell's answers: keyed by the same ids
             return {ids.get(k, k): v for k, v in obj.items()}
         return obj
 
     return hook
-
-
-def _rest(obj: dict[str, Any]) -> tuple[Any, Any]:
-    """The two values after the id, by key (the file's order need not be the entry's)."""
-    entry = _ENTRIES[frozenset(obj)]
-    return obj[entry.KEYS[1]], obj[entry.KEYS[2]]

@@ -133,18 +133,23 @@ def item_scores(bundle: dict[str, Any], cell_id: str) -> ItemScores:
     """Per image, over the cell's repeats: mean absolute error where answered, share of repeats exactly right."""
     labels = {item["id"]: item["label"] for item in bundle["items"] if item["label"] is not None}
     entries = [e for e in bundle["cells"] if e["id"] == cell_id]
-    errors: dict[str, list[float]] = {}
-    right: dict[str, list[float]] = {}
+    error_sum: dict[str, float] = {}
+    error_n: dict[str, int] = {}
+    right: dict[str, float] = dict.fromkeys(labels, 0.0) if entries else {}
     for entry in entries:
+        answers = entry["answers"]
         for item_id, label in labels.items():
-            answer = entry["answers"].get(item_id)
-            value = answer["value"] if answer and answer.get("error") is None else None
-            right.setdefault(item_id, []).append(1.0 if value is not None and value == label else 0.0)
+            answer = answers.get(item_id)
+            if answer is None or answer.get("error") is not None or (value := answer["value"]) is None:
+                continue
+            if value == label:
+                right[item_id] += 1.0
             if _number(value) and _number(label):
-                errors.setdefault(item_id, []).append(abs(float(value) - float(label)))
+                error_sum[item_id] = error_sum.get(item_id, 0.0) + abs(float(value) - float(label))
+                error_n[item_id] = error_n.get(item_id, 0) + 1
     return ItemScores(
-        {k: sum(v) / len(v) for k, v in errors.items()},
-        {k: sum(v) / len(v) for k, v in right.items()},
+        {k: total / error_n[k] for k, total in error_sum.items()},
+        {k: hits / len(entries) for k, hits in right.items()},
         len(entries) == 1,
     )
 
