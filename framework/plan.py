@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from visionbench.config import Experiment, build_strategy, load_experiment
-from visionbench.dataset import load_dataset
+from visionbench.dataset import Items, load_dataset
 from visionbench.errors import ConfigError
 from visionbench.lifecycle import model_warnings
 from visionbench.plugins import Registry
 from visionbench.provider import Provider, RemoteOptions
 from visionbench.strategy import Strategy
-from visionbench.types import ImageItem
 
 EMULATOR_KEY_ENV = "VISIONBENCH_EMULATOR_KEY"
 
@@ -25,7 +24,7 @@ class Plan:
     """An experiment made ready to run: items loaded, plugins built and checked against each other."""
 
     experiment: Experiment
-    items: Sequence[ImageItem]  #: a dataset's are ``dataset.Items``: columns, not an object per image
+    items: Items  #: columns, not an object per image
     providers: dict[str, Provider]
     strategies: dict[str, Strategy]
     #: One line per model that is retired, retiring, deprecated or unknown (printed by the CLI).

@@ -133,10 +133,6 @@ class _Fixed(MutableMapping[str, Any]):
     __slots__ = ()
     KEYS: tuple[str, ...] = ()
 
-    def __init__(self, *values: Any) -> None:
-        for key, value in zip(self.KEYS, values, strict=True):
-            object.__setattr__(self, key, value)
-
     def __getitem__(self, key: str) -> Any:
         if key not in self.KEYS:
             raise KeyError(key)
@@ -145,7 +141,7 @@ class _Fixed(MutableMapping[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         if key not in self.KEYS:
             raise KeyError(f"{key!r}: only {', '.join(self.KEYS)} can be set here")
-        object.__setattr__(self, key, value)
+        setattr(self, key, value)
 
     def __delitem__(self, key: str) -> None:
         raise KeyError(f"{key!r}: a bundle's entry keeps all its keys")

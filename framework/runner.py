@@ -18,7 +18,6 @@ from visionbench.bundle import BUNDLE_NAME, BundleWriter, ItemList, record_from_
 from visionbench.calling import Caller
 from visionbench.cell import CellContext
 from visionbench.config import Cell
-from visionbench.dataset import Items
 from visionbench.errors import BudgetExceeded
 from visionbench.jobs import JobStore
 from visionbench.plan import Plan, started
@@ -263,7 +262,7 @@ async def _run_cell(
     done = tally.finished()
     if retry_errors:
         done -= {i for i, answer in tally.final_answers().items() if answer.error is not None}
-    todo = items.without(done) if isinstance(items, Items) else [item for item in items if item.id not in done]
+    todo = items.without(done)
     if stats.records and not todo:
         return  # finished in the run being resumed
 
