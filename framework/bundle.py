@@ -16,7 +16,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
-import jsonschema
 import orjson
 
 from visionbench.errors import InputError
@@ -36,6 +35,8 @@ def schema() -> dict[str, Any]:
 
 def validate(bundle: dict[str, Any]) -> None:
     """Raise ``jsonschema.ValidationError`` if ``bundle`` does not follow the schema."""
+    import jsonschema  # the tests validate; a run does not, so it does not import it
+
     # A loaded bundle's records are read from its file, its items and answers are compact: as plain JSON first.
     jsonschema.validate(json.loads(json.dumps(bundle, default=jsonable)), schema())
 

@@ -185,7 +185,6 @@ async def _estimate(plan, count_tokens: bool):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from visionbench.plan import load_plan
-    from visionbench.planning import total_cost
     from visionbench.preprocess import max_pixels_from_env
     from visionbench.runner import new_run_id, run
 
@@ -210,6 +209,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise VisionbenchError("give a CONFIG to run, or --resume RUN to finish an unfinished run")
     _print_warnings(plan)
     if args.max_cost is not None and previous is None:
+        from visionbench.planning import total_cost
+
         estimates = asyncio.run(_estimate(plan, False))
         total = total_cost(estimates)
         if total is None:
@@ -254,29 +255,43 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"to finish it: visionbench run --resume {run_dir}{again}", file=sys.stderr)
         raise
     bundle = load_bundle(bundle_path, lazy=True)
-    _report(bundle, bundle_path.parent, args, None if args.no_cache else cache_dir)
+    outputs = "none" if args.no_report else ("all" if args.charts else "html")
+    _report(bundle, bundle_path.parent, args, None if args.no_cache else cache_dir, outputs)
     return EXIT_INCOMPLETE if bundle["status"] == "incomplete" else 0
 
 
-def _report(bundle: dict, folder: Path, args: argparse.Namespace, cache_dir: Path | None = None) -> None:
-    """The tables (as asked: fitted, wide or for scripts), charts and report.html, then what to do next.
+def _report(
+    bundle: dict, folder: Path, args: argparse.Namespace, cache_dir: Path | None = None, outputs: str = "all"
+) -> None:
+    """The tables (as asked: fitted, wide or for scripts), then ``outputs`` ("all": charts and report.html;
+    "html": report.html without charts; "none"), then what to do next.
     With a script format only the tables go to stdout; the file names and hints go to stderr."""
     out = console if args.format == "table" else err_console
     print_report(bundle, console, wide=args.wide, fmt=args.format)
-    _write_outputs(bundle, folder, out, cache_dir)
+    if outputs == "none":
+        out.print(
+            f"report: not written (--no-report); visionbench report {folder} writes it", soft_wrap=True, highlight=False
+        )
+    else:
+        _write_outputs(bundle, folder, out, cache_dir, charts=outputs == "all")
     out.print(f"bundle: {folder / 'bundle.json'}", soft_wrap=True, highlight=False)
     for line in next_steps(bundle, str(folder)):
         err_console.print(line, soft_wrap=True, highlight=False)
 
 
-def _write_outputs(bundle: dict, folder: Path, out: Console, cache_dir: Path | None) -> None:
-    """Charts and the self-contained HTML report beside the bundle."""
-    from visionbench.charts import write_charts
+def _write_outputs(bundle: dict, folder: Path, out: Console, cache_dir: Path | None, charts: bool = True) -> None:
+    """The self-contained HTML report beside the bundle, and the charts (PNG, in the page too) if asked."""
     from visionbench.html_report import write_html_report
 
-    charts = write_charts(bundle, folder)
-    html = write_html_report(bundle, folder / "report.html", charts, cache_dir)
-    out.print(f"charts: {', '.join(p.name for p in charts.values())} in {folder}", soft_wrap=True, highlight=False)
+    if charts:
+        from visionbench.charts import write_charts
+
+        drawn = write_charts(bundle, folder)
+        out.print(f"charts: {', '.join(p.name for p in drawn.values())} in {folder}", soft_wrap=True, highlight=False)
+    else:
+        drawn = None
+        out.print(f"charts: not drawn (--charts, or visionbench report {folder})", soft_wrap=True, highlight=False)
+    html = write_html_report(bundle, folder / "report.html", drawn, cache_dir, draw_charts=charts)
     out.print(f"report: {html}", soft_wrap=True, highlight=False)
 
 
@@ -373,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "run",
-        help="run an experiment config; writes results/<run-id>/: bundle.json, charts (PNG) and report.html",
+        help="run an experiment config; writes results/<run-id>/: bundle.json and report.html (charts with --charts)",
     )
     p.add_argument("config", nargs="?", help="the experiment config (YAML)")
     p.add_argument(
@@ -390,6 +405,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-cache", action="store_true", help="preprocess every image afresh")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--charts",
+        action="store_true",
+        help="also draw the charts (PNG, and in report.html): about 2 s of CPU; visionbench report RUN draws them "
+        "later",
+    )
+    p.add_argument(
+        "--no-report",
+        action="store_true",
+        help="print the tables only: no report.html, no charts (visionbench report RUN writes them later)",
+    )
     p.add_argument(
         "--retry-errors",
         action="store_true",

@@ -274,16 +274,32 @@ def _rows_html(rows: Rows | None) -> list[str]:
 CHART_ORDER = ("time", "cost_accuracy", "latency", "resolution", "concurrency_sweep", "concurrency")
 
 
+#: What the page says in place of the charts when they were not drawn (``visionbench run`` without ``--charts``).
+NO_CHARTS = (
+    '<p class="note">Not drawn by <code>visionbench run</code> (matplotlib takes about 2 s of CPU): '
+    "<code>visionbench report {run}</code> draws them here and as PNG files beside the bundle.</p>"
+)
+
+
 def write_html_report(
-    bundle: dict[str, Any], path: Path, charts: dict[str, Path] | None = None, cache_dir: Path | None = None
+    bundle: dict[str, Any],
+    path: Path,
+    charts: dict[str, Path] | None = None,
+    cache_dir: Path | None = None,
+    *,
+    draw_charts: bool = True,
 ) -> Path:
-    """Write the run's report as one HTML file; ``charts`` reuses PNGs from ``write_charts``, else draws them.
-    ``cache_dir``: the preprocessing cache the gallery reads the sent images from (else they are made again)."""
+    """Write the run's report as one HTML file; ``charts`` reuses PNGs from ``write_charts``, else they are drawn
+    (or, without ``draw_charts``, the page says how to draw them). ``cache_dir``: the preprocessing cache the
+    gallery reads the sent images from (else they are made again)."""
     path = Path(path)
     cfg, env = bundle["config"], bundle["environment"]
-    with tempfile.TemporaryDirectory() as tmp:
-        charts = charts or write_charts(bundle, Path(tmp))
-        figures = "".join(_img(charts[k], f"{k} chart") for k in CHART_ORDER if k in charts)
+    if charts or draw_charts:
+        with tempfile.TemporaryDirectory() as tmp:
+            charts = charts or write_charts(bundle, Path(tmp))
+            figures = "".join(_img(charts[k], f"{k} chart") for k in CHART_ORDER if k in charts)
+    else:
+        figures = NO_CHARTS.format(run=escape(str(path.parent)))
     ok = bundle["status"] == "complete"
     banner = (
         f'<div class="banner{"" if ok else " bad"}">run <b>{escape(bundle["run_id"])}</b>, status '

@@ -4,7 +4,8 @@ Units are images. With repeats, an image's absolute error is its mean over repea
 the share of repeats that got it right. Tests are two-sided at the 5% level, one test per pair of cells shown,
 no correction for the number of pairs.
 
-- An accuracy figure's interval: a seeded percentile bootstrap over images (``scipy.stats.bootstrap``).
+- An accuracy figure's interval: a seeded percentile bootstrap over images (what ``scipy.stats.bootstrap`` with
+  ``method="percentile"`` computes, drawn the same way, in numpy: importing scipy.stats costs ~1 s of CPU).
 - Exact match, one repeat: McNemar's exact test (a binomial test on the images only one cell got right).
 - Absolute error, or exact match with repeats: the Wilcoxon signed-rank test on the per-image differences.
 - Latency: the Mann-Whitney U test on per-request latencies (requests are not paired; latency is skewed).
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
 ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 2000
@@ -76,16 +76,25 @@ def interval(values: Sequence[float], seed: int = SEED) -> Interval:
     if xs.size < 2 or np.all(xs == xs[0]):
         low = high = mean if xs.size >= 2 else None
         return Interval(mean, low, high, int(xs.size))
-    res = sps.bootstrap(
-        (xs,), np.mean, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", rng=np.random.default_rng(seed)
-    )
-    return Interval(mean, float(res.confidence_interval.low), float(res.confidence_interval.high), int(xs.size))
+    low, high = _percentile_bootstrap(xs, np.random.default_rng(seed))
+    return Interval(mean, low, high, int(xs.size))
+
+
+def _percentile_bootstrap(xs: np.ndarray, rng: np.random.Generator, level: float = 0.95) -> tuple[float, float]:
+    """The percentile bootstrap interval of the mean: ``scipy.stats.bootstrap((xs,), np.mean, method="percentile",
+    n_resamples=BOOTSTRAP_RESAMPLES, rng=rng)``, the same draws in one batch, without importing scipy.stats."""
+    resamples = xs[rng.integers(0, xs.size, (BOOTSTRAP_RESAMPLES, xs.size))]
+    alpha = (1 - level) / 2
+    low, high = np.quantile(resamples.mean(axis=-1), [alpha, 1 - alpha])
+    return float(low), float(high)
 
 
 def proportion_interval(hits: int, n: int) -> Interval:
     """A share of ``n`` with its exact (Clopper-Pearson) 95% interval."""
     if n == 0:
         return Interval(None, None, None, 0)
+    from scipy import stats as sps  # imported when used: adaptive cells only
+
     ci = sps.binomtest(hits, n).proportion_ci(confidence_level=0.95, method="exact")
     return Interval(hits / n, float(ci.low), float(ci.high), n)
 
@@ -97,7 +106,14 @@ def mcnemar_exact(a_right: Sequence[bool], b_right: Sequence[bool]) -> tuple[flo
     discordant = only_a + only_b
     if discordant == 0:
         return (1.0 if a_right else None), 0
-    return float(sps.binomtest(only_a, discordant, 0.5).pvalue), discordant
+    return _binomial_half_p(only_a, discordant), discordant
+
+
+def _binomial_half_p(k: int, n: int) -> float:
+    """The exact two-sided binomial test of ``k`` successes in ``n`` at p = 0.5 (``scipy.stats.binomtest(k, n)``):
+    the distribution is symmetric, so it is twice the tail beyond the nearer end, at most 1."""
+    tail = sum(math.comb(n, i) for i in range(min(k, n - k) + 1))
+    return min(1.0, 2 * tail / 2**n)
 
 
 def wilcoxon(a: Sequence[float], b: Sequence[float]) -> tuple[float | None, int]:
@@ -106,12 +122,16 @@ def wilcoxon(a: Sequence[float], b: Sequence[float]) -> tuple[float | None, int]
     nonzero = int(np.count_nonzero(diffs))
     if nonzero == 0:
         return (1.0 if len(diffs) else None), 0
+    from scipy import stats as sps  # imported when a test is made: a run's tables without one do not pay ~1 s
+
     return float(sps.wilcoxon(diffs, zero_method="wilcox").pvalue), nonzero
 
 
 def mann_whitney(a: Sequence[float], b: Sequence[float]) -> float | None:
     if len(a) < 2 or len(b) < 2:
         return None
+    from scipy import stats as sps
+
     return float(sps.mannwhitneyu(a, b, alternative="two-sided").pvalue)
 
 

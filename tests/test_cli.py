@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import yaml
 from PIL import Image
 
 from visionbench import bundle as bundle_mod
@@ -26,9 +27,7 @@ def test_quickstart_runs_offline_with_all_four_strategies(tmp_path, capsys):
     assert data["environment"]["packages"]["google-genai"] == "3.3.0"
     assert data["environment"]["providers"]["local-faces"]["model"] == "centerface"
     assert all(len(item["sha256"]) == 64 for item in data["items"])
-    chart = run_dir / "time_per_strategy.png"
-    with Image.open(chart) as im:
-        assert im.format == "PNG" and im.width > 400
+    assert not list(run_dir.glob("*.png"))  # run draws no charts unless asked (--charts): report draws them
     for text in (
         "Answers per image",
         "group_6.jpg",
@@ -39,14 +38,45 @@ def test_quickstart_runs_offline_with_all_four_strategies(tmp_path, capsys):
     ):
         assert text in out
     html = (run_dir / "report.html").read_text()
-    assert "data:image/png;base64," in html and "group_6.jpg" in html
-    assert (run_dir / "cost_accuracy.png").exists() and (run_dir / "latency.png").exists()
-    # report re-reads the bundle; compare lines a run up against another (here: itself)
+    assert "group_6.jpg" in html and "data:image/png;base64," not in html
+    assert f"<code>visionbench report {run_dir}</code> draws them" in html
+    assert f"charts: not drawn (--charts, or visionbench report {run_dir})" in out
+    # report re-reads the bundle and draws the charts; compare lines a run up against another (here: itself)
     assert main(["report", str(run_dir)]) == 0
     assert "Per cell" in capsys.readouterr().out
+    chart = run_dir / "time_per_strategy.png"
+    with Image.open(chart) as im:
+        assert im.format == "PNG" and im.width > 400
+    assert (run_dir / "cost_accuracy.png").exists() and (run_dir / "latency.png").exists()
+    assert "data:image/png;base64," in (run_dir / "report.html").read_text()
     assert main(["compare", str(run_dir), str(run_dir / "bundle.json"), "--html", str(tmp_path / "cmp.html")]) == 0
     out = capsys.readouterr().out
     assert "single-prompt" in out and (tmp_path / "cmp.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_run_no_report_writes_only_the_bundle_and_charts_draws_them(tmp_path, capsys):
+    config = _faces_config(tmp_path)
+    common = ["--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    assert main(["run", str(config), "--results", str(tmp_path / "bare"), "--no-report", *common]) == 0
+    out = capsys.readouterr().out
+    [run_dir] = (tmp_path / "bare").iterdir()
+    assert sorted(p.name for p in run_dir.iterdir()) == ["bundle.json"]
+    assert "Per cell" in out and f"visionbench report {run_dir} writes it" in out
+    assert main(["run", str(config), "--results", str(tmp_path / "all"), "--charts", *common]) == 0
+    [run_dir] = (tmp_path / "all").iterdir()
+    assert {"bundle.json", "report.html", "time_per_strategy.png", "latency.png"} <= {p.name for p in run_dir.iterdir()}
+    assert "data:image/png;base64," in (run_dir / "report.html").read_text()
+
+
+def _faces_config(tmp_path: Path) -> Path:
+    """Two of the sample images, one sequential cell on the offline local-faces provider."""
+    text = QUICKSTART.read_text().replace("../framework", str(ROOT / "framework"))
+    config = yaml.safe_load(text)
+    config["dataset"]["include"] = ["group_6.jpg", "astronaut.jpg"]
+    config["matrix"][0]["strategies"] = ["sequential"]
+    path = tmp_path / "faces.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 def test_validate_ok_and_errors(tmp_path, capsys):

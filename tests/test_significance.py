@@ -55,6 +55,34 @@ def test_bootstrap_interval_is_seeded_and_sensible():
     assert interval([2.0]).text() == "2.00 (n=1)" and interval([]).value is None
 
 
+@pytest.mark.parametrize("values", [[0.0, 1.0, 1.0, 0.0, 1.0], [float(i % 7) for i in range(200)], [3.5, 0.0, 12.0]])
+def test_bootstrap_interval_is_scipys_percentile_bootstrap(values):
+    """The numpy bootstrap draws what scipy.stats.bootstrap(method="percentile") draws, from the same seed."""
+    import numpy as np
+    from scipy import stats as sps
+
+    from visionbench.significance import BOOTSTRAP_RESAMPLES, SEED
+
+    res = sps.bootstrap(
+        (np.asarray(values),),
+        np.mean,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        method="percentile",
+        rng=np.random.default_rng(SEED),
+    )
+    got = interval(values)
+    assert (got.low, got.high) == pytest.approx((res.confidence_interval.low, res.confidence_interval.high), rel=1e-12)
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 1), (4, 4), (1, 4), (2, 4), (3, 10), (7, 10), (5, 10), (0, 30), (11, 30)])
+def test_mcnemar_p_is_scipys_binomial_test(k, n):
+    from scipy import stats as sps
+
+    a = [True] * k + [False] * (n - k)  # k images only a got right, n - k only b
+    p, discordant = mcnemar_exact(a, [not x for x in a])
+    assert discordant == n and p == pytest.approx(sps.binomtest(k, n, 0.5).pvalue, rel=1e-12)
+
+
 def _bundle(answers_by_cell, labels, repeats=1):
     items = [{"id": k, "sha256": f"sha-{k}", "label": v} for k, v in labels.items()]
     cells, records = [], []
