@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from visionbench import __version__
 from visionbench.bundle import load as load_bundle
@@ -134,31 +133,11 @@ def _print_warnings(plan) -> None:
         print(f"warning: {line}", file=sys.stderr)
 
 
-def _plan_table(estimates) -> Table:
-    from visionbench.planning import total_cost
+def _print_plan(estimates) -> None:
+    """The estimates as tables fitted to the terminal (short cell names and a legend; a summary for big sweeps)."""
+    from visionbench.plan_report import print_plan
 
-    table = Table(title="Plan (estimates, all repeats)", title_justify="left")
-    for name in ("cell", "requests", "image tok", "text tok", "output tok", "thinking tok", "cost $", "notes"):
-        table.add_column(name, justify="left" if name in ("cell", "notes") else "right")
-    for est in estimates:
-        table.add_row(
-            est.cell_id,
-            str(est.requests),
-            "?" if est.image_tokens is None else f"{est.image_tokens:,}",
-            f"{est.text_tokens:,}",
-            f"{est.output_tokens:,}",
-            f"{est.thinking_tokens:,}",
-            "?" if est.cost_usd is None else f"{est.cost_usd:.4f}",
-            "; ".join((["input tokens counted by the service"] if est.counted else []) + est.notes),
-        )
-    total = total_cost(estimates)
-    table.add_row("total", "", "", "", "", "", "?" if total is None else f"{total:.4f}", "")
-    table.caption = (
-        "Image tokens by each provider's documented formula (or its count-tokens endpoint with --count-tokens). "
-        "Output assumes a short answer; thinking bills as output, estimated per model from its emulator profile "
-        "(exact against the emulator, a guess for the real service) or capped by model_params.thinking_budget."
-    )
-    return table
+    print_plan(console, estimates)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -168,7 +147,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     plan = load_plan(args.config, registry)
     _print_warnings(plan)
     estimates = asyncio.run(_estimate(plan, args.count_tokens))
-    console.print(_plan_table(estimates))
+    _print_plan(estimates)
     return 0
 
 
@@ -219,7 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         elif total > args.max_cost:
-            console.print(_plan_table(estimates))
+            _print_plan(estimates)
             raise BudgetExceeded(
                 f"the plan estimates ${total:.4f}, over --max-cost ${args.max_cost:.4f}; nothing was run"
             )

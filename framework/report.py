@@ -38,14 +38,18 @@ def _cell_runs(bundle: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 def cell_legend(bundle: dict[str, Any]) -> Sheet | None:
     """The short names the tables use, with the cell ids they stand for (None when they are the ids)."""
-    runs = _cell_runs(bundle)
-    codes = cell_codes(list(runs))
+    return legend_sheet({cell_id: entries[0].get("varied") or {} for cell_id, entries in _cell_runs(bundle).items()})
+
+
+def legend_sheet(varied: dict[str, dict[str, Any]]) -> Sheet | None:
+    """The ``Cells`` legend: each cell's short name (:func:`cell_codes`), its id and what its sweep varied, for the
+    cells ``varied`` holds (id -> varied settings), in order; None when the short names are the ids."""
+    codes = cell_codes(list(varied))
     if all(code == cell_id for cell_id, code in codes.items()):
         return None
     rows = []
-    for cell_id, entries in runs.items():
-        varied = entries[0].get("varied") or {}
-        rows.append([codes[cell_id], cell_id, ", ".join(f"{k}={v}" for k, v in varied.items())])
+    for cell_id, values in varied.items():
+        rows.append([codes[cell_id], escape(cell_id), ", ".join(escape(f"{k}={v}") for k, v in values.items())])
     columns = [Column("name", numeric=False, key=True), Column("cell", numeric=False)]
     if not any(r[2] for r in rows):
         rows = [r[:2] for r in rows]

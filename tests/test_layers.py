@@ -16,7 +16,7 @@ LAYERS = {
     2: "calling preprocess dataset pricing lifecycle scoring stats significance bundle jobs answers plugins faces"
     " sweep limits adaptive_limit jpeg_turbo records",
     3: "cell config plan runner resume planning",
-    4: "cli report charts html_report compare cellnames concurrency_charts figures termtable gallery",
+    4: "cli report charts html_report compare cellnames concurrency_charts figures termtable gallery plan_report",
 }
 LAYER_OF = {f"visionbench.{m}" if m != "visionbench" else m: n for n, ms in LAYERS.items() for m in ms.split()}
 #: Beside the layers: what each may import from visionbench (besides its own package).
