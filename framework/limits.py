@@ -15,6 +15,9 @@ import yaml
 
 from visionbench.types import Capabilities, Request
 
+#: libyaml's safe loader where PyYAML has it: several times faster on the packaged tables.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 LIMITS_FILE = Path(__file__).with_name("limits.yaml")
 
 
@@ -47,7 +50,7 @@ class Limits:
 
 @cache
 def _table() -> dict[str, dict[str, dict[str, Any]]]:
-    return yaml.safe_load(LIMITS_FILE.read_text(encoding="utf-8"))
+    return yaml.load(LIMITS_FILE.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
 
 
 @cache  # asked on every emulated request
