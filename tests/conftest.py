@@ -85,3 +85,9 @@ ALL_STRATEGIES = [
     {"name": "adaptive", "escalate_at": 3, "tier1": {"max_side": 16}},
     {"name": "provider-batch", "poll_initial_s": 0.01, "poll_max_s": 0.02},
 ]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow tests first: with one worker per core (pytest-xdist) the long ones then overlap the many short ones
+    instead of running last, each on its own."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
