@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import fakeplugin
@@ -15,7 +16,24 @@ from visionbench.plugins import collect, make_manager
 # The replay server's fixture (`replay`) is shared by the provider tests.
 pytest_plugins = ["replay_server"]
 
-SHARED_EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval-images"
+EVAL_IMAGES_ENV = "VISIONBENCH_EVAL_IMAGES"
+
+
+def eval_images_dir() -> Path:
+    """The 41 labelled eval photos, which are not in the repository (their licences forbid redistribution):
+    the folder in $VISIONBENCH_EVAL_IMAGES, else ../shared/data/eval-images beside the repository."""
+    folder = os.environ.get(EVAL_IMAGES_ENV)
+    return Path(folder) if folder else Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval-images"
+
+
+EVAL_IMAGES = eval_images_dir()
+
+#: For tests on the eval photos: skipped, saying how to provide them, where the folder has no labels.json.
+needs_eval_images = pytest.mark.skipif(
+    not (EVAL_IMAGES / "labels.json").is_file(),
+    reason=f"needs the labelled eval photos (not shipped): none at {EVAL_IMAGES}; "
+    f"set {EVAL_IMAGES_ENV} to their folder",
+)
 
 
 @pytest.fixture
