@@ -3,6 +3,7 @@
 import asyncio
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from visionbench import bundle as bundle_mod
@@ -15,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"
 
 
+@pytest.mark.slow
 def test_quickstart_runs_offline_with_all_four_strategies(tmp_path, capsys):
     code = main(["run", str(QUICKSTART), "--results", str(tmp_path), "--cache-dir", str(tmp_path / "cache"), "--quiet"])
     out = capsys.readouterr().out

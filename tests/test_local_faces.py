@@ -70,6 +70,7 @@ async def test_counts_each_sample_exactly(provider, name):
     assert response.text == str(SAMPLE_LABELS[name]["person_count"])
 
 
+@pytest.mark.slow
 async def test_multi_image_request_returns_json_array_in_order(provider):
     names = sorted(SAMPLE_LABELS, key=lambda n: (-SAMPLE_LABELS[n]["person_count"], n))
     response = await provider.generate(request(*(sample(n) for n in names)))
@@ -139,6 +140,7 @@ def test_registers_through_the_plugin_hook():
     assert registry.providers == {"local-faces": LocalFaces}
 
 
+@pytest.mark.slow
 @needs_eval_images
 async def test_mae_on_eval_images_up_to_20_people(provider):
     labels = json.loads((EVAL_IMAGES / "labels.json").read_text())
