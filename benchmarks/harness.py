@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -17,6 +18,34 @@ import yaml
 from PIL import Image
 
 EMULATOR_KEY_ENV = "VISIONBENCH_BENCH_KEY"
+#: The labelled eval photos are not in the repository (their licences forbid redistribution): benchmarks that use
+#: them take --eval-images DIR, else this environment variable, else the folder beside the repository.
+EVAL_IMAGES_ENV = "VISIONBENCH_EVAL_IMAGES"
+EVAL_IMAGES_BESIDE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval-images"
+
+
+def add_eval_images_option(parser: argparse.ArgumentParser) -> None:
+    """``--eval-images DIR``: the eval photos' folder (default: $VISIONBENCH_EVAL_IMAGES, else ../shared/...)."""
+    parser.add_argument(
+        "--eval-images",
+        type=Path,
+        metavar="DIR",
+        default=Path(os.environ.get(EVAL_IMAGES_ENV) or EVAL_IMAGES_BESIDE),
+        help=f"folder of the labelled eval photos, which are not shipped (default: ${EVAL_IMAGES_ENV}, "
+        f"else {EVAL_IMAGES_BESIDE})",
+    )
+
+
+def eval_photos(folder: Path, pattern: str = "*.jpg") -> list[Path]:
+    """The eval photos in ``folder``; when there are none, a note on stderr saying how to point at them."""
+    found = sorted(folder.glob(pattern)) if folder.is_dir() else []
+    if not found:
+        print(
+            f"note: no eval photos at {folder} (they are not shipped with visionbench); "
+            f"give their folder with --eval-images DIR or {EVAL_IMAGES_ENV}=DIR",
+            file=sys.stderr,
+        )
+    return found
 
 
 def make_dataset(folder: Path, n: int, size: int = 96, seed: int = 0) -> Path:

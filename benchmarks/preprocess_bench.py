@@ -3,16 +3,20 @@
 Goals: cold >= 5x the naive loop on 12 MP JPEG photos on every core (issue 17; 3x on one core, issue 5); warm
 hit >= 50x cold. The cold path is libjpeg-turbo (simplejpeg) decoding at a DCT-domain scale plus OpenCV's area
 resize; "every core" builds the misses on the preprocessor's threads (one per core), as a run does.
-Photos are made here (4000x3000 JPEGs built from the labelled eval images, upscaled, so they carry
-real photographic detail); both paths run in this one process so the ratio is measured in one run.
+Photos are made here (4000x3000 JPEGs built from the labelled eval photos, upscaled, so they carry
+real photographic detail; without them, synthetic noise pictures of that size, whose figures differ from the
+README's); both paths run in this one process so the ratio is measured in one run.
 
-    python benchmarks/preprocess_bench.py [--n 12] [--max-side 1536]
+    python benchmarks/preprocess_bench.py [--n 12] [--max-side 1536] [--eval-images DIR]
+
+The eval photos are not shipped: --eval-images DIR, else $VISIONBENCH_EVAL_IMAGES, else ../shared/data/eval-images.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,11 +28,11 @@ from visionbench.preprocess import Preprocessor
 from visionbench.preprocessing import Preprocessing
 from visionbench.types import ImageItem
 
-EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval-images"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import add_eval_images_option, eval_photos  # noqa: E402
 
 
-def make_photos(folder: Path, n: int) -> list[Path]:
-    sources = sorted(EVAL.glob("*.jpg"))[:n] if EVAL.exists() else []
+def make_photos(folder: Path, n: int, sources: list[Path]) -> list[Path]:
     paths = []
     for i in range(n):
         if sources:
@@ -55,10 +59,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=12)
     parser.add_argument("--max-side", type=int, default=1536)
+    add_eval_images_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        paths = make_photos(folder, args.n)
+        sources = eval_photos(args.eval_images)[: args.n]
+        paths = make_photos(folder, args.n, sources)
         items = [ImageItem(p.name, p, sha256_file(p)) for p in paths]
         settings = Preprocessing(max_side=args.max_side, format="jpeg", quality=85)
 
@@ -89,7 +95,8 @@ def main() -> None:
             workers = pre.workers
 
     n = len(paths)
-    print(f"{n} photos 4000x3000 (12 MP) -> max side {args.max_side}")
+    kind = "eval photos upscaled" if sources else "synthetic noise, no eval photos"
+    print(f"{n} photos 4000x3000 (12 MP, {kind}) -> max side {args.max_side}")
     print(f"naive loop (open + thumbnail LANCZOS + save): {n / naive_s:8.1f} images/s")
     print(
         f"visionbench cold, one core (libjpeg-turbo):   {n / cold_s:8.1f} images/s   "

@@ -144,7 +144,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from visionbench.plan import load_plan
 
     registry = default_registry()
-    plan = load_plan(args.config, registry)
+    plan = load_plan(args.config, registry, dataset=args.dataset)
     _print_warnings(plan)
     estimates = asyncio.run(_estimate(plan, args.count_tokens))
     _print_plan(estimates)
@@ -171,6 +171,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     previous = None
     if args.retry_errors and not args.resume:
         raise VisionbenchError("--retry-errors goes with --resume RUN: it asks a run's failed items again")
+    if args.resume and args.dataset:
+        raise VisionbenchError("--dataset goes with a CONFIG, not --resume: a resumed run keeps the images it began on")
     if args.resume:
         from visionbench.resume import prepare_resume
 
@@ -181,7 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_dir = run_dir if run_dir.is_dir() else run_dir.parent
         args.results = str(run_dir.parent)  # the bundle is carried on where it is
     elif args.config:
-        plan = load_plan(args.config, registry)
+        plan = load_plan(args.config, registry, dataset=args.dataset)
         experiment = plan.experiment
         run_id = new_run_id(experiment.name)
     else:
@@ -278,7 +280,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from visionbench.plan import load_plan
 
     registry = default_registry()
-    plan = load_plan(args.config, registry)
+    plan = load_plan(args.config, registry, dataset=args.dataset)
     experiment = plan.experiment
     _print_warnings(plan)
     console.print(
@@ -407,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse to start if the plan estimates more; stop once the whole run's spend exceeds it "
         "(a resume keeps the run's budget and counts what it spent before)",
     )
+    _dataset_option(p)
     _output_options(p)
     p.set_defaults(fn=cmd_run)
 
@@ -417,10 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ask the providers' count-tokens endpoints instead of the documented formulas (needs keys)",
     )
+    _dataset_option(p)
     p.set_defaults(fn=cmd_plan)
 
     p = sub.add_parser("validate", help="check a config, its dataset and plugins without running anything")
     p.add_argument("config")
+    _dataset_option(p)
     p.set_defaults(fn=cmd_validate)
 
     p = sub.add_parser("report", help="print a run's tables; write its charts and a self-contained report.html")
@@ -473,6 +478,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("providers", help="list loaded provider plugins").set_defaults(fn=lambda a: _list("provider"))
     sub.add_parser("strategies", help="list loaded strategy plugins").set_defaults(fn=lambda a: _list("strategy"))
     return parser
+
+
+def _dataset_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dataset",
+        metavar="PATH",
+        help="use this folder of images (or manifest) instead of the config's dataset.path, e.g. the labelled "
+        "eval photos kept outside the repository; its labels file is read by the config's dataset.labels name, "
+        "the config's dataset.include is not applied (it names the config's own images), dataset.limit is",
+    )
 
 
 def _output_options(p: argparse.ArgumentParser) -> None:

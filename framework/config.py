@@ -235,13 +235,26 @@ def _check_profiles(source: Path, path: Path) -> None:
         raise ConfigError(f"{source}: emulator.profiles: {exc}") from None
 
 
-def load_experiment(path: str | Path, registry: Registry) -> Experiment:
-    """Read, validate and expand an experiment config, checking plugin names against ``registry``."""
+def load_experiment(path: str | Path, registry: Registry, *, dataset: str | Path | None = None) -> Experiment:
+    """Read, validate and expand an experiment config, checking plugin names against ``registry``.
+    ``dataset`` (the ``--dataset`` option) replaces the config's dataset folder: see :func:`with_dataset`."""
     source = Path(path)
-    return experiment_from_dict(load_yaml(source), source, registry)
+    return experiment_from_dict(load_yaml(source), source, registry, dataset=dataset)
 
 
-def experiment_from_dict(raw: Any, source: Path, registry: Registry) -> Experiment:
+def with_dataset(spec: ExperimentSpec, dataset: str | Path) -> ExperimentSpec:
+    """``spec`` on another folder of images (or manifest), given relative to the working directory: its labels
+    file, by the config's ``labels`` name, is read from there; ``include`` names images of the config's own
+    folder, so it is dropped; ``limit`` stays. The path is made absolute, so the bundle (and a resume) keep it."""
+    path = Path(dataset).expanduser().resolve()
+    if not path.exists():
+        raise ConfigError(f"--dataset {dataset}: {path} does not exist (give a folder of images, or a manifest)")
+    return spec.model_copy(update={"dataset": spec.dataset.model_copy(update={"path": str(path), "include": None})})
+
+
+def experiment_from_dict(
+    raw: Any, source: Path, registry: Registry, *, dataset: str | Path | None = None
+) -> Experiment:
     """Validate and expand a config already read; relative paths resolve against ``source``'s folder."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: a config must be a YAML mapping with keys name, dataset, task, matrix")
@@ -249,6 +262,8 @@ def experiment_from_dict(raw: Any, source: Path, registry: Registry) -> Experime
         spec = ExperimentSpec.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(format_validation_error(source, err)) from None
+    if dataset is not None:
+        spec = with_dataset(spec, dataset)
 
     for name, options in spec.providers.items():
         if name not in registry.providers:

@@ -31,9 +31,10 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
 
 
-def load_plan(path: str | Path, registry: Registry) -> Plan:
-    """Read, validate and prepare the experiment config at ``path``. Raises ConfigError."""
-    return prepare(load_experiment(path, registry), registry)
+def load_plan(path: str | Path, registry: Registry, *, dataset: str | Path | None = None) -> Plan:
+    """Read, validate and prepare the experiment config at ``path`` (on ``dataset`` instead of the config's
+    dataset folder when given: ``--dataset``). Raises ConfigError."""
+    return prepare(load_experiment(path, registry, dataset=dataset), registry)
 
 
 def prepare(experiment: Experiment, registry: Registry) -> Plan:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import fakeplugin
@@ -15,7 +16,24 @@ from visionbench.plugins import collect, make_manager
 # The replay server's fixture (`replay`) is shared by the provider tests.
 pytest_plugins = ["replay_server"]
 
-SHARED_EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval-images"
+EVAL_IMAGES_ENV = "VISIONBENCH_EVAL_IMAGES"
+
+
+def eval_images_dir() -> Path:
+    """The 41 labelled eval photos, which are not in the repository (their licences forbid redistribution):
+    the folder in $VISIONBENCH_EVAL_IMAGES, else ../shared/data/eval-images beside the repository."""
+    folder = os.environ.get(EVAL_IMAGES_ENV)
+    return Path(folder) if folder else Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval-images"
+
+
+EVAL_IMAGES = eval_images_dir()
+
+#: For tests on the eval photos: skipped, saying how to provide them, where the folder has no labels.json.
+needs_eval_images = pytest.mark.skipif(
+    not (EVAL_IMAGES / "labels.json").is_file(),
+    reason=f"needs the labelled eval photos (not shipped): none at {EVAL_IMAGES}; "
+    f"set {EVAL_IMAGES_ENV} to their folder",
+)
 
 
 @pytest.fixture
@@ -85,3 +103,9 @@ ALL_STRATEGIES = [
     {"name": "adaptive", "escalate_at": 3, "tier1": {"max_side": 16}},
     {"name": "provider-batch", "poll_initial_s": 0.01, "poll_max_s": 0.02},
 ]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow tests first: with one worker per core (pytest-xdist) the long ones then overlap the many short ones
+    instead of running last, each on its own."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

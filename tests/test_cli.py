@@ -1,17 +1,23 @@
 """The command line end to end: the offline quickstart, validate, report, and clear errors with exit codes."""
 
+import asyncio
 from pathlib import Path
 
+import pytest
 import yaml
 from PIL import Image
 
 from visionbench import bundle as bundle_mod
 from visionbench.cli import main
+from visionbench.plan import load_plan
+from visionbench.planning import estimate
+from visionbench.plugins import default_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"
 
 
+@pytest.mark.slow
 def test_quickstart_runs_offline_with_all_four_strategies(tmp_path, capsys):
     code = main(["run", str(QUICKSTART), "--results", str(tmp_path), "--cache-dir", str(tmp_path / "cache"), "--quiet"])
     out = capsys.readouterr().out
@@ -152,3 +158,32 @@ def test_emulated_seed_runs_on_its_own_profiles_and_shows_thinking(tmp_path, cap
     assert data["pricing"]["version"].startswith("genai-prices 0.2.")
     html = (run_dir / "report.html").read_text()
     assert "tok thinking" in html and f"{sequential:,}" in html
+
+
+def test_dataset_option_replaces_the_configs_images(tmp_path, image_dir, capsys):
+    for config in ("adaptive-filter-emulated", "seed-crowd-count-emulated"):  # the second's `include` is dropped
+        assert main(["validate", str(ROOT / "configs" / f"{config}.yaml"), "--dataset", str(image_dir)]) == 0
+        assert "OK: 6 images" in capsys.readouterr().out
+    seed = ROOT / "configs" / "seed-crowd-count-emulated.yaml"
+    assert main(["plan", str(seed), "--dataset", str(image_dir)]) == 0
+    assert "Plan (estimates" in capsys.readouterr().out
+    estimates = asyncio.run(estimate(load_plan(seed, default_registry(), dataset=image_dir)))
+    assert {e.requests for e in estimates if e.cell_id.endswith("/sequential")} == {6}
+    code = main(["run", str(QUICKSTART), "--dataset", str(image_dir), "--results", str(tmp_path / "r"), "--quiet"])
+    assert code == 0
+    [run_dir] = list((tmp_path / "r").iterdir())
+    data = bundle_mod.load(run_dir)
+    assert data["config"]["dataset"]["path"] == str(image_dir)  # absolute, so a resume finds the same images
+    assert sorted(item["id"] for item in data["items"]) == [f"img{i}.png" for i in range(6)]
+
+
+def test_a_bad_dataset_option_exits_2_naming_it(tmp_path, capsys):
+    missing = tmp_path / "no-such-folder"
+    for command in ("validate", "plan", "run"):
+        assert main([command, str(QUICKSTART), "--dataset", str(missing)]) == 2
+        err = capsys.readouterr().err
+        assert f"--dataset {missing}" in err and "does not exist" in err
+    assert main(["validate", str(QUICKSTART), "--dataset", str(tmp_path)]) == 2  # a folder without its labels file
+    assert f"{tmp_path / 'labels.json'}" in capsys.readouterr().err
+    assert main(["run", "--resume", str(tmp_path), "--dataset", str(tmp_path)]) == 2
+    assert "--dataset goes with a CONFIG" in capsys.readouterr().err

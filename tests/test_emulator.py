@@ -14,6 +14,7 @@ import aiohttp
 import anthropic
 import numpy as np
 import pytest
+from conftest import EVAL_IMAGES, needs_eval_images
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
@@ -25,7 +26,6 @@ from visionbench.emulator import engine as engine_mod
 from visionbench.emulator.matching import DatasetIndex, analyse
 from visionbench.emulator.profile_schema import profiles_from_dict
 
-SHARED_EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval-images"
 LABELS = {"a.png": 0, "b.png": 3, "c.png": 12, "d.png": 120}
 QUIET = {
     "latency": {"base_s": 0.0, "jitter": 0.0, "output_tokens_per_s": 1e6},
@@ -450,20 +450,20 @@ async def test_serve_forever_prints_url(dataset: Path, capsys: pytest.CaptureFix
         await task
 
 
-# -- the shared eval images ----------------------------------------------------------------------------------------
-@pytest.mark.skipif(not (SHARED_EVAL / "labels.json").is_file(), reason="shared eval images not present")
+# -- the eval photos (outside the repository) --------------------------------------------------------------------------
+@needs_eval_images
 async def test_recognises_resized_recompressed_eval_images() -> None:
-    index = await asyncio.to_thread(DatasetIndex.build, SHARED_EVAL)
+    index = await asyncio.to_thread(DatasetIndex.build, EVAL_IMAGES)
     assert len(index) >= 30
     for i, key in enumerate(index.keys):
         side, quality = ((256, 50), (768, 85))[i % 2]
-        match = index.match(analyse(jpeg(SHARED_EVAL / key, side, quality)).fingerprint, 40)
+        match = index.match(analyse(jpeg(EVAL_IMAGES / key, side, quality)).fingerprint, 40)
         assert match.key == key, (key, side, match)
     crowd = "ucf_cc_50_4.jpg"
-    async with Emulator(profiles_from_dict({"defaults": QUIET, "models": {"*": {}}}), dataset=SHARED_EVAL) as emu:
+    async with Emulator(profiles_from_dict({"defaults": QUIET, "models": {"*": {}}}), dataset=EVAL_IMAGES) as emu:
         client = gemini(emu)
         r = await client.aio.models.generate_content(
-            model="gemini-3.5-flash", contents=g_parts(jpeg(SHARED_EVAL / crowd, 512))
+            model="gemini-3.5-flash", contents=g_parts(jpeg(EVAL_IMAGES / crowd, 512))
         )
-        labels = json.loads((SHARED_EVAL / "labels.json").read_text())
+        labels = json.loads((EVAL_IMAGES / "labels.json").read_text())
         assert r.text == str(labels[crowd]["person_count"])

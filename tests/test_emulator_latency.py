@@ -9,6 +9,7 @@ from typing import Any
 
 import anthropic
 import pytest
+from conftest import EVAL_IMAGES, needs_eval_images
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
@@ -21,7 +22,6 @@ from visionbench.emulator.profile_schema import DEFAULT_PROFILES, Latency, load_
 from visionbench.emulator.state import ModelState
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_EVAL = ROOT.parent / "shared" / "data" / "eval-images"
 SEED_PROFILES = DEFAULT_PROFILES.with_name("seed-notebook.yaml")
 SEED_IMAGES = ["ultralytics_bus.jpg", "coco_train2017_000000000641.jpg", "ucf_cc_50_4.jpg", "ucf_cc_50_39.jpg"]
 QUIET = {
@@ -79,14 +79,14 @@ async def test_input_tokens_per_minute_limit_and_headers(limited: Emulator) -> N
     assert gerr.value.code == 429 and "input_token_count" in quota["quotaMetric"]
 
 
-@pytest.mark.skipif(not SHARED_EVAL.is_dir(), reason="the shared eval images are not beside the repository")
+@needs_eval_images
 async def test_seed_profile_reproduces_the_seeds_wall_times() -> None:
     """Simulated service times (no sleeping) of the seed's three ways, within 15% of 85.47 / 39.35 / 99.92 s."""
-    index = DatasetIndex.build(SHARED_EVAL, "labels.json", "person_count")
+    index = DatasetIndex.build(EVAL_IMAGES, "labels.json", "person_count")
     engine = Engine(load_profiles(SEED_PROFILES), index, 0.0)
     parts = []
     for name in SEED_IMAGES:
-        with Image.open(SHARED_EVAL / name) as im:
+        with Image.open(EVAL_IMAGES / name) as im:
             out = io.BytesIO()
             im.convert("RGB").save(out, "JPEG", quality=90)
             parts.append(ImagePart(out.getvalue(), "image/jpeg"))

@@ -4,6 +4,8 @@ import logging
 import multiprocessing
 from pathlib import Path
 
+import pytest
+
 from visionbench.jobs import JobStore
 
 
@@ -13,6 +15,7 @@ def _put_many(path: str, worker: int, count: int) -> None:
         store.put(f"w{worker}-{i}", {"job_id": f"batches/{worker}-{i}", "ids": {}})
 
 
+@pytest.mark.slow
 def test_eight_processes_writing_at_once_lose_no_job(tmp_path):
     path = tmp_path / "batch_jobs.json"
     workers = [

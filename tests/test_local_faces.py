@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import EVAL_IMAGES, needs_eval_images
 from PIL import Image
 from pydantic import ValidationError
 
@@ -18,7 +19,6 @@ from visionbench.types import PreparedImage, Request, Task, Usage
 
 SAMPLES = Path(visionbench.__file__).parent / "sample_images"
 SAMPLE_LABELS = json.loads((SAMPLES / "labels.json").read_text())
-EVAL_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval-images"
 COUNT = Task("count-people", "How many people are in this image? Answer with an integer.")
 #: The image preparation used for the quality check: longest side at most this, JPEG quality 85.
 PREPARE_MAX_SIDE = 1024
@@ -70,6 +70,7 @@ async def test_counts_each_sample_exactly(provider, name):
     assert response.text == str(SAMPLE_LABELS[name]["person_count"])
 
 
+@pytest.mark.slow
 async def test_multi_image_request_returns_json_array_in_order(provider):
     names = sorted(SAMPLE_LABELS, key=lambda n: (-SAMPLE_LABELS[n]["person_count"], n))
     response = await provider.generate(request(*(sample(n) for n in names)))
@@ -139,12 +140,13 @@ def test_registers_through_the_plugin_hook():
     assert registry.providers == {"local-faces": LocalFaces}
 
 
-@pytest.mark.skipif(not (EVAL_DIR / "labels.json").is_file(), reason="shared eval images are absent")
+@pytest.mark.slow
+@needs_eval_images
 async def test_mae_on_eval_images_up_to_20_people(provider):
-    labels = json.loads((EVAL_DIR / "labels.json").read_text())
+    labels = json.loads((EVAL_IMAGES / "labels.json").read_text())
     items = [(name, label["person_count"]) for name, label in labels.items() if label["person_count"] <= 20]
     assert len(items) >= 20
-    images = [prepared(EVAL_DIR / name, PREPARE_MAX_SIDE) for name, _ in items]
+    images = [prepared(EVAL_IMAGES / name, PREPARE_MAX_SIDE) for name, _ in items]
     counts = json.loads((await provider.generate(request(*images))).text)
     errors = [abs(count - truth) for count, (_, truth) in zip(counts, items, strict=True)]
     mae = sum(errors) / len(errors)

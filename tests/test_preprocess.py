@@ -10,6 +10,7 @@ from pathlib import Path
 import diskcache
 import numpy as np
 import pytest
+from conftest import EVAL_IMAGES, needs_eval_images
 from PIL import Image
 
 from visionbench.dataset import sha256_file
@@ -18,7 +19,6 @@ from visionbench.preprocess import Preprocessor, process_bytes
 from visionbench.preprocessing import Preprocessing
 from visionbench.types import ImageItem, PreparedImage
 
-EVAL_IMAGES = Path(__file__).parents[1].parent / "shared/data/eval-images"
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
 
 
@@ -381,11 +381,9 @@ def _largest_side(path: Path) -> int:
         return max(img.size)
 
 
+@needs_eval_images
 def test_real_photo_downscales_to_768() -> None:
-    jpegs = sorted(EVAL_IMAGES.glob("*.jpg")) if EVAL_IMAGES.is_dir() else []
-    if not jpegs:
-        pytest.skip(f"no eval images at {EVAL_IMAGES}")
-    path = max(jpegs, key=_largest_side)  # the largest photo by dimensions
+    path = max(EVAL_IMAGES.glob("*.jpg"), key=_largest_side)  # the largest photo by dimensions
     if _largest_side(path) <= 768:
         pytest.skip(f"{path.name} is already small")
     out = Preprocessor(None).prepare(_item(path), Preprocessing(max_side=768))

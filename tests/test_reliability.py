@@ -88,16 +88,21 @@ def write_yaml(path: Path, data: dict) -> Path:
 MAX_ATTEMPTS = 8
 
 
+#: 64 workers against a window of 60 requests per second: the first 64 requests, sent at once, meet a window that
+#: takes 60, so at least 4 are 429'd however fast or loaded the machine is; on a quiet machine the window then
+#: fills in bursts and about half of all attempts are 429s (measured: 47-53 %), each retried after its retry-after.
+WORKERS, WINDOW, WINDOW_S = 64, 60, 1.0
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("provider, n", [("gemini", 520), ("anthropic", 160)])
 async def test_load_with_rate_limits_and_faults_loses_and_duplicates_nothing(tmp_path, monkeypatch, provider, n):
     dataset = make_dataset(tmp_path / "images", n)
     model = MODELS[provider]
-    # 60 requests per 1 s sliding window against 32 workers that each get a reply in ~0 s: the window fills in a
-    # burst, then about a third of all attempts are 429s (measured: 30-45 %), each retried after its retry-after.
     profile = {
         "latency": INSTANT,
         "capacity": 64,
-        "rate_limit": {"requests_per_minute": 60, "window_s": 1.0},
+        "rate_limit": {"requests_per_minute": WINDOW, "window_s": WINDOW_S},
         "faults": {
             "http_500": 0.02,
             "http_503": 0.03,
@@ -117,7 +122,11 @@ async def test_load_with_rate_limits_and_faults_loses_and_duplicates_nothing(tmp
             retry={"max_attempts": MAX_ATTEMPTS, "base_delay_s": 0.05, "max_delay_s": 0.2, "timeout_s": 30},
             providers={provider: {"base_url": emu.base_url, "api_key_env": "VB_RELIABILITY_KEY"}},
             matrix=[
-                {"provider": provider, "models": [model], "strategies": [{"name": "concurrent", "max_concurrency": 32}]}
+                {
+                    "provider": provider,
+                    "models": [model],
+                    "strategies": [{"name": "concurrent", "max_concurrency": WORKERS}],
+                }
             ],
         )
         registry = default_registry()
@@ -159,8 +168,8 @@ async def test_load_with_rate_limits_and_faults_loses_and_duplicates_nothing(tmp
     assert attempts == stats.requests
     assert stats.succeeded == answered
     share_429 = stats.rate_limited / stats.requests
-    # 30-45 % on a quiet machine; a loaded one sends slower and meets the limit less (18 % seen): still a storm
-    assert share_429 >= 0.10, f"429 share {share_429:.1%}"
+    # the first burst alone is WORKERS - WINDOW 429s, whatever the machine's speed (the share depends on it)
+    assert stats.rate_limited >= WORKERS - WINDOW, f"{stats.rate_limited} 429s ({share_429:.1%})"
     for kind in ("http_500", "http_503", "drop_connection", "slow"):
         assert stats.faults[kind] > 0, kind
     assert stats.faults["malformed_body"] > 0 or n < 300  # 1 % of ~160 attempts may well be none
@@ -193,6 +202,7 @@ def _wait_for_records(bundle_path: Path, proc: subprocess.Popen, timeout_s: floa
     raise AssertionError("no record reached the bundle in time")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
 def test_a_stopped_run_leaves_a_valid_bundle_and_resume_finishes_it(tmp_path, sig):
     """Ctrl-C: the run writes its final "interrupted" bundle and exits 130. kill -9: nothing runs on the way out;
@@ -386,6 +396,7 @@ async def _run_cli(args: list[str], env: dict[str, str], wrapper: Path) -> tuple
     return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
 
+@pytest.mark.slow
 async def test_api_keys_never_reach_any_output(tmp_path):
     gemini_key = f"sk-vbtest-{secrets.token_hex(16)}"
     anthropic_key = f"sk-vbtest-{secrets.token_hex(16)}"

@@ -137,6 +137,7 @@ def test_a_run_where_everything_failed_says_so(tmp_path):
     assert re.search(r"\d{3,}\.\d", seq) is None  # no img/s for a cell that answered nothing
 
 
+@pytest.mark.slow
 def test_cli_report_is_80_columns_when_piped_and_says_how_to_go_on(many_cells, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("COLUMNS", raising=False)
     folder = tmp_path / "run"

@@ -1,13 +1,15 @@
-"""Regenerate ``framework/sample_images/``: a small, licence-clean set for the offline quickstart.
+"""Regenerate ``framework/sample_images/`` and ``framework/sample_crowds/``: small, licence-clean image sets.
 
 Every image comes from files inside installed wheels (scikit-image ``skimage/data/``, matplotlib
 ``mpl-data/sample_data/``). Multi-person photos with clear licences are rare, so the "group" images are
 composites: deterministic tiles of crops of the public-domain / CC0 portraits (astronaut Eileen Collins,
-Grace Hopper, the "camera" man), flipped, zoomed and tinted so they look varied.
+Grace Hopper, the "camera" man), flipped, zoomed and tinted so they look varied. The crowd set
+(``sample_crowds.py``) draws scenes of 0 to 400 small people whose heads are the same three faces.
 
-    python tools/make_sample_images.py [--out DIR] [--check]
+    python tools/make_sample_images.py [--out DIR] [--crowds-out DIR] [--check]
 
-``--check`` also runs the ``local-faces`` detector on the result and prints what it counts.
+``--check`` also runs the ``local-faces`` detector on the sample images and prints what it counts.
+Needs scikit-image (only for its sample data; not a visionbench dependency): ``pip install scikit-image``.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ import numpy as np
 import skimage
 from matplotlib import cbook
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+from sample_crowds import CROWDS, draw_crowd, file_name
 
 QUALITY = 85
 MAX_SIDE = 800
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "framework" / "sample_images"
+DEFAULT_CROWDS_OUT = Path(__file__).resolve().parents[1] / "framework" / "sample_crowds"
+LICENCE = "public domain / CC0 (derived from NASA, US Navy and CC0 photographs)"
 SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
 
 # file in skimage/data (or matplotlib sample_data), output name, people, source note, licence
@@ -125,9 +130,37 @@ def make_group(n: int, seed: int) -> Image.Image:
     return canvas.filter(ImageFilter.SMOOTH_MORE) if n >= 6 else canvas
 
 
+def _face(name: str) -> Image.Image:
+    """The face of one portrait, with a little hair and chin around the detector's box."""
+    x0, y0, x1, y1 = PORTRAITS[name]
+    dx, dy = (x1 - x0) * 0.08, (y1 - y0) * 0.08
+    return _open(name).crop((round(x0 - dx), round(y0 - dy), round(x1 + dx), round(y1 + dy)))
+
+
+def write_crowds(out: Path) -> dict[str, dict[str, object]]:
+    """Draw the crowd scenes into ``out`` with their labels.json; returns the labels."""
+    out.mkdir(parents=True, exist_ok=True)
+    faces = [_face(name) for name in sorted(PORTRAITS)]
+    labels: dict[str, dict[str, object]] = {}
+    for people, seed, width, height in CROWDS:
+        name = file_name(people)
+        draw_crowd(people, seed, (width, height), faces).save(out / name, "JPEG", quality=QUALITY, optimize=True)
+        labels[name] = {
+            "person_count": people,
+            "source": f"synthetic scene of {people} people whose heads are the astronaut, camera and grace_hopper "
+            f"faces, scaled and tinted (tools/sample_crowds.py, seed {seed})",
+            "license": LICENCE,
+        }
+    (out / "labels.json").write_text(json.dumps(labels, indent=2) + "\n")
+    total = sum((out / name).stat().st_size for name in labels)
+    print(f"wrote {len(labels)} crowd scenes ({total / 1e6:.2f} MB) to {out}")
+    return labels
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--crowds-out", type=Path, default=DEFAULT_CROWDS_OUT)
     parser.add_argument("--check", action="store_true", help="count people with local-faces afterwards")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -141,11 +174,12 @@ def main(argv: list[str] | None = None) -> None:
             "person_count": n,
             "source": f"composite of {n} tiles cropped from the astronaut, camera and grace_hopper portraits "
             f"(tools/make_sample_images.py, seed {seed})",
-            "license": "public domain / CC0 (derived from NASA, US Navy and CC0 photographs)",
+            "license": LICENCE,
         }
     (args.out / "labels.json").write_text(json.dumps(labels, indent=2) + "\n")
     total = sum((args.out / name).stat().st_size for name in labels)
     print(f"wrote {len(labels)} images ({total / 1e6:.2f} MB) to {args.out}")
+    write_crowds(args.crowds_out)
     if args.check:
         import asyncio
 
