@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
+from visionbench.clock import REAL_CLOCK, Clock
 from visionbench.errors import ProviderError, RateLimited
 from visionbench.strategy import AUTO_CEILING as CEILING
 
@@ -37,6 +36,9 @@ DECREASE = 0.7
 CAUTION = 0.1
 #: Overload statuses that count as the service pushing back (Anthropic 529, Gemini 503 UNAVAILABLE).
 OVERLOAD = frozenset({503, 529})
+#: A wait shorter than this is not waited for: clock times are floats, and ``now + wait`` may round below the
+#: time waited for (on a virtual clock, the same tiny wait would then come back forever).
+TOLERANCE_S = 1e-6
 #: Points kept of the limit over time; past that, every other one is dropped (the curve's shape stays).
 HISTORY_POINTS = 2000
 
@@ -51,8 +53,8 @@ def pushback(error: BaseException | None) -> bool:
 class AdaptiveLimit:
     """A concurrency limit that moves with the service's pushback; entered around each request attempt."""
 
-    def __init__(self, key: str, *, ceiling: int = CEILING, clock: Callable[[], float] = time.monotonic) -> None:
-        #: ``clock``: seconds since the run began (the history's times), e.g. ``Caller.now``.
+    def __init__(self, key: str, *, ceiling: int = CEILING, clock: Clock = REAL_CLOCK) -> None:
+        #: ``clock``: seconds since the run began (the history's times) and its sleep, e.g. ``Caller.elapsed``.
         self.key, self.ceiling, self.clock = key, ceiling, clock
         self.limit = float(min(START, ceiling))
         self.in_flight = 0
@@ -70,7 +72,7 @@ class AdaptiveLimit:
         self.history: list[tuple[float, int]] = [(self._now(), int(self.limit))]
 
     def _now(self) -> float:
-        return round(self.clock(), 3)
+        return round(self.clock.now(), 3)
 
     @property
     def slots(self) -> int:
@@ -78,10 +80,10 @@ class AdaptiveLimit:
 
     async def __aenter__(self) -> AdaptiveLimit:
         while True:
-            now = self.clock()
+            now = self.clock.now()
             wait = max(self._not_before, self._next_start) - now
-            if wait > 0:
-                await asyncio.sleep(wait)
+            if wait > TOLERANCE_S:
+                await self.clock.sleep(wait)
                 continue
             if self.in_flight < self.slots:
                 break
@@ -105,9 +107,9 @@ class AdaptiveLimit:
 
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         self.in_flight -= 1
-        generation, started = self._started.pop(asyncio.current_task(), (self._generation, self.clock()))
+        generation, started = self._started.pop(asyncio.current_task(), (self._generation, self.clock.now()))
         if exc is None:
-            latency = self.clock() - started
+            latency = self.clock.now() - started
             self._latency = latency if self._latency == 0 else 0.9 * self._latency + 0.1 * latency
             self._answered()
         elif pushback(exc):
@@ -127,12 +129,12 @@ class AdaptiveLimit:
         self.pushbacks += 1
         retry_after = getattr(exc, "retry_after", None)
         if retry_after:
-            self._not_before = max(self._not_before, self.clock() + retry_after)
-        if generation != self._generation or self.clock() - self._decreased_at < self._latency:
+            self._not_before = max(self._not_before, self.clock.now() + retry_after)
+        if generation != self._generation or self.clock.now() - self._decreased_at < self._latency:
             # Started before the last decrease, or within a round trip of it: that decrease has not had time
             # to show (a 429 comes back in milliseconds, an answer takes a round trip).
             return
-        self._decreased_at = self.clock()
+        self._decreased_at = self.clock.now()
         self._trouble = self.limit
         self.limit = max(1.0, self.limit * DECREASE)
         self._generation += 1
@@ -172,7 +174,7 @@ class AdaptiveLimit:
 class AdaptiveLimits:
     """The run's adaptive limits, one per provider+model (and ceiling), created when first asked for."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Clock = REAL_CLOCK) -> None:
         self.clock = clock
         self._limits: dict[tuple[str, str, int], AdaptiveLimit] = {}
 

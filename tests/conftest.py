@@ -10,12 +10,21 @@ import pytest
 import yaml
 from PIL import Image
 
+from visionbench.clock import VirtualClock
 from visionbench.plugins import collect, make_manager
 
 # The replay server's fixture (`replay`) is shared by the provider tests.
 pytest_plugins = ["replay_server"]
 
 SHARED_EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval-images"
+
+
+@pytest.fixture
+def virtual():
+    """A ``VirtualClock``: ``virtual.run(coro)`` runs a scenario on virtual time (no wall time, no load effects)."""
+    clock = VirtualClock()
+    yield clock
+    clock.close()
 
 
 @pytest.fixture
