@@ -8,7 +8,15 @@ import yaml
 from pydantic import ValidationError
 
 from visionbench import bundle as bundle_mod
-from visionbench.adaptive_limit import CEILING, DECREASE, START, AdaptiveLimit, AdaptiveLimits, pushback
+from visionbench.adaptive_limit import (
+    CEILING,
+    DECREASE,
+    FALLBACK,
+    START,
+    AdaptiveLimit,
+    AdaptiveLimits,
+    pushback,
+)
 from visionbench.calling import Caller, Limiter, RetryPolicy
 from visionbench.errors import BadRequest, RateLimited, Transient
 from visionbench.plan import load_plan
@@ -39,12 +47,58 @@ def test_which_errors_are_pushback():
     assert not pushback(BadRequest("bad", status=503)) and not pushback(None)
 
 
-def test_each_answer_adds_one_over_the_limit_up_to_the_ceiling(virtual):
-    limit = AdaptiveLimit("p/m", ceiling=6, clock=virtual)
-    assert limit.limit == START
+def end_slow_start(limit, virtual):
+    """A first pushback, then a round trip (1 s) later: the limit is in its AIMD phase."""
+    virtual.run(attempt(limit, hold_s=1.0))
+    virtual.run(attempt(limit, RateLimited("429")))
+    virtual.advance(1.0)
+    assert not limit.slow_start and limit.decreases == 1
+
+
+async def round_trip(limit):
+    """As many requests as the limit allows, each taking 1 s; returns how many were sent."""
+    n = limit.slots
+    await asyncio.gather(*(attempt(limit, hold_s=1.0) for _ in range(n)))
+    return n
+
+
+def test_slow_start_doubles_the_limit_each_round_trip_up_to_the_ceiling(virtual):
+    limit = AdaptiveLimit("p/m", ceiling=40, clock=virtual)
+    assert limit.limit == START and limit.slow_start
     virtual.run(attempt(limit))
-    assert limit.limit == pytest.approx(START + 1 / START)
-    for _ in range(200):
+    assert limit.limit == START + 1  # slow start: one more per answered request
+    limit.limit = START
+    sizes = [virtual.run(round_trip(limit)) for _ in range(4)]
+    assert sizes == [4, 8, 16, 32] and limit.limit == 40  # doubled each round trip, then held at the ceiling
+    assert [n for _, n in limit.history][-1] == 40 and limit.slow_start and limit.decreases == 0
+
+
+def test_the_first_pushback_falls_back_to_what_the_last_round_trip_carried(virtual):
+    limit = AdaptiveLimit("p/m", clock=virtual)
+    for _ in range(3):
+        virtual.run(round_trip(limit))  # 4, 8, then 16 answered: the limit is 32
+    assert limit.limit == 32 and limit.carried() == 16
+    virtual.run(attempt(limit, RateLimited("429")))
+    # Not 32 * 0.7 = 22.4: the last round trip carried 16 without pushback; FALLBACK of that.
+    assert limit.limit == pytest.approx(FALLBACK * 16) and not limit.slow_start and limit.decreases == 1
+
+
+def test_a_pushback_before_any_answer_falls_back_no_lower_than_from_the_start(virtual):
+    limit = AdaptiveLimit("p/m", clock=virtual)
+    virtual.run(attempt(limit, RateLimited("429")))
+    assert limit.limit == pytest.approx(START * DECREASE) and not limit.slow_start
+
+
+def test_after_the_first_pushback_each_answer_adds_one_over_the_limit_up_to_the_ceiling(virtual):
+    limit = AdaptiveLimit("p/m", ceiling=6, clock=virtual)
+    end_slow_start(limit, virtual)
+    before = limit.limit
+    virtual.run(attempt(limit))
+    assert limit.limit == pytest.approx(before + 1 / before)  # AIMD: one more in flight per round trip
+    before = limit.limit
+    sent = virtual.run(round_trip(limit))
+    assert limit.limit == pytest.approx(before + sent / before, rel=0.05) and limit.slots < 2 * sent
+    for _ in range(2000):
         virtual.run(attempt(limit))
     assert limit.limit == 6 and limit.slots == 6
     assert limit.history[0][1] == START and limit.history[-1][1] == 6
@@ -52,6 +106,7 @@ def test_each_answer_adds_one_over_the_limit_up_to_the_ceiling(virtual):
 
 def test_a_429_cuts_the_limit_once_per_round_trip(virtual):
     limit = AdaptiveLimit("p/m", clock=virtual)
+    end_slow_start(limit, virtual)
 
     async def scenario():
         for _ in range(20):
@@ -60,14 +115,14 @@ def test_a_429_cuts_the_limit_once_per_round_trip(virtual):
         # Three requests in flight together are all refused: one decrease, not three.
         await asyncio.gather(*(attempt(limit, RateLimited("429"), hold_s=0.001) for _ in range(3)))
         assert limit.limit == pytest.approx(before * DECREASE)
-        assert limit.pushbacks == 3 and limit.decreases == 1
+        assert limit.pushbacks == 4 and limit.decreases == 2
         # Refused again within a round trip of that decrease: nothing new.
         await attempt(limit, RateLimited("429"))
-        assert limit.decreases == 1
+        assert limit.decreases == 2
         # Started after that decrease and a round trip later: a new signal, a new decrease.
         await virtual.sleep(0.02)
         await attempt(limit, RateLimited("429"))
-        assert limit.decreases == 2 and limit.limit == pytest.approx(before * DECREASE**2)
+        assert limit.decreases == 3 and limit.limit == pytest.approx(before * DECREASE**2)
 
     virtual.run(scenario())
 
