@@ -41,7 +41,7 @@ from visionbench.strategy import AUTO_CEILING as CEILING
 START = 4
 DECREASE = 0.7
 #: The first pushback ends slow start: back to this share of the requests answered in the last round trip.
-FALLBACK = 0.8
+FALLBACK = 0.5
 #: Share of the additive step used at or above the level of the last decrease.
 CAUTION = 0.1
 #: Overload statuses that count as the service pushing back (Anthropic 529, Gemini 503 UNAVAILABLE).
