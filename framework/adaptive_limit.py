@@ -1,42 +1,54 @@
-"""``max_concurrency: auto``: requests in flight found by additive increase, multiplicative decrease (AIMD).
+"""``max_concurrency: auto``: requests in flight found by slow start, then additive increase and multiplicative
+decrease (AIMD).
 
 One :class:`AdaptiveLimit` per provider+model for the whole run (:class:`AdaptiveLimits` hands them out), so
 every cell that calls the same model at once shares what it learned, and a later cell starts where an earlier
 one left off. The rules:
 
-- start at ``START`` requests in flight and add ``1 / limit`` per answered request (one more in flight per
-  round trip); a tenth of that at or above the level where the service last pushed back, so the probing
-  that earns 429s is slow (no slow start: against a rate limit its overshoot is a storm of 429s);
+- start at ``START`` requests in flight; until the service first pushes back (slow start), add 1 per answered
+  request, so the limit doubles each round trip and a short run reaches the service's limit in a few round
+  trips (4, 8, 16, 32...);
+- the first pushback ends slow start. Doubling overshoots by up to twice, and a sliding-window rate limit
+  lets the overshoot through until its window is full, so the limit falls back to ``FALLBACK`` times the
+  number of requests answered in the last round trip (what the service carried without pushing back), and
+  no lower than ``DECREASE`` times ``START``;
+- from then on, AIMD: add ``1 / limit`` per answered request (one more in flight per round trip); a tenth of
+  that at or above the level where the service last pushed back, so the probing that earns 429s is slow;
 - on a 429 (rate limited) or an overload (503, 529), multiply by ``DECREASE``; only once per round trip: a
   signal from a request that started before the last decrease, or one that comes within an average round
   trip of it, says nothing new;
 - a retry-after holds every new request of that model until it has passed (the request that got it waits
   that long anyway, in ``Caller``);
-- starts are paced, at most ``limit`` per average round trip, so slots that free together (after a retry-after)
-  do not send a burst;
+- starts are paced, at most ``limit`` per average round trip, so slots that free together (after a retry-after,
+  or the two a slow-start answer opens) do not send a burst;
 - never below 1, never above the ceiling (``CEILING``, 64, unless the strategy gives another).
 
-Other errors (timeouts, 500s, bad requests) leave the limit as it is: they say nothing about load.
+Other errors (timeouts, 500s, bad requests) leave the limit as it is: they say nothing about load. Time (round
+trips, retry-afters, pacing) is read from the injected :class:`~visionbench.clock.Clock`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
+from visionbench.clock import REAL_CLOCK, Clock
 from visionbench.errors import ProviderError, RateLimited
 from visionbench.strategy import AUTO_CEILING as CEILING
 
 START = 4
 DECREASE = 0.7
+#: The first pushback ends slow start: back to this share of the requests answered in the last round trip.
+FALLBACK = 0.5
 #: Share of the additive step used at or above the level of the last decrease.
 CAUTION = 0.1
 #: Overload statuses that count as the service pushing back (Anthropic 529, Gemini 503 UNAVAILABLE).
 OVERLOAD = frozenset({503, 529})
+#: A wait shorter than this is not waited for: clock times are floats, and ``now + wait`` may round below the
+#: time waited for (on a virtual clock, the same tiny wait would then come back forever).
+TOLERANCE_S = 1e-6
 #: Points kept of the limit over time; past that, every other one is dropped (the curve's shape stays).
 HISTORY_POINTS = 2000
 
@@ -51,14 +63,17 @@ def pushback(error: BaseException | None) -> bool:
 class AdaptiveLimit:
     """A concurrency limit that moves with the service's pushback; entered around each request attempt."""
 
-    def __init__(self, key: str, *, ceiling: int = CEILING, clock: Callable[[], float] = time.monotonic) -> None:
-        #: ``clock``: seconds since the run began (the history's times), e.g. ``Caller.now``.
+    def __init__(self, key: str, *, ceiling: int = CEILING, clock: Clock = REAL_CLOCK) -> None:
+        #: ``clock``: seconds since the run began (the history's times) and its sleep, e.g. ``Caller.elapsed``.
         self.key, self.ceiling, self.clock = key, ceiling, clock
         self.limit = float(min(START, ceiling))
         self.in_flight = 0
         self.pushbacks = 0
         self.decreases = 0
         self._trouble: float | None = None  # the limit when the service last pushed back
+        #: Slow start: +1 per answered request (doubling per round trip) until the service first pushes back.
+        self.slow_start = True
+        self._answer_times: deque[float] = deque()  # when requests were answered, over the last round trip
         self._generation = 0  # bumped by each decrease
         #: The task of each request in flight -> (the generation it started in, when it started).
         self._started: dict[Any, tuple[int, float]] = {}
@@ -70,7 +85,7 @@ class AdaptiveLimit:
         self.history: list[tuple[float, int]] = [(self._now(), int(self.limit))]
 
     def _now(self) -> float:
-        return round(self.clock(), 3)
+        return round(self.clock.now(), 3)
 
     @property
     def slots(self) -> int:
@@ -78,10 +93,10 @@ class AdaptiveLimit:
 
     async def __aenter__(self) -> AdaptiveLimit:
         while True:
-            now = self.clock()
+            now = self.clock.now()
             wait = max(self._not_before, self._next_start) - now
-            if wait > 0:
-                await asyncio.sleep(wait)
+            if wait > TOLERANCE_S:
+                await self.clock.sleep(wait)
                 continue
             if self.in_flight < self.slots:
                 break
@@ -105,10 +120,13 @@ class AdaptiveLimit:
 
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         self.in_flight -= 1
-        generation, started = self._started.pop(asyncio.current_task(), (self._generation, self.clock()))
+        now = self.clock.now()
+        generation, started = self._started.pop(asyncio.current_task(), (self._generation, now))
         if exc is None:
-            latency = self.clock() - started
+            latency = now - started
             self._latency = latency if self._latency == 0 else 0.9 * self._latency + 0.1 * latency
+            self._answer_times.append(now)
+            self.carried()  # drops the answers older than a round trip
             self._answered()
         elif pushback(exc):
             self._pushed_back(exc, generation)
@@ -116,9 +134,12 @@ class AdaptiveLimit:
 
     def _answered(self) -> None:
         before = self.slots
-        step = 1.0 / self.limit
-        if self._trouble is not None and self.limit >= self._trouble:
-            step *= CAUTION
+        if self.slow_start:
+            step = 1.0  # each answer frees its slot and adds one: twice as many in flight per round trip
+        else:
+            step = 1.0 / self.limit
+            if self._trouble is not None and self.limit >= self._trouble:
+                step *= CAUTION
         self.limit = min(float(self.ceiling), self.limit + step)
         if self.slots != before:
             self._note()
@@ -127,17 +148,31 @@ class AdaptiveLimit:
         self.pushbacks += 1
         retry_after = getattr(exc, "retry_after", None)
         if retry_after:
-            self._not_before = max(self._not_before, self.clock() + retry_after)
-        if generation != self._generation or self.clock() - self._decreased_at < self._latency:
+            self._not_before = max(self._not_before, self.clock.now() + retry_after)
+        if generation != self._generation or self.clock.now() - self._decreased_at < self._latency:
             # Started before the last decrease, or within a round trip of it: that decrease has not had time
             # to show (a 429 comes back in milliseconds, an answer takes a round trip).
             return
-        self._decreased_at = self.clock()
+        self._decreased_at = self.clock.now()
         self._trouble = self.limit
-        self.limit = max(1.0, self.limit * DECREASE)
+        if self.slow_start:
+            # Doubling overshot (by up to twice, and more where a rate limit's window let a burst through):
+            # back to what the last round trip carried, or DECREASE if that is lower.
+            self.slow_start = False
+            level = max(FALLBACK * self.carried(), DECREASE * START)
+            self.limit = max(1.0, min(self.limit * DECREASE, level))
+        else:
+            self.limit = max(1.0, self.limit * DECREASE)
         self._generation += 1
         self.decreases += 1
         self._note()
+
+    def carried(self) -> int:
+        """Requests answered in the last round trip (an average one, measured on the clock)."""
+        since = self.clock.now() - self._latency
+        while self._answer_times and self._answer_times[0] < since:
+            self._answer_times.popleft()
+        return len(self._answer_times)
 
     def _wake(self) -> None:
         free = self.slots - self.in_flight
@@ -172,7 +207,7 @@ class AdaptiveLimit:
 class AdaptiveLimits:
     """The run's adaptive limits, one per provider+model (and ceiling), created when first asked for."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Clock = REAL_CLOCK) -> None:
         self.clock = clock
         self._limits: dict[tuple[str, str, int], AdaptiveLimit] = {}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -13,6 +12,7 @@ from aiolimiter import AsyncLimiter
 from pydantic import Field
 
 from visionbench.adaptive_limit import AdaptiveLimit, AdaptiveLimits
+from visionbench.clock import REAL_CLOCK, Clock, Since
 from visionbench.errors import Fatal, ProviderError, Transient
 from visionbench.spec import FrozenModel
 
@@ -112,27 +112,33 @@ class CallOutcome:
 class Caller:
     """Runs provider calls with a timeout per attempt and retries for retryable errors.
 
-    Times are seconds since the caller's ``t0`` (the run's start), from a monotonic clock.
+    Times are seconds since the caller's ``t0`` (the run's start), on ``clock``; it sleeps (backoff, polling)
+    on the same clock, and so do the adaptive limits it hands out.
     """
 
-    def __init__(
-        self,
-        policy: RetryPolicy,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        seed: int | None = None,
-    ) -> None:
+    def __init__(self, policy: RetryPolicy, *, clock: Clock = REAL_CLOCK, seed: int | None = None) -> None:
         self.policy = policy
         self.clock = clock
-        self.sleep = sleep
-        self.t0 = clock()
+        #: The run's clock: seconds since the run began.
+        self.elapsed = Since(clock, clock.now())
         self._rng = random.Random(seed)
         #: ``max_concurrency: auto``: one adaptive limit per provider+model for the whole run.
-        self.adaptive = AdaptiveLimits(self.now)
+        self.adaptive = AdaptiveLimits(self.elapsed)
+
+    @property
+    def t0(self) -> float:
+        """The clock's time at the run's start (a resumed run moves it back by the time already run)."""
+        return self.elapsed.t0
+
+    @t0.setter
+    def t0(self, value: float) -> None:
+        self.elapsed.t0 = value
 
     def now(self) -> float:
-        return self.clock() - self.t0
+        return self.elapsed.now()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.clock.sleep(seconds)
 
     async def call(self, fn: Callable[[], Awaitable[T]], limiter: Limiter | None = None) -> CallOutcome:
         start = self.now()

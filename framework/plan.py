@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from visionbench.clock import REAL_CLOCK, Clock
 from visionbench.config import Experiment, build_strategy, load_experiment
 from visionbench.dataset import Items, load_dataset
 from visionbench.errors import ConfigError
@@ -103,11 +104,12 @@ def _unserved(experiment: Experiment, pairs: list[tuple[str, str]]) -> list[str]
 
 
 @asynccontextmanager
-async def started(plan: Plan, *, emulate: bool = True) -> AsyncIterator[Plan]:
-    """The plan's providers started (and the emulator, when the config asks for it); closed on the way out."""
+async def started(plan: Plan, *, emulate: bool = True, clock: Clock = REAL_CLOCK) -> AsyncIterator[Plan]:
+    """The plan's providers started (and the emulator, on ``clock``, when the config asks for it); closed on the way
+    out."""
     async with AsyncExitStack() as stack:
         if emulate and plan.experiment.spec.emulator is not None:
-            await stack.enter_async_context(emulated(plan))
+            await stack.enter_async_context(emulated(plan, clock))
         for provider in plan.providers.values():
             stack.push_async_callback(provider.aclose)
             await provider.start()
@@ -115,7 +117,7 @@ async def started(plan: Plan, *, emulate: bool = True) -> AsyncIterator[Plan]:
 
 
 @asynccontextmanager
-async def emulated(plan: Plan) -> AsyncIterator[object]:
+async def emulated(plan: Plan, clock: Clock = REAL_CLOCK) -> AsyncIterator[object]:
     """Start the local emulator and point every remote provider (``RemoteOptions``) at it."""
     from visionbench.emulator import Emulator
 
@@ -140,6 +142,7 @@ async def emulated(plan: Plan) -> AsyncIterator[object]:
         label_field=emu_spec.label_field or spec.dataset.label_field,
         time_scale=emu_spec.time_scale,
         valid_keys=valid_keys,
+        clock=clock,
     ) as emu:
         os.environ.setdefault(EMULATOR_KEY_ENV, "emulator-key")  # the emulator wants a key; any will do
         for provider in plan.providers.values():

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from visionbench.bundle import BUNDLE_NAME, BundleWriter, ItemList, record_from_json
 from visionbench.calling import Caller
 from visionbench.cell import CellContext
+from visionbench.clock import REAL_CLOCK, Clock
 from visionbench.config import Cell
 from visionbench.errors import BudgetExceeded
 from visionbench.jobs import JobStore
@@ -141,17 +142,19 @@ async def run(
     max_cost_usd: float | None = None,
     previous: dict[str, Any] | None = None,
     retry_errors: bool = False,
+    clock: Clock = REAL_CLOCK,
 ) -> Path:
     """Run every cell of ``plan``; returns the bundle's path. The bundle is valid on disk at every moment.
 
     With ``previous`` (the bundle of an unfinished run) the same bundle is carried on: items whose work is
     done are kept and only the rest run; with ``retry_errors`` the items that failed are asked again too.
     ``max_cost_usd`` covers the whole run, earlier spend included; on a resume it defaults to the budget the
-    run started with.
+    run started with. ``clock`` is the one clock of the run: the caller's (timing, backoff, adaptive limits) and
+    the emulator's.
     """
     experiment = plan.experiment
     progress = progress or _NoProgress()
-    caller = Caller(experiment.spec.retry)
+    caller = Caller(experiment.spec.retry, clock=clock)
     if previous is not None:
         if max_cost_usd is None:
             max_cost_usd = (previous.get("budget") or {}).get("max_cost_usd")
@@ -167,7 +170,7 @@ async def run(
     jobs = JobStore(results_dir / "batch_jobs.json")
     budget = Budget(max_cost_usd, spent)
     try:
-        async with started(plan):
+        async with started(plan, clock=clock):
             with _setup_frozen():
                 for repeat in range(experiment.spec.repeats):
                     for cell in experiment.cells:

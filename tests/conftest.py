@@ -11,6 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from visionbench.clock import VirtualClock
 from visionbench.plugins import collect, make_manager
 
 # The replay server's fixture (`replay`) is shared by the provider tests.
@@ -34,6 +35,14 @@ needs_eval_images = pytest.mark.skipif(
     reason=f"needs the labelled eval photos (not shipped): none at {EVAL_IMAGES}; "
     f"set {EVAL_IMAGES_ENV} to their folder",
 )
+
+
+@pytest.fixture
+def virtual():
+    """A ``VirtualClock``: ``virtual.run(coro)`` runs a scenario on virtual time (no wall time, no load effects)."""
+    clock = VirtualClock()
+    yield clock
+    clock.close()
 
 
 @pytest.fixture

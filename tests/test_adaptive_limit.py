@@ -1,7 +1,6 @@
 """``max_concurrency: auto``: the AIMD limit itself, and end to end against the emulator's rate limit."""
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -9,7 +8,15 @@ import yaml
 from pydantic import ValidationError
 
 from visionbench import bundle as bundle_mod
-from visionbench.adaptive_limit import CEILING, DECREASE, START, AdaptiveLimit, AdaptiveLimits, pushback
+from visionbench.adaptive_limit import (
+    CEILING,
+    DECREASE,
+    FALLBACK,
+    START,
+    AdaptiveLimit,
+    AdaptiveLimits,
+    pushback,
+)
 from visionbench.calling import Caller, Limiter, RetryPolicy
 from visionbench.errors import BadRequest, RateLimited, Transient
 from visionbench.plan import load_plan
@@ -23,10 +30,10 @@ SAMPLES = Path(__file__).resolve().parents[1] / "framework" / "sample_images"
 
 
 async def attempt(limit, error=None, hold_s=0.0):
-    """One request attempt through ``limit``: answered, or failed with ``error``."""
+    """One request attempt through ``limit``: answered, or failed with ``error`` after ``hold_s`` on its clock."""
     try:
         async with limit:
-            await asyncio.sleep(hold_s)
+            await limit.clock.sleep(hold_s)
             if error is not None:
                 raise error
     except (RateLimited, Transient, BadRequest) as exc:
@@ -40,57 +47,111 @@ def test_which_errors_are_pushback():
     assert not pushback(BadRequest("bad", status=503)) and not pushback(None)
 
 
-async def test_each_answer_adds_one_over_the_limit_up_to_the_ceiling():
-    limit = AdaptiveLimit("p/m", ceiling=6)
-    assert limit.limit == START
-    await attempt(limit)
-    assert limit.limit == pytest.approx(START + 1 / START)
-    for _ in range(200):
-        await attempt(limit)
+def end_slow_start(limit, virtual):
+    """A first pushback, then a round trip (1 s) later: the limit is in its AIMD phase."""
+    virtual.run(attempt(limit, hold_s=1.0))
+    virtual.run(attempt(limit, RateLimited("429")))
+    virtual.advance(1.0)
+    assert not limit.slow_start and limit.decreases == 1
+
+
+async def round_trip(limit):
+    """As many requests as the limit allows, each taking 1 s; returns how many were sent."""
+    n = limit.slots
+    await asyncio.gather(*(attempt(limit, hold_s=1.0) for _ in range(n)))
+    return n
+
+
+def test_slow_start_doubles_the_limit_each_round_trip_up_to_the_ceiling(virtual):
+    limit = AdaptiveLimit("p/m", ceiling=40, clock=virtual)
+    assert limit.limit == START and limit.slow_start
+    virtual.run(attempt(limit))
+    assert limit.limit == START + 1  # slow start: one more per answered request
+    limit.limit = START
+    sizes = [virtual.run(round_trip(limit)) for _ in range(4)]
+    assert sizes == [4, 8, 16, 32] and limit.limit == 40  # doubled each round trip, then held at the ceiling
+    assert [n for _, n in limit.history][-1] == 40 and limit.slow_start and limit.decreases == 0
+
+
+def test_the_first_pushback_falls_back_to_what_the_last_round_trip_carried(virtual):
+    limit = AdaptiveLimit("p/m", clock=virtual)
+    for _ in range(3):
+        virtual.run(round_trip(limit))  # 4, 8, then 16 answered: the limit is 32
+    assert limit.limit == 32 and limit.carried() == 16
+    virtual.run(attempt(limit, RateLimited("429")))
+    # Not 32 * 0.7 = 22.4: the last round trip carried 16 without pushback; FALLBACK of that.
+    assert limit.limit == pytest.approx(FALLBACK * 16) and not limit.slow_start and limit.decreases == 1
+
+
+def test_a_pushback_before_any_answer_falls_back_no_lower_than_from_the_start(virtual):
+    limit = AdaptiveLimit("p/m", clock=virtual)
+    virtual.run(attempt(limit, RateLimited("429")))
+    assert limit.limit == pytest.approx(START * DECREASE) and not limit.slow_start
+
+
+def test_after_the_first_pushback_each_answer_adds_one_over_the_limit_up_to_the_ceiling(virtual):
+    limit = AdaptiveLimit("p/m", ceiling=6, clock=virtual)
+    end_slow_start(limit, virtual)
+    before = limit.limit
+    virtual.run(attempt(limit))
+    assert limit.limit == pytest.approx(before + 1 / before)  # AIMD: one more in flight per round trip
+    before = limit.limit
+    sent = virtual.run(round_trip(limit))
+    assert limit.limit == pytest.approx(before + sent / before, rel=0.05) and limit.slots < 2 * sent
+    for _ in range(2000):
+        virtual.run(attempt(limit))
     assert limit.limit == 6 and limit.slots == 6
     assert limit.history[0][1] == START and limit.history[-1][1] == 6
 
 
-async def test_a_429_cuts_the_limit_once_per_round_trip():
-    limit = AdaptiveLimit("p/m")
-    for _ in range(20):
-        await attempt(limit, hold_s=0.01)  # a round trip of about 10 ms
-    before = limit.limit
-    # Three requests in flight together are all refused: one decrease, not three.
-    await asyncio.gather(*(attempt(limit, RateLimited("429"), hold_s=0.001) for _ in range(3)))
-    assert limit.limit == pytest.approx(before * DECREASE)
-    assert limit.pushbacks == 3 and limit.decreases == 1
-    # Started after that decrease and a round trip later: a new signal, a new decrease.
-    await asyncio.sleep(0.02)
-    await attempt(limit, RateLimited("429"))
-    assert limit.decreases == 2 and limit.limit == pytest.approx(before * DECREASE**2)
+def test_a_429_cuts_the_limit_once_per_round_trip(virtual):
+    limit = AdaptiveLimit("p/m", clock=virtual)
+    end_slow_start(limit, virtual)
+
+    async def scenario():
+        for _ in range(20):
+            await attempt(limit, hold_s=0.01)  # a round trip of 10 ms
+        before = limit.limit
+        # Three requests in flight together are all refused: one decrease, not three.
+        await asyncio.gather(*(attempt(limit, RateLimited("429"), hold_s=0.001) for _ in range(3)))
+        assert limit.limit == pytest.approx(before * DECREASE)
+        assert limit.pushbacks == 4 and limit.decreases == 2
+        # Refused again within a round trip of that decrease: nothing new.
+        await attempt(limit, RateLimited("429"))
+        assert limit.decreases == 2
+        # Started after that decrease and a round trip later: a new signal, a new decrease.
+        await virtual.sleep(0.02)
+        await attempt(limit, RateLimited("429"))
+        assert limit.decreases == 3 and limit.limit == pytest.approx(before * DECREASE**2)
+
+    virtual.run(scenario())
 
 
-async def test_other_errors_leave_the_limit_alone():
-    limit = AdaptiveLimit("p/m")
-    await attempt(limit, Transient("internal", status=500))
-    await attempt(limit, BadRequest("bad"))
+def test_other_errors_leave_the_limit_alone(virtual):
+    limit = AdaptiveLimit("p/m", clock=virtual)
+    virtual.run(attempt(limit, Transient("internal", status=500)))
+    virtual.run(attempt(limit, BadRequest("bad")))
     assert limit.limit == START and limit.pushbacks == 0
 
 
-async def test_never_below_one():
-    limit = AdaptiveLimit("p/m")
+def test_never_below_one(virtual):
+    limit = AdaptiveLimit("p/m", clock=virtual)
     for _ in range(10):
-        await attempt(limit, Transient("overloaded", status=529))
+        virtual.run(attempt(limit, Transient("overloaded", status=529)))
         limit._decreased_at = -1e9  # as if a round trip had passed each time
     assert limit.limit == 1 and limit.slots == 1
 
 
-async def test_a_retry_after_holds_every_new_request():
-    limit = AdaptiveLimit("p/m")
-    await attempt(limit, RateLimited("429", retry_after=0.15))
-    start = time.monotonic()
-    await attempt(limit)
-    assert time.monotonic() - start >= 0.14
+def test_a_retry_after_holds_every_new_request(virtual):
+    limit = AdaptiveLimit("p/m", clock=virtual)
+    virtual.run(attempt(limit, RateLimited("429", retry_after=0.15)))
+    start = virtual.now()
+    virtual.run(attempt(limit))
+    assert virtual.now() - start == pytest.approx(0.15)  # held exactly until the retry-after passed
 
 
-async def test_in_flight_never_exceeds_the_limit():
-    limit = AdaptiveLimit("p/m", ceiling=8)
+def test_in_flight_never_exceeds_the_limit(virtual):
+    limit = AdaptiveLimit("p/m", ceiling=8, clock=virtual)
     peak = 0
 
     async def one():
@@ -98,34 +159,42 @@ async def test_in_flight_never_exceeds_the_limit():
         async with limit:
             peak = max(peak, limit.in_flight)
             assert limit.in_flight <= limit.slots
-            await asyncio.sleep(0.002)
+            await virtual.sleep(0.002)
 
-    await asyncio.gather(*(one() for _ in range(100)))
+    async def hundred():
+        await asyncio.gather(*(one() for _ in range(100)))
+
+    virtual.run(hundred())
     assert 4 < peak <= 8 and limit.in_flight == 0
 
 
-async def test_a_cancelled_waiter_gives_its_turn_on():
-    limit = AdaptiveLimit("p/m", ceiling=1)
+def test_a_cancelled_waiter_gives_its_turn_on(virtual):
+    limit = AdaptiveLimit("p/m", ceiling=1, clock=virtual)
     limit.limit = 1.0
-    release = asyncio.Event()
 
-    async def holder():
-        async with limit:
-            await release.wait()
+    async def scenario():
+        release = asyncio.Event()
 
-    first = asyncio.ensure_future(holder())
-    await asyncio.sleep(0)
-    waiter = asyncio.ensure_future(attempt(limit))
-    other = asyncio.ensure_future(attempt(limit))
-    await asyncio.sleep(0.01)
-    waiter.cancel()
-    release.set()
-    await asyncio.wait_for(asyncio.gather(first, other), 1)
-    assert limit.in_flight == 0
+        async def holder():
+            async with limit:
+                await release.wait()
+
+        first = asyncio.ensure_future(holder())
+        await asyncio.sleep(0)
+        waiter = asyncio.ensure_future(attempt(limit))
+        other = asyncio.ensure_future(attempt(limit))
+        await virtual.sleep(0.01)
+        assert limit.in_flight == 1 and len(limit._waiters) == 2
+        waiter.cancel()
+        release.set()
+        await asyncio.wait_for(asyncio.gather(first, other), 1)
+        assert waiter.cancelled() and limit.in_flight == 0
+
+    virtual.run(scenario())
 
 
-async def test_the_caller_feeds_the_limit_and_retries_past_a_429():
-    caller = Caller(RetryPolicy(max_attempts=3, base_delay_s=0.0, max_delay_s=0.0))
+def test_the_caller_feeds_the_limit_and_retries_past_a_429(virtual):
+    caller = Caller(RetryPolicy(max_attempts=3, base_delay_s=0.0, max_delay_s=0.0), clock=virtual)
     adaptive = caller.adaptive.get("gemini", "gemini-3.5-flash")
     errors = [RateLimited("429", retry_after=0.01)]
 
@@ -134,8 +203,9 @@ async def test_the_caller_feeds_the_limit_and_retries_past_a_429():
             raise errors.pop()
         return "ok"
 
-    outcome = await caller.call(fn, Limiter(adaptive=adaptive))
+    outcome = virtual.run(caller.call(fn, Limiter(adaptive=adaptive)))
     assert outcome.value == "ok" and outcome.attempts == 2
+    assert outcome.backoff_s == pytest.approx(0.01)  # the retry-after, on the caller's clock
     assert adaptive.pushbacks == 1 and adaptive.decreases == 1 and adaptive.in_flight == 0
 
 
@@ -148,12 +218,13 @@ def test_one_limit_per_provider_and_model():
     assert limits.get("gemini", "gemini-3.5-flash", ceiling=8).ceiling == 8
 
 
-def test_the_summary_covers_the_cell_from_its_start():
-    clock = iter([0.0, 1.0, 2.0, 3.0]).__next__
-    limit = AdaptiveLimit("p/m", clock=clock)  # history starts at t=0 with START
+def test_the_summary_covers_the_cell_from_its_start(virtual):
+    limit = AdaptiveLimit("p/m", clock=virtual)  # history starts at t=0 with START
     limit.limit = 9.5
+    virtual.advance(1.0)
     limit._note()  # t=1
     limit.limit = 12
+    virtual.advance(1.0)
     limit._note()  # t=2
     summary = limit.summary(since_s=1.5)
     assert summary["history"] == [[1.5, 9], [2.0, 12]] and summary["final"] == 12

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import random
-import time
 
 import pytest
 from replay_server import Reply, image_bytes, make_request
@@ -239,11 +238,10 @@ async def test_error_mapping(provider, replay, reply, kind, status, retry_after)
 )
 async def test_malformed_bodies_and_dropped_connections_are_transient(provider, replay, reply):
     replay.add("POST", PATH, reply)
-    start = time.monotonic()
     with pytest.raises(Transient) as info:
         await provider.generate(make_request(MODEL))
     assert KEY not in str(info.value)
-    assert len(replay.requests) == 1 and time.monotonic() - start < 1.0
+    assert len(replay.requests) == 1  # one request: no silent SDK retry
 
 
 async def test_a_key_echoed_by_the_server_is_redacted(provider, replay):

@@ -1,6 +1,5 @@
 import asyncio
 import random
-import time
 
 import pytest
 
@@ -10,13 +9,13 @@ from visionbench.strategy import for_each
 
 
 class FakeTime:
-    """A clock that only moves when the code under test sleeps."""
+    """A clock (``visionbench.clock.Clock``) that only moves when the code under test sleeps, recording each sleep."""
 
     def __init__(self):
         self.t = 0.0
         self.sleeps: list[float] = []
 
-    def clock(self):
+    def now(self):
         return self.t
 
     async def sleep(self, s):
@@ -38,9 +37,7 @@ def failing(errors, value="ok"):
 
 async def test_retry_after_is_honoured_and_attempts_counted():
     ft = FakeTime()
-    caller = Caller(
-        RetryPolicy(max_attempts=4, base_delay_s=0.1, max_delay_s=1.0), clock=ft.clock, sleep=ft.sleep, seed=1
-    )
+    caller = Caller(RetryPolicy(max_attempts=4, base_delay_s=0.1, max_delay_s=1.0), clock=ft, seed=1)
     fn, calls = failing([RateLimited("429", retry_after=7.5), Transient("503")])
     outcome = await caller.call(fn)
     assert outcome.value == "ok" and outcome.error is None
@@ -52,7 +49,7 @@ async def test_retry_after_is_honoured_and_attempts_counted():
 
 async def test_non_retryable_error_stops_at_once():
     ft = FakeTime()
-    caller = Caller(RetryPolicy(max_attempts=5), clock=ft.clock, sleep=ft.sleep)
+    caller = Caller(RetryPolicy(max_attempts=5), clock=ft)
     fn, calls = failing([BadRequest("bad image")])
     outcome = await caller.call(fn)
     assert isinstance(outcome.error, BadRequest) and outcome.attempts == 1 and ft.sleeps == []
@@ -60,22 +57,23 @@ async def test_non_retryable_error_stops_at_once():
 
 async def test_gives_up_after_max_attempts():
     ft = FakeTime()
-    caller = Caller(RetryPolicy(max_attempts=3, base_delay_s=1, max_delay_s=2), clock=ft.clock, sleep=ft.sleep)
+    caller = Caller(RetryPolicy(max_attempts=3, base_delay_s=1, max_delay_s=2), clock=ft)
     fn, calls = failing([Transient("a"), Transient("b"), Transient("c"), Transient("d")])
     outcome = await caller.call(fn)
     assert outcome.attempts == 3 and str(outcome.error) == "c" and len(ft.sleeps) == 2
     assert all(s <= 2 for s in ft.sleeps)
 
 
-async def test_timeout_per_attempt_is_transient():
-    caller = Caller(RetryPolicy(max_attempts=2, base_delay_s=0, timeout_s=0.05))
+def test_timeout_per_attempt_is_transient(virtual):
+    caller = Caller(RetryPolicy(max_attempts=2, base_delay_s=0, timeout_s=0.05), clock=virtual)
 
     async def slow():
         await asyncio.sleep(1)
 
-    outcome = await caller.call(slow)
+    outcome = virtual.run(caller.call(slow))
     assert outcome.attempts == 2 and "timeout" in str(outcome.error)
-    assert outcome.end_s - outcome.start_s < 0.5
+    # On virtual time: two attempts cut off at 0.05 s each, no backoff (base_delay_s=0), not the 2 s asked for.
+    assert outcome.end_s - outcome.start_s == pytest.approx(0.1)
 
 
 async def test_unexpected_exception_becomes_fatal_error():
@@ -111,14 +109,18 @@ async def test_limiter_bounds_concurrency():
     assert peak == 3
 
 
-async def test_limiter_rate_per_minute():
-    limiter = Limiter(requests_per_minute=600)  # 10/s, burst of 10
-    start = time.monotonic()
-    for _ in range(20):
-        async with limiter:
-            pass
-    elapsed = time.monotonic() - start
-    assert 0.8 <= elapsed <= 2.0  # the second ten wait about a second
+def test_limiter_rate_per_minute(virtual):
+    async def twenty():
+        limiter = Limiter(requests_per_minute=600)  # 10/s, burst of 10
+        start = virtual.now()
+        for _ in range(20):
+            async with limiter:
+                pass
+        return virtual.now() - start
+
+    # On virtual time (aiolimiter waits on the loop's clock): the first ten go at once, the second ten wait
+    # for the bucket to drain at 10/s, about a second.
+    assert 0.9 <= virtual.run(twenty()) <= 1.1
 
 
 async def test_for_each_runs_every_item_bounded():

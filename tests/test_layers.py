@@ -14,7 +14,7 @@ FOLDERS = {"framework": "visionbench", "providers": "visionbench.providers", "st
 LAYERS = {
     1: "visionbench hookspecs types errors spec provider strategy preprocessing secrets tokens",
     2: "calling preprocess dataset pricing lifecycle scoring stats significance bundle jobs answers plugins faces"
-    " sweep limits adaptive_limit jpeg_turbo records",
+    " sweep limits adaptive_limit jpeg_turbo records clock",
     3: "cell config plan runner resume planning",
     4: "cli report charts html_report compare cellnames concurrency_charts figures termtable gallery plan_report",
 }

@@ -255,7 +255,7 @@ class AnthropicRoutes:
                 )
                 await sse.send({"type": "ping"}, "ping")
                 pieces = text_pieces(block["text"])
-                async for i, piece in paced(pieces, out.stream_s):
+                async for i, piece in paced(pieces, out.stream_s, self.engine.clock):
                     if i == len(pieces) // 2 and await sse.maybe_break():
                         return sse.response
                     delta = {"type": "text_delta", "text": piece}

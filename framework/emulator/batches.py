@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from visionbench.clock import REAL_CLOCK, Clock
 from visionbench.emulator.engine import CountRequest, Engine, Outcome, Rejected
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,8 @@ class BatchJob:
     items: list[tuple[str, CountRequest | Rejected]]
     turnaround: float  # real seconds
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
-    created_mono: float = field(default_factory=time.monotonic)
+    clock: Clock = REAL_CLOCK
+    created_mono: float | None = None  # on ``clock``; None: when made
     results: list[ItemResult] | None = None
     cancelled: datetime | None = None
     ended: datetime | None = None
@@ -45,9 +46,14 @@ class BatchJob:
     #: Per-item metadata to echo back (Gemini ``metadata``), aligned with ``items``.
     item_meta: list[object] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if self.created_mono is None:
+            self.created_mono = self.clock.now()
+
     @property
     def elapsed(self) -> float:
-        return time.monotonic() - self.created_mono
+        assert self.created_mono is not None
+        return self.clock.now() - self.created_mono
 
     @property
     def phase(self) -> str:
@@ -114,6 +120,7 @@ class BatchStore:
             items=items,
             turnaround=st.profile.batch.turnaround_s * self.engine.time_scale,
             item_meta=list(item_meta or []),
+            clock=self.engine.clock,
         )
         self.jobs[job.id] = job
         job.task = asyncio.create_task(self._run(job), name=f"emulator-batch-{job.id}")

@@ -6,12 +6,12 @@ import asyncio
 import hashlib
 import logging
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from visionbench import faces
 from visionbench import tokens as tk
+from visionbench.clock import REAL_CLOCK, Clock
 from visionbench.emulator.answers import distorted_count, format_reply, stable_rng
 from visionbench.emulator.catalogue import Catalogue, not_found_message
 from visionbench.emulator.checks import LimitError, check_images, check_request
@@ -65,8 +65,11 @@ class Engine:
         index: DatasetIndex | None,
         time_scale: float,
         catalogue: Catalogue | None = None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self.profiles, self.index, self.time_scale = profiles, index, time_scale
+        #: Every wait and every rate-limit window of the emulator is on this clock.
+        self.clock = clock
         self.catalogue = catalogue or Catalogue.now(profiles)
         self.models: dict[str, ModelState] = {}
 
@@ -77,12 +80,14 @@ class Engine:
             found = self.catalogue.resolve(protocol, name)
             if found is None:
                 raise Rejected("not_found", 404, not_found_message(protocol, name))
-            self.models[name] = ModelState(name, found[0], found[1], self.profiles.seed, self.time_scale)
+            self.models[name] = ModelState(
+                name, found[0], found[1], self.profiles.seed, self.time_scale, clock=self.clock
+            )
         return self.models[name]
 
     async def sleep(self, simulated_s: float) -> None:
         if simulated_s * self.time_scale > 0:
-            await asyncio.sleep(simulated_s * self.time_scale)
+            await self.clock.sleep(simulated_s * self.time_scale)
 
     # -- one synchronous request -------------------------------------------------------------------------------
     async def serve(self, req: CountRequest, *, stream: bool = False) -> Outcome:
@@ -91,7 +96,7 @@ class Engine:
         With ``stream``, the slot is held only until the first output token is due and is still held on return:
         the route streams the output over ``outcome.stream_s`` real seconds, then calls ``outcome.release()``.
         """
-        arrived = time.monotonic()
+        arrived = self.clock.now()
         st = self.state(req.model, req.protocol)
         st.stats.requests += 1
         retry = st.admit()
@@ -131,7 +136,7 @@ class Engine:
         # The service time counts from arrival, as a real service's does: the emulator's own work (reading the
         # images, counting) is part of it, not added on top, so a fixed-latency profile means that latency.
         if self.time_scale > 0:
-            delay = max(0.0, delay - (time.monotonic() - arrived) / self.time_scale)
+            delay = max(0.0, delay - (self.clock.now() - arrived) / self.time_scale)
         if stream:
             outcome.release = await self._hold(st, delay, keep=True)
             outcome.stream_s = rest * self.time_scale

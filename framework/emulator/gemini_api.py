@@ -187,7 +187,7 @@ class GeminiRoutes:
                 "promptTokensDetails": full["usageMetadata"]["promptTokensDetails"],
             }
             try:
-                async for i, piece in paced(pieces, out.stream_s):
+                async for i, piece in paced(pieces, out.stream_s, self.engine.clock):
                     if i == len(pieces) // 2 and await sse.maybe_break():
                         return sse.response
                     last = i == len(pieces) - 1

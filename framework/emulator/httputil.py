@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import secrets
 from typing import Any
 
 from aiohttp import web
+
+from visionbench.clock import REAL_CLOCK, Clock
 
 NOTE_HEADER = "x-visionbench-note"
 #: A 200 body that claims to be JSON but is not (the malformed_body fault).
@@ -112,11 +113,11 @@ class EventStream:
         return self.response
 
 
-async def paced(pieces: list[str], total_s: float) -> Any:
-    """Yield (index, piece): the first at once (the first token), one every ``total_s / len(pieces)`` real seconds
-    after it, and return ``total_s`` after the first: the model's output rate."""
+async def paced(pieces: list[str], total_s: float, clock: Clock = REAL_CLOCK) -> Any:
+    """Yield (index, piece): the first at once (the first token), one every ``total_s / len(pieces)`` seconds of
+    ``clock`` after it, and return ``total_s`` after the first: the model's output rate."""
     gap = total_s / len(pieces) if pieces else 0.0
     for i, piece in enumerate(pieces):
         yield i, piece
         if gap > 0:
-            await asyncio.sleep(gap)
+            await clock.sleep(gap)

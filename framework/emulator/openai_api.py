@@ -311,7 +311,7 @@ class OpenAIRoutes(OpenAIBase):
             await sse.open()
             await sse.send(chunk({"role": "assistant", "content": "", "refusal": None}))
             pieces = text_pieces(out.text)
-            async for i, piece in paced(pieces, out.stream_s):
+            async for i, piece in paced(pieces, out.stream_s, self.engine.clock):
                 if i == len(pieces) // 2 and await sse.maybe_break():
                     return sse.response
                 await sse.send(chunk({"content": piece}))

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from visionbench.clock import REAL_CLOCK, Clock
 from visionbench.emulator.anthropic_api import AnthropicRoutes
 from visionbench.emulator.batches import BatchStore
 from visionbench.emulator.catalogue import Catalogue
@@ -100,6 +101,7 @@ class Emulator:
         port: int = 0,
         time_scale: float | None = None,
         valid_keys: Collection[str] | None = None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         check_loopback(host)
         if valid_keys is not None and not all(valid_keys):
@@ -113,6 +115,8 @@ class Emulator:
         self.time_scale = self.profiles.time_scale if time_scale is None else time_scale
         #: None: any non-empty key is accepted; else only these (others answered as each service does).
         self.valid_keys = frozenset(valid_keys) if valid_keys is not None else None
+        #: The clock the emulator waits on (service times, rate-limit windows, batch turnaround).
+        self.clock = clock
         self.catalogue = Catalogue.now(self.profiles)
         self.base_url = ""
         self.index: DatasetIndex | None = None
@@ -142,7 +146,7 @@ class Emulator:
         if self.dataset is not None:
             self.index = await asyncio.to_thread(DatasetIndex.build, self.dataset, self.labels, self.label_field)
             log.info("emulator: indexed %d dataset images from %s", len(self.index), self.dataset)
-        self.engine = Engine(self.profiles, self.index, self.time_scale, self.catalogue)
+        self.engine = Engine(self.profiles, self.index, self.time_scale, self.catalogue, clock=self.clock)
         self._store = BatchStore(self.engine)
         # access_log=None: the default access log would print query strings, which may hold an API key.
         self._runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False)

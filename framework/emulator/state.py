@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import time
 from dataclasses import dataclass, field
 
+from visionbench.clock import REAL_CLOCK, Clock
 from visionbench.emulator.answers import stable_rng
 from visionbench.emulator.profile_schema import ModelProfile
 
@@ -38,9 +38,18 @@ class ModelStats:
 class ModelState:
     """Capacity semaphore, sliding rate-limit window, fault draws and stats of one model name."""
 
-    def __init__(self, name: str, profile_key: str, profile: ModelProfile, seed: int, time_scale: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        profile_key: str,
+        profile: ModelProfile,
+        seed: int,
+        time_scale: float,
+        *,
+        clock: Clock = REAL_CLOCK,
+    ) -> None:
         self.name, self.profile_key, self.profile = name, profile_key, profile
-        self.seed, self.time_scale = seed, time_scale
+        self.seed, self.time_scale, self.clock = seed, time_scale, clock
         self.stats = ModelStats()
         self.capacity = asyncio.Semaphore(profile.capacity)
         self._window: collections.deque[float] = collections.deque()
@@ -66,7 +75,7 @@ class ModelState:
     def admit_tokens(self, input_tokens: int, output_tokens: int) -> tuple[str, float] | None:
         """Account a request's tokens; (which limit, seconds to wait) when over a token limit (then not counted)."""
         rl = self.profile.rate_limit
-        now = time.monotonic()
+        now = self.clock.now()
         self._prune(now)
         used_in, used_out = self._used()
         wait = max(0.001, self._tokens[0][0] + self.window_s - now) if self._tokens else 0.001
@@ -80,7 +89,7 @@ class ModelState:
     def token_headers(self) -> dict[str, tuple[int, int, float]]:
         """{"input-tokens" | "output-tokens" | "tokens": (limit, remaining, seconds to reset)} for set limits."""
         rl = self.profile.rate_limit
-        now = time.monotonic()
+        now = self.clock.now()
         self._prune(now)
         used_in, used_out = self._used()
         reset = max(0.0, self._tokens[0][0] + self.window_s - now) if self._tokens else 0.0
@@ -100,7 +109,7 @@ class ModelState:
         limit = self.profile.rate_limit.requests_per_minute
         if limit is None:
             return None
-        now = time.monotonic()
+        now = self.clock.now()
         self._prune(now)
         if len(self._window) >= limit:
             return max(0.001, self._window[0] + self.window_s - now)
@@ -110,7 +119,7 @@ class ModelState:
     def rate_headers(self) -> tuple[int, int, float]:
         """(limit, remaining, seconds until the window frees a slot) for rate-limit headers."""
         limit = self.profile.rate_limit.requests_per_minute or 1_000_000
-        now = time.monotonic()
+        now = self.clock.now()
         self._prune(now)
         reset = (self._window[0] + self.window_s - now) if self._window else 0.0
         return limit, max(0, limit - len(self._window)), max(0.0, reset)
