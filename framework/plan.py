@@ -30,6 +30,8 @@ class Plan:
     strategies: dict[str, Strategy]
     #: One line per model that is retired, retiring, deprecated or unknown (printed by the CLI).
     warnings: list[str] = field(default_factory=list)
+    #: How many times the run was resumed before this session (0: a new run); the emulator draws afresh per session.
+    session: int = 0
 
 
 def load_plan(path: str | Path, registry: Registry, *, dataset: str | Path | None = None) -> Plan:
@@ -143,6 +145,7 @@ async def emulated(plan: Plan, clock: Clock = REAL_CLOCK) -> AsyncIterator[objec
         time_scale=emu_spec.time_scale,
         valid_keys=valid_keys,
         clock=clock,
+        session=plan.session,
     ) as emu:
         os.environ.setdefault(EMULATOR_KEY_ENV, "emulator-key")  # the emulator wants a key; any will do
         for provider in plan.providers.values():

@@ -32,6 +32,7 @@ def prepare_resume(run: str | Path, registry: Registry, *, retry_errors: bool = 
             raise ConfigError(f"{run}: every item was asked and {failed} failed; add --retry-errors to ask those again")
     experiment: Experiment = experiment_from_dict(bundle["config"], Path(bundle["config_path"]), registry)
     plan = prepare(experiment, registry)
+    plan.session = len(bundle.get("resumed_at") or []) + 1
     then = {item["id"]: item["sha256"] for item in bundle["items"]}
     now = {item.id: item.sha256 for item in plan.items}
     if then != now:

@@ -488,3 +488,21 @@ async def test_recognises_resized_recompressed_eval_images() -> None:
         )
         labels = json.loads((EVAL_IMAGES / "labels.json").read_text())
         assert r.text == str(labels[crowd]["person_count"])
+
+
+def test_a_resumed_runs_emulator_draws_its_faults_afresh():
+    """A new emulator replays its draws (reproducible), so a resumed run's emulator (session 1, 2...) must draw
+    afresh: else the request that a fault failed in the run fails again, the same way, in every resume."""
+    profiles = make_profiles(faults={"http_500": 0.5})
+
+    def faulted(session: int) -> list[bool]:
+        state = engine_mod.Engine(profiles, None, 0, session=session).state("gemini-3.5-flash", "gemini")
+        return [state.draw_fault(f"digest-{i}")[0] == "http_500" for i in range(64)]
+
+    first = faulted(0)
+    assert faulted(0) == first  # the same emulator, started again for a new run: the same draws
+    assert 16 < sum(first) < 48
+    resumed, again = faulted(1), faulted(2)
+    assert resumed != first and again not in (first, resumed)
+    # what failed by a draw in the run mostly gets through in its resume
+    assert sum(f and not r for f, r in zip(first, resumed)) >= sum(first) // 3

@@ -66,8 +66,11 @@ class Engine:
         time_scale: float,
         catalogue: Catalogue | None = None,
         clock: Clock = REAL_CLOCK,
+        session: int = 0,
     ) -> None:
         self.profiles, self.index, self.time_scale = profiles, index, time_scale
+        #: What every seeded draw starts from: the profiles' seed, and after it a resumed run's session number.
+        self.seed: int | str = profiles.seed if not session else f"{profiles.seed}/{session}"
         #: Every wait and every rate-limit window of the emulator is on this clock.
         self.clock = clock
         self.catalogue = catalogue or Catalogue.now(profiles)
@@ -81,7 +84,7 @@ class Engine:
             if found is None:
                 raise Rejected("not_found", 404, not_found_message(protocol, name))
             self.models[name] = ModelState(
-                name, found[0], found[1], self.profiles.seed, self.time_scale, clock=self.clock
+                name, found[0], found[1], self.seed, self.time_scale, clock=self.clock
             )
         return self.models[name]
 

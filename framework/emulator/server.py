@@ -102,6 +102,7 @@ class Emulator:
         time_scale: float | None = None,
         valid_keys: Collection[str] | None = None,
         clock: Clock = REAL_CLOCK,
+        session: int = 0,
     ) -> None:
         check_loopback(host)
         if valid_keys is not None and not all(valid_keys):
@@ -117,6 +118,9 @@ class Emulator:
         self.valid_keys = frozenset(valid_keys) if valid_keys is not None else None
         #: The clock the emulator waits on (service times, rate-limit windows, batch turnaround).
         self.clock = clock
+        #: A resumed run's emulator is a new one: ``session`` (how many times the run was resumed) gives it draws
+        #: of its own (faults, noise), so a request that failed by a fault draw is not failed again the same way.
+        self.session = session
         self.catalogue = Catalogue.now(self.profiles)
         self.base_url = ""
         self.index: DatasetIndex | None = None
@@ -146,7 +150,9 @@ class Emulator:
         if self.dataset is not None:
             self.index = await asyncio.to_thread(DatasetIndex.build, self.dataset, self.labels, self.label_field)
             log.info("emulator: indexed %d dataset images from %s", len(self.index), self.dataset)
-        self.engine = Engine(self.profiles, self.index, self.time_scale, self.catalogue, clock=self.clock)
+        self.engine = Engine(
+            self.profiles, self.index, self.time_scale, self.catalogue, clock=self.clock, session=self.session
+        )
         self._store = BatchStore(self.engine)
         # access_log=None: the default access log would print query strings, which may hold an API key.
         self._runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False)

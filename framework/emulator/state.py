@@ -43,7 +43,7 @@ class ModelState:
         name: str,
         profile_key: str,
         profile: ModelProfile,
-        seed: int,
+        seed: int | str,
         time_scale: float,
         *,
         clock: Clock = REAL_CLOCK,
