@@ -83,9 +83,7 @@ class Engine:
             found = self.catalogue.resolve(protocol, name)
             if found is None:
                 raise Rejected("not_found", 404, not_found_message(protocol, name))
-            self.models[name] = ModelState(
-                name, found[0], found[1], self.seed, self.time_scale, clock=self.clock
-            )
+            self.models[name] = ModelState(name, found[0], found[1], self.seed, self.time_scale, clock=self.clock)
         return self.models[name]
 
     async def sleep(self, simulated_s: float) -> None:
