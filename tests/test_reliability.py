@@ -85,13 +85,14 @@ def write_yaml(path: Path, data: dict) -> Path:
 
 # -- 1. load + faults --------------------------------------------------------------------------------------------
 
-MAX_ATTEMPTS = 8
+#: Enough that an item outlives a storm of 429s on a loaded machine too (with 8, 2% of items ran out on one)
+MAX_ATTEMPTS = 12
 
 
-#: 64 workers against a window of 60 requests per second: the first 64 requests, sent at once, meet a window that
-#: takes 60, so at least 4 are 429'd however fast or loaded the machine is; on a quiet machine the window then
-#: fills in bursts and about half of all attempts are 429s (measured: 47-53 %), each retried after its retry-after.
-WORKERS, WINDOW, WINDOW_S = 64, 60, 1.0
+#: 32 workers against a window of 30 requests per 0.5 s (60 a second): the first 32 requests, sent at once, meet a
+#: window that takes 30, so at least 2 are 429'd however fast or loaded the machine is; on a quiet machine the
+#: window then fills in bursts and many more attempts are 429s, each retried after its retry-after.
+WORKERS, WINDOW, WINDOW_S = 32, 30, 0.5
 
 
 @pytest.mark.slow

@@ -171,14 +171,19 @@ async def test_ttft_grows_with_the_images_resolution(name):
         await provider.start()
         try:
             await provider.generate(request(name, 64, params={"stream": False}))  # warm-up: connection, detector
-            small = await provider.generate(request(name, 64))
+            # the quickest of three: a stall of the loaded machine adds to one time, but not to all three
+            smalls = [await provider.generate(request(name, 64)) for _ in range(3)]
             big = await provider.generate(request(name, 1536, params={"detail": "high"} if name == "openai" else {}))
         finally:
             await provider.aclose()
+    small = min(smalls, key=lambda r: r.ttft_s)
     if small.usage.input_tokens == big.usage.input_tokens:  # Gemini 3: tokens per image do not follow its size
         assert name == "gemini"
         return
-    assert big.usage.input_tokens > small.usage.input_tokens and big.ttft_s > small.ttft_s
+    assert big.usage.input_tokens > small.usage.input_tokens
+    # the emulator holds the first token at least this long (a lower bound: no machine makes it come sooner)
+    assert big.ttft_s >= 0.9 * (0.4 + 0.002 * big.usage.input_tokens) * 0.25
+    assert big.ttft_s > small.ttft_s
 
 
 @pytest.mark.parametrize("fault", ["drop_connection", "malformed_body"])
