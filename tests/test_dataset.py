@@ -17,6 +17,26 @@ def test_folder_with_labels_fields(image_dir):
     assert items[2].sha256 == sha256_file(image_dir / "img2.png")
 
 
+def test_a_folder_lists_what_rglob_finds(tmp_path):
+    """Subfolders (hidden ones too) by relative id, any case of suffix, links to files but not into folders."""
+    for name in ["x.JPG", "a/y.png", "a/b/z.jpeg", "a/b/notes.txt", ".hidden/h.jpg", "a/dir.jpg/q.webp"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"not decoded when listed")
+    (tmp_path / "folder.png").mkdir()
+    os.symlink(tmp_path / "a", tmp_path / "linked_folder")
+    os.symlink(tmp_path / "x.JPG", tmp_path / "linked.jpg")
+    os.symlink(tmp_path / "gone.jpg", tmp_path / "broken.jpg")
+    expected = sorted(
+        p.relative_to(tmp_path).as_posix()
+        for p in tmp_path.rglob("*")
+        if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"} and p.is_file()
+    )
+    items = load_dataset(tmp_path, None, None)
+    assert [i.id for i in items] == expected
+    assert expected == [".hidden/h.jpg", "a/b/z.jpeg", "a/dir.jpg/q.webp", "a/y.png", "linked.jpg", "x.JPG"]
+    assert [i.path for i in items] == [tmp_path / i for i in expected]
+
+
 def test_include_and_limit(image_dir):
     items = load_dataset(image_dir, "labels.json", "person_count", include=["img4.png", "img1.png"])
     assert [i.id for i in items] == ["img1.png", "img4.png"]
