@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from visionbench.dataset import Items
 from visionbench.errors import InputError
 from visionbench.records import BLOCK, AnswerEntry, ItemEntry, Records, compact_entries, scan
 from visionbench.secrets import RedactingWriter, redact
@@ -98,6 +99,8 @@ class ItemList(Sequence[dict[str, Any]]):
         return item_to_json(self._items[index])
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        if isinstance(self._items, Items):  # a dataset's columns: no ImageItem made for each entry
+            return ({"id": i, "sha256": sha, "label": label} for i, sha, label in self._items.identities())
         return map(item_to_json, self._items)
 
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
 
@@ -93,6 +93,12 @@ class Items(Sequence[ImageItem]):
     def __iter__(self):
         for row in self._rows:
             yield self._item(row)
+
+    def identities(self) -> Iterator[tuple[str, str, Any]]:
+        """Each image's id, content hash and label, in order: what a bundle keeps of it, read from the columns
+        without making its ``ImageItem`` and path (a run's bundle header is written several times)."""
+        for row in self._rows:
+            yield self._ids[row], self._odd_sha.get(row) or self._sha[32 * row : 32 * row + 32].hex(), self._labels[row]
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):

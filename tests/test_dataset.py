@@ -5,6 +5,7 @@ import tracemalloc
 
 import pytest
 
+from visionbench.bundle import ItemList, item_to_json
 from visionbench.dataset import Items, load_dataset, sha256_file
 from visionbench.errors import ConfigError
 from visionbench.types import ImageItem
@@ -86,6 +87,19 @@ def test_items_are_the_image_items_a_list_would_hold(image_dir, tmp_path):
     assert isinstance(items[1:], Items) and list(items[1:]) == want[1:] and list(items[::2]) == want[::2]
     assert list(items.without({"img3.png"})) == [want[0], want[2]] and items.without(set()) is items
     assert [item.id for item in items.without({"far.png"})[1:]] == ["img5.png"]
+
+
+def test_identities_are_what_the_bundle_keeps_of_each_item(tmp_path):
+    entries = [
+        ("a.png", tmp_path / "a.png", hashlib.sha256(b"a").hexdigest(), 3),
+        ("far.png", tmp_path / "elsewhere" / "far.png", hashlib.sha256(b"far").hexdigest(), None),
+        ("gone.png", tmp_path / "gone.png", "unreadable:gone.png", "text"),
+    ]
+    items = Items(tmp_path, entries)
+    for view in (items, items[1:], items.without({"far.png"})):
+        assert list(view.identities()) == [(i.id, i.sha256, i.label) for i in view]
+        assert list(ItemList(view)) == [item_to_json(i) for i in view] == [item_to_json(i) for i in list(view)]
+    assert list(items.identities())[2] == ("gone.png", "unreadable:gone.png", "text")
 
 
 def test_items_hold_about_a_hundred_bytes_an_image(tmp_path):
