@@ -232,9 +232,10 @@ class Gemini(Provider):
                 api_version=self.options.api_version,
                 timeout=int(self.options.timeout_s * 1000),  # milliseconds
                 retry_options=types.HttpRetryOptions(attempts=1),
-                # One TLS context for every transport the client builds: aiohttp (which sends the requests),
-                # websockets, and the httpx clients it makes too; left to itself it loads the CA bundle for
-                # each (~0.1 s of CPU per client).
+                # One TLS context for every transport the client builds: aiohttp (which sends every request of
+                # this provider: aiohttp is a dependency), websockets, and the httpx clients it makes but this
+                # provider never sends through; left to itself the SDK loads a CA bundle for each (~0.1 s of CPU
+                # per client), the OS's trust store for httpx, certifi's (as here) for the others.
                 client_args={"verify": tls},
                 async_client_args={"ssl": tls, "verify": tls},
             )
