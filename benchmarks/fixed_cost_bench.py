@@ -32,21 +32,21 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import EMULATOR_KEY_ENV, emulator_process, make_dataset, write_config, write_profiles  # noqa: E402
-
 PROMPT = "How many people are in this image? Answer with a single integer."
 CONCURRENCY = 8
 
 
-async def bare(base_url: str, dataset: Path, n: int) -> None:
-    """The baseline: the gemini provider's very call (same contents and config), nothing around it."""
+async def bare(base_url: str, dataset: Path, n: int, key_env: str) -> None:
+    """The baseline: the gemini provider's very call (same contents and config), nothing around it.
+
+    Its process imports nothing else: not even the benchmarks' harness (numpy, PIL, PyYAML), which a bare
+    script would not pay for either."""
     from google import genai
     from google.genai import types
 
     images = [path.read_bytes() for path in sorted(dataset.glob("*.jpg"))[:n]]
     client = genai.Client(
-        api_key=os.environ[EMULATOR_KEY_ENV],
+        api_key=os.environ[key_env],
         http_options=types.HttpOptions(base_url=base_url, retry_options=types.HttpRetryOptions(attempts=1)),
     )
     config = types.GenerateContentConfig(
@@ -86,8 +86,8 @@ def run_cmd(config: Path, tmp: Path, *extra: str) -> list[str]:
             "--quiet", *extra]  # fmt: skip
 
 
-def bare_cmd(url: str, dataset: Path, n: int) -> list[str]:
-    return [sys.executable, __file__, "--bare", url, str(dataset), str(n)]
+def bare_cmd(url: str, dataset: Path, n: int, key_env: str) -> list[str]:
+    return [sys.executable, __file__, "--bare", url, str(dataset), str(n), key_env]
 
 
 def line(name: str, fixed: float, marginal: float) -> str:
@@ -100,12 +100,15 @@ def main() -> None:
     parser.add_argument("--mid", type=int, default=300, help="requests of the middle run (default 300)")
     parser.add_argument("--large", type=int, default=900, help="requests of the large run (default 900)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; each figure is the median (default 3)")
-    parser.add_argument("--bare", nargs=3, metavar=("URL", "DATASET", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--bare", nargs=4, metavar=("URL", "DATASET", "N", "KEY_ENV"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
-        url, dataset, n = args.bare
-        asyncio.run(bare(url, Path(dataset), int(n)))
+        url, dataset, n, key_env = args.bare
+        asyncio.run(bare(url, Path(dataset), int(n), key_env))
         return
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from harness import EMULATOR_KEY_ENV, emulator_process, make_dataset, write_config, write_profiles
+
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         dataset = make_dataset(tmp / "data", args.large)
@@ -116,9 +119,9 @@ def main() -> None:
                 name: write_config(tmp / f"{name}.yaml", dataset, url, strategies, limit=n) for name, n in sizes.items()
             }
             cpu_of(run_cmd(configs["large"], tmp))  # warm-up: the cache holds every image, .pyc files are written
-            cpu_of(bare_cmd(url, dataset, args.large))
+            cpu_of(bare_cmd(url, dataset, args.large, EMULATOR_KEY_ENV))
             kinds = {f"run {name}": run_cmd(config, tmp) for name, config in configs.items()}
-            kinds |= {f"bare {name}": bare_cmd(url, dataset, n) for name, n in sizes.items()}
+            kinds |= {f"bare {name}": bare_cmd(url, dataset, n, EMULATOR_KEY_ENV) for name, n in sizes.items()}
             kinds["run small --no-report"] = run_cmd(configs["small"], tmp, "--no-report")
             kinds["run small --charts"] = run_cmd(configs["small"], tmp, "--charts")
             got: dict[str, list[float]] = {k: [] for k in kinds}

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from visionbench.dataset import Items
 from visionbench.errors import InputError
 from visionbench.records import BLOCK, AnswerEntry, ItemEntry, Records, compact_entries, scan
 from visionbench.secrets import RedactingWriter, redact
@@ -98,6 +99,8 @@ class ItemList(Sequence[dict[str, Any]]):
         return item_to_json(self._items[index])
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        if isinstance(self._items, Items):  # a dataset's columns: no ImageItem made for each entry
+            return ({"id": i, "sha256": sha, "label": label} for i, sha, label in self._items.identities())
         return map(item_to_json, self._items)
 
 
@@ -367,6 +370,11 @@ def _write_compact(out: TextIO, data: dict[str, Any]) -> None:
 
 #: Sequences written entry by entry like lists: views that make their entries as they are read.
 _LISTS = (list, tuple, Records, ItemList)
+#: ``json.dumps`` with these arguments builds a new encoder each call; a header write makes one call per item.
+_ENCODERS = {
+    indented: json.JSONEncoder(default=jsonable, separators=(", ", ": ") if indented else (",", ":"))
+    for indented in (False, True)
+}
 
 
 def _write_pieces(writer: RedactingWriter, value: Any, indent: int | None = None) -> None:
@@ -387,8 +395,7 @@ def _write_pieces(writer: RedactingWriter, value: Any, indent: int | None = None
             _write_pieces(writer, entry, None if indent is None else indent + 1)
         writer.write(("" if indent is None else "\n" + " " * indent) + ("}" if is_dict else "]"))
     else:
-        separators = (",", ":") if indent is None else (", ", ": ")
-        writer.write(json.dumps(value, default=jsonable, separators=separators))
+        writer.write(_ENCODERS[indent is not None].encode(value))
 
 
 def _children(value: Any) -> Iterable[Any]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
 
@@ -93,6 +94,12 @@ class Items(Sequence[ImageItem]):
         for row in self._rows:
             yield self._item(row)
 
+    def identities(self) -> Iterator[tuple[str, str, Any]]:
+        """Each image's id, content hash and label, in order: what a bundle keeps of it, read from the columns
+        without making its ``ImageItem`` and path (a run's bundle header is written several times)."""
+        for row in self._rows:
+            yield self._ids[row], self._odd_sha.get(row) or self._sha[32 * row : 32 * row + 32].hex(), self._labels[row]
+
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
             return len(self) == len(other) and all(a == b for a, b in zip(self, other))
@@ -123,14 +130,38 @@ def _read_mapping_or_list(path: Path) -> Any:
         raise ConfigError(f"{path}: malformed {path.suffix.lstrip('.').upper() or 'YAML'}: {exc}") from None
 
 
-def _image_paths(root: Path) -> tuple[Path, list[Path]]:
-    """The dataset's base folder and its image files: every image in a folder, or those a manifest lists."""
+def _folder_images(root: Path) -> dict[str, Path]:
+    """Every image file under ``root`` by its id, the path relative to ``root``: what ``root.rglob("*")`` finds
+    (folders that are links are not entered; unreadable ones are skipped), read with ``os.scandir``, whose entries
+    know their type, so that no file is looked at twice and a path is made only for an image."""
+    found: dict[str, Path] = {}
+    folders = [("", str(root))]
+    while folders:
+        prefix, folder = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except PermissionError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                folders.append((f"{prefix}{entry.name}/", entry.path))
+            elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
+                found[prefix + entry.name] = Path(entry.path)
+    return found
+
+
+def _image_paths(root: Path) -> tuple[Path, dict[str, Path]]:
+    """The dataset's base folder and its image files by id: every image in a folder, or those a manifest lists."""
     if root.is_dir():
-        return root, sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        return root, _folder_images(root)
     listed = _read_mapping_or_list(root)
     if not isinstance(listed, list) or not all(isinstance(x, str) for x in listed):
         raise ConfigError(f"{root}: a manifest must be a list of image paths (relative to the manifest)")
-    return root.parent, [root.parent / x for x in listed]
+    by_id = _ids(root.parent, [root.parent / x for x in listed])
+    for item_id, path in by_id.items():
+        if not path.is_file():
+            raise ConfigError(f"{root}: listed image {item_id!r} does not exist")
+    return root.parent, by_id
 
 
 def read_labels(path: Path, field: str | None) -> dict[str, Any]:
@@ -185,11 +216,7 @@ def load_dataset(
 ) -> Items:
     """Items sorted by id, each with the sha256 of its content. Labels naming missing images, or not of
     ``answer_type`` (integer, number, boolean, text) when given, are an error."""
-    base, paths = _image_paths(root)
-    by_id = _ids(base, paths)
-    for item_id, path in by_id.items():
-        if not path.is_file():
-            raise ConfigError(f"{root}: listed image {item_id!r} does not exist")
+    base, by_id = _image_paths(root)
     labels = read_labels(base / labels_file, label_field) if labels_file else {}
     if answer_type is not None and labels_file:
         _check_label_types(base / labels_file, labels, answer_type)

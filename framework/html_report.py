@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from visionbench.cellnames import cell_codes, short_names
-from visionbench.charts import write_charts
 from visionbench.gallery import CSS as GALLERY_CSS
 from visionbench.gallery import gallery_html
 from visionbench.report import HTML_ANSWER_ROWS, Rows, accuracy_rows, difference_rows
@@ -295,6 +294,8 @@ def write_html_report(
     path = Path(path)
     cfg, env = bundle["config"], bundle["environment"]
     if charts or draw_charts:
+        from visionbench.charts import write_charts  # here: a page without charts does not import their modules
+
         with tempfile.TemporaryDirectory() as tmp:
             charts = charts or write_charts(bundle, Path(tmp))
             figures = "".join(_img(charts[k], f"{k} chart") for k in CHART_ORDER if k in charts)

@@ -39,7 +39,8 @@ def make_manager(extra_plugins: Iterable[object] = (), *, entry_points: bool = T
 def _origin(pm: pluggy.PluginManager, plugin: object) -> str:
     for loaded, dist in pm.list_plugin_distinfo():
         if loaded is plugin:
-            return f"{dist.project_name} {dist.version}"
+            meta = dist.metadata  # parsed on each access (project_name and version would parse it twice)
+            return f"{meta['name']} {meta['version']}"
     if isinstance(plugin, ModuleType):
         return plugin.__name__
     return type(plugin).__name__

@@ -20,7 +20,9 @@ stream that ends without a finish reason is a transient error (retried), never a
 from __future__ import annotations
 
 import json
+import os
 import re
+import ssl
 import time
 from typing import Any, Literal
 
@@ -144,6 +146,15 @@ def _response(resp: Any) -> Response:
     )
 
 
+def _tls_context() -> ssl.SSLContext:
+    """The TLS context google-genai 3.3 makes for its aiohttp transport: certifi's CAs, or the environment's."""
+    import certifi
+
+    return ssl.create_default_context(
+        cafile=os.environ.get("SSL_CERT_FILE", certifi.where()), capath=os.environ.get("SSL_CERT_DIR")
+    )
+
+
 def _retry_delay(details: Any) -> float | None:
     """``retryDelay`` of a google.rpc.RetryInfo in an error body, in seconds."""
     error = details.get("error", details) if isinstance(details, dict) else {}
@@ -215,11 +226,18 @@ class Gemini(Provider):
             from google.genai import types
 
             self._key = read_key(self.options.api_key_env, self.name, at_start=at_start)
+            tls = _tls_context()
             http = types.HttpOptions(
                 base_url=self.options.base_url,
                 api_version=self.options.api_version,
                 timeout=int(self.options.timeout_s * 1000),  # milliseconds
                 retry_options=types.HttpRetryOptions(attempts=1),
+                # One TLS context for every transport the client builds: aiohttp (which sends every request of
+                # this provider: aiohttp is a dependency), websockets, and the httpx clients it makes but this
+                # provider never sends through; left to itself the SDK loads a CA bundle for each (~0.1 s of CPU
+                # per client), the OS's trust store for httpx, certifi's (as here) for the others.
+                client_args={"verify": tls},
+                async_client_args={"ssl": tls, "verify": tls},
             )
             self._client = genai.Client(api_key=self._key, vertexai=False, http_options=http)
         return self._client

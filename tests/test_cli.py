@@ -1,6 +1,8 @@
 """The command line end to end: the offline quickstart, validate, report, and clear errors with exit codes."""
 
 import asyncio
+import gc
+import sys
 from pathlib import Path
 
 import pytest
@@ -187,3 +189,18 @@ def test_a_bad_dataset_option_exits_2_naming_it(tmp_path, capsys):
     assert f"{tmp_path / 'labels.json'}" in capsys.readouterr().err
     assert main(["run", "--resume", str(tmp_path), "--dataset", str(tmp_path)]) == 2
     assert "--dataset goes with a CONFIG" in capsys.readouterr().err
+
+
+def test_only_the_process_own_command_freezes_its_objects_before_exit(monkeypatch, capsys):
+    """``main()`` (the ``visionbench`` script) freezes what it made, for a cheap interpreter shutdown; ``main(argv)``,
+    called by a process that goes on, leaves the garbage collector as it was."""
+    assert gc.get_freeze_count() == 0
+    assert main(["strategies"]) == 0
+    assert gc.get_freeze_count() == 0
+    monkeypatch.setattr(sys, "argv", ["visionbench", "strategies"])
+    try:
+        assert main() == 0
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    assert "concurrent" in capsys.readouterr().out

@@ -5,6 +5,7 @@ import tracemalloc
 
 import pytest
 
+from visionbench.bundle import ItemList, item_to_json
 from visionbench.dataset import Items, load_dataset, sha256_file
 from visionbench.errors import ConfigError
 from visionbench.types import ImageItem
@@ -15,6 +16,26 @@ def test_folder_with_labels_fields(image_dir):
     assert [i.id for i in items] == [f"img{i}.png" for i in range(6)]
     assert [i.label for i in items] == list(range(6))
     assert items[2].sha256 == sha256_file(image_dir / "img2.png")
+
+
+def test_a_folder_lists_what_rglob_finds(tmp_path):
+    """Subfolders (hidden ones too) by relative id, any case of suffix, links to files but not into folders."""
+    for name in ["x.JPG", "a/y.png", "a/b/z.jpeg", "a/b/notes.txt", ".hidden/h.jpg", "a/dir.jpg/q.webp"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"not decoded when listed")
+    (tmp_path / "folder.png").mkdir()
+    os.symlink(tmp_path / "a", tmp_path / "linked_folder")
+    os.symlink(tmp_path / "x.JPG", tmp_path / "linked.jpg")
+    os.symlink(tmp_path / "gone.jpg", tmp_path / "broken.jpg")
+    expected = sorted(
+        p.relative_to(tmp_path).as_posix()
+        for p in tmp_path.rglob("*")
+        if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"} and p.is_file()
+    )
+    items = load_dataset(tmp_path, None, None)
+    assert [i.id for i in items] == expected
+    assert expected == [".hidden/h.jpg", "a/b/z.jpeg", "a/dir.jpg/q.webp", "a/y.png", "linked.jpg", "x.JPG"]
+    assert [i.path for i in items] == [tmp_path / i for i in expected]
 
 
 def test_include_and_limit(image_dir):
@@ -66,6 +87,19 @@ def test_items_are_the_image_items_a_list_would_hold(image_dir, tmp_path):
     assert isinstance(items[1:], Items) and list(items[1:]) == want[1:] and list(items[::2]) == want[::2]
     assert list(items.without({"img3.png"})) == [want[0], want[2]] and items.without(set()) is items
     assert [item.id for item in items.without({"far.png"})[1:]] == ["img5.png"]
+
+
+def test_identities_are_what_the_bundle_keeps_of_each_item(tmp_path):
+    entries = [
+        ("a.png", tmp_path / "a.png", hashlib.sha256(b"a").hexdigest(), 3),
+        ("far.png", tmp_path / "elsewhere" / "far.png", hashlib.sha256(b"far").hexdigest(), None),
+        ("gone.png", tmp_path / "gone.png", "unreadable:gone.png", "text"),
+    ]
+    items = Items(tmp_path, entries)
+    for view in (items, items[1:], items.without({"far.png"})):
+        assert list(view.identities()) == [(i.id, i.sha256, i.label) for i in view]
+        assert list(ItemList(view)) == [item_to_json(i) for i in view] == [item_to_json(i) for i in list(view)]
+    assert list(items.identities())[2] == ("gone.png", "unreadable:gone.png", "text")
 
 
 def test_items_hold_about_a_hundred_bytes_an_image(tmp_path):

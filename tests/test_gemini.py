@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import random
+import ssl
 
 import pytest
 from replay_server import Reply, image_bytes, make_request
@@ -61,6 +62,16 @@ def test_options_and_capabilities():
     assert (caps.max_images_per_request, caps.structured_output, caps.batch, caps.tasks) == (7, True, True, None)
     env = Gemini().environment()
     assert env["sdk"] == "google-genai 3.3.0" and "key" not in str(env).lower()
+
+
+async def test_one_verifying_tls_context_for_every_transport(provider, monkeypatch):
+    """The client's transports share one TLS context (one CA bundle load, not three), and it still verifies."""
+    api = provider._get_client()._api_client  # google-genai 3.3 (pinned) internals
+    tls = api._async_client_session_request_args["ssl"]  # what aiohttp sends the requests with
+    assert tls.verify_mode == ssl.CERT_REQUIRED and tls.check_hostname
+    assert tls.get_ca_certs()  # certifi's bundle, as the SDK would load
+    assert api._websocket_ssl_ctx["ssl"] is tls
+    assert api._async_httpx_client_args["verify"] is tls
 
 
 async def test_request_carries_images_prompt_system_and_key(provider, replay):
