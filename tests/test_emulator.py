@@ -460,12 +460,11 @@ async def test_error_model_is_deterministic_and_undercounts(dataset: Path) -> No
 
 async def test_serve_forever_prints_url(dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
     task = asyncio.create_task(serve_forever(None, dataset, time_scale=0))
-    for _ in range(100):
+    deadline = time.monotonic() + 30  # a hang guard, not a speed bound
+    while "listening on http://127.0.0.1:" not in capsys.readouterr().out:
+        if time.monotonic() > deadline:
+            pytest.fail("serve_forever did not print its URL")
         await asyncio.sleep(0.02)
-        if "listening on http://127.0.0.1:" in capsys.readouterr().out:
-            break
-    else:
-        pytest.fail("serve_forever did not print its URL")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
