@@ -1,4 +1,4 @@
-"""``max_concurrency: auto``: slow start, the learned window and AIMD, and end to end against the emulator's rate limit."""
+"""``max_concurrency: auto``: slow start, the learned window, AIMD, and end to end against the emulator's rate limit."""
 
 import asyncio
 from pathlib import Path
