@@ -26,7 +26,7 @@ import collections
 import random
 from dataclasses import dataclass
 
-from visionbench.adaptive_limit import AdaptiveLimit
+from visionbench import adaptive_limit
 from visionbench.calling import Caller, Limiter, RetryPolicy
 from visionbench.clock import VirtualClock
 from visionbench.errors import RateLimited, Transient
@@ -76,9 +76,12 @@ def simulate(case: Case, n: int, seed: int, rule: str = "now") -> tuple[float, f
     counts = {"requests": 0, "refused": 0, "in": 0}
     # The benchmark's retry policy: the default, its delays scaled by time_scale 0.05.
     caller = Caller(RetryPolicy(max_attempts=4, base_delay_s=0.025, max_delay_s=1.5), clock=clock, seed=seed)
+    start = adaptive_limit.START
+    if rule == "previous":
+        adaptive_limit.START = 4  # read when the limit is made and when the first pushback falls back
     limit = caller.adaptive.get("sim", "model", CEILING)
     if rule == "previous":
-        _previous_rule(limit)
+        limit._learned = lambda exc, started: False  # type: ignore[method-assign]
     answered: list[float] = []
 
     def admit(now: float) -> None:
@@ -117,16 +120,12 @@ def simulate(case: Case, n: int, seed: int, rule: str = "now") -> tuple[float, f
         if outcome.error is None:
             answered.append(outcome.end_s)
 
-    clock.run(for_each(range(n), CEILING, one))
-    clock.close()
+    try:
+        clock.run(for_each(range(n), CEILING, one))
+    finally:
+        clock.close()
+        adaptive_limit.START = start
     return len(answered) / max(answered) / case.allows(), counts["refused"] / counts["requests"]
-
-
-def _previous_rule(limit: AdaptiveLimit) -> None:
-    """The rule before the learned window (main at 285981a): start at 4, no window learned from a 429."""
-    limit.limit = 4.0
-    limit.history = [(0.0, 4)]
-    limit._learned = lambda exc, started: False  # type: ignore[method-assign]
 
 
 def main() -> None:
