@@ -16,7 +16,10 @@ at time_scale 0.05, so a 3 s window) and 0.8 s of latency (16 s scaled). Two run
 
 These are wall-clock runs: on a loaded machine the client's own overhead can lower the figures.
 
-    python benchmarks/rate_limit_bench.py [--time-scale 0.05] [--windows 8] [--rpm 60] [--latency-s 16] [--short 300]
+Issue 17's case (40 requests/s, 0.2 s latency): ``--case 17`` (the same as ``--rpm 120 --latency-s 4``).
+
+    python benchmarks/rate_limit_bench.py [--case 17] [--time-scale 0.05] [--windows 8] [--rpm 60] [--latency-s 16]
+        [--short 300]
 """
 
 from __future__ import annotations
@@ -216,11 +219,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time-scale", type=float, default=0.05)
     parser.add_argument("--windows", type=int, default=8, help="rate-limit windows per setting")
-    parser.add_argument("--rpm", type=int, default=60, help="the limit, in requests per window")
-    parser.add_argument("--latency-s", type=float, default=16.0, help="simulated seconds a request takes")
+    parser.add_argument("--rpm", type=int, default=None, help="the limit, in requests per window (60)")
+    parser.add_argument("--latency-s", type=float, default=None, help="simulated seconds a request takes (16)")
+    parser.add_argument(
+        "--case", choices=["22", "17"], default="22", help="17: issue 17's case, --rpm 120 --latency-s 4"
+    )
     parser.add_argument("--short", type=int, default=300, help="requests in the short run")
     parser.add_argument("--fixed", type=int, nargs="*", default=[1, 4, 16, 64], help="fixed settings beside auto")
     args = parser.parse_args()
+    rpm, latency_s = (120, 4.0) if args.case == "17" else (60, 16.0)
+    args.rpm = rpm if args.rpm is None else args.rpm
+    args.latency_s = latency_s if args.latency_s is None else args.latency_s
     logging.getLogger("visionbench").setLevel(logging.ERROR)
     sys.exit(0 if asyncio.run(main_async(args)) else 1)
 

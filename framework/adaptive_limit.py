@@ -1,5 +1,5 @@
-"""``max_concurrency: auto``: requests in flight found by slow start, then additive increase and multiplicative
-decrease (AIMD).
+"""``max_concurrency: auto``: slow start, then the service's rate window learned from its 429s, and AIMD on the
+number in flight.
 
 One :class:`AdaptiveLimit` per provider+model for the whole run (:class:`AdaptiveLimits` hands them out), so
 every cell that calls the same model at once shares what it learned, and a later cell starts where an earlier
@@ -7,16 +7,26 @@ one left off. The rules:
 
 - start at ``START`` requests in flight; until the service first pushes back (slow start), add 1 per answered
   request, so the limit doubles each round trip and a short run reaches the service's limit in a few round
-  trips (4, 8, 16, 32...);
-- the first pushback ends slow start. Doubling overshoots by up to twice, and a sliding-window rate limit
-  lets the overshoot through until its window is full, so the limit falls back to ``FALLBACK`` times the
-  number of requests answered in the last round trip (what the service carried without pushing back), and
-  no lower than ``DECREASE`` times ``START``;
-- from then on, AIMD: add ``1 / limit`` per answered request (one more in flight per round trip); a tenth of
-  that at or above the level where the service last pushed back, so the probing that earns 429s is slow;
-- on a 429 (rate limited) or an overload (503, 529), multiply by ``DECREASE``; only once per round trip: a
-  signal from a request that started before the last decrease, or one that comes within an average round
-  trip of it, says nothing new;
+  trips (16, 32, 64);
+- a 429 with a retry-after teaches the service's rate window: it let through every request of ours since
+  the first (that it has not refused), and says the oldest of them stops counting when the retry-after has
+  passed, so the window is ``quota`` = that many starts in ``window_s`` = from the first start to the end of
+  the retry-after. From then on no request starts while the last ``window_s`` seconds hold ``quota`` starts:
+  a sliding window of our own, which sends each request the moment the service's window frees a slot (a
+  window frees its slots as they were used a window earlier, bursts included) and none before. In flight
+  at most ``BURST`` round trips' worth of the window, so such a burst fits through;
+- a later 429 with a retry-after means our window is off (the first one, learned after some of the first
+  starts had stopped counting, is too long): it is learned again the same way from the starts in our window,
+  ``quota`` = those before the refused one, ``window_s`` = from the oldest of them to the end of the
+  retry-after. A retry-after under ``MARGIN_S`` only says the request came a moment early: nothing learned;
+- the quota grows by a tenth of a start per window's worth of answers, so the probing that earns a 429 (and
+  learns the window again) is rare;
+- a 429 without a retry-after, or an overload (503, 529), is AIMD on the number in flight: the first ends
+  slow start by falling back to ``FALLBACK`` times the requests answered in the last round trip (doubling
+  overshot), no lower than ``DECREASE`` times ``START``; every later one multiplies the limit by
+  ``DECREASE``, once per round trip (a signal from a request that started before the last decrease, or within
+  an average round trip of it, says nothing new). After slow start each answer adds ``1 / limit`` (one more in
+  flight per round trip), a tenth of that at or above the level where the service last pushed back;
 - a retry-after holds every new request of that model until it has passed (the request that got it waits
   that long anyway, in ``Caller``);
 - starts are paced, at most ``limit`` per average round trip, so slots that free together (after a retry-after,
@@ -24,12 +34,13 @@ one left off. The rules:
 - never below 1, never above the ceiling (``CEILING``, 64, unless the strategy gives another).
 
 Other errors (timeouts, 500s, bad requests) leave the limit as it is: they say nothing about load. Time (round
-trips, retry-afters, pacing) is read from the injected :class:`~visionbench.clock.Clock`.
+trips, retry-afters, windows, pacing) is read from the injected :class:`~visionbench.clock.Clock`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections import deque
 from typing import Any
@@ -38,7 +49,10 @@ from visionbench.clock import REAL_CLOCK, Clock
 from visionbench.errors import ProviderError, RateLimited
 from visionbench.strategy import AUTO_CEILING as CEILING
 
-START = 4
+#: Requests in flight at first. A sliding window echoes its first window's starts in every later one, so how
+#: fast slow start fills the first window sets a short run's pace (in the simulation, issue 22's case: 0.95 to 0.98
+#: of the limit in 300 requests from 8, 1.01 to 1.02 from 16).
+START = 16
 DECREASE = 0.7
 #: The first pushback ends slow start: back to this share of the requests answered in the last round trip.
 FALLBACK = 0.5
@@ -51,6 +65,15 @@ OVERLOAD = frozenset({503, 529})
 TOLERANCE_S = 1e-6
 #: Points kept of the limit over time; past that, every other one is dropped (the curve's shape stays).
 HISTORY_POINTS = 2000
+#: Once the window is learned, at most this many round trips' worth of it in flight: a window's slots free in
+#: bursts (as they were used a window earlier), and the limit must let a burst through to use them.
+BURST = 2.0
+#: A start waits this long past the moment the learned window frees its slot (the service's clock and ours
+#: disagree by that much: the request's way there, float rounding); a refusal whose retry-after is shorter says
+#: only that it came that little too early, not that the window is wrong.
+MARGIN_S = 0.005
+#: How far back starts are remembered before a window is learned (the services' rate windows are a minute).
+HORIZON_S = 60.0
 
 
 def pushback(error: BaseException | None) -> bool:
@@ -82,6 +105,12 @@ class AdaptiveLimit:
         self._decreased_at = -math.inf
         self._latency = 0.0  # moving average of answered requests' time, for the pacing (0: not known yet)
         self._waiters: deque[asyncio.Future[None]] = deque()
+        #: Starts of the attempts the service has not refused (answered, or still in flight), oldest first.
+        self._starts: deque[float] = deque()
+        #: The service's rate window, once learned from a 429's retry-after: at most ``quota`` starts in any
+        #: ``window_s`` seconds (``None``: not learned).
+        self.window_s: float | None = None
+        self.quota = 0.0
         self.history: list[tuple[float, int]] = [(self._now(), int(self.limit))]
 
     def _now(self) -> float:
@@ -94,7 +123,7 @@ class AdaptiveLimit:
     async def __aenter__(self) -> AdaptiveLimit:
         while True:
             now = self.clock.now()
-            wait = max(self._not_before, self._next_start) - now
+            wait = max(self._not_before, self._next_start, self._window_frees(now)) - now
             if wait > TOLERANCE_S:
                 await self.clock.sleep(wait)
                 continue
@@ -116,7 +145,18 @@ class AdaptiveLimit:
         # retry-after, say), so a burst does not arrive at a window that frees one slot at a time.
         self._next_start = max(self._next_start, now) + self._latency / self.slots
         self._started[asyncio.current_task()] = (self._generation, now)
+        self._starts.append(now)
         return self
+
+    def _window_frees(self, now: float) -> float:
+        """When the learned window next has room for a start (0: it has room now, or none is learned)."""
+        since = now - (self.window_s if self.window_s is not None else HORIZON_S) + TOLERANCE_S
+        while self._starts and self._starts[0] <= since:
+            self._starts.popleft()
+        quota = max(1, int(self.quota))
+        if self.window_s is None or len(self._starts) < quota:
+            return 0.0
+        return self._starts[len(self._starts) - quota] + self.window_s + MARGIN_S
 
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         self.in_flight -= 1
@@ -129,7 +169,10 @@ class AdaptiveLimit:
             self.carried()  # drops the answers older than a round trip
             self._answered()
         elif pushback(exc):
-            self._pushed_back(exc, generation)
+            with contextlib.suppress(ValueError):
+                self._starts.remove(started)  # refused: the service's window does not count it
+            if not self._learned(exc, started):
+                self._pushed_back(exc, generation)
         self._wake()
 
     def _answered(self) -> None:
@@ -141,14 +184,49 @@ class AdaptiveLimit:
             if self._trouble is not None and self.limit >= self._trouble:
                 step *= CAUTION
         self.limit = min(float(self.ceiling), self.limit + step)
+        if self.window_s is not None:
+            # A tenth of a start more per window's worth of answers: the probing that earns a 429 is rare.
+            self.quota += CAUTION / max(1.0, self.quota)
         if self.slots != before:
             self._note()
+
+    def _learned(self, exc: BaseException, started: float) -> bool:
+        """A 429 with a retry-after: learn (or tighten) the service's window from it; False if it says nothing."""
+        retry_after = getattr(exc, "retry_after", None)
+        if not isinstance(exc, RateLimited) or not retry_after:
+            return False
+        if retry_after < MARGIN_S and self.window_s is not None:
+            self.pushbacks += 1
+            self._hold(retry_after)
+            return True  # a moment early: the window is right
+        # What it let through before refusing: every start of ours the first time, those in our window later.
+        before = [t for t in self._starts if t < started]
+        if self.window_s is not None:
+            before = [t for t in before if t > started - self.window_s]
+        if not before:
+            return False  # nothing of ours counted: it says nothing about our rate
+        # It counted these, and the oldest stops counting when the retry-after has passed: that is the window.
+        self.pushbacks += 1
+        self._hold(retry_after)
+        self.window_s = self.clock.now() + retry_after - before[0]
+        self.quota = float(len(before))
+        self.slow_start = False
+        self.decreases += 1
+        # In flight: BURST round trips' worth of the window (a burst of freed slots must fit through); a window's
+        # worth while no answer has come back to time a round trip.
+        allowed = BURST * self.quota * self._latency / self.window_s if self._latency > 0 else self.quota
+        self.limit = max(1.0, min(self.limit, allowed))
+        self._note()
+        return True
+
+    def _hold(self, retry_after: float) -> None:
+        self._not_before = max(self._not_before, self.clock.now() + retry_after)
 
     def _pushed_back(self, exc: BaseException, generation: int) -> None:
         self.pushbacks += 1
         retry_after = getattr(exc, "retry_after", None)
         if retry_after:
-            self._not_before = max(self._not_before, self.clock.now() + retry_after)
+            self._hold(retry_after)
         if generation != self._generation or self.clock.now() - self._decreased_at < self._latency:
             # Started before the last decrease, or within a round trip of it: that decrease has not had time
             # to show (a 429 comes back in milliseconds, an answer takes a round trip).
@@ -200,6 +278,10 @@ class AdaptiveLimit:
             "final": self.slots,
             "pushbacks": self.pushbacks,
             "decreases": self.decreases,
+            # The service's rate window as learned (at most this many starts in that many seconds), if one was.
+            "window": None
+            if self.window_s is None
+            else {"requests": int(self.quota), "seconds": round(self.window_s, 3)},
             "history": points,
         }
 

@@ -1,4 +1,4 @@
-"""``max_concurrency: auto``: the AIMD limit itself, and end to end against the emulator's rate limit."""
+"""``max_concurrency: auto``: slow start, the learned window, AIMD, and end to end against the emulator's rate limit."""
 
 import asyncio
 from pathlib import Path
@@ -9,9 +9,11 @@ from pydantic import ValidationError
 
 from visionbench import bundle as bundle_mod
 from visionbench.adaptive_limit import (
+    BURST,
     CEILING,
     DECREASE,
     FALLBACK,
+    MARGIN_S,
     START,
     AdaptiveLimit,
     AdaptiveLimits,
@@ -63,24 +65,25 @@ async def round_trip(limit):
 
 
 def test_slow_start_doubles_the_limit_each_round_trip_up_to_the_ceiling(virtual):
-    limit = AdaptiveLimit("p/m", ceiling=40, clock=virtual)
-    assert limit.limit == START and limit.slow_start
+    limit = AdaptiveLimit("p/m", ceiling=100, clock=virtual)
+    assert limit.limit == START == 16 and limit.slow_start
     virtual.run(attempt(limit))
     assert limit.limit == START + 1  # slow start: one more per answered request
     limit.limit = START
-    sizes = [virtual.run(round_trip(limit)) for _ in range(4)]
-    assert sizes == [4, 8, 16, 32] and limit.limit == 40  # doubled each round trip, then held at the ceiling
-    assert [n for _, n in limit.history][-1] == 40 and limit.slow_start and limit.decreases == 0
+    sizes = [virtual.run(round_trip(limit)) for _ in range(3)]
+    assert sizes == [16, 32, 64] and limit.limit == 100  # doubled each round trip, then held at the ceiling
+    assert [n for _, n in limit.history][-1] == 100 and limit.slow_start and limit.decreases == 0
 
 
 def test_the_first_pushback_falls_back_to_what_the_last_round_trip_carried(virtual):
     limit = AdaptiveLimit("p/m", clock=virtual)
-    for _ in range(3):
-        virtual.run(round_trip(limit))  # 4, 8, then 16 answered: the limit is 32
-    assert limit.limit == 32 and limit.carried() == 16
-    virtual.run(attempt(limit, RateLimited("429")))
-    # Not 32 * 0.7 = 22.4: the last round trip carried 16 without pushback; FALLBACK of that.
-    assert limit.limit == pytest.approx(FALLBACK * 16) and not limit.slow_start and limit.decreases == 1
+    for _ in range(2):
+        virtual.run(round_trip(limit))  # 16, then 32 answered: the limit is 64
+    assert limit.limit == 64 and limit.carried() == 32
+    virtual.run(attempt(limit, RateLimited("429")))  # no retry-after: nothing to learn a window from
+    # Not 64 * 0.7 = 44.8: the last round trip carried 32 without pushback; FALLBACK of that.
+    assert limit.limit == pytest.approx(FALLBACK * 32) and not limit.slow_start and limit.decreases == 1
+    assert limit.window_s is None
 
 
 def test_a_pushback_before_any_answer_falls_back_no_lower_than_from_the_start(virtual):
@@ -89,8 +92,82 @@ def test_a_pushback_before_any_answer_falls_back_no_lower_than_from_the_start(vi
     assert limit.limit == pytest.approx(START * DECREASE) and not limit.slow_start
 
 
+def learn_window(limit, virtual):
+    """START starts at t=0 answered at t=1, then at t=1.5 a 429 saying the oldest counted stops counting at t=3."""
+    virtual.run(round_trip(limit))
+    virtual.advance(0.5)
+    virtual.run(attempt(limit, RateLimited("429", retry_after=1.5)))
+
+
+def test_a_429_with_a_retry_after_teaches_the_window_and_starts_keep_to_it(virtual):
+    limit = AdaptiveLimit("p/m", clock=virtual)
+    learn_window(limit, virtual)
+    # Everything let through since the first start (16, at t=0), until the end of the retry-after (t=3).
+    assert limit.window_s == pytest.approx(3.0) and limit.quota == START and not limit.slow_start
+    assert limit.summary()["window"] == {"requests": START, "seconds": 3.0}
+    assert limit.pushbacks == limit.decreases == 1
+    # In flight: BURST round trips' worth of the window (16 per 3 s, round trips of 1 s), not the 32 of slow start.
+    assert limit.slots == int(BURST * START * 1.0 / 3.0)
+    starts = []
+
+    async def one():
+        async with limit:
+            starts.append(virtual.now())
+            await virtual.sleep(0.1)
+
+    async def many():
+        await asyncio.gather(*(one() for _ in range(2 * START + 4)))
+
+    virtual.run(many())
+    # Held until the retry-after passed, then 16 starts in each window (never more), each as soon as the window
+    # frees the slot of a start a window earlier.
+    assert min(starts) == pytest.approx(3.0 + MARGIN_S)
+    everything = [0.0] * START + starts
+    assert all(sum(1 for u in everything if t - 3.0 < u <= t) <= START for t in everything)
+    assert [sum(1 for t in starts if k * 3.0 <= t < (k + 1) * 3.0) for k in (1, 2, 3)] == [START, START, 4]
+    assert starts[START] == pytest.approx(starts[0] + 3.0 + MARGIN_S)
+
+
+def test_a_later_429_learns_the_window_again_from_the_starts_in_it(virtual):
+    limit = AdaptiveLimit("p/m", clock=virtual)
+    learn_window(limit, virtual)  # 16 in 3 s, the first 16 started at t=0
+    virtual.advance(2.0)  # t=3.5: the retry-after has passed
+    virtual.run(attempt(limit, hold_s=0.5))  # started at 3.5
+    virtual.run(attempt(limit, hold_s=0.5))  # at 4.0
+    # Refused at 4.5 though our window (1.5 to 4.5) held 2 of 16: the service counts those 2, and says the oldest
+    # (3.5) stops counting at 4.6. A window of 2 in 1.1 s.
+    virtual.run(attempt(limit, RateLimited("429", retry_after=0.1)))
+    assert limit.quota == 2 and limit.window_s == pytest.approx(1.1) and limit.decreases == 2
+
+
+def test_a_429_a_moment_early_learns_nothing(virtual):
+    limit = AdaptiveLimit("p/m", clock=virtual)
+    learn_window(limit, virtual)
+    virtual.advance(2.0)
+    virtual.run(attempt(limit, RateLimited("429", retry_after=MARGIN_S / 2)))
+    assert limit.quota == START and limit.window_s == pytest.approx(3.0)
+    assert limit.pushbacks == 2 and limit.decreases == 1
+
+
+def test_the_learned_quota_grows_by_a_tenth_of_a_start_per_window_of_answers(virtual):
+    limit = AdaptiveLimit("p/m", clock=virtual)
+    learn_window(limit, virtual)
+    virtual.advance(2.0)
+    for _ in range(START):
+        virtual.run(attempt(limit, hold_s=0.01))
+    assert limit.quota == pytest.approx(START + 0.1, rel=0.01)
+
+
+def test_a_429_without_a_retry_after_or_an_overload_learns_no_window(virtual):
+    limit = AdaptiveLimit("p/m", clock=virtual)
+    virtual.run(round_trip(limit))
+    virtual.run(attempt(limit, RateLimited("429")))
+    virtual.run(attempt(limit, Transient("overloaded", status=529)))
+    assert limit.window_s is None and limit.summary()["window"] is None and limit.decreases == 1
+
+
 def test_after_the_first_pushback_each_answer_adds_one_over_the_limit_up_to_the_ceiling(virtual):
-    limit = AdaptiveLimit("p/m", ceiling=6, clock=virtual)
+    limit = AdaptiveLimit("p/m", ceiling=24, clock=virtual)
     end_slow_start(limit, virtual)
     before = limit.limit
     virtual.run(attempt(limit))
@@ -100,8 +177,8 @@ def test_after_the_first_pushback_each_answer_adds_one_over_the_limit_up_to_the_
     assert limit.limit == pytest.approx(before + sent / before, rel=0.05) and limit.slots < 2 * sent
     for _ in range(2000):
         virtual.run(attempt(limit))
-    assert limit.limit == 6 and limit.slots == 6
-    assert limit.history[0][1] == START and limit.history[-1][1] == 6
+    assert limit.limit == 24 and limit.slots == 24
+    assert limit.history[0][1] == START and limit.history[-1][1] == 24
 
 
 def test_a_429_cuts_the_limit_once_per_round_trip(virtual):
@@ -109,8 +186,8 @@ def test_a_429_cuts_the_limit_once_per_round_trip(virtual):
     end_slow_start(limit, virtual)
 
     async def scenario():
-        for _ in range(20):
-            await attempt(limit, hold_s=0.01)  # a round trip of 10 ms
+        for _ in range(60):
+            await attempt(limit, hold_s=0.01)  # round trips of 10 ms (the average forgets end_slow_start's 1 s)
         before = limit.limit
         # Three requests in flight together are all refused: one decrease, not three.
         await asyncio.gather(*(attempt(limit, RateLimited("429"), hold_s=0.001) for _ in range(3)))
@@ -148,10 +225,11 @@ def test_a_retry_after_holds_every_new_request(virtual):
     start = virtual.now()
     virtual.run(attempt(limit))
     assert virtual.now() - start == pytest.approx(0.15)  # held exactly until the retry-after passed
+    assert limit.window_s is None  # nothing of ours was let through before it: no window to learn
 
 
 def test_in_flight_never_exceeds_the_limit(virtual):
-    limit = AdaptiveLimit("p/m", ceiling=8, clock=virtual)
+    limit = AdaptiveLimit("p/m", ceiling=24, clock=virtual)
     peak = 0
 
     async def one():
@@ -165,7 +243,7 @@ def test_in_flight_never_exceeds_the_limit(virtual):
         await asyncio.gather(*(one() for _ in range(100)))
 
     virtual.run(hundred())
-    assert 4 < peak <= 8 and limit.in_flight == 0
+    assert START < peak <= 24 and limit.in_flight == 0
 
 
 def test_a_cancelled_waiter_gives_its_turn_on(virtual):
@@ -272,7 +350,7 @@ async def run_it(path, tmp_path):
 
 
 async def test_auto_backs_off_at_the_emulators_rate_limit_and_answers_everything(tmp_path):
-    # 3 requests per 0.3 s window: 10 images at 4 in flight run into it at once.
+    # 3 requests per 0.3 s window: 10 images at 16 in flight run into it at once.
     limit = {"requests_per_minute": 3, "window_s": 0.3}
     data = await run_it(experiment(tmp_path, [{"name": "concurrent", "max_concurrency": "auto"}], limit), tmp_path)
     [cell] = data["cells"]
@@ -282,6 +360,7 @@ async def test_auto_backs_off_at_the_emulators_rate_limit_and_answers_everything
     assert concurrency["mode"] == "auto" and used["key"] == "gemini/gemini-3.5-flash"
     assert used["pushbacks"] >= 1 and used["decreases"] >= 1
     assert used["history"][0][1] == START and min(n for _, n in used["history"]) < START
+    assert used["window"] is not None  # learned from the emulator's retry-after
     assert any(r["attempts"] > 1 for r in data["records"])  # the refused requests were asked again
 
 
