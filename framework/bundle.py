@@ -301,7 +301,7 @@ class BundleWriter:
         this turn of the loop, in one write before the loop next runs a callback. A killed run loses at most
         that turn's records (their requests run again on resume) and never leaves more than a torn last line.
         """
-        self._unwritten.append(_record_line(record_to_json(record)).encode())
+        self._unwritten.append(_record_bytes(record))
         if len(self._unwritten) == 1:
             try:
                 asyncio.get_running_loop().call_soon(self._write_records)
@@ -400,6 +400,21 @@ def _write_pieces(writer: RedactingWriter, value: Any, indent: int | None = None
 
 def _children(value: Any) -> Iterable[Any]:
     return value.values() if isinstance(value, Mapping) else value
+
+
+def _record_bytes(record: Record) -> bytes:
+    """``_record_line(record_to_json(record))``, encoded: the same keys in the same order, for one record a request.
+
+    orjson writes a dataclass's fields in order, nested ones too (usage, answers), as ``record_to_json`` does;
+    only ``latency_s``, a property, is added at the end. Without the dict in between a record costs about half.
+    """
+    try:
+        text = orjson.dumps(record, default=jsonable)
+        latency = orjson.dumps(record.latency_s)
+    except orjson.JSONEncodeError:  # as in _record_line: json's encoder takes what orjson will not
+        return _record_line(record_to_json(record)).encode()
+    line = text[:-1] + b',"latency_s":' + latency + b"}\n"
+    return redact(line.decode()).encode()
 
 
 def _record_line(record: dict[str, Any]) -> str:
