@@ -100,6 +100,13 @@ class Items(Sequence[ImageItem]):
         for row in self._rows:
             yield self._ids[row], self._odd_sha.get(row) or self._sha[32 * row : 32 * row + 32].hex(), self._labels[row]
 
+    def ids_and_labels(self) -> Iterator[tuple[str, Any]]:
+        """Each image's id and label, in order, read from the columns: what a cell's summary needs of it, without
+        making its ``ImageItem`` and path (``scoring`` reads them at the end of every cell)."""
+        ids, labels = self._ids, self._labels
+        for row in self._rows:
+            yield ids[row], labels[row]
+
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
             return len(self) == len(other) and all(a == b for a, b in zip(self, other))
