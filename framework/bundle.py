@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import os
 import tempfile
@@ -383,6 +384,17 @@ def _write_pieces(writer: RedactingWriter, value: Any, indent: int | None = None
     With ``indent``, for people reading it: the entries of containers of more than four go one per line at
     that depth, and small flat ones (an item, an answer) on one line.
     """
+    if indent is None and isinstance(value, ItemList):
+        # A run's items, each a small dict: encoded 256 at a time, one C call each, the same bytes as one by one.
+        # The header is written at the start of a run and as each cell ends; item by item was ~12 us an item.
+        writer.write("[")
+        entries = iter(value)
+        first = True
+        while chunk := list(itertools.islice(entries, 256)):
+            writer.write(("" if first else ",") + _ENCODERS[False].encode(chunk)[1:-1])
+            first = False
+        writer.write("]")
+        return
     is_dict = isinstance(value, Mapping)
     if (is_dict or isinstance(value, _LISTS)) and (
         len(value) > (256 if indent is None else 4) or any(isinstance(v, (Mapping, *_LISTS)) for v in _children(value))

@@ -275,7 +275,9 @@ def test_a_runs_items_are_made_as_they_are_written_one_per_line(tmp_path):
     want = [{"id": i.id, "sha256": i.sha256, "label": i.label} for i in items]
     path = tmp_path / "run" / "bundle.json"
     writer = BundleWriter(path, {"run_id": "r", "items": ItemList(items)})
-    assert json.loads(path.read_text())["items"] == want  # the compact header of a running run
+    header = path.read_text()  # the compact header of a running run: its items encoded a chunk at a time
+    assert json.loads(header)["items"] == want
+    assert header == json.dumps(json.loads(header), separators=(",", ":"))  # the bytes json's encoder would give
     writer.add_record(record(0))
     writer.finish("complete")
     text = path.read_text()
