@@ -384,16 +384,8 @@ def _write_pieces(writer: RedactingWriter, value: Any, indent: int | None = None
     With ``indent``, for people reading it: the entries of containers of more than four go one per line at
     that depth, and small flat ones (an item, an answer) on one line.
     """
-    if indent is None and isinstance(value, ItemList):
-        # A run's items, each a small dict: encoded 256 at a time, one C call each, the same bytes as one by one.
-        # The header is written at the start of a run and as each cell ends; item by item was ~12 us an item.
-        writer.write("[")
-        entries = iter(value)
-        first = True
-        while chunk := list(itertools.islice(entries, 256)):
-            writer.write(("" if first else ",") + _ENCODERS[False].encode(chunk)[1:-1])
-            first = False
-        writer.write("]")
+    if isinstance(value, ItemList) and len(value):
+        _write_items(writer, value, indent)
         return
     is_dict = isinstance(value, Mapping)
     if (is_dict or isinstance(value, _LISTS)) and (
@@ -408,6 +400,29 @@ def _write_pieces(writer: RedactingWriter, value: Any, indent: int | None = None
         writer.write(("" if indent is None else "\n" + " " * indent) + ("}" if is_dict else "]"))
     else:
         writer.write(_ENCODERS[indent is not None].encode(value))
+
+
+def _write_items(writer: RedactingWriter, items: ItemList, indent: int | None) -> None:
+    """A run's items as ``_write_pieces`` writes any list, the same bytes, without its checks for each item (about
+    12 us an item, at every header write and in the final bundle): each item is a small dict of two strings and
+    a label. Compact, 256 at a time, one C encoder call each; indented, one per line, as ``_write_pieces`` lays
+    out an item, and the rare item whose label is itself a container by ``_write_pieces``."""
+    writer.write("[")
+    if indent is None:
+        entries = iter(items)
+        first = True
+        while chunk := list(itertools.islice(entries, 256)):
+            writer.write(("" if first else ",") + _ENCODERS[False].encode(chunk)[1:-1])
+            first = False
+    else:
+        pad, encode = "\n" + " " * (indent + 1), _ENCODERS[True].encode
+        for i, item in enumerate(items):
+            writer.write(("," if i else "") + pad)
+            if isinstance(item["label"], (Mapping, *_LISTS)):
+                _write_pieces(writer, item, indent + 1)
+            else:
+                writer.write(encode(item))
+    writer.write("]" if indent is None else "\n" + " " * indent + "]")
 
 
 def _children(value: Any) -> Iterable[Any]:
