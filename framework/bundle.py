@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import os
 import tempfile
@@ -301,7 +302,7 @@ class BundleWriter:
         this turn of the loop, in one write before the loop next runs a callback. A killed run loses at most
         that turn's records (their requests run again on resume) and never leaves more than a torn last line.
         """
-        self._unwritten.append(_record_line(record_to_json(record)).encode())
+        self._unwritten.append(_record_bytes(record))
         if len(self._unwritten) == 1:
             try:
                 asyncio.get_running_loop().call_soon(self._write_records)
@@ -383,6 +384,9 @@ def _write_pieces(writer: RedactingWriter, value: Any, indent: int | None = None
     With ``indent``, for people reading it: the entries of containers of more than four go one per line at
     that depth, and small flat ones (an item, an answer) on one line.
     """
+    if isinstance(value, ItemList) and len(value):
+        _write_items(writer, value, indent)
+        return
     is_dict = isinstance(value, Mapping)
     if (is_dict or isinstance(value, _LISTS)) and (
         len(value) > (256 if indent is None else 4) or any(isinstance(v, (Mapping, *_LISTS)) for v in _children(value))
@@ -398,8 +402,46 @@ def _write_pieces(writer: RedactingWriter, value: Any, indent: int | None = None
         writer.write(_ENCODERS[indent is not None].encode(value))
 
 
+def _write_items(writer: RedactingWriter, items: ItemList, indent: int | None) -> None:
+    """A run's items as ``_write_pieces`` writes any list, the same bytes, without its checks for each item (about
+    12 us an item, at every header write and in the final bundle): each item is a small dict of two strings and
+    a label. Compact, 256 at a time, one C encoder call each; indented, one per line, as ``_write_pieces`` lays
+    out an item, and the rare item whose label is itself a container by ``_write_pieces``."""
+    writer.write("[")
+    if indent is None:
+        entries = iter(items)
+        first = True
+        while chunk := list(itertools.islice(entries, 256)):
+            writer.write(("" if first else ",") + _ENCODERS[False].encode(chunk)[1:-1])
+            first = False
+    else:
+        pad, encode = "\n" + " " * (indent + 1), _ENCODERS[True].encode
+        for i, item in enumerate(items):
+            writer.write(("," if i else "") + pad)
+            if isinstance(item["label"], (Mapping, *_LISTS)):
+                _write_pieces(writer, item, indent + 1)
+            else:
+                writer.write(encode(item))
+    writer.write("]" if indent is None else "\n" + " " * indent + "]")
+
+
 def _children(value: Any) -> Iterable[Any]:
     return value.values() if isinstance(value, Mapping) else value
+
+
+def _record_bytes(record: Record) -> bytes:
+    """``_record_line(record_to_json(record))``, encoded: the same keys in the same order, for one record a request.
+
+    orjson writes a dataclass's fields in order, nested ones too (usage, answers), as ``record_to_json`` does;
+    only ``latency_s``, a property, is added at the end. Without the dict in between a record costs about half.
+    """
+    try:
+        text = orjson.dumps(record, default=jsonable)
+        latency = orjson.dumps(record.latency_s)
+    except orjson.JSONEncodeError:  # as in _record_line: json's encoder takes what orjson will not
+        return _record_line(record_to_json(record)).encode()
+    line = text[:-1] + b',"latency_s":' + latency + b"}\n"
+    return redact(line.decode()).encode()
 
 
 def _record_line(record: dict[str, Any]) -> str:

@@ -199,13 +199,13 @@ class CellContext:
         """The items' images; an item whose image cannot be prepared gets an error answer, recorded."""
         prepared: list[PreparedImage] = []
         failed: list[Answer] = []
-        unsent = replace(where, batch=False)  # an image that was never sent went through no batch
         for item in items:
             try:
                 prepared.append(await self.prepare(item, where.max_side))
             except ItemError as exc:
                 now = self.now()
                 error = {"kind": "item", "message": f"image: {exc}"}
+                unsent = replace(where, batch=False)  # an image that was never sent went through no batch
                 failed.extend(self._record(unsent, [item.id], now, now, 0, error=error).answers)
         return prepared, failed
 

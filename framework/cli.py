@@ -223,7 +223,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                     plan,
                     results_dir=Path(args.results),
                     run_id=run_id,
-                    progress=_RichProgress(bar),
+                    # --quiet: no bar, so nothing to advance per request (a disabled bar still counts and times)
+                    progress=None if args.quiet else _RichProgress(bar),
                     cache_dir=None if args.no_cache else cache_dir,
                     max_cost_usd=args.max_cost,
                     previous=previous,

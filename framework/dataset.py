@@ -28,11 +28,17 @@ _LABEL_TYPES: dict[str, tuple[type, ...]] = {
 
 
 def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's content, read in 1 MiB chunks so big files never sit in memory whole."""
+    """Hex sha256 of a file's content, read in 64 KiB chunks so big files never sit in memory whole.
+
+    Every image of a run is hashed when its dataset is loaded: a plain descriptor and chunks under malloc's mmap
+    threshold take ~8 us for a small image, where ``open()``'s buffered file and 1 MiB reads took ~15."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        while chunk := os.read(fd, 1 << 16):
             digest.update(chunk)
+    finally:
+        os.close(fd)
     return digest.hexdigest()
 
 
@@ -99,6 +105,13 @@ class Items(Sequence[ImageItem]):
         without making its ``ImageItem`` and path (a run's bundle header is written several times)."""
         for row in self._rows:
             yield self._ids[row], self._odd_sha.get(row) or self._sha[32 * row : 32 * row + 32].hex(), self._labels[row]
+
+    def ids_and_labels(self) -> Iterator[tuple[str, Any]]:
+        """Each image's id and label, in order, read from the columns: what a cell's summary needs of it, without
+        making its ``ImageItem`` and path (``scoring`` reads them at the end of every cell)."""
+        ids, labels = self._ids, self._labels
+        for row in self._rows:
+            yield ids[row], labels[row]
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):

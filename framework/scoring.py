@@ -26,24 +26,30 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _ids_and_labels(items: Iterable[ImageItem]) -> Iterable[tuple[str, Any]]:
+    """The items' ids and labels; a dataset's ``Items`` gives them from its columns, making no ``ImageItem``."""
+    columns = getattr(items, "ids_and_labels", None)
+    return columns() if columns is not None else ((item.id, item.label) for item in items)
+
+
 def accuracy(items: Iterable[ImageItem], final: Mapping[str, Answer]) -> dict[str, Any]:
     """MAE and exact-match accuracy over labelled items; unanswered items count as wrong and are excluded from MAE.
 
     One pass, nothing per item kept."""
     labelled = answered = exact = numeric = 0
     abs_error = 0.0
-    for item in items:
-        if item.label is None:
+    for item_id, label in _ids_and_labels(items):
+        if label is None:
             continue
         labelled += 1
-        answer = final.get(item.id)
+        answer = final.get(item_id)
         if answer is None or answer.error is not None:
             continue
         answered += 1
-        exact += answer.value == item.label
-        if _is_number(answer.value) and _is_number(item.label):
+        exact += answer.value == label
+        if _is_number(answer.value) and _is_number(label):
             numeric += 1
-            abs_error += abs(float(answer.value) - float(item.label))
+            abs_error += abs(float(answer.value) - float(label))
     return {
         "labelled": labelled,
         "answered": answered,
@@ -108,7 +114,7 @@ def summarize_cell(
     items: Sequence[ImageItem], stats: RecordStats, final: Mapping[str, Answer], wall_s: float
 ) -> dict[str, Any]:
     """The figures of one cell run (one repeat), from its records' ``stats``."""
-    errors = sum(1 for item in items if item.id not in final or final[item.id].error is not None)
+    errors = sum(1 for i, _ in _ids_and_labels(items) if i not in final or final[i].error is not None)
     # Unknown if any successful request has no price: a partial sum would understate the bill.
     cost = stats.cost if stats.priced and stats.priced == stats.billable else None
     return {

@@ -152,6 +152,23 @@ def test_values_the_fast_encoder_refuses_still_make_a_valid_line(tmp_path):
     assert json.loads(lines[1]) == json.loads(json.dumps(record_to_json(plain)))  # same data as the standard encoder
 
 
+def test_a_record_is_written_straight_from_its_dataclass_as_from_its_dict():
+    from visionbench.bundle import _record_bytes, _record_line, record_to_json
+
+    register_secret(KEY)
+    full = record(0, ttft_s=0.2, simulated=True, queue_s=0.01)
+    full.usage, full.raw_text = Usage(3, 1, None, None, 258), f"7 {KEY} \u00e9"
+    failed = record(1, error={"kind": "transient", "message": "x", "status": 503}, batch=True)
+    failed.usage, failed.answers = None, [Answer("img1.png", error="transient: x"), Answer("img9.png", error="x")]
+    odd = record(2)
+    odd.item_ids, odd.answers = ("img2.png",), [Answer("img2.png", [1, "x", None, 2.5])]
+    huge = record(3)
+    huge.answers = [Answer("img3.png", 10**30)]  # beyond orjson: json's encoder takes it
+    for r in (full, failed, odd, huge):
+        assert _record_bytes(r) == _record_line(record_to_json(r)).encode()
+    assert KEY not in _record_bytes(full).decode()
+
+
 def test_the_redacting_writer_catches_a_secret_split_across_writes():
     register_secret(KEY)
     for at in range(0, 40):  # the secret at every offset across the chunk boundaries, written in pieces of 5
@@ -258,7 +275,9 @@ def test_a_runs_items_are_made_as_they_are_written_one_per_line(tmp_path):
     want = [{"id": i.id, "sha256": i.sha256, "label": i.label} for i in items]
     path = tmp_path / "run" / "bundle.json"
     writer = BundleWriter(path, {"run_id": "r", "items": ItemList(items)})
-    assert json.loads(path.read_text())["items"] == want  # the compact header of a running run
+    header = path.read_text()  # the compact header of a running run: its items encoded a chunk at a time
+    assert json.loads(header)["items"] == want
+    assert header == json.dumps(json.loads(header), separators=(",", ":"))  # the bytes json's encoder would give
     writer.add_record(record(0))
     writer.finish("complete")
     text = path.read_text()
