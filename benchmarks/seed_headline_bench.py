@@ -7,17 +7,22 @@ runs the same three ways against the emulator with the profile calibrated to it 
 loopback HTTP). To keep it quick the emulator runs at a time_scale; emulated seconds = wall / time_scale.
 Goal: each wall time within 15% of the seed's, and single-prompt undercounting the crowds.
 
-    python benchmarks/seed_headline_bench.py [--time-scale 0.05]
+    python benchmarks/seed_headline_bench.py [--time-scale 0.05] [--seed-photos [--eval-images DIR]]
+
+By default on the shipped crowd scenes with the seed photos' counts; ``--seed-photos`` runs on the seed's own four
+photos, which are among the eval photos (not shipped).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
 from pathlib import Path
 
 import yaml
+from harness import add_eval_images_option
 
 from visionbench import bundle as bundle_mod
 from visionbench.plan import load_plan
@@ -28,12 +33,17 @@ from visionbench.runner import run
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "seed-notebook-emulated.yaml"
 SEED = {"sequential": 85.47, "concurrent": 39.35, "single-prompt": 99.92}
 CROWD = 50  # labels above this are the crowds
+#: The seed's own photos, among the eval photos: a bus, a small group and two crowds (4, 9, 96 and 164 people).
+SEED_PHOTOS = ["ultralytics_bus.jpg", "coco_train2017_000000000641.jpg", "ucf_cc_50_4.jpg", "ucf_cc_50_39.jpg"]
 
 
-def with_time_scale(tmp: Path, time_scale: float) -> Path:
-    """The config with its relative paths made absolute and the emulator at ``time_scale``."""
+def with_time_scale(tmp: Path, time_scale: float, photos: Path | None = None) -> Path:
+    """The config with its relative paths made absolute and the emulator at ``time_scale`` (on the seed's own
+    photos in the eval photos' folder ``photos``, when given)."""
     spec = yaml.safe_load(CONFIG.read_text())
     spec["dataset"]["path"] = str((CONFIG.parent / spec["dataset"]["path"]).resolve())
+    if photos is not None:
+        spec["dataset"].update(path=str(photos.resolve()), include=SEED_PHOTOS)
     spec["emulator"]["profiles"] = str((CONFIG.parent / spec["emulator"]["profiles"]).resolve())
     spec["emulator"]["time_scale"] = time_scale
     path = tmp / CONFIG.name
@@ -44,10 +54,15 @@ def with_time_scale(tmp: Path, time_scale: float) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time-scale", type=float, default=0.05, help="real seconds per emulated second")
+    parser.add_argument("--seed-photos", action="store_true", help="on the seed's own four eval photos")
+    add_eval_images_option(parser)
     args = parser.parse_args()
+    photos = args.eval_images if args.seed_photos else None
+    if photos is not None and not all((photos / name).is_file() for name in SEED_PHOTOS):
+        sys.exit(f"--seed-photos: the seed's photos are not in {photos} (give the eval photos with --eval-images DIR)")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        plan = load_plan(with_time_scale(tmp, args.time_scale), default_registry())
+        plan = load_plan(with_time_scale(tmp, args.time_scale, photos), default_registry())
         with Preprocessor(tmp / "cache") as pre:  # so the first cell does not pay alone for preprocessing
             for item in plan.items:
                 pre.prepare(item, plan.experiment.preprocessing)
