@@ -388,13 +388,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-cache", action="store_true", help="preprocess every image afresh")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument(
+    outputs = p.add_mutually_exclusive_group()  # --charts --no-report asks for two things: a usage error (exit 2)
+    outputs.add_argument(
         "--charts",
         action="store_true",
         help="also draw the charts (PNG, and in report.html): about 2 s of CPU; visionbench report RUN draws them "
         "later",
     )
-    p.add_argument(
+    outputs.add_argument(
         "--no-report",
         action="store_true",
         help="print the tables only: no report.html, no charts (visionbench report RUN writes them later)",

@@ -74,6 +74,10 @@ def test_run_no_report_writes_only_the_bundle_and_charts_draws_them(tmp_path, ca
     [run_dir] = (tmp_path / "all").iterdir()
     assert {"bundle.json", "report.html", "time_per_strategy.png", "latency.png"} <= {p.name for p in run_dir.iterdir()}
     assert "data:image/png;base64," in (run_dir / "report.html").read_text()
+    with pytest.raises(SystemExit) as exit_:  # both at once: a usage error naming them, nothing run
+        main(["run", str(config), "--results", str(tmp_path / "both"), "--charts", "--no-report", *common])
+    assert exit_.value.code == 2 and "--no-report: not allowed with argument --charts" in capsys.readouterr().err
+    assert not (tmp_path / "both").exists()
 
 
 def _faces_config(tmp_path: Path) -> Path:
