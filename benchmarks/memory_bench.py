@@ -88,9 +88,9 @@ class Sampler:
 def child(args: argparse.Namespace) -> None:
     """One size, in this process: prints a JSON line of figures last."""
     from visionbench import bundle as bundle_mod
-    from visionbench.plan import load_plan
-    from visionbench.plugins import default_registry
-    from visionbench.runner import run
+    from visionbench.run.plan import load_plan
+    from visionbench.run.plugins import default_registry
+    from visionbench.run.runner import run
 
     work = Path(args.work)
     strategies = [{"name": "concurrent", "max_concurrency": args.concurrency}]
@@ -137,8 +137,8 @@ def child(args: argparse.Namespace) -> None:
 
 def warm(dataset: Path, cache: Path) -> None:
     """Fill the preprocessing cache with every image at the benchmark's settings (write_config's max_side 96)."""
-    from visionbench.dataset import load_dataset
-    from visionbench.preprocess import Preprocessor
+    from visionbench.data.dataset import load_dataset
+    from visionbench.data.image_bytes import Preprocessor
     from visionbench.preprocessing import Preprocessing
 
     with Preprocessor(cache) as pre:

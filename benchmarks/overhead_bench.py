@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import EMULATOR_KEY_ENV, emulator_process, make_dataset, write_config, write_profiles  # noqa: E402
 
 from visionbench import bundle as bundle_mod  # noqa: E402
-from visionbench.plan import load_plan  # noqa: E402
-from visionbench.plugins import default_registry  # noqa: E402
-from visionbench.preprocess import Preprocessor  # noqa: E402
+from visionbench.data.image_bytes import Preprocessor  # noqa: E402
 from visionbench.preprocessing import Preprocessing  # noqa: E402
-from visionbench.runner import run  # noqa: E402
+from visionbench.run.plan import load_plan  # noqa: E402
+from visionbench.run.plugins import default_registry  # noqa: E402
+from visionbench.run.runner import run  # noqa: E402
 
 PROMPT = "How many people are in this image? Answer with a single integer."
 
@@ -73,7 +73,7 @@ async def bare_rate(base_url: str, dataset: Path, concurrency: int, cache: Path,
 
     items = sorted(dataset.glob("*.jpg"))
     with Preprocessor(cache) as pre:  # same bytes as the framework sends, prepared before the clock starts
-        from visionbench.dataset import load_dataset
+        from visionbench.data.dataset import load_dataset
 
         images = [pre.prepare(item, Preprocessing(max_side=96)) for item in load_dataset(dataset, None, None)]
     assert len(images) == len(items)

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from visionbench.dataset import sha256_file
-from visionbench.preprocess import Preprocessor
+from visionbench.data.dataset import sha256_file
+from visionbench.data.image_bytes import Preprocessor
 from visionbench.preprocessing import Preprocessing
 from visionbench.types import ImageItem
 

@@ -40,9 +40,9 @@ from harness import EMULATOR_KEY_ENV, make_dataset  # noqa: E402
 from visionbench import bundle as bundle_mod  # noqa: E402
 from visionbench.emulator import Emulator  # noqa: E402
 from visionbench.emulator.profile_schema import profiles_from_dict  # noqa: E402
-from visionbench.plan import load_plan  # noqa: E402
-from visionbench.plugins import default_registry  # noqa: E402
-from visionbench.runner import run  # noqa: E402
+from visionbench.run.plan import load_plan  # noqa: E402
+from visionbench.run.plugins import default_registry  # noqa: E402
+from visionbench.run.runner import run  # noqa: E402
 
 MODEL = "gemini-3.5-flash"
 WINDOW_S = 60.0

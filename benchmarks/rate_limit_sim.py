@@ -26,10 +26,10 @@ import collections
 import random
 from dataclasses import dataclass
 
-from visionbench import adaptive_limit
-from visionbench.calling import Caller, Limiter, RetryPolicy
 from visionbench.clock import VirtualClock
 from visionbench.errors import RateLimited, Transient
+from visionbench.run import adaptive_limit
+from visionbench.run.calling import Caller, Limiter, RetryPolicy
 from visionbench.strategy import for_each
 
 CEILING = 64

@@ -37,9 +37,9 @@ MEASURE = (
 
 def template(work: Path) -> dict:
     from visionbench import bundle as bundle_mod
-    from visionbench.plan import load_plan
-    from visionbench.plugins import default_registry
-    from visionbench.runner import run
+    from visionbench.run.plan import load_plan
+    from visionbench.run.plugins import default_registry
+    from visionbench.run.runner import run
 
     profiles = work / "profiles.yaml"
     profile = {"latency": {"base_s": 0, "jitter": 0}, "faults": {"http_500": 0, "http_503": 0, "slow": {}}}

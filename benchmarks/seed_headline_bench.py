@@ -25,10 +25,10 @@ import yaml
 from harness import add_eval_images_option
 
 from visionbench import bundle as bundle_mod
-from visionbench.plan import load_plan
-from visionbench.plugins import default_registry
-from visionbench.preprocess import Preprocessor
-from visionbench.runner import run
+from visionbench.data.image_bytes import Preprocessor
+from visionbench.run.plan import load_plan
+from visionbench.run.plugins import default_registry
+from visionbench.run.runner import run
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "seed-notebook-emulated.yaml"
 SEED = {"sequential": 85.47, "concurrent": 39.35, "single-prompt": 99.92}

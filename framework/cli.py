@@ -22,10 +22,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from visionbench import __version__
-from visionbench.bundle import load as load_bundle
 from visionbench.errors import BudgetExceeded, InputError, VisionbenchError
-from visionbench.plugins import default_registry
-from visionbench.report import FORMATS, next_steps, print_report
+from visionbench.report.terminal import FORMATS, next_steps, print_report
+from visionbench.results.bundle import load as load_bundle
+from visionbench.run.plugins import default_registry
 from visionbench.secrets import RedactingFilter, redact
 
 #: Exit codes: 2 for bad input (config, dataset, bundle, folder...), 3 over budget, 70 (EX_SOFTWARE) for a bug.
@@ -136,13 +136,13 @@ def _print_warnings(plan) -> None:
 
 def _print_plan(estimates) -> None:
     """The estimates as tables fitted to the terminal (short cell names and a legend; a summary for big sweeps)."""
-    from visionbench.plan_report import print_plan
+    from visionbench.report.plan_table import print_plan
 
     print_plan(console, estimates)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from visionbench.plan import load_plan
+    from visionbench.run.plan import load_plan
 
     registry = default_registry()
     plan = load_plan(args.config, registry, dataset=args.dataset)
@@ -154,8 +154,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 async def _estimate(plan, count_tokens: bool):
     """The plan's cost estimates; counting tokens asks the services (or the emulator), so they are started."""
-    from visionbench.plan import started
-    from visionbench.planning import estimate
+    from visionbench.run.estimate import estimate
+    from visionbench.run.plan import started
 
     if not count_tokens:
         return await estimate(plan, count_tokens=False)
@@ -164,9 +164,9 @@ async def _estimate(plan, count_tokens: bool):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from visionbench.plan import load_plan
-    from visionbench.preprocess import max_pixels_from_env
-    from visionbench.runner import new_run_id, run
+    from visionbench.data.image_bytes import max_pixels_from_env
+    from visionbench.run.plan import load_plan
+    from visionbench.run.runner import new_run_id, run
 
     registry = default_registry()
     previous = None
@@ -175,7 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.resume and args.dataset:
         raise VisionbenchError("--dataset goes with a CONFIG, not --resume: a resumed run keeps the images it began on")
     if args.resume:
-        from visionbench.resume import prepare_resume
+        from visionbench.run.resume import prepare_resume
 
         plan, previous = prepare_resume(args.resume, registry, retry_errors=args.retry_errors)
         experiment = plan.experiment
@@ -191,7 +191,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise VisionbenchError("give a CONFIG to run, or --resume RUN to finish an unfinished run")
     _print_warnings(plan)
     if args.max_cost is not None and previous is None:
-        from visionbench.planning import total_cost
+        from visionbench.run.estimate import total_cost
 
         estimates = asyncio.run(_estimate(plan, False))
         total = total_cost(estimates)
@@ -264,10 +264,10 @@ def _report(
 
 def _write_outputs(bundle: dict, folder: Path, out: Console, cache_dir: Path | None, charts: bool = True) -> None:
     """The self-contained HTML report beside the bundle, and the charts (PNG, in the page too) if asked."""
-    from visionbench.html_report import write_html_report
+    from visionbench.report.html import write_html_report
 
     if charts:
-        from visionbench.charts import write_charts
+        from visionbench.report.charts import write_charts
 
         drawn = write_charts(bundle, folder)
         out.print(f"charts: {', '.join(p.name for p in drawn.values())} in {folder}", soft_wrap=True, highlight=False)
@@ -279,7 +279,7 @@ def _write_outputs(bundle: dict, folder: Path, out: Console, cache_dir: Path | N
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from visionbench.plan import load_plan
+    from visionbench.run.plan import load_plan
 
     registry = default_registry()
     plan = load_plan(args.config, registry, dataset=args.dataset)
@@ -304,7 +304,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from visionbench.compare import compare, comparison_html, print_comparison
+    from visionbench.report.compare import compare, comparison_html, print_comparison
 
     try:
         comparison = compare([load_bundle(run, lazy=True) for run in args.runs], by=args.by)

@@ -31,10 +31,10 @@ from pydantic import BaseModel, Field
 
 from visionbench.errors import BadRequest, ConfigError, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
-from visionbench.limits import capabilities_for, thinking_problem
 from visionbench.provider import Provider, RemoteOptions
 from visionbench.secrets import redact
-from visionbench.tokens import gemini_image_tokens
+from visionbench.services.limits import capabilities_for, thinking_problem
+from visionbench.services.tokens import gemini_image_tokens
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
 
 from ._sdk_common import (

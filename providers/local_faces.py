@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, model_validator
 
-from visionbench import faces
+from visionbench.data import faces
 from visionbench.errors import BadRequest, ConfigError, Fatal
 from visionbench.hookspecs import hookimpl
 from visionbench.provider import Provider

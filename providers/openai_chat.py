@@ -34,10 +34,10 @@ from pydantic import BaseModel, Field
 
 from visionbench.errors import BadRequest, ConfigError, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
-from visionbench.limits import capabilities_for
 from visionbench.provider import Provider, RemoteOptions
 from visionbench.secrets import redact, register_secret
-from visionbench.tokens import openai_image_tokens
+from visionbench.services.limits import capabilities_for
+from visionbench.services.tokens import openai_image_tokens
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
 
 from ._sdk_common import (

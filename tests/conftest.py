@@ -12,7 +12,7 @@ import yaml
 from PIL import Image
 
 from visionbench.clock import VirtualClock
-from visionbench.plugins import collect, make_manager
+from visionbench.run.plugins import collect, make_manager
 
 # The replay server's fixture (`replay`) is shared by the provider tests.
 pytest_plugins = ["replay_server"]
@@ -90,7 +90,7 @@ async def run_then_cancel(plan, results_dir: Path, run_id: str, after_s: float) 
     """Start ``run(plan)``, cancel it after ``after_s`` (what Ctrl-C does), and check it was cancelled."""
     import asyncio
 
-    from visionbench.runner import run
+    from visionbench.run.runner import run
 
     task = asyncio.ensure_future(run(plan, results_dir=results_dir, run_id=run_id, cache_dir=None))
     await asyncio.sleep(after_s)

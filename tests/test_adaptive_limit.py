@@ -8,7 +8,8 @@ import yaml
 from pydantic import ValidationError
 
 from visionbench import bundle as bundle_mod
-from visionbench.adaptive_limit import (
+from visionbench.errors import BadRequest, RateLimited, Transient
+from visionbench.run.adaptive_limit import (
     BURST,
     CEILING,
     DECREASE,
@@ -19,11 +20,10 @@ from visionbench.adaptive_limit import (
     AdaptiveLimits,
     pushback,
 )
-from visionbench.calling import Caller, Limiter, RetryPolicy
-from visionbench.errors import BadRequest, RateLimited, Transient
-from visionbench.plan import load_plan
-from visionbench.plugins import default_registry
-from visionbench.runner import run
+from visionbench.run.calling import Caller, Limiter, RetryPolicy
+from visionbench.run.plan import load_plan
+from visionbench.run.plugins import default_registry
+from visionbench.run.runner import run
 from visionbench.strategies.adaptive import AdaptiveParams
 from visionbench.strategies.concurrent import ConcurrentParams
 from visionbench.strategies.single_prompt import SinglePromptParams

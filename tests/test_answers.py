@@ -1,6 +1,6 @@
 import pytest
 
-from visionbench.answers import ParseError, parse_many, parse_single
+from visionbench.run.answers import ParseError, parse_many, parse_single
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ import pytest
 from replay_server import Reply, image_bytes, make_request
 
 from visionbench.errors import BadRequest, ConfigError, Fatal, RateLimited, Transient
-from visionbench.plugins import collect, make_manager
 from visionbench.providers import anthropic_messages
 from visionbench.providers.anthropic_messages import AnthropicMessages
+from visionbench.run.plugins import collect, make_manager
 from visionbench.secrets import REDACTED
 from visionbench.types import PreparedImage, Usage
 

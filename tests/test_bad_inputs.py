@@ -21,8 +21,8 @@ from PIL import Image
 
 from visionbench import bundle as bundle_mod
 from visionbench.cli import main
-from visionbench.plan import load_plan
-from visionbench.runner import run
+from visionbench.run.plan import load_plan
+from visionbench.run.runner import run
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
 
@@ -291,8 +291,8 @@ def test_a_bug_is_one_line_saying_so_without_secrets(monkeypatch, capsys, faces_
 
 
 def test_large_photos_are_not_bombs_and_the_limit_is_configurable(monkeypatch):
+    from visionbench.data.image_bytes import Preprocessing, max_pixels_from_env, process_bytes
     from visionbench.errors import ConfigError, ItemError
-    from visionbench.preprocess import Preprocessing, max_pixels_from_env, process_bytes
 
     monkeypatch.delenv("VISIONBENCH_MAX_IMAGE_PIXELS", raising=False)
     with pytest.raises(ItemError) as caught:  # a 200 MP header over a few bytes: truncated, but no bomb

@@ -8,11 +8,11 @@ import pytest
 from conftest import write_config
 
 from visionbench import bundle as bundle_mod
-from visionbench.bundle import RECORDS_NAME, BundleWriter, ItemList
 from visionbench.errors import InputError
-from visionbench.plan import load_plan
-from visionbench.records import AnswerEntry, ItemEntry, Records
-from visionbench.runner import run
+from visionbench.results.bundle import RECORDS_NAME, BundleWriter, ItemList
+from visionbench.results.records import AnswerEntry, ItemEntry, Records
+from visionbench.run.plan import load_plan
+from visionbench.run.runner import run
 from visionbench.secrets import REDACTED, RedactingWriter, redact, register_secret
 from visionbench.types import Answer, ImageItem, Record, Usage
 
@@ -142,7 +142,7 @@ def test_without_an_event_loop_each_record_is_written_at_once(tmp_path):
 
 
 def test_values_the_fast_encoder_refuses_still_make_a_valid_line(tmp_path):
-    from visionbench.bundle import _record_line, record_to_json
+    from visionbench.results.bundle import _record_line, record_to_json
 
     odd = record(0)
     odd.raw_text, odd.answers = "half a pair: \ud83d", [Answer("img0.png", 10**30)]  # a lone surrogate, > 64 bits
@@ -153,7 +153,7 @@ def test_values_the_fast_encoder_refuses_still_make_a_valid_line(tmp_path):
 
 
 def test_a_record_is_written_straight_from_its_dataclass_as_from_its_dict():
-    from visionbench.bundle import _record_bytes, _record_line, record_to_json
+    from visionbench.results.bundle import _record_bytes, _record_line, record_to_json
 
     register_secret(KEY)
     full = record(0, ttft_s=0.2, simulated=True, queue_s=0.01)
@@ -182,7 +182,7 @@ def test_the_redacting_writer_catches_a_secret_split_across_writes():
 
 
 def test_compact_writes_go_piece_by_piece_and_equal_one_dump():
-    from visionbench.bundle import _write_compact, jsonable
+    from visionbench.results.bundle import _write_compact, jsonable
 
     register_secret(KEY)
     data = {
@@ -214,7 +214,7 @@ def _finished(tmp_path, n: int, **extra):
 
 
 def test_a_finished_bundle_reads_its_records_from_the_file_when_they_are_used(tmp_path, monkeypatch):
-    monkeypatch.setattr("visionbench.records.BLOCK", 256)  # blocks of a few records: many reads, edges between
+    monkeypatch.setattr("visionbench.results.records.BLOCK", 256)  # blocks of a few records: many reads, edges between
     path = _finished(tmp_path, 40, note='a "records": [ key in a string,\n and a newline')
     loaded = bundle_mod.load(path, lazy=True)
     want = json.loads(path.read_text())

@@ -3,8 +3,8 @@ import random
 
 import pytest
 
-from visionbench.calling import Caller, Limiter, RetryPolicy
 from visionbench.errors import BadRequest, RateLimited, Transient
+from visionbench.run.calling import Caller, Limiter, RetryPolicy
 from visionbench.strategy import for_each
 
 

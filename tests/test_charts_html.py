@@ -18,7 +18,7 @@ from conftest import make_image_dir, write_config
 from PIL import Image, ImageStat
 
 from visionbench import bundle as bundle_mod
-from visionbench.charts import (
+from visionbench.report.charts import (
     cost_accuracy_chart,
     latency_chart,
     pareto_front,
@@ -27,11 +27,11 @@ from visionbench.charts import (
     time_chart,
     write_charts,
 )
-from visionbench.html_report import write_html_report
-from visionbench.plan import load_plan
-from visionbench.plugins import collect, make_manager
-from visionbench.runner import run
-from visionbench.stats import cell_stats
+from visionbench.report.html import write_html_report
+from visionbench.report.stats import cell_stats
+from visionbench.run.plan import load_plan
+from visionbench.run.plugins import collect, make_manager
+from visionbench.run.runner import run
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +266,7 @@ def test_cost_chart_of_a_counting_task_plots_mae(sweep_bundle, tmp_path, monkeyp
 
 
 def test_the_terminal_answers_table_shows_the_first_images_and_says_so(bundle):
-    from visionbench.report import answers_sheet
+    from visionbench.report.terminal import answers_sheet
 
     n = len(bundle["items"])
     whole = answers_sheet(bundle)
@@ -278,11 +278,11 @@ def test_the_terminal_answers_table_shows_the_first_images_and_says_so(bundle):
 def test_a_big_runs_html_answers_table_shows_the_first_images_and_says_where_the_rest_are(
     bundle, tmp_path, monkeypatch
 ):
-    from visionbench.report import answers_sheet
+    from visionbench.report.terminal import answers_sheet
 
     n = len(bundle["items"])
-    monkeypatch.setattr("visionbench.html_report.HTML_ANSWER_ROWS", 3)
-    monkeypatch.setattr("visionbench.report.HTML_ANSWER_ROWS", 3)
+    monkeypatch.setattr("visionbench.report.html.HTML_ANSWER_ROWS", 3)
+    monkeypatch.setattr("visionbench.report.terminal.HTML_ANSWER_ROWS", 3)
     html = write_html_report(bundle, tmp_path / "r.html").read_text()
     answers = html.split("<h2>Answers per image</h2>")[1].split("</table>")[0]
     assert answers.count("<tr>") == 1 + 3  # the head and three images
@@ -296,7 +296,7 @@ def test_a_big_runs_html_answers_table_shows_the_first_images_and_says_where_the
 @pytest.fixture
 def figures(monkeypatch):
     """The figures the charts draw, kept open instead of saved."""
-    import visionbench.charts as charts
+    import visionbench.report.charts as charts
 
     drawn = {}
 
@@ -348,7 +348,7 @@ def test_batch_turnaround_has_its_own_panel_and_axes_fit_the_data(bundle, figure
 
 
 def test_labels_of_points_that_nearly_coincide_are_stacked_into_one():
-    from visionbench.charts import _merge_close
+    from visionbench.report.charts import _merge_close
 
     spots = {
         (0.0476, 0.2, False): ["a"],

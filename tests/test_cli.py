@@ -11,9 +11,9 @@ from PIL import Image
 
 from visionbench import bundle as bundle_mod
 from visionbench.cli import main
-from visionbench.plan import load_plan
-from visionbench.planning import estimate
-from visionbench.plugins import default_registry
+from visionbench.run.estimate import estimate
+from visionbench.run.plan import load_plan
+from visionbench.run.plugins import default_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"

@@ -14,10 +14,10 @@ from PIL import Image
 from rich.console import Console
 
 from visionbench import bundle as bundle_mod
-from visionbench.compare import METRICS, _grid, compare, comparison_html, print_comparison
-from visionbench.plan import load_plan
-from visionbench.plugins import collect, make_manager
-from visionbench.runner import run
+from visionbench.report.compare import METRICS, _grid, compare, comparison_html, print_comparison
+from visionbench.run.plan import load_plan
+from visionbench.run.plugins import collect, make_manager
+from visionbench.run.runner import run
 
 PREFIX = "scripted/m1/"
 

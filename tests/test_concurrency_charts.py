@@ -3,9 +3,9 @@
 from PIL import Image
 from test_adaptive_limit import experiment, run_it
 
-from visionbench.charts import write_charts
-from visionbench.concurrency_charts import sweep_series, time_weighted_limit
-from visionbench.html_report import write_html_report
+from visionbench.report.charts import write_charts
+from visionbench.report.concurrency_charts import sweep_series, time_weighted_limit
+from visionbench.report.html import write_html_report
 
 
 def test_the_time_weighted_limit_of_a_step_history():

@@ -2,9 +2,9 @@ import pytest
 import yaml
 from conftest import write_config
 
-from visionbench.config import load_experiment
 from visionbench.errors import ConfigError
-from visionbench.plan import load_plan, prepare
+from visionbench.run.config import load_experiment
+from visionbench.run.plan import load_plan, prepare
 
 
 def error_of(path, registry, *, prepare_too=False):

@@ -5,9 +5,9 @@ import tracemalloc
 
 import pytest
 
-from visionbench.bundle import ItemList, item_to_json
-from visionbench.dataset import Items, load_dataset, sha256_file
+from visionbench.data.dataset import Items, load_dataset, sha256_file
 from visionbench.errors import ConfigError
+from visionbench.results.bundle import ItemList, item_to_json
 from visionbench.types import ImageItem
 
 

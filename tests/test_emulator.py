@@ -20,12 +20,12 @@ from google.genai import errors as genai_errors
 from google.genai import types
 from PIL import Image
 
-from visionbench import tokens
 from visionbench.emulator import SIMULATED_HEADER, Emulator, load_profiles, serve_forever
 from visionbench.emulator import engine as engine_mod
 from visionbench.emulator.matching import DatasetIndex, analyse
 from visionbench.emulator.profile_schema import profiles_from_dict
 from visionbench.emulator.request import CountRequest, ImagePart
+from visionbench.services import tokens
 
 LABELS = {"a.png": 0, "b.png": 3, "c.png": 12, "d.png": 120}
 QUIET = {

@@ -18,8 +18,8 @@ from PIL import Image
 
 from visionbench.emulator import Emulator
 from visionbench.emulator.profile_schema import profiles_from_dict
-from visionbench.limits import limits_for
-from visionbench.plugins import default_registry
+from visionbench.run.plugins import default_registry
+from visionbench.services.limits import limits_for
 
 QUIET = {
     "latency": {"base_s": 0.0, "jitter": 0.0, "output_tokens_per_s": 1e6, "thinking_per_image": 100},

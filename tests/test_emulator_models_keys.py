@@ -25,7 +25,7 @@ from visionbench.cli import main
 from visionbench.emulator import Emulator, load_profiles
 from visionbench.emulator.catalogue import Catalogue, is_official
 from visionbench.emulator.profile_schema import profiles_from_dict
-from visionbench.lifecycle import find_lifecycle
+from visionbench.services.lifecycle import find_lifecycle
 
 QUIET = {"latency": {"base_s": 0, "output_tokens_per_s": 1e9, "jitter": 0}, "faults": {"http_500": 0, "http_503": 0}}
 

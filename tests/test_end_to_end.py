@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from visionbench import bundle as bundle_mod
-from visionbench.plan import load_plan
-from visionbench.plugins import default_registry
-from visionbench.runner import run
+from visionbench.run.plan import load_plan
+from visionbench.run.plugins import default_registry
+from visionbench.run.runner import run
 
 SAMPLES = Path(__file__).resolve().parents[1] / "framework" / "sample_images"
 EXACT = {"relative_sd": 0, "absolute_sd": 0, "multi_image_undercount": 0, "low_res_undercount": 0}

@@ -18,11 +18,11 @@ from conftest import make_image_dir, write_config
 from PIL import Image
 
 from visionbench import bundle as bundle_mod
-from visionbench.gallery import gallery_html
-from visionbench.html_report import write_html_report
-from visionbench.plan import load_plan
-from visionbench.plugins import collect, make_manager
-from visionbench.runner import run
+from visionbench.report.gallery import gallery_html
+from visionbench.report.html import write_html_report
+from visionbench.run.plan import load_plan
+from visionbench.run.plugins import collect, make_manager
+from visionbench.run.runner import run
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import pytest
 from replay_server import Reply, image_bytes, make_request
 
 from visionbench.errors import BadRequest, ConfigError, Fatal, RateLimited, Transient
-from visionbench.plugins import collect, make_manager
 from visionbench.providers import gemini
 from visionbench.providers.gemini import Gemini
+from visionbench.run.plugins import collect, make_manager
 from visionbench.secrets import REDACTED
 
 pytestmark = pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")

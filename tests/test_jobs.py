@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from visionbench.jobs import JobStore
+from visionbench.run.jobs import JobStore
 
 
 def _put_many(path: str, worker: int, count: int) -> None:

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from visionbench import jpeg_turbo, preprocess
+from visionbench.data import image_bytes as preprocess
+from visionbench.data import jpeg_turbo
+from visionbench.data.image_bytes import process_bytes
 from visionbench.errors import ItemError
-from visionbench.preprocess import process_bytes
 from visionbench.preprocessing import Preprocessing
 
 

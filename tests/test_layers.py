@@ -10,20 +10,31 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"framework": "visionbench", "providers": "visionbench.providers", "strategies": "visionbench.strategies"}
 
-#: 1 plugin API, 2 machinery, 3 orchestration, 4 faces. A module may import from its own layer or below.
-LAYERS = {
-    1: "visionbench hookspecs types errors spec provider strategy preprocessing secrets tokens",
-    2: "calling preprocess dataset pricing lifecycle scoring stats significance bundle jobs answers plugins faces"
-    " sweep limits adaptive_limit jpeg_turbo records clock",
-    3: "cell config plan runner resume planning",
-    4: "cli report charts html_report compare cellnames concurrency_charts figures termtable gallery plan_report",
-}
-LAYER_OF = {f"visionbench.{m}" if m != "visionbench" else m: n for n, ms in LAYERS.items() for m in ms.split()}
-#: Beside the layers: what each may import from visionbench (besides its own package).
-BESIDE = {"visionbench.emulator": 2, "visionbench.providers": 2, "visionbench.strategies": 1}
-#: Which of them the layers may import, from which layer up: orchestration starts the emulator. Providers and
-#: strategies are reached only through entry points, as third-party plugins are.
-STARTED_FROM = {"visionbench.emulator": 3}
+README = ROOT / "README.md"
+
+
+def table() -> dict[str, tuple[set[str], set[str]]]:
+    """The README's package table: each package's (packages it may import, modules it holds), short names as
+    written there (``data`` for ``visionbench.data``; ``all of the above`` for every package above the row)."""
+    text = README.read_text(encoding="utf-8")
+    rows = text[text.index("| package | imports | modules |") :].split("\n\n", 1)[0].splitlines()[2:]
+    out: dict[str, tuple[set[str], set[str]]] = {}
+    for row in rows:
+        package, allowed, mods = (cell.strip() for cell in row.strip("|").split("|")[:3])
+        name = package.strip("`")
+        if allowed == "all of the above":
+            may = set(out)
+        else:
+            may = {_full(a.strip().strip("`")) for a in allowed.split(",") if a.strip()}
+        out[name] = (may, {m.strip().strip("`") for m in mods.split(",")})
+    return out
+
+
+def _full(short: str) -> str:
+    return short if short.startswith("visionbench") else f"visionbench.{short}"
+
+
+TABLE = table()
 
 
 def modules() -> dict[str, Path]:
@@ -65,30 +76,25 @@ def graph() -> dict[str, set[str]]:
     return {name: imports(path, name, set(mods)) for name, path in mods.items()}
 
 
-def home(module: str) -> tuple[str, int]:
-    """The module's group (a layer, or what it sits beside) and the highest layer it may import from."""
-    for prefix, top in BESIDE.items():
-        if module == prefix or module.startswith(prefix + "."):
-            return prefix, top
-    if module not in LAYER_OF:
-        raise AssertionError(f"{module} has no layer: add it to LAYERS in tests/test_layers.py")
-    return "layer", LAYER_OF[module]
+def package_of(module: str) -> str:
+    """The table's package that holds ``module``: the longest row name that is the module or a parent of it,
+    ``visionbench`` for the plugin API's top-level modules."""
+    if module in TABLE:
+        return module
+    parent = module.rpartition(".")[0]
+    if parent not in TABLE:
+        raise AssertionError(f"{module} is in no package of the README's table (Layout, for contributors)")
+    return parent
 
 
 def violations(edges: dict[str, set[str]]) -> list[str]:
     out = []
     for module, targets in edges.items():
-        group, top = home(module)
+        package = package_of(module)
         for target in targets:
-            target_group, target_layer = home(target)
-            if target_group == group and group != "layer":
-                continue  # inside the emulator, the providers or the strategies
-            if target_group != "layer":
-                if group == "layer" and top >= STARTED_FROM.get(target_group, 99):
-                    continue
-                out.append(f"{module} imports {target}, which sits beside the layers")
-            elif target_layer > top:
-                out.append(f"{module} (layer {top}) imports {target} (layer {target_layer})")
+            other = package_of(target)
+            if other != package and other not in TABLE[package][0]:
+                out.append(f"{module} ({package}) imports {target} ({other}), which the table does not allow")
     return sorted(out)
 
 
@@ -128,14 +134,28 @@ def test_the_package_has_no_import_cycle():
     assert cycles(graph()) == []
 
 
-def test_no_module_imports_from_a_layer_above_its_own():
+def test_no_module_imports_from_a_package_its_row_does_not_name():
     assert violations(graph()) == []
+
+
+def test_the_readme_table_names_every_module_and_no_other():
+    found: dict[str, set[str]] = {name: set() for name in TABLE}
+    for module in modules():
+        found[package_of(module)].add(module.rpartition(".")[2] if module != package_of(module) else module)
+    for package, (_, named) in TABLE.items():
+        held = {m for m in found[package] if m != package}
+        if package == "visionbench":
+            held -= {"cli", "visionbench"}  # cli has a row of its own; the package's __init__ is its version
+        elif package == "visionbench.cli":
+            held = {"cli"} if "visionbench.cli" in modules() else set()
+        assert held == named, f"{package}: the README names {sorted(named - held)} that are not there, " \
+            f"and leaves out {sorted(held - named)}"
 
 
 def test_strategies_see_only_the_plugin_api():
     for module, targets in graph().items():
         if module.startswith("visionbench.strategies"):
-            assert "visionbench.cell" not in targets, module
+            assert {package_of(t) for t in targets} <= {"visionbench", "visionbench.strategies"}, module
 
 
 def test_the_emulator_imports_no_private_name_of_a_provider():
@@ -161,9 +181,17 @@ def test_the_cycle_finder_finds_cycles(edges, expected):
     assert cycles(edges) == expected
 
 
-def test_the_layer_check_catches_an_upward_import():
-    edges = {"visionbench.types": {"visionbench.cell"}, "visionbench.strategies.x": {"visionbench.calling"}}
+def test_the_layer_check_catches_an_upward_and_a_sideways_import():
+    edges = {
+        "visionbench.types": {"visionbench.run.cell"},
+        "visionbench.strategies.x": {"visionbench.run.calling"},
+        "visionbench.data.dataset": {"visionbench.services.pricing"},
+        "visionbench.report.charts": {"visionbench.results.bundle"},
+    }
     assert violations(edges) == [
-        "visionbench.strategies.x (layer 1) imports visionbench.calling (layer 2)",
-        "visionbench.types (layer 1) imports visionbench.cell (layer 3)",
+        "visionbench.data.dataset (visionbench.data) imports visionbench.services.pricing (visionbench.services), "
+        "which the table does not allow",
+        "visionbench.strategies.x (visionbench.strategies) imports visionbench.run.calling (visionbench.run), "
+        "which the table does not allow",
+        "visionbench.types (visionbench) imports visionbench.run.cell (visionbench.run), which the table does not allow",
     ]

@@ -2,8 +2,8 @@
 
 from datetime import UTC, date, datetime
 
-from visionbench.lifecycle import lifecycle_rows, model_warnings
-from visionbench.pricing import default_table
+from visionbench.services.lifecycle import lifecycle_rows, model_warnings
+from visionbench.services.pricing import default_table
 
 TODAY = date(2026, 12, 1)
 

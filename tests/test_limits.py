@@ -12,11 +12,11 @@ from PIL import Image
 from visionbench import bundle as bundle_mod
 from visionbench.cli import main
 from visionbench.errors import ConfigError
-from visionbench.plan import load_plan
-from visionbench.planning import estimate
-from visionbench.plugins import default_registry
 from visionbench.preprocessing import Preprocessing
-from visionbench.runner import run
+from visionbench.run.estimate import estimate
+from visionbench.run.plan import load_plan
+from visionbench.run.plugins import default_registry
+from visionbench.run.runner import run
 from visionbench.strategies.single_prompt import SinglePrompt
 from visionbench.types import Capabilities, ImageItem, PreparedImage
 

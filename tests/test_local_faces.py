@@ -134,7 +134,7 @@ async def test_threshold_option_changes_counts():
 
 
 def test_registers_through_the_plugin_hook():
-    from visionbench.plugins import collect, make_manager
+    from visionbench.run.plugins import collect, make_manager
 
     registry = collect(make_manager([local_faces], entry_points=False))
     assert registry.providers == {"local-faces": LocalFaces}

@@ -13,14 +13,14 @@ import openai
 import pytest
 from replay_server import Reply, make_request
 
-from visionbench import tokens
 from visionbench.emulator import Emulator
 from visionbench.emulator.openai_api import invalid_api_key, model_not_found
 from visionbench.emulator.profile_schema import profiles_from_dict
 from visionbench.errors import BadRequest, ConfigError, Fatal, RateLimited, Transient
-from visionbench.plugins import collect, make_manager
 from visionbench.providers import openai_chat
 from visionbench.providers.openai_chat import OpenAIChat
+from visionbench.run.plugins import collect, make_manager
+from visionbench.services import tokens
 
 KEY = "sk-proj-test-SECRET-4242"
 MODEL = "gpt-6.1-terra"
@@ -249,9 +249,9 @@ async def test_a_whole_run_against_the_emulator(tmp_path: Path, image_dir: Path,
     import yaml
 
     from visionbench import bundle as bundle_mod
-    from visionbench.plan import load_plan
-    from visionbench.plugins import default_registry
-    from visionbench.runner import run
+    from visionbench.run.plan import load_plan
+    from visionbench.run.plugins import default_registry
+    from visionbench.run.runner import run
 
     profile_file = tmp_path / "profiles.yaml"
     profile_file.write_text(yaml.safe_dump({"time_scale": 0, "defaults": QUIET, "models": {MODEL: {}}}))
@@ -292,7 +292,7 @@ async def test_a_whole_run_against_the_emulator(tmp_path: Path, image_dir: Path,
     assert streamed[0]["summary"]["ttft_p50_s"] is not None and plain[0]["summary"]["ttft_p50_s"] is None
     batch = [r for r in data["records"] if r["batch"]]
     assert len(batch) == 6 and all(r["cost_usd"] for r in batch)
-    from visionbench.pricing import default_table
+    from visionbench.services.pricing import default_table
     from visionbench.types import Usage
 
     full = default_table().cost(MODEL, Usage(**batch[0]["usage"]), batch=False, provider="openai")
@@ -302,10 +302,10 @@ async def test_a_whole_run_against_the_emulator(tmp_path: Path, image_dir: Path,
     # TTFT percentiles in the terminal table, the HTML report and compare
     from rich.console import Console
 
-    from visionbench.compare import compare, comparison_html
-    from visionbench.html_report import write_html_report
-    from visionbench.report import cells_sheet
-    from visionbench.termtable import print_sheet
+    from visionbench.report.compare import compare, comparison_html
+    from visionbench.report.html import write_html_report
+    from visionbench.report.tables import print_sheet
+    from visionbench.report.terminal import cells_sheet
 
     console = Console(width=250, record=True)
     print_sheet(console, cells_sheet(data), None)

@@ -13,10 +13,10 @@ import yaml
 from rich.console import Console
 
 import visionbench.cli as cli
-from visionbench.plan import load_plan
-from visionbench.plan_report import SUMMARY_ABOVE
-from visionbench.planning import estimate
-from visionbench.plugins import default_registry
+from visionbench.report.plan_table import SUMMARY_ABOVE
+from visionbench.run.estimate import estimate
+from visionbench.run.plan import load_plan
+from visionbench.run.plugins import default_registry
 
 SAMPLES = Path(__file__).resolve().parents[1] / "framework" / "sample_images"
 

@@ -6,9 +6,9 @@ from conftest import write_config
 from visionbench import bundle as bundle_mod
 from visionbench import cli
 from visionbench.errors import BudgetExceeded
-from visionbench.plan import load_plan
-from visionbench.planning import OUTPUT_TOKENS_PER_ANSWER, estimate, text_tokens, total_cost
-from visionbench.runner import run
+from visionbench.run.estimate import OUTPUT_TOKENS_PER_ANSWER, estimate, text_tokens, total_cost
+from visionbench.run.plan import load_plan
+from visionbench.run.runner import run
 
 PRICES = [{"match": "m1", "input": 1.0, "output": 5.0}]  # USD per 1M tokens
 

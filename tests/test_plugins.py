@@ -4,7 +4,7 @@ import subprocess
 import sys
 import textwrap
 
-from visionbench.plugins import collect, default_registry, make_manager
+from visionbench.run.plugins import collect, default_registry, make_manager
 
 BUILTIN_STRATEGIES = {"sequential", "concurrent", "single-prompt", "adaptive"}
 

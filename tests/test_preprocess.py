@@ -13,9 +13,9 @@ import pytest
 from conftest import EVAL_IMAGES, needs_eval_images
 from PIL import Image
 
-from visionbench.dataset import sha256_file
+from visionbench.data.dataset import sha256_file
+from visionbench.data.image_bytes import Preprocessor, process_bytes
 from visionbench.errors import ItemError
-from visionbench.preprocess import Preprocessor, process_bytes
 from visionbench.preprocessing import Preprocessing
 from visionbench.types import ImageItem, PreparedImage
 
@@ -392,8 +392,8 @@ def test_real_photo_downscales_to_768() -> None:
 
 
 def test_read_ahead_serves_warm_hits_a_window_at_a_time(tmp_path, image_dir):
-    from visionbench.cell import ReadAhead
-    from visionbench.dataset import load_dataset
+    from visionbench.data.dataset import load_dataset
+    from visionbench.run.cell import ReadAhead
 
     items = load_dataset(image_dir, "labels.json", "person_count")
     settings = Preprocessing(max_side=32)
@@ -418,8 +418,8 @@ def test_read_ahead_serves_warm_hits_a_window_at_a_time(tmp_path, image_dir):
 
 
 async def test_read_ahead_builds_the_next_misses_on_the_other_cores(tmp_path, image_dir):
-    from visionbench.cell import ReadAhead
-    from visionbench.dataset import load_dataset
+    from visionbench.data.dataset import load_dataset
+    from visionbench.run.cell import ReadAhead
 
     items = load_dataset(image_dir, "labels.json", "person_count")
     settings = Preprocessing(max_side=32)

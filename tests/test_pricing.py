@@ -6,9 +6,9 @@ import pytest
 import yaml
 from conftest import write_config
 
-from visionbench.config import load_experiment
 from visionbench.errors import ConfigError
-from visionbench.pricing import default_table
+from visionbench.run.config import load_experiment
+from visionbench.services.pricing import default_table
 from visionbench.types import Usage
 
 TODAY = datetime(2026, 12, 1, 12, tzinfo=UTC)
@@ -104,6 +104,6 @@ def test_hash_covers_the_prices_used_and_nothing_else():
 def test_local_table_rows_have_sources():
     from importlib import resources
 
-    raw = yaml.safe_load(resources.files("visionbench").joinpath("pricing/local.yaml").read_text())
+    raw = yaml.safe_load(resources.files("visionbench.services").joinpath("prices.yaml").read_text())
     assert raw["checked"] and {r["provider"] for r in raw["batch_factors"]} == {"gemini", "anthropic", "openai"}
     assert all(r["source"].startswith("https://") for r in raw["batch_factors"] + raw["models"])

@@ -7,8 +7,8 @@ from conftest import run_then_cancel, write_config
 from fakeplugin import Scripted
 
 from visionbench import bundle as bundle_mod
-from visionbench.plan import load_plan
-from visionbench.runner import run
+from visionbench.run.plan import load_plan
+from visionbench.run.runner import run
 
 STRATEGY = [{"name": "provider-batch", "poll_initial_s": 0.01, "poll_max_s": 0.02}]
 

@@ -8,9 +8,9 @@ import yaml
 from aiohttp import web
 
 from visionbench import bundle as bundle_mod
-from visionbench.plan import load_plan
-from visionbench.plugins import collect, make_manager
-from visionbench.runner import run
+from visionbench.run.plan import load_plan
+from visionbench.run.plugins import collect, make_manager
+from visionbench.run.runner import run
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

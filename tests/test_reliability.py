@@ -33,13 +33,13 @@ import yaml
 from PIL import Image
 
 from visionbench import bundle as bundle_mod
-from visionbench.config import load_experiment
+from visionbench.data.image_bytes import Preprocessor
 from visionbench.emulator import Emulator
 from visionbench.emulator.profile_schema import profiles_from_dict
-from visionbench.plan import load_plan, prepare
-from visionbench.plugins import default_registry
-from visionbench.preprocess import Preprocessor
-from visionbench.runner import run
+from visionbench.run.config import load_experiment
+from visionbench.run.plan import load_plan, prepare
+from visionbench.run.plugins import default_registry
+from visionbench.run.runner import run
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -335,7 +335,7 @@ async def test_a_corrupt_cache_entry_is_rebuilt_by_the_next_run(tmp_path, caplog
         cache.get(unpicklable)
 
     caplog.clear()
-    with caplog.at_level("WARNING", logger="visionbench.preprocess"):
+    with caplog.at_level("WARNING", logger="visionbench.data.image_bytes"):
         await run_once()
     discarded = [
         r.getMessage() for r in caplog.records if "discarding corrupt preprocess cache entry" in r.getMessage()

@@ -8,9 +8,9 @@ from conftest import run_then_cancel, write_config
 from visionbench import bundle as bundle_mod
 from visionbench.cli import main
 from visionbench.errors import BudgetExceeded, ConfigError
-from visionbench.plan import load_plan
-from visionbench.resume import prepare_resume
-from visionbench.runner import run
+from visionbench.run.plan import load_plan
+from visionbench.run.resume import prepare_resume
+from visionbench.run.runner import run
 
 
 async def interrupted_run(tmp_path, image_dir, registry, answers, strategies):

@@ -7,8 +7,8 @@ import pytest
 from conftest import run_then_cancel, write_config
 
 from visionbench import bundle as bundle_mod
-from visionbench.plan import load_plan
-from visionbench.runner import run
+from visionbench.run.plan import load_plan
+from visionbench.run.runner import run
 
 
 async def run_config(path, registry, tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from visionbench.scoring import RecordStats, percentile, summarize_cell
+from visionbench.results.scoring import RecordStats, percentile, summarize_cell
 from visionbench.strategy import Tally
 from visionbench.types import Answer, ImageItem, Record, Usage
 

@@ -4,8 +4,8 @@ import logging
 from conftest import write_config
 
 from visionbench import bundle as bundle_mod
-from visionbench.plan import load_plan
-from visionbench.runner import run
+from visionbench.run.plan import load_plan
+from visionbench.run.runner import run
 from visionbench.secrets import REDACTED, RedactingFilter, api_key_from_env, redact
 
 KEY = "sk-test-0123456789abcdef"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from visionbench.plan import load_plan
-from visionbench.plugins import default_registry
+from visionbench.run.plan import load_plan
+from visionbench.run.plugins import default_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Experiment configs (the emulator profiles files beside them have no matrix).

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from visionbench.significance import (
+from visionbench.report.significance import (
     differences,
     interval,
     mann_whitney,
@@ -61,7 +61,7 @@ def test_bootstrap_interval_is_scipys_percentile_bootstrap(values):
     import numpy as np
     from scipy import stats as sps
 
-    from visionbench.significance import BOOTSTRAP_RESAMPLES, SEED
+    from visionbench.report.significance import BOOTSTRAP_RESAMPLES, SEED
 
     res = sps.bootstrap(
         (np.asarray(values),),

@@ -269,9 +269,9 @@ async def test_a_run_streams_per_cell_or_per_provider_and_records_ttft(tmp_path,
     import yaml
 
     from visionbench import bundle as bundle_mod
-    from visionbench.plan import load_plan
-    from visionbench.plugins import default_registry
-    from visionbench.runner import run
+    from visionbench.run.plan import load_plan
+    from visionbench.run.plugins import default_registry
+    from visionbench.run.runner import run
 
     profile_file = tmp_path / "profiles.yaml"
     profile_file.write_text(yaml.safe_dump({"time_scale": 0.01, "defaults": QUIET, "models": {"*": {}}}))

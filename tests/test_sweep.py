@@ -8,11 +8,11 @@ import yaml
 from conftest import write_config
 
 from visionbench import bundle as bundle_mod
-from visionbench.config import load_experiment
 from visionbench.errors import ConfigError
-from visionbench.plan import load_plan
-from visionbench.runner import run
-from visionbench.sweep import combinations, describe, varying
+from visionbench.run.config import load_experiment
+from visionbench.run.plan import load_plan
+from visionbench.run.runner import run
+from visionbench.run.sweep import combinations, describe, varying
 
 
 def sweep_config(tmp_path, image_dir, **entry):
@@ -105,7 +105,7 @@ async def test_a_sweep_runs_each_size_and_records_it(tmp_path, image_dir, regist
 
 
 async def test_plan_prices_each_size(tmp_path, image_dir, registry):
-    from visionbench.planning import estimate
+    from visionbench.run.estimate import estimate
 
     path = write_config(tmp_path, image_dir, ["sequential"], provider="anthropic")
     config = yaml.safe_load(path.read_text())

@@ -14,13 +14,13 @@ from conftest import make_image_dir, write_config
 from rich.console import Console
 
 from visionbench import bundle as bundle_mod
-from visionbench.cellnames import cell_codes
 from visionbench.cli import main
-from visionbench.plan import load_plan
-from visionbench.plugins import collect, make_manager
-from visionbench.report import cells_sheet, print_report
-from visionbench.runner import run
-from visionbench.termtable import Column, Sheet, fit, print_sheet
+from visionbench.report.cellnames import cell_codes
+from visionbench.report.tables import Column, Sheet, fit, print_sheet
+from visionbench.report.terminal import cells_sheet, print_report
+from visionbench.run.plan import load_plan
+from visionbench.run.plugins import collect, make_manager
+from visionbench.run.runner import run
 
 STRATEGIES = [
     "sequential",
@@ -174,7 +174,7 @@ def test_output_width_is_80_when_piped_unless_columns_is_set(monkeypatch):
     [("budget", 3, " --max-cost USD"), ("interrupt", 130, ""), ("bug", 70, "")],
 )
 def test_a_run_that_stops_says_where_its_bundle_is_and_how_to_resume(tmp_path, capsys, monkeypatch, error, code, again):
-    import visionbench.runner as runner
+    import visionbench.run.runner as runner
     from visionbench.errors import BudgetExceeded
 
     monkeypatch.setattr(runner, "new_run_id", lambda name: "the-run")

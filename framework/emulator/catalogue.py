@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from functools import cache
 
 from visionbench.emulator.profile_schema import EmulatorProfiles, ModelProfile
-from visionbench.lifecycle import find_lifecycle, known_models, names_version_of
+from visionbench.services.lifecycle import find_lifecycle, known_models, names_version_of
 
 
 def _bare(model: str) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from visionbench.emulator.matching import ImageInfo
 from visionbench.emulator.request import CountRequest
-from visionbench.limits import Limits, limits_for
+from visionbench.services.limits import Limits, limits_for
 
 #: Leading bytes of the formats a service may be sent, to compare with the declared media type.
 _MAGIC = (

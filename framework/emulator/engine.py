@@ -9,14 +9,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from visionbench import faces
 from visionbench import tokens as tk
 from visionbench.clock import REAL_CLOCK, Clock
-from visionbench.emulator.answers import distorted_count, format_reply, stable_rng
+from visionbench.data import faces
 from visionbench.emulator.catalogue import Catalogue, not_found_message
 from visionbench.emulator.checks import LimitError, check_images, check_request
 from visionbench.emulator.matching import DatasetIndex, ImageInfo, analyse
 from visionbench.emulator.profile_schema import EmulatorProfiles
+from visionbench.emulator.replies import distorted_count, format_reply, stable_rng
 from visionbench.emulator.request import CountRequest, ImagePart
 from visionbench.emulator.state import ModelState
 

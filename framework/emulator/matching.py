@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from visionbench.dataset import IMAGE_SUFFIXES, read_labels
+from visionbench.data.dataset import IMAGE_SUFFIXES, read_labels
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ Routes (under ``/v1``, as ``https://api.openai.com/v1``; clients take ``base_url
 ``GET /v1/files/{id}/content``, ``POST /v1/batches``, ``GET /v1/batches/{id}``, ``POST /v1/batches/{id}/cancel``.
 
 Images are ``image_url`` content parts holding base64 data URLs (``detail`` low/high/auto sets their tokens by
-OpenAI's rules, ``visionbench.tokens.openai_image_tokens``). A streamed reply (``stream: true``) is ``data:``
+OpenAI's rules, ``visionbench.services.tokens.openai_image_tokens``). A streamed reply (``stream: true``) is ``data:``
 chunks (``chat.completion.chunk``), a last chunk with empty ``choices`` and the usage when
 ``stream_options.include_usage`` is set, then ``data: [DONE]``. Errors are ``{"error": {"message", "type",
 "param", "code"}}``; replies carry ``x-request-id`` and the ``x-ratelimit-*`` headers.

@@ -7,8 +7,8 @@ import collections
 from dataclasses import dataclass, field
 
 from visionbench.clock import REAL_CLOCK, Clock
-from visionbench.emulator.answers import stable_rng
 from visionbench.emulator.profile_schema import ModelProfile
+from visionbench.emulator.replies import stable_rng
 
 #: Mutually exclusive per-request faults, in the order probabilities are accumulated.
 FAULT_KINDS = ("http_500", "http_503", "http_529", "malformed_body", "drop_connection")

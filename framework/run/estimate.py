@@ -7,13 +7,13 @@ from typing import Any
 
 from PIL import Image
 
-from visionbench.cell import multi_image_prompt
+from visionbench.data.image_bytes import Preprocessor
 from visionbench.emulator.profile_schema import EmulatorProfiles, load_profiles
 from visionbench.errors import ItemError
-from visionbench.plan import Plan
-from visionbench.preprocess import Preprocessor
 from visionbench.preprocessing import Preprocessing
-from visionbench.tokens import text_tokens
+from visionbench.run.cell import multi_image_prompt
+from visionbench.run.plan import Plan
+from visionbench.services.tokens import text_tokens
 from visionbench.types import Capabilities, ImageItem, Request, Usage
 
 #: Reply tokens assumed per answer (a number, or a number in a JSON array) when planning.

@@ -17,7 +17,7 @@ import diskcache
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from visionbench import jpeg_turbo
+from visionbench.data import jpeg_turbo
 from visionbench.errors import ConfigError, ItemError
 from visionbench.preprocessing import Preprocessing
 from visionbench.types import ImageItem, PreparedImage

@@ -14,11 +14,11 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from visionbench.cellnames import cell_codes, short_names
-from visionbench.gallery import CSS as GALLERY_CSS
-from visionbench.gallery import gallery_html
-from visionbench.report import HTML_ANSWER_ROWS, Rows, accuracy_rows, difference_rows
-from visionbench.stats import CellStats, agreement, cell_stats, cost_per_1k
+from visionbench.report.cellnames import cell_codes, short_names
+from visionbench.report.gallery import CSS as GALLERY_CSS
+from visionbench.report.gallery import gallery_html
+from visionbench.report.stats import CellStats, agreement, cell_stats, cost_per_1k
+from visionbench.report.terminal import HTML_ANSWER_ROWS, Rows, accuracy_rows, difference_rows
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px 32px;color:#1d2733;font-size:14px}
@@ -294,7 +294,7 @@ def write_html_report(
     path = Path(path)
     cfg, env = bundle["config"], bundle["environment"]
     if charts or draw_charts:
-        from visionbench.charts import write_charts  # here: a page without charts does not import their modules
+        from visionbench.report.charts import write_charts  # here: a page without charts does not import their modules
 
         with tempfile.TemporaryDirectory() as tmp:
             charts = charts or write_charts(bundle, Path(tmp))

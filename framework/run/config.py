@@ -13,14 +13,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from visionbench.calling import RetryPolicy
 from visionbench.errors import ConfigError
-from visionbench.plugins import Registry
 from visionbench.preprocessing import Preprocessing
-from visionbench.pricing import PriceTable, default_table
+from visionbench.run.calling import RetryPolicy
+from visionbench.run.plugins import Registry
+from visionbench.run.sweep import combinations, describe, varying
+from visionbench.services.pricing import PriceTable, default_table
 from visionbench.spec import StrictModel
 from visionbench.strategy import Strategy
-from visionbench.sweep import combinations, describe, varying
 from visionbench.types import AnswerType, Task
 
 
@@ -94,7 +94,7 @@ class ExperimentSpec(StrictModel):
     cache_dir: str | None = None
     #: Route every provider that takes a base_url to a local emulator of the provider APIs.
     emulator: EmulatorSpec | None = None
-    #: Price rows that replace or extend the built-in table (genai-prices, then visionbench/pricing/local.yaml).
+    #: Price rows that replace or extend the built-in table (genai-prices, then visionbench/services/prices.yaml).
     pricing: list[dict[str, Any]] = Field(default_factory=list)
 
 

@@ -19,9 +19,9 @@ from typing import Any
 
 from PIL import Image
 
-from visionbench.cellnames import cell_codes
-from visionbench.preprocess import Preprocessor
+from visionbench.data.image_bytes import Preprocessor
 from visionbench.preprocessing import Preprocessing
+from visionbench.report.cellnames import cell_codes
 from visionbench.types import ImageItem
 
 log = logging.getLogger(__name__)

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from visionbench.clock import REAL_CLOCK, Clock
-from visionbench.config import Experiment, build_strategy, load_experiment
-from visionbench.dataset import Items, load_dataset
+from visionbench.data.dataset import Items, load_dataset
 from visionbench.errors import ConfigError
-from visionbench.lifecycle import model_warnings
-from visionbench.plugins import Registry
 from visionbench.provider import Provider, RemoteOptions
+from visionbench.run.config import Experiment, build_strategy, load_experiment
+from visionbench.run.plugins import Registry
+from visionbench.services.lifecycle import model_warnings
 from visionbench.strategy import Strategy
 
 EMULATOR_KEY_ENV = "VISIONBENCH_EMULATOR_KEY"

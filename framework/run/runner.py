@@ -14,16 +14,16 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Protocol
 
-from visionbench.bundle import BUNDLE_NAME, BundleWriter, ItemList, record_from_json
-from visionbench.calling import Caller
-from visionbench.cell import CellContext
 from visionbench.clock import REAL_CLOCK, Clock
-from visionbench.config import Cell
+from visionbench.data.image_bytes import Preprocessor
 from visionbench.errors import BudgetExceeded
-from visionbench.jobs import JobStore
-from visionbench.plan import Plan, started
-from visionbench.preprocess import Preprocessor
-from visionbench.scoring import RecordStats, summarize_cell
+from visionbench.results.bundle import BUNDLE_NAME, BundleWriter, ItemList, record_from_json
+from visionbench.results.scoring import RecordStats, summarize_cell
+from visionbench.run.calling import Caller
+from visionbench.run.cell import CellContext
+from visionbench.run.config import Cell
+from visionbench.run.jobs import JobStore
+from visionbench.run.plan import Plan, started
 from visionbench.types import Record
 
 PACKAGES = (

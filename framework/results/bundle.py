@@ -19,9 +19,9 @@ from typing import Any, TextIO
 
 import orjson
 
-from visionbench.dataset import Items
+from visionbench.data.dataset import Items
 from visionbench.errors import InputError
-from visionbench.records import BLOCK, AnswerEntry, ItemEntry, Records, compact_entries, scan
+from visionbench.results.records import BLOCK, AnswerEntry, ItemEntry, Records, compact_entries, scan
 from visionbench.secrets import RedactingWriter, redact
 from visionbench.types import Answer, ImageItem, Record, Usage
 
@@ -31,8 +31,8 @@ RECORDS_NAME = "records.jsonl"  # beside the bundle while its run is going
 
 
 def schema() -> dict[str, Any]:
-    """The bundle's JSON Schema (shipped as visionbench/schema/bundle.schema.json)."""
-    return json.loads(resources.files("visionbench").joinpath("schema/bundle.schema.json").read_text())
+    """The bundle's JSON Schema (shipped as visionbench/results/schema/bundle.schema.json)."""
+    return json.loads(resources.files("visionbench.results").joinpath("schema/bundle.schema.json").read_text())
 
 
 def validate(bundle: dict[str, Any]) -> None:
@@ -157,9 +157,9 @@ def load(path: str | Path, *, lazy: bool = False) -> dict[str, Any]:
     that is still going or was killed), as plain JSON: what ``json.load`` of a finished bundle gives.
 
     ``lazy=True`` is for big bundles (report, compare and resume use it): ``records`` is then a
-    :class:`visionbench.records.Records`, a sequence that reads each record from the file when it is used,
+    :class:`visionbench.results.records.Records`, a sequence that reads each record from the file when it is used,
     and items and answers are compact read-mostly mappings, so 100,000 records are not 100,000 dicts in
-    memory. Such a bundle serialises with ``json.dumps(data, default=visionbench.bundle.jsonable)``.
+    memory. Such a bundle serialises with ``json.dumps(data, default=visionbench.results.bundle.jsonable)``.
     """
     path = Path(path)
     if path.is_dir():

@@ -15,7 +15,7 @@ from importlib import resources
 import yaml
 from genai_prices.data_snapshot import get_snapshot
 
-from visionbench.pricing import PROVIDER_IDS, PriceTable
+from visionbench.services.pricing import PROVIDER_IDS, PriceTable
 
 #: libyaml's safe loader where PyYAML has it: several times faster on the packaged tables.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -37,7 +37,7 @@ def _normal(model: str) -> str:
 
 @cache
 def lifecycle_rows() -> tuple[Lifecycle, ...]:
-    raw = yaml.load(resources.files("visionbench").joinpath("lifecycle.yaml").read_text(), Loader=_YAML_LOADER)
+    raw = yaml.load(resources.files("visionbench.services").joinpath("lifecycle.yaml").read_text(), Loader=_YAML_LOADER)
     return tuple(Lifecycle(**row) for row in raw["models"])
 
 

@@ -11,9 +11,9 @@ from typing import TypeVar
 from aiolimiter import AsyncLimiter
 from pydantic import Field
 
-from visionbench.adaptive_limit import AdaptiveLimit, AdaptiveLimits
 from visionbench.clock import REAL_CLOCK, Clock, Since
 from visionbench.errors import Fatal, ProviderError, Transient
+from visionbench.run.adaptive_limit import AdaptiveLimit, AdaptiveLimits
 from visionbench.spec import FrozenModel
 
 T = TypeVar("T")

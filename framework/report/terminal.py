@@ -9,8 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from visionbench.cellnames import cell_codes, short_names
-from visionbench.significance import (
+from visionbench.report.cellnames import cell_codes, short_names
+from visionbench.report.significance import (
     Difference,
     Interval,
     accuracy_intervals,
@@ -18,8 +18,8 @@ from visionbench.significance import (
     proportion_interval,
     versus_best,
 )
-from visionbench.stats import Estimate, cell_stats, cost_per_1k
-from visionbench.termtable import Column, Sheet, plain, print_sheet, to_csv, to_json, to_markdown
+from visionbench.report.stats import Estimate, cell_stats, cost_per_1k
+from visionbench.report.tables import Column, Sheet, plain, print_sheet, to_csv, to_json, to_markdown
 
 
 def _fmt(value: Any, spec: str = "", none: str = "-") -> str:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from visionbench.figures import mark as _mark
-from visionbench.figures import plt as _plt
-from visionbench.figures import save as _save
+from visionbench.report.figures import mark as _mark
+from visionbench.report.figures import plt as _plt
+from visionbench.report.figures import save as _save
 
 CONCURRENCY_FILES = {"concurrency_sweep": "concurrency_sweep.png", "concurrency": "concurrency.png"}
 

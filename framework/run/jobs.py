@@ -13,7 +13,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from visionbench.bundle import write_atomic
+from visionbench.results.bundle import write_atomic
 
 log = logging.getLogger(__name__)
 

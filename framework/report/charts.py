@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from visionbench.cellnames import short_names
-from visionbench.concurrency_charts import write_concurrency_charts
-from visionbench.figures import mark as _mark
-from visionbench.figures import plt as _plt
-from visionbench.figures import save as _save
-from visionbench.figures import top_room as _top_room
-from visionbench.significance import numeric_task
-from visionbench.stats import CellStats, cell_stats, cost_per_1k
+from visionbench.report.cellnames import short_names
+from visionbench.report.concurrency_charts import write_concurrency_charts
+from visionbench.report.figures import mark as _mark
+from visionbench.report.figures import plt as _plt
+from visionbench.report.figures import save as _save
+from visionbench.report.figures import top_room as _top_room
+from visionbench.report.significance import numeric_task
+from visionbench.report.stats import CellStats, cell_stats, cost_per_1k
 
 CHART_FILES = {
     "time": "time_per_strategy.png",

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from visionbench.bundle import load as load_bundle
-from visionbench.config import Experiment, experiment_from_dict
 from visionbench.errors import ConfigError
-from visionbench.plan import Plan, prepare
-from visionbench.plugins import Registry
+from visionbench.results.bundle import load as load_bundle
+from visionbench.run.config import Experiment, experiment_from_dict
+from visionbench.run.plan import Plan, prepare
+from visionbench.run.plugins import Registry
 
 
 def failed_items(bundle: dict[str, Any]) -> int:

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.markup import escape
 
-from visionbench.cellnames import cell_codes
-from visionbench.planning import CellEstimate, total_cost
-from visionbench.report import legend_sheet
-from visionbench.termtable import Column, Sheet, fit, print_sheet
+from visionbench.report.cellnames import cell_codes
+from visionbench.report.tables import Column, Sheet, fit, print_sheet
+from visionbench.report.terminal import legend_sheet
+from visionbench.run.estimate import CellEstimate, total_cost
 
 #: A plan of more cells than this starts with a summary of the whole sweep.
 SUMMARY_ABOVE = 20

@@ -9,15 +9,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from visionbench.adaptive_limit import AdaptiveLimit
-from visionbench.answers import ParseError, parse_many, parse_single
-from visionbench.calling import Caller, Limiter
+from visionbench.data.image_bytes import Preprocessor
 from visionbench.errors import ItemError, ProviderError
-from visionbench.jobs import JobStore, job_key
-from visionbench.preprocess import Preprocessor
 from visionbench.preprocessing import Preprocessing
-from visionbench.pricing import PriceTable
 from visionbench.provider import Provider
+from visionbench.run.adaptive_limit import AdaptiveLimit
+from visionbench.run.answers import ParseError, parse_many, parse_single
+from visionbench.run.calling import Caller, Limiter
+from visionbench.run.jobs import JobStore, job_key
+from visionbench.services.pricing import PriceTable
 from visionbench.strategy import AUTO_CEILING, Limit
 from visionbench.types import (
     Answer,

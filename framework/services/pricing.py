@@ -1,6 +1,6 @@
 """Dollars from reported usage: prices from the maintained ``genai-prices`` package, config overrides first.
 
-visionbench adds only what the package lacks (``pricing/local.yaml``: batch factors per provider, rows for
+visionbench adds only what the package lacks (``services/prices.yaml``: batch factors per provider, rows for
 models it has no entry for). Thinking tokens bill as output; an unknown price or unreported usage is ``None``.
 """
 
@@ -222,7 +222,7 @@ class PriceTable:
 
 def default_table(at: datetime | None = None) -> PriceTable:
     """genai-prices as installed, plus the local table, resolved for ``at`` (default: now)."""
-    raw = yaml.load(resources.files("visionbench").joinpath("pricing/local.yaml").read_text(), Loader=_YAML_LOADER)
+    raw = yaml.load(resources.files("visionbench.services").joinpath("prices.yaml").read_text(), Loader=_YAML_LOADER)
     return PriceTable(
         version=f"genai-prices {genai_prices.__version__}; local {raw['checked']}",
         rows=tuple(ModelPrice.model_validate(r) for r in raw["models"] or ()),

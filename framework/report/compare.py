@@ -13,9 +13,9 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.markup import escape as escape_markup
 
-from visionbench.significance import Difference, differences
-from visionbench.stats import cell_stats
-from visionbench.termtable import Column, Sheet, print_sheet
+from visionbench.report.significance import Difference, differences
+from visionbench.report.stats import cell_stats
+from visionbench.report.tables import Column, Sheet, print_sheet
 
 #: (summary key, label, better): better is "lower" or "higher"
 METRICS: list[tuple[str, str, str]] = [
@@ -355,7 +355,7 @@ def print_comparison(comparison: Comparison, console: Console | None = None, wid
 
 def comparison_html(comparison: Comparison) -> str:
     """The same as ``print_comparison``, as one self-contained HTML page (inline CSS, no scripts, no links)."""
-    from visionbench.html_report import CSS, html_table
+    from visionbench.report.html import CSS, html_table
 
     css = CSS + "td.better{color:#1e7b3b} td.worse{color:#b3261e} td.missing{color:#8c8c8c}"
     body = [

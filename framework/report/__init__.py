@@ -1,0 +1,1 @@
+"""Reading results: terminal tables, charts, report.html, the gallery, compare, statistics."""

@@ -1,0 +1,1 @@
+"""Running an experiment: config, plan, cells, calling providers, limits, resuming."""

@@ -1,0 +1,1 @@
+"""Facts about the real services: token counts, rate limits, model lifecycles, prices."""
