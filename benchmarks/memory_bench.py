@@ -87,7 +87,7 @@ class Sampler:
 
 def child(args: argparse.Namespace) -> None:
     """One size, in this process: prints a JSON line of figures last."""
-    from visionbench import bundle as bundle_mod
+    from visionbench.results import bundle as bundle_mod
     from visionbench.run.plan import load_plan
     from visionbench.run.plugins import default_registry
     from visionbench.run.runner import run

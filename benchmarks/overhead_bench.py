@@ -28,9 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import EMULATOR_KEY_ENV, emulator_process, make_dataset, write_config, write_profiles  # noqa: E402
 
-from visionbench import bundle as bundle_mod  # noqa: E402
 from visionbench.data.image_bytes import Preprocessor  # noqa: E402
 from visionbench.preprocessing import Preprocessing  # noqa: E402
+from visionbench.results import bundle as bundle_mod  # noqa: E402
 from visionbench.run.plan import load_plan  # noqa: E402
 from visionbench.run.plugins import default_registry  # noqa: E402
 from visionbench.run.runner import run  # noqa: E402

@@ -37,9 +37,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import EMULATOR_KEY_ENV, make_dataset  # noqa: E402
 
-from visionbench import bundle as bundle_mod  # noqa: E402
 from visionbench.emulator import Emulator  # noqa: E402
 from visionbench.emulator.profile_schema import profiles_from_dict  # noqa: E402
+from visionbench.results import bundle as bundle_mod  # noqa: E402
 from visionbench.run.plan import load_plan  # noqa: E402
 from visionbench.run.plugins import default_registry  # noqa: E402
 from visionbench.run.runner import run  # noqa: E402

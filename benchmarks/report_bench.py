@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from visionbench import bundle as bundle_mod
+from visionbench.results import bundle as bundle_mod
 
 GOAL_S, GOAL_MB = 10.0, 300.0
 SAMPLES = Path(__file__).resolve().parents[1] / "framework" / "sample_images"
@@ -36,7 +36,7 @@ MEASURE = (
 
 
 def template(work: Path) -> dict:
-    from visionbench import bundle as bundle_mod
+    from visionbench.results import bundle as bundle_mod
     from visionbench.run.plan import load_plan
     from visionbench.run.plugins import default_registry
     from visionbench.run.runner import run

@@ -24,8 +24,8 @@ from pathlib import Path
 import yaml
 from harness import add_eval_images_option
 
-from visionbench import bundle as bundle_mod
 from visionbench.data.image_bytes import Preprocessor
+from visionbench.results import bundle as bundle_mod
 from visionbench.run.plan import load_plan
 from visionbench.run.plugins import default_registry
 from visionbench.run.runner import run

@@ -7,8 +7,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from visionbench import bundle as bundle_mod
 from visionbench.errors import BadRequest, RateLimited, Transient
+from visionbench.results import bundle as bundle_mod
 from visionbench.run.adaptive_limit import (
     BURST,
     CEILING,

@@ -19,8 +19,8 @@ import yaml
 from conftest import write_config
 from PIL import Image
 
-from visionbench import bundle as bundle_mod
 from visionbench.cli import main
+from visionbench.results import bundle as bundle_mod
 from visionbench.run.plan import load_plan
 from visionbench.run.runner import run
 

@@ -7,8 +7,8 @@ import json
 import pytest
 from conftest import write_config
 
-from visionbench import bundle as bundle_mod
 from visionbench.errors import InputError
+from visionbench.results import bundle as bundle_mod
 from visionbench.results.bundle import RECORDS_NAME, BundleWriter, ItemList
 from visionbench.results.records import AnswerEntry, ItemEntry, Records
 from visionbench.run.plan import load_plan

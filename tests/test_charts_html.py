@@ -17,7 +17,6 @@ from conftest import ALL_STRATEGIES as STRATEGIES
 from conftest import make_image_dir, write_config
 from PIL import Image, ImageStat
 
-from visionbench import bundle as bundle_mod
 from visionbench.report.charts import (
     cost_accuracy_chart,
     latency_chart,
@@ -29,6 +28,7 @@ from visionbench.report.charts import (
 )
 from visionbench.report.html import write_html_report
 from visionbench.report.stats import cell_stats
+from visionbench.results import bundle as bundle_mod
 from visionbench.run.plan import load_plan
 from visionbench.run.plugins import collect, make_manager
 from visionbench.run.runner import run

@@ -13,8 +13,8 @@ from conftest import write_config
 from PIL import Image
 from rich.console import Console
 
-from visionbench import bundle as bundle_mod
 from visionbench.report.compare import METRICS, _grid, compare, comparison_html, print_comparison
+from visionbench.results import bundle as bundle_mod
 from visionbench.run.plan import load_plan
 from visionbench.run.plugins import collect, make_manager
 from visionbench.run.runner import run

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from visionbench import bundle as bundle_mod
+from visionbench.results import bundle as bundle_mod
 from visionbench.run.plan import load_plan
 from visionbench.run.plugins import default_registry
 from visionbench.run.runner import run

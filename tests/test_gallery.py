@@ -17,9 +17,9 @@ from conftest import ALL_STRATEGIES as STRATEGIES
 from conftest import make_image_dir, write_config
 from PIL import Image
 
-from visionbench import bundle as bundle_mod
 from visionbench.report.gallery import gallery_html
 from visionbench.report.html import write_html_report
+from visionbench.results import bundle as bundle_mod
 from visionbench.run.plan import load_plan
 from visionbench.run.plugins import collect, make_manager
 from visionbench.run.runner import run

@@ -148,8 +148,10 @@ def test_the_readme_table_names_every_module_and_no_other():
             held -= {"cli", "visionbench"}  # cli has a row of its own; the package's __init__ is its version
         elif package == "visionbench.cli":
             held = {"cli"} if "visionbench.cli" in modules() else set()
-        assert held == named, f"{package}: the README names {sorted(named - held)} that are not there, " \
+        assert held == named, (
+            f"{package}: the README names {sorted(named - held)} that are not there, "
             f"and leaves out {sorted(held - named)}"
+        )
 
 
 def test_strategies_see_only_the_plugin_api():
@@ -193,5 +195,6 @@ def test_the_layer_check_catches_an_upward_and_a_sideways_import():
         "which the table does not allow",
         "visionbench.strategies.x (visionbench.strategies) imports visionbench.run.calling (visionbench.run), "
         "which the table does not allow",
-        "visionbench.types (visionbench) imports visionbench.run.cell (visionbench.run), which the table does not allow",
+        "visionbench.types (visionbench) imports visionbench.run.cell (visionbench.run), "
+        "which the table does not allow",
     ]

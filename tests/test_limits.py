@@ -9,10 +9,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from visionbench import bundle as bundle_mod
 from visionbench.cli import main
 from visionbench.errors import ConfigError
 from visionbench.preprocessing import Preprocessing
+from visionbench.results import bundle as bundle_mod
 from visionbench.run.estimate import estimate
 from visionbench.run.plan import load_plan
 from visionbench.run.plugins import default_registry

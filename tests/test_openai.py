@@ -248,7 +248,7 @@ async def test_batch_api_upload_create_poll_download(emulated):
 async def test_a_whole_run_against_the_emulator(tmp_path: Path, image_dir: Path, monkeypatch):
     import yaml
 
-    from visionbench import bundle as bundle_mod
+    from visionbench.results import bundle as bundle_mod
     from visionbench.run.plan import load_plan
     from visionbench.run.plugins import default_registry
     from visionbench.run.runner import run

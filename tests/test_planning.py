@@ -3,9 +3,9 @@
 import pytest
 from conftest import write_config
 
-from visionbench import bundle as bundle_mod
 from visionbench import cli
 from visionbench.errors import BudgetExceeded
+from visionbench.results import bundle as bundle_mod
 from visionbench.run.estimate import OUTPUT_TOKENS_PER_ANSWER, estimate, text_tokens, total_cost
 from visionbench.run.plan import load_plan
 from visionbench.run.runner import run

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from aiohttp import web
 
-from visionbench import bundle as bundle_mod
+from visionbench.results import bundle as bundle_mod
 from visionbench.run.plan import load_plan
 from visionbench.run.plugins import collect, make_manager
 from visionbench.run.runner import run

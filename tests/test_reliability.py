@@ -32,10 +32,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from visionbench import bundle as bundle_mod
 from visionbench.data.image_bytes import Preprocessor
 from visionbench.emulator import Emulator
 from visionbench.emulator.profile_schema import profiles_from_dict
+from visionbench.results import bundle as bundle_mod
 from visionbench.run.config import load_experiment
 from visionbench.run.plan import load_plan, prepare
 from visionbench.run.plugins import default_registry

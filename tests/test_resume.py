@@ -5,9 +5,9 @@ import asyncio
 import pytest
 from conftest import run_then_cancel, write_config
 
-from visionbench import bundle as bundle_mod
 from visionbench.cli import main
 from visionbench.errors import BudgetExceeded, ConfigError
+from visionbench.results import bundle as bundle_mod
 from visionbench.run.plan import load_plan
 from visionbench.run.resume import prepare_resume
 from visionbench.run.runner import run

@@ -6,7 +6,7 @@ import jsonschema
 import pytest
 from conftest import run_then_cancel, write_config
 
-from visionbench import bundle as bundle_mod
+from visionbench.results import bundle as bundle_mod
 from visionbench.run.plan import load_plan
 from visionbench.run.runner import run
 

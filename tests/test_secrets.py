@@ -3,7 +3,7 @@ import logging
 
 from conftest import write_config
 
-from visionbench import bundle as bundle_mod
+from visionbench.results import bundle as bundle_mod
 from visionbench.run.plan import load_plan
 from visionbench.run.runner import run
 from visionbench.secrets import REDACTED, RedactingFilter, api_key_from_env, redact

@@ -268,7 +268,7 @@ async def test_a_streamed_claude_reply_with_thinking_has_its_thinking_block_firs
 async def test_a_run_streams_per_cell_or_per_provider_and_records_ttft(tmp_path, image_dir):
     import yaml
 
-    from visionbench import bundle as bundle_mod
+    from visionbench.results import bundle as bundle_mod
     from visionbench.run.plan import load_plan
     from visionbench.run.plugins import default_registry
     from visionbench.run.runner import run

@@ -7,8 +7,8 @@ import pytest
 import yaml
 from conftest import write_config
 
-from visionbench import bundle as bundle_mod
 from visionbench.errors import ConfigError
+from visionbench.results import bundle as bundle_mod
 from visionbench.run.config import load_experiment
 from visionbench.run.plan import load_plan
 from visionbench.run.runner import run

@@ -13,11 +13,11 @@ import yaml
 from conftest import make_image_dir, write_config
 from rich.console import Console
 
-from visionbench import bundle as bundle_mod
 from visionbench.cli import main
 from visionbench.report.cellnames import cell_codes
 from visionbench.report.tables import Column, Sheet, fit, print_sheet
 from visionbench.report.terminal import cells_sheet, print_report
+from visionbench.results import bundle as bundle_mod
 from visionbench.run.plan import load_plan
 from visionbench.run.plugins import collect, make_manager
 from visionbench.run.runner import run

@@ -9,7 +9,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from visionbench import tokens as tk
 from visionbench.clock import REAL_CLOCK, Clock
 from visionbench.data import faces
 from visionbench.emulator.catalogue import Catalogue, not_found_message
@@ -19,6 +18,7 @@ from visionbench.emulator.profile_schema import EmulatorProfiles
 from visionbench.emulator.replies import distorted_count, format_reply, stable_rng
 from visionbench.emulator.request import CountRequest, ImagePart
 from visionbench.emulator.state import ModelState
+from visionbench.services import tokens as tk
 
 log = logging.getLogger(__name__)
 
