@@ -108,7 +108,7 @@ def _response(message: Any, headers: Any) -> Response:
     if not isinstance(message, Message) or not isinstance(message.content, list):
         raise Transient(f"anthropic: malformed response body (got {type(message).__name__} without content)")
     return Response(
-        text="".join(block.text for block in message.content if getattr(block, "type", None) == "text"),
+        text="".join(block.text for block in message.content if block.type == "text"),
         usage=_usage(message.usage),
         model_version=message.model,
         request_id=header(headers, "request-id") or message.id,
@@ -117,21 +117,26 @@ def _response(message: Any, headers: Any) -> Response:
     )
 
 
-class AnthropicMessages(Provider):
+class AnthropicOptions(RemoteOptions):
+    """The ``anthropic`` provider's options (the config's ``providers: {anthropic: ...}``)."""
+
+    api_key_env: str = "ANTHROPIC_API_KEY"
+    #: The API takes up to 100 images per request (200k-context models).
+    max_images_per_request: int = Field(100, ge=1, le=600)
+    #: ``native``: output_config.format json_schema; ``prompt``: ask for the JSON in the prompt.
+    structured_output: Literal["native", "prompt"] = "native"
+    #: Stream every request of this provider (``model_params: {stream: ...}`` wins per cell).
+    stream: bool = False
+
+
+class AnthropicMessages(Provider[AnthropicOptions]):
     """Claude models on the Anthropic Messages API (or any endpoint speaking it, e.g. the local emulator)."""
 
     name = "anthropic"
 
-    class Options(RemoteOptions):
-        api_key_env: str = "ANTHROPIC_API_KEY"
-        #: The API takes up to 100 images per request (200k-context models).
-        max_images_per_request: int = Field(100, ge=1, le=600)
-        #: ``native``: output_config.format json_schema; ``prompt``: ask for the JSON in the prompt.
-        structured_output: Literal["native", "prompt"] = "native"
-        #: Stream every request of this provider (``model_params: {stream: ...}`` wins per cell).
-        stream: bool = False
+    Options = AnthropicOptions
 
-    def __init__(self, options: BaseModel | None = None) -> None:
+    def __init__(self, options: AnthropicOptions | None = None) -> None:
         super().__init__(options)
         self._client: Any = None
         self._key: str | None = None

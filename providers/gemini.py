@@ -164,21 +164,26 @@ def _retry_delay(details: Any) -> float | None:
     return None
 
 
-class Gemini(Provider):
+class GeminiOptions(RemoteOptions):
+    """The ``gemini`` provider's options (the config's ``providers: {gemini: ...}``)."""
+
+    api_key_env: str = "GEMINI_API_KEY"
+    #: ``v1`` (the SDK's default when unset) or ``v1beta``.
+    api_version: str | None = None
+    #: The API accepts up to 3,600 images per request, but inline data is capped at 20 MB per request.
+    max_images_per_request: int = Field(100, ge=1, le=3600)
+    #: Stream every request of this provider (``model_params: {stream: ...}`` wins per cell).
+    stream: bool = False
+
+
+class Gemini(Provider[GeminiOptions]):
     """Gemini models on the Gemini API (or any endpoint speaking it, e.g. the local emulator)."""
 
     name = "gemini"
 
-    class Options(RemoteOptions):
-        api_key_env: str = "GEMINI_API_KEY"
-        #: ``v1`` (the SDK's default when unset) or ``v1beta``.
-        api_version: str | None = None
-        #: The API accepts up to 3,600 images per request, but inline data is capped at 20 MB per request.
-        max_images_per_request: int = Field(100, ge=1, le=3600)
-        #: Stream every request of this provider (``model_params: {stream: ...}`` wins per cell).
-        stream: bool = False
+    Options = GeminiOptions
 
-    def __init__(self, options: BaseModel | None = None) -> None:
+    def __init__(self, options: GeminiOptions | None = None) -> None:
         super().__init__(options)
         self._client: Any = None
         self._key: str | None = None
@@ -422,7 +427,7 @@ class Gemini(Provider):
             if key is None:
                 continue
             if item.error is not None:
-                code = GRPC_TO_HTTP.get(item.error.code, item.error.code)  # type: ignore[arg-type]
+                code = GRPC_TO_HTTP.get(item.error.code, item.error.code) if item.error.code is not None else None
                 out[key] = error_for_status(code, f"gemini batch item failed ({item.error.code}): {item.error.message}")
             elif item.response is not None:
                 try:

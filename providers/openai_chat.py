@@ -113,23 +113,28 @@ def _response(completion: Any, headers: Any) -> Response:
     )
 
 
-class OpenAIChat(Provider):
+class OpenAIOptions(RemoteOptions):
+    """The ``openai`` provider's options (the config's ``providers: {openai: ...}``)."""
+
+    api_key_env: str = "OPENAI_API_KEY"
+    #: The API takes up to 500 images per request.
+    max_images_per_request: int = Field(100, ge=1, le=500)
+    #: ``native``: response_format json_schema; ``prompt``: ask for the JSON in the prompt (servers without it).
+    structured_output: Literal["native", "prompt"] = "native"
+    #: Stream every request of this provider (``model_params: {stream: ...}`` wins per cell).
+    stream: bool = False
+
+
+class OpenAIChat(Provider[OpenAIOptions]):
     """OpenAI models on Chat Completions (or any server speaking it: vLLM, Ollama, a gateway, the emulator)."""
 
     name = "openai"
     #: The emulator serves this protocol under /v1, as api.openai.com does (base URLs here include it).
     emulator_path: ClassVar[str] = "/v1"
 
-    class Options(RemoteOptions):
-        api_key_env: str = "OPENAI_API_KEY"
-        #: The API takes up to 500 images per request.
-        max_images_per_request: int = Field(100, ge=1, le=500)
-        #: ``native``: response_format json_schema; ``prompt``: ask for the JSON in the prompt (servers without it).
-        structured_output: Literal["native", "prompt"] = "native"
-        #: Stream every request of this provider (``model_params: {stream: ...}`` wins per cell).
-        stream: bool = False
+    Options = OpenAIOptions
 
-    def __init__(self, options: BaseModel | None = None) -> None:
+    def __init__(self, options: OpenAIOptions | None = None) -> None:
         super().__init__(options)
         self._client: Any = None
 
