@@ -23,7 +23,6 @@ import json
 import os
 import re
 import ssl
-import time
 from typing import Any, Literal
 
 import pydantic
@@ -35,21 +34,14 @@ from visionbench.provider import Provider, RemoteOptions
 from visionbench.secrets import redact
 from visionbench.services.limits import capabilities_for, thinking_problem
 from visionbench.services.tokens import gemini_image_tokens
+from visionbench.toolkit import StreamTimer, api_key, check_params, error_for_status, is_simulated, retry_after
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
 
-from ._sdk_common import (
-    check_images,
-    check_params,
-    duration_s,
-    error_for_status,
-    is_simulated,
-    is_transport_error,
-    mapped,
-    read_key,
-    retry_after,
-    sdk_version,
-    unknown_params,
-)
+from ._sdk_common import check_images, duration_s, is_transport_error, mapped, sdk_version, unknown_params
+
+#: The statuses this service means "overloaded" by (``max_concurrency: auto`` backs off): 503 UNAVAILABLE ("the
+#: model is overloaded"), and 529 from gateways in front of it.
+OVERLOAD = frozenset({503, 529})
 
 PARAMS = (
     "temperature",
@@ -230,7 +222,7 @@ class Gemini(Provider[GeminiOptions]):
             from google import genai
             from google.genai import types
 
-            self._key = read_key(self.options.api_key_env, self.name, at_start=at_start)
+            self._key = api_key(self.options.api_key_env, self.name, at_start=at_start)
             tls = _tls_context()
             http = types.HttpOptions(
                 base_url=self.options.base_url,
@@ -324,8 +316,7 @@ class Gemini(Provider[GeminiOptions]):
             raise Transient(f"gemini: malformed response: {type(exc).__name__}: {exc}") from None
 
     async def _generate_stream(self, client: Any, model: str, contents: Any, config: Any) -> Response:
-        sent = time.monotonic()
-        first: float | None = None
+        timer = StreamTimer()
         text: list[str] = []
         last = usage = None
         async for chunk in await client.aio.models.generate_content_stream(
@@ -336,17 +327,15 @@ class Gemini(Provider[GeminiOptions]):
             for candidate in chunk.candidates or ():
                 for part in (candidate.content.parts if candidate.content else None) or ():
                     if part.text and not part.thought:
-                        if first is None:
-                            first = time.monotonic()
+                        timer.token()
                         text.append(part.text)
-        end = time.monotonic()
+        timer.done()
         if last is None:
             raise Transient("gemini: the stream ended before any chunk (broken); nothing kept")
         if not last.candidates and last.prompt_feedback is not None:
             return _response(last)  # a blocked prompt: raises BadRequest
         if not last.candidates or last.candidates[0].finish_reason is None:
             raise Transient("gemini: the stream ended before its finish reason (broken midway); nothing kept")
-        first = end if first is None else first
         http = getattr(last, "sdk_http_response", None)
         return Response(
             text="".join(text),
@@ -355,8 +344,8 @@ class Gemini(Provider[GeminiOptions]):
             request_id=last.response_id,
             cost_usd=None,
             simulated=is_simulated(getattr(http, "headers", None)),
-            ttft_s=first - sent,
-            generation_s=end - first,
+            ttft_s=timer.ttft_s,
+            generation_s=timer.generation_s,
         )
 
     async def _call(self, awaitable: Any) -> Any:
@@ -375,7 +364,7 @@ class Gemini(Provider[GeminiOptions]):
                 code = 429
             if code == 400 and (status == "FAILED_PRECONDITION" or "API_KEY_INVALID" in str(exc.details)):
                 return Fatal(text, status=code)
-            return error_for_status(code, text, retry_after_s=wait)
+            return error_for_status(code, text, retry_after_s=wait, overload_statuses=OVERLOAD)
         text = redact(f"{type(exc).__name__}: {exc}")
         if isinstance(exc, (json.JSONDecodeError, errors.UnknownApiResponseError, pydantic.ValidationError)):
             return Transient(f"gemini: malformed response body ({text})")
@@ -428,7 +417,8 @@ class Gemini(Provider[GeminiOptions]):
                 continue
             if item.error is not None:
                 code = GRPC_TO_HTTP.get(item.error.code, item.error.code) if item.error.code is not None else None
-                out[key] = error_for_status(code, f"gemini batch item failed ({item.error.code}): {item.error.message}")
+                message = f"gemini batch item failed ({item.error.code}): {item.error.message}"
+                out[key] = error_for_status(code, message, overload_statuses=OVERLOAD)
             elif item.response is not None:
                 try:
                     out[key] = _response(item.response)
