@@ -98,7 +98,7 @@ def simulate(case: Case, n: int, seed: int, rule: str = "now") -> tuple[float, f
                 raise RateLimited("429", retry_after=max(0.001, (1 - bucket["tokens"]) / case.rps))
             bucket["tokens"] -= 1
         elif case.kind == "capacity" and counts["in"] >= case.capacity:
-            raise Transient("overloaded", status=529)
+            raise Transient("overloaded", status=529, overload=True)
 
     async def service() -> str:
         counts["requests"] += 1

@@ -24,10 +24,16 @@ class ItemError(VisionbenchError):
 
 
 class ProviderError(VisionbenchError):
-    """Base of provider call failures. ``kind`` is stored in bundles."""
+    """Base of provider call failures. ``kind`` is stored in bundles.
+
+    ``overload``: the provider says the service wants fewer requests (a rate limit, or an overload such as
+    Anthropic's 529 or Gemini's 503): ``max_concurrency: auto`` backs off on it. Only the provider knows which
+    of its service's replies mean that; nothing else guesses it from the status.
+    """
 
     kind = "fatal"
     retryable = False
+    overload = False
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
@@ -35,10 +41,11 @@ class ProviderError(VisionbenchError):
 
 
 class RateLimited(ProviderError):
-    """The service asked us to slow down, maybe saying for how long."""
+    """The service asked us to slow down, maybe saying for how long (always an overload)."""
 
     kind = "rate_limited"
     retryable = True
+    overload = True
 
     def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = 429) -> None:
         super().__init__(message, status=status)
@@ -46,14 +53,20 @@ class RateLimited(ProviderError):
 
 
 class Transient(ProviderError):
-    """A failure worth retrying: 5xx, overload, dropped connection, timeout, malformed body."""
+    """A failure worth retrying: 5xx, overload, dropped connection, timeout, malformed body.
+
+    ``overload=True`` when the service said it is overloaded (wants fewer requests), not merely failed.
+    """
 
     kind = "transient"
     retryable = True
 
-    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None, overload: bool = False
+    ) -> None:
         super().__init__(message, status=status)
         self.retry_after = retry_after
+        self.overload = overload
 
 
 class BadRequest(ProviderError):

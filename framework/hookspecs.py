@@ -12,15 +12,20 @@ The built-in providers and strategies register through the very same entry point
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pluggy
+
+if TYPE_CHECKING:
+    from visionbench.provider import Provider
+    from visionbench.strategy import Strategy
 
 hookspec = pluggy.HookspecMarker("visionbench")
 hookimpl = pluggy.HookimplMarker("visionbench")
 
 
 @hookspec
-def register_providers(register: Callable[[type], None]) -> None:
+def register_providers(register: Callable[[type[Provider[Any]]], None]) -> None:
     """Called once when plugins load. Call ``register(ProviderClass)`` for each provider you offer.
 
     ``ProviderClass`` subclasses :class:`visionbench.provider.Provider`; its ``name`` is what configs
@@ -29,9 +34,13 @@ def register_providers(register: Callable[[type], None]) -> None:
 
 
 @hookspec
-def register_strategies(register: Callable[[type], None]) -> None:
+def register_strategies(register: Callable[[type[Strategy[Any]]], None]) -> None:
     """Called once when plugins load. Call ``register(StrategyClass)`` for each strategy you offer.
 
     ``StrategyClass`` subclasses :class:`visionbench.strategy.Strategy`; its ``name`` is what configs
     write under ``strategies:``.
     """
+
+
+# Hooks are called through ``pm.hook`` (pluggy), which hands each implementation only the arguments it names:
+# a hook may gain an argument (documented here) without breaking the plugins written before it.

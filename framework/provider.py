@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator
@@ -53,23 +53,29 @@ class RemoteOptions(StrictModel):
         return value
 
 
-class Provider(ABC):
+#: The options model of a provider: ``class MyProvider(Provider[MyOptions])`` types ``self.options`` as ``MyOptions``.
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
+
+
+class Provider(ABC, Generic[OptionsT]):
     """A provider answers requests. It never sleeps, retries or times itself: the framework does that.
 
     Subclasses set ``name`` (what configs write under ``provider:``) and may set ``Options``, a pydantic
-    model validated from the config's ``providers: {name: {...}}`` section.
+    model validated from the config's ``providers: {name: {...}}`` section; ``class P(Provider[POptions])``
+    with ``Options = POptions`` types ``self.options`` as ``POptions`` (``Provider[NoOptions]`` for none).
     Failures are raised as :mod:`visionbench.errors` ``ProviderError`` kinds.
     """
 
     name: ClassVar[str]
-    Options: ClassVar[type[BaseModel]] = NoOptions
+    #: The options model (a pydantic model); ``NoOptions`` unless the subclass sets its own.
+    Options: type[OptionsT] = cast("type[OptionsT]", NoOptions)
     #: True for providers whose answers do not come from the real service (emulators, fakes).
     simulated: ClassVar[bool] = False
     #: True for providers that cost nothing to call (local models).
     free: ClassVar[bool] = False
 
-    def __init__(self, options: BaseModel | None = None) -> None:
-        self.options = options if options is not None else self.Options()
+    def __init__(self, options: OptionsT | None = None) -> None:
+        self.options: OptionsT = options if options is not None else self.Options()
 
     @abstractmethod
     def capabilities(self, model: str) -> Capabilities:

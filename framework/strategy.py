@@ -6,7 +6,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, Field
 
@@ -177,19 +177,26 @@ class NoParams(StrictModel):
     """Params of a strategy that takes none."""
 
 
-class Strategy(ABC):
+#: The params model of a strategy: ``class MyStrategy(Strategy[MyParams])`` types ``self.params`` as ``MyParams``.
+ParamsT = TypeVar("ParamsT", bound=BaseModel)
+
+
+class Strategy(ABC, Generic[ParamsT]):
     """A strategy decides which images go into which request and in what order or concurrency.
 
     It never imports an SDK, sleeps, retries, times anything or builds a ``Record``: the context does.
     Subclasses set ``name`` and may set ``Params``, a pydantic model validated from the strategy's entry
-    in the config matrix. One instance serves every repeat of its cell, so it keeps no state of a run.
+    in the config matrix; ``class S(Strategy[SParams])`` with ``Params = SParams`` types ``self.params`` as
+    ``SParams`` (``Strategy[NoParams]`` for none). One instance serves every repeat of its cell, so it keeps no
+    state of a run.
     """
 
     name: ClassVar[str]
-    Params: ClassVar[type[BaseModel]] = NoParams
+    #: The params model (a pydantic model); ``NoParams`` unless the subclass sets its own.
+    Params: type[ParamsT] = cast("type[ParamsT]", NoParams)
 
-    def __init__(self, params: BaseModel | None = None) -> None:
-        self.params = params if params is not None else self.Params()
+    def __init__(self, params: ParamsT | None = None) -> None:
+        self.params: ParamsT = params if params is not None else self.Params()
 
     def check(self, capabilities: Capabilities) -> str | None:
         """Say why this strategy cannot run on a provider with ``capabilities``, or ``None`` if it can."""

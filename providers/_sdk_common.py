@@ -1,4 +1,7 @@
-"""Helpers shared by the SDK-backed providers (``gemini``, ``anthropic``): keys, headers, errors.
+"""Helpers shared by the SDK-backed built-in providers (``gemini``, ``anthropic``, ``openai``) only.
+
+What any HTTP provider needs (the API key, retry-after, status to neutral error, a TTFT timer) is public in
+:mod:`visionbench.toolkit`; this keeps what is about the SDKs or the built-ins' own options.
 
 Usage follows one meaning for every provider (the one pricing assumes): ``input_tokens`` is the whole
 prompt, cached tokens included; ``output_tokens`` excludes thinking tokens, which are counted apart.
@@ -6,20 +9,12 @@ prompt, cached tokens included; ``output_tokens`` excludes thinking tokens, whic
 
 from __future__ import annotations
 
-import difflib
-import email.utils
-import os
 import re
-import time
 from collections.abc import Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from visionbench.errors import BadRequest, ConfigError, Fatal, ProviderError, RateLimited, Transient
-from visionbench.provider import SIMULATED_HEADER
-from visionbench.secrets import register_secret
+from visionbench.errors import BadRequest, ProviderError
 from visionbench.types import Request
 
 
@@ -38,72 +33,10 @@ async def mapped(awaitable: Any, to_error: Callable[[Exception], ProviderError])
         raise to_error(exc) from None
 
 
-def read_key(env_var: str, provider: str, *, at_start: bool = False) -> str:
-    """The API key from ``env_var``; a missing or empty one names the variable (never a value)."""
-    key = os.environ.get(env_var, "").strip()
-    if not key:
-        message = f"provider {provider!r}: environment variable {env_var} is not set (it must hold the API key)"
-        raise ConfigError(message) if at_start else Fatal(message)
-    register_secret(key)  # blanked out of every bundle, log line and error message from now on
-    return key
-
-
-def header(headers: Any, name: str) -> str | None:
-    """A header's value, looked up without regard to case, from any mapping-like headers object."""
-    if not headers:
-        return None
-    value = headers.get(name) if hasattr(headers, "get") else None
-    if value is not None:
-        return str(value)
-    wanted = name.lower()
-    for key in headers.keys() if hasattr(headers, "keys") else ():
-        if str(key).lower() == wanted:
-            return str(headers[key])
-    return None
-
-
-def is_simulated(headers: Any) -> bool:
-    value = header(headers, SIMULATED_HEADER)
-    return value is not None and value.strip().lower() not in ("0", "false", "no")
-
-
-def retry_after(headers: Any) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
-    ms = header(headers, "retry-after-ms")
-    if ms is not None:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = header(headers, "retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def duration_s(value: Any) -> float | None:
     """A protobuf Duration as JSON (``"2s"``, ``"0.5s"``) in seconds."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)s\s*", str(value)) if value is not None else None
     return float(match.group(1)) if match else None
-
-
-def error_for_status(status: int | None, message: str, *, retry_after_s: float | None = None) -> ProviderError:
-    """The neutral error for an HTTP status (the table in the providers' docs)."""
-    if status == 429:
-        return RateLimited(message, retry_after=retry_after_s, status=429)
-    if status is None or status in (408, 409, 499) or status >= 500:
-        return Transient(message, status=status, retry_after=retry_after_s)
-    if status in (400, 413, 422, 431):
-        return BadRequest(message, status=status)
-    return Fatal(message, status=status)  # 401, 402, 403, 404 and any other 4xx
 
 
 def check_images(request: Request, limit: int, provider: str) -> None:
@@ -120,33 +53,6 @@ def unknown_params(params: Mapping[str, Any], allowed: tuple[str, ...], provider
         raise BadRequest(
             f"provider {provider!r}: unknown model parameter(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
         )
-
-
-def check_params(params: Mapping[str, Any], spec: type[BaseModel], provider: str, model: str) -> BaseModel:
-    """Validate ``model_params`` against ``spec``: unknown names with the closest match, wrong types, ranges.
-
-    Raises ConfigError naming every problem, in our words (no pydantic boilerplate).
-    """
-    allowed = sorted(spec.model_fields)
-    problems = []
-    for name in sorted(set(params) - set(allowed)):
-        close = difflib.get_close_matches(name, allowed, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        problems.append(f"unknown parameter {name!r}{hint}; allowed: {', '.join(allowed)}")
-    known = {k: v for k, v in params.items() if k in allowed}
-    try:
-        checked = spec.model_validate(known)
-    except ValidationError as err:
-        for e in err.errors(include_url=False):
-            name = ".".join(str(p) for p in e["loc"]) or "model_params"
-            msg = e["msg"].removeprefix("Value error, ")
-            got = f" (got {e['input']!r})" if e["loc"] else ""
-            problems.append(f"{name}: {msg}{got}")
-        checked = None
-    if problems:
-        raise ConfigError(f"provider {provider!r}, model {model!r}: " + "; ".join(problems))
-    assert checked is not None
-    return checked
 
 
 def is_transport_error(exc: BaseException) -> bool:

@@ -22,10 +22,8 @@ that ends without message_stop is a transient error (retried), never a half answ
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import re
-import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -36,21 +34,22 @@ from visionbench.provider import Provider, RemoteOptions
 from visionbench.secrets import redact
 from visionbench.services.limits import capabilities_for, thinking_problem
 from visionbench.services.tokens import anthropic_image_tokens
-from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
-
-from ._sdk_common import (
-    check_images,
+from visionbench.toolkit import (
+    StreamTimer,
+    api_key,
     check_params,
     error_for_status,
     header,
     is_simulated,
-    is_transport_error,
-    mapped,
-    read_key,
     retry_after,
-    sdk_version,
-    unknown_params,
 )
+from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
+
+from ._sdk_common import check_images, is_transport_error, mapped, sdk_version, unknown_params
+
+#: The statuses this service means "overloaded" by (``max_concurrency: auto`` backs off): 529 overloaded_error, and
+#: 503 from what stands in front of it.
+OVERLOAD = frozenset({529, 503})
 
 PARAMS = ("max_output_tokens", "thinking_budget", "effort", "stream")
 NO_SAMPLING = ("temperature", "top_p", "top_k")
@@ -108,7 +107,7 @@ def _response(message: Any, headers: Any) -> Response:
     if not isinstance(message, Message) or not isinstance(message.content, list):
         raise Transient(f"anthropic: malformed response body (got {type(message).__name__} without content)")
     return Response(
-        text="".join(block.text for block in message.content if getattr(block, "type", None) == "text"),
+        text="".join(block.text for block in message.content if block.type == "text"),
         usage=_usage(message.usage),
         model_version=message.model,
         request_id=header(headers, "request-id") or message.id,
@@ -117,21 +116,26 @@ def _response(message: Any, headers: Any) -> Response:
     )
 
 
-class AnthropicMessages(Provider):
+class AnthropicOptions(RemoteOptions):
+    """The ``anthropic`` provider's options (the config's ``providers: {anthropic: ...}``)."""
+
+    api_key_env: str = "ANTHROPIC_API_KEY"
+    #: The API takes up to 100 images per request (200k-context models).
+    max_images_per_request: int = Field(100, ge=1, le=600)
+    #: ``native``: output_config.format json_schema; ``prompt``: ask for the JSON in the prompt.
+    structured_output: Literal["native", "prompt"] = "native"
+    #: Stream every request of this provider (``model_params: {stream: ...}`` wins per cell).
+    stream: bool = False
+
+
+class AnthropicMessages(Provider[AnthropicOptions]):
     """Claude models on the Anthropic Messages API (or any endpoint speaking it, e.g. the local emulator)."""
 
     name = "anthropic"
 
-    class Options(RemoteOptions):
-        api_key_env: str = "ANTHROPIC_API_KEY"
-        #: The API takes up to 100 images per request (200k-context models).
-        max_images_per_request: int = Field(100, ge=1, le=600)
-        #: ``native``: output_config.format json_schema; ``prompt``: ask for the JSON in the prompt.
-        structured_output: Literal["native", "prompt"] = "native"
-        #: Stream every request of this provider (``model_params: {stream: ...}`` wins per cell).
-        stream: bool = False
+    Options = AnthropicOptions
 
-    def __init__(self, options: BaseModel | None = None) -> None:
+    def __init__(self, options: AnthropicOptions | None = None) -> None:
         super().__init__(options)
         self._client: Any = None
         self._key: str | None = None
@@ -176,7 +180,7 @@ class AnthropicMessages(Provider):
         if self._client is None:
             import anthropic
 
-            self._key = read_key(self.options.api_key_env, self.name, at_start=at_start)
+            self._key = api_key(self.options.api_key_env, self.name, at_start=at_start)
             self._client = anthropic.AsyncAnthropic(
                 api_key=self._key, base_url=self.options.base_url, max_retries=0, timeout=self.options.timeout_s
             )
@@ -244,23 +248,20 @@ class AnthropicMessages(Provider):
         return _response(message, raw.headers)
 
     async def _generate_stream(self, client: Any, params: dict[str, Any]) -> Response:
-        sent = time.monotonic()
-        first: float | None = None
+        timer = StreamTimer()
         stopped = False
         async with client.messages.stream(**params) as stream:
             async for event in stream:
-                if event.type == "text" and event.text and first is None:
-                    first = time.monotonic()
+                if event.type == "text" and event.text:
+                    timer.token()
                 elif event.type == "message_stop":
                     stopped = True
             message = await stream.get_final_message() if stopped else None
             headers = stream.response.headers
-        end = time.monotonic()
+        timer.done()
         if message is None or message.stop_reason is None:
             raise Transient("anthropic: the stream ended before message_stop (broken midway); nothing kept")
-        first = end if first is None else first
-        response = _response(message, headers)
-        return dataclasses.replace(response, ttft_s=first - sent, generation_s=end - first)
+        return timer.stamp(_response(message, headers))
 
     async def _call(self, awaitable: Any) -> Any:
         return await mapped(awaitable, self._error)
@@ -273,7 +274,9 @@ class AnthropicMessages(Provider):
             request_id = exc.request_id or body.get("request_id")
             text = f"anthropic HTTP {exc.status_code} {exc.type or ''}: {exc.api_message or exc.message}"
             text = redact(text + (f" (request-id {request_id})" if request_id else ""))
-            return error_for_status(exc.status_code, text, retry_after_s=retry_after(exc.response.headers))
+            return error_for_status(
+                exc.status_code, text, retry_after_s=retry_after(exc.response.headers), overload_statuses=OVERLOAD
+            )
         text = redact(f"{type(exc).__name__}: {exc}")
         if isinstance(exc, (anthropic.APIResponseValidationError, json.JSONDecodeError)):
             return Transient(f"anthropic: malformed response body ({text})")
@@ -325,7 +328,7 @@ class AnthropicMessages(Provider):
                     error = result.error.error
                     status = ERROR_TYPE_STATUS.get(error.type, 500)
                     out[entry.custom_id] = error_for_status(
-                        status, f"anthropic batch item {error.type}: {error.message}"
+                        status, f"anthropic batch item {error.type}: {error.message}", overload_statuses=OVERLOAD
                     )
                 else:  # canceled, expired: never processed; a later run may send it again
                     out[entry.custom_id] = Transient(f"anthropic batch item {result.type} before processing")

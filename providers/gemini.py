@@ -23,7 +23,6 @@ import json
 import os
 import re
 import ssl
-import time
 from typing import Any, Literal
 
 import pydantic
@@ -35,21 +34,14 @@ from visionbench.provider import Provider, RemoteOptions
 from visionbench.secrets import redact
 from visionbench.services.limits import capabilities_for, thinking_problem
 from visionbench.services.tokens import gemini_image_tokens
+from visionbench.toolkit import StreamTimer, api_key, check_params, error_for_status, is_simulated, retry_after
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
 
-from ._sdk_common import (
-    check_images,
-    check_params,
-    duration_s,
-    error_for_status,
-    is_simulated,
-    is_transport_error,
-    mapped,
-    read_key,
-    retry_after,
-    sdk_version,
-    unknown_params,
-)
+from ._sdk_common import check_images, duration_s, is_transport_error, mapped, sdk_version, unknown_params
+
+#: The statuses this service means "overloaded" by (``max_concurrency: auto`` backs off): 503 UNAVAILABLE ("the
+#: model is overloaded"), and 529 from gateways in front of it.
+OVERLOAD = frozenset({503, 529})
 
 PARAMS = (
     "temperature",
@@ -164,21 +156,26 @@ def _retry_delay(details: Any) -> float | None:
     return None
 
 
-class Gemini(Provider):
+class GeminiOptions(RemoteOptions):
+    """The ``gemini`` provider's options (the config's ``providers: {gemini: ...}``)."""
+
+    api_key_env: str = "GEMINI_API_KEY"
+    #: ``v1`` (the SDK's default when unset) or ``v1beta``.
+    api_version: str | None = None
+    #: The API accepts up to 3,600 images per request, but inline data is capped at 20 MB per request.
+    max_images_per_request: int = Field(100, ge=1, le=3600)
+    #: Stream every request of this provider (``model_params: {stream: ...}`` wins per cell).
+    stream: bool = False
+
+
+class Gemini(Provider[GeminiOptions]):
     """Gemini models on the Gemini API (or any endpoint speaking it, e.g. the local emulator)."""
 
     name = "gemini"
 
-    class Options(RemoteOptions):
-        api_key_env: str = "GEMINI_API_KEY"
-        #: ``v1`` (the SDK's default when unset) or ``v1beta``.
-        api_version: str | None = None
-        #: The API accepts up to 3,600 images per request, but inline data is capped at 20 MB per request.
-        max_images_per_request: int = Field(100, ge=1, le=3600)
-        #: Stream every request of this provider (``model_params: {stream: ...}`` wins per cell).
-        stream: bool = False
+    Options = GeminiOptions
 
-    def __init__(self, options: BaseModel | None = None) -> None:
+    def __init__(self, options: GeminiOptions | None = None) -> None:
         super().__init__(options)
         self._client: Any = None
         self._key: str | None = None
@@ -225,7 +222,7 @@ class Gemini(Provider):
             from google import genai
             from google.genai import types
 
-            self._key = read_key(self.options.api_key_env, self.name, at_start=at_start)
+            self._key = api_key(self.options.api_key_env, self.name, at_start=at_start)
             tls = _tls_context()
             http = types.HttpOptions(
                 base_url=self.options.base_url,
@@ -319,8 +316,7 @@ class Gemini(Provider):
             raise Transient(f"gemini: malformed response: {type(exc).__name__}: {exc}") from None
 
     async def _generate_stream(self, client: Any, model: str, contents: Any, config: Any) -> Response:
-        sent = time.monotonic()
-        first: float | None = None
+        timer = StreamTimer()
         text: list[str] = []
         last = usage = None
         async for chunk in await client.aio.models.generate_content_stream(
@@ -331,17 +327,15 @@ class Gemini(Provider):
             for candidate in chunk.candidates or ():
                 for part in (candidate.content.parts if candidate.content else None) or ():
                     if part.text and not part.thought:
-                        if first is None:
-                            first = time.monotonic()
+                        timer.token()
                         text.append(part.text)
-        end = time.monotonic()
+        timer.done()
         if last is None:
             raise Transient("gemini: the stream ended before any chunk (broken); nothing kept")
         if not last.candidates and last.prompt_feedback is not None:
             return _response(last)  # a blocked prompt: raises BadRequest
         if not last.candidates or last.candidates[0].finish_reason is None:
             raise Transient("gemini: the stream ended before its finish reason (broken midway); nothing kept")
-        first = end if first is None else first
         http = getattr(last, "sdk_http_response", None)
         return Response(
             text="".join(text),
@@ -350,8 +344,8 @@ class Gemini(Provider):
             request_id=last.response_id,
             cost_usd=None,
             simulated=is_simulated(getattr(http, "headers", None)),
-            ttft_s=first - sent,
-            generation_s=end - first,
+            ttft_s=timer.ttft_s,
+            generation_s=timer.generation_s,
         )
 
     async def _call(self, awaitable: Any) -> Any:
@@ -370,7 +364,7 @@ class Gemini(Provider):
                 code = 429
             if code == 400 and (status == "FAILED_PRECONDITION" or "API_KEY_INVALID" in str(exc.details)):
                 return Fatal(text, status=code)
-            return error_for_status(code, text, retry_after_s=wait)
+            return error_for_status(code, text, retry_after_s=wait, overload_statuses=OVERLOAD)
         text = redact(f"{type(exc).__name__}: {exc}")
         if isinstance(exc, (json.JSONDecodeError, errors.UnknownApiResponseError, pydantic.ValidationError)):
             return Transient(f"gemini: malformed response body ({text})")
@@ -422,8 +416,9 @@ class Gemini(Provider):
             if key is None:
                 continue
             if item.error is not None:
-                code = GRPC_TO_HTTP.get(item.error.code, item.error.code)  # type: ignore[arg-type]
-                out[key] = error_for_status(code, f"gemini batch item failed ({item.error.code}): {item.error.message}")
+                code = GRPC_TO_HTTP.get(item.error.code, item.error.code) if item.error.code is not None else None
+                message = f"gemini batch item failed ({item.error.code}): {item.error.message}"
+                out[key] = error_for_status(code, message, overload_statuses=OVERLOAD)
             elif item.response is not None:
                 try:
                     out[key] = _response(item.response)

@@ -48,25 +48,30 @@ def _decode(image: PreparedImage) -> np.ndarray:
         raise BadRequest(f"image {image.item_id!r} ({image.mime_type}) cannot be decoded: {exc}") from exc
 
 
-class LocalFaces(Provider):
+class LocalFacesOptions(StrictModel):
+    """The ``local-faces`` provider's options (the config's ``providers: {local-faces: ...}``)."""
+
+    #: Minimum detection score that counts as a person.
+    threshold: float = Field(faces.DEFAULT.threshold, gt=0.0, lt=1.0)
+    #: Images whose longest side is smaller are upscaled to this before detection (0: never upscale).
+    min_side: int = Field(faces.DEFAULT.min_side, ge=0, le=4096)
+    #: Images whose longest side is larger are downscaled to this before detection (bounds CPU time).
+    max_side: int = Field(faces.DEFAULT.max_side, ge=64, le=4096)
+
+    @model_validator(mode="after")
+    def _sides_ordered(self) -> LocalFacesOptions:
+        if self.min_side > self.max_side:
+            raise ValueError(f"min_side ({self.min_side}) must not exceed max_side ({self.max_side})")
+        return self
+
+
+class LocalFaces(Provider[LocalFacesOptions]):
     """Counts people offline by counting the faces CenterFace detects."""
 
     name = "local-faces"
     free = True
 
-    class Options(StrictModel):
-        #: Minimum detection score that counts as a person.
-        threshold: float = Field(faces.DEFAULT.threshold, gt=0.0, lt=1.0)
-        #: Images whose longest side is smaller are upscaled to this before detection (0: never upscale).
-        min_side: int = Field(faces.DEFAULT.min_side, ge=0, le=4096)
-        #: Images whose longest side is larger are downscaled to this before detection (bounds CPU time).
-        max_side: int = Field(faces.DEFAULT.max_side, ge=64, le=4096)
-
-        @model_validator(mode="after")
-        def _sides_ordered(self) -> LocalFaces.Options:
-            if self.min_side > self.max_side:
-                raise ValueError(f"min_side ({self.min_side}) must not exceed max_side ({self.max_side})")
-            return self
+    Options = LocalFacesOptions
 
     def capabilities(self, model: str) -> Capabilities:
         if model not in MODELS:

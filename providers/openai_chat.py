@@ -25,33 +25,33 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import time
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from visionbench.errors import BadRequest, ConfigError, Fatal, ProviderError, Transient
+from visionbench.errors import BadRequest, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
 from visionbench.provider import Provider, RemoteOptions
-from visionbench.secrets import redact, register_secret
+from visionbench.secrets import redact
 from visionbench.services.limits import capabilities_for
 from visionbench.services.tokens import openai_image_tokens
-from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
-
-from ._sdk_common import (
-    check_images,
+from visionbench.toolkit import (
+    StreamTimer,
+    api_key,
     check_params,
     error_for_status,
     header,
     is_simulated,
-    is_transport_error,
-    mapped,
     retry_after,
-    sdk_version,
-    unknown_params,
 )
+from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
+
+from ._sdk_common import check_images, is_transport_error, mapped, sdk_version, unknown_params
+
+#: The statuses this service means "overloaded" by (``max_concurrency: auto`` backs off): 503 ("the engine is
+#: currently overloaded"), and 529 from compatible servers and gateways that say it Anthropic's way.
+OVERLOAD = frozenset({503, 529})
 
 PARAMS = ("max_output_tokens", "temperature", "top_p", "seed", "detail", "reasoning_effort", "stream")
 MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
@@ -113,23 +113,28 @@ def _response(completion: Any, headers: Any) -> Response:
     )
 
 
-class OpenAIChat(Provider):
+class OpenAIOptions(RemoteOptions):
+    """The ``openai`` provider's options (the config's ``providers: {openai: ...}``)."""
+
+    api_key_env: str = "OPENAI_API_KEY"
+    #: The API takes up to 500 images per request.
+    max_images_per_request: int = Field(100, ge=1, le=500)
+    #: ``native``: response_format json_schema; ``prompt``: ask for the JSON in the prompt (servers without it).
+    structured_output: Literal["native", "prompt"] = "native"
+    #: Stream every request of this provider (``model_params: {stream: ...}`` wins per cell).
+    stream: bool = False
+
+
+class OpenAIChat(Provider[OpenAIOptions]):
     """OpenAI models on Chat Completions (or any server speaking it: vLLM, Ollama, a gateway, the emulator)."""
 
     name = "openai"
     #: The emulator serves this protocol under /v1, as api.openai.com does (base URLs here include it).
     emulator_path: ClassVar[str] = "/v1"
 
-    class Options(RemoteOptions):
-        api_key_env: str = "OPENAI_API_KEY"
-        #: The API takes up to 500 images per request.
-        max_images_per_request: int = Field(100, ge=1, le=500)
-        #: ``native``: response_format json_schema; ``prompt``: ask for the JSON in the prompt (servers without it).
-        structured_output: Literal["native", "prompt"] = "native"
-        #: Stream every request of this provider (``model_params: {stream: ...}`` wins per cell).
-        stream: bool = False
+    Options = OpenAIOptions
 
-    def __init__(self, options: BaseModel | None = None) -> None:
+    def __init__(self, options: OpenAIOptions | None = None) -> None:
         super().__init__(options)
         self._client: Any = None
 
@@ -153,17 +158,12 @@ class OpenAIChat(Provider):
         return openai_image_tokens(width, height, model=model)
 
     def _key(self, at_start: bool) -> str:
-        key = os.environ.get(self.options.api_key_env, "").strip()
-        if key:
-            register_secret(key)
-            return key
-        if self.options.base_url:  # a self-hosted server may take no key at all
-            return NO_KEY
-        message = (
-            f"provider {self.name!r}: environment variable {self.options.api_key_env} is not set (it must hold the "
-            f"API key; a server that takes none needs only base_url)"
+        hint = "; a server that takes none needs only base_url"
+        # A self-hosted server may take no key at all.
+        key = api_key(
+            self.options.api_key_env, self.name, at_start=at_start, required=not self.options.base_url, hint=hint
         )
-        raise ConfigError(message) if at_start else Fatal(message)
+        return NO_KEY if key is None else key
 
     def _get_client(self, *, at_start: bool = False) -> Any:
         if self._client is None:
@@ -229,8 +229,7 @@ class OpenAIChat(Provider):
         return _response(completion, raw.headers)
 
     async def _generate_stream(self, client: Any, params: dict[str, Any]) -> Response:
-        sent = time.monotonic()
-        first: float | None = None
+        timer = StreamTimer()
         stream = await client.chat.completions.create(**params, stream=True, stream_options={"include_usage": True})
         headers = stream.response.headers
         text: list[str] = []
@@ -242,17 +241,15 @@ class OpenAIChat(Provider):
                     usage = chunk.usage
                 for choice in chunk.choices:
                     if choice.delta is not None and choice.delta.content:
-                        if first is None:
-                            first = time.monotonic()
+                        timer.token()
                         text.append(choice.delta.content)
                     if choice.finish_reason is not None:
                         finish = choice.finish_reason
         finally:
             await stream.close()
-        end = time.monotonic()
+        timer.done()
         if finish is None:
             raise Transient("openai: the stream ended before its finish reason (broken midway); nothing kept")
-        first = end if first is None else first
         return Response(
             text="".join(text),
             usage=_usage(usage),
@@ -260,8 +257,8 @@ class OpenAIChat(Provider):
             request_id=header(headers, "x-request-id") or chunk_id,
             cost_usd=None,
             simulated=is_simulated(headers),
-            ttft_s=first - sent,
-            generation_s=end - first,
+            ttft_s=timer.ttft_s,
+            generation_s=timer.generation_s,
         )
 
     async def _call(self, awaitable: Any) -> Any:
@@ -281,7 +278,9 @@ class OpenAIChat(Provider):
             text = redact(text + (f" (request-id {request_id})" if request_id else ""))
             if exc.status_code == 429 and code == "insufficient_quota":
                 return Fatal(text, status=429)  # out of credit: waiting will not help
-            return error_for_status(exc.status_code, text, retry_after_s=retry_after(exc.response.headers))
+            return error_for_status(
+                exc.status_code, text, retry_after_s=retry_after(exc.response.headers), overload_statuses=OVERLOAD
+            )
         text = redact(f"{type(exc).__name__}: {exc}")
         if isinstance(exc, (openai.APIResponseValidationError, json.JSONDecodeError)):
             return Transient(f"openai: malformed response body ({text})")
@@ -361,7 +360,8 @@ class OpenAIChat(Provider):
         body = response.get("body") or {}
         if status != 200:
             inner = body.get("error") or {}
-            return key, error_for_status(status, f"openai batch item HTTP {status}: {inner.get('message') or body}")
+            message = f"openai batch item HTTP {status}: {inner.get('message') or body}"
+            return key, error_for_status(status, message, overload_statuses=OVERLOAD)
         try:
             return key, _response(ChatCompletion.model_validate(body), headers)
         except ProviderError as exc:

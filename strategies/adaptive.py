@@ -51,7 +51,7 @@ def needs_escalation(value: Any, threshold: float) -> bool:
     return True  # text answers cannot be thresholded: be safe, look closer
 
 
-class Adaptive(Strategy):
+class Adaptive(Strategy[AdaptiveParams]):
     name = "adaptive"
     Params = AdaptiveParams
 

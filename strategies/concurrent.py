@@ -8,7 +8,7 @@ from pydantic import Field
 
 from visionbench import hookimpl
 from visionbench.spec import StrictModel
-from visionbench.strategy import AUTO_CEILING, Concurrency, Strategy, StrategyContext, for_each, workers
+from visionbench.strategy import AUTO_CEILING, Concurrency, Limit, Strategy, StrategyContext, for_each, workers
 from visionbench.types import ImageItem
 
 
@@ -21,13 +21,14 @@ class ConcurrentParams(StrictModel):
     requests_per_minute: float | None = Field(default=None, gt=0)
 
 
-class Concurrent(Strategy):
+class Concurrent(Strategy[ConcurrentParams]):
     name = "concurrent"
     Params = ConcurrentParams
 
     async def run(self, items: Sequence[ImageItem], ctx: StrategyContext) -> None:
         p = self.params
         rate = p.requests_per_minute
+        limiter: Limit | None
         if p.max_concurrency == "auto":
             limiter = ctx.limiter("auto", rate, ceiling=p.max_concurrency_ceiling)
         else:

@@ -25,7 +25,7 @@ class ProviderBatchParams(StrictModel):
     )
 
 
-class ProviderBatch(Strategy):
+class ProviderBatch(Strategy[ProviderBatchParams]):
     name = "provider-batch"
     Params = ProviderBatchParams
 

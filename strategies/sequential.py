@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from visionbench import hookimpl
-from visionbench.strategy import Strategy, StrategyContext
+from visionbench.strategy import NoParams, Strategy, StrategyContext
 from visionbench.types import ImageItem
 
 
-class Sequential(Strategy):
+class Sequential(Strategy[NoParams]):
     name = "sequential"
 
     async def run(self, items: Sequence[ImageItem], ctx: StrategyContext) -> None:

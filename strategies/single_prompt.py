@@ -65,7 +65,7 @@ def b64_len(n_bytes: int) -> int:
     return 4 * math.ceil(n_bytes / 3)
 
 
-class SinglePrompt(Strategy):
+class SinglePrompt(Strategy[SinglePromptParams]):
     name = "single-prompt"
     Params = SinglePromptParams
 

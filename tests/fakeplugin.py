@@ -96,7 +96,7 @@ class Scripted(Provider):
                     if kind == "rate_limited":
                         raise RateLimited("slow down", retry_after=self.options.retry_after_s)
                     if kind == "transient":
-                        raise Transient("503 unavailable", status=503)
+                        raise Transient("503 unavailable", status=503, overload=True)
                     raise BadRequest("bad image", status=400)
             values = [self.options.answers.get(image.item_id, 0) for image in request.images]
             if self.options.reply_template:

@@ -44,7 +44,9 @@ async def attempt(limit, error=None, hold_s=0.0):
 
 def test_which_errors_are_pushback():
     assert pushback(RateLimited("429"))
-    assert pushback(Transient("overloaded", status=529)) and pushback(Transient("unavailable", status=503))
+    assert pushback(Transient("overloaded", status=529, overload=True)) and pushback(
+        Transient("unavailable", status=503, overload=True)
+    )
     assert not pushback(Transient("internal", status=500)) and not pushback(Transient("timeout"))
     assert not pushback(BadRequest("bad", status=503)) and not pushback(None)
 
@@ -162,7 +164,7 @@ def test_a_429_without_a_retry_after_or_an_overload_learns_no_window(virtual):
     limit = AdaptiveLimit("p/m", clock=virtual)
     virtual.run(round_trip(limit))
     virtual.run(attempt(limit, RateLimited("429")))
-    virtual.run(attempt(limit, Transient("overloaded", status=529)))
+    virtual.run(attempt(limit, Transient("overloaded", status=529, overload=True)))
     assert limit.window_s is None and limit.summary()["window"] is None and limit.decreases == 1
 
 
@@ -214,7 +216,7 @@ def test_other_errors_leave_the_limit_alone(virtual):
 def test_never_below_one(virtual):
     limit = AdaptiveLimit("p/m", clock=virtual)
     for _ in range(10):
-        virtual.run(attempt(limit, Transient("overloaded", status=529)))
+        virtual.run(attempt(limit, Transient("overloaded", status=529, overload=True)))
         limit._decreased_at = -1e9  # as if a round trip had passed each time
     assert limit.limit == 1 and limit.slots == 1
 

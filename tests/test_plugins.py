@@ -66,3 +66,75 @@ def test_third_party_distribution_is_found_by_entry_point(tmp_path):
 
 def test_default_registry_is_cached():
     assert default_registry() is default_registry()
+
+
+class _Named:
+    """A plugin object; ``_origin`` names it by its class."""
+
+
+def _plugin(name: str, providers=None, fail: Exception | None = None):
+    from visionbench import hookimpl
+
+    class Plugin(_Named):
+        @hookimpl
+        def register_providers(self, register):
+            if fail is not None:
+                raise fail
+            for cls in providers or ():
+                register(cls)
+
+    Plugin.__name__ = name
+    return Plugin()
+
+
+def _provider(provider_name: str):
+    from visionbench.provider import Provider
+
+    class P(Provider):
+        name = provider_name
+
+        def capabilities(self, model):
+            raise NotImplementedError
+
+        async def generate(self, request):
+            raise NotImplementedError
+
+    return P
+
+
+def test_a_hook_that_raises_is_named():
+    import pytest
+
+    from visionbench.errors import VisionbenchError
+
+    pm = make_manager([_plugin("GoodPlugin", [_provider("good")]), _plugin("BrokenPlugin", fail=KeyError("x"))])
+    with pytest.raises(VisionbenchError, match=r"plugin BrokenPlugin failed in register_providers: KeyError"):
+        collect(pm)
+
+
+def test_a_bad_registration_and_a_duplicate_name_the_plugins_at_fault():
+    import pytest
+
+    from visionbench.errors import VisionbenchError
+
+    with pytest.raises(VisionbenchError, match=r"plugin OddPlugin registered 42, which is not a Provider subclass"):
+        collect(make_manager([_plugin("OddPlugin", [42])], entry_points=False))
+    pm = make_manager([_plugin("FirstPlugin", [_provider("same")]), _plugin("SecondPlugin", [_provider("same")])])
+    with pytest.raises(VisionbenchError, match=r"'same' registered twice: by \w+Plugin and by \w+Plugin"):
+        collect(pm)
+    registry = collect(make_manager([_plugin("OnePlugin", [_provider("one")])]))
+    assert registry.origins["provider:one"] == "OnePlugin" and registry.origins["provider:local-faces"] != "OnePlugin"
+
+
+def test_hooks_are_called_through_pluggy_so_an_implementation_takes_only_the_arguments_it_names():
+    from visionbench import hookimpl
+
+    called = []
+
+    class NoArgs:
+        @hookimpl
+        def register_strategies(self):
+            called.append(True)
+
+    collect(make_manager([NoArgs()], entry_points=False))
+    assert called == [True]

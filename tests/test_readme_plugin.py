@@ -24,11 +24,13 @@ def readme_plugin(tmp_path):
     return module
 
 
-async def test_readme_plugin_runs_an_experiment(tmp_path, image_dir):
+async def test_readme_plugin_runs_an_experiment(tmp_path, image_dir, monkeypatch):
     seen = []
+    monkeypatch.setenv("MY_VLM_KEY", "sk-readme-plugin-key-42")
 
     async def ask(request: web.Request) -> web.Response:
         form = await request.post()
+        assert request.headers["authorization"] == "Bearer sk-readme-plugin-key-42"  # toolkit.api_key
         seen.append(form["prompt"])
         if len(seen) == 1:
             return web.json_response({"error": "busy"}, status=429, headers={"retry-after": "0.01"})
@@ -63,3 +65,4 @@ async def test_readme_plugin_runs_an_experiment(tmp_path, image_dir):
     assert len(records) == 6 and records[0]["attempts"] == 2  # the 429 was retried
     assert all(r["answers"][0]["value"] == 1 and r["usage"]["input_tokens"] == 42 for r in records)
     assert seen[0] == "How many images?"
+    assert not any("sk-readme-plugin-key-42" in p.read_text() for p in (tmp_path / "r").rglob("*") if p.is_file())

@@ -21,7 +21,8 @@ one left off. The rules:
   retry-after. A retry-after under ``MARGIN_S`` only says the request came a moment early: nothing learned;
 - the quota grows by a tenth of a start per window's worth of answers, so the probing that earns a 429 (and
   learns the window again) is rare;
-- a 429 without a retry-after, or an overload (503, 529), is AIMD on the number in flight: the first ends
+- a 429 without a retry-after, or what the provider calls an overload (``ProviderError.overload``: Anthropic's
+  529, Gemini's 503), is AIMD on the number in flight: the first ends
   slow start by falling back to ``FALLBACK`` times the requests answered in the last round trip (doubling
   overshot), no lower than ``DECREASE`` times ``START``; every later one multiplies the limit by
   ``DECREASE``, once per round trip (a signal from a request that started before the last decrease, or within
@@ -58,8 +59,6 @@ DECREASE = 0.7
 FALLBACK = 0.5
 #: Share of the additive step used at or above the level of the last decrease.
 CAUTION = 0.1
-#: Overload statuses that count as the service pushing back (Anthropic 529, Gemini 503 UNAVAILABLE).
-OVERLOAD = frozenset({503, 529})
 #: A wait shorter than this is not waited for: clock times are floats, and ``now + wait`` may round below the
 #: time waited for (on a virtual clock, the same tiny wait would then come back forever).
 TOLERANCE_S = 1e-6
@@ -77,10 +76,9 @@ HORIZON_S = 60.0
 
 
 def pushback(error: BaseException | None) -> bool:
-    """Whether ``error`` says the service wants fewer requests: a 429, or an overload (503/529)."""
-    if isinstance(error, RateLimited):
-        return True
-    return isinstance(error, ProviderError) and error.retryable and error.status in OVERLOAD
+    """Whether ``error`` says the service wants fewer requests: a 429, or what the provider calls an overload
+    (``ProviderError.overload``: Anthropic's 529, Gemini's 503...). The status alone is never guessed from."""
+    return isinstance(error, ProviderError) and error.retryable and error.overload
 
 
 class AdaptiveLimit:

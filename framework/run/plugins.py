@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import inspect
+import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from types import ModuleType
+from types import FrameType, ModuleType, TracebackType
+from typing import Any
 
 import pluggy
+from pluggy import HookImpl
 
 from visionbench import hookspecs
 from visionbench.errors import VisionbenchError
@@ -46,29 +50,73 @@ def _origin(pm: pluggy.PluginManager, plugin: object) -> str:
     return type(plugin).__name__
 
 
+def _code(function: object) -> object:
+    """The code object a hookimpl runs (through decorators made with ``functools.wraps``)."""
+    return getattr(inspect.unwrap(function), "__code__", None)  # type: ignore[arg-type]
+
+
+def _plugin_in(frames: Iterable[FrameType], impls: dict[object, HookImpl]) -> HookImpl | None:
+    """The hookimpl running in one of ``frames`` (innermost first), if any."""
+    for frame in frames:
+        impl = impls.get(frame.f_code)
+        if impl is not None:
+            return impl
+    return None
+
+
+def _stack(frame: FrameType | None) -> Iterator[FrameType]:
+    while frame is not None:
+        yield frame
+        frame = frame.f_back
+
+
+def _traceback(tb: TracebackType | None) -> list[FrameType]:
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    return frames[::-1]  # innermost first
+
+
 def collect(pm: pluggy.PluginManager) -> Registry:
-    """Call the register hooks of every plugin and gather what they register; duplicate names are an error."""
+    """Call the register hooks of every plugin and gather what they register; duplicate names are an error.
+
+    The hooks are called through ``pm.hook``, so pluggy hands each plugin only the arguments it asks for (a
+    hook may gain an argument without breaking a plugin). Each registration, and each failure, is traced to the
+    plugin whose hookimpl made it (the hookimpl's frame on the stack), so errors name the plugin at fault.
+    """
     registry = Registry()
-
-    def adder(kind: str, table: dict, base: type, origin: str):
-        def register(cls: type) -> None:
-            if not (isinstance(cls, type) and issubclass(cls, base)):
-                raise VisionbenchError(f"plugin {origin} registered {cls!r}, which is not a {base.__name__} subclass")
-            if cls.name in table:
-                raise VisionbenchError(
-                    f"{kind} {cls.name!r} registered twice: by {registry.origins[f'{kind}:{cls.name}']} and by {origin}"
-                )
-            table[cls.name] = cls
-            registry.origins[f"{kind}:{cls.name}"] = origin
-
-        return register
-
-    # Each hookimpl is called on its own so that every registration knows which plugin made it.
-    for impl in pm.hook.register_providers.get_hookimpls():
-        impl.function(register=adder("provider", registry.providers, Provider, _origin(pm, impl.plugin)))
-    for impl in pm.hook.register_strategies.get_hookimpls():
-        impl.function(register=adder("strategy", registry.strategies, Strategy, _origin(pm, impl.plugin)))
+    _call(pm, pm.hook.register_providers, "provider", registry.providers, Provider, registry)
+    _call(pm, pm.hook.register_strategies, "strategy", registry.strategies, Strategy, registry)
     return registry
+
+
+def _call(
+    pm: pluggy.PluginManager, hook: pluggy.HookCaller, kind: str, table: dict[str, Any], base: type, registry: Registry
+) -> None:
+    impls = {_code(impl.function): impl for impl in hook.get_hookimpls()}
+
+    def origin(impl: HookImpl | None) -> str:
+        return _origin(pm, impl.plugin) if impl is not None else "(unknown plugin)"
+
+    def register(cls: type) -> None:
+        by = origin(_plugin_in(_stack(sys._getframe(1)), impls))
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise VisionbenchError(f"plugin {by} registered {cls!r}, which is not a {base.__name__} subclass")
+        name: str = cls.name  # type: ignore[attr-defined]  # checked above: a Provider or Strategy subclass
+        if name in table:
+            first = registry.origins[f"{kind}:{name}"]
+            raise VisionbenchError(f"{kind} {name!r} registered twice: by {first} and by {by}")
+        table[name] = cls
+        registry.origins[f"{kind}:{name}"] = by
+
+    try:
+        hook(register=register)
+    except VisionbenchError:
+        raise
+    except Exception as exc:
+        by = origin(_plugin_in(_traceback(exc.__traceback__), impls))
+        raise VisionbenchError(f"plugin {by} failed in {hook.name}: {type(exc).__name__}: {exc}") from exc
 
 
 _default: Registry | None = None

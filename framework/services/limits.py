@@ -74,7 +74,7 @@ def limits_for(protocol: str, model: str) -> Limits:
     return Limits(**merged)
 
 
-def capabilities_for(protocol: str, model: str, *, max_images: int, **flags: bool) -> Capabilities:
+def capabilities_for(protocol: str, model: str, *, max_images: int, **flags: Any) -> Capabilities:
     """Capabilities of a remote model: ``max_images`` (an option) capped by the documented limits."""
     lim = limits_for(protocol, model)
     cap = lim.max_images_per_request
