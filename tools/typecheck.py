@@ -26,7 +26,7 @@ CHECKED = [
     "visionbench.secrets",
     "visionbench.spec",
     "visionbench.strategy",
-    # "visionbench.toolkit",
+    "visionbench.toolkit",
     "visionbench.types",
     "visionbench.providers",
     "visionbench.strategies",
