@@ -17,6 +17,7 @@ from visionbench.run.adaptive_limit import AdaptiveLimit
 from visionbench.run.answers import ParseError, parse_many, parse_single
 from visionbench.run.calling import Caller, Limiter
 from visionbench.run.jobs import JobStore, job_key
+from visionbench.run.prompts import answers_schema, prompt_for
 from visionbench.services.pricing import PriceTable
 from visionbench.strategy import AUTO_CEILING, Limit
 from visionbench.types import (
@@ -33,23 +34,6 @@ from visionbench.types import (
 )
 
 log = logging.getLogger(__name__)
-
-_JSON_TYPES = {"integer": "integer", "number": "number", "boolean": "boolean", "text": "string"}
-
-
-def multi_image_prompt(task: Task, n: int) -> str:
-    """The single-prompt wording: images are labelled Image 1..N and one JSON array answers them in order."""
-    return (
-        f"You are given {n} images, labelled Image 1 to Image {n} in the order they appear.\n"
-        f"For each image, answer this question: {task.prompt}\n"
-        f"Reply with only a JSON array of {n} {_JSON_TYPES[task.answer_type]} values, "
-        f"one per image in order (Image 1 first), and nothing else."
-    )
-
-
-def answers_schema(task: Task, n: int) -> dict:
-    """JSON Schema for a reply of ``n`` answers, for providers with structured output."""
-    return {"type": "array", "items": {"type": _JSON_TYPES[task.answer_type]}, "minItems": n, "maxItems": n}
 
 
 class ReadAhead:
@@ -233,7 +217,7 @@ class CellContext:
         request = Request(
             model=where.model,
             task=self.task,
-            prompt=self.task.prompt if n == 1 else multi_image_prompt(self.task, n),
+            prompt=prompt_for(self.task, n),
             images=tuple(prepared),
             params=self.model_params if own else {},
             response_schema=answers_schema(self.task, n) if structured else None,
@@ -274,7 +258,7 @@ class CellContext:
             replaced = f"{job.job_id}: {check.error.kind}: {check.error}"
             log.warning("cell %s: saved batch job %s; submitting a new one", self.cell_id, replaced)
         requests = {
-            custom_id: Request(self.model, self.task, self.task.prompt, (image,), dict(self.model_params))
+            custom_id: Request(self.model, self.task, prompt_for(self.task, 1), (image,), dict(self.model_params))
             for custom_id, image in zip(ids, prepared)
         }
         outcome = await self.caller.call(lambda: backend.submit_batch(self.model, requests))
@@ -441,4 +425,4 @@ def parse_answers(text: str, ids: list[str], task: Task) -> list[Answer]:
     ]
 
 
-__all__ = ["CellContext", "answers_schema", "multi_image_prompt", "parse_answers"]
+__all__ = ["CellContext", "parse_answers"]
