@@ -157,6 +157,14 @@ class Tally:
         for answer in record.answers:
             self._final[answer.item_id] = answer
 
+    def progress(self, record: Record) -> int:
+        """How many items ``record`` brings to an answer, for the progress display (never kept).
+
+        By default its answers when it is an item's first ask (``tier`` None or 1); a later tier asks again
+        about items a first one already counted, so it counts none.
+        """
+        return len(record.answers) if record.tier is None or record.tier == 1 else 0
+
     def final_answers(self) -> dict[str, Answer]:
         """Which answer counts for each item."""
         return self._final
