@@ -146,7 +146,7 @@ class Tally:
     It keeps what its answers need, never the records: a big run's memory stays flat. By default the last
     answer added for an item counts (records come in the order they finish, a resumed run's earlier ones
     first: a retried item's new answer replaces its old error), and an item with an answer is finished.
-    Subclasses override ``add`` and the three readings to change those rules.
+    Subclasses override ``add`` and the readings to change those rules.
     """
 
     def __init__(self) -> None:
