@@ -146,7 +146,7 @@ class Tally:
     It keeps what its answers need, never the records: a big run's memory stays flat. By default the last
     answer added for an item counts (records come in the order they finish, a resumed run's earlier ones
     first: a retried item's new answer replaces its old error), and an item with an answer is finished.
-    Subclasses override ``add`` and the three readings to change those rules.
+    Subclasses override ``add`` and the readings to change those rules.
     """
 
     def __init__(self) -> None:
@@ -156,6 +156,14 @@ class Tally:
         """Take one record into account."""
         for answer in record.answers:
             self._final[answer.item_id] = answer
+
+    def progress(self, record: Record) -> int:
+        """How many items ``record`` brings to an answer, for the progress display (never kept).
+
+        By default its answers when it is an item's first ask (``tier`` None or 1); a later tier asks again
+        about items a first one already counted, so it counts none.
+        """
+        return len(record.answers) if record.tier is None or record.tier == 1 else 0
 
     def final_answers(self) -> dict[str, Answer]:
         """Which answer counts for each item."""

@@ -393,7 +393,7 @@ def test_real_photo_downscales_to_768() -> None:
 
 def test_read_ahead_serves_warm_hits_a_window_at_a_time(tmp_path, image_dir):
     from visionbench.data.dataset import load_dataset
-    from visionbench.run.cell import ReadAhead
+    from visionbench.run.readahead import ReadAhead
 
     items = load_dataset(image_dir, "labels.json", "person_count")
     settings = Preprocessing(max_side=32)
@@ -419,7 +419,7 @@ def test_read_ahead_serves_warm_hits_a_window_at_a_time(tmp_path, image_dir):
 
 async def test_read_ahead_builds_the_next_misses_on_the_other_cores(tmp_path, image_dir):
     from visionbench.data.dataset import load_dataset
-    from visionbench.run.cell import ReadAhead
+    from visionbench.run.readahead import ReadAhead
 
     items = load_dataset(image_dir, "labels.json", "person_count")
     settings = Preprocessing(max_side=32)

@@ -133,6 +133,31 @@ async def test_repeats_make_one_cell_entry_each(tmp_path, image_dir, registry, a
     assert sorted({r["repeat"] for r in data["records"]}) == [0, 1]
 
 
+async def test_progress_counts_each_item_once_per_repeat_whatever_its_tiers(tmp_path, image_dir, registry):
+    class Seen:
+        def __init__(self):
+            self.cells: list[tuple[str, int, int]] = []
+
+        def start_cell(self, label, total):
+            self.cells.append((label, total, 0))
+
+        def advance(self, n):
+            label, total, done = self.cells[-1]
+            self.cells[-1] = (label, total, done + n)
+
+    strategies = [{"name": "adaptive", "escalate_at": 0, "tier1": {"max_side": 16}}]  # every image goes to tier 2
+    path = write_config(tmp_path, image_dir, strategies, options={"answers": {}}, repeats=2)
+    plan = load_plan(path, registry)
+    seen = Seen()
+    bundle_path = await run(plan, results_dir=tmp_path / "results", cache_dir=tmp_path / "cache", progress=seen)
+    data = bundle_mod.load(bundle_path)
+    assert seen.cells == [("scripted/m1/adaptive #1", 6, 6), ("scripted/m1/adaptive #2", 6, 6)]
+    assert len(data["records"]) == 24  # two tiers, two repeats
+    assert sorted((r["repeat"], r["tier"]) for r in data["records"]) == sorted(
+        (repeat, tier) for repeat in (0, 1) for tier in (1, 2) for _ in range(6)
+    )
+
+
 def test_schema_rejects_a_broken_bundle(tmp_path):
     with pytest.raises(jsonschema.ValidationError):
         bundle_mod.validate({"schema_version": 1, "run_id": "x"})

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from visionbench.types import AnswerType
+from visionbench.types import Answer, AnswerType, Task
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -145,3 +145,20 @@ def parse_many(text: str, n: int, answer_type: AnswerType) -> list[Any | ParseEr
         except ParseError as exc:
             out.append(exc)
     return out
+
+
+def parse_answers(text: str, ids: list[str], task: Task) -> list[Answer]:
+    """One answer per item id from a reply: a bare answer for one image, a JSON array for several."""
+    if len(ids) == 1:
+        try:
+            return [Answer(ids[0], value=parse_single(text, task.answer_type))]
+        except ParseError as exc:
+            return [Answer(ids[0], error=f"unparseable reply: {exc}")]
+    try:
+        values = parse_many(text, len(ids), task.answer_type)
+    except ParseError as exc:
+        return [Answer(i, error=f"unparseable reply: {exc}") for i in ids]
+    return [
+        Answer(i, error=f"unparseable reply: {v}") if isinstance(v, ParseError) else Answer(i, value=v)
+        for i, v in zip(ids, values)
+    ]

@@ -11,8 +11,8 @@ from visionbench.data.image_bytes import Preprocessor
 from visionbench.emulator.profile_schema import EmulatorProfiles, load_profiles
 from visionbench.errors import ItemError
 from visionbench.preprocessing import Preprocessing
-from visionbench.run.cell import multi_image_prompt
 from visionbench.run.plan import Plan
+from visionbench.run.prompts import prompt_for
 from visionbench.services.tokens import text_tokens
 from visionbench.types import Capabilities, ImageItem, Request, Usage
 
@@ -121,7 +121,7 @@ async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstima
             model = req.model or cell.model
             provider = plan.providers[provider_name]
             side = req.max_side if req.max_side is not None else cell.preprocessing.max_side
-            prompt = exp.task.prompt if len(req.item_ids) == 1 else multi_image_prompt(exp.task, len(req.item_ids))
+            prompt = prompt_for(exp.task, len(req.item_ids))
             text = text_tokens(prompt + (exp.task.system or ""))
             image_tokens: int | None = 0
             fitted = tuple(_fit(*sizes.get(item_id, (0, 0)), side) for item_id in req.item_ids)
@@ -202,7 +202,7 @@ async def _counted(
                 images.append(pre.prepare(items[item_id], settings))
             except ItemError:
                 continue
-    prompt = exp.task.prompt if len(images) == 1 else multi_image_prompt(exp.task, len(images))
+    prompt = prompt_for(exp.task, len(images))
     request = Request(model, exp.task, prompt, tuple(images))
     return await plan.providers[provider_name].count_tokens(request) if images else 0
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from visionbench.results.bundle import write_atomic
+from visionbench.run.cellrun import CellRun
 
 log = logging.getLogger(__name__)
 
@@ -78,3 +79,17 @@ class JobStore:
             jobs = self._read(set_aside=True)
             if jobs.pop(key, None) is not None:
                 write_atomic(self.path, jobs)
+
+
+def cell_job_key(run: CellRun, item_hashes: Iterable[str]) -> str:
+    """'The same batch' of a cell: this cell and repeat, its model and settings, and the images' content."""
+    return job_key(
+        run.cell_id,
+        run.repeat,
+        run.provider,
+        run.model,
+        run.task,
+        run.preprocessing.key(),
+        run.model_params,
+        item_hashes=item_hashes,
+    )

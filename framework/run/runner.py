@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,10 +21,12 @@ from visionbench.errors import BudgetExceeded
 from visionbench.results.bundle import BUNDLE_NAME, BundleWriter, ItemList, record_from_json
 from visionbench.results.scoring import RecordStats, summarize_cell
 from visionbench.run.calling import Caller
-from visionbench.run.cell import CellContext
+from visionbench.run.cell import CellContext, RunTools
+from visionbench.run.cellrun import CellRun
 from visionbench.run.config import Cell
 from visionbench.run.jobs import JobStore
 from visionbench.run.plan import Plan, started
+from visionbench.run.recorder import Recorder
 from visionbench.types import Record
 
 PACKAGES = (
@@ -169,24 +172,14 @@ async def run(
     preprocessor = Preprocessor(cache_dir)
     jobs = JobStore(results_dir / "batch_jobs.json")
     budget = Budget(max_cost_usd, spent)
+    tools = RunTools(plan.providers, caller, preprocessor, jobs)
+    state = _RunState(plan, tools, writer, progress, budget, previous, retry_errors)
     try:
         async with started(plan, clock=clock):
             with _setup_frozen():
                 for repeat in range(experiment.spec.repeats):
                     for cell in experiment.cells:
-                        await _run_cell(
-                            plan,
-                            cell,
-                            repeat,
-                            caller,
-                            preprocessor,
-                            writer,
-                            progress,
-                            jobs,
-                            budget,
-                            previous,
-                            retry_errors,
-                        )
+                        await _run_cell(state, cell, repeat)
         writer.finish(final_status(writer.data["cells"]))
     except BudgetExceeded as exc:
         writer.finish("stopped", str(exc))
@@ -243,57 +236,47 @@ def _header(plan: Plan, run_id: str) -> dict[str, Any]:
     }
 
 
-async def _run_cell(
-    plan: Plan,
-    cell: Cell,
-    repeat: int,
-    caller: Caller,
-    preprocessor: Preprocessor,
-    writer: BundleWriter,
-    progress: Progress,
-    jobs: JobStore,
-    budget: Budget,
-    previous: dict[str, Any] | None,
-    retry_errors: bool,
-) -> None:
+@dataclass(frozen=True)
+class _RunState:
+    """What every cell of a run works with besides its own cell: the shared tools, the bundle, progress, budget."""
+
+    plan: Plan
+    tools: RunTools
+    writer: BundleWriter
+    progress: Progress
+    budget: Budget
+    previous: dict[str, Any] | None  # the bundle of the run being resumed
+    retry_errors: bool
+
+
+async def _run_cell(state: _RunState, cell: Cell, repeat: int) -> None:
+    plan, writer, progress, budget = state.plan, state.writer, state.progress, state.budget
+    caller = state.tools.caller
     strategy = plan.strategies[cell.id]
     items = plan.items
     tally, stats = strategy.tally(), RecordStats()
-    for record in _earlier(previous, cell.id, repeat):
+    for record in _earlier(state.previous, cell.id, repeat):  # each carries its repeat from the bundle
         tally.add(record)
         stats.add(record)
     done = tally.finished()
-    if retry_errors:
+    if state.retry_errors:
         done -= {i for i, answer in tally.final_answers().items() if answer.error is not None}
     todo = items.without(done)
     if stats.records and not todo:
         return  # finished in the run being resumed
 
     def on_record(record: Record) -> None:
-        record.repeat = repeat
         writer.add_record(record)
-        if record.tier in (None, 1):
-            progress.advance(len(record.answers))
+        if advanced := tally.progress(record):
+            progress.advance(advanced)
         budget.spend(record.cost_usd)  # over budget: the record is in the bundle, not in the cell's summary
         tally.add(record)
         stats.add(record)
 
-    ctx = CellContext(
-        cell_id=cell.id,
-        repeat=repeat,
-        task=plan.experiment.task,
-        preprocessing=cell.preprocessing,
-        providers=plan.providers,
-        provider=cell.provider,
-        model=cell.model,
-        model_params=cell.model_params,
-        caller=caller,
-        preprocessor=preprocessor,
-        on_record=on_record,
-        prices=plan.experiment.prices,
-        jobs=jobs,
-        expected=todo,
+    run = CellRun(
+        cell.id, repeat, plan.experiment.task, cell.preprocessing, cell.provider, cell.model, cell.model_params
     )
+    ctx = CellContext(run, state.tools, Recorder(run, on_record, plan.experiment.prices), expected=todo)
     label = cell.id if plan.experiment.spec.repeats == 1 else f"{cell.id} #{repeat + 1}"
     progress.start_cell(label, len(items))
     progress.advance(len(items) - len(todo))

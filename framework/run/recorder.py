@@ -1,0 +1,107 @@
+"""Where a call's result becomes a kept ``Record``: cell, repeat and tier set at creation, parsed, priced, forwarded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from visionbench.errors import ProviderError
+from visionbench.run.answers import parse_answers
+from visionbench.run.cellrun import CellRun
+from visionbench.services.pricing import PriceTable
+from visionbench.types import Answer, Record, Response
+
+
+@dataclass(frozen=True)
+class Where:
+    """Which provider, model, size and tier a request went to, and whether through the batch API."""
+
+    provider: str
+    model: str
+    max_side: int | None
+    tier: int | None
+    batch: bool = False
+
+
+class Recorder:
+    """Makes each of a cell run's records, complete when made, and hands it on (to the bundle and the tallies).
+
+    None is kept here, so memory stays flat.
+    """
+
+    def __init__(self, run: CellRun, on_record: Callable[[Record], None], prices: PriceTable | None = None) -> None:
+        self.run = run
+        self.prices = prices
+        self._on_record = on_record
+
+    def record(
+        self,
+        where: Where,
+        ids: list[str],
+        start_s: float,
+        end_s: float,
+        attempts: int,
+        *,
+        result: Response | ProviderError | None = None,
+        error: dict[str, Any] | None = None,
+        queue_s: float = 0.0,
+        backoff_s: float = 0.0,
+        request_id: str | None = None,
+    ) -> Record:
+        """The one place a call's result (a reply, or the error that ended it) becomes a kept ``Record``."""
+        run = self.run
+        side = where.max_side if where.max_side is not None else run.preprocessing.max_side
+        record = Record(
+            run.cell_id,
+            ids,
+            where.provider,
+            where.model,
+            where.tier,
+            start_s,
+            end_s,
+            attempts,
+            side,
+            repeat=run.repeat,
+            batch=where.batch,
+            queue_s=queue_s,
+            backoff_s=backoff_s,
+        )
+        if isinstance(result, ProviderError):
+            error = {"kind": result.kind, "message": str(result), "status": result.status}
+        if error is not None:
+            record.error = error
+            message = error["message"] if error["kind"] == "item" else f"{error['kind']}: {error['message']}"
+            record.answers = [Answer(i, error=message) for i in ids]
+        elif isinstance(result, Response):
+            record.raw_text = result.text
+            record.usage = result.usage
+            record.cost_usd = self.price(where.provider, where.model, result, batch=where.batch)
+            record.request_id = result.request_id or request_id
+            record.model_version = result.model_version
+            record.simulated = result.simulated
+            record.answers = parse_answers(result.text, ids, run.task)
+            if result.ttft_s is not None:
+                record.ttft_s = result.ttft_s
+                out = result.usage.output_tokens if result.usage is not None else None
+                if out is not None and result.generation_s:
+                    record.output_tokens_per_s = out / result.generation_s
+        self._on_record(record)
+        return record
+
+    def record_each(
+        self, where: Where, ids: list[str], start_s: float, end_s: float, attempts: int, error: ProviderError
+    ) -> list[Answer]:
+        """One failed record per item (a batch fails item by item, so a retry can pick any of them)."""
+        return [a for i in ids for a in self.record(where, [i], start_s, end_s, attempts, result=error).answers]
+
+    def price(self, provider: str, model: str, response: Response, *, batch: bool = False) -> float | None:
+        """The provider's own figure if it gave one (local models: 0), else the price table's."""
+        if response.cost_usd is not None:
+            return response.cost_usd
+        if self.prices is None:
+            return None
+        return self.prices.cost(model, response.usage, batch=batch, provider=provider)
+
+
+__all__ = ["Recorder", "Where"]
