@@ -159,8 +159,8 @@ async def _estimate(plan, count_tokens: bool):
 
     if not count_tokens:
         return await estimate(plan, count_tokens=False)
-    async with started(plan):
-        return await estimate(plan, count_tokens=True)
+    async with started(plan) as live:
+        return await estimate(live, count_tokens=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -290,7 +290,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{len(experiment.cells)} cells x {experiment.spec.repeats} repeats"
     )
     for cell in experiment.cells:
-        console.print(f"  {cell.id}  ({cell.strategy} {cell.params or ''})")
+        console.print(f"  {cell.id}  ({cell.strategy} {cell.written_params() or ''})")
     return 0
 
 

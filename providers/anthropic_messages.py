@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field
 
 from visionbench.errors import BadRequest, ConfigError, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
-from visionbench.provider import Provider, RemoteOptions
+from visionbench.provider import Endpoint, Provider, RemoteOptions
 from visionbench.secrets import redact
 from visionbench.services.limits import capabilities_for, thinking_problem
 from visionbench.services.tokens import anthropic_image_tokens
@@ -121,6 +121,7 @@ class AnthropicMessages(Provider):
     """Claude models on the Anthropic Messages API (or any endpoint speaking it, e.g. the local emulator)."""
 
     name = "anthropic"
+    protocols = {"anthropic": ""}
 
     class Options(RemoteOptions):
         api_key_env: str = "ANTHROPIC_API_KEY"
@@ -131,8 +132,8 @@ class AnthropicMessages(Provider):
         #: Stream every request of this provider (``model_params: {stream: ...}`` wins per cell).
         stream: bool = False
 
-    def __init__(self, options: BaseModel | None = None) -> None:
-        super().__init__(options)
+    def __init__(self, options: BaseModel | None = None, *, endpoint: Endpoint | None = None) -> None:
+        super().__init__(options, endpoint=endpoint)
         self._client: Any = None
         self._key: str | None = None
 
@@ -176,9 +177,11 @@ class AnthropicMessages(Provider):
         if self._client is None:
             import anthropic
 
-            self._key = read_key(self.options.api_key_env, self.name, at_start=at_start)
+            self._key = (self.endpoint and self.endpoint.api_key) or read_key(
+                self.options.api_key_env, self.name, at_start=at_start
+            )
             self._client = anthropic.AsyncAnthropic(
-                api_key=self._key, base_url=self.options.base_url, max_retries=0, timeout=self.options.timeout_s
+                api_key=self._key, base_url=self.base_url(), max_retries=0, timeout=self.options.timeout_s
             )
         return self._client
 
@@ -337,7 +340,7 @@ class AnthropicMessages(Provider):
         await self._call(self._get_client().messages.batches.cancel(job_id))
 
     def environment(self) -> dict[str, str]:
-        return {"sdk": sdk_version("anthropic"), "base_url": self.options.base_url or "(SDK default)"}
+        return {"sdk": sdk_version("anthropic"), "base_url": self.base_url() or "(SDK default)"}
 
     async def aclose(self) -> None:
         if self._client is not None:

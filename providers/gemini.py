@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 
 from visionbench.errors import BadRequest, ConfigError, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
-from visionbench.provider import Provider, RemoteOptions
+from visionbench.provider import Endpoint, Provider, RemoteOptions
 from visionbench.secrets import redact
 from visionbench.services.limits import capabilities_for, thinking_problem
 from visionbench.services.tokens import gemini_image_tokens
@@ -168,6 +168,7 @@ class Gemini(Provider):
     """Gemini models on the Gemini API (or any endpoint speaking it, e.g. the local emulator)."""
 
     name = "gemini"
+    protocols = {"gemini": ""}
 
     class Options(RemoteOptions):
         api_key_env: str = "GEMINI_API_KEY"
@@ -178,8 +179,8 @@ class Gemini(Provider):
         #: Stream every request of this provider (``model_params: {stream: ...}`` wins per cell).
         stream: bool = False
 
-    def __init__(self, options: BaseModel | None = None) -> None:
-        super().__init__(options)
+    def __init__(self, options: BaseModel | None = None, *, endpoint: Endpoint | None = None) -> None:
+        super().__init__(options, endpoint=endpoint)
         self._client: Any = None
         self._key: str | None = None
         self._batch_sizes: dict[str, int] = {}
@@ -225,10 +226,12 @@ class Gemini(Provider):
             from google import genai
             from google.genai import types
 
-            self._key = read_key(self.options.api_key_env, self.name, at_start=at_start)
+            self._key = (self.endpoint and self.endpoint.api_key) or read_key(
+                self.options.api_key_env, self.name, at_start=at_start
+            )
             tls = _tls_context()
             http = types.HttpOptions(
-                base_url=self.options.base_url,
+                base_url=self.base_url(),
                 api_version=self.options.api_version,
                 timeout=int(self.options.timeout_s * 1000),  # milliseconds
                 retry_options=types.HttpRetryOptions(attempts=1),
@@ -439,7 +442,7 @@ class Gemini(Provider):
     def environment(self) -> dict[str, str]:
         return {
             "sdk": sdk_version("google-genai"),
-            "base_url": self.options.base_url or "(SDK default)",
+            "base_url": self.base_url() or "(SDK default)",
             "api_version": self.options.api_version or "(SDK default)",
         }
 

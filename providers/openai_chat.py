@@ -28,13 +28,13 @@ import json
 import os
 import re
 import time
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from visionbench.errors import BadRequest, ConfigError, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
-from visionbench.provider import Provider, RemoteOptions
+from visionbench.provider import Endpoint, Provider, RemoteOptions
 from visionbench.secrets import redact, register_secret
 from visionbench.services.limits import capabilities_for
 from visionbench.services.tokens import openai_image_tokens
@@ -117,8 +117,8 @@ class OpenAIChat(Provider):
     """OpenAI models on Chat Completions (or any server speaking it: vLLM, Ollama, a gateway, the emulator)."""
 
     name = "openai"
-    #: The emulator serves this protocol under /v1, as api.openai.com does (base URLs here include it).
-    emulator_path: ClassVar[str] = "/v1"
+    #: Chat Completions, served under /v1 as on api.openai.com (base URLs here include it).
+    protocols = {"openai": "/v1"}
 
     class Options(RemoteOptions):
         api_key_env: str = "OPENAI_API_KEY"
@@ -129,8 +129,8 @@ class OpenAIChat(Provider):
         #: Stream every request of this provider (``model_params: {stream: ...}`` wins per cell).
         stream: bool = False
 
-    def __init__(self, options: BaseModel | None = None) -> None:
-        super().__init__(options)
+    def __init__(self, options: BaseModel | None = None, *, endpoint: Endpoint | None = None) -> None:
+        super().__init__(options, endpoint=endpoint)
         self._client: Any = None
 
     def validate_params(self, model: str, params: dict[str, Any]) -> None:
@@ -153,11 +153,13 @@ class OpenAIChat(Provider):
         return openai_image_tokens(width, height, model=model)
 
     def _key(self, at_start: bool) -> str:
+        if self.endpoint is not None and self.endpoint.api_key:
+            return self.endpoint.api_key
         key = os.environ.get(self.options.api_key_env, "").strip()
         if key:
             register_secret(key)
             return key
-        if self.options.base_url:  # a self-hosted server may take no key at all
+        if self.base_url():  # a self-hosted server may take no key at all
             return NO_KEY
         message = (
             f"provider {self.name!r}: environment variable {self.options.api_key_env} is not set (it must hold the "
@@ -171,7 +173,7 @@ class OpenAIChat(Provider):
 
             self._client = openai.AsyncOpenAI(
                 api_key=self._key(at_start),
-                base_url=self.options.base_url,
+                base_url=self.base_url(),
                 max_retries=0,
                 timeout=self.options.timeout_s,
             )
@@ -373,7 +375,7 @@ class OpenAIChat(Provider):
         await self._call(self._get_client().batches.cancel(job_id))
 
     def environment(self) -> dict[str, str]:
-        return {"sdk": sdk_version("openai"), "base_url": self.options.base_url or "(SDK default)"}
+        return {"sdk": sdk_version("openai"), "base_url": self.base_url() or "(SDK default)"}
 
     async def aclose(self) -> None:
         if self._client is not None:
