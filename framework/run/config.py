@@ -173,7 +173,9 @@ def _where(loc: tuple[Any, ...]) -> str:
 def format_validation_error(source: Path | str, err: ValidationError, prefix: str = "") -> str:
     lines = [f"{source}: invalid config"]
     for e in err.errors():
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith(("function-", "str", "dict["))))
+        loc = tuple(
+            p for p in e["loc"] if not (isinstance(p, str) and (p == "str" or p.startswith(("function-", "dict["))))
+        )
         where = _where(loc)
         where = f"{prefix}.{where}" if prefix and where != "(top level)" else (prefix or where)
         msg = e["msg"]
