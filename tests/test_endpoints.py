@@ -261,3 +261,19 @@ def test_endpoint_options_are_validated_once_against_their_plugin(tmp_path, imag
     path = _config(tmp_path, image_dir, {}, [{"provider": "nowhere", "models": ["m"], "strategies": ["sequential"]}])
     with pytest.raises(ConfigError, match="matrix\\[0\\].provider: unknown provider 'nowhere'"):
         load_experiment(path, registry)
+
+
+def test_the_readme_example_of_hosted_openai_and_vllm_loads(tmp_path, image_dir, registry):
+    """The README's example of two endpoints of the openai plugin is a valid config."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    after = readme[readme.index("One plugin can be several endpoints") :]
+    block = yaml.safe_load(after[after.index("```yaml\n") + 8 : after.index("```\n", after.index("```yaml\n") + 8)])
+    path = _config(tmp_path, image_dir, block["providers"], block["matrix"], pricing=block["pricing"])
+    plan = load_plan(path, registry)
+    assert {name: e.plugin for name, e in plan.experiment.endpoints.items()} == {"openai": "openai", "vllm": "openai"}
+    assert (
+        plan.providers["vllm"].base_url() == "http://localhost:8000/v1" and plan.providers["openai"].base_url() is None
+    )
+    assert [c.provider for c in plan.experiment.cells] == ["openai", "vllm"]
+    qwen = "Qwen/Qwen2.5-VL-7B-Instruct"
+    assert plan.experiment.prices.find(qwen, "vllm") is not None  # priced by the config's row
