@@ -277,3 +277,26 @@ def test_the_readme_example_of_hosted_openai_and_vllm_loads(tmp_path, image_dir,
     assert [c.provider for c in plan.experiment.cells] == ["openai", "vllm"]
     qwen = "Qwen/Qwen2.5-VL-7B-Instruct"
     assert plan.experiment.prices.find(qwen, "vllm") is not None  # priced by the config's row
+
+
+async def test_adaptive_tier1_on_another_endpoint_of_the_same_plugin(tmp_path, image_dir, registry):
+    """``tier1.provider`` names an endpoint too: two endpoints of one plugin, one instance each."""
+    answers = {f"img{i}.png": i for i in range(6)}
+    path = _config(
+        tmp_path,
+        image_dir,
+        {"big": {"plugin": "scripted", "answers": answers}, "small": {"plugin": "scripted", "answers": answers}},
+        [
+            {
+                "provider": "big",
+                "models": ["m1"],
+                "strategies": [{"name": "adaptive", "escalate_at": 3, "tier1": {"provider": "small", "max_side": 32}}],
+            }
+        ],
+    )
+    plan = load_plan(path, registry)
+    data = bundle_mod.load(await run(plan, results_dir=tmp_path / "r", cache_dir=None))
+    small, big = plan.providers["small"], plan.providers["big"]
+    assert small is not big and len(small.requests) == 6  # every image at tier 1, on the small endpoint
+    assert sorted(r.images[0].item_id for r in big.requests) == ["img3.png", "img4.png", "img5.png"]
+    assert set(data["endpoints"]) == {"big", "small"} and data["endpoints"]["small"]["plugin"] == "scripted"
