@@ -291,6 +291,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
     )
     for cell in experiment.cells:
         console.print(f"  {cell.id}  ({cell.strategy} {cell.written_params() or ''})")
+    from visionbench.run.emulated import emulated_protocol
+
+    for name, provider in plan.providers.items():
+        endpoint = experiment.endpoints[name]
+        if emulated_protocol(experiment, endpoint, type(provider)):
+            where = ", to the emulator"
+        elif provider.base_url():
+            where = f", to {provider.base_url()}"
+        else:
+            where = ", to the service (the SDK's default URL)" if type(provider).protocols else ""
+        console.print(f"  endpoint {name}: plugin {endpoint.plugin}{where}", soft_wrap=True, highlight=False)
     return 0
 
 
