@@ -252,6 +252,7 @@ def test_endpoint_options_are_validated_once_against_their_plugin(tmp_path, imag
         ({"vllm": {"plugin": "openai", "structured_output": "yes"}}, "providers.vllm.structured_output"),
         ({"vllm": {"plugin": "vllm"}}, "providers.vllm.plugin: unknown provider plugin 'vllm'"),
         ({"vllm": {"base_url": "http://x"}}, "providers.vllm: unknown provider"),
+        ({"vllm": {"plugin": "openai"}, "my/vllm": {"plugin": "openai"}}, "providers.my/vllm: an endpoint's name"),
     ]:
         path = _config(
             tmp_path, image_dir, providers, [{"provider": "vllm", "models": ["m"], "strategies": ["sequential"]}]

@@ -243,9 +243,13 @@ def _endpoints(spec: ExperimentSpec, source: Path, registry: Registry) -> dict[s
             what = (
                 f"providers.{name}.plugin: unknown provider plugin {plugin!r}"
                 if "plugin" in written
-                else (f"providers.{name}: unknown provider (an endpoint of another name says which with plugin:)")
+                else f"providers.{name}: unknown provider (an endpoint of another name says which with plugin:)"
             )
             raise ConfigError(f"{source}: {what}; loaded providers: {loaded}")
+        if not name or "/" in name:
+            raise ConfigError(
+                f"{source}: providers.{name}: an endpoint's name cannot hold '/' (cell ids are split on it)"
+            )
         cls = registry.providers[plugin]
         out[name] = EndpointSpec(name, plugin, _validate_params(source, f"providers.{name}", cls.Options, options))
     return out
