@@ -159,8 +159,8 @@ async def _estimate(plan, count_tokens: bool):
 
     if not count_tokens:
         return await estimate(plan, count_tokens=False)
-    async with started(plan):
-        return await estimate(plan, count_tokens=True)
+    async with started(plan) as live:
+        return await estimate(live, count_tokens=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -290,7 +290,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{len(experiment.cells)} cells x {experiment.spec.repeats} repeats"
     )
     for cell in experiment.cells:
-        console.print(f"  {cell.id}  ({cell.strategy} {cell.params or ''})")
+        console.print(f"  {cell.id}  ({cell.strategy} {cell.written_params() or ''})")
+    from visionbench.run.emulated import emulated_protocol
+
+    for name, provider in plan.providers.items():
+        endpoint = experiment.endpoints[name]
+        if emulated_protocol(experiment, endpoint, type(provider)):
+            where = ", to the emulator"
+        elif provider.base_url():
+            where = f", to {provider.base_url()}"
+        else:
+            where = ", to the service (the SDK's default URL)" if type(provider).protocols else ""
+        console.print(f"  endpoint {name}: plugin {endpoint.plugin}{where}", soft_wrap=True, highlight=False)
     return 0
 
 

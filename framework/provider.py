@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -22,10 +24,23 @@ class NoOptions(StrictModel):
     """Options for a provider that takes none."""
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a provider sends its requests instead of where its options say: given when the provider is built.
+
+    A run with ``emulator:`` builds each endpoint it emulates with one (see ``Provider.protocols``).
+    ``api_key`` is sent as it is; ``None`` keeps the key the options name (``api_key_env``).
+    """
+
+    #: What the provider's client takes as its base URL (the protocol's path included, e.g. ``.../v1``).
+    base_url: str
+    api_key: str | None = field(default=None, repr=False)
+
+
 class RemoteOptions(StrictModel):
     """Options every provider of a remote API shares; subclasses set their own key variable and limits.
 
-    A run against the emulator points every provider whose options are ``RemoteOptions`` at it.
+    Only a provider that declares ``protocols`` is ever pointed at the emulator; these options alone never are.
     """
 
     api_key_env: str = Field(description="Environment variable holding the API key (never the key itself).")
@@ -60,8 +75,9 @@ OptionsT = TypeVar("OptionsT", bound=BaseModel)
 class Provider(ABC, Generic[OptionsT]):
     """A provider answers requests. It never sleeps, retries or times itself: the framework does that.
 
-    Subclasses set ``name`` (what configs write under ``provider:``) and may set ``Options``, a pydantic
-    model validated from the config's ``providers: {name: {...}}`` section; ``class P(Provider[POptions])``
+    Subclasses set ``name`` (the plugin name: what a config's endpoint gives as ``plugin:``, or names directly
+    under ``provider:``) and may set ``Options``, a pydantic model validated from the endpoint's entry in the
+    config's ``providers:`` section. One instance is built per endpoint. ``class P(Provider[POptions])``
     with ``Options = POptions`` types ``self.options`` as ``POptions`` (``Provider[NoOptions]`` for none).
     Failures are raised as :mod:`visionbench.errors` ``ProviderError`` kinds.
     """
@@ -73,9 +89,23 @@ class Provider(ABC, Generic[OptionsT]):
     simulated: ClassVar[bool] = False
     #: True for providers that cost nothing to call (local models).
     free: ClassVar[bool] = False
+    #: The wire protocols this provider speaks, each with the path it is served under below the base URL its
+    #: client takes (``{"openai": "/v1"}``). A run with ``emulator:`` builds an endpoint of this provider with an
+    #: ``Endpoint`` at the emulator when the emulator serves one of them and the endpoint sets no ``base_url``;
+    #: a provider that declares none is never rerouted. A provider that declares some takes ``endpoint=``.
+    protocols: ClassVar[Mapping[str, str]] = {}
 
-    def __init__(self, options: OptionsT | None = None) -> None:
+    def __init__(self, options: OptionsT | None = None, *, endpoint: Endpoint | None = None) -> None:
         self.options: OptionsT = options if options is not None else self.Options()
+        #: Where requests go instead of the options' ``base_url`` (and with which key), or ``None``.
+        self.endpoint = endpoint
+
+    def base_url(self) -> str | None:
+        """The base URL this provider's requests go to: the endpoint's, else its options' (``None``: the SDK's)."""
+        if self.endpoint is not None:
+            return self.endpoint.base_url
+        url = getattr(self.options, "base_url", None)
+        return url if isinstance(url, str) else None
 
     @abstractmethod
     def capabilities(self, model: str) -> Capabilities:

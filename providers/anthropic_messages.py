@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 
 from visionbench.errors import BadRequest, ConfigError, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
-from visionbench.provider import Provider, RemoteOptions
+from visionbench.provider import Endpoint, Provider, RemoteOptions
 from visionbench.secrets import redact
 from visionbench.services.limits import capabilities_for, thinking_problem
 from visionbench.services.tokens import anthropic_image_tokens
@@ -132,11 +132,12 @@ class AnthropicMessages(Provider[AnthropicOptions]):
     """Claude models on the Anthropic Messages API (or any endpoint speaking it, e.g. the local emulator)."""
 
     name = "anthropic"
+    protocols = {"anthropic": ""}
 
     Options = AnthropicOptions
 
-    def __init__(self, options: AnthropicOptions | None = None) -> None:
-        super().__init__(options)
+    def __init__(self, options: AnthropicOptions | None = None, *, endpoint: Endpoint | None = None) -> None:
+        super().__init__(options, endpoint=endpoint)
         self._client: Any = None
         self._key: str | None = None
 
@@ -180,9 +181,11 @@ class AnthropicMessages(Provider[AnthropicOptions]):
         if self._client is None:
             import anthropic
 
-            self._key = api_key(self.options.api_key_env, self.name, at_start=at_start)
+            self._key = (self.endpoint and self.endpoint.api_key) or api_key(
+                self.options.api_key_env, self.name, at_start=at_start
+            )
             self._client = anthropic.AsyncAnthropic(
-                api_key=self._key, base_url=self.options.base_url, max_retries=0, timeout=self.options.timeout_s
+                api_key=self._key, base_url=self.base_url(), max_retries=0, timeout=self.options.timeout_s
             )
         return self._client
 
@@ -340,7 +343,7 @@ class AnthropicMessages(Provider[AnthropicOptions]):
         await self._call(self._get_client().messages.batches.cancel(job_id))
 
     def environment(self) -> dict[str, str]:
-        return {"sdk": sdk_version("anthropic"), "base_url": self.options.base_url or "(SDK default)"}
+        return {"sdk": sdk_version("anthropic"), "base_url": self.base_url() or "(SDK default)"}
 
     async def aclose(self) -> None:
         if self._client is not None:

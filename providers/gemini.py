@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 
 from visionbench.errors import BadRequest, ConfigError, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
-from visionbench.provider import Provider, RemoteOptions
+from visionbench.provider import Endpoint, Provider, RemoteOptions
 from visionbench.secrets import redact
 from visionbench.services.limits import capabilities_for, thinking_problem
 from visionbench.services.tokens import gemini_image_tokens
@@ -172,11 +172,12 @@ class Gemini(Provider[GeminiOptions]):
     """Gemini models on the Gemini API (or any endpoint speaking it, e.g. the local emulator)."""
 
     name = "gemini"
+    protocols = {"gemini": ""}
 
     Options = GeminiOptions
 
-    def __init__(self, options: GeminiOptions | None = None) -> None:
-        super().__init__(options)
+    def __init__(self, options: GeminiOptions | None = None, *, endpoint: Endpoint | None = None) -> None:
+        super().__init__(options, endpoint=endpoint)
         self._client: Any = None
         self._key: str | None = None
         self._batch_sizes: dict[str, int] = {}
@@ -222,10 +223,12 @@ class Gemini(Provider[GeminiOptions]):
             from google import genai
             from google.genai import types
 
-            self._key = api_key(self.options.api_key_env, self.name, at_start=at_start)
+            self._key = (self.endpoint and self.endpoint.api_key) or api_key(
+                self.options.api_key_env, self.name, at_start=at_start
+            )
             tls = _tls_context()
             http = types.HttpOptions(
-                base_url=self.options.base_url,
+                base_url=self.base_url(),
                 api_version=self.options.api_version,
                 timeout=int(self.options.timeout_s * 1000),  # milliseconds
                 retry_options=types.HttpRetryOptions(attempts=1),
@@ -434,7 +437,7 @@ class Gemini(Provider[GeminiOptions]):
     def environment(self) -> dict[str, str]:
         return {
             "sdk": sdk_version("google-genai"),
-            "base_url": self.options.base_url or "(SDK default)",
+            "base_url": self.base_url() or "(SDK default)",
             "api_version": self.options.api_version or "(SDK default)",
         }
 

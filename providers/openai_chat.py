@@ -26,13 +26,13 @@ from __future__ import annotations
 import base64
 import json
 import re
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from visionbench.errors import BadRequest, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
-from visionbench.provider import Provider, RemoteOptions
+from visionbench.provider import Endpoint, Provider, RemoteOptions
 from visionbench.secrets import redact
 from visionbench.services.limits import capabilities_for
 from visionbench.services.tokens import openai_image_tokens
@@ -129,13 +129,13 @@ class OpenAIChat(Provider[OpenAIOptions]):
     """OpenAI models on Chat Completions (or any server speaking it: vLLM, Ollama, a gateway, the emulator)."""
 
     name = "openai"
-    #: The emulator serves this protocol under /v1, as api.openai.com does (base URLs here include it).
-    emulator_path: ClassVar[str] = "/v1"
+    #: Chat Completions, served under /v1 as on api.openai.com (base URLs here include it).
+    protocols = {"openai": "/v1"}
 
     Options = OpenAIOptions
 
-    def __init__(self, options: OpenAIOptions | None = None) -> None:
-        super().__init__(options)
+    def __init__(self, options: OpenAIOptions | None = None, *, endpoint: Endpoint | None = None) -> None:
+        super().__init__(options, endpoint=endpoint)
         self._client: Any = None
 
     def validate_params(self, model: str, params: dict[str, Any]) -> None:
@@ -158,11 +158,11 @@ class OpenAIChat(Provider[OpenAIOptions]):
         return openai_image_tokens(width, height, model=model)
 
     def _key(self, at_start: bool) -> str:
+        if self.endpoint is not None and self.endpoint.api_key:
+            return self.endpoint.api_key
         hint = "; a server that takes none needs only base_url"
         # A self-hosted server may take no key at all.
-        key = api_key(
-            self.options.api_key_env, self.name, at_start=at_start, required=not self.options.base_url, hint=hint
-        )
+        key = api_key(self.options.api_key_env, self.name, at_start=at_start, required=not self.base_url(), hint=hint)
         return NO_KEY if key is None else key
 
     def _get_client(self, *, at_start: bool = False) -> Any:
@@ -171,7 +171,7 @@ class OpenAIChat(Provider[OpenAIOptions]):
 
             self._client = openai.AsyncOpenAI(
                 api_key=self._key(at_start),
-                base_url=self.options.base_url,
+                base_url=self.base_url(),
                 max_retries=0,
                 timeout=self.options.timeout_s,
             )
@@ -373,7 +373,7 @@ class OpenAIChat(Provider[OpenAIOptions]):
         await self._call(self._get_client().batches.cancel(job_id))
 
     def environment(self) -> dict[str, str]:
-        return {"sdk": sdk_version("openai"), "base_url": self.options.base_url or "(SDK default)"}
+        return {"sdk": sdk_version("openai"), "base_url": self.base_url() or "(SDK default)"}
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -21,7 +21,8 @@ def test_matrix_expands_models_and_strategies(tmp_path, image_dir, registry):
     )
     exp = load_experiment(path, registry)
     assert [c.id for c in exp.cells] == ["scripted/m1/sequential", "scripted/m1/c4"]
-    assert exp.cells[1].params == {"max_concurrency": 4}
+    assert exp.cells[1].written_params() == {"max_concurrency": 4}  # validated once, at load: typed
+    assert exp.cells[1].params.max_concurrency == 4
 
 
 def test_unknown_strategy_names_allowed_values(tmp_path, image_dir, registry):

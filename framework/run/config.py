@@ -88,34 +88,53 @@ class ExperimentSpec(StrictModel):
     preprocessing: Preprocessing = Field(default_factory=Preprocessing)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     repeats: int = Field(default=1, ge=1)
-    #: Options per provider name, validated by the provider's own Options model.
+    #: Endpoints by name: ``plugin:`` (default: the name itself) and that plugin's options, validated by its
+    #: Options model into ``Experiment.endpoints``.
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     matrix: list[MatrixEntry] = Field(min_length=1)
     cache_dir: str | None = None
-    #: Route every provider that takes a base_url to a local emulator of the provider APIs.
+    #: Send every endpoint that has no base_url and speaks a protocol the emulator serves to a local emulator.
     emulator: EmulatorSpec | None = None
     #: Price rows that replace or extend the built-in table (genai-prices, then visionbench/services/prices.yaml).
     pricing: list[dict[str, Any]] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
+class EndpointSpec:
+    """A named endpoint: a provider plugin and its options, validated once, when the config is loaded."""
+
+    name: str
+    plugin: str
+    options: BaseModel
+
+    def written_options(self) -> dict[str, Any]:
+        """The options as JSON (a key is never an option: options name the variable holding it)."""
+        return self.options.model_dump(mode="json")
+
+
+@dataclass(frozen=True)
 class Cell:
-    """One column of the comparison: a provider, a model, a strategy with its params, and the preprocessing."""
+    """One column of the comparison: an endpoint (``provider``), a model, a strategy with its validated params, and
+    the preprocessing."""
 
     id: str
-    provider: str
+    provider: str  #: the endpoint's name
     model: str
     strategy: str
     label: str
-    params: dict[str, Any]
+    params: BaseModel  #: the strategy's Params, validated
     model_params: dict[str, Any]
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     #: What sets this cell apart from the others of its provider, model and strategy label (a sweep's values).
     varied: dict[str, Any] = field(default_factory=dict)
 
+    def written_params(self) -> dict[str, Any]:
+        """The strategy params the config gave (defaults left out), as JSON."""
+        return self.params.model_dump(mode="json", exclude_unset=True)
+
     def settings(self) -> dict[str, Any]:
         """Everything a sweep may vary, in one mapping (to find what differs between cells)."""
-        return {**self.preprocessing.model_dump(), **self.model_params, **self.params}
+        return {**self.preprocessing.model_dump(), **self.model_params, **self.written_params()}
 
 
 @dataclass(frozen=True)
@@ -128,6 +147,8 @@ class Experiment:
     cells: tuple[Cell, ...]
     dataset_path: Path
     prices: PriceTable
+    #: Every endpoint the config names (``providers:`` and the matrix), by name; tier-1 endpoints the plan adds.
+    endpoints: dict[str, EndpointSpec] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -152,7 +173,9 @@ def _where(loc: tuple[Any, ...]) -> str:
 def format_validation_error(source: Path | str, err: ValidationError, prefix: str = "") -> str:
     lines = [f"{source}: invalid config"]
     for e in err.errors():
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith(("function-", "str", "dict["))))
+        loc = tuple(
+            p for p in e["loc"] if not (isinstance(p, str) and (p == "str" or p.startswith(("function-", "dict["))))
+        )
         where = _where(loc)
         where = f"{prefix}.{where}" if prefix and where != "(top level)" else (prefix or where)
         msg = e["msg"]
@@ -194,9 +217,42 @@ def _validate_params(source: Path, where: str, model: type[BaseModel], params: d
         raise ConfigError(format_validation_error(source, err, prefix=where)) from None
 
 
-def build_strategy(registry: Registry, cell: Cell, source: Path | str = "config") -> Strategy:
-    cls = registry.strategies[cell.strategy]
-    return cls(_validate_params(Path(source), f"strategy {cell.label!r}", cls.Params, cell.params))
+def build_strategy(registry: Registry, cell: Cell) -> Strategy:
+    """The cell's strategy, from the params validated at load."""
+    return registry.strategies[cell.strategy](cell.params)
+
+
+def default_endpoint(source: Path, registry: Registry, name: str, where: str) -> EndpointSpec:
+    """The endpoint a config names without a ``providers:`` entry: the plugin of that name, default options."""
+    if name not in registry.providers:
+        raise ConfigError(
+            f"{source}: {where}: unknown provider {name!r}; it is neither an endpoint under providers: nor a "
+            f"provider plugin; loaded providers: {', '.join(sorted(registry.providers))}"
+        )
+    return EndpointSpec(name, name, _validate_params(source, f"providers.{name}", registry.providers[name].Options, {}))
+
+
+def _endpoints(spec: ExperimentSpec, source: Path, registry: Registry) -> dict[str, EndpointSpec]:
+    """``providers:`` validated: each entry an endpoint of a plugin (``plugin:``, default its name) and its options."""
+    loaded = ", ".join(sorted(registry.providers))
+    out: dict[str, EndpointSpec] = {}
+    for name, written in spec.providers.items():
+        options = dict(written)
+        plugin = options.pop("plugin", name)
+        if not isinstance(plugin, str) or plugin not in registry.providers:
+            what = (
+                f"providers.{name}.plugin: unknown provider plugin {plugin!r}"
+                if "plugin" in written
+                else f"providers.{name}: unknown provider (an endpoint of another name says which with plugin:)"
+            )
+            raise ConfigError(f"{source}: {what}; loaded providers: {loaded}")
+        if not name or "/" in name:
+            raise ConfigError(
+                f"{source}: providers.{name}: an endpoint's name cannot hold '/' (cell ids are split on it)"
+            )
+        cls = registry.providers[plugin]
+        out[name] = EndpointSpec(name, plugin, _validate_params(source, f"providers.{name}", cls.Options, options))
+    return out
 
 
 def _preprocessing(source: Path, where: str, base: Preprocessing, override: dict[str, Any]) -> Preprocessing:
@@ -265,21 +321,11 @@ def experiment_from_dict(
     if dataset is not None:
         spec = with_dataset(spec, dataset)
 
-    for name, options in spec.providers.items():
-        if name not in registry.providers:
-            raise ConfigError(
-                f"{source}: providers.{name}: unknown provider; "
-                f"loaded providers: {', '.join(sorted(registry.providers))}"
-            )
-        _validate_params(source, f"providers.{name}", registry.providers[name].Options, options)
-
+    endpoints = _endpoints(spec, source, registry)
     cells: list[Cell] = []
     for i, entry in enumerate(spec.matrix):
-        if entry.provider not in registry.providers:
-            raise ConfigError(
-                f"{source}: matrix[{i}].provider: unknown provider {entry.provider!r}; "
-                f"loaded providers: {', '.join(sorted(registry.providers))}"
-            )
+        if entry.provider not in endpoints:
+            endpoints[entry.provider] = default_endpoint(source, registry, entry.provider, f"matrix[{i}].provider")
         sizes = [
             _preprocessing(source, f"matrix[{i}].preprocessing", spec.preprocessing, p)
             for p in combinations(entry.preprocessing, f"{source}: matrix[{i}].preprocessing")
@@ -293,8 +339,8 @@ def experiment_from_dict(
                     f"{source}: {where}: unknown strategy {name!r}; "
                     f"loaded strategies: {', '.join(sorted(registry.strategies))}"
                 )
-            for params in combinations(strategy_params, f"{source}: {where}"):
-                _validate_params(source, where, registry.strategies[name].Params, params)
+            for written in combinations(strategy_params, f"{source}: {where}"):
+                params = _validate_params(source, where, registry.strategies[name].Params, written)
                 for model, pre, mp in itertools.product(entry.models, sizes, model_params):
                     cell_id = f"{entry.provider}/{model}/{label}"
                     cells.append(Cell(cell_id, entry.provider, model, name, label, params, mp, pre))
@@ -311,5 +357,8 @@ def experiment_from_dict(
         task=spec.task.to_task(),
         cells=tuple(cells),
         dataset_path=dataset_path,
-        prices=default_table().with_overrides(spec.pricing, where=f"{source}: pricing"),
+        prices=default_table()
+        .with_overrides(spec.pricing, where=f"{source}: pricing")
+        .with_endpoints({e.name: e.plugin for e in endpoints.values()}),
+        endpoints=endpoints,
     )

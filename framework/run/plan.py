@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -11,13 +10,12 @@ from pathlib import Path
 from visionbench.clock import REAL_CLOCK, Clock
 from visionbench.data.dataset import Items, load_dataset
 from visionbench.errors import ConfigError
-from visionbench.provider import Provider, RemoteOptions
-from visionbench.run.config import Experiment, build_strategy, load_experiment
+from visionbench.provider import Provider
+from visionbench.run.config import EndpointSpec, Experiment, build_strategy, default_endpoint, load_experiment
+from visionbench.run.emulated import emulated, unserved
 from visionbench.run.plugins import Registry
 from visionbench.services.lifecycle import model_warnings
 from visionbench.strategy import Strategy
-
-EMULATOR_KEY_ENV = "VISIONBENCH_EMULATOR_KEY"
 
 
 @dataclass
@@ -26,6 +24,7 @@ class Plan:
 
     experiment: Experiment
     items: Items  #: columns, not an object per image
+    #: One provider per endpoint the cells call, by endpoint name.
     providers: dict[str, Provider]
     strategies: dict[str, Strategy]
     #: One line per model that is retired, retiring, deprecated or unknown (printed by the CLI).
@@ -40,30 +39,36 @@ def load_plan(path: str | Path, registry: Registry, *, dataset: str | Path | Non
     return prepare(load_experiment(path, registry, dataset=dataset), registry)
 
 
+def build_provider(registry: Registry, endpoint: EndpointSpec) -> Provider:
+    """The provider of ``endpoint``: its plugin, built once with the options validated at load."""
+    return registry.providers[endpoint.plugin](endpoint.options)
+
+
 def prepare(experiment: Experiment, registry: Registry) -> Plan:
-    """Load the dataset, build providers and strategies, and check every cell can run. Raises ConfigError."""
+    """Load the dataset, build one provider per endpoint and the strategies, and check every cell can run.
+    Raises ConfigError."""
     spec = experiment.spec
     src = experiment.source
     ds = spec.dataset
     items = load_dataset(
         experiment.dataset_path, ds.labels, ds.label_field, ds.limit, ds.include, answer_type=spec.task.answer
     )
-    strategies = {cell.id: build_strategy(registry, cell, src) for cell in experiment.cells}
+    strategies = {cell.id: build_strategy(registry, cell) for cell in experiment.cells}
 
-    needed: list[tuple[str, str, str]] = []  # (provider, model, where)
+    needed: list[tuple[str, str, str]] = []  # (endpoint, model, where)
     for cell in experiment.cells:
         needed.append((cell.provider, cell.model, f"cell {cell.id}"))
         for provider, model in strategies[cell.id].extra_providers():
             needed.append((provider or cell.provider, model or cell.model, f"cell {cell.id} (tier 1)"))
 
-    providers: dict[str, Provider] = {}
-    for name, _, where in needed:
-        if name not in registry.providers:
-            loaded = ", ".join(sorted(registry.providers))
-            raise ConfigError(f"{src}: {where}: unknown provider {name!r}; loaded: {loaded}")
-        if name not in providers:
-            cls = registry.providers[name]
-            providers[name] = cls(cls.Options.model_validate(spec.providers.get(name, {})))
+    endpoints = dict(experiment.endpoints)
+    for name, _, where in needed:  # a tier-1 provider named only in a strategy's params
+        if name not in endpoints:
+            endpoints[name] = default_endpoint(src, registry, name, where)
+    if endpoints.keys() != experiment.endpoints.keys():
+        plugins = {e.name: e.plugin for e in endpoints.values()}
+        experiment = replace(experiment, endpoints=endpoints, prices=experiment.prices.with_endpoints(plugins))
+    providers = {name: build_provider(registry, endpoints[name]) for name, _, _ in needed if name in endpoints}
 
     task = experiment.task
     for name, model, where in needed:
@@ -84,34 +89,27 @@ def prepare(experiment: Experiment, registry: Registry) -> Plan:
             raise ConfigError(f"{src}: cell {cell.id}: model_params: {exc}") from None
     pairs = [(name, model) for name, model, _ in needed]
     experiment = replace(experiment, prices=experiment.prices.for_models(pairs))
-    warnings = model_warnings(pairs, experiment.prices) + _unserved(experiment, pairs)
+    by_plugin = [(endpoints[name].plugin, model) for name, model in pairs]
+    warnings = model_warnings(by_plugin, experiment.prices) + unserved(experiment, providers, pairs)
     return Plan(experiment, items, providers, strategies, warnings)
 
 
-def _unserved(experiment: Experiment, pairs: list[tuple[str, str]]) -> list[str]:
-    """For an emulated run: the models its emulator will answer 404 for, as the service would."""
-    spec = experiment.spec.emulator
-    if spec is None:
-        return []
-    from visionbench.emulator.catalogue import Catalogue
-    from visionbench.emulator.profile_schema import load_profiles
-
-    profiles = load_profiles((experiment.source.parent / spec.profiles).resolve() if spec.profiles else None)
-    catalogue = Catalogue.now(profiles)
-    return [
-        f"model {model} ({provider}): the emulator answers 404 for it, as the service would"
-        for provider, model in dict.fromkeys(pairs)
-        if provider in ("gemini", "anthropic", "openai") and not catalogue.serves(provider, model)
-    ]
+@asynccontextmanager
+async def routed(plan: Plan, *, emulate: bool = True, clock: Clock = REAL_CLOCK) -> AsyncIterator[Plan]:
+    """The plan as it will call its endpoints: when the config has ``emulator:`` (and ``emulate``), the emulator
+    started (on ``clock``) and the endpoints it stands in for built pointing at it (see ``run.emulated``)."""
+    experiment = plan.experiment
+    if not emulate or experiment.spec.emulator is None:
+        yield plan
+        return
+    async with emulated(experiment, plan.providers, session=plan.session, clock=clock) as providers:
+        yield replace(plan, providers=providers)
 
 
 @asynccontextmanager
-async def started(plan: Plan, *, emulate: bool = True, clock: Clock = REAL_CLOCK) -> AsyncIterator[Plan]:
-    """The plan's providers started (and the emulator, on ``clock``, when the config asks for it); closed on the way
-    out."""
+async def running(plan: Plan) -> AsyncIterator[Plan]:
+    """The plan's providers started; closed on the way out."""
     async with AsyncExitStack() as stack:
-        if emulate and plan.experiment.spec.emulator is not None:
-            await stack.enter_async_context(emulated(plan, clock))
         for provider in plan.providers.values():
             stack.push_async_callback(provider.aclose)
             await provider.start()
@@ -119,41 +117,8 @@ async def started(plan: Plan, *, emulate: bool = True, clock: Clock = REAL_CLOCK
 
 
 @asynccontextmanager
-async def emulated(plan: Plan, clock: Clock = REAL_CLOCK) -> AsyncIterator[object]:
-    """Start the local emulator and point every remote provider (``RemoteOptions``) at it."""
-    from visionbench.emulator import Emulator
-
-    spec = plan.experiment.spec
-    emu_spec = spec.emulator
-    assert emu_spec is not None
-    base = plan.experiment.source.parent
-    dataset = (base / emu_spec.dataset).resolve() if emu_spec.dataset else plan.experiment.dataset_path
-    profiles = (base / emu_spec.profiles).resolve() if emu_spec.profiles else None
-    valid_keys = None
-    if emu_spec.valid_key_env:
-        if not os.environ.get(emu_spec.valid_key_env):
-            raise ConfigError(
-                f"{plan.experiment.source}: emulator.valid_key_env: environment variable "
-                f"{emu_spec.valid_key_env} is not set (it holds the one key the emulator accepts)"
-            )
-        valid_keys = {os.environ[emu_spec.valid_key_env]}
-    async with Emulator(
-        profiles,
-        dataset=dataset,
-        labels=emu_spec.labels or spec.dataset.labels,
-        label_field=emu_spec.label_field or spec.dataset.label_field,
-        time_scale=emu_spec.time_scale,
-        valid_keys=valid_keys,
-        clock=clock,
-        session=plan.session,
-    ) as emu:
-        os.environ.setdefault(EMULATOR_KEY_ENV, "emulator-key")  # the emulator wants a key; any will do
-        for provider in plan.providers.values():
-            if isinstance(provider.options, RemoteOptions):
-                # A protocol served under a path (OpenAI's /v1) says so on its class.
-                path = getattr(type(provider), "emulator_path", "")
-                update = {"base_url": emu.base_url + path}
-                if valid_keys is None:
-                    update["api_key_env"] = EMULATOR_KEY_ENV
-                provider.options = provider.options.model_copy(update=update)
-        yield emu
+async def started(plan: Plan, *, emulate: bool = True, clock: Clock = REAL_CLOCK) -> AsyncIterator[Plan]:
+    """The plan routed (the emulator started when the config asks for it) and its providers started; yields the
+    plan as it runs. Everything is closed on the way out."""
+    async with routed(plan, emulate=emulate, clock=clock) as live, running(live):
+        yield live

@@ -25,7 +25,7 @@ from visionbench.run.cell import CellContext, RunTools
 from visionbench.run.cellrun import CellRun
 from visionbench.run.config import Cell
 from visionbench.run.jobs import JobStore
-from visionbench.run.plan import Plan, started
+from visionbench.run.plan import Plan, routed, running
 from visionbench.run.recorder import Recorder
 from visionbench.types import Record
 
@@ -123,7 +123,7 @@ def _cell_entry(
         "model": cell.model,
         "strategy": cell.strategy,
         "label": cell.label,
-        "params": cell.params,
+        "params": cell.written_params(),
         "model_params": cell.model_params,
         "preprocessing": cell.preprocessing.model_dump(),
         "varied": cell.varied,
@@ -158,40 +158,43 @@ async def run(
     experiment = plan.experiment
     progress = progress or _NoProgress()
     caller = Caller(experiment.spec.retry, clock=clock)
-    if previous is not None:
-        if max_cost_usd is None:
-            max_cost_usd = (previous.get("budget") or {}).get("max_cost_usd")
-        spent = sum(r["cost_usd"] or 0.0 for r in previous["records"])
-        writer = BundleWriter.reopen(results_dir / previous["run_id"] / BUNDLE_NAME, previous)
-        caller.t0 -= max((r["end_s"] for r in previous["records"]), default=0.0)
-    else:
-        spent = 0.0
-        run_id = run_id or new_run_id(experiment.name)
-        writer = BundleWriter(results_dir / run_id / BUNDLE_NAME, _header(plan, run_id))
-    writer.data["budget"] = {"max_cost_usd": max_cost_usd}
-    preprocessor = Preprocessor(cache_dir)
-    jobs = JobStore(results_dir / "batch_jobs.json")
-    budget = Budget(max_cost_usd, spent)
-    tools = RunTools(plan.providers, caller, preprocessor, jobs)
-    state = _RunState(plan, tools, writer, progress, budget, previous, retry_errors)
-    try:
-        async with started(plan, clock=clock):
-            with _setup_frozen():
-                for repeat in range(experiment.spec.repeats):
-                    for cell in experiment.cells:
-                        await _run_cell(state, cell, repeat)
-        writer.finish(final_status(writer.data["cells"]))
-    except BudgetExceeded as exc:
-        writer.finish("stopped", str(exc))
-        raise
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        writer.finish("interrupted", "interrupted by the user")
-        raise
-    except Exception as exc:
-        writer.finish("failed", f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        preprocessor.close()
+    # The emulator (if any) comes up first, so the header records where each endpoint's requests really go.
+    async with routed(plan, clock=clock) as plan:
+        if previous is not None:
+            if max_cost_usd is None:
+                max_cost_usd = (previous.get("budget") or {}).get("max_cost_usd")
+            spent = sum(r["cost_usd"] or 0.0 for r in previous["records"])
+            writer = BundleWriter.reopen(results_dir / previous["run_id"] / BUNDLE_NAME, previous)
+            writer.data["endpoints"] = _endpoints(plan)  # this session's (a resumed emulator has a new port)
+            caller.t0 -= max((r["end_s"] for r in previous["records"]), default=0.0)
+        else:
+            spent = 0.0
+            run_id = run_id or new_run_id(experiment.name)
+            writer = BundleWriter(results_dir / run_id / BUNDLE_NAME, _header(plan, run_id))
+        writer.data["budget"] = {"max_cost_usd": max_cost_usd}
+        preprocessor = Preprocessor(cache_dir)
+        jobs = JobStore(results_dir / "batch_jobs.json")
+        budget = Budget(max_cost_usd, spent)
+        tools = RunTools(plan.providers, caller, preprocessor, jobs)
+        state = _RunState(plan, tools, writer, progress, budget, previous, retry_errors)
+        try:
+            async with running(plan):
+                with _setup_frozen():
+                    for repeat in range(experiment.spec.repeats):
+                        for cell in experiment.cells:
+                            await _run_cell(state, cell, repeat)
+            writer.finish(final_status(writer.data["cells"]))
+        except BudgetExceeded as exc:
+            writer.finish("stopped", str(exc))
+            raise
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            writer.finish("interrupted", "interrupted by the user")
+            raise
+        except Exception as exc:
+            writer.finish("failed", f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            preprocessor.close()
     return writer.path
 
 
@@ -214,6 +217,21 @@ def _setup_frozen():
         gc.unfreeze()
 
 
+def _endpoints(plan: Plan) -> dict[str, dict[str, Any]]:
+    """Each endpoint the run calls: its plugin, the base URL its requests go to (the emulator's when emulated;
+    ``None``: the SDK's default) and its options (which name key variables, never hold keys)."""
+    endpoints = plan.experiment.endpoints
+    return {
+        name: {
+            "plugin": endpoints[name].plugin,
+            "base_url": provider.base_url(),
+            "emulated": provider.endpoint is not None,
+            "options": endpoints[name].written_options(),
+        }
+        for name, provider in plan.providers.items()
+    }
+
+
 def _header(plan: Plan, run_id: str) -> dict[str, Any]:
     experiment = plan.experiment
     return {
@@ -221,6 +239,7 @@ def _header(plan: Plan, run_id: str) -> dict[str, Any]:
         "simulated": any(p.simulated for p in plan.providers.values()),
         "config_path": str(experiment.source.resolve()),  # so the run resumes from any folder
         "config": experiment.resolved(),
+        "endpoints": _endpoints(plan),
         "environment": {
             "python": sys.version.split()[0],
             "platform": platform.platform(),

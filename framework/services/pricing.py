@@ -142,6 +142,8 @@ class PriceTable:
     #: (provider, model) pairs the run uses: what ``sha256`` covers.
     models: tuple[tuple[str | None, str], ...] = ()
     overrides: frozenset[str] = frozenset()
+    #: Endpoint name -> provider plugin name: an endpoint is priced as its plugin (``openai`` for a vLLM server).
+    plugins: dict[str, str] = field(default_factory=dict)
     _found: dict[tuple[str | None, str], ModelPrice | PackagePrice | None] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -162,6 +164,7 @@ class PriceTable:
 
     def find(self, model: str, provider: str | None = None) -> ModelPrice | PackagePrice | None:
         """An override row wins; else the package's entry; else a local row. Looked up once per model."""
+        provider = self.plugins.get(provider, provider) if provider is not None else None
         key = (provider, model)
         if key not in self._found:
             found: ModelPrice | PackagePrice | None = self._row(model, self.overrides)
@@ -196,8 +199,13 @@ class PriceTable:
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
     def for_models(self, models: list[tuple[str | None, str]]) -> PriceTable:
-        """The same table, told which (provider, model) pairs a run uses."""
-        return replace(self, models=tuple(dict.fromkeys(models)), _found={})
+        """The same table, told which (provider, model) pairs a run uses (endpoints named by their plugin)."""
+        plugins = [(self.plugins.get(p, p) if p is not None else None, m) for p, m in models]
+        return replace(self, models=tuple(dict.fromkeys(plugins)), _found={})
+
+    def with_endpoints(self, plugins: dict[str, str]) -> PriceTable:
+        """The same table, told each endpoint's plugin: an endpoint is priced as its plugin."""
+        return replace(self, plugins=dict(plugins), _found={})
 
     def with_overrides(self, overrides: list[dict[str, Any]], where: str = "pricing") -> PriceTable:
         """Rows from a config win over the package and the local rows (same ``match``: replaced)."""

@@ -1,0 +1,96 @@
+"""The local emulator in a run: which endpoints it stands in for, and those endpoints built pointing at it.
+
+An endpoint is emulated when the config has ``emulator:``, the endpoint sets no ``base_url`` (one that does names
+its own server, which it keeps) and its plugin declares a protocol the emulator serves (``Provider.protocols``).
+Such an endpoint's provider is built with an ``Endpoint`` override (the emulator's URL, and a key handed to it
+directly); nothing else changes: no provider's options, no environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from visionbench.clock import REAL_CLOCK, Clock
+from visionbench.errors import ConfigError
+from visionbench.provider import Endpoint, Provider
+from visionbench.run.config import EndpointSpec, Experiment
+
+#: The wire protocols the emulator serves (what ``Provider.protocols`` may name to be emulated).
+SERVED = ("gemini", "anthropic", "openai")
+#: The key an emulated endpoint sends when the emulator takes any key (no ``emulator.valid_key_env``).
+EMULATOR_KEY = "emulator-key"
+
+
+def emulated_protocol(experiment: Experiment, endpoint: EndpointSpec, cls: type[Provider]) -> str | None:
+    """The protocol the emulator answers ``endpoint`` on in this run, or ``None`` if it goes where it says."""
+    if experiment.spec.emulator is None or getattr(endpoint.options, "base_url", None):
+        return None
+    return next((protocol for protocol in cls.protocols if protocol in SERVED), None)
+
+
+def unserved(experiment: Experiment, providers: Mapping[str, Provider], pairs: list[tuple[str, str]]) -> list[str]:
+    """For an emulated run: the models its emulator will answer 404 for, as the service would."""
+    spec = experiment.spec.emulator
+    if spec is None:
+        return []
+    protocols = {
+        name: emulated_protocol(experiment, experiment.endpoints[name], type(provider))
+        for name, provider in providers.items()
+    }
+    if not any(protocols.values()):
+        return []
+    from visionbench.emulator.catalogue import Catalogue
+    from visionbench.emulator.profile_schema import load_profiles
+
+    profiles = load_profiles((experiment.source.parent / spec.profiles).resolve() if spec.profiles else None)
+    catalogue = Catalogue.now(profiles)
+    return [
+        f"model {model} ({name}): the emulator answers 404 for it, as the service would"
+        for name, model in dict.fromkeys(pairs)
+        if (protocol := protocols.get(name)) and not catalogue.serves(protocol, model)
+    ]
+
+
+@asynccontextmanager
+async def emulated(
+    experiment: Experiment, providers: Mapping[str, Provider], *, session: int = 0, clock: Clock = REAL_CLOCK
+) -> AsyncIterator[dict[str, Provider]]:
+    """Start the local emulator; yield ``providers`` with each emulated endpoint's provider built anew, pointed at
+    it (the others as they are). The emulator stops on the way out."""
+    from visionbench.emulator import Emulator
+
+    spec = experiment.spec
+    emu_spec = spec.emulator
+    assert emu_spec is not None
+    base = experiment.source.parent
+    dataset = (base / emu_spec.dataset).resolve() if emu_spec.dataset else experiment.dataset_path
+    profiles = (base / emu_spec.profiles).resolve() if emu_spec.profiles else None
+    valid_keys = None
+    if emu_spec.valid_key_env:
+        if not os.environ.get(emu_spec.valid_key_env):
+            raise ConfigError(
+                f"{experiment.source}: emulator.valid_key_env: environment variable "
+                f"{emu_spec.valid_key_env} is not set (it holds the one key the emulator accepts)"
+            )
+        valid_keys = {os.environ[emu_spec.valid_key_env]}
+    async with Emulator(
+        profiles,
+        dataset=dataset,
+        labels=emu_spec.labels or spec.dataset.labels,
+        label_field=emu_spec.label_field or spec.dataset.label_field,
+        time_scale=emu_spec.time_scale,
+        valid_keys=valid_keys,
+        clock=clock,
+        session=session,
+    ) as emu:
+        routed = dict(providers)
+        for name, provider in providers.items():
+            cls = type(provider)
+            protocol = emulated_protocol(experiment, experiment.endpoints[name], cls)
+            if protocol is not None:
+                # With valid_key_env the endpoint sends its own key (api_key_env), which the emulator checks.
+                key = None if valid_keys is not None else EMULATOR_KEY
+                routed[name] = cls(provider.options, endpoint=Endpoint(emu.base_url + cls.protocols[protocol], key))
+        yield routed
