@@ -154,6 +154,15 @@ def test_the_readme_table_names_every_module_and_no_other():
         )
 
 
+def test_one_module_of_run_knows_the_emulator():
+    knows = {m for m, targets in graph().items() if m.startswith("visionbench.run.") and _emulator(targets)}
+    assert knows == {"visionbench.run.emulated"}
+
+
+def _emulator(targets: set[str]) -> bool:
+    return any(t == "visionbench.emulator" or t.startswith("visionbench.emulator.") for t in targets)
+
+
 def test_strategies_see_only_the_plugin_api():
     for module, targets in graph().items():
         if module.startswith("visionbench.strategies"):

@@ -281,16 +281,6 @@ def _named(cells: list[Cell], source: Path) -> list[Cell]:
     return named
 
 
-def _check_profiles(source: Path, path: Path) -> None:
-    """Read the emulator profiles now, so that ``validate`` catches a missing or invalid file."""
-    from visionbench.emulator.profile_schema import load_profiles
-
-    try:
-        load_profiles(path)
-    except ValueError as exc:
-        raise ConfigError(f"{source}: emulator.profiles: {exc}") from None
-
-
 def load_experiment(path: str | Path, registry: Registry, *, dataset: str | Path | None = None) -> Experiment:
     """Read, validate and expand an experiment config, checking plugin names against ``registry``.
     ``dataset`` (the ``--dataset`` option) replaces the config's dataset folder: see :func:`with_dataset`."""
@@ -349,8 +339,6 @@ def experiment_from_dict(
     dataset_path = (source.parent / spec.dataset.path).resolve()
     if not dataset_path.exists():
         raise ConfigError(f"{source}: dataset.path: {dataset_path} does not exist")
-    if spec.emulator is not None and spec.emulator.profiles:
-        _check_profiles(source, (source.parent / spec.emulator.profiles).resolve())
     return Experiment(
         source=source,
         spec=spec,

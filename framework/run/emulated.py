@@ -11,11 +11,15 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from visionbench.clock import REAL_CLOCK, Clock
 from visionbench.errors import ConfigError
 from visionbench.provider import Endpoint, Provider
 from visionbench.run.config import EndpointSpec, Experiment
+
+if TYPE_CHECKING:  # the emulator is imported only when a run or plan needs it (its server costs ~0.4 s)
+    from visionbench.emulator.profile_schema import EmulatorProfiles
 
 #: The wire protocols the emulator serves (what ``Provider.protocols`` may name to be emulated).
 SERVED = ("gemini", "anthropic", "openai")
@@ -42,15 +46,28 @@ def unserved(experiment: Experiment, providers: Mapping[str, Provider], pairs: l
     if not any(protocols.values()):
         return []
     from visionbench.emulator.catalogue import Catalogue
-    from visionbench.emulator.profile_schema import load_profiles
 
-    profiles = load_profiles((experiment.source.parent / spec.profiles).resolve() if spec.profiles else None)
-    catalogue = Catalogue.now(profiles)
+    catalogue = Catalogue.now(profiles(experiment))
     return [
         f"model {model} ({name}): the emulator answers 404 for it, as the service would"
         for name, model in dict.fromkeys(pairs)
         if (protocol := protocols.get(name)) and not catalogue.serves(protocol, model)
     ]
+
+
+def profiles(experiment: Experiment, *, strict: bool = True) -> EmulatorProfiles:
+    """The emulator profiles ``experiment`` names (the packaged ones when it names none). A missing or invalid file
+    is a ConfigError naming it; with ``strict=False`` the packaged profiles stand in for it (for estimates)."""
+    from visionbench.emulator.profile_schema import load_profiles
+
+    spec = experiment.spec.emulator
+    path = (experiment.source.parent / spec.profiles).resolve() if spec is not None and spec.profiles else None
+    try:
+        return load_profiles(path)
+    except ValueError as exc:
+        if not strict:
+            return load_profiles(None)
+        raise ConfigError(f"{experiment.source}: emulator.profiles: {exc}") from None
 
 
 @asynccontextmanager

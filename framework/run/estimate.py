@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from visionbench.data.image_bytes import Preprocessor
-from visionbench.emulator.profile_schema import EmulatorProfiles, load_profiles
 from visionbench.errors import ItemError
 from visionbench.preprocessing import Preprocessing
+from visionbench.run import emulated
 from visionbench.run.plan import Plan
 from visionbench.run.prompts import prompt_for
 from visionbench.services.tokens import text_tokens
 from visionbench.types import Capabilities, ImageItem, Request, Usage
+
+if TYPE_CHECKING:
+    from visionbench.run.emulated import EmulatorProfiles
 
 #: Reply tokens assumed per answer (a number, or a number in a JSON array) when planning.
 OUTPUT_TOKENS_PER_ANSWER = 6
@@ -59,12 +62,8 @@ def _add_cost(total: float | None, cost: float | None) -> float | None:
 
 
 def _profiles(plan: Plan) -> EmulatorProfiles:
-    emu = plan.experiment.spec.emulator
-    path = plan.experiment.source.parent / emu.profiles if emu is not None and emu.profiles else None
-    try:
-        return load_profiles(path)
-    except ValueError:  # the run reports a bad profiles file; the plan falls back to the packaged one
-        return load_profiles(None)
+    # the run reports a bad profiles file; the plan falls back to the packaged one
+    return emulated.profiles(plan.experiment, strict=False)
 
 
 def thinking_per_request(

@@ -12,7 +12,7 @@ from visionbench.data.dataset import Items, load_dataset
 from visionbench.errors import ConfigError
 from visionbench.provider import Provider
 from visionbench.run.config import EndpointSpec, Experiment, build_strategy, default_endpoint, load_experiment
-from visionbench.run.emulated import emulated, unserved
+from visionbench.run.emulated import emulated, profiles, unserved
 from visionbench.run.plugins import Registry
 from visionbench.services.lifecycle import model_warnings
 from visionbench.strategy import Strategy
@@ -50,6 +50,8 @@ def prepare(experiment: Experiment, registry: Registry) -> Plan:
     spec = experiment.spec
     src = experiment.source
     ds = spec.dataset
+    if spec.emulator is not None:
+        profiles(experiment)  # a missing or invalid profiles file is a config error before anything runs
     items = load_dataset(
         experiment.dataset_path, ds.labels, ds.label_field, ds.limit, ds.include, answer_type=spec.task.answer
     )
