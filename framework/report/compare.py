@@ -16,6 +16,7 @@ from rich.markup import escape as escape_markup
 from visionbench.report.significance import Difference, differences
 from visionbench.report.stats import cell_stats
 from visionbench.report.tables import Column, Sheet, print_sheet
+from visionbench.results.model import Bundle
 
 #: (summary key, label, better): better is "lower" or "higher"
 METRICS: list[tuple[str, str, str]] = [
@@ -224,13 +225,9 @@ def _differences(bundles: list[dict[str, Any]], runs: list[RunInfo]) -> tuple[li
     return overlaps, flags
 
 
-def _time_scale(bundle: dict[str, Any]) -> float | str | None:
+def _time_scale(bundle: Bundle) -> float | str | None:
     """The emulator's time scale of a run: a number, "default" (emulated at the profiles' own), or None (real)."""
-    emulator = bundle["config"].get("emulator")
-    if not emulator:
-        return None
-    scale = emulator.get("time_scale") if isinstance(emulator, dict) else None
-    return float(scale) if isinstance(scale, (int, float)) else "default"
+    return Bundle.of(bundle).time_scale
 
 
 def _scale_text(scale: float | str | None) -> str:

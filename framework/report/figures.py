@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from visionbench.results.model import Bundle
+
 
 def plt():
     """``matplotlib.pyplot`` on the Agg backend (imported on first use: start-up does not pay for it)."""
@@ -20,9 +22,8 @@ def simulated_mark(bundle: dict[str, Any]) -> str | None:
     """ "SIMULATED", with the emulator's time scale, for a run that was not made against the real services."""
     if not bundle.get("simulated"):
         return None
-    emulator = (bundle.get("config") or {}).get("emulator")
-    scale = emulator.get("time_scale") if isinstance(emulator, dict) else None
-    if isinstance(scale, (int, float)):
+    scale = Bundle.of(bundle).numeric_scale
+    if scale is not None:
         return f"SIMULATED: emulator, time scale {scale:g} (times are x{scale:g} of the modelled ones)"
     return "SIMULATED: emulator or fake provider, not the real services"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from visionbench.report.significance import (
 )
 from visionbench.report.stats import Estimate, cell_stats, cost_per_1k
 from visionbench.report.tables import Column, Sheet, plain, print_sheet, to_csv, to_json, to_markdown
+from visionbench.results.model import Bundle
 
 
 def _fmt(value: Any, spec: str = "", none: str = "-") -> str:
@@ -344,17 +346,18 @@ def status_line(bundle: dict[str, Any]) -> str:
     return line
 
 
-def simulated_note(bundle: dict[str, Any]) -> str:
+def simulated_note(bundle: Mapping[str, Any]) -> str:
     """SIMULATED, with the emulator's time scale when the run had one."""
     scale = time_scale(bundle)
+    if scale == "default":
+        return "[bold]SIMULATED[/bold] at the profiles' time scale"
     return "[bold]SIMULATED[/bold]" + (f" at time scale {scale:g}" if scale is not None else "")
 
 
-def time_scale(bundle: dict[str, Any]) -> float | None:
-    """The emulator's time scale the run was made at (None when not emulated or not recorded)."""
-    emulator = (bundle.get("config") or {}).get("emulator") or {}
-    scale = emulator.get("time_scale") if isinstance(emulator, dict) else None
-    return float(scale) if isinstance(scale, (int, float)) else None
+def time_scale(bundle: Mapping[str, Any]) -> float | str | None:
+    """The emulator's time scale the run was made at (``Bundle.time_scale``: a number, "default" for the
+    profiles' own, None when not emulated)."""
+    return Bundle.of(bundle).time_scale
 
 
 def next_steps(bundle: dict[str, Any], run_dir: str) -> list[str]:
