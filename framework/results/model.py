@@ -105,11 +105,17 @@ class _Field:
 
     def get(self, view: View) -> Any:
         try:
-            return dict.__getitem__(view, self.name)
+            value = dict.__getitem__(view, self.name)
         except KeyError:
             if self.default is _MISSING:
                 raise AttributeError(f"{type(view).__name__} has no {self.name!r} (the JSON has no such key)") from None
             return self.default() if callable(self.default) else self.default
+        if self.adopt is not None and value is not None:  # JSON put in since (a test's crafted cell, say): typed
+            typed = self.adopt(value)
+            if typed is not value:
+                dict.__setitem__(view, self.name, typed)
+            return typed
+        return value
 
     def set(self, view: View, value: Any) -> None:
         view[self.name] = value
@@ -138,7 +144,9 @@ def _wrapper(hint: Any) -> Callable[[Any], Any] | None:
 
         def in_list(v: Any) -> Any:
             if type(v) is list:
-                v[:] = map(inner, v)
+                for i, entry in enumerate(v):
+                    if type(entry) is dict:
+                        v[i] = inner(entry)
             return v
 
         return in_list
@@ -173,10 +181,11 @@ def _finish(*models: type[View]) -> None:
             model._fields[field.name] = field
             if field.name != attr:
                 model._keys[attr] = field.name
-            setattr(model, attr, property(field.get, field.set, doc=f"The bundle's ``{name}``."))
     for model in models:  # the models are all made now: how each field's JSON is typed
+        attrs = {key: attr for attr, key in model._keys.items()}
         for name, field in model._fields.items():
-            model._fields[name] = dataclasses.replace(field, adopt=_wrapper(field.hint))
+            field = model._fields[name] = dataclasses.replace(field, adopt=_wrapper(field.hint))
+            setattr(model, attrs.get(name, name), property(field.get, field.set, doc=f"The bundle's ``{name}``."))
 
 
 # The models, in the order a bundle's JSON has them.
@@ -330,6 +339,21 @@ class Bundle(View):
             " the bundle, one per line; a finished run has them in `records` instead"
         ),
     ] = None
+
+    @property
+    def name(self) -> str:
+        """The experiment's name."""
+        return self.config["name"]
+
+    @property
+    def task(self) -> dict[str, Any]:
+        """The task as the config resolved it (id, prompt, answer type...)."""
+        return self.config.get("task") or {}
+
+    @property
+    def dataset(self) -> dict[str, Any]:
+        """The dataset as the config resolved it (path, labels...)."""
+        return self.config.get("dataset") or {}
 
     def entries_of(self, repeat: int | None = None) -> list[CellEntry]:
         """The cell entries of one repeat (all of them when ``repeat`` is None)."""
