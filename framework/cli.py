@@ -180,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         plan, previous = prepare_resume(args.resume, registry, retry_errors=args.retry_errors)
         experiment = plan.experiment
-        run_id = previous["run_id"]
+        run_id = previous.run_id
         run_dir = Path(args.resume).resolve()
         run_dir = run_dir if run_dir.is_dir() else run_dir.parent
         args.results = str(run_dir.parent)  # the bundle is carried on where it is

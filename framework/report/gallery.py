@@ -49,7 +49,7 @@ def _dataset_root(bundle: Bundle) -> Path | None:
     if not path:
         return None
     root = Path(path)
-    if not root.is_absolute() and bundle.get("config_path"):  # crafted bundles may have none
+    if not root.is_absolute() and bundle.config_path:
         root = Path(bundle.config_path).parent / root
     return root if root.is_dir() else root.parent
 

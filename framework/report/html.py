@@ -308,8 +308,8 @@ def write_html_report(
     banner = (
         f'<div class="banner{"" if ok else " bad"}">run <b>{escape(bundle.run_id)}</b>, status '
         f'<span class="status-{"complete" if ok else "other"}">{escape(bundle.status)}</span>, '
-        f"started {escape(_f(bundle.get('started_at')))}, finished {escape(_f(bundle.get('finished_at')))}"
-        + (f"<br>error: {escape(bundle.error)}" if bundle.get("error") else "")
+        f"started {escape(_f(bundle.started_at))}, finished {escape(_f(bundle.finished_at))}"
+        + (f"<br>error: {escape(bundle.error)}" if bundle.error else "")
         + "</div>"
     )
     if bundle.simulated:
@@ -320,7 +320,7 @@ def write_html_report(
     ds, task = bundle.dataset, bundle.task
     config = _dl(
         [
-            ("config", bundle.get("config_path")),
+            ("config", bundle.config_path),
             ("description", cfg.get("description")),
             ("dataset", ds.get("path")),
             ("labels", f"{ds.get('labels')} (field {ds.get('label_field')})"),
