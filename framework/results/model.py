@@ -5,13 +5,13 @@ The writer builds these (``BundleWriter``, the runner's header and cell entries)
 (``schema/bundle.schema.json``) is generated from it (:func:`json_schema`; ``python -m
 visionbench.results.model`` writes the file again).
 
-Each model is a typed view over the JSON object it stands for: an attribute reads the key of the same name
-(wrapping nested objects in their model as they are read), and setting one writes it. The JSON underneath is
-what is written, so a bundle's file is exactly what ``json.load`` gives, and a loaded bundle stays as compact
-as the JSON it was read into: its records a sequence read from the file on use
-(:class:`visionbench.results.records.Records`), its items and answers compact entries. A view is a mapping
-too (``bundle["cells"]``, ``bundle.get("budget")``) giving the JSON as it is, for scripts and code written
-against the plain JSON.
+Each model is a ``dict`` of the JSON object it stands for, with its fields as typed attributes over the keys
+(``bundle.cells[0].summary.mae`` is ``bundle["cells"][0]["summary"]["mae"]``). So the bundle's file is what
+``json.load`` gives, ``json.dumps`` writes a model as it is, and code written against the plain JSON keeps
+working. A loaded bundle stays as compact as the JSON it was read into: its records a sequence read from
+the file on use (:class:`visionbench.results.records.Records`, plain dicts: records are never made objects at
+load; ``Bundle.records_as_objects`` makes them one at a time), its items and answers compact entries that
+have the same attributes (``ItemEntry``, ``AnswerEntry``).
 
 A bundle carries its format's version in ``schema_version``; :func:`upgrade` is the one place that brings a
 bundle written by an older visionbench to the current format, and ``bundle.load`` calls it.
@@ -89,11 +89,6 @@ class View(dict[str, Any]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({dict.__repr__(self)})"
-
-
-def to_json(value: Any) -> Any:
-    """A model's JSON: the model itself, a dict."""
-    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -364,12 +359,6 @@ class Bundle(View):
         return map(record_from_json, self.records)
 
     @property
-    def emulator(self) -> dict[str, Any] | None:
-        """The emulator's settings the run was made with (None: run against the real services)."""
-        emulator = self.config.get("emulator")
-        return emulator if isinstance(emulator, dict) else None if not emulator else {}
-
-    @property
     def time_scale(self) -> float | Literal["default"] | None:
         """The emulator's time scale of the run: a number, ``"default"`` when emulated at the profiles' own
         time scale (none set), or None when the run was not emulated. Every reader asks this one."""
@@ -393,9 +382,10 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     """Bring a bundle's JSON from the format version it was written in (``schema_version``) to this one, in
     place; returns it. The one place that knows older formats: readers see only the current one.
 
-    Version 1 (every bundle so far) was written over time with fewer keys; what the older writers left out is
-    filled in as the readers took it: no ``varied`` (before sweeps) or ``extra`` is empty, no cell ``error``
-    is none, no ``budget`` had none.
+    Version 1 (every bundle so far) was written over time with fewer keys; what the older writers left out of
+    a cell is filled in as the readers used to take it: no ``varied`` (before sweeps) or ``extra`` is empty,
+    no ``error`` is none. (Top-level keys added since, ``budget`` and ``resumed_at``, read as their model
+    defaults, None and [], without being written in.)
     """
     version = data.get("schema_version", 1)
     if version == 1:
