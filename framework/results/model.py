@@ -97,6 +97,9 @@ class _Field:
     hint: Any
     default: Any
     adopt: Callable[[Any], Any] | None  # types the JSON of the field where it is (see View.of)
+    #: Whether a read types JSON put in since (a test's crafted cell appended to ``cells``): an object, or a list
+    #: (a scan of its entries); a map (a cell's answers, one per image, read once per image) is typed when set.
+    on_read: bool = True
 
     def get(self, view: View) -> Any:
         try:
@@ -105,7 +108,7 @@ class _Field:
             if self.default is _MISSING:
                 raise AttributeError(f"{type(view).__name__} has no {self.name!r} (the JSON has no such key)") from None
             return self.default() if callable(self.default) else self.default
-        if self.adopt is not None and value is not None:  # JSON put in since (a test's crafted cell, say): typed
+        if self.adopt is not None and self.on_read and value is not None:  # JSON put in since: typed
             typed = self.adopt(value)
             if typed is not value:
                 dict.__setitem__(view, self.name, typed)
@@ -179,7 +182,8 @@ def _finish(*models: type[View]) -> None:
     for model in models:  # the models are all made now: how each field's JSON is typed
         attrs = {key: attr for attr, key in model._keys.items()}
         for name, field in model._fields.items():
-            field = model._fields[name] = dataclasses.replace(field, adopt=_wrapper(field.hint))
+            on_read = typing.get_origin(_bare(field.hint)) not in (dict, Mapping)
+            field = model._fields[name] = dataclasses.replace(field, adopt=_wrapper(field.hint), on_read=on_read)
             setattr(model, attrs.get(name, name), property(field.get, field.set, doc=f"The bundle's ``{name}``."))
 
 
