@@ -456,6 +456,9 @@ def _record_notes() -> dict[str, dict[str, Any]]:
     }
 
 
+#: Fields of the stored dataclasses that version 1 bundles written before them do not have (records are read
+#: from the file as they are used, so they are not upgraded at load: ``record_from_json`` takes the defaults).
+_ADDED_LATER: dict[type, tuple[str, ...]] = {Record: ("ttft_s", "output_tokens_per_s")}
 _NOTES: dict[type, dict[str, dict[str, Any]]] = {
     Usage: {name: {"minimum": 0} for name in ("input_tokens", "output_tokens", "thinking_tokens", "cached_tokens")}
     | {"image_tokens": {"minimum": 0}},
@@ -511,8 +514,8 @@ def _def_name(model: type) -> str:
 
 
 def _object_schema(model: type, defs: dict[str, Any]) -> dict[str, Any]:
-    """An object's schema: a model's fields (required unless they have a default), or a dataclass's (all
-    required: a bundle has every field of the objects it stores, plus a record's ``latency_s``)."""
+    """An object's schema: a model's fields (required unless they have a default), or a dataclass's (required
+    but for those added later: a bundle has every field of the objects it stores, plus a record's ``latency_s``)."""
     properties: dict[str, Any] = {}
     required: list[str] = []
     if isinstance(model, type) and issubclass(model, View):
@@ -527,7 +530,8 @@ def _object_schema(model: type, defs: dict[str, Any]) -> dict[str, Any]:
     for name in names:
         schema = _schema(hints[name], defs) if name in hints else {}
         properties[name] = schema | notes.get(name, {})
-        required.append(name)
+        if name not in _ADDED_LATER.get(model, ()):
+            required.append(name)
     kind = ["object", "null"] if model is Usage else "object"  # a record's usage is null when not reported
     out = {"type": kind, "required": required, "properties": properties, "additionalProperties": False}
     return _with_about(model, out)
