@@ -243,7 +243,8 @@ class Environment(View):
     python: str
     platform: str
     packages: dict[str, str | None]
-    #: Each provider's own account of itself (``Provider.environment()``: its SDK, base URL, options), by name.
+    #: Each provider's own account of itself (``Provider.environment()``: its SDK, base URL, options), by name, as
+    #: the runner's header writes it. (A record of each endpoint's plugin, base_url and options goes beside it.)
     providers: Annotated[dict[str, dict[str, Any]], about("each provider's details and options, by name")] = {}
 
 
