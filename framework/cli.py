@@ -25,6 +25,7 @@ from visionbench import __version__
 from visionbench.errors import BudgetExceeded, InputError, VisionbenchError
 from visionbench.report.terminal import FORMATS, next_steps, print_report
 from visionbench.results.bundle import load as load_bundle
+from visionbench.results.model import Bundle
 from visionbench.run.plugins import default_registry
 from visionbench.secrets import RedactingFilter, redact
 
@@ -179,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         plan, previous = prepare_resume(args.resume, registry, retry_errors=args.retry_errors)
         experiment = plan.experiment
-        run_id = previous["run_id"]
+        run_id = previous.run_id
         run_dir = Path(args.resume).resolve()
         run_dir = run_dir if run_dir.is_dir() else run_dir.parent
         args.results = str(run_dir.parent)  # the bundle is carried on where it is
@@ -240,11 +241,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     bundle = load_bundle(bundle_path, lazy=True)
     outputs = "none" if args.no_report else ("all" if args.charts else "html")
     _report(bundle, bundle_path.parent, args, None if args.no_cache else cache_dir, outputs)
-    return EXIT_INCOMPLETE if bundle["status"] == "incomplete" else 0
+    return EXIT_INCOMPLETE if bundle.status == "incomplete" else 0
 
 
 def _report(
-    bundle: dict, folder: Path, args: argparse.Namespace, cache_dir: Path | None = None, outputs: str = "all"
+    bundle: Bundle, folder: Path, args: argparse.Namespace, cache_dir: Path | None = None, outputs: str = "all"
 ) -> None:
     """The tables (as asked: fitted, wide or for scripts), then ``outputs`` ("all": charts and report.html;
     "html": report.html without charts; "none"), then what to do next.
@@ -262,7 +263,7 @@ def _report(
         err_console.print(line, soft_wrap=True, highlight=False)
 
 
-def _write_outputs(bundle: dict, folder: Path, out: Console, cache_dir: Path | None, charts: bool = True) -> None:
+def _write_outputs(bundle: Bundle, folder: Path, out: Console, cache_dir: Path | None, charts: bool = True) -> None:
     """The self-contained HTML report beside the bundle, and the charts (PNG, in the page too) if asked."""
     from visionbench.report.html import write_html_report
 
@@ -308,7 +309,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.run, lazy=True)
     path = Path(args.run)
-    cached = (bundle.get("config") or {}).get("cache_dir")
+    cached = bundle.config.get("cache_dir")
     cache_dir = Path(args.cache_dir or cached or default_cache_dir())
     _report(bundle, path if path.is_dir() else path.parent, args, cache_dir if cache_dir.is_dir() else None)
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from visionbench.report.figures import save as _save
 from visionbench.report.figures import top_room as _top_room
 from visionbench.report.significance import numeric_task
 from visionbench.report.stats import CellStats, cell_stats, cost_per_1k
+from visionbench.results.model import Bundle, CellSummary
 
 CHART_FILES = {
     "time": "time_per_strategy.png",
@@ -24,11 +25,12 @@ CHART_FILES = {
 _BLUE, _ORANGE, _GREY, _GREEN = "#4C72B0", "#DD8452", "#8C8C8C", "#2A9D55"
 
 
-def _title(bundle: dict[str, Any], what: str) -> str:
-    return f"{bundle['config']['name']}: {what} ({len(bundle['items'])} images)"
+def _title(bundle: Mapping[str, Any], what: str) -> str:
+    bundle = Bundle.of(bundle)
+    return f"{bundle.name}: {what} ({len(bundle.item_entries)} images)"
 
 
-def time_chart(bundle: dict[str, Any], path: Path) -> Path:
+def time_chart(bundle: Mapping[str, Any], path: Path) -> Path:
     """Horizontal bars of wall time per cell: mean over repeats, 95% CI error bars when there are repeats.
 
     Provider-batch cells (a job's turnaround, minutes to hours on a real service) get their own panel and axis,
@@ -89,7 +91,7 @@ def pareto_front(points: Sequence[tuple[str, float | None, float | None]]) -> li
     return [n for _, _, n in sorted(front)]
 
 
-def cost_accuracy_chart(bundle: dict[str, Any], path: Path) -> Path:
+def cost_accuracy_chart(bundle: Mapping[str, Any], path: Path) -> Path:
     """Cost per 1,000 images (x) against accuracy (y) per cell, with the Pareto front as a step line.
 
     Accuracy is MAE on numeric tasks (lower is better), exact match on the others. Labels are placed by
@@ -100,10 +102,10 @@ def cost_accuracy_chart(bundle: dict[str, Any], path: Path) -> Path:
     plt = _plt()
     stats = cell_stats(bundle)
     names = short_names([s.cell_id for s in stats])
-    numeric = numeric_task(bundle) and any(s.summary.get("mae") is not None for s in stats)
+    numeric = numeric_task(bundle) and any(s.metric("mae") is not None for s in stats)
 
     def score(s: CellStats) -> float | None:  # higher is better, for the front
-        value = s.summary.get("mae" if numeric else "exact_match")
+        value = s.metric("mae" if numeric else "exact_match")
         return None if value is None else (-value if numeric else value)
 
     def shown(value: float) -> float:  # on the y axis: MAE, or exact match in %
@@ -121,7 +123,7 @@ def cost_accuracy_chart(bundle: dict[str, Any], path: Path) -> Path:
         if acc is None:
             notes.append(f"{names[cell_id]}: no accuracy (no labels or no answers)")
             continue
-        exact = s.summary.get("exact_match")
+        exact = s.metric("exact_match")
         text = names[cell_id] + (f" (exact {exact:.0%})" if numeric and exact is not None else "")
         text += " *" if cell_id in front else ""
         unknown = cost is None or (log and cost <= 0)
@@ -216,13 +218,14 @@ def _merge_close(
     return merged
 
 
-def latency_chart(bundle: dict[str, Any], path: Path) -> Path:
+def latency_chart(bundle: Mapping[str, Any], path: Path) -> Path:
     """Box plots of per-request latency per cell (requests sent, all repeats); log scale when the spread is wide."""
     plt = _plt()
+    bundle = Bundle.of(bundle)
     by_cell: dict[str, list[float]] = {}
-    for entry in bundle["cells"]:
-        by_cell.setdefault(entry["id"], [])
-    for rec in bundle["records"]:
+    for entry in bundle.cells:
+        by_cell.setdefault(entry.id, [])
+    for rec in bundle.records:
         if rec["attempts"] > 0:
             by_cell.setdefault(rec["cell"], []).append(rec["latency_s"])
     names = short_names(list(by_cell))
@@ -257,19 +260,19 @@ def latency_chart(bundle: dict[str, Any], path: Path) -> Path:
     return _save(fig, path, bundle)
 
 
-def resolution_series(bundle: dict[str, Any]) -> dict[str, list[tuple[int, dict[str, float | None]]]]:
+def resolution_series(bundle: Mapping[str, Any]) -> dict[str, list[tuple[int, dict[str, float | None]]]]:
     """Cells that differ only in max_side, as one series each: (max_side, figures) in order of size.
 
     Figures are averaged over repeats: MAE, exact match, cost per 1,000 images, input tokens per image.
     """
-    series: dict[str, dict[int, list[dict[str, Any]]]] = {}
-    for entry in bundle["cells"]:
-        side = (entry.get("preprocessing") or {}).get("max_side")
-        if "max_side" not in (entry.get("varied") or {}) or side is None:
+    series: dict[str, dict[int, list[CellSummary]]] = {}
+    for entry in Bundle.of(bundle).cells:
+        side = (entry.preprocessing or {}).get("max_side")
+        if "max_side" not in (entry.varied or {}) or side is None:
             continue
-        others = ",".join(f"{k}={v}" for k, v in entry["varied"].items() if k != "max_side")
-        name = f"{entry['provider']}/{entry['model']}/{entry['label'].split('@')[0]}" + (f" {others}" if others else "")
-        series.setdefault(name, {}).setdefault(side, []).append(entry["summary"])
+        others = ",".join(f"{k}={v}" for k, v in entry.varied.items() if k != "max_side")
+        name = f"{entry.provider}/{entry.model}/{entry.label.split('@')[0]}" + (f" {others}" if others else "")
+        series.setdefault(name, {}).setdefault(side, []).append(entry.summary)
     out = {}
     for name, by_side in series.items():
         if len(by_side) < 2:
@@ -278,9 +281,9 @@ def resolution_series(bundle: dict[str, Any]) -> dict[str, list[tuple[int, dict[
         for side, summaries in sorted(by_side.items()):
             figures = {}
             for key in ("mae", "exact_match", "cost_per_1k_images_usd", "input_tokens"):
-                values = [s.get(key) for s in summaries if s.get(key) is not None]
+                values = [v for s in summaries if (v := s.metric(key)) is not None]
                 figures[key] = sum(values) / len(values) if values else None
-            items = summaries[0].get("items") or 0
+            items = summaries[0].metric("items") or 0
             figures["tokens_per_image"] = (
                 figures.pop("input_tokens") / items if figures["input_tokens"] and items else None
             )
@@ -289,7 +292,7 @@ def resolution_series(bundle: dict[str, Any]) -> dict[str, list[tuple[int, dict[
     return out
 
 
-def resolution_chart(bundle: dict[str, Any], path: Path) -> Path | None:
+def resolution_chart(bundle: Mapping[str, Any], path: Path) -> Path | None:
     """Accuracy and cost per 1,000 images against max_side, one line per provider/model/strategy swept.
 
     Each cost point is labelled with the input tokens per image. None when no cells sweep max_side.
@@ -335,7 +338,7 @@ def resolution_chart(bundle: dict[str, Any], path: Path) -> Path | None:
     return _save(fig, path, bundle)
 
 
-def write_charts(bundle: dict[str, Any], folder: Path) -> dict[str, Path]:
+def write_charts(bundle: Mapping[str, Any], folder: Path) -> dict[str, Path]:
     """The charts into ``folder``: {"time", "cost_accuracy", "latency"} and "resolution" when max_side is swept."""
     folder = Path(folder)
     makers = {

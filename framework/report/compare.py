@@ -6,6 +6,7 @@ simulated and real answers, or a different task or preprocessing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any, Literal
@@ -14,8 +15,9 @@ from rich.console import Console
 from rich.markup import escape as escape_markup
 
 from visionbench.report.significance import Difference, differences
-from visionbench.report.stats import cell_stats
+from visionbench.report.stats import CellStats, cell_stats, cost_per_1k
 from visionbench.report.tables import Column, Sheet, print_sheet
+from visionbench.results.model import Bundle
 
 #: (summary key, label, better): better is "lower" or "higher"
 METRICS: list[tuple[str, str, str]] = [
@@ -88,12 +90,10 @@ class Comparison:
         return [run.run_id for run, present in zip(self.runs, self.presence[key]) if not present]
 
 
-def _metrics(stats) -> dict[str, float | None]:
-    m = stats.summary
-    out = {key: m.get(key) for key, _, _ in METRICS}
+def _metrics(stats: CellStats) -> dict[str, float | None]:
+    out = {key: stats.metric(key) for key, _, _ in METRICS}
     out["wall_s"], out["cost_usd"] = stats.wall_s.mean, stats.cost_usd.mean
-    if out["cost_per_1k_images_usd"] is None and out["cost_usd"] is not None and m.get("items"):
-        out["cost_per_1k_images_usd"] = out["cost_usd"] * 1000 / m["items"]
+    out["cost_per_1k_images_usd"] = cost_per_1k(stats)
     return out
 
 
@@ -101,7 +101,7 @@ def _metrics(stats) -> dict[str, float | None]:
 LABEL_KEYS = ("{label}", "{provider}/{label}", "{provider}/{model}/{label}")
 
 
-def label_key(bundles: list[dict[str, Any]]) -> str:
+def label_key(bundles: Sequence[Mapping[str, Any]]) -> str:
     """The loosest of LABEL_KEYS that tells every run's cells apart: the label alone when no label repeats, the
     provider and label when labels repeat across providers, the model too when they repeat across models."""
     for key in LABEL_KEYS:
@@ -114,11 +114,12 @@ def _parts(stats) -> dict[str, str]:
     return {"provider": stats.provider, "model": stats.model, "label": stats.label}
 
 
-def compare(bundles: list[dict[str, Any]], by: Literal["id", "label"] = "id") -> Comparison:
+def compare(bundles: Sequence[Mapping[str, Any]], by: Literal["id", "label"] = "id") -> Comparison:
     """Line up the cells of ``bundles`` (the first is the baseline) by cell id, or by label (qualified by provider,
     then model, only as far as needed to name one cell per run: see ``label_key``), e.g. across models."""
     if not bundles:
         raise ValueError("compare needs at least one bundle")
+    bundles = [Bundle.of(b) for b in bundles]
     key_format = label_key(bundles) if by == "label" else None
     runs, per_run, ids = [], [], []
     for b in bundles:
@@ -127,20 +128,20 @@ def compare(bundles: list[dict[str, Any]], by: Literal["id", "label"] = "id") ->
         for s in stats:
             key = s.cell_id if key_format is None else key_format.format(**_parts(s))
             if key in table:
-                raise ValueError(f"run {b['run_id']}: {key!r} names several cells; compare by id instead")
+                raise ValueError(f"run {b.run_id}: {key!r} names several cells; compare by id instead")
             table[key] = _metrics(s)
             cell_ids[key] = s.cell_id
         per_run.append(table)
         ids.append(cell_ids)
         runs.append(
             RunInfo(
-                b["run_id"],
-                b["config"]["name"],
-                b["status"],
-                bool(b.get("simulated")),
-                len(b["items"]),
+                b.run_id,
+                b.name,
+                b.status,
+                bool(b.simulated),
+                len(b.item_entries),
                 max((s.repeats for s in stats), default=0),
-                b["pricing"]["sha256"],
+                b.pricing.sha256,
             )
         )
     keys = list(dict.fromkeys(k for table in per_run for k in table))
@@ -179,11 +180,11 @@ def compare(bundles: list[dict[str, Any]], by: Literal["id", "label"] = "id") ->
     return Comparison(runs, keys, presence, rows, items, flags, tests)
 
 
-def _differences(bundles: list[dict[str, Any]], runs: list[RunInfo]) -> tuple[list[ItemOverlap], list[str]]:
+def _differences(bundles: list[Bundle], runs: list[RunInfo]) -> tuple[list[ItemOverlap], list[str]]:
     base, flags, overlaps = bundles[0], [], []
-    base_items = {i["sha256"]: i["label"] for i in base["items"]}
+    base_items = {i.sha256: i.label for i in base.item_entries}
     for n, b in enumerate(bundles[1:], start=1):
-        other = {i["sha256"]: i["label"] for i in b["items"]}
+        other = {i.sha256: i.label for i in b.item_entries}
         shared = base_items.keys() & other.keys()
         overlap = ItemOverlap(
             n,
@@ -193,7 +194,7 @@ def _differences(bundles: list[dict[str, Any]], runs: list[RunInfo]) -> tuple[li
             sum(1 for sha in shared if base_items[sha] != other[sha]),
         )
         overlaps.append(overlap)
-        rid = b["run_id"]
+        rid = b.run_id
         if overlap.only_in_baseline or overlap.only_in_run:
             flags.append(
                 f"images differ: {rid} shares {overlap.shared} with the baseline, {overlap.only_in_baseline} "
@@ -201,14 +202,14 @@ def _differences(bundles: list[dict[str, Any]], runs: list[RunInfo]) -> tuple[li
             )
         if overlap.label_changes:
             flags.append(f"labels differ on {overlap.label_changes} shared images in {rid}")
-        if b["pricing"]["sha256"] != base["pricing"]["sha256"]:
+        if b.pricing.sha256 != base.pricing.sha256:
             flags.append(
-                f"price tables differ: {rid} used pricing {b['pricing']['version']} "
-                f"(sha256 {b['pricing']['sha256'][:12]}), baseline {base['pricing']['version']} "
-                f"(sha256 {base['pricing']['sha256'][:12]})"
+                f"price tables differ: {rid} used pricing {b.pricing.version} "
+                f"(sha256 {b.pricing.sha256[:12]}), baseline {base.pricing.version} "
+                f"(sha256 {base.pricing.sha256[:12]})"
             )
         for part in ("task", "preprocessing"):
-            if changed := _changed(base["config"].get(part) or {}, b["config"].get(part) or {}):
+            if changed := _changed(base.config.get(part) or {}, b.config.get(part) or {}):
                 flags.append(f"{part} differs in {rid}: {changed}")
         if cells := _cell_preprocessing_changes(base, b):
             flags.append(f"preprocessing differs in {rid} for cell(s) {cells}")
@@ -224,13 +225,9 @@ def _differences(bundles: list[dict[str, Any]], runs: list[RunInfo]) -> tuple[li
     return overlaps, flags
 
 
-def _time_scale(bundle: dict[str, Any]) -> float | str | None:
+def _time_scale(bundle: Bundle) -> float | str | None:
     """The emulator's time scale of a run: a number, "default" (emulated at the profiles' own), or None (real)."""
-    emulator = bundle["config"].get("emulator")
-    if not emulator:
-        return None
-    scale = emulator.get("time_scale") if isinstance(emulator, dict) else None
-    return float(scale) if isinstance(scale, (int, float)) else "default"
+    return Bundle.of(bundle).time_scale
 
 
 def _scale_text(scale: float | str | None) -> str:
@@ -250,11 +247,11 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _cell_preprocessing_changes(a: dict[str, Any], b: dict[str, Any]) -> str:
+def _cell_preprocessing_changes(a: Bundle, b: Bundle) -> str:
     """Cells of both runs (same id) that ran at different preprocessing (a sweep's own per-cell settings)."""
-    pa = {e["id"]: e.get("preprocessing") for e in a["cells"]}
-    pb = {e["id"]: e.get("preprocessing") for e in b["cells"]}
-    if a["config"].get("preprocessing") != b["config"].get("preprocessing"):
+    pa = {e.id: e.preprocessing for e in a.cells}
+    pb = {e.id: e.preprocessing for e in b.cells}
+    if a.config.get("preprocessing") != b.config.get("preprocessing"):
         return ""  # said above, for every cell
     return ", ".join(c for c in pa if c in pb and pa[c] != pb[c])
 

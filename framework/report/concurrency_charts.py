@@ -3,12 +3,14 @@ concurrency), and the limit ``max_concurrency: auto`` found over the run's time.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from visionbench.report.figures import mark as _mark
 from visionbench.report.figures import plt as _plt
 from visionbench.report.figures import save as _save
+from visionbench.results.model import Bundle, CellEntry
 
 CONCURRENCY_FILES = {"concurrency_sweep": "concurrency_sweep.png", "concurrency": "concurrency.png"}
 
@@ -30,19 +32,19 @@ def time_weighted_limit(concurrency: dict[str, Any], end_s: float | None = None)
     return area / span if span > 0 else float(history[0][1])
 
 
-def sweep_series(bundle: dict[str, Any]) -> dict[str, list[tuple[float, str, dict[str, float | None]]]]:
+def sweep_series(bundle: Mapping[str, Any]) -> dict[str, list[tuple[float, str, dict[str, float | None]]]]:
     """Cells that differ in ``max_concurrency``, one series per provider/model/strategy (and other axes).
 
     Each point: (concurrency, "fixed" or "auto", figures averaged over repeats: req/s, p50 and p95 latency).
     An ``auto`` cell sits at the time-weighted mean of the limit it found.
     """
-    groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for entry in bundle["cells"]:
-        varied = entry.get("varied") or {}
+    groups: dict[str, dict[str, list[CellEntry]]] = {}
+    for entry in Bundle.of(bundle).cells:
+        varied = entry.varied or {}
         if "max_concurrency" not in varied:
             continue
         others = ",".join(f"{k}={v}" for k, v in varied.items() if k != "max_concurrency")
-        name = f"{entry['provider']}/{entry['model']}/{entry['strategy']}" + (f" {others}" if others else "")
+        name = f"{entry.provider}/{entry.model}/{entry.strategy}" + (f" {others}" if others else "")
         groups.setdefault(name, {}).setdefault(str(varied["max_concurrency"]), []).append(entry)
     out = {}
     for name, by_setting in groups.items():
@@ -50,14 +52,14 @@ def sweep_series(bundle: dict[str, Any]) -> dict[str, list[tuple[float, str, dic
             continue
         points = []
         for setting, entries in by_setting.items():
-            summaries = [e["summary"] for e in entries]
+            summaries = [e.summary for e in entries]
             figures = {
-                "requests_per_s": _mean([s["requests"] / s["wall_s"] if s["wall_s"] else None for s in summaries]),
-                "p50_s": _mean([s.get("latency_p50_s") for s in summaries]),
-                "p95_s": _mean([s.get("latency_p95_s") for s in summaries]),
+                "requests_per_s": _mean([s.requests / s.wall_s if s.wall_s else None for s in summaries]),
+                "p50_s": _mean([s.latency_p50_s for s in summaries]),
+                "p95_s": _mean([s.latency_p95_s for s in summaries]),
             }
             if setting == "auto":
-                extras = [(e.get("extra") or {}).get("concurrency") for e in entries]
+                extras = [(e.extra or {}).get("concurrency") for e in entries]
                 level = _mean([time_weighted_limit(c) if c else None for c in extras])
                 if level is not None:
                     points.append((level, "auto", figures))
@@ -67,7 +69,7 @@ def sweep_series(bundle: dict[str, Any]) -> dict[str, list[tuple[float, str, dic
     return out
 
 
-def concurrency_sweep_chart(bundle: dict[str, Any], path: Path) -> Path | None:
+def concurrency_sweep_chart(bundle: Mapping[str, Any], path: Path) -> Path | None:
     """Throughput (requests/s) and p50/p95 latency against max_concurrency; None when nothing sweeps it."""
     series = sweep_series(bundle)
     if not series:
@@ -99,19 +101,19 @@ def concurrency_sweep_chart(bundle: dict[str, Any], path: Path) -> Path | None:
     lat_ax.set_ylabel("latency per request (s)")
     rate_ax.legend(fontsize=7, loc="best")
     lat_ax.legend(fontsize=7, loc="best")
-    fig.suptitle(f"{bundle['config']['name']}: throughput and latency by concurrency")
+    fig.suptitle(f"{Bundle.of(bundle).name}: throughput and latency by concurrency")
     _mark(fig, bundle)
     return _save(fig, path, bundle)
 
 
-def concurrency_chart(bundle: dict[str, Any], path: Path) -> Path | None:
+def concurrency_chart(bundle: Mapping[str, Any], path: Path) -> Path | None:
     """The limit ``auto`` found, over the run's time, one step line per cell and model; None without auto."""
     lines = []
-    for entry in bundle["cells"]:
-        concurrency = (entry.get("extra") or {}).get("concurrency")
+    for entry in Bundle.of(bundle).cells:
+        concurrency = (entry.extra or {}).get("concurrency")  # the strategy's own figures
         for limit in (concurrency or {}).get("limits") or []:
             if limit["history"]:
-                label = entry["label"] if len(concurrency["limits"]) == 1 else f"{entry['label']} ({limit['key']})"
+                label = entry.label if len(concurrency["limits"]) == 1 else f"{entry.label} ({limit['key']})"
                 lines.append((label, limit))
     if not lines:
         return None
@@ -126,12 +128,12 @@ def concurrency_chart(bundle: dict[str, Any], path: Path) -> Path | None:
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    ax.set_title(f"{bundle['config']['name']}: max_concurrency auto over time (429s / overloads cut it)")
+    ax.set_title(f"{Bundle.of(bundle).name}: max_concurrency auto over time (429s / overloads cut it)")
     _mark(fig, bundle)
     return _save(fig, path, bundle)
 
 
-def write_concurrency_charts(bundle: dict[str, Any], folder: Path) -> dict[str, Path]:
+def write_concurrency_charts(bundle: Mapping[str, Any], folder: Path) -> dict[str, Path]:
     """Those of the two charts the bundle has data for, into ``folder``."""
     made = {
         "concurrency_sweep": concurrency_sweep_chart(bundle, Path(folder) / CONCURRENCY_FILES["concurrency_sweep"]),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from visionbench.results.model import Bundle
 
 
 def plt():
@@ -16,18 +19,17 @@ def plt():
     return pyplot
 
 
-def simulated_mark(bundle: dict[str, Any]) -> str | None:
+def simulated_mark(bundle: Mapping[str, Any]) -> str | None:
     """ "SIMULATED", with the emulator's time scale, for a run that was not made against the real services."""
-    if not bundle.get("simulated"):
+    if not Bundle.of(bundle).simulated:
         return None
-    emulator = (bundle.get("config") or {}).get("emulator")
-    scale = emulator.get("time_scale") if isinstance(emulator, dict) else None
-    if isinstance(scale, (int, float)):
+    scale = Bundle.of(bundle).numeric_scale
+    if scale is not None:
         return f"SIMULATED: emulator, time scale {scale:g} (times are x{scale:g} of the modelled ones)"
     return "SIMULATED: emulator or fake provider, not the real services"
 
 
-def mark(fig, bundle: dict[str, Any]) -> None:
+def mark(fig, bundle: Mapping[str, Any]) -> None:
     """The SIMULATED mark, top left of the figure, above the title, where no data can hide it."""
     text = simulated_mark(bundle)
     if text:
@@ -44,16 +46,16 @@ def mark(fig, bundle: dict[str, Any]) -> None:
         )
 
 
-def top_room(fig, bundle: dict[str, Any]) -> None:
+def top_room(fig, bundle: Mapping[str, Any]) -> None:
     """Leave a band of about 0.3 inch above the titles for the SIMULATED mark."""
-    if bundle.get("simulated"):
+    if Bundle.of(bundle).simulated:
         band = 0.3 / fig.get_figheight()
         fig.subplots_adjust(top=fig.subplotpars.top - band)
         if fig._suptitle is not None:
             fig._suptitle.set_y(1 - band)
 
 
-def save(fig, path: Path, bundle: dict[str, Any] | None = None) -> Path:
+def save(fig, path: Path, bundle: Mapping[str, Any] | None = None) -> Path:
     """Lay out (with room for the SIMULATED mark of ``bundle``'s run), write as PNG (110 dpi) and close ``fig``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ import base64
 import heapq
 import io
 import logging
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ from PIL import Image
 from visionbench.data.image_bytes import Preprocessor
 from visionbench.preprocessing import Preprocessing
 from visionbench.report.cellnames import cell_codes
-from visionbench.types import ImageItem
+from visionbench.results.model import Bundle, CellEntry, ItemJson
+from visionbench.types import Answer, ImageItem
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +44,13 @@ CSS = """
 """
 
 
-def _dataset_root(bundle: dict[str, Any]) -> Path | None:
-    path = (bundle.get("config") or {}).get("dataset", {}).get("path")
+def _dataset_root(bundle: Bundle) -> Path | None:
+    path = bundle.dataset.get("path")
     if not path:
         return None
     root = Path(path)
-    if not root.is_absolute() and bundle.get("config_path"):
-        root = Path(bundle["config_path"]).parent / root
+    if not root.is_absolute() and bundle.config_path:
+        root = Path(bundle.config_path).parent / root
     return root if root.is_dir() else root.parent
 
 
@@ -61,64 +63,65 @@ def _thumbnail(data: bytes) -> str:
     return base64.b64encode(out.getvalue()).decode("ascii")
 
 
-def _sizes(bundle: dict[str, Any]) -> list[tuple[Preprocessing, list[str]]]:
+def _sizes(bundle: Bundle) -> list[tuple[Preprocessing, list[str]]]:
     """Each preprocessing the cells ran with, and those cells (first repeats, matrix order)."""
-    base = (bundle.get("config") or {}).get("preprocessing") or {}
+    base = bundle.config.get("preprocessing") or {}
     out: dict[Preprocessing, list[str]] = {}
-    for entry in bundle["cells"]:
-        if entry["repeat"] == 0:
-            out.setdefault(Preprocessing(**(entry.get("preprocessing") or base)), []).append(entry["id"])
+    for entry in bundle.entries_of(repeat=0):
+        out.setdefault(Preprocessing(**(entry.preprocessing or base)), []).append(entry.id)
     return list(out.items())
 
 
-def _disagreement(bundle: dict[str, Any], item: dict[str, Any]) -> tuple[int, int, str]:
+def _disagreement(firsts: list[CellEntry], item: ItemJson) -> tuple[int, int, str]:
     """Sort key: most distinct answers first, then most wrong or failed, then by id."""
-    answers = [e["answers"].get(item["id"]) for e in bundle["cells"] if e["repeat"] == 0]
-    values = {repr(a["value"]) if a and a["error"] is None else "error" for a in answers}
-    bad = sum(1 for a in answers if not a or a["error"] is not None or _wrong(item, a))
-    return (-len(values), -bad, item["id"])
+    answers = [e.answers.get(item.id) for e in firsts]
+    values = {repr(a.value) if a and a.error is None else "error" for a in answers}
+    bad = sum(1 for a in answers if not a or a.error is not None or _wrong(item, a))
+    return (-len(values), -bad, item.id)
 
 
-def _wrong(item: dict[str, Any], answer: dict[str, Any]) -> bool:
-    return item["label"] is not None and answer["error"] is None and answer["value"] != item["label"]
+def _wrong(item: ItemJson, answer: Answer) -> bool:
+    return item.label is not None and answer.error is None and answer.value != item.label
 
 
 #: Cards the gallery shows at most: the images the cells disagree on most (a page of 100,000 would not load).
 MAX_CARDS = 120
 
 
-def gallery_html(bundle: dict[str, Any], cache_dir: Path | None = None, max_cards: int = MAX_CARDS) -> str:
+def gallery_html(bundle: Mapping[str, Any], cache_dir: Path | None = None, max_cards: int = MAX_CARDS) -> str:
     """The gallery as one HTML fragment (its CSS is :data:`CSS`): the ``max_cards`` most disputed images."""
+    bundle = Bundle.of(bundle)
     root = _dataset_root(bundle)
     sizes = _sizes(bundle)
-    firsts = {e["id"]: e for e in bundle["cells"] if e["repeat"] == 0}
+    firsts = {e.id: e for e in bundle.entries_of(repeat=0)}
     codes = cell_codes(list(firsts))
+    items = bundle.item_entries
     cards = []
     with Preprocessor(cache_dir) as prep:
-        for item in heapq.nsmallest(max_cards, bundle["items"], key=lambda i: _disagreement(bundle, i)):
+        entries = list(firsts.values())
+        for item in heapq.nsmallest(max_cards, items, key=lambda i: _disagreement(entries, i)):
             thumbs = _figures(prep, root, item, sizes, codes)
             lines = []
             for cell_id, entry in firsts.items():
-                a = entry["answers"].get(item["id"])
+                a = entry.answers.get(item.id)
                 name = escape(codes[cell_id])
                 if a is None:
                     lines.append(f"<li>{name}: <i>not asked</i></li>")
-                elif a["error"] is not None:
-                    lines.append(f'<li class="err">{name}: error<span class="msg">{escape(a["error"])}</span></li>')
+                elif a.error is not None:
+                    lines.append(f'<li class="err">{name}: error<span class="msg">{escape(a.error)}</span></li>')
                 else:
                     cls = ' class="wrong"' if _wrong(item, a) else ""
                     mark = " &#10007;" if cls else ""
-                    lines.append(f"<li{cls}>{name}: <b>{escape(str(a['value']))}</b>{mark}</li>")
-            label = "-" if item["label"] is None else escape(str(item["label"]))
+                    lines.append(f"<li{cls}>{name}: <b>{escape(str(a.value))}</b>{mark}</li>")
+            label = "-" if item.label is None else escape(str(item.label))
             cards.append(
-                f'<div class="card"><h3>{escape(item["id"])} &middot; label {label}</h3>'
+                f'<div class="card"><h3>{escape(item.id)} &middot; label {label}</h3>'
                 f'<div class="thumbs">{"".join(thumbs)}</div><ul>{"".join(lines)}</ul></div>'
             )
     shown = (
         "The images the cells disagree on most come first."
-        if len(cards) == len(bundle["items"])
-        else f"Shown: the {len(cards)} of {len(bundle['items']):,} images the cells disagree on most, "
-        "most disputed first."
+        if len(cards) == len(items)
+        else f"Shown: the {len(cards)} of {len(items):,} images the cells disagree on most, most disputed first."
     )
     note = (
         '<p class="note">Each image as it was sent (thumbnails of the preprocessed bytes, at each size the cells '
@@ -130,19 +133,19 @@ def gallery_html(bundle: dict[str, Any], cache_dir: Path | None = None, max_card
 def _figures(
     prep: Preprocessor,
     root: Path | None,
-    item: dict[str, Any],
+    item: ItemJson,
     sizes: list[tuple[Preprocessing, list[str]]],
     codes: dict[str, str],
 ) -> list[str]:
     """One thumbnail per distinct image sent (settings that gave the same bytes, e.g. an image smaller than both
     sizes of a sweep, share one), captioned with its pixel size and the cells that sent it."""
-    image = ImageItem(item["id"], (root / item["id"]) if root else Path(item["id"]), item["sha256"], item["label"])
+    image = ImageItem(item.id, (root / item.id) if root else Path(item.id), item.sha256, item.label)
     sent: dict[bytes | None, list[str]] = {}
     for settings, cells in sizes:
         try:
             data = (prep.lookup(image, settings) or prep.build(image, settings)).data
         except Exception as exc:  # noqa: BLE001 - a missing or changed file costs its thumbnail, not the report
-            log.info("no thumbnail for %s: %s", item["id"], exc)
+            log.info("no thumbnail for %s: %s", item.id, exc)
             data = None
         sent.setdefault(data, []).extend(cells)
     out = []
@@ -154,6 +157,6 @@ def _figures(
         with Image.open(io.BytesIO(data)) as img:
             size = f"{img.width}x{img.height}"
         src = _thumbnail(data)
-        img_tag = f'<img alt="{escape(item["id"])}" src="data:image/jpeg;base64,{src}">'
+        img_tag = f'<img alt="{escape(item.id)}" src="data:image/jpeg;base64,{src}">'
         out.append(f"<figure>{img_tag}<figcaption>{size} px sent &middot; {who}</figcaption></figure>")
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from visionbench.report.gallery import CSS as GALLERY_CSS
 from visionbench.report.gallery import gallery_html
 from visionbench.report.stats import CellStats, agreement, cell_stats, cost_per_1k
 from visionbench.report.terminal import HTML_ANSWER_ROWS, Rows, accuracy_rows, difference_rows
+from visionbench.results.model import Bundle
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px 32px;color:#1d2733;font-size:14px}
@@ -80,37 +81,38 @@ def _dl(pairs: Iterable[tuple[str, Any]]) -> str:
     return "<dl>" + "".join(f"<dt>{escape(k)}</dt><dd>{escape(_f(v, 'g'))}</dd>" for k, v in pairs) + "</dl>"
 
 
-def cells_rows(bundle: dict[str, Any], stats: list[CellStats] | None = None) -> list[list[Any]]:
+def cells_rows(bundle: Mapping[str, Any], stats: list[CellStats] | None = None) -> list[list[Any]]:
     """The per-cell table's rows (means over repeats), as shown in the report; ``stats``: ``cell_stats(bundle)``."""
+    bundle = Bundle.of(bundle)
     stats = cell_stats(bundle) if stats is None else stats
     names = short_names([s.cell_id for s in stats])
     rows = []
     for s in stats:
-        m = s.summary
+        m = s.metric
         bad = sorted(set(s.statuses) - {"complete"})
-        errors = sum(e["summary"]["errors"] for e in bundle["cells"] if e["id"] == s.cell_id)
+        errors = sum(e.summary.errors for e in bundle.cells if e.id == s.cell_id)
         rows.append(
             [
                 (names[s.cell_id] + (f" ({', '.join(bad)})" if bad else ""), "wrong" if bad else ""),
                 s.repeats,
                 str(s.wall_s),
-                _s(m.get("latency_p50_s")),
-                _s(m.get("latency_p90_s")),
-                _s(m.get("latency_p95_s")),
-                _s(m.get("latency_p99_s")),
-                _s(m.get("queue_p50_s")),
-                _s(m.get("service_p50_s")),
-                _s(m.get("ttft_p50_s")),  # streamed cells only
-                _s(m.get("ttft_p95_s")),
-                _f(m.get("output_tokens_per_s_p50"), ",.0f"),
-                _f(m.get("images_per_s")),
-                _f(m.get("input_tokens"), ",.0f"),
-                _f(m.get("output_tokens"), ",.0f"),
-                _f(m.get("thinking_tokens"), ",.0f"),
+                _s(m("latency_p50_s")),
+                _s(m("latency_p90_s")),
+                _s(m("latency_p95_s")),
+                _s(m("latency_p99_s")),
+                _s(m("queue_p50_s")),
+                _s(m("service_p50_s")),
+                _s(m("ttft_p50_s")),  # streamed cells only
+                _s(m("ttft_p95_s")),
+                _f(m("output_tokens_per_s_p50"), ",.0f"),
+                _f(m("images_per_s")),
+                _f(m("input_tokens"), ",.0f"),
+                _f(m("output_tokens"), ",.0f"),
+                _f(m("thinking_tokens"), ",.0f"),
                 _f(s.cost_usd.mean, ".4f", "?"),
                 _f(cost_per_1k(s), ",.3f", "?"),
-                _f(m.get("mae"), ".2f"),
-                _f(m.get("exact_match"), ".0%"),
+                _f(m("mae"), ".2f"),
+                _f(m("exact_match"), ".0%"),
                 (errors, "err" if errors else ""),
             ]
         )
@@ -145,28 +147,28 @@ CELL_HEAD = [
 _STREAM_COLUMNS = ("ttft p50 s", "ttft p95 s", "out tok/s p50")
 
 
-def cell_table(bundle: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+def cell_table(bundle: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
     """``CELL_HEAD`` and ``cells_rows``, without the streaming columns when no cell streamed (they would be blank)."""
     stats = cell_stats(bundle)
     rows = cells_rows(bundle, stats)
-    if any(s.summary.get("ttft_p50_s") is not None for s in stats):
+    if any(s.metric("ttft_p50_s") is not None for s in stats):
         return CELL_HEAD, rows
     keep = [i for i, name in enumerate(CELL_HEAD) if name not in _STREAM_COLUMNS]
     return [CELL_HEAD[i] for i in keep], [[row[i] for i in keep] for row in rows]
 
 
-def _extras(bundle: dict[str, Any]) -> str:
-    names = short_names(list(dict.fromkeys(e["id"] for e in bundle["cells"])))
+def _extras(bundle: Bundle) -> str:
+    names = short_names(list(dict.fromkeys(e.id for e in bundle.cells)))
     filt, batch = [], []
-    for e in bundle["cells"]:
-        extra = e.get("extra") or {}
+    for e in bundle.cells:
+        extra = e.extra or {}  # the strategies' own figures: not the bundle's format
         if f := extra.get("tier1_filter"):
             filt.append(
                 [
-                    names[e["id"]],
-                    e["repeat"],
+                    names[e.id],
+                    e.repeat,
                     _f(extra.get("tier2_items")),
-                    e["summary"]["items"],
+                    e.summary.item_count,
                     _f(f.get("escalate_at"), "g"),
                     _f(f.get("precision"), ".0%"),
                     _f(f.get("recall"), ".0%"),
@@ -178,8 +180,8 @@ def _extras(bundle: dict[str, Any]) -> str:
         if b := extra.get("batch"):
             batch.append(
                 [
-                    names[e["id"]],
-                    e["repeat"],
+                    names[e.id],
+                    e.repeat,
                     _f(b.get("job_id")),
                     _f(b.get("state")),
                     "yes" if b.get("resumed") else "no",
@@ -214,32 +216,32 @@ def _extras(bundle: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _legend(bundle: dict[str, Any]) -> str:
+def _legend(bundle: Bundle) -> str:
     """The short cell names of the answers table and the gallery, with the ids they stand for."""
-    codes = cell_codes(list(dict.fromkeys(e["id"] for e in bundle["cells"])))
+    codes = cell_codes(list(dict.fromkeys(e.id for e in bundle.cells)))
     if all(k == v for k, v in codes.items()):
         return ""
     return '<p class="note">Cells: ' + "; ".join(f"<b>{escape(v)}</b> = {escape(k)}" for k, v in codes.items()) + "</p>"
 
 
-def _answers(bundle: dict[str, Any]) -> str:
-    firsts = {e["id"]: e for e in bundle["cells"] if e["repeat"] == 0}
+def _answers(bundle: Bundle) -> str:
+    firsts = {e.id: e for e in bundle.entries_of(repeat=0)}
     names = cell_codes(list(firsts))
     agree = agreement(bundle)
     rows = []
-    items = bundle["items"]
+    items = bundle.item_entries
     for item in items[:HTML_ANSWER_ROWS]:
-        row: list[Any] = [item["id"], _f(item["label"])]
+        row: list[Any] = [item.id, _f(item.label)]
         for entry in firsts.values():
-            a = entry["answers"].get(item["id"])
+            a = entry.answers.get(item.id)
             if a is None:
                 row.append("")
-            elif a["error"] is not None:
-                row.append((a["error"].partition(":")[0] or "error", "err", a["error"]))
+            elif a.error is not None:
+                row.append((a.error.partition(":")[0] or "error", "err", a.error))
             else:
-                wrong = item["label"] is not None and a["value"] != item["label"]
-                row.append((_f(a["value"], "g"), "wrong" if wrong else ""))
-        ag = agree["items"][item["id"]]
+                wrong = item.label is not None and a.value != item.label
+                row.append((_f(a.value, "g"), "wrong" if wrong else ""))
+        ag = agree["items"][item.id]
         row += [_f(ag["modal"], "g"), _f(ag["agreement"], ".0%")]
         rows.append(row)
     note = (
@@ -281,7 +283,7 @@ NO_CHARTS = (
 
 
 def write_html_report(
-    bundle: dict[str, Any],
+    bundle: Mapping[str, Any],
     path: Path,
     charts: dict[str, Path] | None = None,
     cache_dir: Path | None = None,
@@ -292,7 +294,8 @@ def write_html_report(
     (or, without ``draw_charts``, the page says how to draw them). ``cache_dir``: the preprocessing cache the
     gallery reads the sent images from (else they are made again)."""
     path = Path(path)
-    cfg, env = bundle["config"], bundle["environment"]
+    bundle = Bundle.of(bundle)
+    cfg, env = bundle.config, bundle.environment
     if charts or draw_charts:
         from visionbench.report.charts import write_charts  # here: a page without charts does not import their modules
 
@@ -301,45 +304,45 @@ def write_html_report(
             figures = "".join(_img(charts[k], f"{k} chart") for k in CHART_ORDER if k in charts)
     else:
         figures = NO_CHARTS.format(run=escape(str(path.parent)))
-    ok = bundle["status"] == "complete"
+    ok = bundle.status == "complete"
     banner = (
-        f'<div class="banner{"" if ok else " bad"}">run <b>{escape(bundle["run_id"])}</b>, status '
-        f'<span class="status-{"complete" if ok else "other"}">{escape(bundle["status"])}</span>, '
-        f"started {escape(_f(bundle.get('started_at')))}, finished {escape(_f(bundle.get('finished_at')))}"
-        + (f"<br>error: {escape(bundle['error'])}" if bundle.get("error") else "")
+        f'<div class="banner{"" if ok else " bad"}">run <b>{escape(bundle.run_id)}</b>, status '
+        f'<span class="status-{"complete" if ok else "other"}">{escape(bundle.status)}</span>, '
+        f"started {escape(_f(bundle.started_at))}, finished {escape(_f(bundle.finished_at))}"
+        + (f"<br>error: {escape(bundle.error)}" if bundle.error else "")
         + "</div>"
     )
-    if bundle.get("simulated"):
+    if bundle.simulated:
         banner += (
             '<div class="banner sim"><b>SIMULATED</b>: answers came from an emulator or fake provider, '
             "not the real services; timings and costs are not real.</div>"
         )
-    ds, task = cfg.get("dataset", {}), cfg.get("task", {})
+    ds, task = bundle.dataset, bundle.task
     config = _dl(
         [
-            ("config", bundle.get("config_path")),
+            ("config", bundle.config_path),
             ("description", cfg.get("description")),
             ("dataset", ds.get("path")),
             ("labels", f"{ds.get('labels')} (field {ds.get('label_field')})"),
-            ("images", len(bundle["items"])),
+            ("images", len(bundle.item_entries)),
             ("task", f"{task.get('id')} (answer: {task.get('answer')})"),
             ("prompt", task.get("prompt")),
             ("system prompt", task.get("system")),
             ("preprocessing", ", ".join(f"{k}={v}" for k, v in (cfg.get("preprocessing") or {}).items())),
             ("repeats", cfg.get("repeats", 1)),
             ("retry", json.dumps(cfg.get("retry"))),
-            ("pricing", f"{bundle['pricing']['version']} (sha256 {bundle['pricing']['sha256'][:16]}...)"),
+            ("pricing", f"{bundle.pricing.version} (sha256 {bundle.pricing.sha256[:16]}...)"),
         ]
     )
     environment = _dl(
         [
-            ("python", env.get("python")),
-            ("platform", env.get("platform")),
-            ("packages", ", ".join(f"{k} {v or '(not installed)'}" for k, v in env.get("packages", {}).items())),
-            ("providers", json.dumps(env.get("providers", {}))),
+            ("python", env.python),
+            ("platform", env.platform),
+            ("packages", ", ".join(f"{k} {v or '(not installed)'}" for k, v in env.packages.items())),
+            ("providers", json.dumps(env.providers)),
         ]
     )
-    title = f"visionbench: {cfg['name']} ({bundle['run_id']})"
+    title = f"visionbench: {bundle.name} ({bundle.run_id})"
     body = [
         f"<h1>{escape(title)}</h1>",
         banner,
@@ -348,7 +351,7 @@ def write_html_report(
         '<p class="note">Latency per request actually sent; queue = waiting for a concurrency or rate slot, '
         'service = the rest, less retry backoff. Cost "?" = unknown: a model with no known price, or nothing '
         "answered (see errors). Exact = share of labelled images.</p>",
-        *_rows_html(accuracy_rows(bundle) if any(i["label"] is not None for i in bundle["items"]) else None),
+        *_rows_html(accuracy_rows(bundle) if any(i.label is not None for i in bundle.item_entries) else None),
         *_rows_html(difference_rows(bundle)),
         _extras(bundle),
         "<h2>Charts</h2>",

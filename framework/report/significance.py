@@ -14,11 +14,13 @@ no correction for the number of pairs.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from visionbench.results.model import Bundle
 
 ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 2000
@@ -149,18 +151,19 @@ class ItemScores:
     binary: bool  # one repeat: exact-match scores are 0 or 1
 
 
-def item_scores(bundle: dict[str, Any], cell_id: str) -> ItemScores:
+def item_scores(bundle: Mapping[str, Any], cell_id: str) -> ItemScores:
     """Per image, over the cell's repeats: mean absolute error where answered, share of repeats exactly right."""
-    labels = {item["id"]: item["label"] for item in bundle["items"] if item["label"] is not None}
-    entries = [e for e in bundle["cells"] if e["id"] == cell_id]
+    bundle = Bundle.of(bundle)
+    labels = {item.id: item.label for item in bundle.item_entries if item.label is not None}
+    entries = [e for e in bundle.cells if e.id == cell_id]
     error_sum: dict[str, float] = {}
     error_n: dict[str, int] = {}
     right: dict[str, float] = dict.fromkeys(labels, 0.0) if entries else {}
     for entry in entries:
-        answers = entry["answers"]
+        answers = entry.answers
         for item_id, label in labels.items():
             answer = answers.get(item_id)
-            if answer is None or answer.get("error") is not None or (value := answer["value"]) is None:
+            if answer is None or answer.error is not None or (value := answer.value) is None:
                 continue
             if value == label:
                 right[item_id] += 1.0
@@ -174,12 +177,12 @@ def item_scores(bundle: dict[str, Any], cell_id: str) -> ItemScores:
     )
 
 
-def accuracy_intervals(bundle: dict[str, Any], cell_id: str) -> dict[str, Interval]:
+def accuracy_intervals(bundle: Mapping[str, Any], cell_id: str) -> dict[str, Interval]:
     scores = item_scores(bundle, cell_id)
     return {"mae": interval(list(scores.abs_error.values())), "exact": interval(list(scores.exact.values()))}
 
 
-def differences(bundle_a: dict[str, Any], cell_a: str, bundle_b: dict[str, Any], cell_b: str) -> list[Difference]:
+def differences(bundle_a: Mapping[str, Any], cell_a: str, bundle_b: Mapping[str, Any], cell_b: str) -> list[Difference]:
     """MAE, exact match and p50 latency of cell ``cell_a`` against ``cell_b``, paired on the images both have.
 
     Images pair by content: the same image (sha256) under the same label in both bundles.
@@ -227,17 +230,18 @@ def differences(bundle_a: dict[str, Any], cell_a: str, bundle_b: dict[str, Any],
     return out
 
 
-def _same_images(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str]]:
-    by_content = {(i["sha256"], _key(i["label"])): i["id"] for i in b["items"]}
+def _same_images(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, str]]:
+    by_content = {(i.sha256, _key(i.label)): i.id for i in Bundle.of(b).item_entries}
     return [
-        (i["id"], by_content[(i["sha256"], _key(i["label"]))])
-        for i in a["items"]
-        if (i["sha256"], _key(i["label"])) in by_content
+        (i.id, by_content[(i.sha256, _key(i.label))])
+        for i in Bundle.of(a).item_entries
+        if (i.sha256, _key(i.label)) in by_content
     ]
 
 
-def _latencies(bundle: dict[str, Any], cell_id: str) -> list[float]:
-    return [r["end_s"] - r["start_s"] for r in bundle["records"] if r["cell"] == cell_id and r["attempts"] > 0]
+def _latencies(bundle: Mapping[str, Any], cell_id: str) -> list[float]:
+    records = Bundle.of(bundle).records
+    return [r["end_s"] - r["start_s"] for r in records if r["cell"] == cell_id and r["attempts"] > 0]
 
 
 def _key(label: Any) -> str:
@@ -260,8 +264,8 @@ def _p(p: float) -> str:
     return f"={p:.2g}" if p >= 0.001 else "<0.001"
 
 
-def numeric_task(bundle: dict[str, Any]) -> bool:
-    return bundle["config"]["task"].get("answer", "integer") in ("integer", "number")
+def numeric_task(bundle: Mapping[str, Any]) -> bool:
+    return Bundle.of(bundle).task.get("answer", "integer") in ("integer", "number")
 
 
 @dataclass(frozen=True)
@@ -273,9 +277,10 @@ class Versus:
     differences: list[Difference]
 
 
-def versus_best(bundle: dict[str, Any]) -> list[Versus]:
+def versus_best(bundle: Mapping[str, Any]) -> list[Versus]:
     """Every cell against the most accurate one (lowest MAE on numeric tasks, else highest exact match)."""
-    cells = list(dict.fromkeys(e["id"] for e in bundle["cells"]))
+    bundle = Bundle.of(bundle)
+    cells = list(dict.fromkeys(e.id for e in bundle.cells))
     if len(cells) < 2:
         return []
     numeric = numeric_task(bundle)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from statistics import mean, stdev
 from typing import Any
+
+from visionbench.results.model import Bundle, CellEntry
 
 # Two-sided 95% Student t critical values by degrees of freedom (beyond 30: the normal 1.96 is close enough).
 _T95 = [
@@ -83,31 +86,34 @@ class CellStats:
     cost_usd: Estimate
     summary: dict[str, Any]  # per-request figures averaged over repeats (latency percentiles, MAE...)
 
+    def metric(self, key: str) -> float | None:
+        """A figure of the summary averaged over repeats, by its ``CellSummary`` name (None if it has none)."""
+        return self.summary.get(key)
 
-def cell_stats(bundle: dict[str, Any]) -> list[CellStats]:
+
+def cell_stats(bundle: Mapping[str, Any]) -> list[CellStats]:
     """Cells in matrix order, repeats folded into estimates."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for entry in bundle["cells"]:
-        groups.setdefault(entry["id"], []).append(entry)
+    groups: dict[str, list[CellEntry]] = {}
+    for entry in Bundle.of(bundle).cells:
+        groups.setdefault(entry.id, []).append(entry)
     out = []
     for cell_id, entries in groups.items():
-        keys = entries[0]["summary"].keys()
         averaged = {}
-        for key in keys:
-            values = [e["summary"].get(key) for e in entries if isinstance(e["summary"].get(key), (int, float))]
+        for key in entries[0].summary:
+            values = [v for e in entries if isinstance(v := e.summary.metric(key), (int, float))]
             averaged[key] = mean(values) if values else None
         first = entries[0]
         out.append(
             CellStats(
                 cell_id,
-                first["provider"],
-                first["model"],
-                first["strategy"],
-                first["label"],
+                first.provider,
+                first.model,
+                first.strategy,
+                first.label,
                 len(entries),
-                tuple(e["status"] for e in entries),
-                estimate([e["summary"]["wall_s"] for e in entries]),
-                estimate([e["summary"]["cost_usd"] for e in entries]),
+                tuple(e.status for e in entries),
+                estimate([e.summary.wall_s for e in entries]),
+                estimate([e.summary.cost_usd for e in entries]),
                 averaged,
             )
         )
@@ -116,24 +122,25 @@ def cell_stats(bundle: dict[str, Any]) -> list[CellStats]:
 
 def cost_per_1k(stats: CellStats) -> float | None:
     """Dollars per 1,000 images, averaged over repeats; None when unknown."""
-    value = stats.summary.get("cost_per_1k_images_usd")
-    if value is None and stats.cost_usd.mean is not None and stats.summary.get("items"):
-        value = stats.cost_usd.mean * 1000 / stats.summary["items"]
+    value = stats.metric("cost_per_1k_images_usd")
+    if value is None and stats.cost_usd.mean is not None and (items := stats.metric("items")):
+        value = stats.cost_usd.mean * 1000 / items
     return value
 
 
-def agreement(bundle: dict[str, Any]) -> dict[str, Any]:
+def agreement(bundle: Mapping[str, Any]) -> dict[str, Any]:
     """Per item: the most common final answer across cells (first repeat) and the share of cells giving it."""
-    firsts = [e for e in bundle["cells"] if e["repeat"] == 0]
+    bundle = Bundle.of(bundle)
+    firsts = bundle.entries_of(repeat=0)
     per_item: dict[str, dict[str, Any]] = {}
-    for item in bundle["items"]:
-        answers = [e["answers"].get(item["id"]) for e in firsts]
-        values = [a["value"] for a in answers if a and a["error"] is None]
+    for item in bundle.item_entries:
+        answers = [e.answers.get(item.id) for e in firsts]
+        values = [a.value for a in answers if a and a.error is None]
         if not values:
-            per_item[item["id"]] = {"modal": None, "agreement": None, "answers": 0}
+            per_item[item.id] = {"modal": None, "agreement": None, "answers": 0}
             continue
         modal, count = Counter(map(_hashable, values)).most_common(1)[0]
-        per_item[item["id"]] = {"modal": modal, "agreement": count / len(firsts), "answers": len(values)}
+        per_item[item.id] = {"modal": modal, "agreement": count / len(firsts), "answers": len(values)}
     scored = [v["agreement"] for v in per_item.values() if v["agreement"] is not None]
     return {"items": per_item, "mean_agreement": mean(scored) if scored else None}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from visionbench.report.significance import (
 )
 from visionbench.report.stats import Estimate, cell_stats, cost_per_1k
 from visionbench.report.tables import Column, Sheet, plain, print_sheet, to_csv, to_json, to_markdown
+from visionbench.results.model import Bundle, CellEntry
 
 
 def _fmt(value: Any, spec: str = "", none: str = "-") -> str:
@@ -28,17 +30,17 @@ def _fmt(value: Any, spec: str = "", none: str = "-") -> str:
     return format(value, spec) if spec else str(value)
 
 
-def _cell_runs(bundle: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def _cell_runs(bundle: Mapping[str, Any]) -> dict[str, list[CellEntry]]:
     """Cell entries grouped by cell id, repeats together, in matrix order."""
-    runs: dict[str, list[dict[str, Any]]] = {}
-    for entry in bundle["cells"]:
-        runs.setdefault(entry["id"], []).append(entry)
+    runs: dict[str, list[CellEntry]] = {}
+    for entry in Bundle.of(bundle).cells:
+        runs.setdefault(entry.id, []).append(entry)
     return runs
 
 
-def cell_legend(bundle: dict[str, Any]) -> Sheet | None:
+def cell_legend(bundle: Mapping[str, Any]) -> Sheet | None:
     """The short names the tables use, with the cell ids they stand for (None when they are the ids)."""
-    return legend_sheet({cell_id: entries[0].get("varied") or {} for cell_id, entries in _cell_runs(bundle).items()})
+    return legend_sheet({cell_id: entries[0].varied or {} for cell_id, entries in _cell_runs(bundle).items()})
 
 
 def legend_sheet(varied: dict[str, dict[str, Any]]) -> Sheet | None:
@@ -65,7 +67,7 @@ ANSWER_ROWS = 200
 HTML_ANSWER_ROWS = 5000
 
 
-def answers_sheet(bundle: dict[str, Any], max_rows: int | None = ANSWER_ROWS) -> Sheet:
+def answers_sheet(bundle: Mapping[str, Any], max_rows: int | None = ANSWER_ROWS) -> Sheet:
     """Rows: images with their label (the first ``max_rows``; None: all); columns: each cell's final answer
     (first repeat)."""
     runs = _cell_runs(bundle)
@@ -73,18 +75,18 @@ def answers_sheet(bundle: dict[str, Any], max_rows: int | None = ANSWER_ROWS) ->
     columns = [Column("image", numeric=False, key=True), Column("label", key=True)]
     columns += [Column(codes[cell_id]) for cell_id in runs]
     rows = []
-    items = bundle["items"]
+    items = Bundle.of(bundle).item_entries
     for item in items if max_rows is None else items[:max_rows]:
-        row = [escape(item["id"]), _fmt(item["label"])]
+        row = [escape(item.id), _fmt(item.label)]
         for entries in runs.values():
-            answer = entries[0]["answers"].get(item["id"])
+            answer = entries[0].answers.get(item.id)
             if answer is None:
                 row.append("")
-            elif answer["error"] is not None:
+            elif answer.error is not None:
                 row.append("[red]err[/red]")
             else:
-                ok = item["label"] is None or answer["value"] == item["label"]
-                row.append(escape(str(answer["value"])) if ok else f"[yellow]{escape(str(answer['value']))}[/yellow]")
+                ok = item.label is None or answer.value == item.label
+                row.append(escape(str(answer.value)) if ok else f"[yellow]{escape(str(answer.value))}[/yellow]")
         rows.append(row)
     flat = [c for row in rows for c in row[2:]]
     notes = [
@@ -128,14 +130,14 @@ _CELL_COLUMNS = [
 ]
 
 
-def cells_sheet(bundle: dict[str, Any]) -> Sheet:
+def cells_sheet(bundle: Mapping[str, Any]) -> Sheet:
     """One row per cell: time, latency, throughput, tokens, cost and accuracy (means over repeats, ± 95% CI)."""
     stats = cell_stats(bundle)
     codes = cell_codes([c.cell_id for c in stats])
     repeats = max((c.repeats for c in stats), default=1)
     numeric = numeric_task(bundle)
     title = "Per cell" + (f" (mean ± 95% CI over {repeats} repeats)" if repeats > 1 else "")
-    streamed = any(c.summary.get("ttft_p50_s") is not None for c in stats)
+    streamed = any(c.metric("ttft_p50_s") is not None for c in stats)
     shown = [(head, keep) for head, keep in _CELL_COLUMNS if streamed or not head.startswith("ttft")]
     columns = [Column("cell", numeric=False, key=True)]
     for head, keep in shown:
@@ -144,10 +146,10 @@ def cells_sheet(bundle: dict[str, Any]) -> Sheet:
         columns.append(Column(head, keep=keep))
     rows, nothing, unpriced = [], False, False
     for cell in stats:
-        s = cell.summary
+        s = cell.metric
         unfinished = sorted(set(cell.statuses) - {"complete"})
-        errors = sum(e["summary"]["errors"] for e in bundle["cells"] if e["id"] == cell.cell_id)
-        answered = (s.get("items") or 0) - (s.get("errors") or 0) > 0
+        errors = sum(e.summary.errors for e in Bundle.of(bundle).cells if e.id == cell.cell_id)
+        answered = (s("items") or 0) - (s("errors") or 0) > 0
         nothing |= not answered
         unpriced |= answered and cell.cost_usd.mean is None
         flag = ", ".join(unfinished + ([] if answered else ["nothing answered"]))
@@ -155,18 +157,18 @@ def cells_sheet(bundle: dict[str, Any]) -> Sheet:
             [
                 escape(codes[cell.cell_id]) + (f" [red]({flag})[/red]" if flag else ""),
                 _with_ci(cell.wall_s, ".2f"),
-                _fmt(s.get("latency_p50_s"), ".3f"),
-                _fmt(s.get("latency_p95_s"), ".3f"),
-                _fmt(s.get("latency_p99_s"), ".3f"),
-                *((_fmt(s.get("ttft_p50_s"), ".3f"), _fmt(s.get("ttft_p95_s"), ".3f")) if streamed else ()),
-                _fmt(s.get("images_per_s") if answered else None, ".1f"),
-                _fmt(s.get("input_tokens"), ".0f"),
-                _fmt(s.get("output_tokens"), ".0f"),
-                _fmt(s.get("thinking_tokens"), ".0f"),
+                _fmt(s("latency_p50_s"), ".3f"),
+                _fmt(s("latency_p95_s"), ".3f"),
+                _fmt(s("latency_p99_s"), ".3f"),
+                *((_fmt(s("ttft_p50_s"), ".3f"), _fmt(s("ttft_p95_s"), ".3f")) if streamed else ()),
+                _fmt(s("images_per_s") if answered else None, ".1f"),
+                _fmt(s("input_tokens"), ".0f"),
+                _fmt(s("output_tokens"), ".0f"),
+                _fmt(s("thinking_tokens"), ".0f"),
                 _with_ci(cell.cost_usd, ".4f", none="?" if answered else "-"),
-                _fmt(s.get("cost_per_1k_images_usd"), ".3f", none="?" if answered else "-"),
-                _fmt(s.get("mae"), ".2f"),
-                _fmt(s.get("exact_match"), ".0%"),
+                _fmt(s("cost_per_1k_images_usd"), ".3f", none="?" if answered else "-"),
+                _fmt(s("mae"), ".2f"),
+                _fmt(s("exact_match"), ".0%"),
                 _fmt(errors) if not errors else f"[red]{errors}[/red]",
             ]
         )
@@ -178,17 +180,17 @@ def cells_sheet(bundle: dict[str, Any]) -> Sheet:
     return Sheet(title, columns, rows, notes)
 
 
-def filter_lines(bundle: dict[str, Any], names: dict[str, str] | None = None) -> list[str]:
+def filter_lines(bundle: Mapping[str, Any], names: dict[str, str] | None = None) -> list[str]:
     """One line per cell whose strategy reported a tier-1 filter (adaptive)."""
     names = names or {}
     lines = []
-    for entry in bundle["cells"]:
-        f = entry.get("extra", {}).get("tier1_filter")
+    for entry in Bundle.of(bundle).cells:
+        f = entry.extra.get("tier1_filter")
         if f:
             tp, fp, fn = f["true_positives"], f["false_positives"], f["false_negatives"]
-            name = escape(names.get(entry["id"], entry["id"]))
+            name = escape(names.get(entry.id, entry.id))
             lines.append(
-                f"{name}: tier 1 sent {entry['extra']['tier2_items']} of {entry['summary']['items']} "
+                f"{name}: tier 1 sent {entry.extra['tier2_items']} of {entry.summary.item_count} "
                 f"images to tier 2; precision {_share(proportion_interval(tp, tp + fp))}, "
                 f"recall {_share(proportion_interval(tp, tp + fn))} "
                 f"(95% exact intervals; escalate at >= {f['escalate_at']:g})"
@@ -212,7 +214,7 @@ class Rows:
         return Sheet(self.title, columns, rows, [self.caption] if self.caption else [])
 
 
-def accuracy_rows(bundle: dict[str, Any], names: dict[str, str] | None = None) -> Rows:
+def accuracy_rows(bundle: Mapping[str, Any], names: dict[str, str] | None = None) -> Rows:
     """Each cell's MAE and exact match with a 95% bootstrap interval over images."""
     names = names or short_names(list(_cell_runs(bundle)))
     rows = []
@@ -230,7 +232,7 @@ def _share(i: Interval) -> str:
     return f"{i.value:.0%} [{i.low:.0%}, {i.high:.0%}]"
 
 
-def difference_rows(bundle: dict[str, Any], names: dict[str, str] | None = None) -> Rows | None:
+def difference_rows(bundle: Mapping[str, Any], names: dict[str, str] | None = None) -> Rows | None:
     """Each cell against the most accurate one: the accuracy metric and p50 latency, each with its test."""
     found = versus_best(bundle)
     if not found:
@@ -293,14 +295,14 @@ class Failures:
     first: str
 
 
-def failures(bundle: dict[str, Any]) -> list[Failures]:
+def failures(bundle: Mapping[str, Any]) -> list[Failures]:
     """Failed items grouped by cell and error kind (all repeats), with the first message of each group."""
     groups: dict[tuple[str, str], list[str]] = {}
-    for entry in bundle["cells"]:
-        for answer in entry["answers"].values():
-            if answer.get("error"):
-                kind, _, message = answer["error"].partition(": ")
-                groups.setdefault((entry["id"], kind), []).append(message or kind)
+    for entry in Bundle.of(bundle).cells:
+        for answer in entry.answers.values():
+            if answer.error:
+                kind, _, message = answer.error.partition(": ")
+                groups.setdefault((entry.id, kind), []).append(message or kind)
     return [Failures(cell, kind, len(msgs), msgs[0]) for (cell, kind), msgs in groups.items()]
 
 
@@ -315,13 +317,13 @@ def failures_sheet(found: list[Failures], codes: dict[str, str]) -> Sheet:
     return Sheet("Failed items", columns, rows)
 
 
-def sheets(bundle: dict[str, Any], max_answer_rows: int | None = ANSWER_ROWS) -> list[Sheet]:
+def sheets(bundle: Mapping[str, Any], max_answer_rows: int | None = ANSWER_ROWS) -> list[Sheet]:
     """Every table of the terminal report, in order (the answers table's first ``max_answer_rows`` images)."""
     runs = list(_cell_runs(bundle))
     codes = cell_codes(runs)
     out = [s for s in (cell_legend(bundle),) if s is not None]
     out += [answers_sheet(bundle, max_answer_rows), cells_sheet(bundle)]
-    if any(item["label"] is not None for item in bundle["items"]):
+    if any(item.label is not None for item in Bundle.of(bundle).item_entries):
         out.append(accuracy_rows(bundle, codes).sheet())
     differences = difference_rows(bundle, codes)
     if differences is not None:
@@ -332,34 +334,37 @@ def sheets(bundle: dict[str, Any], max_answer_rows: int | None = ANSWER_ROWS) ->
     return out
 
 
-def status_line(bundle: dict[str, Any]) -> str:
+def status_line(bundle: Mapping[str, Any]) -> str:
+    bundle = Bundle.of(bundle)
     runs = _cell_runs(bundle)
     found = failures(bundle)
     failed = sum(f.count for f in found)
-    line = f"run {bundle['run_id']} ({bundle['status']}): {len(bundle['items'])} images, {len(runs)} cells"
+    line = f"run {bundle.run_id} ({bundle.status}): {len(bundle.item_entries)} images, {len(runs)} cells"
     if failed:
         line += f", [red]{failed} failed item(s)[/red]"
-    if bundle.get("simulated"):
+    if bundle.simulated:
         line += ", " + simulated_note(bundle)
     return line
 
 
-def simulated_note(bundle: dict[str, Any]) -> str:
+def simulated_note(bundle: Mapping[str, Any]) -> str:
     """SIMULATED, with the emulator's time scale when the run had one."""
     scale = time_scale(bundle)
+    if scale == "default":
+        return "[bold]SIMULATED[/bold] at the profiles' time scale"
     return "[bold]SIMULATED[/bold]" + (f" at time scale {scale:g}" if scale is not None else "")
 
 
-def time_scale(bundle: dict[str, Any]) -> float | None:
-    """The emulator's time scale the run was made at (None when not emulated or not recorded)."""
-    emulator = (bundle.get("config") or {}).get("emulator") or {}
-    scale = emulator.get("time_scale") if isinstance(emulator, dict) else None
-    return float(scale) if isinstance(scale, (int, float)) else None
+def time_scale(bundle: Mapping[str, Any]) -> float | str | None:
+    """The emulator's time scale the run was made at (``Bundle.time_scale``: a number, "default" for the
+    profiles' own, None when not emulated)."""
+    return Bundle.of(bundle).time_scale
 
 
-def next_steps(bundle: dict[str, Any], run_dir: str) -> list[str]:
+def next_steps(bundle: Mapping[str, Any], run_dir: str) -> list[str]:
     """Where the bundle is and the command that carries the run on, for a run that did not complete."""
-    status = bundle["status"]
+    bundle = Bundle.of(bundle)
+    status = bundle.status
     if status == "incomplete":
         return [
             "some items failed (see Failed items); to ask only those again:",
@@ -369,8 +374,8 @@ def next_steps(bundle: dict[str, Any], run_dir: str) -> list[str]:
         why = {"stopped": "over --max-cost", "interrupted": "interrupted", "failed": "the run broke off"}
         out = [f"{status} ({why.get(status, 'not finished')}); to finish it:"]
         out.append(f"  visionbench run --resume {run_dir}" + (" --max-cost USD" if status == "stopped" else ""))
-        if bundle.get("error"):
-            out.insert(0, f"error: {bundle['error']}")
+        if bundle.error:
+            out.insert(0, f"error: {bundle.error}")
         return out
     return []
 
@@ -379,7 +384,7 @@ FORMATS = ("table", "csv", "json", "markdown")
 
 
 def print_report(
-    bundle: dict[str, Any],
+    bundle: Mapping[str, Any],
     console: Console | None = None,
     *,
     width: int | None = None,
@@ -389,6 +394,7 @@ def print_report(
     """The run's tables on ``console``: fitted to ``width`` (default: the console's), every column with ``wide``;
     or as CSV (the per-cell table: one row per cell, full ids), JSON (every table) or Markdown (every table)."""
     console = console or Console()
+    bundle = Bundle.of(bundle)
     found = sheets(bundle, None if fmt == "json" else ANSWER_ROWS)
     if fmt == "csv":
         cells = cells_sheet(bundle)
@@ -398,9 +404,9 @@ def print_report(
         return
     if fmt == "json":
         doc = {
-            "run_id": bundle["run_id"],
-            "status": bundle["status"],
-            "simulated": bool(bundle.get("simulated")),
+            "run_id": bundle.run_id,
+            "status": bundle.status,
+            "simulated": bool(bundle.simulated),
             "time_scale": time_scale(bundle),
             "cells": cell_codes(list(_cell_runs(bundle))),
             "tables": [to_json(s) for s in found],
@@ -421,7 +427,7 @@ def print_report(
         print_sheet(console, sheet, width)
     for line in filter_lines(bundle, cell_codes(list(_cell_runs(bundle)))):
         console.print(line, width=width, highlight=False)
-    if bundle.get("simulated"):
+    if bundle.simulated:
         console.print(
             simulated_note(bundle) + ": answers came from an emulator, not the real services; times are scaled",
             width=width,

@@ -11,7 +11,6 @@ import tempfile
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import fields
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -21,21 +20,23 @@ import orjson
 
 from visionbench.data.dataset import Items
 from visionbench.errors import InputError
+from visionbench.results.model import SCHEMA_VERSION, Bundle, CellEntry, View, record_to_json, upgrade
+from visionbench.results.model import record_from_json as record_from_json  # where it was
 from visionbench.results.records import BLOCK, AnswerEntry, ItemEntry, Records, compact_entries, scan
 from visionbench.secrets import RedactingWriter, redact
-from visionbench.types import Answer, ImageItem, Record, Usage
+from visionbench.types import Answer, ImageItem, Record
 
-SCHEMA_VERSION = 1
 BUNDLE_NAME = "bundle.json"
 RECORDS_NAME = "records.jsonl"  # beside the bundle while its run is going
 
 
 def schema() -> dict[str, Any]:
-    """The bundle's JSON Schema (shipped as visionbench/results/schema/bundle.schema.json)."""
+    """The bundle's JSON Schema (shipped as visionbench/results/schema/bundle.schema.json, generated from the
+    model: ``visionbench.results.model.json_schema``)."""
     return json.loads(resources.files("visionbench.results").joinpath("schema/bundle.schema.json").read_text())
 
 
-def validate(bundle: dict[str, Any]) -> None:
+def validate(bundle: Mapping[str, Any]) -> None:
     """Raise ``jsonschema.ValidationError`` if ``bundle`` does not follow the schema."""
     import jsonschema  # the tests validate; a run does not, so it does not import it
 
@@ -47,30 +48,10 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-_RECORD_FIELDS = tuple(f.name for f in fields(Record))
-_USAGE_FIELDS = tuple(f.name for f in fields(Usage))
-
-
-def record_to_json(record: Record) -> dict[str, Any]:
-    # Shallow by hand: dataclasses.asdict deep-copies every field, a measurable cost at thousands of records.
-    data = {name: getattr(record, name) for name in _RECORD_FIELDS}
-    data["usage"] = None if record.usage is None else {name: getattr(record.usage, name) for name in _USAGE_FIELDS}
-    data["answers"] = [{"item_id": a.item_id, "value": a.value, "error": a.error} for a in record.answers]
-    data["item_ids"] = list(record.item_ids)
-    data["latency_s"] = record.latency_s
-    return data
-
-
-def record_from_json(data: dict[str, Any]) -> Record:
-    """The inverse of bundle.record_to_json."""
-    fields = {k: v for k, v in data.items() if k != "latency_s"}
-    fields["usage"] = Usage(**data["usage"]) if data.get("usage") else None
-    fields["answers"] = [Answer(**a) for a in data.get("answers", [])]
-    return Record(**fields)
-
-
 def jsonable(value: Any) -> Any:
     """What the JSON encoder writes for values it does not know: an answer's fields, else the value as text."""
+    if isinstance(value, View):  # the bundle's model: its JSON
+        return value.to_json()
     if isinstance(value, Answer):  # a cell's answers stay Answer objects in memory: no dict per item
         return {"item_id": value.item_id, "value": value.value, "error": value.error}
     if isinstance(value, (Records, ItemList)):  # a loaded bundle's records, a run's items: made as they are read
@@ -152,9 +133,11 @@ def _record_lines(path: Path) -> Iterator[str]:
             yield line
 
 
-def load(path: str | Path, *, lazy: bool = False) -> dict[str, Any]:
+def load(path: str | Path, *, lazy: bool = False) -> Bundle:
     """A bundle from a run folder or a bundle file, with its records (read from the records file of a run
-    that is still going or was killed), as plain JSON: what ``json.load`` of a finished bundle gives.
+    that is still going or was killed), as the typed :class:`visionbench.results.model.Bundle`: a view over
+    the plain JSON, what ``json.load`` of a finished bundle gives (``bundle.to_json()``; ``bundle["cells"]``
+    reads it too), brought to the current format by ``model.upgrade`` if an older visionbench wrote it.
 
     ``lazy=True`` is for big bundles (report, compare and resume use it): ``records`` is then a
     :class:`visionbench.results.records.Records`, a sequence that reads each record from the file when it is used,
@@ -172,7 +155,7 @@ def load(path: str | Path, *, lazy: bool = False) -> dict[str, Any]:
         records = _records_file(path.parent / records_file)
         data["records"] = records if lazy else list(records)
         data["simulated"] = data.get("simulated") or any(r.get("simulated") for r in data["records"])
-    return data
+    return Bundle(upgrade(data))
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -254,8 +237,9 @@ def _records_file(path: Path) -> Records:
     return Records(file, starts, ends, str(path))
 
 
-def write(path: Path, data: dict[str, Any]) -> None:
+def write(path: Path, data: Mapping[str, Any]) -> None:
     """A whole bundle, records included, laid out as a finished run's (``BundleWriter.finish``)."""
+    data = data.to_json() if isinstance(data, View) else data
     header = {k: v for k, v in data.items() if k != "records"}
     with _replacing(path) as out:
         _write_with_records(out, header, (_record_line(r) for r in data.get("records", ())))
@@ -270,19 +254,19 @@ class BundleWriter:
     into ``bundle.json``: a finished, interrupted or failed run is one self-contained file.
     """
 
-    def __init__(self, path: Path, header: dict[str, Any], *, records: Iterable[dict[str, Any]] = ()) -> None:
+    def __init__(self, path: Path, header: Mapping[str, Any], *, records: Iterable[dict[str, Any]] = ()) -> None:
         self.path = path
         self.records_path = path.with_name(RECORDS_NAME)
-        self.data: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            **header,
-            "status": "running",
-            "started_at": header.get("started_at") or now_iso(),
-            "finished_at": None,
-            "error": None,
-            "cells": header.get("cells", []),
-            "records_file": RECORDS_NAME,
-        }
+        header = header.to_json() if isinstance(header, View) else header
+        self.data = Bundle(
+            {"schema_version": SCHEMA_VERSION, **header},
+            status="running",
+            started_at=header.get("started_at") or now_iso(),
+            finished_at=None,
+            error=None,
+            cells=header.get("cells", []),
+            records_file=RECORDS_NAME,
+        )
         self.data.pop("records", None)
         with _replacing(self.records_path, sync=False) as out:  # a resumed run's earlier records first
             for record in records:
@@ -292,10 +276,11 @@ class BundleWriter:
         self._write_header()
 
     @classmethod
-    def reopen(cls, path: Path, data: dict[str, Any]) -> BundleWriter:
+    def reopen(cls, path: Path, data: Mapping[str, Any]) -> BundleWriter:
         """Carry on writing a bundle from a previous, unfinished run (``data`` as ``load`` gave it)."""
-        header = {**data, "resumed_at": [*data.get("resumed_at", []), now_iso()]}
-        return cls(path, header, records=data["records"])
+        bundle = Bundle.of(data)
+        header = {**bundle.to_json(), "resumed_at": [*bundle.resumed_at, now_iso()]}
+        return cls(path, header, records=bundle.records)
 
     def add_record(self, record: Record) -> None:
         """Append a record to the records file: right away, or (in a running event loop) with the others of
@@ -318,15 +303,16 @@ class BundleWriter:
                 data = data[self._records.write(data) :]
         self._unwritten.clear()
 
-    def set_cell(self, entry: dict[str, Any]) -> None:
+    def set_cell(self, entry: Mapping[str, Any]) -> None:
         """Add or replace the summary entry of one cell run (keyed by cell id and repeat)."""
-        cells = self.data["cells"]
+        entry = CellEntry.of(entry)
+        cells = self.data.cells
         for i, old in enumerate(cells):
-            if (old["id"], old["repeat"]) == (entry["id"], entry["repeat"]):
-                cells[i] = entry
+            if (old.id, old.repeat) == (entry.id, entry.repeat):
+                self.data["cells"][i] = entry.to_json()
                 break
         else:
-            cells.append(entry)
+            self.data["cells"].append(entry.to_json())
         self._write_header()
 
     def finish(self, status: str, error: str | None = None) -> None:
@@ -334,14 +320,14 @@ class BundleWriter:
         self.data.update(status=status, error=error, finished_at=now_iso())
         self._write_records()
         self._records.close()
-        header = {k: v for k, v in self.data.items() if k != "records_file"}
+        header = {k: v for k, v in self.data.to_json().items() if k != "records_file"}
         with _replacing(self.path) as out:
             _write_with_records(out, header, _record_lines(self.records_path))
         self.records_path.unlink()
 
     def _write_header(self) -> None:
         with _replacing(self.path, sync=False) as out:  # compact, with json's C encoder
-            _write_compact(out, self.data)
+            _write_compact(out, self.data.to_json())
 
 
 def _write_with_records(out: TextIO, header: dict[str, Any], record_lines: Iterable[str]) -> None:
@@ -384,6 +370,8 @@ def _write_pieces(writer: RedactingWriter, value: Any, indent: int | None = None
     With ``indent``, for people reading it: the entries of containers of more than four go one per line at
     that depth, and small flat ones (an item, an answer) on one line.
     """
+    if isinstance(value, View):
+        value = value.to_json()
     if isinstance(value, ItemList) and len(value):
         _write_items(writer, value, indent)
         return

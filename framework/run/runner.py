@@ -19,6 +19,8 @@ from visionbench.clock import REAL_CLOCK, Clock
 from visionbench.data.image_bytes import Preprocessor
 from visionbench.errors import BudgetExceeded
 from visionbench.results.bundle import BUNDLE_NAME, BundleWriter, ItemList, record_from_json
+from visionbench.results.model import Budget as BundleBudget
+from visionbench.results.model import Bundle, CellEntry, CellSummary, EndpointEntry, Environment, Pricing
 from visionbench.results.scoring import RecordStats, summarize_cell
 from visionbench.run.calling import Caller
 from visionbench.run.cell import CellContext, RunTools
@@ -88,24 +90,24 @@ class Budget:
             )
 
 
-def final_status(cells: list[dict[str, Any]]) -> str:
+def final_status(cells: list[CellEntry]) -> str:
     """``complete`` when every item of every cell has an answer; ``incomplete`` when some failed."""
-    return "incomplete" if any(entry["summary"]["errors"] for entry in cells) else "complete"
+    return "incomplete" if any(entry.summary.errors for entry in cells) else "complete"
 
 
-def _earlier(previous: dict[str, Any] | None, cell_id: str, repeat: int) -> Iterator[Record]:
+def _earlier(previous: Bundle | None, cell_id: str, repeat: int) -> Iterator[Record]:
     """Records of this cell and repeat from the run being resumed, if any, one at a time."""
     if previous is None:
         return
-    for r in previous["records"]:
+    for r in previous.records:
         if r["cell"] == cell_id and r["repeat"] == repeat:
             yield record_from_json(r)
 
 
-def _earlier_wall(bundle: dict[str, Any], cell_id: str, repeat: int) -> float:
-    for entry in bundle["cells"]:
-        if (entry["id"], entry["repeat"]) == (cell_id, repeat):
-            return entry["summary"]["wall_s"]
+def _earlier_wall(bundle: Bundle, cell_id: str, repeat: int) -> float:
+    for entry in bundle.cells:
+        if (entry.id, entry.repeat) == (cell_id, repeat):
+            return entry.summary.wall_s
     return 0.0
 
 
@@ -115,24 +117,24 @@ def new_run_id(name: str) -> str:
 
 def _cell_entry(
     cell: Cell, repeat: int, status: str, summary: dict[str, Any], answers: dict, extra: dict, error: str | None
-) -> dict:
-    return {
-        "id": cell.id,
-        "repeat": repeat,
-        "provider": cell.provider,
-        "model": cell.model,
-        "strategy": cell.strategy,
-        "label": cell.label,
-        "params": cell.written_params(),
-        "model_params": cell.model_params,
-        "preprocessing": cell.preprocessing.model_dump(),
-        "varied": cell.varied,
-        "status": status,
-        "error": error,
-        "summary": summary,
-        "answers": answers,
-        "extra": extra,
-    }
+) -> CellEntry:
+    return CellEntry(
+        id=cell.id,
+        repeat=repeat,
+        provider=cell.provider,
+        model=cell.model,
+        strategy=cell.strategy,
+        label=cell.label,
+        params=cell.written_params(),
+        model_params=cell.model_params,
+        preprocessing=cell.preprocessing.model_dump(),
+        varied=cell.varied,
+        status=status,
+        error=error,
+        summary=CellSummary(summary),
+        answers=answers,  # Answer objects: no dict per item in memory
+        extra=extra,
+    )
 
 
 async def run(
@@ -143,7 +145,7 @@ async def run(
     progress: Progress | None = None,
     cache_dir: Path | None = None,
     max_cost_usd: float | None = None,
-    previous: dict[str, Any] | None = None,
+    previous: Bundle | None = None,
     retry_errors: bool = False,
     clock: Clock = REAL_CLOCK,
 ) -> Path:
@@ -161,17 +163,18 @@ async def run(
     # The emulator (if any) comes up first, so the header records where each endpoint's requests really go.
     async with routed(plan, clock=clock) as plan:
         if previous is not None:
-            if max_cost_usd is None:
-                max_cost_usd = (previous.get("budget") or {}).get("max_cost_usd")
-            spent = sum(r["cost_usd"] or 0.0 for r in previous["records"])
-            writer = BundleWriter.reopen(results_dir / previous["run_id"] / BUNDLE_NAME, previous)
-            writer.data["endpoints"] = _endpoints(plan)  # this session's (a resumed emulator has a new port)
-            caller.t0 -= max((r["end_s"] for r in previous["records"]), default=0.0)
+            previous = Bundle.of(previous)
+            if max_cost_usd is None and previous.budget is not None:
+                max_cost_usd = previous.budget.max_cost_usd
+            spent = sum(r["cost_usd"] or 0.0 for r in previous.records)
+            writer = BundleWriter.reopen(results_dir / previous.run_id / BUNDLE_NAME, previous)
+            writer.data.endpoints = _endpoints(plan)  # this session's (a resumed emulator has a new port)
+            caller.t0 -= max((r["end_s"] for r in previous.records), default=0.0)
         else:
             spent = 0.0
             run_id = run_id or new_run_id(experiment.name)
             writer = BundleWriter(results_dir / run_id / BUNDLE_NAME, _header(plan, run_id))
-        writer.data["budget"] = {"max_cost_usd": max_cost_usd}
+        writer.data.budget = BundleBudget(max_cost_usd=max_cost_usd)
         preprocessor = Preprocessor(cache_dir)
         jobs = JobStore(results_dir / "batch_jobs.json")
         budget = Budget(max_cost_usd, spent)
@@ -183,7 +186,7 @@ async def run(
                     for repeat in range(experiment.spec.repeats):
                         for cell in experiment.cells:
                             await _run_cell(state, cell, repeat)
-            writer.finish(final_status(writer.data["cells"]))
+            writer.finish(final_status(writer.data.cells))
         except BudgetExceeded as exc:
             writer.finish("stopped", str(exc))
             raise
@@ -217,42 +220,42 @@ def _setup_frozen():
         gc.unfreeze()
 
 
-def _endpoints(plan: Plan) -> dict[str, dict[str, Any]]:
+def _endpoints(plan: Plan) -> dict[str, EndpointEntry]:
     """Each endpoint the run calls: its plugin, the base URL its requests go to (the emulator's when emulated;
     ``None``: the SDK's default) and its options (which name key variables, never hold keys)."""
     endpoints = plan.experiment.endpoints
     return {
-        name: {
-            "plugin": endpoints[name].plugin,
-            "base_url": provider.base_url(),
-            "emulated": provider.endpoint is not None,
-            "options": endpoints[name].written_options(),
-        }
+        name: EndpointEntry(
+            plugin=endpoints[name].plugin,
+            base_url=provider.base_url(),
+            emulated=provider.endpoint is not None,
+            options=endpoints[name].written_options(),
+        )
         for name, provider in plan.providers.items()
     }
 
 
-def _header(plan: Plan, run_id: str) -> dict[str, Any]:
+def _header(plan: Plan, run_id: str) -> Bundle:
     experiment = plan.experiment
-    return {
-        "run_id": run_id,
-        "simulated": any(p.simulated for p in plan.providers.values()),
-        "config_path": str(experiment.source.resolve()),  # so the run resumes from any folder
-        "config": experiment.resolved(),
-        "endpoints": _endpoints(plan),
-        "environment": {
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "packages": _package_versions(),
-            "providers": {name: p.environment() for name, p in plan.providers.items()},
-        },
-        "items": ItemList(plan.items),  # made as it is written: nothing per image held
-        "pricing": {
-            "version": experiment.prices.version,
-            "sha256": experiment.prices.sha256,
-            "used": experiment.prices.used(),  # what the hash covers, per provider/model
-        },
-    }
+    return Bundle(
+        run_id=run_id,
+        simulated=any(p.simulated for p in plan.providers.values()),
+        config_path=str(experiment.source.resolve()),  # so the run resumes from any folder
+        config=experiment.resolved(),
+        endpoints=_endpoints(plan),
+        environment=Environment(
+            python=sys.version.split()[0],
+            platform=platform.platform(),
+            packages=_package_versions(),
+            providers={name: p.environment() for name, p in plan.providers.items()},
+        ),
+        item_entries=ItemList(plan.items),  # made as it is written: nothing per image held
+        pricing=Pricing(
+            version=experiment.prices.version,
+            sha256=experiment.prices.sha256,
+            used=experiment.prices.used(),  # what the hash covers, per provider/model
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -264,7 +267,7 @@ class _RunState:
     writer: BundleWriter
     progress: Progress
     budget: Budget
-    previous: dict[str, Any] | None  # the bundle of the run being resumed
+    previous: Bundle | None  # the bundle of the run being resumed
     retry_errors: bool
 
 
