@@ -291,7 +291,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{len(experiment.cells)} cells x {experiment.spec.repeats} repeats"
     )
     for cell in experiment.cells:
-        console.print(f"  {cell.id}  ({cell.strategy} {cell.written_params() or ''})")
+        params = ", ".join(f"{k}={v}" for k, v in cell.written_params().items())
+        console.print(
+            f"  {cell.id}  ({cell.strategy}{': ' + params if params else ''})", soft_wrap=True, highlight=False
+        )
     from visionbench.run.emulated import emulated_protocol
 
     for name, provider in plan.providers.items():
