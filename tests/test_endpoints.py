@@ -21,6 +21,7 @@ from visionbench import hookimpl
 from visionbench.emulator import Emulator
 from visionbench.errors import ConfigError
 from visionbench.provider import Provider, RemoteOptions
+from visionbench.report.html import write_html_report
 from visionbench.results import bundle as bundle_mod
 from visionbench.run.config import load_experiment
 from visionbench.run.plan import load_plan
@@ -209,6 +210,10 @@ async def test_two_endpoints_of_one_plugin_one_emulated_one_self_hosted_in_one_r
     assert "(SDK default)" not in json.dumps(data["environment"])
     # both endpoints priced as their plugin, openai
     assert all(r["cost_usd"] for r in data["records"])
+    # report.html says where each endpoint's requests went
+    html = write_html_report(data, tmp_path / "report.html", draw_charts=False).read_text()
+    section = html[html.index("<h2>Endpoints</h2>") : html.index("<h2>Configuration</h2>")]
+    assert server.openai_base_url.replace("/", "/<wbr>") in section and emulated.replace("/", "/<wbr>") in section
 
 
 async def test_an_emulated_bundle_records_the_emulators_base_url(tmp_path, image_dir, registry):

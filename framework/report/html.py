@@ -282,6 +282,17 @@ NO_CHARTS = (
 )
 
 
+def _endpoints_html(bundle: Bundle) -> list[str]:
+    """Where each endpoint's requests went (bundles from before endpoints have none to show)."""
+    if not bundle.endpoints:
+        return []
+    rows = [
+        [name, e.plugin, e.base_url or "the SDK's default", "yes" if e.emulated else "no"]
+        for name, e in bundle.endpoints.items()
+    ]
+    return ["<h2>Endpoints</h2>", html_table(["endpoint", "plugin", "base URL", "emulated"], rows, left=3)]
+
+
 def write_html_report(
     bundle: Mapping[str, Any],
     path: Path,
@@ -361,6 +372,7 @@ def write_html_report(
         _answers(bundle),
         "<h2>Images as sent</h2>",
         gallery_html(bundle, cache_dir),
+        *_endpoints_html(bundle),
         "<h2>Configuration</h2>",
         config,
         "<h2>Environment</h2>",
