@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
-import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from types import FrameType, ModuleType, TracebackType
+from types import ModuleType
 from typing import Any
 
 import pluggy
-from pluggy import HookImpl
 
 from visionbench import hookspecs
 from visionbench.errors import VisionbenchError
@@ -50,73 +47,43 @@ def _origin(pm: pluggy.PluginManager, plugin: object) -> str:
     return type(plugin).__name__
 
 
-def _code(function: object) -> object:
-    """The code object a hookimpl runs (through decorators made with ``functools.wraps``)."""
-    return getattr(inspect.unwrap(function), "__code__", None)  # type: ignore[arg-type]
-
-
-def _plugin_in(frames: Iterable[FrameType], impls: dict[object, HookImpl]) -> HookImpl | None:
-    """The hookimpl running in one of ``frames`` (innermost first), if any."""
-    for frame in frames:
-        impl = impls.get(frame.f_code)
-        if impl is not None:
-            return impl
-    return None
-
-
-def _stack(frame: FrameType | None) -> Iterator[FrameType]:
-    while frame is not None:
-        yield frame
-        frame = frame.f_back
-
-
-def _traceback(tb: TracebackType | None) -> list[FrameType]:
-    frames = []
-    while tb is not None:
-        frames.append(tb.tb_frame)
-        tb = tb.tb_next
-    return frames[::-1]  # innermost first
-
-
 def collect(pm: pluggy.PluginManager) -> Registry:
     """Call the register hooks of every plugin and gather what they register; duplicate names are an error.
 
-    The hooks are called through ``pm.hook``, so pluggy hands each plugin only the arguments it asks for (a
-    hook may gain an argument without breaking a plugin). Each registration, and each failure, is traced to the
-    plugin whose hookimpl made it (the hookimpl's frame on the stack), so errors name the plugin at fault.
+    The hooks are called through pluggy (``pm.hook``, one plugin at a time through ``subset_hook_caller``), so
+    pluggy hands each plugin only the arguments it asks for (a hook may gain an argument without breaking a
+    plugin), and each registration and each failure is known to come from that plugin: errors name it.
     """
     registry = Registry()
-    _call(pm, pm.hook.register_providers, "provider", registry.providers, Provider, registry)
-    _call(pm, pm.hook.register_strategies, "strategy", registry.strategies, Strategy, registry)
+    _call(pm, "register_providers", "provider", registry.providers, Provider, registry)
+    _call(pm, "register_strategies", "strategy", registry.strategies, Strategy, registry)
     return registry
 
 
 def _call(
-    pm: pluggy.PluginManager, hook: pluggy.HookCaller, kind: str, table: dict[str, Any], base: type, registry: Registry
+    pm: pluggy.PluginManager, hook_name: str, kind: str, table: dict[str, Any], base: type, registry: Registry
 ) -> None:
-    impls = {_code(impl.function): impl for impl in hook.get_hookimpls()}
+    plugins = [impl.plugin for impl in getattr(pm.hook, hook_name).get_hookimpls()]
+    for plugin in plugins:
+        by = _origin(pm, plugin)
 
-    def origin(impl: HookImpl | None) -> str:
-        return _origin(pm, impl.plugin) if impl is not None else "(unknown plugin)"
+        def register(cls: type, by: str = by) -> None:
+            if not (isinstance(cls, type) and issubclass(cls, base)):
+                raise VisionbenchError(f"plugin {by} registered {cls!r}, which is not a {base.__name__} subclass")
+            name: str = cls.name  # type: ignore[attr-defined]  # checked above: a Provider or Strategy subclass
+            if name in table:
+                first = registry.origins[f"{kind}:{name}"]
+                raise VisionbenchError(f"{kind} {name!r} registered twice: by {first} and by {by}")
+            table[name] = cls
+            registry.origins[f"{kind}:{name}"] = by
 
-    def register(cls: type) -> None:
-        by = origin(_plugin_in(_stack(sys._getframe(1)), impls))
-        if not (isinstance(cls, type) and issubclass(cls, base)):
-            raise VisionbenchError(f"plugin {by} registered {cls!r}, which is not a {base.__name__} subclass")
-        name: str = cls.name  # type: ignore[attr-defined]  # checked above: a Provider or Strategy subclass
-        if name in table:
-            first = registry.origins[f"{kind}:{name}"]
-            raise VisionbenchError(f"{kind} {name!r} registered twice: by {first} and by {by}")
-        table[name] = cls
-        registry.origins[f"{kind}:{name}"] = by
-
-    try:
-        hook(register=register)
-    except VisionbenchError:
-        raise
-    except Exception as exc:
-        by = origin(_plugin_in(_traceback(exc.__traceback__), impls))
-        raise VisionbenchError(f"plugin {by} failed in {hook.name}: {type(exc).__name__}: {exc}") from exc
+        only_this = pm.subset_hook_caller(hook_name, remove_plugins=[p for p in plugins if p is not plugin])
+        try:
+            only_this(register=register)
+        except VisionbenchError:
+            raise
+        except Exception as exc:
+            raise VisionbenchError(f"plugin {by} failed in {hook_name}: {type(exc).__name__}: {exc}") from exc
 
 
 _default: Registry | None = None
