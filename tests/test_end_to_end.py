@@ -148,3 +148,26 @@ async def test_plan_formulas_agree_with_the_count_tokens_endpoints(tmp_path):
         assert f.requests == c.requests and f.cost_usd > 0 and c.cost_usd > 0
         # same image formula on both sides; only the text-token rule of thumb differs a little
         assert (c.image_tokens + c.text_tokens) == pytest.approx(f.image_tokens + f.text_tokens, rel=0.05), f.cell_id
+
+
+async def test_a_manifest_dataset_runs_against_the_emulator(tmp_path):
+    """A manifest (a list of image paths) with `emulator:` is answered from the images and labels beside it; it was
+    a crash (exit 70: "emulator dataset ... is not a folder")."""
+    import json
+    import shutil
+
+    names = sorted(p.name for p in SAMPLES.glob("*.jpg"))[:4]
+    labels = json.loads((SAMPLES / "labels.json").read_text())
+    for name in names:
+        shutil.copy(SAMPLES / name, tmp_path / name)
+    (tmp_path / "list.json").write_text(json.dumps(names))
+    (tmp_path / "labels4.json").write_text(json.dumps({n: labels[n] for n in names}))
+    profile = {"answers": EXACT, "faults": NO_FAULTS}
+    path = write_experiment(tmp_path, profile=profile, strategies=["sequential"], providers=("gemini",))
+    config = yaml.safe_load(path.read_text())
+    config["dataset"] = {"path": "list.json", "labels": "labels4.json", "label_field": "person_count"}
+    path.write_text(yaml.safe_dump(config))
+    data = await run_experiment(path, tmp_path)
+    assert data["status"] == "complete"
+    answers = data["cells"][0]["answers"]
+    assert {i: a["value"] for i, a in answers.items()} == {n: labels[n]["person_count"] for n in names}

@@ -83,6 +83,8 @@ async def emulated(
     assert emu_spec is not None
     base = experiment.source.parent
     dataset = (base / emu_spec.dataset).resolve() if emu_spec.dataset else experiment.dataset_path
+    if dataset.is_file():  # a manifest: its images and labels file are named relative to its folder
+        dataset = dataset.parent
     profiles = (base / emu_spec.profiles).resolve() if emu_spec.profiles else None
     valid_keys = None
     if emu_spec.valid_key_env:
