@@ -1,6 +1,7 @@
 import pytest
 
-from visionbench.run.answers import ParseError, parse_many, parse_single
+from visionbench.run.answers import ParseError, parse_answers, parse_many, parse_single
+from visionbench.types import Task
 
 
 @pytest.mark.parametrize(
@@ -56,3 +57,76 @@ def test_many_bad_value_fails_only_that_item():
 def test_many_no_json_raises():
     with pytest.raises(ParseError):
         parse_many("Image 1 has two people", 1, "integer")
+
+
+# Issue 24: numbers as models write them, by an explicit decimal rule; never a guess.
+
+
+def _task(answer_type, **kw):
+    return Task(id="t", prompt="?", answer_type=answer_type, **kw)
+
+
+@pytest.mark.parametrize(
+    "text, answer_type, expected",
+    [
+        ("1,234", "integer", 1234),
+        ("About 1,500 people.", "integer", 1500),
+        ("1,234,567", "integer", 1234567),
+        ("$1,234.50", "number", 1234.5),
+        ("2.5e-3", "number", 0.0025),
+        ("1E3", "integer", 1000),
+        ("-4.5 °C", "number", -4.5),
+        ("**12**", "integer", 12),
+        ("*7*", "integer", 7),
+        ("`3`", "integer", 3),
+        ("1.5", "number", 1.5),
+    ],
+)
+def test_numbers_with_the_point_as_decimal_mark(text, answer_type, expected):
+    assert parse_single(text, answer_type) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("7,70 €", 7.7), ("1.234", 1234.0), ("1.234,5", 1234.5), ("€ 12", 12.0), ("2,5e-3", 0.0025)],
+)
+def test_numbers_with_the_comma_as_decimal_mark(text, expected):
+    assert parse_single(text, _task("number", decimal=",")) == expected
+
+
+@pytest.mark.parametrize("text", ["7,70 €", "1.234.567", "1,23", "12,34.5", ".5", "lots"])
+def test_ambiguous_numbers_are_errors_not_guesses(text):
+    with pytest.raises(ParseError):
+        parse_single(text, "number")
+
+
+def test_an_unparseable_number_is_an_item_error_showing_the_reply():
+    [answer] = parse_answers("It costs 7,70 €.", ["a.jpg"], _task("number"))
+    assert answer.value is None and "7,70" in answer.error and "It costs 7,70 €." in answer.error
+
+
+def test_a_reply_without_the_reply_quoted_in_the_error_gets_it_appended():
+    [answer] = parse_answers("[1, 2]", ["a.jpg"], _task("integer"))
+    assert "reply: '[1, 2]'" in answer.error
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Yes, there is a dog in the picture.", True),
+        ("**Yes**", True),
+        ("No.", False),
+        ("no, nothing like that", False),
+        ("Answer: yes", True),
+        ("- **No**, it is empty.", False),
+        ("True", True),
+    ],
+)
+def test_booleans_as_models_write_them(text, expected):
+    assert parse_single(text, "boolean") is expected
+
+
+@pytest.mark.parametrize("text", ["Maybe.", "I think so", "It is not clear whether yes or no"])
+def test_a_boolean_not_leading_the_reply_is_an_error(text):
+    with pytest.raises(ParseError):
+        parse_single(text, "boolean")
