@@ -1,6 +1,6 @@
 import pytest
 
-from visionbench.run.answers import ParseError, parse_answers, parse_many, parse_single
+from visionbench.run.answers import ParseError, match_choice, parse_answers, parse_many, parse_single
 from visionbench.types import Task
 
 
@@ -130,3 +130,70 @@ def test_booleans_as_models_write_them(text, expected):
 def test_a_boolean_not_leading_the_reply_is_an_error(text):
     with pytest.raises(ParseError):
         parse_single(text, "boolean")
+
+
+SCENES = ("street", "indoor", "crowd", "animal", "object")
+
+
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ("Indoor", "indoor"),
+        ("street.", "street"),
+        ('"crowd"', "crowd"),
+        ("**Animal**", "animal"),
+        ("The image shows a street scene.", "street"),
+        ("Answer: OBJECT", "object"),
+    ],
+)
+def test_a_choice_reply_maps_to_its_choice(reply, expected):
+    assert parse_single(reply, _task("choice", choices=SCENES)) == expected
+
+
+@pytest.mark.parametrize("reply", ["A street with a crowd.", "a beach", "outdoors", ""])
+def test_a_reply_naming_two_choices_or_none_is_an_item_error_showing_it(reply):
+    [answer] = parse_answers(reply, ["a.jpg"], _task("choice", choices=SCENES))
+    assert answer.value is None and answer.error
+    if reply:
+        assert repr(reply) in answer.error
+
+
+def test_a_choice_inside_a_longer_choice_is_not_a_second_one():
+    assert match_choice("a red car", ("car", "red car", "bus")) == "red car"
+
+
+def test_choices_in_a_multi_image_reply():
+    out = parse_many('["Street", "crowd.", "beach"]', 3, _task("choice", choices=SCENES))
+    assert out[:2] == ["street", "crowd"] and isinstance(out[2], ParseError)
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"count": {"type": "integer"}, "kind": {"type": "string"}},
+    "required": ["count", "kind"],
+}
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        '{"count": 2, "kind": "cat"}',
+        'Sure! ```json\n{"kind": "cat",\n  "count": 2}\n```',
+        'Here is the answer: {"count": 2, "kind": "cat"} Hope it helps.',
+        '[{"count": 2, "kind": "cat"}]',
+    ],
+)
+def test_a_json_reply_is_parsed_from_fences_or_prose(reply):
+    assert parse_single(reply, _task("json", schema=SCHEMA)) == {"count": 2, "kind": "cat"}
+
+
+@pytest.mark.parametrize("reply", ['{"count": "two", "kind": "cat"}', '{"count": 2}', "two cats", "{not json"])
+def test_a_json_reply_off_the_schema_is_an_item_error_showing_the_reply(reply):
+    [answer] = parse_answers(reply, ["a.jpg"], _task("json", schema=SCHEMA))
+    assert answer.value is None and answer.error and reply[:8] in answer.error
+
+
+def test_json_objects_in_a_multi_image_reply_are_not_unwrapped():
+    reply = '[{"image": 1, "count": 2}, {"count": 3, "kind": "dog"}]'
+    out = parse_many(reply, 2, _task("json", schema={"type": "object"}))
+    assert out == [{"image": 1, "count": 2}, {"count": 3, "kind": "dog"}]

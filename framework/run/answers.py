@@ -257,9 +257,9 @@ def parse_answers(text: str, ids: list[str], task: Task) -> list[Answer]:
         try:
             return [Answer(ids[0], value=parse_single(text, task))]
         except ParseError as exc:
-            message = str(exc)
-            if not ("'" in message or '"' in message):  # the reply is not quoted in it yet
-                message += f"; reply: {_shown(text)}"
+            message, shown = str(exc), _shown(text)
+            if shown[1:-1] not in message:  # the reply is not shown in it yet
+                message += f"; reply: {shown}"
             return [Answer(ids[0], error=f"unparseable reply: {message}")]
     try:
         values = parse_many(text, len(ids), task)
