@@ -106,3 +106,22 @@ def test_json_accuracy_counts_unanswered_items_as_zero_fields():
     final = {"a": Answer("a", {"x": 1, "y": 3}), "b": Answer("b", error="unparseable reply")}
     got = accuracy(items, final, "json")
     assert got["exact_match"] == 0.0 and got["field_match"] == 0.25 and got["answered"] == 1
+
+
+def test_json_cells_send_the_tasks_schema_as_structured_output(tmp_path, image_dir, monkeypatch, registry):
+    import fakeplugin
+
+    sent = []
+    original = fakeplugin.Scripted.generate
+
+    async def generate(self, request):
+        sent.append(request)
+        return await original(self, request)
+
+    monkeypatch.setattr(fakeplugin.Scripted, "generate", generate)
+    schema = {"type": "object", "properties": {"count": {"type": "integer"}}}
+    answers = {f"img{i}.png": json.dumps({"count": i}) for i in range(6)}
+    labels = {"img0.png": {"count": 0}}
+    code, _ = _run(tmp_path, image_dir, monkeypatch, registry, {"answer": "json", "schema": schema}, labels, answers)
+    assert code == 0
+    assert sent and all(r.response_schema == schema and r.prompt == "?" for r in sent)
