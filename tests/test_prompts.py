@@ -2,7 +2,7 @@
 
 import pytest
 
-from visionbench.run.prompts import answers_schema, multi_image_prompt, prompt_for
+from visionbench.run.prompts import answers_schema, multi_image_prompt, prompt_for, response_schema
 from visionbench.types import Task
 
 # What run/cell.py's multi_image_prompt returned before the prompt rule got a module of its own.
@@ -29,7 +29,6 @@ def test_many_images_are_labelled_and_answered_by_one_array(answer_type, json_ty
 
 # Issue 24: choice and json tasks. The prompt the user writes is sent for one image; the multi-image wording
 # says what each image's answer is, and structured output gets the matching schema.
-from visionbench.run.prompts import response_schema  # noqa: E402
 
 SCENES = Task("scene", "What kind of scene is this?", "choice", choices=("street", "indoor", "crowd"))
 OBJECT = {"type": "object", "properties": {"count": {"type": "integer"}}, "required": ["count"]}
