@@ -43,7 +43,10 @@ def test_a_multi_line_text_answer_that_differs_from_its_label_is_shown_not_a_cra
     for fmt in ("table", "markdown"):
         assert cli.main(["report", str(run_dir), "--format", fmt]) == 0
         assert "Main Street" in capsys.readouterr().out
-    assert "Main Street" in (run_dir / "report.html").read_text()
+    html = (run_dir / "report.html").read_text()
+    assert "Main Street" in html
+    # only img0's answer is marked wrong, in the answers table and the gallery: "exit" is "EXIT" for a text task
+    assert html.count('<td class="wrong">') == 1 and html.count('<li class="wrong">') == 1
 
 
 def test_a_run_of_a_choice_task_scores_choices(tmp_path, image_dir, monkeypatch, registry, capsys):
