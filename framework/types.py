@@ -64,7 +64,7 @@ class Task:
     #: ``choice`` tasks: the labels an answer must be one of.
     choices: tuple[str, ...] | None = None
     #: ``json`` tasks: the JSON Schema an answer must follow.
-    schema: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    schema: dict[str, Any] | None = field(default=None, hash=False)  # a dict: compared, not hashed
     #: The decimal mark of numbers in replies (integer and number tasks).
     decimal: DecimalMark = "."
 

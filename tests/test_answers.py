@@ -197,3 +197,14 @@ def test_json_objects_in_a_multi_image_reply_are_not_unwrapped():
     reply = '[{"image": 1, "count": 2}, {"count": 3, "kind": "dog"}]'
     out = parse_many(reply, 2, _task("json", schema={"type": "object"}))
     assert out == [{"image": 1, "count": 2}, {"count": 3, "kind": "dog"}]
+
+
+@pytest.mark.parametrize("text, expected", [("1\u202f234 people", 1234), ("1\u00a0500", 1500), ("1'234", 1234)])
+def test_unambiguous_thousands_spaces_and_apostrophes(text, expected):
+    assert parse_single(text, "integer") == expected
+
+
+@pytest.mark.parametrize("text", ["1 234", "About 12 500 people"])
+def test_digits_split_by_a_plain_space_are_ambiguous(text):
+    with pytest.raises(ParseError, match="ambiguous"):
+        parse_single(text, "integer")

@@ -68,8 +68,16 @@ def read_number(digits: str, decimal: str) -> int | float:
     return float(f"{whole}.{fraction}") if point else int(whole)
 
 
+#: Thousands separators no one writes between two numbers: no-break, narrow no-break and thin spaces, an apostrophe.
+_UNAMBIGUOUS_GROUPS = re.compile(r"(?<=\d)[\u00a0\u202f\u2009'](?=\d{3}(?!\d))")
+
+
 def _number(text: str, answer_type: str, decimal: str) -> int | float:
+    text = _UNAMBIGUOUS_GROUPS.sub("," if decimal == "." else ".", text)
     match = _NUMBER.search(text)
+    if match is not None and re.match(r" \d{3}(?![\d.,])", text[match.end() :]) and len(match["digits"]) <= 3:
+        # "1 234": thousands grouped by a space, or two numbers? Either reading would be a guess.
+        raise ParseError(f"a space between digits is ambiguous (one number or two?), in {_shown(text)}")
     if match is None:
         words = re.findall(r"[a-z]+", text.lower())
         found = [w for w in words if w in _WORDS]
