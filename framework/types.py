@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-AnswerType = Literal["integer", "number", "boolean", "text"]
+AnswerType = Literal["integer", "number", "boolean", "text", "choice", "json"]
+#: How a reply's numbers are read: "." (1,234.5) or "," (1.234,5) is the decimal mark, the other groups thousands.
+DecimalMark = Literal[".", ","]
+
+#: Markdown a model wraps an answer in: bold/italic markers, inline code; and a leading heading, list or quote mark.
+_MARKDOWN = re.compile(r"\*\*|__|(?<!\w)[*_](?=\S)|(?<=\S)[*_](?!\w)|`")
+_LEADING_MARKS = re.compile(r"^\s*(?:#{1,6}\s+|>\s*|[-*+]\s+)")
+
+
+def strip_markdown(text: str) -> str:
+    """``text`` without markdown emphasis, inline code, or a leading heading, list or quote marker."""
+    return _MARKDOWN.sub("", _LEADING_MARKS.sub("", text)).strip()
+
+
+def normalise_text(text: str) -> str:
+    """Text as answers are compared: Unicode NFKC, case folded, runs of whitespace as one space, trimmed."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def choice_key(text: str) -> str:
+    """A choice, a label or a reply as they are matched: normalised, markdown, punctuation and quotes dropped."""
+    return " ".join(re.sub(r"[^\w\s]|_", " ", normalise_text(strip_markdown(text))).split())
 
 
 @dataclass(frozen=True, slots=True)  # slots: a run holds one per image
@@ -38,6 +61,12 @@ class Task:
     prompt: str
     answer_type: AnswerType = "integer"
     system: str | None = None
+    #: ``choice`` tasks: the labels an answer must be one of.
+    choices: tuple[str, ...] | None = None
+    #: ``json`` tasks: the JSON Schema an answer must follow.
+    schema: dict[str, Any] | None = field(default=None, hash=False)  # a dict: compared, not hashed
+    #: The decimal mark of numbers in replies (integer and number tasks).
+    decimal: DecimalMark = "."
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from visionbench import hookimpl
 from visionbench.errors import BadRequest, Fatal, RateLimited, Transient
@@ -17,7 +18,7 @@ from visionbench.types import BatchStatus, Capabilities, Request, Response, Usag
 
 
 class ScriptedOptions(StrictModel):
-    answers: dict[str, int] = {}
+    answers: dict[str, Any] = {}  # int counts; strings and objects for other answer types
     delay_s: float = 0.0
     #: item id -> list of error kinds to raise on successive attempts ("rate_limited", "transient", "bad_request")
     failures: dict[str, list[str]] = {}

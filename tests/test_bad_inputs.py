@@ -362,3 +362,51 @@ def test_emulate_with_labels_that_are_not_utf8(image_dir):
     (image_dir / "labels.json").write_bytes(b'{"img0.png": "' + NOT_UTF8 + b'"}')
     done = _cli("emulate", "--dataset", str(image_dir), "--port", "0")
     _one_line_error(done.returncode, done.stderr, str(image_dir / "labels.json"), "UTF-8")
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("nan.json", '{"img0.png": 1, "img3.png": NaN}'),
+        ("inf.json", '{"img0.png": 1, "img3.png": Infinity}'),
+        ("nan.yaml", "img0.png: 1\nimg3.png: .inf\n"),
+        ("obj.json", '{"img0.png": 1, "img3.png": {"person_count": -Infinity}}'),
+    ],
+)
+def test_a_nan_or_infinite_label_is_refused_naming_the_file_and_image(tmp_path, image_dir, capsys, name, text):
+    (image_dir / name).write_text(text)
+    code, err = _validate(tmp_path, image_dir, capsys, **{"answer: integer": "answer: number", "labels.json": name})
+    assert code == 2, err
+    assert name in err and "'img3.png'" in err and "finite" in err and "Traceback" not in err, err
+
+
+_CHOICE = "answer: choice\n  choices: [street, Indoor, crowd]"
+
+
+def test_choice_labels_must_be_among_the_choices(tmp_path, image_dir, capsys):
+    (image_dir / "scenes.json").write_text(json.dumps({"img0.png": "street", "img1.png": "indoor", "img2.png": None}))
+    code, err = _validate(tmp_path, image_dir, capsys, **{"answer: integer": _CHOICE, "labels.json": "scenes.json"})
+    assert code == 0, err
+    (image_dir / "scenes.json").write_text(json.dumps({"img0.png": "street", "img3.png": "beach"}))
+    code, err = _validate(tmp_path, image_dir, capsys, **{"answer: integer": _CHOICE, "labels.json": "scenes.json"})
+    assert code == 2 and "'img3.png'" in err and "'beach'" in err and "street, Indoor, crowd" in err, err
+
+
+def test_a_choice_task_without_choices_is_a_config_error(tmp_path, image_dir, capsys):
+    code, err = _validate(tmp_path, image_dir, capsys, **{"answer: integer": "answer: choice"})
+    assert code == 2 and "task" in err and "choices" in err, err
+
+
+def test_json_labels_are_objects_from_the_labels_file(tmp_path, image_dir):
+    from visionbench.data.dataset import load_dataset
+    from visionbench.types import Task
+
+    (image_dir / "objs.json").write_text(json.dumps({"img0.png": {"count": 2, "kind": "cat"}, "img1.png": None}))
+    task = Task("t", "?", answer_type="json", schema={"type": "object"})
+    items = load_dataset(image_dir, "objs.json", None, task=task)
+    labels = dict(items.ids_and_labels())
+    assert labels["img0.png"] == {"count": 2, "kind": "cat"} and labels["img1.png"] is None
+    # a choice label is kept as the config spells the choice
+    (image_dir / "scenes.json").write_text(json.dumps({"img0.png": '"indoor"'}))
+    items = load_dataset(image_dir, "scenes.json", None, task=Task("t", "?", answer_type="choice", choices=("Indoor",)))
+    assert dict(items.ids_and_labels())["img0.png"] == "Indoor"

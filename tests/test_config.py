@@ -125,3 +125,32 @@ def test_good_model_params_pass(tmp_path, image_dir, registry):
     path = _params_config(tmp_path, image_dir, "gemini", "gemini-3.5-flash", {"thinking_level": "LOW", "seed": 3})
     plan = load_plan(path, registry)
     assert plan.warnings == []
+
+
+@pytest.mark.parametrize(
+    "task, needle",
+    [
+        ({"answer": "choice"}, "needs choices"),
+        ({"answer": "choice", "choices": ["Street", "street."]}, "the same once normalised"),
+        ({"answer": "integer", "choices": ["a"]}, "choices is for answer: choice"),
+        ({"answer": "text", "schema": {"type": "object"}}, "schema is for answer: json"),
+        ({"answer": "json", "schema": {"type": "thing"}}, "not a valid JSON Schema"),
+        ({"answer": "number", "decimal": ";"}, "decimal"),
+    ],
+)
+def test_a_task_of_choices_or_json_is_checked_when_the_config_is_read(task, needle):
+    from pydantic import ValidationError
+
+    from visionbench.run.config import TaskSpec
+
+    with pytest.raises(ValidationError, match=needle):
+        TaskSpec.model_validate({"prompt": "?", **task})
+
+
+def test_a_json_tasks_schema_is_written_under_its_own_name():
+    from visionbench.run.config import TaskSpec
+
+    spec = TaskSpec.model_validate({"prompt": "?", "answer": "json", "schema": {"type": "object"}, "decimal": ","})
+    assert spec.model_dump(mode="json")["schema"] == {"type": "object"}
+    task = spec.to_task()
+    assert task.schema == {"type": "object"} and task.decimal == "," and task.answer_type == "json"

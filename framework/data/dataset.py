@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
@@ -13,7 +14,7 @@ from typing import Any, overload
 import yaml
 
 from visionbench.errors import ConfigError
-from visionbench.types import ImageItem
+from visionbench.types import ImageItem, Task, choice_key
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -24,6 +25,9 @@ _LABEL_TYPES: dict[str, tuple[type, ...]] = {
     "number": (int, float),
     "boolean": (bool,),
     "text": (str,),
+    "choice": (str,),
+    # any JSON value (an object, usually); checked against the task's schema only at scoring, by field
+    "json": (dict, list, str, int, float, bool),
 }
 
 
@@ -177,14 +181,32 @@ def _image_paths(root: Path) -> tuple[Path, dict[str, Path]]:
     return root.parent, by_id
 
 
-def read_labels(path: Path, field: str | None) -> dict[str, Any]:
-    """A labels file (JSON or YAML: ``{image: value}`` or ``{image: {field: value}}``) as ``{image: value}``."""
+def _not_finite(value: Any) -> bool:
+    """Whether ``value`` is or holds (in an object or list) a NaN or infinite number."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_not_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_not_finite(v) for v in value)
+    return False
+
+
+def read_labels(path: Path, field: str | None, objects: bool = False) -> dict[str, Any]:
+    """A labels file (JSON or YAML: ``{image: value}`` or ``{image: {field: value}}``) as ``{image: value}``.
+
+    With ``objects`` (a json task) an object is the label itself unless ``field`` is given. A NaN or infinite
+    number (JSON ``NaN``, YAML ``.nan``, ``.inf``) is an error naming the image: it has no error to score."""
     raw = _read_mapping_or_list(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: labels must be a mapping of image name to expected answer")
     labels: dict[str, Any] = {}
     for name, value in raw.items():
-        if isinstance(value, dict):
+        if _not_finite(value):
+            raise ConfigError(
+                f"{path}: label of {name!r} is or holds {value!r}; a label must be a finite number (or null)"
+            )
+        if isinstance(value, dict) and not (objects and field is None):
             if field is None:
                 raise ConfigError(f"{path}: label of {name!r} is a mapping; set dataset.label_field to one of its keys")
             if field not in value:
@@ -194,9 +216,15 @@ def read_labels(path: Path, field: str | None) -> dict[str, Any]:
     return labels
 
 
-def _check_label_types(path: Path, labels: dict[str, Any], answer_type: str) -> None:
+def _check_label_types(path: Path, labels: dict[str, Any], answer_type: str, task: Task | None = None) -> None:
     allowed = _LABEL_TYPES[answer_type]
+    choices = {choice_key(c): c for c in task.choices or ()} if task is not None else {}
     for name, value in labels.items():
+        if answer_type == "choice" and isinstance(value, str) and choices and choice_key(value) not in choices:
+            raise ConfigError(
+                f"{path}: label of {name!r} is {value!r}, which is not one of the task's choices "
+                f"({', '.join(choices.values())})"
+            )
         wrong_bool = isinstance(value, bool) and bool not in allowed
         if value is not None and (wrong_bool or not isinstance(value, allowed)):
             raise ConfigError(
@@ -226,13 +254,21 @@ def load_dataset(
     limit: int | None = None,
     include: list[str] | None = None,
     answer_type: str | None = None,
+    task: Task | None = None,
 ) -> Items:
     """Items sorted by id, each with the sha256 of its content. Labels naming missing images, or not of
-    ``answer_type`` (integer, number, boolean, text) when given, are an error."""
+    ``answer_type`` (or ``task``'s: integer, number, boolean, text, choice, json) when given, are an error, as
+    are a choice task's labels that are not among its choices. A choice label is kept as the config writes the
+    choice ("Indoor" for ``indoor`` when the choices say ``Indoor``)."""
+    if task is not None:
+        answer_type = task.answer_type
     base, by_id = _image_paths(root)
-    labels = read_labels(base / labels_file, label_field) if labels_file else {}
+    labels = read_labels(base / labels_file, label_field, objects=answer_type == "json") if labels_file else {}
     if answer_type is not None and labels_file:
-        _check_label_types(base / labels_file, labels, answer_type)
+        _check_label_types(base / labels_file, labels, answer_type, task)
+        if task is not None and task.choices:
+            choices = {choice_key(c): c for c in task.choices}
+            labels = {k: choices[choice_key(v)] if isinstance(v, str) else v for k, v in labels.items()}
     missing = sorted(set(labels) - set(by_id))
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")

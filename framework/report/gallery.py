@@ -24,6 +24,7 @@ from visionbench.data.image_bytes import Preprocessor
 from visionbench.preprocessing import Preprocessing
 from visionbench.report.cellnames import cell_codes
 from visionbench.results.model import Bundle, CellEntry, ItemJson
+from visionbench.results.scoring import matches, task_answer_type
 from visionbench.types import Answer, ImageItem
 
 log = logging.getLogger(__name__)
@@ -72,16 +73,16 @@ def _sizes(bundle: Bundle) -> list[tuple[Preprocessing, list[str]]]:
     return list(out.items())
 
 
-def _disagreement(firsts: list[CellEntry], item: ItemJson) -> tuple[int, int, str]:
+def _disagreement(firsts: list[CellEntry], item: ItemJson, answer_type: str | None) -> tuple[int, int, str]:
     """Sort key: most distinct answers first, then most wrong or failed, then by id."""
     answers = [e.answers.get(item.id) for e in firsts]
     values = {repr(a.value) if a and a.error is None else "error" for a in answers}
-    bad = sum(1 for a in answers if not a or a.error is not None or _wrong(item, a))
+    bad = sum(1 for a in answers if not a or a.error is not None or _wrong(item, a, answer_type))
     return (-len(values), -bad, item.id)
 
 
-def _wrong(item: ItemJson, answer: Answer) -> bool:
-    return item.label is not None and answer.error is None and answer.value != item.label
+def _wrong(item: ItemJson, answer: Answer, answer_type: str | None) -> bool:
+    return item.label is not None and answer.error is None and not matches(answer.value, item.label, answer_type)
 
 
 #: Cards the gallery shows at most: the images the cells disagree on most (a page of 100,000 would not load).
@@ -96,10 +97,11 @@ def gallery_html(bundle: Mapping[str, Any], cache_dir: Path | None = None, max_c
     firsts = {e.id: e for e in bundle.entries_of(repeat=0)}
     codes = cell_codes(list(firsts))
     items = bundle.item_entries
+    answer_type = task_answer_type(bundle)
     cards = []
     with Preprocessor(cache_dir) as prep:
         entries = list(firsts.values())
-        for item in heapq.nsmallest(max_cards, items, key=lambda i: _disagreement(entries, i)):
+        for item in heapq.nsmallest(max_cards, items, key=lambda i: _disagreement(entries, i, answer_type)):
             thumbs = _figures(prep, root, item, sizes, codes)
             lines = []
             for cell_id, entry in firsts.items():
@@ -110,7 +112,7 @@ def gallery_html(bundle: Mapping[str, Any], cache_dir: Path | None = None, max_c
                 elif a.error is not None:
                     lines.append(f'<li class="err">{name}: error<span class="msg">{escape(a.error)}</span></li>')
                 else:
-                    cls = ' class="wrong"' if _wrong(item, a) else ""
+                    cls = ' class="wrong"' if _wrong(item, a, answer_type) else ""
                     mark = " &#10007;" if cls else ""
                     lines.append(f"<li{cls}>{name}: <b>{escape(str(a.value))}</b>{mark}</li>")
             label = "-" if item.label is None else escape(str(item.label))

@@ -20,6 +20,7 @@ from visionbench.report.gallery import gallery_html
 from visionbench.report.stats import CellStats, agreement, cell_stats, cost_per_1k
 from visionbench.report.terminal import HTML_ANSWER_ROWS, Rows, accuracy_rows, difference_rows
 from visionbench.results.model import Bundle
+from visionbench.results.scoring import matches, task_answer_type
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px 32px;color:#1d2733;font-size:14px}
@@ -47,6 +48,8 @@ def _f(value: Any, spec: str = ".3g", none: str = "-") -> str:
         return none
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return format(value, spec)
+    if isinstance(value, (dict, list)):  # a json task's answer or label
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
     return str(value)
 
 
@@ -228,6 +231,7 @@ def _answers(bundle: Bundle) -> str:
     firsts = {e.id: e for e in bundle.entries_of(repeat=0)}
     names = cell_codes(list(firsts))
     agree = agreement(bundle)
+    answer_type = task_answer_type(bundle)
     rows = []
     items = bundle.item_entries
     for item in items[:HTML_ANSWER_ROWS]:
@@ -239,7 +243,7 @@ def _answers(bundle: Bundle) -> str:
             elif a.error is not None:
                 row.append((a.error.partition(":")[0] or "error", "err", a.error))
             else:
-                wrong = item.label is not None and a.value != item.label
+                wrong = item.label is not None and not matches(a.value, item.label, answer_type)
                 row.append((_f(a.value, "g"), "wrong" if wrong else ""))
         ag = agree["items"][item.id]
         row += [_f(ag["modal"], "g"), _f(ag["agreement"], ".0%")]

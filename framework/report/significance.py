@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from visionbench.results.model import Bundle
+from visionbench.results.scoring import matches, task_answer_type
 
 ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 2000
@@ -155,6 +156,7 @@ def item_scores(bundle: Mapping[str, Any], cell_id: str) -> ItemScores:
     """Per image, over the cell's repeats: mean absolute error where answered, share of repeats exactly right."""
     bundle = Bundle.of(bundle)
     labels = {item.id: item.label for item in bundle.item_entries if item.label is not None}
+    answer_type = task_answer_type(bundle)
     entries = [e for e in bundle.cells if e.id == cell_id]
     error_sum: dict[str, float] = {}
     error_n: dict[str, int] = {}
@@ -165,7 +167,7 @@ def item_scores(bundle: Mapping[str, Any], cell_id: str) -> ItemScores:
             answer = answers.get(item_id)
             if answer is None or answer.error is not None or (value := answer.value) is None:
                 continue
-            if value == label:
+            if matches(value, label, answer_type):
                 right[item_id] += 1.0
             if _number(value) and _number(label):
                 error_sum[item_id] = error_sum.get(item_id, 0.0) + abs(float(value) - float(label))

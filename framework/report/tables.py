@@ -88,7 +88,8 @@ def _wrap_head(head: str, width: int) -> str:
 
 
 def _cell_width(cell: str) -> int:
-    return max((Text.from_markup(line).cell_len for line in cell.split("\n")), default=0)
+    """The widest line of a cell (markup applied to the whole cell first: a tag may span lines)."""
+    return max((Text(line).cell_len for line in plain(cell).split("\n")), default=0)
 
 
 def _widths(sheet: Sheet) -> list[tuple[int, int]]:
@@ -102,7 +103,9 @@ def _widths(sheet: Sheet) -> list[tuple[int, int]]:
         if col.numeric:
             narrowest = max(data, head_min)
         else:
-            longest_word = max((len(w.rstrip()) for c in cells for w in _words(plain(c))), default=0)
+            longest_word = max(
+                (len(w.rstrip()) for c in cells for line in plain(c).split("\n") for w in _words(line)), default=0
+            )
             narrowest = max(head_min, longest_word, min(natural, TEXT_MIN))
         out.append((narrowest, natural))
     return out
@@ -132,16 +135,21 @@ def _rich(sheet: Sheet, widths: list[int]) -> Table:
 
 
 def _wrap_text(cell: str, width: int) -> Text:
-    """A text cell broken at spaces, slashes, hyphens and before @ into lines of at most ``width``; a word
-    longer than that is folded by rich."""
+    """A text cell broken at its own line breaks, and at spaces, slashes, hyphens and before @ into lines of at
+    most ``width``; a word longer than that is folded by rich."""
     text = Text.from_markup(cell)
-    offsets, line, pos = [], 0, 0
-    for word in _words(text.plain):
-        if line and line + len(word.rstrip()) > width:
-            offsets.append(pos)
-            line = 0
-        line += len(word)
-        pos += len(word)
+    offsets, pos = [], 0
+    for n, source_line in enumerate(text.plain.split("\n")):
+        if n:
+            offsets.append(pos)  # just after the line break, which the piece before it then loses
+        line = 0
+        for word in _words(source_line):
+            if line and line + len(word.rstrip()) > width:
+                offsets.append(pos)
+                line = 0
+            line += len(word)
+            pos += len(word)
+        pos += 1  # the line break
     lines = text.divide(offsets)
     for piece in lines:
         piece.rstrip()

@@ -22,12 +22,22 @@ from visionbench.report.significance import (
 from visionbench.report.stats import Estimate, cell_stats, cost_per_1k
 from visionbench.report.tables import Column, Sheet, plain, print_sheet, to_csv, to_json, to_markdown
 from visionbench.results.model import Bundle, CellEntry
+from visionbench.results.scoring import matches, task_answer_type
 
 
 def _fmt(value: Any, spec: str = "", none: str = "-") -> str:
     if value is None:
         return none
     return format(value, spec) if spec else str(value)
+
+
+def _answer_text(value: Any) -> str:
+    """An answer or label as a table shows it: JSON objects and lists as compact JSON, the rest as text."""
+    if value is None:
+        return "-"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return str(value)
 
 
 def _cell_runs(bundle: Mapping[str, Any]) -> dict[str, list[CellEntry]]:
@@ -72,12 +82,15 @@ def answers_sheet(bundle: Mapping[str, Any], max_rows: int | None = ANSWER_ROWS)
     (first repeat)."""
     runs = _cell_runs(bundle)
     codes = cell_codes(list(runs))
-    columns = [Column("image", numeric=False, key=True), Column("label", key=True)]
-    columns += [Column(codes[cell_id]) for cell_id in runs]
-    rows = []
     items = Bundle.of(bundle).item_entries
+    answer_type = task_answer_type(bundle)
+    # figures are right-aligned and never wrapped; text, choices and JSON objects wrap like names
+    numeric = answer_type in (None, "integer", "number", "boolean")
+    columns = [Column("image", numeric=False, key=True), Column("label", numeric=numeric, key=True)]
+    columns += [Column(codes[cell_id], numeric=numeric) for cell_id in runs]
+    rows = []
     for item in items if max_rows is None else items[:max_rows]:
-        row = [escape(item.id), _fmt(item.label)]
+        row = [escape(item.id), escape(_answer_text(item.label))]
         for entries in runs.values():
             answer = entries[0].answers.get(item.id)
             if answer is None:
@@ -85,8 +98,9 @@ def answers_sheet(bundle: Mapping[str, Any], max_rows: int | None = ANSWER_ROWS)
             elif answer.error is not None:
                 row.append("[red]err[/red]")
             else:
-                ok = item.label is None or answer.value == item.label
-                row.append(escape(str(answer.value)) if ok else f"[yellow]{escape(str(answer.value))}[/yellow]")
+                ok = item.label is None or matches(answer.value, item.label, answer_type)
+                shown = escape(_answer_text(answer.value))
+                row.append(shown if ok else f"[yellow]{shown}[/yellow]")
         rows.append(row)
     flat = [c for row in rows for c in row[2:]]
     notes = [

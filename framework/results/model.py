@@ -289,6 +289,8 @@ class CellSummary(View):
     answered: int
     exact_match: float | None
     mae: float | None
+    #: json tasks only: the mean share of each label's fields answered right.
+    field_match: float | None = None
 
     def metric(self, key: str) -> Any:
         """A figure by its name (``None`` when the summary does not have it)."""

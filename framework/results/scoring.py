@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from visionbench.types import Answer, ImageItem, Record
+from visionbench.types import Answer, ImageItem, Record, choice_key, normalise_text
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -32,12 +32,59 @@ def _ids_and_labels(items: Iterable[ImageItem]) -> Iterable[tuple[str, Any]]:
     return columns() if columns is not None else ((item.id, item.label) for item in items)
 
 
-def accuracy(items: Iterable[ImageItem], final: Mapping[str, Answer]) -> dict[str, Any]:
+def _json_equal(a: Any, b: Any) -> bool:
+    """Two JSON values alike: objects by their keys whatever the order, numbers by value (2 is 2.0), a boolean
+    never a number, strings exactly."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if _is_number(a) and _is_number(b):
+        return float(a) == float(b)
+    return type(a) is type(b) and a == b
+
+
+def matches(value: Any, label: Any, answer_type: str | None = None) -> bool:
+    """Whether an answer is exactly right, by its task's answer type: numbers and booleans by value; text
+    normalised (case, Unicode form, runs of whitespace); a choice by its normalised key; JSON as JSON (key order
+    and formatting irrelevant). Without a type (an old bundle), plain equality."""
+    if answer_type == "text" and isinstance(value, str) and isinstance(label, str):
+        return normalise_text(value) == normalise_text(label)
+    if answer_type == "choice" and isinstance(value, str) and isinstance(label, str):
+        return choice_key(value) == choice_key(label)
+    if answer_type == "json":
+        return _json_equal(value, label)
+    return bool(value == label)
+
+
+def field_score(value: Any, label: Any) -> float:
+    """The share of the label's fields (top-level keys) the answer has right; for a label that is not an
+    object, 1.0 when the whole answer is right, else 0.0. A label of no fields is right only when matched whole."""
+    if isinstance(label, dict) and label:
+        if not isinstance(value, dict):
+            return 0.0
+        return sum(1 for k, v in label.items() if k in value and _json_equal(value[k], v)) / len(label)
+    return 1.0 if _json_equal(value, label) else 0.0
+
+
+def task_answer_type(bundle: Mapping[str, Any]) -> str | None:
+    """A bundle's task answer type (its config's ``task.answer``; None when it does not say)."""
+    task = (bundle.get("config") or {}).get("task") or {}
+    return task.get("answer") if isinstance(task, Mapping) else None
+
+
+def accuracy(
+    items: Iterable[ImageItem], final: Mapping[str, Answer], answer_type: str | None = None
+) -> dict[str, Any]:
     """MAE and exact-match accuracy over labelled items; unanswered items count as wrong and are excluded from MAE.
+    For a ``json`` task also ``field_match``: the mean share of each label's fields answered right (unanswered
+    items score 0); ``exact_match`` is then the share of whole objects right.
 
     One pass, nothing per item kept."""
     labelled = answered = exact = numeric = 0
-    abs_error = 0.0
+    abs_error = fields = 0.0
     for item_id, label in _ids_and_labels(items):
         if label is None:
             continue
@@ -46,16 +93,21 @@ def accuracy(items: Iterable[ImageItem], final: Mapping[str, Answer]) -> dict[st
         if answer is None or answer.error is not None:
             continue
         answered += 1
-        exact += answer.value == label
-        if _is_number(answer.value) and _is_number(label):
+        exact += matches(answer.value, label, answer_type)
+        if answer_type == "json":
+            fields += field_score(answer.value, label)
+        elif _is_number(answer.value) and _is_number(label):
             numeric += 1
             abs_error += abs(float(answer.value) - float(label))
-    return {
+    out = {
         "labelled": labelled,
         "answered": answered,
         "exact_match": exact / labelled if labelled else None,
         "mae": abs_error / numeric if numeric else None,
     }
+    if answer_type == "json":
+        out["field_match"] = fields / labelled if labelled else None
+    return out
 
 
 _USAGE_SUMS = ("input_tokens", "output_tokens", "thinking_tokens")
@@ -111,7 +163,11 @@ class RecordStats:
 
 
 def summarize_cell(
-    items: Sequence[ImageItem], stats: RecordStats, final: Mapping[str, Answer], wall_s: float
+    items: Sequence[ImageItem],
+    stats: RecordStats,
+    final: Mapping[str, Answer],
+    wall_s: float,
+    answer_type: str | None = None,
 ) -> dict[str, Any]:
     """The figures of one cell run (one repeat), from its records' ``stats``."""
     errors = sum(1 for i, _ in _ids_and_labels(items) if i not in final or final[i].error is not None)
@@ -137,5 +193,5 @@ def summarize_cell(
         **{name: stats.usage[name] for name in _USAGE_SUMS},
         "cost_usd": cost,
         "cost_per_1k_images_usd": cost * 1000 / len(items) if cost is not None and items else None,
-        **accuracy(items, final),
+        **accuracy(items, final, answer_type),
     }

@@ -19,7 +19,7 @@ from visionbench.run.adaptive_limit import AdaptiveLimit
 from visionbench.run.calling import Caller, Limiter
 from visionbench.run.cellrun import CellRun
 from visionbench.run.jobs import JobStore, cell_job_key
-from visionbench.run.prompts import answers_schema, prompt_for
+from visionbench.run.prompts import prompt_for, response_schema
 from visionbench.run.readahead import ReadAhead
 from visionbench.run.recorder import Recorder, Where
 from visionbench.strategy import AUTO_CEILING, Limit
@@ -141,14 +141,15 @@ class CellContext:
         if not prepared:
             return failed
         n = len(prepared)
-        structured = n > 1 and self.capabilities(where.provider, where.model).structured_output
+        schema = response_schema(self.task, n)
+        structured = schema is not None and self.capabilities(where.provider, where.model).structured_output
         request = Request(
             model=where.model,
             task=self.task,
             prompt=prompt_for(self.task, n),
             images=tuple(prepared),
             params=self.model_params if own else {},
-            response_schema=answers_schema(self.task, n) if structured else None,
+            response_schema=schema if structured else None,
         )
         backend = self.providers[where.provider]
         outcome = await self.caller.call(lambda: backend.generate(request), limiter)  # type: ignore[arg-type]
@@ -185,8 +186,18 @@ class CellContext:
             # The service denies the saved job (not found, expired, cancelled): say so, and submit afresh, once.
             replaced = f"{job.job_id}: {check.error.kind}: {check.error}"
             log.warning("cell %s: saved batch job %s; submitting a new one", self.cell_id, replaced)
+        schema = response_schema(self.task, 1)  # a json task's schema, where the provider takes one
+        if schema is not None and not self.capabilities(self.provider, self.model).structured_output:
+            schema = None
         requests = {
-            custom_id: Request(self.model, self.task, prompt_for(self.task, 1), (image,), dict(self.model_params))
+            custom_id: Request(
+                self.model,
+                self.task,
+                prompt_for(self.task, 1),
+                (image,),
+                dict(self.model_params),
+                response_schema=schema,
+            )
             for custom_id, image in zip(ids, prepared)
         }
         outcome = await self.caller.call(lambda: backend.submit_batch(self.model, requests))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
 from visionbench.errors import ConfigError
 from visionbench.preprocessing import Preprocessing
@@ -21,7 +21,7 @@ from visionbench.run.sweep import combinations, describe, varying
 from visionbench.services.pricing import PriceTable, default_table
 from visionbench.spec import StrictModel
 from visionbench.strategy import Strategy
-from visionbench.types import AnswerType, Task
+from visionbench.types import AnswerType, DecimalMark, Task, choice_key
 
 
 class DatasetSpec(StrictModel):
@@ -38,14 +38,63 @@ class DatasetSpec(StrictModel):
 
 
 class TaskSpec(StrictModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
     id: str = "count-people"
     prompt: str
     answer: AnswerType = "integer"
     system: str | None = None
+    #: ``answer: choice``: the labels an answer must be one of.
+    choices: list[str] | None = None
+    #: ``answer: json``: the JSON Schema every answer must follow (``schema:`` in the config).
+    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    #: The decimal mark of numbers in replies: "." (1,234.5 is 1234.5) or "," (1.234,5 is 1234.5).
+    decimal: DecimalMark = "."
+
+    @model_validator(mode="after")
+    def _fits_answer(self) -> TaskSpec:
+        if self.answer == "choice":
+            if not self.choices:
+                raise ValueError("answer: choice needs choices: a list of the labels an answer may be")
+            seen: dict[str, str] = {}
+            for choice in self.choices:
+                key = choice_key(choice)
+                if not key:
+                    raise ValueError(f"choice {choice!r} has no letters or digits")
+                if key in seen:
+                    raise ValueError(f"choices {seen[key]!r} and {choice!r} are the same once normalised")
+                seen[key] = choice
+        elif self.choices is not None:
+            raise ValueError(f"choices is for answer: choice (this task's answer is {self.answer})")
+        if self.json_schema is not None:
+            if self.answer != "json":
+                raise ValueError(f"schema is for answer: json (this task's answer is {self.answer})")
+            import jsonschema
+
+            try:
+                jsonschema.Draft202012Validator.check_schema(self.json_schema)
+            except jsonschema.SchemaError as exc:
+                raise ValueError(f"schema is not a valid JSON Schema: {exc.message}") from None
+        return self
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: Any) -> Any:
+        out = handler(self)
+        if isinstance(out, dict) and "json_schema" in out:
+            out["schema"] = out.pop("json_schema")
+        return out
 
     def to_task(self) -> Task:
         """The runtime ``Task`` (built here only)."""
-        return Task(id=self.id, prompt=self.prompt, answer_type=self.answer, system=self.system)
+        return Task(
+            id=self.id,
+            prompt=self.prompt,
+            answer_type=self.answer,
+            system=self.system,
+            choices=tuple(self.choices) if self.choices is not None else None,
+            schema=self.json_schema,
+            decimal=self.decimal,
+        )
 
 
 class MatrixEntry(StrictModel):

@@ -52,9 +52,7 @@ def prepare(experiment: Experiment, registry: Registry) -> Plan:
     ds = spec.dataset
     if spec.emulator is not None:
         profiles(experiment)  # a missing or invalid profiles file is a config error before anything runs
-    items = load_dataset(
-        experiment.dataset_path, ds.labels, ds.label_field, ds.limit, ds.include, answer_type=spec.task.answer
-    )
+    items = load_dataset(experiment.dataset_path, ds.labels, ds.label_field, ds.limit, ds.include, task=experiment.task)
     strategies = {cell.id: build_strategy(registry, cell) for cell in experiment.cells}
 
     needed: list[tuple[str, str, str]] = []  # (endpoint, model, where)

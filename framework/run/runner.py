@@ -317,7 +317,7 @@ async def _run_cell(state: _RunState, cell: Cell, repeat: int) -> None:
         ctx.close()
         wall_s = (end if end is not None else caller.now()) - start  # the strategy's time, not the summary's
         final = tally.final_answers()
-        summary = summarize_cell(items, stats, final, wall_s)
+        summary = summarize_cell(items, stats, final, wall_s, plan.experiment.task.answer_type)
         extra = _merged(_merged(tally.summarize(items), returned or {}), ctx.concurrency_summary())
         writer.set_cell(_cell_entry(cell, repeat, status, summary, final, extra, error))
 
