@@ -103,6 +103,7 @@ def parse_request(body: Any, raw: bytes, version: str = "") -> CountRequest:
     elif thinking.get("type") == "adaptive":
         budget = None
     prompt = "\n".join(texts)
+    effort = (body.get("output_config") or {}).get("effort")
     return CountRequest(
         protocol="anthropic",
         model=str(body["model"]),
@@ -113,6 +114,7 @@ def parse_request(body: Any, raw: bytes, version: str = "") -> CountRequest:
         schema=schema if isinstance(schema, dict) else None,
         max_output_tokens=int(body["max_tokens"]),
         thinking_budget=budget,
+        thinking_level=str(effort).lower() if effort else None,
         digest=body_digest(raw),
         body_bytes=len(raw),
         params=frozenset(k for k in ("temperature", "top_p", "top_k") if k in body) if strict else frozenset(),
