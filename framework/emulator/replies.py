@@ -6,7 +6,8 @@ The emulator answers any task from the labels; the label's JSON type picks the *
 - a number -> ``count``: the count error model (``distorted_count``), as for people counts;
 - ``true``/``false`` -> ``boolean``: flipped with probability ``boolean_error``;
 - a string -> ``choice`` when the request offers a closed set that holds it (its structured-output schema has an
-  ``enum``, or the prompt names the label and at least one other of the dataset's string labels), confused with
+  ``enum``, on the answer or a property of it, or the prompt names the label and at least one other of the dataset's
+  string labels), confused with
   another member of that set with probability ``choice_error``; otherwise ``text``: each character substituted or
   deleted with probability ``text_error``;
 - an object or a list -> ``json``: each field (each element of a list) dropped or perturbed with probability
@@ -163,7 +164,9 @@ def _enum(schema: dict[str, Any] | None) -> list[str] | None:
     enum = schema.get("enum")
     if isinstance(enum, list) and enum:
         return [str(e) for e in enum]
-    for sub in schema.get("anyOf") or []:
+    props = schema.get("properties")
+    subs = [*(schema.get("anyOf") or []), *(props.values() if isinstance(props, dict) else [])]
+    for sub in subs:
         if isinstance(sub, dict) and (found := _enum(sub)):
             return found
     return None
@@ -178,7 +181,8 @@ def answer_kind(
 ) -> tuple[Kind, list[str]]:
     """The kind of answer ``label`` gets in this request, and for a choice the options it is chosen from.
 
-    A string label is a choice when the schema (for this image's answer) has an ``enum``, or when the prompt names
+    A string label is a choice when the schema for this image's answer has an ``enum`` (on the answer, or on the first
+    of its object's properties that has one: the property the answer fills), or when the prompt names
     it and at least one other of the dataset's string labels (``"Which animal: cat, dog or bird?"``); else text.
     """
     kind = label_kind(label)
