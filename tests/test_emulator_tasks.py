@@ -423,3 +423,71 @@ async def test_a_yes_no_task_end_to_end(tmp_path: Path) -> None:
         assert s["errors"] == 0, cell["id"]  # every reply parsed as yes/no
         assert s["exact_match"] >= 0.7, cell["id"]
         assert s["output_tokens"] > 0, cell["id"]
+
+
+# -- plan ----------------------------------------------------------------------------------------------------------
+def plan_config(tmp_path: Path, labels: dict[str, Any], answer: str, matrix: list[dict[str, Any]]) -> Path:
+    folder = dataset(tmp_path, labels, name=f"plan-{answer}")
+    config = {
+        "name": f"plan-{answer}",
+        "dataset": {"path": str(folder), "labels": "labels.json", "label_field": None},
+        "task": {"answer": answer, "prompt": "Describe this image." if answer == "text" else YES_NO},
+        "emulator": {"time_scale": 0},
+        "matrix": matrix,
+    }
+    path = tmp_path / f"plan-{answer}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+async def test_plan_estimates_output_tokens_from_the_labels_length(tmp_path: Path) -> None:
+    from visionbench.run.estimate import OUTPUT_TOKENS_PER_ANSWER, estimate
+    from visionbench.run.plan import load_plan
+    from visionbench.run.plugins import default_registry
+
+    registry = default_registry()
+    gemini = [
+        {"provider": "gemini", "models": [GEMINI], "strategies": ["sequential"]},
+        {
+            "provider": "gemini",
+            "models": [GEMINI],
+            "model_params": {"max_output_tokens": 20},
+            "strategies": [{"name": "sequential", "label": "capped"}],
+        },
+    ]
+    text = {e.cell_id: e for e in await estimate(load_plan(plan_config(tmp_path, CAPTION, "text", gemini), registry))}
+    mean = -(-sum(-(-len(c) // 4) for c in CAPTION.values()) // len(CAPTION))  # the labels' mean tokens, rounded up
+    assert mean > 20 and text[f"gemini/{GEMINI}/sequential"].output_tokens == 3 * mean
+    capped = text[f"gemini/{GEMINI}/capped"]
+    assert capped.output_tokens == 3 * 20 and any("max_output_tokens" in n for n in capped.notes)
+    yes_no = await estimate(load_plan(plan_config(tmp_path, PERSON, "boolean", gemini[:1]), registry))
+    assert yes_no[0].output_tokens == len(PERSON)  # "yes" / "no": one token each
+    counts = await estimate(load_plan(plan_config(tmp_path, {n: 3 for n in PERSON}, "integer", gemini[:1]), registry))
+    assert counts[0].output_tokens == len(PERSON) * OUTPUT_TOKENS_PER_ANSWER  # counting tasks as before
+
+
+async def test_plan_thinking_follows_the_thinking_controls_as_the_emulator_does(tmp_path: Path) -> None:
+    from visionbench.run.estimate import estimate
+    from visionbench.run.plan import load_plan
+    from visionbench.run.plugins import default_registry
+
+    def cells(provider: str, model: str, name: str, levels: list[str]) -> list[dict[str, Any]]:
+        return [
+            {
+                "provider": provider,
+                "models": [model],
+                "model_params": {name: lv},
+                "strategies": [{"name": "sequential", "label": lv}],
+            }
+            for lv in levels
+        ]
+
+    matrix = cells("gemini", GEMINI, "thinking_level", ["low", "high"]) + cells(
+        "openai", GPT, "reasoning_effort", ["low", "high"]
+    )
+    matrix.append({"provider": "gemini", "models": [GEMINI], "strategies": ["sequential"]})
+    plan = load_plan(plan_config(tmp_path, PERSON, "boolean", matrix), default_registry())
+    thinking = {e.cell_id: e.thinking_tokens for e in await estimate(plan)}
+    g, o = f"gemini/{GEMINI}", f"openai/{GPT}"
+    assert thinking[f"{g}/low"] * 4 == thinking[f"{g}/high"] == thinking[f"{g}/sequential"] * 2 > 0  # 0.5, 2, 1
+    assert thinking[f"{o}/low"] * 4 == thinking[f"{o}/high"] > 0
