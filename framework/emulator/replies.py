@@ -80,7 +80,7 @@ def fill_schema(schema: dict[str, Any], counts: list[int], position: int | None 
     """
     kind = _schema_type(schema)
     if kind == "array":
-        items = schema.get("items") if isinstance(schema.get("items"), dict) else {"type": "integer"}
+        items = _items(schema) or {"type": "integer"}
         if _schema_type(items) in ("object", "array"):
             return [fill_schema(items, [c], i) for i, c in enumerate(counts)]
         return list(counts)
@@ -285,6 +285,12 @@ def compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def _items(schema: dict[str, Any]) -> dict[str, Any]:
+    """An array schema's ``items`` ({} when it gives none)."""
+    items = schema.get("items")
+    return items if isinstance(items, dict) else {}
+
+
 def _blank(schema: dict[str, Any]) -> Any:
     return {"boolean": False, "integer": 0, "number": 0, "string": "", "array": [], "object": {}}.get(
         _schema_type(schema)
@@ -318,7 +324,7 @@ def shape(schema: dict[str, Any], value: Any, position: int | None = None) -> An
             return "yes" if value else "no"
         return compact(value) if isinstance(value, dict | list) else str(value)
     if kind == "array":
-        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        items = _items(schema)
         if value is None:
             return []
         return [shape(items, v) for v in value] if isinstance(value, list) else [shape(items, value)]
@@ -377,8 +383,7 @@ def format_reply(
     n = len(answers)
     if schema:
         if _schema_type(schema) == "array" and (n > 1 or not isinstance(answers[0], list)):
-            items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
-            return compact([shape(items, v, i) for i, v in enumerate(answers)])
+            return compact([shape(_items(schema), v, i) for i, v in enumerate(answers)])
         return compact(shape(schema, answers[0]) if n == 1 else [shape(schema, v, i) for i, v in enumerate(answers)])
     if n > 1 or (want_json and any(w in prompt.lower() for w in ("array", "list"))):
         return compact(answers)
