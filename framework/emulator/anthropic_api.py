@@ -125,7 +125,7 @@ def message_body(out: Outcome, model: str, *, with_thinking: bool = False) -> di
     """A Message like the recorded cassettes."""
     content: list[dict[str, Any]] = []
     if with_thinking and out.thinking_tokens:
-        content.append({"type": "thinking", "thinking": "Counting the people in the image.", "signature": "emulated"})
+        content.append({"type": "thinking", "thinking": "Looking at the image.", "signature": "emulated"})
     content.append({"type": "text", "text": out.text})
     return {
         "id": new_id("msg_emu_"),
