@@ -174,7 +174,8 @@ async def test_gemini_batch_create_get_cancel(dataset: Path) -> None:
             )
             for n in ("b.png", "c.png")
         ]
-        src.append(types.InlinedRequest(contents="no image here", metadata={"key": "bad"}))
+        garbage = types.Part.from_bytes(data=b"not an image", mime_type="image/jpeg")
+        src.append(types.InlinedRequest(contents=[garbage, "How many?"], metadata={"key": "bad"}))
         job = await client.aio.batches.create(model="gemini-3.5-flash", src=src, config={"display_name": "t"})
         assert job.name.startswith("batches/") and job.state == types.JobState.JOB_STATE_PENDING
         deadline = time.monotonic() + 30  # a hang guard, not a speed bound
@@ -229,7 +230,7 @@ async def test_anthropic_batches(dataset: Path) -> None:
                 "params": {
                     "model": "claude-sonnet-4-6",
                     "max_tokens": 32,
-                    "messages": [{"role": "user", "content": "hi"}],
+                    "messages": a_messages(b"not an image"),  # an image it cannot decode
                 },
             }
         )
@@ -382,7 +383,8 @@ async def test_missing_key_and_simulated_header(dataset: Path) -> None:
             assert resp.status == 404 and resp.headers[SIMULATED_HEADER] == "1"
 
 
-async def test_unknown_model_and_missing_image(dataset: Path) -> None:
+async def test_unknown_model_and_undecodable_image(dataset: Path) -> None:
+    """A request with no image is answered (tests/test_emulator_tasks.py); one with bytes that are no image is 400."""
     profiles = profiles_from_dict({"defaults": QUIET, "models": {"gemini-3.5-flash": {}, "claude-haiku-4-5": {}}})
     async with Emulator(profiles, dataset=dataset) as emu:
         g, a = gemini(emu), claude(emu)
@@ -390,14 +392,12 @@ async def test_unknown_model_and_missing_image(dataset: Path) -> None:
             await g.aio.models.generate_content(model="gemini-9", contents=g_parts(jpeg(dataset / "b.png")))
         assert (gerr.value.code, gerr.value.status) == (404, "NOT_FOUND")
         with pytest.raises(genai_errors.ClientError) as gerr:
-            await g.aio.models.generate_content(model="gemini-3.5-flash", contents="How many people?")
+            await g.aio.models.generate_content(model="gemini-3.5-flash", contents=g_parts(b"not an image"))
         assert (gerr.value.code, gerr.value.status) == (400, "INVALID_ARGUMENT")
         with pytest.raises(anthropic.NotFoundError):
             await a.messages.create(model="claude-9", max_tokens=8, messages=a_messages(jpeg(dataset / "b.png")))
         with pytest.raises(anthropic.BadRequestError) as aerr:
-            await a.messages.create(
-                model="claude-haiku-4-5", max_tokens=8, messages=[{"role": "user", "content": "hi"}]
-            )
+            await a.messages.create(model="claude-haiku-4-5", max_tokens=8, messages=a_messages(b"not an image"))
         assert aerr.value.type == "invalid_request_error"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from visionbench.providers import openai_chat
 from visionbench.providers.openai_chat import OpenAIChat
 from visionbench.run.plugins import collect, make_manager
 from visionbench.services import tokens
+from visionbench.types import PreparedImage
 
 KEY = "sk-proj-test-SECRET-4242"
 MODEL = "gpt-6.1-terra"
@@ -227,7 +229,9 @@ async def test_rate_limit_headers_and_429_with_retry_after(monkeypatch):
 async def test_batch_api_upload_create_poll_download(emulated):
     provider, emu = emulated
     requests = {f"k{i}": make_request(MODEL) for i in range(3)}
-    requests["bad"] = make_request(MODEL, n_images=0)  # the emulator refuses a request without an image
+    bad = make_request(MODEL)
+    garbage = (PreparedImage("bad.jpg", b"not an image", "image/jpeg", 40, 30),)
+    requests["bad"] = dataclasses.replace(bad, images=garbage)  # the emulator refuses an image it cannot decode
     job = await provider.submit_batch(MODEL, requests)
     assert job.startswith("batch_emu")
     status = await provider.poll_batch(job)

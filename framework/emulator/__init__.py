@@ -1,7 +1,8 @@
 """A local emulator of the Gemini, Anthropic and OpenAI wire protocols, for benchmarking without network or cost.
 
-It serves the unmodified official SDKs on loopback, answers person-counting prompts from a labelled dataset
-(recognising resized, re-encoded images by perceptual hash), reports token usage by the documented formulas, and
+It serves the unmodified official SDKs on loopback, answers prompts from a labelled dataset (counts, yes/no, choices,
+text, JSON: whatever the labels hold, through a seeded error model; recognising resized, re-encoded images by
+perceptual hash), reports token usage by the documented formulas, and
 imitates latency, capacity queueing, rate limits, faults and batch turnaround from per-model YAML profiles.
 Every response carries ``x-visionbench-simulated: 1``.
 

@@ -103,6 +103,7 @@ def parse_request(body: Any, raw: bytes, version: str = "") -> CountRequest:
     elif thinking.get("type") == "adaptive":
         budget = None
     prompt = "\n".join(texts)
+    effort = (body.get("output_config") or {}).get("effort")
     return CountRequest(
         protocol="anthropic",
         model=str(body["model"]),
@@ -113,6 +114,7 @@ def parse_request(body: Any, raw: bytes, version: str = "") -> CountRequest:
         schema=schema if isinstance(schema, dict) else None,
         max_output_tokens=int(body["max_tokens"]),
         thinking_budget=budget,
+        thinking_level=str(effort).lower() if effort else None,
         digest=body_digest(raw),
         body_bytes=len(raw),
         params=frozenset(k for k in ("temperature", "top_p", "top_k") if k in body) if strict else frozenset(),
@@ -123,7 +125,7 @@ def message_body(out: Outcome, model: str, *, with_thinking: bool = False) -> di
     """A Message like the recorded cassettes."""
     content: list[dict[str, Any]] = []
     if with_thinking and out.thinking_tokens:
-        content.append({"type": "thinking", "thinking": "Counting the people in the image.", "signature": "emulated"})
+        content.append({"type": "thinking", "thinking": "Looking at the image.", "signature": "emulated"})
     content.append({"type": "text", "text": out.text})
     return {
         "id": new_id("msg_emu_"),

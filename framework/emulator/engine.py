@@ -8,6 +8,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from visionbench.clock import REAL_CLOCK, Clock
 from visionbench.data import faces
@@ -15,7 +16,15 @@ from visionbench.emulator.catalogue import Catalogue, not_found_message
 from visionbench.emulator.checks import LimitError, check_images, check_request
 from visionbench.emulator.matching import DatasetIndex, ImageInfo, analyse
 from visionbench.emulator.profile_schema import EmulatorProfiles
-from visionbench.emulator.replies import distorted_count, format_reply, stable_rng
+from visionbench.emulator.replies import (
+    Kind,
+    answer_kind,
+    distort,
+    format_reply,
+    item_schema,
+    schema_type,
+    stable_rng,
+)
 from visionbench.emulator.request import CountRequest, ImagePart
 from visionbench.emulator.state import ModelState
 from visionbench.services import tokens as tk
@@ -29,7 +38,8 @@ class Outcome:
 
     model_version: str
     text: str
-    counts: list[int]
+    #: One answer per image, as the reply gives it (a count, a bool, a string, an object...).
+    counts: list[Any]
     input_tokens: int
     image_tokens: int
     text_tokens: int
@@ -237,20 +247,21 @@ class Engine:
         return image, text
 
     async def compute(self, req: CountRequest, st: ModelState | None = None) -> Outcome:
-        """Recognise the images, count, format the reply and account tokens (no waiting)."""
+        """Recognise the images, answer, format the reply and account tokens (no waiting).
+
+        A request with no image is answered too (``replies.NO_IMAGE_REPLY``), with no label and no image tokens.
+        """
         st = st or self.state(req.model, req.protocol)
-        if not req.images:
-            raise Rejected("invalid", 400, "The request has no image; this emulator counts people in images")
         try:
             check_request(req)
             infos = await self.analyse_images(req, st)
             check_images(req, infos)
         except LimitError as exc:
             raise Rejected("invalid", exc.status, exc.message) from None
-        counts, notes, people = await self._counts(st, infos, req.images)
-        text = format_reply(counts, want_json=req.want_json, schema=req.schema, prompt=req.prompt)
+        counts, kinds, notes, people = await self._answers(st, infos, req)
+        text = format_reply(counts, kinds, want_json=req.want_json, schema=req.schema, prompt=req.prompt)
         image_tokens, text_tokens = self.prompt_tokens(req, infos)
-        thinking = self.thinking(st, people, req.digest)
+        thinking = self.thinking(st, people, req.digest, req.thinking_level)
         if req.thinking_budget is not None:
             thinking = min(thinking, max(0, req.thinking_budget))
         output = max(1, tk.text_tokens(text))
@@ -276,44 +287,72 @@ class Engine:
             notes=notes,
         )
 
-    def thinking(self, st: ModelState, people: list[float], digest: str) -> int:
-        """Thinking tokens for images of ``people`` each (the profile's curve, seeded noise), before any cap."""
+    def thinking(self, st: ModelState, people: list[float], digest: str, level: str | None = None) -> int:
+        """Thinking tokens for images of ``people`` each (the profile's curve, times the request's thinking level's
+        factor, seeded noise), before the budget and max output tokens cap them."""
         lat = st.profile.latency
-        work = lat.expected_thinking(people)
+        work = lat.expected_thinking(people) * lat.level_factor(level)
         if lat.thinking_sd > 0 and work > 0:
             rng = stable_rng(st.seed, "thinking", st.name, digest, st.occurrence("thinking:" + digest))
             work *= max(0.0, rng.gauss(1.0, lat.thinking_sd))
         return int(round(work))
 
-    async def _counts(
-        self, st: ModelState, infos: list[ImageInfo], parts: list[ImagePart]
-    ) -> tuple[list[int], list[str], list[float]]:
-        """(answers, notes, people per image: the label, else the answer) for the images of a request."""
+    async def _answers(
+        self, st: ModelState, infos: list[ImageInfo], req: CountRequest
+    ) -> tuple[list[Any], list[Kind], list[str], list[float]]:
+        """(answers, their kinds, notes, people per image: a numeric label, else a count, else 0) for a request.
+
+        A recognised image is answered from its label through the error model of its kind (``replies.distort``); an
+        image the emulator does not know is counted by the face detector, and that count is shaped as the request
+        asks (a boolean: anyone there?); for a dataset of text, choice or JSON labels it is ``replies.UNKNOWN``.
+        """
         answers = st.profile.answers
-        counts: list[int] = []
+        parts = req.images
+        values: list[Any] = []
+        kinds: list[Kind] = []
         notes: list[str] = []
         people: list[float] = []
+        choices = self.index.choices if self.index else []
         for info, part in zip(infos, parts):
             if answers.source == "detector":
-                counts.append(await self._detect(info, part, notes))
-                people.append(counts[-1])
+                values.append(await self._detect(info, part, notes))
+                kinds.append("count")
+                people.append(values[-1])
                 continue
             match = self.index.match(info.fingerprint, answers.max_hash_distance) if self.index else None
             if match is None or match.key is None or match.label is None:
                 st.stats.unknown_images += 1
                 dist = f" (nearest hash distance {match.distance})" if match else ""
                 notes.append(f"unknown image {info.width}x{info.height}{dist}")
-                counts.append(await self._detect(info, part, notes))
-                people.append(counts[-1])
+                value, kind = await self._unknown(info, part, notes, item_schema(req.schema, len(parts)))
+                values.append(value)
+                kinds.append(kind)
+                people.append(float(value) if kind == "count" else 0.0)
                 continue
-            people.append(float(match.label))
+            label = match.label
+            kind, options = answer_kind(label, item_schema(req.schema, len(parts), label), req.prompt, choices)
+            people.append(float(label) if kind == "count" else 0.0)
             rng = stable_rng(st.seed, "answer", st.name, match.key, st.occurrence("answer:" + match.key))
-            counts.append(
-                distorted_count(
-                    match.label, answers=answers, n_images=len(parts), long_side=max(info.width, info.height), rng=rng
+            long_side = max(info.width, info.height)
+            values.append(
+                distort(
+                    label, kind, answers=answers, n_images=len(parts), long_side=long_side, rng=rng, options=options
                 )
             )
-        return counts, notes, people
+            kinds.append(kind)
+        return values, kinds, notes, people
+
+    async def _unknown(
+        self, info: ImageInfo, part: ImagePart, notes: list[str], schema: dict[str, Any] | None
+    ) -> tuple[Any, Kind]:
+        """The answer to an image the emulator does not recognise, and its kind."""
+        dataset_kind = self.index.kind() if self.index else None
+        if dataset_kind in ("text", "json"):
+            return None, "text"
+        count = await self._detect(info, part, notes)
+        if dataset_kind == "boolean" or (schema is not None and schema_type(schema) == "boolean"):
+            return count > 0, "boolean"
+        return count, "count"
 
     async def _detect(self, info: ImageInfo, part: ImagePart, notes: list[str]) -> int:
         def run() -> int | None:

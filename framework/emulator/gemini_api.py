@@ -74,6 +74,7 @@ def parse_request(body: Any, model: str, raw: bytes, size: int | None = None) ->
     mime = str(pick(config, "responseMimeType", "response_mime_type", default=""))
     thinking = pick(config, "thinkingConfig", "thinking_config", default={})
     budget = pick(thinking, "thinkingBudget", "thinking_budget")
+    level = str(pick(thinking, "thinkingLevel", "thinking_level", default="") or "").lower()
     max_out = pick(config, "maxOutputTokens", "max_output_tokens")
     prompt = "\n".join(texts)
     return CountRequest(
@@ -86,6 +87,7 @@ def parse_request(body: Any, model: str, raw: bytes, size: int | None = None) ->
         schema=schema if isinstance(schema, dict) else None,
         max_output_tokens=int(max_out) if max_out is not None else None,
         thinking_budget=int(budget) if budget is not None and int(budget) >= 0 else None,
+        thinking_level=None if level in ("", "thinking_level_unspecified") else level,
         media_resolution=pick(config, "mediaResolution", "media_resolution"),
         digest=body_digest(raw),
         body_bytes=len(raw) if size is None else size,

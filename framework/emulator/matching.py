@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from visionbench.data.dataset import IMAGE_SUFFIXES, read_labels
+from visionbench.emulator.replies import label_kind
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ class Match:
     """The dataset image an incoming image was recognised as (``key`` None: unknown)."""
 
     key: str | None
-    label: float | None
+    #: The image's label as the labels file gives it: a number, a bool, a string, an object or a list.
+    label: Any
     distance: int
 
 
@@ -102,7 +104,7 @@ def analyse(data: bytes, *, keep_pixels: bool = False) -> ImageInfo:
 
 
 def numeric_labels(path: Path, field: str | None) -> dict[str, float]:
-    """The labels file's numeric answers (the emulator answers counting tasks; other labels are skipped)."""
+    """The labels file's numeric answers (other labels are skipped)."""
     return {
         name: float(value)
         for name, value in read_labels(path, field).items()
@@ -110,12 +112,23 @@ def numeric_labels(path: Path, field: str | None) -> dict[str, float]:
     }
 
 
+def any_labels(path: Path, field: str | None) -> dict[str, Any]:
+    """The labels file's answers of any JSON type (numbers as floats, as counts always were); nulls are skipped."""
+    return {
+        name: float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+        for name, value in read_labels(path, field).items()
+        if value is not None
+    }
+
+
 class DatasetIndex:
     """Fingerprints of the dataset's images, with their labels."""
 
-    def __init__(self, keys: list[str], labels: list[float | None], prints: list[Fingerprint]) -> None:
+    def __init__(self, keys: list[str], labels: list[Any], prints: list[Fingerprint]) -> None:
         self.keys = keys
         self.labels = labels
+        #: The distinct string labels, in order: what a choice is confused with when the request offers no set.
+        self.choices: list[str] = sorted({v for v in labels if isinstance(v, str)})
         bits = np.stack([p.bits for p in prints]) if prints else np.zeros((0, HASH_SIDE * HASH_SIDE), bool)
         # Packed into 64-bit words: a popcount of XORs instead of comparing 256 bools per image.
         self._packed = _pack(bits)
@@ -135,12 +148,12 @@ class DatasetIndex:
         folder = Path(folder)
         if not folder.is_dir():
             raise ValueError(f"emulator dataset {folder} is not a folder")
-        labels: dict[str, float] = {}
+        labels: dict[str, Any] = {}
         if labels_file:
             lpath = Path(labels_file) if Path(labels_file).is_absolute() else folder / labels_file
             if not lpath.is_file():
                 raise ValueError(f"emulator labels file {lpath} not found")
-            labels = numeric_labels(lpath, label_field)
+            labels = any_labels(lpath, label_field)
             names = sorted(labels)
         else:
             names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -160,6 +173,11 @@ class DatasetIndex:
             keys.append(name)
             values.append(labels.get(name))
         return cls(keys, values, prints)
+
+    def kind(self) -> str | None:
+        """The dataset's answer kind by its labels' JSON type (see ``replies.label_kind``), when they agree."""
+        kinds = {label_kind(v) for v in self.labels if v is not None}
+        return kinds.pop() if len(kinds) == 1 else None
 
     def match(self, fp: Fingerprint, max_distance: int) -> Match:
         """The nearest dataset image, or an unknown match beyond ``max_distance``."""

@@ -154,6 +154,7 @@ def parse_request(body: Any, raw: bytes, size: int | None = None) -> CountReques
         schema=schema if isinstance(schema, dict) else None,
         max_output_tokens=int(max_out) if max_out is not None else None,
         thinking_budget=0 if effort == "none" else None,
+        thinking_level=str(effort).lower() if effort and effort != "none" else None,
         digest=body_digest(raw),
         body_bytes=len(raw) if size is None else size,
     )

@@ -20,7 +20,7 @@ import fnmatch
 import math
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
@@ -29,6 +29,20 @@ from visionbench.spec import StrictModel
 
 DEFAULT_PROFILES = Path(__file__).with_name("profiles") / "default.yaml"
 _DATE_SUFFIX = re.compile(r"-\d{8}$")
+
+
+#: Thinking per level, relative to the profile's figures (a request that names no level: 1.0). Shared by the three
+#: protocols' controls: Gemini thinking_level (minimal, low, medium, high), OpenAI reasoning_effort (none, minimal,
+#: low, medium, high, xhigh), Anthropic effort (low, medium, high, max).
+THINKING_LEVELS: dict[str, float] = {
+    "none": 0.0,
+    "minimal": 0.25,
+    "low": 0.5,
+    "medium": 1.0,
+    "high": 2.0,
+    "xhigh": 3.0,
+    "max": 3.0,
+}
 
 
 class Latency(StrictModel):
@@ -41,6 +55,8 @@ class Latency(StrictModel):
         d(n)     = thinking_person_cap * (1 - exp(-n / thinking_person_cap))   (for counting: the people the
                    label says; ~n for small crowds, saturating: nobody counts a 2,000-person crowd one by one)
 
+    times the request's thinking level (``thinking_levels``: Gemini ``thinkingLevel``, OpenAI ``reasoning_effort``,
+    Anthropic ``output_config.effort``; a request that sets none thinks as the profile says, factor 1), then
     capped by the request's thinking budget and max output tokens.
     """
 
@@ -57,6 +73,15 @@ class Latency(StrictModel):
     thinking_sd: float = Field(0.0, ge=0, le=1)
     #: Relative standard deviation of a log-normal multiplier on the service time (0: none).
     jitter: float = Field(0.0, ge=0, le=2)
+    #: Factors on thinking per request level, over ``THINKING_LEVELS`` (lower case; an unknown level: 1).
+    thinking_levels: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+
+    def level_factor(self, level: str | None) -> float:
+        """The factor ``level`` puts on thinking (1 when the request sets no level)."""
+        if not level:
+            return 1.0
+        name = str(level).lower()
+        return self.thinking_levels.get(name, THINKING_LEVELS.get(name, 1.0))
 
     def expected_thinking(self, people: list[float]) -> float:
         """``thinking`` above without its noise, for a request of images of ``people`` each."""
@@ -119,10 +144,20 @@ class Answers(StrictModel):
     count = label * (1 - multi_image_undercount * crowd) ** log2(n)  [n images in one request: 2 once, 4 twice]
                   * (1 - low_res_undercount * crowd * smallness)    [smallness = max(0, 1 - long_side/low_res_side)]
     crowd = min(1, label / crowd_scale); then gaussian noise with sd = relative_sd * count + absolute_sd,
-    rounded and clipped at 0.
+    rounded and clipped at 0. Other labels (bool, string, object, list): see ``replies.distort``.
     """
 
     source: Literal["labels", "detector"] = "labels"
+    #: Labels that are not numbers (see replies.py): at full resolution, one image per request, the probability
+    #: a yes/no answer is flipped, a choice is confused with another, a character of a text answer is substituted
+    #: or deleted, a field of a JSON answer is dropped or perturbed. Each grows, like the count error, by
+    #: (1 + low_res_error * smallness) * (1 + multi_image_error * log2(images)), up to 0.5 (flips) or 0.9.
+    boolean_error: float = Field(0.05, ge=0, le=1)
+    choice_error: float = Field(0.08, ge=0, le=1)
+    text_error: float = Field(0.02, ge=0, le=1)
+    json_error: float = Field(0.05, ge=0, le=1)
+    low_res_error: float = Field(2.0, ge=0)
+    multi_image_error: float = Field(0.5, ge=0)
     relative_sd: float = Field(0.0, ge=0)
     absolute_sd: float = Field(0.0, ge=0)
     multi_image_undercount: float = Field(0.0, ge=0, le=1)

@@ -36,6 +36,8 @@ class CountRequest:
     max_output_tokens: int | None = None
     #: None: the profile decides; 0: thinking off; n: at most n thinking tokens.
     thinking_budget: int | None = None
+    #: The request's thinking level, lower case (Gemini thinkingLevel, OpenAI reasoning_effort, Anthropic effort).
+    thinking_level: str | None = None
     media_resolution: str | None = None
     digest: str = ""
     #: Size of the request body, and the top-level parameters it set (e.g. temperature).

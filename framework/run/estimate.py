@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +21,30 @@ from visionbench.types import Capabilities, ImageItem, Request, Usage
 if TYPE_CHECKING:
     from visionbench.run.emulated import EmulatorProfiles
 
-#: Reply tokens assumed per answer (a number, or a number in a JSON array) when planning.
+#: Reply tokens assumed per answer whose label is a number (a number, or a number in a JSON array) when planning.
 OUTPUT_TOKENS_PER_ANSWER = 6
+
+
+def label_tokens(label: Any) -> int:
+    """Reply tokens planned for one answer of ``label``: a number ``OUTPUT_TOKENS_PER_ANSWER``, a yes/no one, a
+    string its text's tokens, an object or list its compact JSON's (as the emulator replies)."""
+    if isinstance(label, bool):
+        return text_tokens("yes")
+    if isinstance(label, int | float):
+        return OUTPUT_TOKENS_PER_ANSWER
+    text = label if isinstance(label, str) else json.dumps(label, separators=(",", ":"), ensure_ascii=False)
+    return max(1, text_tokens(text))
+
+
+def tokens_per_answer(labels: list[Any]) -> int:
+    """Reply tokens planned per answer: the mean of ``label_tokens`` over the dataset's labels, rounded up
+    (``OUTPUT_TOKENS_PER_ANSWER`` when no image has a label)."""
+    sizes = [label_tokens(v) for v in labels if v is not None]
+    return math.ceil(sum(sizes) / len(sizes)) if sizes else OUTPUT_TOKENS_PER_ANSWER
+
+
+#: The model params that set a thinking level, by provider protocol (their values are the emulator's levels).
+LEVEL_PARAMS = ("thinking_level", "reasoning_effort", "effort")
 
 
 def _fit(width: int, height: int, max_side: int | None) -> tuple[int, int]:
@@ -73,11 +97,17 @@ def thinking_per_request(
 
     The model's emulator profile says how a model thinks (per request, per image, per person the labels say):
     exact on average against the emulator, a plausible figure, not a measurement, for the real service.
-    A ``thinking_budget`` caps it (0: off); a model that thinks only when asked (Claude) thinks 0 without one.
+    A thinking level (``thinking_level``, ``reasoning_effort``, ``effort``) multiplies it by the profile's factor for
+    that level; a ``thinking_budget`` caps it (0: off); a model that thinks only when asked (Claude) thinks 0
+    without a budget.
     """
     found = profiles.resolve(model)
     people = [float(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0.0 for v in labels]
-    default = round(found[1].latency.expected_thinking(people)) if found is not None and found[0] != "*" else 0
+    default = 0
+    if found is not None and found[0] != "*":
+        level = next((str(params[name]) for name in LEVEL_PARAMS if params.get(name)), None)
+        latency = found[1].latency
+        default = round(latency.expected_thinking(people) * latency.level_factor(level))
     budget = params.get("thinking_budget")
     if isinstance(budget, int) and budget >= 0:
         emulated = plan.experiment.spec.emulator is not None
@@ -111,6 +141,7 @@ async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstima
     out: list[CellEstimate] = []
     counted_cache: dict[tuple, int | None] = {}
     profiles = _profiles(plan)
+    per_answer = tokens_per_answer([item.label for item in plan.items])
     for cell in exp.cells:
         strategy = plan.strategies[cell.id]
         caps = plan.providers[cell.provider].capabilities(cell.model)
@@ -139,8 +170,14 @@ async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstima
                 counted = counted_cache[key]
                 if counted is not None:
                     image_tokens, text, est.counted = max(0, counted - text), text, True
-            output = OUTPUT_TOKENS_PER_ANSWER * len(req.item_ids)
             same = req.provider is None and req.model is None  # as CellContext.ask hands out model_params
+            output = per_answer * len(req.item_ids)
+            cap = cell.model_params.get("max_output_tokens") if same else None
+            if isinstance(cap, int) and not isinstance(cap, bool) and 0 < cap < output:
+                output = cap
+                note = f"output capped at {cap} tokens/request (max_output_tokens)"
+                if note not in est.notes:
+                    est.notes.append(note)
             thinking, why = (
                 (0, "")
                 if provider.free
