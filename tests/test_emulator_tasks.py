@@ -491,3 +491,64 @@ async def test_plan_thinking_follows_the_thinking_controls_as_the_emulator_does(
     g, o = f"gemini/{GEMINI}", f"openai/{GPT}"
     assert thinking[f"{g}/low"] * 4 == thinking[f"{g}/high"] == thinking[f"{g}/sequential"] * 2 > 0  # 0.5, 2, 1
     assert thinking[f"{o}/low"] * 4 == thinking[f"{o}/high"] > 0
+
+
+async def _run_task(tmp_path: Path, name: str, labels: dict[str, Any], task: dict[str, Any]) -> Any:
+    """A run of ``task`` on copies of the sample images with ``labels``, emulated, on the three SDKs."""
+    from visionbench.results import bundle as bundle_mod
+    from visionbench.run.plan import load_plan
+    from visionbench.run.plugins import default_registry
+    from visionbench.run.runner import run
+
+    folder = dataset(tmp_path, labels, name=name)
+    profile_file = tmp_path / f"{name}-profiles.yaml"
+    profile_file.write_text(yaml.safe_dump({"seed": 1, "time_scale": 0, "defaults": QUIET, "models": {"*": {}}}))
+    config = {
+        "name": name,
+        "dataset": {"path": str(folder), "labels": "labels.json", "label_field": None},
+        "task": task,
+        "preprocessing": {"max_side": 512},
+        "emulator": {"profiles": str(profile_file)},
+        "retry": {"max_attempts": 2, "base_delay_s": 0.01, "max_delay_s": 0.05, "timeout_s": 20},
+        "matrix": [
+            {"provider": "gemini", "models": [GEMINI], "strategies": ["sequential", {"name": "single-prompt"}]},
+            {"provider": "anthropic", "models": [CLAUDE], "strategies": ["sequential"]},
+            {"provider": "openai", "models": [GPT], "strategies": ["sequential"]},
+        ],
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    data = bundle_mod.load(
+        await run(load_plan(path, default_registry()), results_dir=tmp_path / "r", cache_dir=tmp_path / "c")
+    )
+    bundle_mod.validate(data)
+    assert data["status"] == "complete" and len(data["cells"]) == 4
+    return data
+
+
+async def test_a_classification_task_end_to_end(tmp_path: Path) -> None:
+    """`answer: choice` through the three SDKs against the emulator: every reply is one of the choices, most right."""
+    choices = sorted(set(SCENE.values()))
+    prompt = f"What kind of scene is this? Answer with one of: {', '.join(choices)}."
+    data = await _run_task(tmp_path, "scenes", SCENE, {"answer": "choice", "choices": choices, "prompt": prompt})
+    for cell in data["cells"]:
+        assert cell["summary"]["errors"] == 0, cell["id"]
+        assert {a["value"] for a in cell["answers"].values()} <= set(choices), cell["id"]
+        assert cell["summary"]["exact_match"] >= 0.7, cell["id"]
+
+
+async def test_a_json_extraction_task_end_to_end(tmp_path: Path) -> None:
+    """`answer: json` with a schema, object labels, through the three SDKs against the emulator: every reply is an
+    object of the schema's fields, most of them right."""
+    labels = {name: {"scene": scene, "people": PERSON[name]} for name, scene in SCENE.items()}
+    schema = {
+        "type": "object",
+        "properties": {"scene": {"type": "string"}, "people": {"type": "boolean"}},
+        "required": ["scene", "people"],
+    }
+    prompt = "Describe the image as JSON: its scene and whether people are in it."
+    data = await _run_task(tmp_path, "extract", labels, {"answer": "json", "schema": schema, "prompt": prompt})
+    for cell in data["cells"]:
+        assert cell["summary"]["errors"] == 0, cell["id"]
+        assert all(set(a["value"]) == {"scene", "people"} for a in cell["answers"].values()), cell["id"]
+        assert cell["summary"]["field_match"] >= 0.7, cell["id"]

@@ -113,10 +113,11 @@ def numeric_labels(path: Path, field: str | None) -> dict[str, float]:
 
 
 def any_labels(path: Path, field: str | None) -> dict[str, Any]:
-    """The labels file's answers of any JSON type (numbers as floats, as counts always were); nulls are skipped."""
+    """The labels file's answers of any JSON type (numbers as floats, as counts always were; an object without
+    ``field`` is the label itself, a json task's); nulls are skipped."""
     return {
         name: float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
-        for name, value in read_labels(path, field).items()
+        for name, value in read_labels(path, field, objects=True).items()
         if value is not None
     }
 
