@@ -18,6 +18,7 @@ CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.yaml") if "matrix" in yam
 def test_the_shipped_experiment_configs_are_found() -> None:
     names = {p.stem for p in CONFIGS}
     assert {"quickstart", "adaptive-filter-emulated", "seed-notebook-emulated", "concurrency-sweep-emulated"} <= names
+    assert {"yes-no-emulated", "classify-emulated", "receipts-emulated"} <= names  # the task demos
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)

@@ -1,12 +1,15 @@
-"""Regenerate ``framework/sample_images/`` and ``framework/sample_crowds/``: small, licence-clean image sets.
+"""Regenerate ``framework/sample_images/``, ``sample_crowds/`` and ``sample_receipts/``: small, licence-clean sets.
 
 Every image comes from files inside installed wheels (scikit-image ``skimage/data/``, matplotlib
 ``mpl-data/sample_data/``). Multi-person photos with clear licences are rare, so the "group" images are
 composites: deterministic tiles of crops of the public-domain / CC0 portraits (astronaut Eileen Collins,
 Grace Hopper, the "camera" man), flipped, zoomed and tinted so they look varied. The crowd set
-(``sample_crowds.py``) draws scenes of 0 to 400 small people whose heads are the same three faces.
+(``sample_crowds.py``) draws scenes of 0 to 400 small people whose heads are the same three faces; the receipts
+(``sample_receipts.py``) are drawn with Pillow's bundled font. Beside ``labels.json`` (people counts) the sample images
+get ``labels-person.json`` (is there a person? for the yes/no demo) and ``labels-scene.json`` (one of ``SCENES``' kinds,
+for the classification demo).
 
-    python tools/make_sample_images.py [--out DIR] [--crowds-out DIR] [--check]
+    python tools/make_sample_images.py [--out DIR] [--crowds-out DIR] [--receipts-out DIR] [--check]
 
 ``--check`` also runs the ``local-faces`` detector on the sample images and prints what it counts.
 Needs scikit-image (only for its sample data; not a visionbench dependency): ``pip install scikit-image``.
@@ -24,11 +27,26 @@ import skimage
 from matplotlib import cbook
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 from sample_crowds import CROWDS, draw_crowd, file_name
+from sample_receipts import DEFAULT_OUT as DEFAULT_RECEIPTS_OUT
+from sample_receipts import write_receipts
 
 QUALITY = 85
 MAX_SIDE = 800
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "framework" / "sample_images"
 DEFAULT_CROWDS_OUT = Path(__file__).resolve().parents[1] / "framework" / "sample_crowds"
+#: What each sample image shows, for configs/classify-emulated.yaml (its prompt says what each kind means).
+SCENES = {
+    "astronaut.jpg": "portrait",
+    "camera.jpg": "outdoor",
+    "chelsea.jpg": "animal",
+    "coffee.jpg": "food",
+    "grace_hopper.jpg": "portrait",
+    "group_2.jpg": "group",
+    "group_3.jpg": "group",
+    "group_4.jpg": "group",
+    "group_6.jpg": "group",
+    "rocket.jpg": "outdoor",
+}
 LICENCE = "public domain / CC0 (derived from NASA, US Navy and CC0 photographs)"
 SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
 
@@ -161,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--crowds-out", type=Path, default=DEFAULT_CROWDS_OUT)
+    parser.add_argument("--receipts-out", type=Path, default=DEFAULT_RECEIPTS_OUT)
     parser.add_argument("--check", action="store_true", help="count people with local-faces afterwards")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -177,9 +196,13 @@ def main(argv: list[str] | None = None) -> None:
             "license": LICENCE,
         }
     (args.out / "labels.json").write_text(json.dumps(labels, indent=2) + "\n")
+    person = {name: label["person_count"] > 0 for name, label in sorted(labels.items())}  # type: ignore[operator]
+    (args.out / "labels-person.json").write_text(json.dumps(person, indent=2) + "\n")
+    (args.out / "labels-scene.json").write_text(json.dumps(dict(sorted(SCENES.items())), indent=2) + "\n")
     total = sum((args.out / name).stat().st_size for name in labels)
     print(f"wrote {len(labels)} images ({total / 1e6:.2f} MB) to {args.out}")
     write_crowds(args.crowds_out)
+    write_receipts(args.receipts_out)
     if args.check:
         import asyncio
 
