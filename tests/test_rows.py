@@ -300,10 +300,11 @@ async def test_a_vqa_jsonl_runs_against_the_emulator_with_each_rows_question(
             {"provider": "anthropic", "models": ["claude-haiku-4-5"], "strategies": ["sequential"]},
         ],
     )
-    data = bundle_mod.load(
-        await run(load_plan(path, default_registry()), results_dir=tmp_path / "r", cache_dir=tmp_path / "c")
-    )
+    out = await run(load_plan(path, default_registry()), results_dir=tmp_path / "r", cache_dir=tmp_path / "c")
+    data = bundle_mod.load(out)
     bundle_mod.validate(data)
+    lazy = bundle_mod.load(out, lazy=True)  # what report, compare and resume read
+    assert [item.fields for item in lazy.item_entries] == [{"question": q} for q, _ in VQA.values()]
     assert data["status"] == "complete" and len(data["cells"]) == 4
     for cell in data["cells"]:
         assert cell["summary"]["errors"] == 0, cell["id"]  # every reply parsed as yes/no
