@@ -32,14 +32,53 @@ def choice_key(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]|_", " ", normalise_text(strip_markdown(text))).split())
 
 
+#: A prompt template's syntax: ``{name}`` (a Python identifier) is a placeholder, ``{{`` and ``}}`` are literal
+#: braces; any other brace is literal as it stands, so a JSON example (``{"count": 3}``) needs no escaping.
+_TEMPLATE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def template_fields(template: str) -> list[str]:
+    """The distinct placeholders of a prompt template (``{question}``), in order of first use."""
+    if "{" not in template:
+        return []
+    return list(dict.fromkeys(m.group(1) for m in _TEMPLATE.finditer(template) if m.group(1)))
+
+
+def field_text(value: Any) -> str:
+    """A field's value as a prompt template writes it: a string as it is, anything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+def fill_template(template: str, fields: dict[str, Any] | None) -> str:
+    """``template`` with each ``{name}`` replaced by the field's text and ``{{``/``}}`` by one brace; a
+    template with no brace is returned as it is (no work on the hot path). A missing field is a KeyError (a plan
+    checks every item's fields before any request)."""
+    if "{" not in template and "}" not in template:
+        return template
+    values = fields or {}
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return match.group(0)[0] if name is None else field_text(values[name])
+
+    return _TEMPLATE.sub(one, template)
+
+
 @dataclass(frozen=True, slots=True)  # slots: a run holds one per image
 class ImageItem:
-    """One dataset image: its id (path relative to the dataset root), location, content hash and label."""
+    """One dataset image: its id (path relative to the dataset root), location, content hash and label; an item of
+    a rows manifest (JSONL, CSV, TSV) also has its row's other named fields (a question, options, metadata), which
+    fill the task prompt's ``{field}`` placeholders."""
 
     id: str
     path: Path
     sha256: str
     label: Any = None
+    fields: dict[str, Any] | None = field(default=None, hash=False, compare=True)
 
 
 @dataclass(frozen=True)

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import csv
 import hashlib
 import json
 import math
+import mimetypes
 import os
+import tempfile
+import urllib.parse
+import urllib.request
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
 
 import yaml
 
 from visionbench.errors import ConfigError
-from visionbench.types import ImageItem, Task, choice_key
+from visionbench.types import ImageItem, Task, choice_key, template_fields
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+#: Manifests of rows (an image, named fields and a reference answer per row), by file suffix.
+ROW_SUFFIXES = {".jsonl", ".csv", ".tsv"}
+#: Seconds to fetch one image URL of a rows manifest before it is an error.
+URL_TIMEOUT_S = 60.0
 
 # Which label values each task answer type accepts; None (unlabelled) is always allowed. A bool is an int in
 # Python, so it is refused by name where a number is expected.
@@ -59,10 +72,13 @@ class Items(Sequence[ImageItem]):
         self._labels: list[Any] = []
         self._odd_paths: dict[int, Path] = {}  # images not at base / id (a manifest's paths outside its folder)
         self._odd_sha: dict[int, str] = {}  # content hashes that are not hex (an unreadable file's marker)
-        for item_id, path, digest, label in entries:
+        self._fields: dict[int, dict[str, Any]] = {}  # a rows manifest's named fields, by row (folders have none)
+        for item_id, path, digest, label, *fields in entries:
             row = len(self._ids)
             self._ids.append(item_id)
             self._labels.append(label)
+            if fields and fields[0] is not None:
+                self._fields[row] = fields[0]
             if path != base / item_id:
                 self._odd_paths[row] = path
             try:
@@ -84,7 +100,7 @@ class Items(Sequence[ImageItem]):
         item_id = self._ids[row]
         path = self._odd_paths.get(row) or self._base / item_id
         sha = self._odd_sha.get(row) or self._sha[32 * row : 32 * row + 32].hex()
-        return ImageItem(item_id, path, sha, self._labels[row])
+        return ImageItem(item_id, path, sha, self._labels[row], self._fields.get(row))
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -104,11 +120,19 @@ class Items(Sequence[ImageItem]):
         for row in self._rows:
             yield self._item(row)
 
-    def identities(self) -> Iterator[tuple[str, str, Any]]:
-        """Each image's id, content hash and label, in order: what a bundle keeps of it, read from the columns
-        without making its ``ImageItem`` and path (a run's bundle header is written several times)."""
+    def identities(self) -> Iterator[tuple[str, str, Any, dict[str, Any] | None]]:
+        """Each image's id, content hash, label and fields (None but for a rows manifest), in order: what a bundle
+        keeps of it, read from the columns without making its ``ImageItem`` and path (a run's bundle header is
+        written several times)."""
+        fields = self._fields
         for row in self._rows:
-            yield self._ids[row], self._odd_sha.get(row) or self._sha[32 * row : 32 * row + 32].hex(), self._labels[row]
+            sha = self._odd_sha.get(row) or self._sha[32 * row : 32 * row + 32].hex()
+            yield self._ids[row], sha, self._labels[row], fields.get(row)
+
+    @property
+    def has_fields(self) -> bool:
+        """Whether any item has named fields (a rows manifest)."""
+        return bool(self._fields)
 
     def ids_and_labels(self) -> Iterator[tuple[str, Any]]:
         """Each image's id and label, in order, read from the columns: what a cell's summary needs of it, without
@@ -216,21 +240,26 @@ def read_labels(path: Path, field: str | None, objects: bool = False) -> dict[st
     return labels
 
 
-def _check_label_types(path: Path, labels: dict[str, Any], answer_type: str, task: Task | None = None) -> None:
+def _label_type_error(value: Any, answer_type: str, choices: dict[str, str]) -> str | None:
+    """Why ``value`` is not a label of ``answer_type`` (and ``choices``), or None when it is one."""
+    if answer_type == "choice" and isinstance(value, str) and choices and choice_key(value) not in choices:
+        return f"is {value!r}, which is not one of the task's choices ({', '.join(choices.values())})"
     allowed = _LABEL_TYPES[answer_type]
+    wrong_bool = isinstance(value, bool) and bool not in allowed
+    if value is not None and (wrong_bool or not isinstance(value, allowed)):
+        return (
+            f"is {value!r} ({type(value).__name__}); "
+            f"the task's answer type is {answer_type}, so labels must be {answer_type} or null"
+        )
+    return None
+
+
+def _check_label_types(path: Path, labels: dict[str, Any], answer_type: str, task: Task | None = None) -> None:
     choices = {choice_key(c): c for c in task.choices or ()} if task is not None else {}
     for name, value in labels.items():
-        if answer_type == "choice" and isinstance(value, str) and choices and choice_key(value) not in choices:
-            raise ConfigError(
-                f"{path}: label of {name!r} is {value!r}, which is not one of the task's choices "
-                f"({', '.join(choices.values())})"
-            )
-        wrong_bool = isinstance(value, bool) and bool not in allowed
-        if value is not None and (wrong_bool or not isinstance(value, allowed)):
-            raise ConfigError(
-                f"{path}: label of {name!r} is {value!r} ({type(value).__name__}); "
-                f"the task's answer type is {answer_type}, so labels must be {answer_type} or null"
-            )
+        why = _label_type_error(value, answer_type, choices)
+        if why:
+            raise ConfigError(f"{path}: label of {name!r} {why}")
 
 
 def _ids(base: Path, paths: list[Path]) -> dict[str, Path]:
@@ -255,13 +284,38 @@ def load_dataset(
     include: list[str] | None = None,
     answer_type: str | None = None,
     task: Task | None = None,
+    columns: Columns | None = None,
+    downloads: Path | None = None,
 ) -> Items:
-    """Items sorted by id, each with the sha256 of its content. Labels naming missing images, or not of
+    """Items sorted by id, each with the sha256 of its content (a rows manifest's: in its order, see
+    ``load_rows``). Labels naming missing images, or not of
     ``answer_type`` (or ``task``'s: integer, number, boolean, text, choice, json) when given, are an error, as
     are a choice task's labels that are not among its choices. A choice label is kept as the config writes the
     choice ("Indoor" for ``indoor`` when the choices say ``Indoor``)."""
     if task is not None:
         answer_type = task.answer_type
+    if is_rows_manifest(root):
+        if labels_file:
+            raise ConfigError(
+                f"{root}: a rows manifest holds its answers in a column (dataset.answer); dataset.labels is for "
+                "folders and lists of paths"
+            )
+        return load_rows(
+            root,
+            columns or Columns(),
+            label_field=label_field,
+            limit=limit,
+            include=include,
+            answer_type=answer_type,
+            task=task,
+            downloads=downloads,
+        )
+    if task is not None and (placeholders := template_fields(task.prompt)):
+        shown = ", ".join("{" + name + "}" for name in placeholders)
+        raise ConfigError(
+            f"{root}: task.prompt has placeholders ({shown}) that nothing fills: only a rows manifest (JSONL, CSV, "
+            "TSV) has fields; write {{ and }} for literal braces"
+        )
     base, by_id = _image_paths(root)
     labels = read_labels(base / labels_file, label_field, objects=answer_type == "json") if labels_file else {}
     if answer_type is not None and labels_file:
@@ -291,3 +345,257 @@ def _digest(path: Path, item_id: str) -> str:
     except OSError:
         # Unreadable now: the item gets a per-item error when it is prepared, and the run goes on.
         return f"unreadable:{item_id}"
+
+
+# --- rows manifests: JSONL, CSV, TSV -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which column of a rows manifest is the image, the reference answer and the id; the others are fields."""
+
+    image: str = "image"
+    answer: str = "answer"
+    id: str = "id"
+
+
+def is_rows_manifest(path: Path) -> bool:
+    """Whether ``path`` is a manifest of rows (JSONL, CSV, TSV) rather than a folder or a list of paths."""
+    return path.suffix.lower() in ROW_SUFFIXES and not path.is_dir()
+
+
+def default_downloads_dir() -> Path:
+    """Where image URLs are downloaded: ``downloads/`` in the image cache (VISIONBENCH_CACHE_DIR, else the user's
+    cache folder), keyed by the URL's hash."""
+    if os.environ.get("VISIONBENCH_CACHE_DIR"):
+        return Path(os.environ["VISIONBENCH_CACHE_DIR"]) / "downloads"
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "visionbench" / "images" / "downloads"
+
+
+def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """Each row of a JSONL, CSV or TSV manifest with the line it starts on (blank JSONL lines skipped)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    rows: list[tuple[int, dict[str, Any]]] = []
+    if path.suffix.lower() == ".jsonl":
+        for line_no, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{path}: line {line_no}: malformed JSON: {exc}") from None
+            if not isinstance(row, dict):
+                raise ConfigError(f"{path}: line {line_no}: a row must be a JSON object, not {type(row).__name__}")
+            rows.append((line_no, row))
+        return rows
+    reader = csv.DictReader(text.splitlines(keepends=True), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    if not reader.fieldnames:
+        return rows
+    start = reader.line_num + 1
+    for row in reader:
+        if None in row:
+            raise ConfigError(f"{path}: line {start}: more cells than the header's {len(reader.fieldnames)} columns")
+        rows.append((start, {k: v for k, v in row.items() if v is not None}))
+        start = reader.line_num + 1
+    return rows
+
+
+_BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def _typed_cell(value: str, answer_type: str) -> Any:
+    """A CSV/TSV answer cell as the task's answer type reads it; an empty cell is unlabelled."""
+    text = value.strip()
+    if not text:
+        return None
+    if answer_type == "integer":
+        return int(text)
+    if answer_type == "number":
+        return float(text)
+    if answer_type == "boolean":
+        if text.casefold() not in _BOOL_WORDS:
+            raise ValueError(f"{value!r} is not true/false (or yes/no, 1/0)")
+        return _BOOL_WORDS[text.casefold()]
+    if answer_type == "json":
+        return json.loads(text)
+    return value
+
+
+def _row_label(
+    where: str, value: Any, answer_type: str | None, task: Task | None, label_field: str | None, from_text: bool
+) -> Any:
+    """A row's answer cell as its label, checked as a labels file's labels are (``where`` names file, line and
+    column in errors)."""
+    if from_text and answer_type is not None and isinstance(value, str):
+        try:
+            value = _typed_cell(value, answer_type)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {value!r} is not a {answer_type} answer ({exc})") from None
+    if _not_finite(value):
+        raise ConfigError(f"{where}: the answer is or holds {value!r}; a label must be a finite number (or null)")
+    if isinstance(value, dict) and not (answer_type == "json" and label_field is None):
+        if label_field is None:
+            raise ConfigError(f"{where}: the answer is a mapping; set dataset.label_field to one of its keys")
+        if label_field not in value:
+            raise ConfigError(f"{where}: the answer has no field {label_field!r} (it has: {', '.join(value)})")
+        value = value[label_field]
+    if answer_type is not None:
+        why = _label_type_error(value, answer_type, {choice_key(c): c for c in task.choices or ()} if task else {})
+        if why:
+            raise ConfigError(f"{where}: the answer {why}")
+        if task is not None and task.choices and isinstance(value, str):
+            value = {choice_key(c): c for c in task.choices}[choice_key(value)]
+    return value
+
+
+def _data_url_bytes(url: str) -> bytes:
+    """The bytes of a ``data:`` URL (base64 or percent-encoded)."""
+    head, sep, payload = url.partition(",")
+    if not sep:
+        raise ValueError("a data URL needs a comma before its data")
+    if head.endswith(";base64"):
+        return base64.b64decode(payload, validate=True)
+    return urllib.parse.unquote_to_bytes(payload)
+
+
+def _suffix_for(url: str) -> str:
+    if url.startswith("data:"):
+        mime = url[5:].split(",", 1)[0].split(";", 1)[0]
+        return mimetypes.guess_extension(mime) or "" if mime else ""
+    suffix = Path(urllib.parse.urlsplit(url).path).suffix.lower()
+    return suffix if suffix in IMAGE_SUFFIXES else ""
+
+
+def _store(folder: Path, name: str, data: bytes) -> Path:
+    """``data`` at ``folder / name``, written whole or not at all (a rename)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    fd, tmp = tempfile.mkstemp(prefix=".part-", dir=folder)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.replace(tmp, target)
+    return target
+
+
+def _fetch(url: str, folder: Path) -> Path:
+    """The image at ``url``, downloaded once into ``folder`` under the URL's sha256 (kept for later runs)."""
+    target = folder / (hashlib.sha256(url.encode()).hexdigest() + _suffix_for(url))
+    if target.is_file():
+        return target
+    with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as reply:  # noqa: S310 - http(s) only, checked
+        data = reply.read()
+    if not data:
+        raise ValueError("the reply is empty")
+    return _store(folder, target.name, data)
+
+
+def _row_images(manifest: Path, wanted: list[tuple[str, str]], downloads: Path) -> dict[str, Path]:
+    """Each row image (``(where, image)``: a path, an http(s) URL or a data URL) as a local file: URLs downloaded
+    (8 at a time) and data URLs decoded into ``downloads``. A URL that cannot be fetched is an error naming it."""
+    paths: dict[str, Path] = {}
+    urls: dict[str, str] = {}
+    for where, image in wanted:
+        if image in paths or image in urls:
+            continue
+        if image.startswith("data:"):
+            try:
+                data = _data_url_bytes(image)
+            except (ValueError, binascii.Error) as exc:
+                raise ConfigError(f"{where}: malformed data URL ({exc})") from None
+            name = "data-" + hashlib.sha256(data).hexdigest() + _suffix_for(image)
+            paths[image] = downloads / name if (downloads / name).is_file() else _store(downloads, name, data)
+        elif image.startswith(("http://", "https://")):
+            urls[image] = where
+        else:
+            paths[image] = manifest.parent / image
+            if not paths[image].is_file():
+                raise ConfigError(f"{where}: image {image!r} does not exist (paths are relative to the manifest)")
+    if urls:
+
+        def fetch(url: str) -> tuple[str, Path | str]:
+            try:
+                return url, _fetch(url, downloads)
+            except Exception as exc:  # noqa: BLE001 - any failure to fetch is reported with the URL
+                return url, str(exc) or type(exc).__name__
+
+        with ThreadPoolExecutor(max_workers=min(8, len(urls))) as pool:
+            for url, got in pool.map(fetch, urls):
+                if isinstance(got, str):
+                    raise ConfigError(f"{urls[url]}: cannot fetch {url}: {got}")
+                paths[url] = got
+    return paths
+
+
+def load_rows(
+    manifest: Path,
+    columns: Columns,
+    *,
+    label_field: str | None = None,
+    limit: int | None = None,
+    include: list[str] | None = None,
+    answer_type: str | None = None,
+    task: Task | None = None,
+    downloads: Path | None = None,
+) -> Items:
+    """The items of a rows manifest (JSONL, CSV, TSV), in the file's order: each row's image (a path relative to
+    the manifest, an http(s) URL downloaded once into ``downloads``, or a data URL), its answer column typed by
+    the task's answer type and checked as labels files are, its id (the id column, else the image's path, else
+    ``row-N``) and its other columns as fields. Errors name the file, the line and the column."""
+    if task is not None:
+        answer_type = task.answer_type
+    from_text = manifest.suffix.lower() != ".jsonl"
+    needed = template_fields(task.prompt) if task is not None else []
+    chosen: list[tuple[str, str, Any, dict[str, Any]]] = []  # (id, image, label, fields)
+    seen: dict[str, int] = {}
+    wanted = set(include) if include is not None else None
+    for line_no, row in _read_rows(manifest):
+        at = f"{manifest}: line {line_no}"
+        image = row.get(columns.image)
+        if not isinstance(image, str) or not image.strip():
+            raise ConfigError(f"{at}, column {columns.image!r}: no image (a path, an http(s) URL or a data URL)")
+        image = image.strip()
+        raw_id = row.get(columns.id)
+        if raw_id is not None and str(raw_id).strip():
+            item_id = str(raw_id).strip()
+        elif image.startswith(("data:", "http://", "https://")):
+            item_id = f"row-{len(seen) + 1}"
+        else:
+            item_id = Path(image).as_posix()
+        if item_id in seen:
+            raise ConfigError(
+                f"{at}: id {item_id!r} is also line {seen[item_id]}'s; ids must be unique "
+                f"(give each row an {columns.id!r} column)"
+            )
+        seen[item_id] = line_no
+        label = _row_label(
+            f"{at}, column {columns.answer!r}", row.get(columns.answer), answer_type, task, label_field, from_text
+        )
+        fields = {k: v for k, v in row.items() if k not in (columns.image, columns.answer, columns.id)}
+        for name in needed:
+            if fields.get(name) is None:
+                has = ", ".join(fields) or "none"
+                raise ConfigError(
+                    f"{at}, column {name!r}: the row has no {name!r}, which task.prompt's {{{name}}} needs "
+                    f"(its fields: {has}; the image, answer and id columns are not fields)"
+                )
+        if wanted is None or item_id in wanted:
+            chosen.append((item_id, image, label, fields))
+    if wanted is not None:
+        unknown = sorted(wanted - set(seen))
+        if unknown:
+            raise ConfigError(f"{manifest}: dataset.include names items that are not there: {', '.join(unknown)}")
+    chosen = chosen[:limit] if limit else chosen
+    if not chosen:
+        raise ConfigError(f"{manifest}: no rows")
+    where = {image: f"{manifest}: line {seen[i]}, column {columns.image!r}" for i, image, _, _ in chosen}
+    paths = _row_images(manifest, [(w, image) for image, w in where.items()], downloads or default_downloads_dir())
+    return Items(
+        manifest.parent,
+        ((i, paths[image], _digest(paths[image], i), label, fields) for i, image, label, fields in chosen),
+    )

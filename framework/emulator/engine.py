@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,6 +86,9 @@ class Engine:
         self.clock = clock
         self.catalogue = catalogue or Catalogue.now(profiles)
         self.models: dict[str, ModelState] = {}
+        #: The last requests answered from the dataset: each one's prompt and the dataset keys its images matched
+        #: (None: unknown), newest last; bounded, for tests and debugging (a rows manifest's per-item prompts).
+        self.asked: deque[tuple[str, tuple[str | None, ...]]] = deque(maxlen=10_000)
 
     def state(self, model: str, protocol: str) -> ModelState:
         """The state of ``model``; raises Rejected(not_found) for a model the service would not serve."""
@@ -313,6 +317,7 @@ class Engine:
         notes: list[str] = []
         people: list[float] = []
         choices = self.index.choices if self.index else []
+        keys: list[str | None] = []
         for info, part in zip(infos, parts):
             if answers.source == "detector":
                 values.append(await self._detect(info, part, notes))
@@ -320,6 +325,7 @@ class Engine:
                 people.append(values[-1])
                 continue
             match = self.index.match(info.fingerprint, answers.max_hash_distance) if self.index else None
+            keys.append(match.key if match else None)
             if match is None or match.key is None or match.label is None:
                 st.stats.unknown_images += 1
                 dist = f" (nearest hash distance {match.distance})" if match else ""
@@ -340,6 +346,7 @@ class Engine:
                 )
             )
             kinds.append(kind)
+        self.asked.append((req.prompt, tuple(keys)))
         return values, kinds, notes, people
 
     async def _unknown(

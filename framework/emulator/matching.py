@@ -16,6 +16,7 @@ import base64
 import binascii
 import io
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,8 +145,6 @@ class DatasetIndex:
         cls, folder: str | Path, labels_file: str | None = "labels.json", label_field: str | None = "person_count"
     ) -> DatasetIndex:
         """Fingerprint the labelled images of ``folder`` (every image when there is no labels file)."""
-        from PIL import Image, ImageOps
-
         folder = Path(folder)
         if not folder.is_dir():
             raise ValueError(f"emulator dataset {folder} is not a folder")
@@ -158,9 +157,16 @@ class DatasetIndex:
             names = sorted(labels)
         else:
             names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        return cls.from_images((name, folder / name, labels.get(name)) for name in names)
+
+    @classmethod
+    def from_images(cls, entries: Iterable[tuple[str, Path, Any]]) -> DatasetIndex:
+        """Fingerprint these images (key, path, label): a folder's, or a rows manifest's items with each row's
+        answer (a run's emulator is given the run's items)."""
+        from PIL import Image, ImageOps
+
         keys, values, prints = [], [], []
-        for name in names:
-            path = folder / name
+        for name, path, label in entries:
             if not path.is_file():
                 log.warning("emulator: labelled image %s is missing; skipped", path)
                 continue
@@ -172,7 +178,7 @@ class DatasetIndex:
                 log.warning("emulator: cannot read %s (%s); skipped", path, exc)
                 continue
             keys.append(name)
-            values.append(labels.get(name))
+            values.append(label)
         return cls(keys, values, prints)
 
     def kind(self) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -95,6 +95,7 @@ class Emulator:
         profiles: EmulatorProfiles | str | Path | None = None,
         *,
         dataset: str | Path | None = None,
+        images: Sequence[tuple[str, Path, Any]] | None = None,
         labels: str | None = "labels.json",
         label_field: str | None = "person_count",
         host: str = "127.0.0.1",
@@ -111,6 +112,8 @@ class Emulator:
             raise ValueError(f"time_scale must be >= 0, not {time_scale}")
         self.profiles = profiles if isinstance(profiles, EmulatorProfiles) else load_profiles(profiles)
         self.dataset = Path(dataset) if dataset is not None else None
+        #: The dataset as (key, image path, label) instead of a folder: a rows manifest's items, each with its answer.
+        self.images = images
         self.labels, self.label_field = labels, label_field
         self.host, self.port = host, port
         self.time_scale = self.profiles.time_scale if time_scale is None else time_scale
@@ -147,7 +150,10 @@ class Emulator:
         return app
 
     async def __aenter__(self) -> Emulator:
-        if self.dataset is not None:
+        if self.images is not None:
+            self.index = await asyncio.to_thread(DatasetIndex.from_images, self.images)
+            log.info("emulator: indexed %d dataset images", len(self.index))
+        elif self.dataset is not None:
             self.index = await asyncio.to_thread(DatasetIndex.build, self.dataset, self.labels, self.label_field)
             log.info("emulator: indexed %d dataset images from %s", len(self.index), self.dataset)
         self.engine = Engine(

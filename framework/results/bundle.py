@@ -62,8 +62,18 @@ def jsonable(value: Any) -> Any:
 
 
 def item_to_json(item: ImageItem) -> dict[str, Any]:
-    """One of the bundle's ``items``."""
-    return {"id": item.id, "sha256": item.sha256, "label": item.label}
+    """One of the bundle's ``items``: ``fields`` only for an item that has them (a rows manifest's)."""
+    out = {"id": item.id, "sha256": item.sha256, "label": item.label}
+    if item.fields is not None:
+        out["fields"] = item.fields
+    return out
+
+
+def _identity(item_id: str, sha: str, label: Any, fields: dict[str, Any] | None) -> dict[str, Any]:
+    out = {"id": item_id, "sha256": sha, "label": label}
+    if fields is not None:
+        out["fields"] = fields
+    return out
 
 
 class ItemList(Sequence[dict[str, Any]]):
@@ -82,7 +92,7 @@ class ItemList(Sequence[dict[str, Any]]):
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if isinstance(self._items, Items):  # a dataset's columns: no ImageItem made for each entry
-            return ({"id": i, "sha256": sha, "label": label} for i, sha, label in self._items.identities())
+            return (_identity(*entry) for entry in self._items.identities())
         return map(item_to_json, self._items)
 
 

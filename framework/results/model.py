@@ -211,6 +211,8 @@ class ItemJson(View):
     id: str
     sha256: str
     label: Any
+    #: A rows manifest's named fields of the item (its question, options, metadata); absent for a folder's images.
+    fields: dict[str, Any] | None = None
 
 
 #: Dataclasses of the plugin API that stand for objects in a bundle: plain JSON of them is read through a view.

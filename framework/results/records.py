@@ -163,6 +163,8 @@ class ItemEntry(_Fixed):
     """One of a bundle's ``items``."""
 
     __slots__ = KEYS = ("id", "sha256", "label")
+    #: A compact entry is a folder's item, which has no fields (a rows manifest's item stays an ``ItemJson``).
+    fields = None
 
     def __init__(self, id: Any, sha256: Any, label: Any) -> None:  # noqa: A002 - the bundle's key
         self.id, self.sha256, self.label = id, sha256, label  # a bundle has one per image: no loop

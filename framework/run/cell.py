@@ -31,6 +31,7 @@ from visionbench.types import (
     ImageItem,
     PreparedImage,
     Request,
+    template_fields,
 )
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ class CellContext:
         # What StrategyContext shows a strategy of its cell.
         self.cell_id = run.cell_id
         self.task = run.task
+        #: Whether the prompt has ``{field}`` placeholders: then each request's prompt is filled from its items.
+        self._templated = bool(template_fields(run.task.prompt))
         self.preprocessing = run.preprocessing
         self.provider = run.provider
         self.model = run.model
@@ -141,12 +144,16 @@ class CellContext:
         if not prepared:
             return failed
         n = len(prepared)
+        fields = None
+        if self._templated:  # a request's images share one prompt (the plan refuses several that differ)
+            first = prepared[0].item_id
+            fields = next(item.fields for item in items if item.id == first)
         schema = response_schema(self.task, n)
         structured = schema is not None and self.capabilities(where.provider, where.model).structured_output
         request = Request(
             model=where.model,
             task=self.task,
-            prompt=prompt_for(self.task, n),
+            prompt=prompt_for(self.task, n, fields),
             images=tuple(prepared),
             params=self.model_params if own else {},
             response_schema=schema if structured else None,
@@ -189,11 +196,12 @@ class CellContext:
         schema = response_schema(self.task, 1)  # a json task's schema, where the provider takes one
         if schema is not None and not self.capabilities(self.provider, self.model).structured_output:
             schema = None
+        fields = {item.id: item.fields for item in items} if self._templated else {}
         requests = {
             custom_id: Request(
                 self.model,
                 self.task,
-                prompt_for(self.task, 1),
+                prompt_for(self.task, 1, fields.get(image.item_id)),
                 (image,),
                 dict(self.model_params),
                 response_schema=schema,

@@ -25,8 +25,13 @@ from visionbench.types import AnswerType, DecimalMark, Task, choice_key
 
 
 class DatasetSpec(StrictModel):
-    #: A folder of images, or a manifest file (JSON/YAML list of image paths).
+    #: A folder of images, a manifest file (JSON/YAML list of image paths), or a manifest of rows (JSONL, CSV, TSV).
     path: str
+    #: A rows manifest's columns: the image (a path relative to the manifest, an http(s) URL or a data URL), the
+    #: reference answer and the item's id (default: the image's path, or ``row-N`` for a URL); the others are fields.
+    image: str = "image"
+    answer: str = "answer"
+    id: str = "id"
     #: Labels file (JSON or YAML: {image: value or {field: value}}), relative to the dataset folder.
     labels: str | None = None
     #: When labels are objects, the field holding the expected answer.

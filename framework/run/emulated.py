@@ -9,14 +9,17 @@ directly); nothing else changes: no provider's options, no environment variable.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from visionbench.clock import REAL_CLOCK, Clock
+from visionbench.data.dataset import is_rows_manifest
 from visionbench.errors import ConfigError
 from visionbench.provider import Endpoint, Provider
 from visionbench.run.config import EndpointSpec, Experiment
+from visionbench.types import ImageItem
 
 if TYPE_CHECKING:  # the emulator is imported only when a run or plan needs it (its server costs ~0.4 s)
     from visionbench.emulator.profile_schema import EmulatorProfiles
@@ -70,20 +73,35 @@ def profiles(experiment: Experiment, *, strict: bool = True) -> EmulatorProfiles
         raise ConfigError(f"{experiment.source}: emulator.profiles: {exc}") from None
 
 
+def _as_label(value: Any) -> Any:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
 @asynccontextmanager
 async def emulated(
-    experiment: Experiment, providers: Mapping[str, Provider], *, session: int = 0, clock: Clock = REAL_CLOCK
+    experiment: Experiment,
+    providers: Mapping[str, Provider],
+    *,
+    session: int = 0,
+    clock: Clock = REAL_CLOCK,
+    items: Sequence[ImageItem] | None = None,
 ) -> AsyncIterator[dict[str, Provider]]:
     """Start the local emulator; yield ``providers`` with each emulated endpoint's provider built anew, pointed at
-    it (the others as they are). The emulator stops on the way out."""
+    it (the others as they are). The emulator stops on the way out. On a rows manifest (and no
+    ``emulator.dataset``) the emulator answers from ``items``, the run's, each with its row's answer."""
     from visionbench.emulator import Emulator
 
     spec = experiment.spec
     emu_spec = spec.emulator
     assert emu_spec is not None
     base = experiment.source.parent
-    dataset = (base / emu_spec.dataset).resolve() if emu_spec.dataset else experiment.dataset_path
-    if dataset.is_file():  # a manifest: its images and labels file are named relative to its folder
+    dataset: Path | None = (base / emu_spec.dataset).resolve() if emu_spec.dataset else experiment.dataset_path
+    images = None
+    if not emu_spec.dataset and items is not None and is_rows_manifest(experiment.dataset_path):
+        # Numbers as floats, as the emulator reads labels files.
+        images = [(item.id, item.path, _as_label(item.label)) for item in items]
+        dataset = None
+    elif dataset is not None and dataset.is_file():  # a list manifest: names are relative to its folder
         dataset = dataset.parent
     profiles = (base / emu_spec.profiles).resolve() if emu_spec.profiles else None
     valid_keys = None
@@ -97,6 +115,7 @@ async def emulated(
     async with Emulator(
         profiles,
         dataset=dataset,
+        images=images,
         labels=emu_spec.labels or spec.dataset.labels,
         label_field=emu_spec.label_field or spec.dataset.label_field,
         time_scale=emu_spec.time_scale,

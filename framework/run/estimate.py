@@ -151,7 +151,8 @@ async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstima
             model = req.model or cell.model
             provider = plan.providers[provider_name]
             side = req.max_side if req.max_side is not None else cell.preprocessing.max_side
-            prompt = prompt_for(exp.task, len(req.item_ids))
+            first = items.get(req.item_ids[0]) if req.item_ids else None
+            prompt = prompt_for(exp.task, len(req.item_ids), first.fields if first else None)
             text = text_tokens(prompt + (exp.task.system or ""))
             image_tokens: int | None = 0
             fitted = tuple(_fit(*sizes.get(item_id, (0, 0)), side) for item_id in req.item_ids)
@@ -238,7 +239,7 @@ async def _counted(
                 images.append(pre.prepare(items[item_id], settings))
             except ItemError:
                 continue
-    prompt = prompt_for(exp.task, len(images))
+    prompt = prompt_for(exp.task, len(images), items[item_ids[0]].fields if images else None)
     request = Request(model, exp.task, prompt, tuple(images))
     return await plan.providers[provider_name].count_tokens(request) if images else 0
 

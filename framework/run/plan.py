@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from visionbench.clock import REAL_CLOCK, Clock
-from visionbench.data.dataset import Items, load_dataset
+from visionbench.data.dataset import Columns, Items, default_downloads_dir, load_dataset
 from visionbench.errors import ConfigError
 from visionbench.provider import Provider
 from visionbench.run.config import EndpointSpec, Experiment, build_strategy, default_endpoint, load_experiment
@@ -16,6 +16,7 @@ from visionbench.run.emulated import emulated, profiles, unserved
 from visionbench.run.plugins import Registry
 from visionbench.services.lifecycle import model_warnings
 from visionbench.strategy import Strategy
+from visionbench.types import ImageItem, fill_template, template_fields
 
 
 @dataclass
@@ -44,6 +45,39 @@ def build_provider(registry: Registry, endpoint: EndpointSpec) -> Provider:
     return registry.providers[endpoint.plugin](endpoint.options)
 
 
+def downloads_dir(experiment: Experiment) -> Path:
+    """Where a rows manifest's image URLs are downloaded: ``downloads/`` in the config's ``cache_dir``, else in
+    the default image cache (VISIONBENCH_CACHE_DIR, else the user's cache folder)."""
+    cache_dir = experiment.spec.cache_dir
+    return Path(cache_dir) / "downloads" if cache_dir else default_downloads_dir()
+
+
+def _one_prompt_per_request(
+    experiment: Experiment, strategies: dict[str, Strategy], providers: dict[str, Provider], items: Items
+) -> None:
+    """A templated prompt differs per item: refuse a cell that would ask several items in one request (the
+    single-prompt strategy) when their filled prompts differ; one prompt words a request."""
+    by_id: dict[str, ImageItem] | None = None
+    for cell in experiment.cells:
+        caps = providers[cell.provider].capabilities(cell.model)
+        if caps.max_images_per_request <= 1:
+            continue
+        for req in strategies[cell.id].plan(items, caps):
+            if len(req.item_ids) < 2:
+                continue
+            by_id = by_id if by_id is not None else {item.id: item for item in items}
+            first = by_id[req.item_ids[0]]
+            for other in req.item_ids[1:]:
+                if fill_template(experiment.task.prompt, by_id[other].fields) != fill_template(
+                    experiment.task.prompt, first.fields
+                ):
+                    raise ConfigError(
+                        f"{experiment.source}: cell {cell.id}: strategy {cell.strategy!r} asks several items in "
+                        f"one request, but task.prompt's placeholders give items {first.id!r} and {other!r} "
+                        "different prompts; use a strategy that sends one item per request"
+                    )
+
+
 def prepare(experiment: Experiment, registry: Registry) -> Plan:
     """Load the dataset, build one provider per endpoint and the strategies, and check every cell can run.
     Raises ConfigError."""
@@ -52,7 +86,16 @@ def prepare(experiment: Experiment, registry: Registry) -> Plan:
     ds = spec.dataset
     if spec.emulator is not None:
         profiles(experiment)  # a missing or invalid profiles file is a config error before anything runs
-    items = load_dataset(experiment.dataset_path, ds.labels, ds.label_field, ds.limit, ds.include, task=experiment.task)
+    items = load_dataset(
+        experiment.dataset_path,
+        ds.labels,
+        ds.label_field,
+        ds.limit,
+        ds.include,
+        task=experiment.task,
+        columns=Columns(ds.image, ds.answer, ds.id),
+        downloads=downloads_dir(experiment),
+    )
     strategies = {cell.id: build_strategy(registry, cell) for cell in experiment.cells}
 
     needed: list[tuple[str, str, str]] = []  # (endpoint, model, where)
@@ -82,6 +125,8 @@ def prepare(experiment: Experiment, registry: Registry) -> Plan:
         why = strategies[cell.id].check(providers[cell.provider].capabilities(cell.model))
         if why:
             raise ConfigError(f"{src}: cell {cell.id}: strategy {cell.strategy!r} cannot run here: {why}")
+    if template_fields(task.prompt):
+        _one_prompt_per_request(experiment, strategies, providers, items)
     for cell in experiment.cells:  # tier-1 requests on another model go without the cell's model_params
         try:
             providers[cell.provider].validate_params(cell.model, dict(cell.model_params))
@@ -102,7 +147,7 @@ async def routed(plan: Plan, *, emulate: bool = True, clock: Clock = REAL_CLOCK)
     if not emulate or experiment.spec.emulator is None:
         yield plan
         return
-    async with emulated(experiment, plan.providers, session=plan.session, clock=clock) as providers:
+    async with emulated(experiment, plan.providers, session=plan.session, clock=clock, items=plan.items) as providers:
         yield replace(plan, providers=providers)
 
 

@@ -6,14 +6,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from visionbench.types import Task
+from visionbench.types import Task, fill_template
 
 _JSON_TYPES = {"integer": "integer", "number": "number", "boolean": "boolean", "text": "string", "choice": "string"}
 
 
-def prompt_for(task: Task, n: int) -> str:
-    """The prompt of a request of ``n`` images: the task's own for one, the labelled wording for several."""
-    return task.prompt if n == 1 else multi_image_prompt(task, n)
+def prompt_for(task: Task, n: int, fields: dict[str, Any] | None = None) -> str:
+    """The prompt of a request of ``n`` images: the task's own for one, the labelled wording for several; its
+    ``{field}`` placeholders filled from ``fields`` (an item's row; several images share one prompt, checked by
+    the plan), ``{{``/``}}`` written as one brace."""
+    prompt = fill_template(task.prompt, fields)
+    return prompt if n == 1 else multi_image_prompt(task, n, prompt)
 
 
 def _per_image(task: Task, n: int) -> str:
@@ -31,11 +34,12 @@ def _per_image(task: Task, n: int) -> str:
     return f"{n} {_JSON_TYPES[task.answer_type]} values,"
 
 
-def multi_image_prompt(task: Task, n: int) -> str:
-    """The single-prompt wording: images are labelled Image 1..N and one JSON array answers them in order."""
+def multi_image_prompt(task: Task, n: int, prompt: str | None = None) -> str:
+    """The single-prompt wording: images are labelled Image 1..N and one JSON array answers them in order
+    (``prompt``: the task's, filled; default: the task's as written)."""
     return (
         f"You are given {n} images, labelled Image 1 to Image {n} in the order they appear.\n"
-        f"For each image, answer this question: {task.prompt}\n"
+        f"For each image, answer this question: {task.prompt if prompt is None else prompt}\n"
         f"Reply with only a JSON array of {_per_image(task, n)} "
         f"one per image in order (Image 1 first), and nothing else."
     )
