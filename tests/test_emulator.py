@@ -102,6 +102,12 @@ def test_token_formulas_match_recorded_usage() -> None:
     assert tokens.gemini_image_tokens(3008, 2000) == 3354  # cassette gemini_2.0-flash_image-png-3008x2000
     assert tokens.gemini_image_tokens(384, 300) == 258
     assert tokens.gemini_image_tokens(1000, 1000, model="gemini-3-flash-preview") == 1120
+    # Gemini 3 and later by media resolution level, whatever the size (gemini-4-argon took the 2.x tile fit: 1806)
+    assert tokens.gemini_image_tokens(540, 360, model="gemini-4-argon") == 1120
+    assert tokens.gemini_image_tokens(540, 360, model="models/gemini-4-argon", media_resolution="low") == (
+        tokens.gemini_image_tokens(540, 360, model="gemini-3.5-flash", media_resolution="low")
+    )
+    assert tokens.gemini_image_tokens(540, 360, model="gemini-2.5-flash") == 1806
     assert tokens.anthropic_image_tokens(540, 360) == 260
     # haiku-4-5 cassette: 540x360 JPEG + "What is this vegetable?" -> 276 input tokens
     assert 260 + tokens.text_tokens("What is this vegetable?") + tokens.ANTHROPIC_OVERHEAD == 276

@@ -78,8 +78,9 @@ def anthropic_image_tokens(width: int, height: int) -> int:
 
 
 def _is_gemini3(model: str) -> bool:
-    name = model.removeprefix("models/")
-    return name.startswith("gemini-3")
+    """Gemini 3 and later (3.x, 4-argon...): a fixed budget per media resolution level, not the 2.x tile fit."""
+    match = re.match(r"gemini-(\d+)", model.removeprefix("models/"))
+    return match is not None and int(match.group(1)) >= 3
 
 
 #: OpenAI tile rule: (model prefix, base tokens, tokens per 512-px tile), longest prefix first.
