@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from visionbench import __version__
+from visionbench.data.dataset import default_cache_dir
 from visionbench.errors import BudgetExceeded, InputError, VisionbenchError
 from visionbench.report.terminal import FORMATS, next_steps, print_report
 from visionbench.results.bundle import load as load_bundle
@@ -63,14 +64,6 @@ def budget_usd(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: the budget must be a positive, finite number of dollars")
     return value
-
-
-def default_cache_dir() -> Path:
-    """VISIONBENCH_CACHE_DIR, else the user's cache folder."""
-    if os.environ.get("VISIONBENCH_CACHE_DIR"):
-        return Path(os.environ["VISIONBENCH_CACHE_DIR"])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "visionbench" / "images"
 
 
 def _run_to_the_end(coro: Coroutine[Any, Any, T]) -> T:

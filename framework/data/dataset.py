@@ -158,13 +158,21 @@ class Items(Sequence[ImageItem]):
         return self._view(array("q", (row for row in self._rows if self._ids[row] not in ids)))
 
 
-def _read_mapping_or_list(path: Path) -> Any:
+def read_text(path: Path, what: str = "") -> str:
+    """A text file the user wrote (a config, labels, a manifest), UTF-8 with or without a BOM; a file that cannot
+    be read or is not UTF-8 is a ConfigError naming it (``what``: "config" makes "cannot read config")."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise ConfigError(f"{path}: cannot read{' ' + what if what else ''}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not valid UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+        raise ConfigError(
+            f"{path}: not valid UTF-8 text (byte {exc.start}); save {'the ' + what if what else 'it'} as UTF-8"
+        ) from None
+
+
+def _read_mapping_or_list(path: Path) -> Any:
+    text = read_text(path)
     try:
         return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
@@ -364,23 +372,22 @@ def is_rows_manifest(path: Path) -> bool:
     return path.suffix.lower() in ROW_SUFFIXES and not path.is_dir()
 
 
-def default_downloads_dir() -> Path:
-    """Where image URLs are downloaded: ``downloads/`` in the image cache (VISIONBENCH_CACHE_DIR, else the user's
-    cache folder), keyed by the URL's hash."""
+def default_cache_dir() -> Path:
+    """The image cache's folder: VISIONBENCH_CACHE_DIR, else the user's cache folder."""
     if os.environ.get("VISIONBENCH_CACHE_DIR"):
-        return Path(os.environ["VISIONBENCH_CACHE_DIR"]) / "downloads"
+        return Path(os.environ["VISIONBENCH_CACHE_DIR"])
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "visionbench" / "images" / "downloads"
+    return base / "visionbench" / "images"
+
+
+def default_downloads_dir() -> Path:
+    """Where image URLs are downloaded: ``downloads/`` in the image cache, keyed by the URL's hash."""
+    return default_cache_dir() / "downloads"
 
 
 def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """Each row of a JSONL, CSV or TSV manifest with the line it starts on (blank JSONL lines skipped)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not valid UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    text = read_text(path)
     rows: list[tuple[int, dict[str, Any]]] = []
     if path.suffix.lower() == ".jsonl":
         for line_no, line in enumerate(text.splitlines(), 1):

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
+from visionbench.data.dataset import read_text
 from visionbench.errors import ConfigError
 from visionbench.preprocessing import Preprocessing
 from visionbench.run.calling import RetryPolicy
@@ -240,12 +241,7 @@ def format_validation_error(source: Path | str, err: ValidationError, prefix: st
 
 
 def load_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not valid UTF-8 text (byte {exc.start}); save the config as UTF-8") from None
+    text = read_text(path, "config")
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
