@@ -171,14 +171,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.resume:
         from visionbench.run.resume import prepare_resume
 
-        plan, previous = prepare_resume(args.resume, registry, retry_errors=args.retry_errors)
+        plan, previous = prepare_resume(args.resume, registry, retry_errors=args.retry_errors, cache_dir=args.cache_dir)
         experiment = plan.experiment
         run_id = previous.run_id
         run_dir = Path(args.resume).resolve()
         run_dir = run_dir if run_dir.is_dir() else run_dir.parent
         args.results = str(run_dir.parent)  # the bundle is carried on where it is
     elif args.config:
-        plan = load_plan(args.config, registry, dataset=args.dataset)
+        plan = load_plan(args.config, registry, dataset=args.dataset, cache_dir=args.cache_dir)
         experiment = plan.experiment
         run_id = new_run_id(experiment.name)
     else:

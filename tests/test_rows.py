@@ -232,6 +232,29 @@ def test_urls_are_downloaded_once_into_the_cache(tmp_path: Path, image_server: t
         load_dataset(manifest, None, None, task=BOOL, downloads=tmp_path / "dl")
 
 
+def test_cache_dir_given_to_the_plan_holds_the_downloads(
+    tmp_path: Path, image_server: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run --cache-dir DIR` (load_plan's cache_dir) puts a manifest's downloads in DIR/downloads, over the default."""
+    from visionbench.run.plan import load_plan
+    from visionbench.run.plugins import default_registry
+
+    monkeypatch.setenv("VISIONBENCH_CACHE_DIR", str(tmp_path / "default-cache"))
+    base, _ = image_server
+    write_jsonl(tmp_path / "u.jsonl", [{"image": f"{base}/img/rocket.jpg", "answer": False, "question": "A person?"}])
+    config = {
+        "name": "dl",
+        "dataset": {"path": "u.jsonl"},
+        "task": {"answer": "boolean", "prompt": "{question} Answer yes or no."},
+        "matrix": [{"provider": "gemini", "models": ["gemini-3.5-flash"], "strategies": ["sequential"]}],
+    }
+    path = tmp_path / "dl.yaml"
+    path.write_text(yaml.safe_dump(config))
+    plan = load_plan(path, default_registry(), cache_dir=tmp_path / "given")
+    assert plan.items[0].path.parent == tmp_path / "given" / "downloads"
+    assert not (tmp_path / "default-cache").exists()
+
+
 # -- a run against the emulator ------------------------------------------------------------------------------------
 QUIET = {
     "latency": {"base_s": 0.0, "jitter": 0.0, "output_tokens_per_s": 1e6, "thinking_sd": 0},

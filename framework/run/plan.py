@@ -34,10 +34,13 @@ class Plan:
     session: int = 0
 
 
-def load_plan(path: str | Path, registry: Registry, *, dataset: str | Path | None = None) -> Plan:
+def load_plan(
+    path: str | Path, registry: Registry, *, dataset: str | Path | None = None, cache_dir: str | Path | None = None
+) -> Plan:
     """Read, validate and prepare the experiment config at ``path`` (on ``dataset`` instead of the config's
-    dataset folder when given: ``--dataset``). Raises ConfigError."""
-    return prepare(load_experiment(path, registry, dataset=dataset), registry)
+    dataset folder when given: ``--dataset``; image URLs downloaded into ``cache_dir``, ``--cache-dir``, when
+    given). Raises ConfigError."""
+    return prepare(load_experiment(path, registry, dataset=dataset), registry, cache_dir=cache_dir)
 
 
 def build_provider(registry: Registry, endpoint: EndpointSpec) -> Provider:
@@ -45,10 +48,10 @@ def build_provider(registry: Registry, endpoint: EndpointSpec) -> Provider:
     return registry.providers[endpoint.plugin](endpoint.options)
 
 
-def downloads_dir(experiment: Experiment) -> Path:
-    """Where a rows manifest's image URLs are downloaded: ``downloads/`` in the config's ``cache_dir``, else in
-    the default image cache (VISIONBENCH_CACHE_DIR, else the user's cache folder)."""
-    cache_dir = experiment.spec.cache_dir
+def downloads_dir(experiment: Experiment, cache_dir: str | Path | None = None) -> Path:
+    """Where a rows manifest's image URLs are downloaded: ``downloads/`` in ``cache_dir`` (``--cache-dir``), else
+    in the config's ``cache_dir``, else in the default image cache (VISIONBENCH_CACHE_DIR, else the user's)."""
+    cache_dir = cache_dir or experiment.spec.cache_dir
     return Path(cache_dir) / "downloads" if cache_dir else default_downloads_dir()
 
 
@@ -78,7 +81,7 @@ def _one_prompt_per_request(
                     )
 
 
-def prepare(experiment: Experiment, registry: Registry) -> Plan:
+def prepare(experiment: Experiment, registry: Registry, *, cache_dir: str | Path | None = None) -> Plan:
     """Load the dataset, build one provider per endpoint and the strategies, and check every cell can run.
     Raises ConfigError."""
     spec = experiment.spec
@@ -94,7 +97,7 @@ def prepare(experiment: Experiment, registry: Registry) -> Plan:
         ds.include,
         task=experiment.task,
         columns=Columns(ds.image, ds.answer, ds.id),
-        downloads=downloads_dir(experiment),
+        downloads=downloads_dir(experiment, cache_dir),
     )
     strategies = {cell.id: build_strategy(registry, cell) for cell in experiment.cells}
 

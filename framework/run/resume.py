@@ -19,7 +19,9 @@ def failed_items(bundle: Mapping[str, Any]) -> int:
     return sum(entry.summary.errors for entry in Bundle.of(bundle).cells)
 
 
-def prepare_resume(run: str | Path, registry: Registry, *, retry_errors: bool = False) -> tuple[Plan, Bundle]:
+def prepare_resume(
+    run: str | Path, registry: Registry, *, retry_errors: bool = False, cache_dir: str | Path | None = None
+) -> tuple[Plan, Bundle]:
     """The plan of a previous run, rebuilt from its bundle's resolved config, checked against the dataset now.
 
     A run that asked about every item (complete, or incomplete with failed items) has nothing left to resume,
@@ -33,7 +35,7 @@ def prepare_resume(run: str | Path, registry: Registry, *, retry_errors: bool = 
         if not retry_errors:
             raise ConfigError(f"{run}: every item was asked and {failed} failed; add --retry-errors to ask those again")
     experiment: Experiment = experiment_from_dict(bundle.config, Path(bundle.config_path), registry)
-    plan = prepare(experiment, registry)
+    plan = prepare(experiment, registry, cache_dir=cache_dir)
     plan.session = len(bundle.resumed_at or []) + 1
     then = {item.id: item.sha256 for item in bundle.item_entries}
     now = {item.id: item.sha256 for item in plan.items}
