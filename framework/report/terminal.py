@@ -140,6 +140,7 @@ _CELL_COLUMNS = [
     ("$/1k img", 2),
     ("MAE", 0),
     ("exact", 0),
+    ("fields", 0),  # json tasks only: the share of the label's fields right
     ("errors", 0),
 ]
 
@@ -152,12 +153,20 @@ def cells_sheet(bundle: Mapping[str, Any]) -> Sheet:
     numeric = numeric_task(bundle)
     title = "Per cell" + (f" (mean ± 95% CI over {repeats} repeats)" if repeats > 1 else "")
     streamed = any(c.metric("ttft_p50_s") is not None for c in stats)
-    shown = [(head, keep) for head, keep in _CELL_COLUMNS if streamed or not head.startswith("ttft")]
+    json_task = task_answer_type(bundle) == "json"
+    omit = {
+        h
+        for h, out in (
+            ("ttft p50", not streamed),
+            ("ttft p95", not streamed),
+            ("MAE", not numeric),
+            ("fields", not json_task),
+        )
+        if out
+    }
+    shown = [i for i, (head, _) in enumerate(_CELL_COLUMNS) if head not in omit]
     columns = [Column("cell", numeric=False, key=True)]
-    for head, keep in shown:
-        if head == "MAE" and not numeric:
-            keep = 6
-        columns.append(Column(head, keep=keep))
+    columns += [Column(_CELL_COLUMNS[i][0], keep=_CELL_COLUMNS[i][1]) for i in shown]
     rows, nothing, unpriced = [], False, False
     for cell in stats:
         s = cell.metric
@@ -170,20 +179,30 @@ def cells_sheet(bundle: Mapping[str, Any]) -> Sheet:
         rows.append(
             [
                 escape(codes[cell.cell_id]) + (f" [red]({flag})[/red]" if flag else ""),
-                _with_ci(cell.wall_s, ".2f"),
-                _fmt(s("latency_p50_s"), ".3f"),
-                _fmt(s("latency_p95_s"), ".3f"),
-                _fmt(s("latency_p99_s"), ".3f"),
-                *((_fmt(s("ttft_p50_s"), ".3f"), _fmt(s("ttft_p95_s"), ".3f")) if streamed else ()),
-                _fmt(s("images_per_s") if answered else None, ".1f"),
-                _fmt(s("input_tokens"), ".0f"),
-                _fmt(s("output_tokens"), ".0f"),
-                _fmt(s("thinking_tokens"), ".0f"),
-                _with_ci(cell.cost_usd, ".4f", none="?" if answered else "-"),
-                _fmt(s("cost_per_1k_images_usd"), ".3f", none="?" if answered else "-"),
-                _fmt(s("mae"), ".2f"),
-                _fmt(s("exact_match"), ".0%"),
-                _fmt(errors) if not errors else f"[red]{errors}[/red]",
+            ]
+            + [
+                row[i]
+                for row in [
+                    [
+                        _with_ci(cell.wall_s, ".2f"),
+                        _fmt(s("latency_p50_s"), ".3f"),
+                        _fmt(s("latency_p95_s"), ".3f"),
+                        _fmt(s("latency_p99_s"), ".3f"),
+                        _fmt(s("ttft_p50_s"), ".3f"),
+                        _fmt(s("ttft_p95_s"), ".3f"),
+                        _fmt(s("images_per_s") if answered else None, ".1f"),
+                        _fmt(s("input_tokens"), ".0f"),
+                        _fmt(s("output_tokens"), ".0f"),
+                        _fmt(s("thinking_tokens"), ".0f"),
+                        _with_ci(cell.cost_usd, ".4f", none="?" if answered else "-"),
+                        _fmt(s("cost_per_1k_images_usd"), ".3f", none="?" if answered else "-"),
+                        _fmt(s("mae"), ".2f"),
+                        _fmt(s("exact_match"), ".0%"),
+                        _fmt(s("field_match"), ".0%"),
+                        _fmt(errors) if not errors else f"[red]{errors}[/red]",
+                    ]
+                ]
+                for i in shown
             ]
         )
     notes = []
@@ -229,13 +248,21 @@ class Rows:
 
 
 def accuracy_rows(bundle: Mapping[str, Any], names: dict[str, str] | None = None) -> Rows:
-    """Each cell's MAE and exact match with a 95% bootstrap interval over images."""
+    """Each cell's exact match, MAE (numeric tasks) and share of fields right (json tasks), each with a 95% bootstrap
+    interval over images."""
     names = names or short_names(list(_cell_runs(bundle)))
+    numeric, json_task = numeric_task(bundle), task_answer_type(bundle) == "json"
     rows = []
     for cell in _cell_runs(bundle):
         got = accuracy_intervals(bundle, cell)
-        rows.append([names[cell], str(got["exact"].n), got["mae"].text(".2f"), _share(got["exact"])])
-    return Rows("Accuracy, 95% interval over images", ["cell", "images", "MAE", "exact match"], rows)
+        rows.append(
+            [names[cell], str(got["exact"].n)]
+            + ([got["mae"].text(".2f")] if numeric else [])
+            + [_share(got["exact"])]
+            + ([_share(got["fields"]) if "fields" in got else "-"] if json_task else [])
+        )
+    head = ["cell", "images"] + (["MAE"] if numeric else []) + ["exact match"] + (["fields"] if json_task else [])
+    return Rows("Accuracy, 95% interval over images", head, rows)
 
 
 def _share(i: Interval) -> str:
