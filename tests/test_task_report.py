@@ -5,16 +5,19 @@ shows the most common JSON answer as JSON."""
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from rich.console import Console
 
 from visionbench.report.html import cell_table
 from visionbench.report.significance import accuracy_intervals, item_scores
-from visionbench.report.tables import fit
-from visionbench.report.terminal import accuracy_rows, cells_sheet, difference_rows
+from visionbench.report.tables import fit, print_sheet
+from visionbench.report.terminal import accuracy_rows, answers_sheet, cells_sheet, difference_rows
 from visionbench.results.scoring import field_score
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,3 +116,59 @@ def test_a_task_that_is_not_numeric_shows_no_mae(demo: str, request: pytest.Fixt
     differences = difference_rows(bundle)
     assert differences is not None and differences.head[1] == "exact match"
     assert "MAE" not in differences.title + differences.caption
+
+
+# -- 3. JSON answers at 80 columns: one field a line, each whole ------------------------------------------------------
+def _printed(sheet: Any, width: int = 80) -> str:
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    print_sheet(console, sheet, width)
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_json_answers_read_one_whole_field_a_line_at_80_columns(receipts: dict[str, Any]) -> None:
+    out = _printed(answers_sheet(receipts))
+    assert max(len(line.rstrip()) for line in out.splitlines()) <= 80
+    for item in receipts["items"]:
+        for key, value in item["label"].items():
+            piece = f"{key}: {json.dumps(value)}"
+            assert any(piece in line for line in out.splitlines()), piece  # never cut mid-value ("2026-" / "02-04")
+    for cell in receipts["cells"]:
+        for answer in cell["answers"].values():
+            for key, value in answer["value"].items():
+                assert f"{key}: {json.dumps(value, ensure_ascii=False)}" in out
+    assert "{" not in out  # no JSON punctuation around the fields
+
+
+def test_only_the_fields_that_differ_are_marked(receipts: dict[str, Any]) -> None:
+    sheet = answers_sheet(receipts)
+    labels = {i["id"]: i["label"] for i in receipts["items"]}
+    partly_right = 0
+    for column, cell in enumerate(receipts["cells"], start=2):
+        for row in sheet.rows:
+            label, answer = labels[row[0]], cell["answers"][row[0]]["value"]
+            lines = row[column].split("\n")
+            assert len(lines) == len(answer)
+            marks = [line.startswith("[yellow]") for line in lines]
+            assert marks == [key not in label or field_score(v, label[key]) < 1.0 for key, v in answer.items()]
+            partly_right += any(marks) and not all(marks)
+    assert partly_right  # a wrong answer's right fields are not marked
+
+
+def test_a_long_json_field_is_cut_with_an_ellipsis() -> None:
+    from visionbench.report.terminal import JSON_LINE, _answer_text
+
+    text = _answer_text({"shop": "x" * 100, "items": 2})
+    first, second = text.split("\n")
+    assert len(first) == JSON_LINE and first.endswith("…") and second == "items: 2"
+
+
+def test_json_and_markdown_reports_keep_json_answers_whole(receipts: dict[str, Any]) -> None:
+    from visionbench.report.terminal import print_report
+
+    console = Console(file=io.StringIO(), width=80, color_system=None)
+    print_report(receipts, console, fmt="json")
+    doc = json.loads(console.file.getvalue())  # type: ignore[attr-defined]
+    [answers] = [t for t in doc["tables"] if t["title"].startswith("Answers")]
+    first = receipts["items"][0]
+    row = next(r for r in answers["rows"] if r["image"] == first["id"])
+    assert json.loads(row["label"]) == first["label"]
