@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 import yaml
 from rich.console import Console
 
-from visionbench.report.html import cell_table
+from visionbench.report.html import cell_table, write_html_report
 from visionbench.report.significance import accuracy_intervals, item_scores
 from visionbench.report.tables import fit, print_sheet
 from visionbench.report.terminal import accuracy_rows, answers_sheet, cells_sheet, difference_rows
@@ -172,3 +173,27 @@ def test_json_and_markdown_reports_keep_json_answers_whole(receipts: dict[str, A
     first = receipts["items"][0]
     row = next(r for r in answers["rows"] if r["image"] == first["id"])
     assert json.loads(row["label"]) == first["label"]
+
+
+# -- 4. report.html: the most common JSON answer as JSON ------------------------------------------------------------
+def test_the_most_common_json_answer_is_json(receipts: dict[str, Any], tmp_path: Path) -> None:
+    from visionbench.report.stats import agreement
+
+    agree = agreement(receipts)["items"]
+    for item in receipts["items"]:
+        modal = agree[item["id"]]["modal"]
+        assert isinstance(modal, dict)  # the answer itself, not its repr
+        firsts = [c["answers"][item["id"]]["value"] for c in receipts["cells"]]
+        assert agree[item["id"]]["agreement"] == firsts.count(modal) / len(firsts)
+    page = write_html_report(receipts, tmp_path / "report.html", draw_charts=False).read_text()
+    assert "{&#x27;" not in page and "{'" not in page  # no Python dict repr anywhere
+    label = receipts["items"][0]["label"]
+    shown = escape(json.dumps(label, ensure_ascii=False, separators=(", ", ": ")))
+    assert page.count(shown) >= 2  # the label, and the most common answer (most cells get it right)
+
+
+def test_answers_that_differ_only_in_key_order_agree() -> None:
+    from visionbench.report.stats import _hashable
+
+    assert _hashable({"a": 1, "b": [2]}) == _hashable({"b": [2], "a": 1}) != _hashable({"a": 1})
+    assert _hashable("x") == "x" and _hashable(3) == 3
