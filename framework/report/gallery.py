@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import heapq
 import io
+import json
 import logging
 from collections.abc import Mapping
 from html import escape
@@ -73,6 +74,13 @@ def _sizes(bundle: Bundle) -> list[tuple[Preprocessing, list[str]]]:
     return list(out.items())
 
 
+def _shown(value: Any) -> str:
+    """An answer or label as the gallery shows it: JSON objects and lists as compact JSON, the rest as text."""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return str(value)
+
+
 def _disagreement(firsts: list[CellEntry], item: ItemJson, answer_type: str | None) -> tuple[int, int, str]:
     """Sort key: most distinct answers first, then most wrong or failed, then by id."""
     answers = [e.answers.get(item.id) for e in firsts]
@@ -114,8 +122,8 @@ def gallery_html(bundle: Mapping[str, Any], cache_dir: Path | None = None, max_c
                 else:
                     cls = ' class="wrong"' if _wrong(item, a, answer_type) else ""
                     mark = " &#10007;" if cls else ""
-                    lines.append(f"<li{cls}>{name}: <b>{escape(str(a.value))}</b>{mark}</li>")
-            label = "-" if item.label is None else escape(str(item.label))
+                    lines.append(f"<li{cls}>{name}: <b>{escape(_shown(a.value))}</b>{mark}</li>")
+            label = "-" if item.label is None else escape(_shown(item.label))
             cards.append(
                 f'<div class="card"><h3>{escape(item.id)} &middot; label {label}</h3>'
                 f'<div class="thumbs">{"".join(thumbs)}</div><ul>{"".join(lines)}</ul></div>'

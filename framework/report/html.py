@@ -17,6 +17,7 @@ from typing import Any
 from visionbench.report.cellnames import cell_codes, short_names
 from visionbench.report.gallery import CSS as GALLERY_CSS
 from visionbench.report.gallery import gallery_html
+from visionbench.report.significance import numeric_task
 from visionbench.report.stats import CellStats, agreement, cell_stats, cost_per_1k
 from visionbench.report.terminal import HTML_ANSWER_ROWS, Rows, accuracy_rows, difference_rows
 from visionbench.results.model import Bundle
@@ -116,6 +117,7 @@ def cells_rows(bundle: Mapping[str, Any], stats: list[CellStats] | None = None) 
                 _f(cost_per_1k(s), ",.3f", "?"),
                 _f(m("mae"), ".2f"),
                 _f(m("exact_match"), ".0%"),
+                _f(m("field_match"), ".0%"),  # json tasks only
                 (errors, "err" if errors else ""),
             ]
         )
@@ -143,6 +145,7 @@ CELL_HEAD = [
     "$ / 1k img",
     "MAE",
     "exact",
+    "fields right",
     "errors, all repeats",
 ]
 
@@ -151,12 +154,16 @@ _STREAM_COLUMNS = ("ttft p50 s", "ttft p95 s", "out tok/s p50")
 
 
 def cell_table(bundle: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    """``CELL_HEAD`` and ``cells_rows``, without the streaming columns when no cell streamed (they would be blank)."""
+    """``CELL_HEAD`` and ``cells_rows``, without the columns that would be blank: streaming ones when no cell
+    streamed, MAE on a task that is not numeric, fields right on one that is not json."""
     stats = cell_stats(bundle)
     rows = cells_rows(bundle, stats)
-    if any(s.metric("ttft_p50_s") is not None for s in stats):
-        return CELL_HEAD, rows
-    keep = [i for i, name in enumerate(CELL_HEAD) if name not in _STREAM_COLUMNS]
+    omit = set() if any(s.metric("ttft_p50_s") is not None for s in stats) else set(_STREAM_COLUMNS)
+    if not numeric_task(bundle):
+        omit.add("MAE")
+    if task_answer_type(bundle) != "json":
+        omit.add("fields right")
+    keep = [i for i, name in enumerate(CELL_HEAD) if name not in omit]
     return [CELL_HEAD[i] for i in keep], [[row[i] for i in keep] for row in rows]
 
 

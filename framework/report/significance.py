@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from visionbench.results.model import Bundle
-from visionbench.results.scoring import matches, task_answer_type
+from visionbench.results.scoring import field_score, matches, task_answer_type
 
 ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 2000
@@ -150,6 +150,8 @@ class ItemScores:
     abs_error: dict[str, float]
     exact: dict[str, float]
     binary: bool  # one repeat: exact-match scores are 0 or 1
+    #: json tasks only (else empty): the share of the label's fields right, mean over repeats (unanswered: 0)
+    fields: dict[str, float] = field(default_factory=dict)
 
 
 def item_scores(bundle: Mapping[str, Any], cell_id: str) -> ItemScores:
@@ -161,6 +163,7 @@ def item_scores(bundle: Mapping[str, Any], cell_id: str) -> ItemScores:
     error_sum: dict[str, float] = {}
     error_n: dict[str, int] = {}
     right: dict[str, float] = dict.fromkeys(labels, 0.0) if entries else {}
+    fields: dict[str, float] = dict.fromkeys(labels, 0.0) if entries and answer_type == "json" else {}
     for entry in entries:
         answers = entry.answers
         for item_id, label in labels.items():
@@ -169,6 +172,8 @@ def item_scores(bundle: Mapping[str, Any], cell_id: str) -> ItemScores:
                 continue
             if matches(value, label, answer_type):
                 right[item_id] += 1.0
+            if item_id in fields:
+                fields[item_id] += field_score(value, label)
             if _number(value) and _number(label):
                 error_sum[item_id] = error_sum.get(item_id, 0.0) + abs(float(value) - float(label))
                 error_n[item_id] = error_n.get(item_id, 0) + 1
@@ -176,12 +181,18 @@ def item_scores(bundle: Mapping[str, Any], cell_id: str) -> ItemScores:
         {k: total / error_n[k] for k, total in error_sum.items()},
         {k: hits / len(entries) for k, hits in right.items()},
         len(entries) == 1,
+        {k: total / len(entries) for k, total in fields.items()},
     )
 
 
 def accuracy_intervals(bundle: Mapping[str, Any], cell_id: str) -> dict[str, Interval]:
+    """Per cell, intervals over images: ``mae``, ``exact`` and (json tasks only) ``fields``, the share of fields
+    right."""
     scores = item_scores(bundle, cell_id)
-    return {"mae": interval(list(scores.abs_error.values())), "exact": interval(list(scores.exact.values()))}
+    out = {"mae": interval(list(scores.abs_error.values())), "exact": interval(list(scores.exact.values()))}
+    if scores.fields:
+        out["fields"] = interval(list(scores.fields.values()))
+    return out
 
 
 def differences(bundle_a: Mapping[str, Any], cell_a: str, bundle_b: Mapping[str, Any], cell_b: str) -> list[Difference]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import Mapping
@@ -139,11 +140,19 @@ def agreement(bundle: Mapping[str, Any]) -> dict[str, Any]:
         if not values:
             per_item[item.id] = {"modal": None, "agreement": None, "answers": 0}
             continue
-        modal, count = Counter(map(_hashable, values)).most_common(1)[0]
+        key, count = Counter(map(_hashable, values)).most_common(1)[0]
+        modal = next(v for v in values if _hashable(v) == key)  # the answer itself: a JSON object stays one
         per_item[item.id] = {"modal": modal, "agreement": count / len(firsts), "answers": len(values)}
     scored = [v["agreement"] for v in per_item.values() if v["agreement"] is not None]
     return {"items": per_item, "mean_agreement": mean(scored) if scored else None}
 
 
 def _hashable(value: Any) -> Any:
-    return value if isinstance(value, (int, float, str, bool, type(None))) else repr(value)
+    """What answers are counted alike by: a scalar itself; a JSON object or list by its canonical JSON (key order
+    irrelevant)."""
+    if isinstance(value, (int, float, str, bool, type(None))):
+        return value
+    try:
+        return "\0json:" + json.dumps(value, sort_keys=True, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)

@@ -32,6 +32,7 @@ class Column:
     numeric: bool = True  # right-aligned, never wrapped or cut
     keep: int = 0  # 0: always shown; higher numbers are left out first when the table does not fit
     key: bool = False  # repeated in every part of a split table (the row's name)
+    lines: bool = False  # text broken only at its own line breaks, each line kept whole (a JSON object's fields)
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def _widths(sheet: Sheet) -> list[tuple[int, int]]:
         data = max((_cell_width(c) for c in cells), default=0)
         head_min = max((len(w.rstrip()) for w in _words(col.head)), default=0)
         natural = max(data, len(col.head))
-        if col.numeric:
+        if col.numeric or col.lines:
             narrowest = max(data, head_min)
         else:
             longest_word = max(
@@ -126,11 +127,16 @@ def _rich(sheet: Sheet, widths: list[int]) -> Table:
             _wrap_head(col.head, w),
             justify="right" if col.numeric else "left",
             width=w,
-            no_wrap=col.numeric,
+            no_wrap=col.numeric or col.lines,
             overflow="fold",
         )
     for row in sheet.rows:
-        table.add_row(*(c if col.numeric else _wrap_text(c, w) for c, col, w in zip(row, sheet.columns, widths)))
+        table.add_row(
+            *(
+                c if col.numeric else Text.from_markup(c) if col.lines else _wrap_text(c, w)
+                for c, col, w in zip(row, sheet.columns, widths)
+            )
+        )
     return table
 
 

@@ -31,13 +31,50 @@ def _fmt(value: Any, spec: str = "", none: str = "-") -> str:
     return format(value, spec) if spec else str(value)
 
 
+#: Longest line of a JSON answer in the answers table (longer ones are cut with an ellipsis: report.html and
+#: ``--format json`` have them whole).
+JSON_LINE = 32
+
+
 def _answer_text(value: Any) -> str:
-    """An answer or label as a table shows it: JSON objects and lists as compact JSON, the rest as text."""
+    """An answer or label as a table shows it: a JSON object one ``key: value`` field a line (values as compact
+    JSON), lists as compact JSON, the rest as text."""
     if value is None:
         return "-"
+    if isinstance(value, dict) and value:
+        return "\n".join(_cut(f"{k}: {_compact(v)}") for k, v in value.items())
     if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+        return _cut(_compact(value))
     return str(value)
+
+
+def _marked(value: Any, label: Any, answer_type: str | None, ok: bool) -> str:
+    """An answer as the answers table shows it, yellow where it differs from the label: for a JSON object against
+    an object label, only the fields that differ (or that the label has not)."""
+    if ok or not (answer_type == "json" and isinstance(value, dict) and value and isinstance(label, dict)):
+        shown = escape(_answer_text(value))
+        return shown if ok else f"[yellow]{shown}[/yellow]"
+    lines = []
+    for k, v in value.items():
+        line = escape(_cut(f"{k}: {_compact(v)}"))
+        right = k in label and matches(v, label[k], answer_type)
+        lines.append(line if right else f"[yellow]{line}[/yellow]")
+    return "\n".join(lines)
+
+
+def _compact_text(value: Any) -> str:
+    """An answer or label whole on one line: JSON objects and lists as compact JSON, the rest as text."""
+    if value is None:
+        return "-"
+    return _compact(value) if isinstance(value, (dict, list)) else str(value)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+def _cut(line: str, most: int = JSON_LINE) -> str:
+    return line if len(line) <= most else line[: most - 1] + "…"
 
 
 def _cell_runs(bundle: Mapping[str, Any]) -> dict[str, list[CellEntry]]:
@@ -77,20 +114,22 @@ ANSWER_ROWS = 200
 HTML_ANSWER_ROWS = 5000
 
 
-def answers_sheet(bundle: Mapping[str, Any], max_rows: int | None = ANSWER_ROWS) -> Sheet:
+def answers_sheet(bundle: Mapping[str, Any], max_rows: int | None = ANSWER_ROWS, by_field: bool = True) -> Sheet:
     """Rows: images with their label (the first ``max_rows``; None: all); columns: each cell's final answer
-    (first repeat)."""
+    (first repeat). ``by_field`` (the terminal's table): a JSON object one ``key: value`` field a line, each whole,
+    only the wrong fields marked; else (``--format json``, markdown) whole, as compact JSON."""
     runs = _cell_runs(bundle)
     codes = cell_codes(list(runs))
     items = Bundle.of(bundle).item_entries
     answer_type = task_answer_type(bundle)
     # figures are right-aligned and never wrapped; text, choices and JSON objects wrap like names
     numeric = answer_type in (None, "integer", "number", "boolean")
-    columns = [Column("image", numeric=False, key=True), Column("label", numeric=numeric, key=True)]
-    columns += [Column(codes[cell_id], numeric=numeric) for cell_id in runs]
+    lines = by_field and answer_type == "json"  # a JSON object's fields one a line, each whole
+    columns = [Column("image", numeric=False, key=True), Column("label", numeric=numeric, key=True, lines=lines)]
+    columns += [Column(codes[cell_id], numeric=numeric, lines=lines) for cell_id in runs]
     rows = []
     for item in items if max_rows is None else items[:max_rows]:
-        row = [escape(item.id), escape(_answer_text(item.label))]
+        row = [escape(item.id), escape(_answer_text(item.label) if lines else _compact_text(item.label))]
         for entries in runs.values():
             answer = entries[0].answers.get(item.id)
             if answer is None:
@@ -99,8 +138,11 @@ def answers_sheet(bundle: Mapping[str, Any], max_rows: int | None = ANSWER_ROWS)
                 row.append("[red]err[/red]")
             else:
                 ok = item.label is None or matches(answer.value, item.label, answer_type)
-                shown = escape(_answer_text(answer.value))
-                row.append(shown if ok else f"[yellow]{shown}[/yellow]")
+                if lines:
+                    row.append(_marked(answer.value, item.label, answer_type, ok))
+                else:
+                    shown = escape(_compact_text(answer.value))
+                    row.append(shown if ok else f"[yellow]{shown}[/yellow]")
         rows.append(row)
     flat = [c for row in rows for c in row[2:]]
     notes = [
@@ -140,6 +182,7 @@ _CELL_COLUMNS = [
     ("$/1k img", 2),
     ("MAE", 0),
     ("exact", 0),
+    ("fields", 0),  # json tasks only: the share of the label's fields right
     ("errors", 0),
 ]
 
@@ -152,12 +195,20 @@ def cells_sheet(bundle: Mapping[str, Any]) -> Sheet:
     numeric = numeric_task(bundle)
     title = "Per cell" + (f" (mean ± 95% CI over {repeats} repeats)" if repeats > 1 else "")
     streamed = any(c.metric("ttft_p50_s") is not None for c in stats)
-    shown = [(head, keep) for head, keep in _CELL_COLUMNS if streamed or not head.startswith("ttft")]
+    json_task = task_answer_type(bundle) == "json"
+    omit = {
+        h
+        for h, out in (
+            ("ttft p50", not streamed),
+            ("ttft p95", not streamed),
+            ("MAE", not numeric),
+            ("fields", not json_task),
+        )
+        if out
+    }
+    shown = [i for i, (head, _) in enumerate(_CELL_COLUMNS) if head not in omit]
     columns = [Column("cell", numeric=False, key=True)]
-    for head, keep in shown:
-        if head == "MAE" and not numeric:
-            keep = 6
-        columns.append(Column(head, keep=keep))
+    columns += [Column(_CELL_COLUMNS[i][0], keep=_CELL_COLUMNS[i][1]) for i in shown]
     rows, nothing, unpriced = [], False, False
     for cell in stats:
         s = cell.metric
@@ -170,20 +221,30 @@ def cells_sheet(bundle: Mapping[str, Any]) -> Sheet:
         rows.append(
             [
                 escape(codes[cell.cell_id]) + (f" [red]({flag})[/red]" if flag else ""),
-                _with_ci(cell.wall_s, ".2f"),
-                _fmt(s("latency_p50_s"), ".3f"),
-                _fmt(s("latency_p95_s"), ".3f"),
-                _fmt(s("latency_p99_s"), ".3f"),
-                *((_fmt(s("ttft_p50_s"), ".3f"), _fmt(s("ttft_p95_s"), ".3f")) if streamed else ()),
-                _fmt(s("images_per_s") if answered else None, ".1f"),
-                _fmt(s("input_tokens"), ".0f"),
-                _fmt(s("output_tokens"), ".0f"),
-                _fmt(s("thinking_tokens"), ".0f"),
-                _with_ci(cell.cost_usd, ".4f", none="?" if answered else "-"),
-                _fmt(s("cost_per_1k_images_usd"), ".3f", none="?" if answered else "-"),
-                _fmt(s("mae"), ".2f"),
-                _fmt(s("exact_match"), ".0%"),
-                _fmt(errors) if not errors else f"[red]{errors}[/red]",
+            ]
+            + [
+                row[i]
+                for row in [
+                    [
+                        _with_ci(cell.wall_s, ".2f"),
+                        _fmt(s("latency_p50_s"), ".3f"),
+                        _fmt(s("latency_p95_s"), ".3f"),
+                        _fmt(s("latency_p99_s"), ".3f"),
+                        _fmt(s("ttft_p50_s"), ".3f"),
+                        _fmt(s("ttft_p95_s"), ".3f"),
+                        _fmt(s("images_per_s") if answered else None, ".1f"),
+                        _fmt(s("input_tokens"), ".0f"),
+                        _fmt(s("output_tokens"), ".0f"),
+                        _fmt(s("thinking_tokens"), ".0f"),
+                        _with_ci(cell.cost_usd, ".4f", none="?" if answered else "-"),
+                        _fmt(s("cost_per_1k_images_usd"), ".3f", none="?" if answered else "-"),
+                        _fmt(s("mae"), ".2f"),
+                        _fmt(s("exact_match"), ".0%"),
+                        _fmt(s("field_match"), ".0%"),
+                        _fmt(errors) if not errors else f"[red]{errors}[/red]",
+                    ]
+                ]
+                for i in shown
             ]
         )
     notes = []
@@ -229,13 +290,21 @@ class Rows:
 
 
 def accuracy_rows(bundle: Mapping[str, Any], names: dict[str, str] | None = None) -> Rows:
-    """Each cell's MAE and exact match with a 95% bootstrap interval over images."""
+    """Each cell's exact match, MAE (numeric tasks) and share of fields right (json tasks), each with a 95% bootstrap
+    interval over images."""
     names = names or short_names(list(_cell_runs(bundle)))
+    numeric, json_task = numeric_task(bundle), task_answer_type(bundle) == "json"
     rows = []
     for cell in _cell_runs(bundle):
         got = accuracy_intervals(bundle, cell)
-        rows.append([names[cell], str(got["exact"].n), got["mae"].text(".2f"), _share(got["exact"])])
-    return Rows("Accuracy, 95% interval over images", ["cell", "images", "MAE", "exact match"], rows)
+        rows.append(
+            [names[cell], str(got["exact"].n)]
+            + ([got["mae"].text(".2f")] if numeric else [])
+            + [_share(got["exact"])]
+            + ([_share(got["fields"]) if "fields" in got else "-"] if json_task else [])
+        )
+    head = ["cell", "images"] + (["MAE"] if numeric else []) + ["exact match"] + (["fields"] if json_task else [])
+    return Rows("Accuracy, 95% interval over images", head, rows)
 
 
 def _share(i: Interval) -> str:
@@ -331,12 +400,13 @@ def failures_sheet(found: list[Failures], codes: dict[str, str]) -> Sheet:
     return Sheet("Failed items", columns, rows)
 
 
-def sheets(bundle: Mapping[str, Any], max_answer_rows: int | None = ANSWER_ROWS) -> list[Sheet]:
-    """Every table of the terminal report, in order (the answers table's first ``max_answer_rows`` images)."""
+def sheets(bundle: Mapping[str, Any], max_answer_rows: int | None = ANSWER_ROWS, by_field: bool = True) -> list[Sheet]:
+    """Every table of the terminal report, in order (the answers table's first ``max_answer_rows`` images; JSON
+    answers ``by_field`` as ``answers_sheet`` says)."""
     runs = list(_cell_runs(bundle))
     codes = cell_codes(runs)
     out = [s for s in (cell_legend(bundle),) if s is not None]
-    out += [answers_sheet(bundle, max_answer_rows), cells_sheet(bundle)]
+    out += [answers_sheet(bundle, max_answer_rows, by_field), cells_sheet(bundle)]
     if any(item.label is not None for item in Bundle.of(bundle).item_entries):
         out.append(accuracy_rows(bundle, codes).sheet())
     differences = difference_rows(bundle, codes)
@@ -409,7 +479,7 @@ def print_report(
     or as CSV (the per-cell table: one row per cell, full ids), JSON (every table) or Markdown (every table)."""
     console = console or Console()
     bundle = Bundle.of(bundle)
-    found = sheets(bundle, None if fmt == "json" else ANSWER_ROWS)
+    found = sheets(bundle, None if fmt == "json" else ANSWER_ROWS, by_field=fmt == "table")
     if fmt == "csv":
         cells = cells_sheet(bundle)
         ids = [c.cell_id for c in cell_stats(bundle)]
