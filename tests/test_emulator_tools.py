@@ -1,0 +1,119 @@
+"""The emulator honours forced tool use (issue 24, part 5), through the real SDKs over HTTP: a forced tool's call
+comes back with arguments that fill its parameters schema from the image's label, as structured output does; a tool
+choice of ``auto`` (or ``none``) is answered as text."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from test_emulator_tasks import GPT, OBJECT_SCHEMA, OBJECTS, Clients, dataset, jpeg, profiles
+
+from visionbench.emulator import Emulator
+from visionbench.services.tokens import text_tokens
+
+COUNTS = {"group_2.jpg": 2, "group_4.jpg": 4, "group_6.jpg": 6}
+COUNT_SCHEMA = {"type": "object", "properties": {"count": {"type": "integer"}}, "required": ["count"]}
+EXACT = {"json_error": 0, "relative_sd": 0, "absolute_sd": 0, "multi_image_undercount": 0, "low_res_undercount": 0}
+
+
+def objects(tmp_path: Path) -> Path:
+    return dataset(tmp_path, {name: {"description": label} for name, label in OBJECTS.items()})
+
+
+# -- OpenAI Chat Completions -----------------------------------------------------------------------------------------
+def openai_tool(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name, "description": "Report it.", "parameters": schema}}
+
+
+@pytest.mark.parametrize("choice", ["named", "required"])
+async def test_openai_forced_tool_call_fills_the_parameters_from_an_object_label(tmp_path: Path, choice: str) -> None:
+    folder = objects(tmp_path)
+    tools = [openai_tool("other", {"type": "object", "properties": {}}), openai_tool("describe", OBJECT_SCHEMA)]
+    if choice == "required":
+        tools.reverse()  # "required": the first tool
+    tool_choice: Any = {"type": "function", "function": {"name": "describe"}} if choice == "named" else "required"
+    async with Emulator(profiles(answers=EXACT), dataset=folder, label_field="description") as emu:
+        clients = Clients(emu)
+        got = {}
+        for name in OBJECTS:
+            r = await clients.gpt(jpeg(folder / name), "Describe it.", tools=tools, tool_choice=tool_choice)
+            choice0 = r.choices[0]
+            assert choice0.finish_reason == "tool_calls" and choice0.message.content is None
+            (call,) = choice0.message.tool_calls
+            assert call.type == "function" and call.function.name == "describe" and call.id
+            arguments = call.function.arguments
+            reasoning = r.usage.completion_tokens_details.reasoning_tokens
+            assert r.usage.completion_tokens - reasoning == text_tokens(arguments)  # the arguments are the output
+            got[name] = json.loads(arguments)
+        await clients.close()
+    assert got == OBJECTS
+
+
+async def test_openai_forced_tool_call_carries_a_count_label(tmp_path: Path) -> None:
+    folder = dataset(tmp_path, COUNTS)
+    tools = [openai_tool("report_count", COUNT_SCHEMA)]
+    choice = {"type": "function", "function": {"name": "report_count"}}
+    async with Emulator(profiles(answers=EXACT), dataset=folder, label_field=None) as emu:
+        clients = Clients(emu)
+        got = {}
+        for name in COUNTS:
+            r = await clients.gpt(jpeg(folder / name), "How many people?", tools=tools, tool_choice=choice)
+            got[name] = json.loads(r.choices[0].message.tool_calls[0].function.arguments)
+        await clients.close()
+    assert got == {name: {"count": n} for name, n in COUNTS.items()}
+
+
+async def test_openai_streamed_tool_call_arrives_in_pieces(tmp_path: Path) -> None:
+    folder = objects(tmp_path)
+    tools = [openai_tool("describe", OBJECT_SCHEMA)]
+    async with Emulator(profiles(answers=EXACT), dataset=folder, label_field="description") as emu:
+        clients = Clients(emu)
+        name = "group_4.jpg"
+        url = "data:image/jpeg;base64," + base64.b64encode(jpeg(folder / name)).decode()
+        content = [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "Describe it."}]
+        async with clients.o.chat.completions.stream(
+            model=GPT, messages=[{"role": "user", "content": content}], tools=tools, tool_choice="required"
+        ) as stream:
+            async for _ in stream:
+                pass
+            final = await stream.get_final_completion()
+        await clients.close()
+    choice = final.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.tool_calls[0].function.name == "describe"
+    assert json.loads(choice.message.tool_calls[0].function.arguments) == OBJECTS[name]
+
+
+@pytest.mark.parametrize("tool_choice", ["auto", "none"])
+async def test_openai_tool_choice_auto_or_none_answers_as_text(tmp_path: Path, tool_choice: str) -> None:
+    folder = dataset(tmp_path, COUNTS)
+    async with Emulator(profiles(answers=EXACT), dataset=folder, label_field=None) as emu:
+        clients = Clients(emu)
+        r = await clients.gpt(
+            jpeg(folder / "group_4.jpg"),
+            "How many people?",
+            tools=[openai_tool("report_count", COUNT_SCHEMA)],
+            tool_choice=tool_choice,
+        )
+        await clients.close()
+    assert r.choices[0].message.content == "4" and not r.choices[0].message.tool_calls
+    assert r.choices[0].finish_reason == "stop"
+
+
+async def test_openai_tool_choice_naming_a_missing_tool_is_a_400(tmp_path: Path) -> None:
+    folder = dataset(tmp_path, COUNTS)
+    async with Emulator(profiles(answers=EXACT), dataset=folder, label_field=None) as emu:
+        clients = Clients(emu)
+        with pytest.raises(openai.BadRequestError, match="not among the tools"):
+            await clients.gpt(
+                jpeg(folder / "group_4.jpg"),
+                "How many people?",
+                tools=[openai_tool("report_count", COUNT_SCHEMA)],
+                tool_choice={"type": "function", "function": {"name": "nope"}},
+            )
+        await clients.close()
