@@ -9,9 +9,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import openai
 import pytest
-from test_emulator_tasks import GPT, OBJECT_SCHEMA, OBJECTS, Clients, dataset, jpeg, profiles
+from test_emulator_tasks import CLAUDE, GPT, OBJECT_SCHEMA, OBJECTS, Clients, dataset, jpeg, profiles
 
 from visionbench.emulator import Emulator
 from visionbench.services.tokens import text_tokens
@@ -115,5 +116,92 @@ async def test_openai_tool_choice_naming_a_missing_tool_is_a_400(tmp_path: Path)
                 "How many people?",
                 tools=[openai_tool("report_count", COUNT_SCHEMA)],
                 tool_choice={"type": "function", "function": {"name": "nope"}},
+            )
+        await clients.close()
+
+
+# -- Anthropic Messages ----------------------------------------------------------------------------------------------
+def anthropic_tool(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "description": "Report it.", "input_schema": schema}
+
+
+@pytest.mark.parametrize("choice", [{"type": "tool", "name": "describe"}, {"type": "any"}])
+async def test_anthropic_forced_tool_use_fills_the_input_from_an_object_label(
+    tmp_path: Path, choice: dict[str, Any]
+) -> None:
+    folder = objects(tmp_path)
+    tools = [anthropic_tool("describe", OBJECT_SCHEMA), anthropic_tool("other", {"type": "object"})]
+    async with Emulator(profiles(answers=EXACT), dataset=folder, label_field="description") as emu:
+        clients = Clients(emu)
+        got = {}
+        for name in OBJECTS:
+            r = await clients.claude(jpeg(folder / name), "Describe it.", tools=tools, tool_choice=choice)
+            assert r.stop_reason == "tool_use"
+            (block,) = r.content
+            assert block.type == "tool_use" and block.name == "describe" and block.id.startswith("toolu_")
+            assert r.usage.output_tokens == text_tokens(json.dumps(block.input, separators=(",", ":")))
+            got[name] = block.input
+        await clients.close()
+    assert got == OBJECTS
+
+
+async def test_anthropic_forced_tool_use_carries_a_count_label(tmp_path: Path) -> None:
+    folder = dataset(tmp_path, COUNTS)
+    tools = [anthropic_tool("report_count", COUNT_SCHEMA)]
+    choice = {"type": "tool", "name": "report_count"}
+    async with Emulator(profiles(answers=EXACT), dataset=folder, label_field=None) as emu:
+        clients = Clients(emu)
+        got = {}
+        for name in COUNTS:
+            r = await clients.claude(jpeg(folder / name), "How many people?", tools=tools, tool_choice=choice)
+            got[name] = r.content[0].input
+        await clients.close()
+    assert got == {name: {"count": n} for name, n in COUNTS.items()}
+
+
+async def test_anthropic_streamed_tool_use_arrives_as_input_json_deltas(tmp_path: Path) -> None:
+    folder = objects(tmp_path)
+    name = "chelsea.jpg"
+    async with Emulator(profiles(answers=EXACT), dataset=folder, label_field="description") as emu:
+        clients = Clients(emu)
+        data = base64.b64encode(jpeg(folder / name)).decode()
+        image = {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": data}}
+        async with clients.a.messages.stream(
+            model=CLAUDE,
+            max_tokens=1024,
+            messages=[{"role": "user", "content": [image, {"type": "text", "text": "Describe it."}]}],
+            tools=[anthropic_tool("describe", OBJECT_SCHEMA)],
+            tool_choice={"type": "any"},
+        ) as stream:
+            final = await stream.get_final_message()
+        await clients.close()
+    assert final.stop_reason == "tool_use"
+    assert final.content[0].type == "tool_use" and final.content[0].input == OBJECTS[name]
+
+
+@pytest.mark.parametrize("tool_choice", [None, {"type": "auto"}, {"type": "none"}])
+async def test_anthropic_tool_choice_auto_or_none_answers_as_text(tmp_path: Path, tool_choice: Any) -> None:
+    folder = dataset(tmp_path, COUNTS)
+    kw: dict[str, Any] = {"tools": [anthropic_tool("report_count", COUNT_SCHEMA)]}
+    if tool_choice is not None:
+        kw["tool_choice"] = tool_choice
+    async with Emulator(profiles(answers=EXACT), dataset=folder, label_field=None) as emu:
+        clients = Clients(emu)
+        r = await clients.claude(jpeg(folder / "group_4.jpg"), "How many people?", **kw)
+        await clients.close()
+    assert r.stop_reason == "end_turn" and r.content[0].type == "text" and r.content[0].text == "4"
+
+
+async def test_anthropic_forced_tool_use_with_thinking_is_a_400(tmp_path: Path) -> None:
+    folder = dataset(tmp_path, COUNTS)
+    async with Emulator(profiles(answers=EXACT), dataset=folder, label_field=None) as emu:
+        clients = Clients(emu)
+        with pytest.raises(anthropic.BadRequestError, match="Thinking may not be enabled"):
+            await clients.claude(
+                jpeg(folder / "group_4.jpg"),
+                "How many people?",
+                tools=[anthropic_tool("report_count", COUNT_SCHEMA)],
+                tool_choice={"type": "any"},
+                thinking={"type": "enabled", "budget_tokens": 1024},
             )
         await clients.close()
