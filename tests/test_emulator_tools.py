@@ -12,7 +12,8 @@ from typing import Any
 import anthropic
 import openai
 import pytest
-from test_emulator_tasks import CLAUDE, GPT, OBJECT_SCHEMA, OBJECTS, Clients, dataset, jpeg, profiles
+from google.genai import types
+from test_emulator_tasks import CLAUDE, GEMINI, GPT, OBJECT_SCHEMA, OBJECTS, Clients, dataset, jpeg, profiles
 
 from visionbench.emulator import Emulator
 from visionbench.services.tokens import text_tokens
@@ -205,3 +206,78 @@ async def test_anthropic_forced_tool_use_with_thinking_is_a_400(tmp_path: Path) 
                 thinking={"type": "enabled", "budget_tokens": 1024},
             )
         await clients.close()
+
+
+# -- Gemini ----------------------------------------------------------------------------------------------------------
+def gemini_config(schema: dict[str, Any], mode: str = "ANY", allowed: list[str] | None = None) -> dict[str, Any]:
+    declarations = [
+        types.FunctionDeclaration(name="other", parameters_json_schema={"type": "object"}),
+        types.FunctionDeclaration(name="describe", description="Report it.", parameters_json_schema=schema),
+    ]
+    if allowed is None:
+        declarations.reverse()  # no allowed names: the first declaration
+    calling = types.FunctionCallingConfig(mode=mode, allowed_function_names=allowed)  # type: ignore[arg-type]
+    return {
+        "tools": [types.Tool(function_declarations=declarations)],
+        "tool_config": types.ToolConfig(function_calling_config=calling),
+    }
+
+
+@pytest.mark.parametrize("allowed", [["describe"], None])
+async def test_gemini_forced_function_call_fills_the_args_from_an_object_label(
+    tmp_path: Path, allowed: list[str] | None
+) -> None:
+    folder = objects(tmp_path)
+    async with Emulator(profiles(answers=EXACT), dataset=folder, label_field="description") as emu:
+        clients = Clients(emu)
+        got, config = {}, gemini_config(OBJECT_SCHEMA, allowed=allowed)
+        for name in OBJECTS:
+            r = await clients.gemini(jpeg(folder / name), "Describe it.", **config)
+            (call,) = r.function_calls or []
+            assert call.name == "describe"
+            assert r.usage_metadata.candidates_token_count == text_tokens(json.dumps(call.args, separators=(",", ":")))
+            got[name] = call.args
+        await clients.close()
+    assert got == OBJECTS
+
+
+async def test_gemini_forced_function_call_carries_a_count_label(tmp_path: Path) -> None:
+    folder = dataset(tmp_path, COUNTS)
+    async with Emulator(profiles(answers=EXACT), dataset=folder, label_field=None) as emu:
+        clients = Clients(emu)
+        got = {}
+        for name in COUNTS:
+            r = await clients.gemini(
+                jpeg(folder / name), "How many people?", **gemini_config(COUNT_SCHEMA, allowed=["describe"])
+            )
+            got[name] = (r.function_calls or [])[0].args
+        await clients.close()
+    assert got == {name: {"count": n} for name, n in COUNTS.items()}
+
+
+async def test_gemini_streamed_function_call_comes_whole(tmp_path: Path) -> None:
+    folder = objects(tmp_path)
+    name = "coffee.jpg"
+    async with Emulator(profiles(answers=EXACT), dataset=folder, label_field="description") as emu:
+        clients = Clients(emu)
+        config = types.GenerateContentConfig(**gemini_config(OBJECT_SCHEMA, allowed=["describe"]))
+        parts = [types.Part.from_bytes(data=jpeg(folder / name), mime_type="image/jpeg"), "Describe it."]
+        calls = [
+            call
+            async for chunk in await clients.g.aio.models.generate_content_stream(
+                model=GEMINI, contents=parts, config=config
+            )
+            for call in chunk.function_calls or []
+        ]
+        await clients.close()
+    assert [(c.name, c.args) for c in calls] == [("describe", OBJECTS[name])]
+
+
+@pytest.mark.parametrize("mode", ["AUTO", "NONE"])
+async def test_gemini_function_calling_auto_or_none_answers_as_text(tmp_path: Path, mode: str) -> None:
+    folder = dataset(tmp_path, COUNTS)
+    async with Emulator(profiles(answers=EXACT), dataset=folder, label_field=None) as emu:
+        clients = Clients(emu)
+        r = await clients.gemini(jpeg(folder / "group_4.jpg"), "How many people?", **gemini_config(COUNT_SCHEMA, mode))
+        await clients.close()
+    assert r.text == "4" and not r.function_calls
