@@ -281,3 +281,30 @@ async def test_gemini_function_calling_auto_or_none_answers_as_text(tmp_path: Pa
         r = await clients.gemini(jpeg(folder / "group_4.jpg"), "How many people?", **gemini_config(COUNT_SCHEMA, mode))
         await clients.close()
     assert r.text == "4" and not r.function_calls
+
+
+# -- pydantic-ai's tool output (optional: skipped when pydantic-ai is not installed) ---------------------------------
+async def test_pydantic_ai_tool_output_against_the_emulator(tmp_path: Path) -> None:
+    pydantic_ai = pytest.importorskip("pydantic_ai")
+    from pydantic import BaseModel
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    class Description(BaseModel):
+        animal: str
+        people: int
+        indoors: bool
+        colours: list[str]
+
+    folder = objects(tmp_path)
+    async with Emulator(profiles(answers=EXACT), dataset=folder, label_field="description") as emu:
+        model = OpenAIChatModel(GPT, provider=OpenAIProvider(base_url=emu.openai_base_url, api_key="k"))
+        agent = pydantic_ai.Agent(
+            model, output_type=pydantic_ai.ToolOutput(Description), model_settings={"thinking": False}
+        )
+        got = {}
+        for name in OBJECTS:
+            image = pydantic_ai.BinaryContent(data=jpeg(folder / name), media_type="image/jpeg")
+            result = await agent.run(["Describe it.", image])
+            got[name] = result.output.model_dump()
+    assert got == OBJECTS
