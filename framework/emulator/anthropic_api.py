@@ -28,6 +28,7 @@ from visionbench.emulator.httputil import (
     text_pieces,
 )
 from visionbench.emulator.matching import ImageError, decode_base64
+from visionbench.emulator.request import forced_tool
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -94,6 +95,9 @@ def parse_request(body: Any, raw: bytes, version: str = "") -> CountRequest:
         system = " ".join(str(b.get("text", "")) for b in system if isinstance(b, dict))
     fmt = (body.get("output_config") or {}).get("format") or body.get("output_format") or {}
     schema = fmt.get("schema") if isinstance(fmt, dict) else None
+    tool = _forced_tool(body)
+    if tool is not None:
+        tool, schema = tool
     thinking = body.get("thinking") or {}
     # Claude thinks only when asked: no thinking block (or "disabled") is a budget of 0; "adaptive" lets the
     # profile decide.
@@ -110,8 +114,9 @@ def parse_request(body: Any, raw: bytes, version: str = "") -> CountRequest:
         images=images,
         prompt=prompt,
         system=str(system),
-        want_json=bool(schema) or "json" in prompt.lower(),
+        want_json=bool(schema) or tool is not None or "json" in prompt.lower(),
         schema=schema if isinstance(schema, dict) else None,
+        tool=tool,
         max_output_tokens=int(body["max_tokens"]),
         thinking_budget=budget,
         thinking_level=str(effort).lower() if effort else None,
@@ -121,19 +126,53 @@ def parse_request(body: Any, raw: bytes, version: str = "") -> CountRequest:
     )
 
 
+def _forced_tool(body: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(name, input_schema) of the tool ``tool_choice`` forces (``{"type": "tool", "name"}``, or ``{"type": "any"}``:
+    the first tool); None for ``auto``, ``none`` or no choice (answered as text)."""
+    choice = body.get("tool_choice")
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    if kind not in ("tool", "any"):
+        if choice is not None and kind not in ("auto", "none"):
+            raise Rejected("invalid", 400, "tool_choice: Input tag does not match any of the expected tags")
+        return None
+    if (body.get("thinking") or {}).get("type") in ("enabled", "adaptive"):
+        raise Rejected("invalid", 400, "Thinking may not be enabled when tool_choice forces tool use.")
+    tools = {
+        str(t["name"]): t.get("input_schema") for t in body.get("tools") or [] if isinstance(t, dict) and "name" in t
+    }
+    try:
+        return forced_tool(tools, str(choice.get("name", "")) if kind == "tool" else None)
+    except ValueError as exc:
+        raise Rejected("invalid", 400, f"tool_choice: {exc}") from None
+
+
+def _tool_input(text: str) -> dict[str, Any]:
+    """A tool call's input object from the reply's JSON ({} when truncated out of shape)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def message_body(out: Outcome, model: str, *, with_thinking: bool = False) -> dict[str, Any]:
-    """A Message like the recorded cassettes."""
+    """A Message like the recorded cassettes: a text block, or a ``tool_use`` block calling the request's forced
+    tool with the reply as its input (stop_reason ``tool_use``)."""
     content: list[dict[str, Any]] = []
     if with_thinking and out.thinking_tokens:
         content.append({"type": "thinking", "thinking": "Looking at the image.", "signature": "emulated"})
-    content.append({"type": "text", "text": out.text})
+    if out.tool is not None:
+        call = {"type": "tool_use", "id": new_id("toolu_emu_"), "name": out.tool, "input": _tool_input(out.text)}
+        content.append(call)
+    else:
+        content.append({"type": "text", "text": out.text})
     return {
         "id": new_id("msg_emu_"),
         "type": "message",
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": "max_tokens" if out.truncated else "end_turn",
+        "stop_reason": "max_tokens" if out.truncated else "tool_use" if out.tool is not None else "end_turn",
         "stop_sequence": None,
         "usage": {
             "input_tokens": out.input_tokens,
@@ -251,16 +290,21 @@ class AnthropicRoutes:
                     await sse.send({"type": "content_block_stop", "index": index}, "content_block_stop")
                     index += 1
                     continue
+                tool = block["type"] == "tool_use"
+                empty = {**block, "input": {}} if tool else {"type": "text", "text": ""}
                 await sse.send(
-                    {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
-                    "content_block_start",
+                    {"type": "content_block_start", "index": index, "content_block": empty}, "content_block_start"
                 )
                 await sse.send({"type": "ping"}, "ping")
-                pieces = text_pieces(block["text"])
+                pieces = text_pieces(out.text if tool else block["text"])
                 async for i, piece in paced(pieces, out.stream_s, self.engine.clock):
                     if i == len(pieces) // 2 and await sse.maybe_break():
                         return sse.response
-                    delta = {"type": "text_delta", "text": piece}
+                    delta = (
+                        {"type": "input_json_delta", "partial_json": piece}
+                        if tool
+                        else {"type": "text_delta", "text": piece}
+                    )
                     await sse.send(
                         {"type": "content_block_delta", "index": index, "delta": delta}, "content_block_delta"
                     )

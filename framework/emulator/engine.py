@@ -53,6 +53,8 @@ class Outcome:
     stream_s: float = 0.0
     #: Streamed requests: frees the capacity slot held while the output streams (call once the stream ends).
     release: Callable[[], None] | None = None
+    #: The forced tool the reply calls, its ``text`` the arguments' JSON (None: a text reply).
+    tool: str | None = None
 
 
 class Rejected(Exception):
@@ -289,6 +291,7 @@ class Engine:
             thinking_tokens=thinking,
             truncated=truncated,
             notes=notes,
+            tool=req.tool,
         )
 
     def thinking(self, st: ModelState, people: list[float], digest: str, level: str | None = None) -> int:

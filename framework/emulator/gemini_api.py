@@ -27,6 +27,7 @@ from visionbench.emulator.httputil import (
     text_pieces,
 )
 from visionbench.emulator.matching import ImageError, decode_base64
+from visionbench.emulator.request import forced_tool
 from visionbench.provider import SIMULATED_HEADER
 
 VERSIONS = ("v1", "v1beta", "v1alpha")
@@ -77,14 +78,18 @@ def parse_request(body: Any, model: str, raw: bytes, size: int | None = None) ->
     level = str(pick(thinking, "thinkingLevel", "thinking_level", default="") or "").lower()
     max_out = pick(config, "maxOutputTokens", "max_output_tokens")
     prompt = "\n".join(texts)
+    tool = _forced_tool(body)
+    if tool is not None:
+        tool, schema = tool
     return CountRequest(
         protocol="gemini",
         model=model,
         images=images,
         prompt=prompt,
         system=system_text,
-        want_json=bool(schema) or mime == "application/json" or "json" in prompt.lower(),
+        want_json=bool(schema) or tool is not None or mime == "application/json" or "json" in prompt.lower(),
         schema=schema if isinstance(schema, dict) else None,
+        tool=tool,
         max_output_tokens=int(max_out) if max_out is not None else None,
         thinking_budget=int(budget) if budget is not None and int(budget) >= 0 else None,
         thinking_level=None if level in ("", "thinking_level_unspecified") else level,
@@ -94,11 +99,43 @@ def parse_request(body: Any, model: str, raw: bytes, size: int | None = None) ->
     )
 
 
+def _forced_tool(body: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(name, parameters) of the function ``toolConfig.functionCallingConfig`` forces (mode ``ANY``: the first of
+    ``allowedFunctionNames``, else the first declaration); None for ``AUTO``, ``NONE``, ``VALIDATED`` or no config
+    (answered as text)."""
+    config = pick(pick(body, "toolConfig", "tool_config", default={}) or {}, "functionCallingConfig",
+                  "function_calling_config", default={}) or {}  # fmt: skip
+    if str(pick(config, "mode", default="") or "").upper() != "ANY":
+        return None
+    tools: dict[str, dict[str, Any] | None] = {}
+    for tool in pick(body, "tools", default=[]) or []:
+        for fn in pick(tool, "functionDeclarations", "function_declarations", default=[]) or []:
+            if isinstance(fn, dict) and "name" in fn:
+                tools[str(fn["name"])] = pick(fn, "parametersJsonSchema", "parameters_json_schema", "parameters")
+    allowed = pick(config, "allowedFunctionNames", "allowed_function_names", default=[]) or []
+    try:
+        return forced_tool(tools, str(allowed[0]) if allowed else None)
+    except ValueError as exc:
+        raise Rejected("invalid", 400, f"* GenerateContentRequest.tool_config: {exc}") from None
+
+
+def _call_part(out: Outcome, text: str) -> dict[str, Any]:
+    """A reply part: the text, or a ``functionCall`` of the forced tool with the reply as its args."""
+    if out.tool is None:
+        return {"text": text}
+    try:
+        args = json.loads(text)
+    except ValueError:  # truncated out of shape
+        args = {}
+    return {"functionCall": {"name": out.tool, "args": args if isinstance(args, dict) else {}}}
+
+
 def response_body(out: Outcome) -> dict[str, Any]:
-    """A GenerateContentResponse like the recorded cassettes."""
+    """A GenerateContentResponse like the recorded cassettes: a text part, or a ``functionCall`` part calling the
+    request's forced tool with the reply as its args."""
     content: dict[str, Any] = {"role": "model"}
     if out.text:
-        content["parts"] = [{"text": out.text}]
+        content["parts"] = [_call_part(out, out.text)]
     details = [{"modality": "TEXT", "tokenCount": out.text_tokens}]
     if out.image_tokens:
         details.append({"modality": "IMAGE", "tokenCount": out.image_tokens})
@@ -183,7 +220,7 @@ class GeminiRoutes:
             headers = {NOTE_HEADER: "; ".join(out.notes)} if out.notes else None
             sse = EventStream(request, headers, out.fault)
             await sse.open()
-            pieces = text_pieces(out.text)
+            pieces = [out.text] if out.tool is not None else text_pieces(out.text)  # a call comes whole
             prompt_only = {
                 "promptTokenCount": out.input_tokens,
                 "promptTokensDetails": full["usageMetadata"]["promptTokensDetails"],
@@ -193,7 +230,8 @@ class GeminiRoutes:
                     if i == len(pieces) // 2 and await sse.maybe_break():
                         return sse.response
                     last = i == len(pieces) - 1
-                    candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": piece}]}, "index": 0}
+                    parts = [_call_part(out, piece)]
+                    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
                     if last:
                         candidate["finishReason"] = full["candidates"][0]["finishReason"]
                     chunk = {

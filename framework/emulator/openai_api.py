@@ -33,6 +33,7 @@ from visionbench.emulator.httputil import (
     text_pieces,
 )
 from visionbench.emulator.matching import ImageError, decode_base64
+from visionbench.emulator.request import forced_tool
 
 #: HTTP status -> the error ``type`` OpenAI sends with it.
 ERROR_TYPES = {
@@ -141,6 +142,9 @@ def parse_request(body: Any, raw: bytes, size: int | None = None) -> CountReques
                 images.append(image)
     fmt = body.get("response_format") or {}
     schema = (fmt.get("json_schema") or {}).get("schema") if isinstance(fmt, dict) else None
+    tool = _forced_tool(body)
+    if tool is not None:
+        tool, schema = tool
     max_out = body.get("max_completion_tokens", body.get("max_tokens"))
     prompt = "\n".join(texts)
     effort = body.get("reasoning_effort")
@@ -150,14 +154,37 @@ def parse_request(body: Any, raw: bytes, size: int | None = None) -> CountReques
         images=images,
         prompt=prompt,
         system=" ".join(system),
-        want_json=bool(schema) or fmt.get("type") == "json_object" or "json" in prompt.lower(),
+        want_json=bool(schema) or tool is not None or fmt.get("type") == "json_object" or "json" in prompt.lower(),
         schema=schema if isinstance(schema, dict) else None,
         max_output_tokens=int(max_out) if max_out is not None else None,
         thinking_budget=0 if effort == "none" else None,
         thinking_level=str(effort).lower() if effort and effort != "none" else None,
         digest=body_digest(raw),
         body_bytes=len(raw) if size is None else size,
+        tool=tool,
     )
+
+
+def _forced_tool(body: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(name, parameters) of the function ``tool_choice`` forces (``{"type": "function", "function": {"name"}}`` or
+    ``"required"``: the first tool); None for ``auto``, ``none`` or no choice (answered as text)."""
+    choice = body.get("tool_choice")
+    if choice is None or choice in ("auto", "none"):
+        return None
+    tools: dict[str, dict[str, Any] | None] = {}
+    for t in body.get("tools") or []:
+        function = t.get("function") if isinstance(t, dict) else None
+        if isinstance(function, dict) and "name" in function:
+            tools[str(function["name"])] = function.get("parameters")
+    name = None
+    if isinstance(choice, dict):
+        name = str((choice.get("function") or {}).get("name", ""))
+    elif choice != "required":
+        raise Rejected("invalid", 400, f"Invalid value for 'tool_choice': {choice!r}.")
+    try:
+        return forced_tool(tools, name)
+    except ValueError as exc:
+        raise Rejected("invalid", 400, f"Invalid 'tool_choice': {exc}.") from None
 
 
 def usage_body(out: Outcome) -> dict[str, Any]:
@@ -177,8 +204,19 @@ def usage_body(out: Outcome) -> dict[str, Any]:
     }
 
 
+def tool_call_id() -> str:
+    return new_id("call_emu")
+
+
 def completion_body(out: Outcome, model: str) -> dict[str, Any]:
-    """A chat.completion object."""
+    """A chat.completion object: a text reply, or a call of the request's forced tool with the reply as its
+    arguments (content null, finish_reason ``tool_calls``)."""
+    message: dict[str, Any] = {"role": "assistant", "content": out.text, "refusal": None, "annotations": []}
+    finish = "length" if out.truncated else "stop"
+    if out.tool is not None:
+        function = {"name": out.tool, "arguments": out.text}
+        message |= {"content": None, "tool_calls": [{"id": tool_call_id(), "type": "function", "function": function}]}
+        finish = "length" if out.truncated else "tool_calls"
     return {
         "id": new_id("chatcmpl-emu"),
         "object": "chat.completion",
@@ -187,9 +225,9 @@ def completion_body(out: Outcome, model: str) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": out.text, "refusal": None, "annotations": []},
+                "message": message,
                 "logprobs": None,
-                "finish_reason": "length" if out.truncated else "stop",
+                "finish_reason": finish,
             }
         ],
         "usage": usage_body(out),
@@ -310,12 +348,20 @@ class OpenAIRoutes(OpenAIBase):
 
         try:
             await sse.open()
-            await sse.send(chunk({"role": "assistant", "content": "", "refusal": None}))
+            calls = full["choices"][0]["message"].get("tool_calls")
+            if calls:  # the call's id, type and name first, then its arguments in pieces
+                head = {**calls[0], "index": 0, "function": {"name": out.tool, "arguments": ""}}
+                await sse.send(chunk({"role": "assistant", "content": None, "refusal": None, "tool_calls": [head]}))
+            else:
+                await sse.send(chunk({"role": "assistant", "content": "", "refusal": None}))
             pieces = text_pieces(out.text)
             async for i, piece in paced(pieces, out.stream_s, self.engine.clock):
                 if i == len(pieces) // 2 and await sse.maybe_break():
                     return sse.response
-                await sse.send(chunk({"content": piece}))
+                delta = (
+                    {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]} if calls else {"content": piece}
+                )
+                await sse.send(chunk(delta))
             await sse.send(chunk({}, full["choices"][0]["finish_reason"]))
             if include_usage:
                 await sse.send({**base, "choices": [], "usage": full["usage"]})

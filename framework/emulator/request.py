@@ -43,3 +43,17 @@ class CountRequest:
     #: Size of the request body, and the top-level parameters it set (e.g. temperature).
     body_bytes: int = 0
     params: frozenset[str] = frozenset()
+    #: The tool the request forces the model to call (its arguments fill ``schema``); None: answer as text.
+    tool: str | None = None
+
+
+def forced_tool(tools: dict[str, dict[str, Any] | None], name: str | None) -> tuple[str, dict[str, Any]]:
+    """(name, parameters schema) of the tool a request forces: ``name``, or the first tool when it names none
+    (OpenAI's ``required``, Anthropic's ``any``, Gemini's ``ANY``). Raises ValueError naming the problem."""
+    if not tools:
+        raise ValueError("a tool choice that forces a tool call needs tools")
+    name = next(iter(tools)) if name is None else name
+    if name not in tools:
+        raise ValueError(f"the tool choice names {name!r}, which is not among the tools ({', '.join(tools)})")
+    schema = tools[name]
+    return name, schema if isinstance(schema, dict) and schema else {"type": "object", "properties": {}}
