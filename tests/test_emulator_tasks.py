@@ -26,30 +26,9 @@ from visionbench.emulator.replies import NO_IMAGE_REPLY
 
 SAMPLES = Path(__file__).resolve().parents[1] / "framework" / "sample_images"
 #: Is there a person in the image?
-PERSON = {
-    "astronaut.jpg": True,
-    "camera.jpg": True,
-    "chelsea.jpg": False,
-    "coffee.jpg": False,
-    "grace_hopper.jpg": True,
-    "group_2.jpg": True,
-    "group_3.jpg": True,
-    "group_4.jpg": True,
-    "group_6.jpg": True,
-    "rocket.jpg": False,
-}
-SCENE = {
-    "astronaut.jpg": "portrait",
-    "camera.jpg": "outdoor",
-    "chelsea.jpg": "animal",
-    "coffee.jpg": "food",
-    "grace_hopper.jpg": "portrait",
-    "group_2.jpg": "group",
-    "group_3.jpg": "group",
-    "group_4.jpg": "group",
-    "group_6.jpg": "group",
-    "rocket.jpg": "outdoor",
-}
+#: The shipped labels beside the sample images (a person in it? which kind of scene?).
+PERSON = json.loads((SAMPLES / "labels-person.json").read_text())
+SCENE = json.loads((SAMPLES / "labels-scene.json").read_text())
 CAPTION = {
     "chelsea.jpg": "A cat",
     "coffee.jpg": "A cup of coffee on a saucer with a spoon, seen from above on a wooden table in a cafe",
