@@ -400,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     outputs.add_argument(
         "--charts",
         action="store_true",
-        help="also draw the charts (PNG, and in report.html): about 2 s of CPU; visionbench report RUN draws them "
+        help="also draw the charts (PNG, and in report.html): about 1.2 s of CPU; visionbench report RUN draws them "
         "later",
     )
     outputs.add_argument(

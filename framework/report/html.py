@@ -288,7 +288,7 @@ CHART_ORDER = ("time", "cost_accuracy", "latency", "resolution", "concurrency_sw
 
 #: What the page says in place of the charts when they were not drawn (``visionbench run`` without ``--charts``).
 NO_CHARTS = (
-    '<p class="note">Not drawn by <code>visionbench run</code> (matplotlib takes about 2 s of CPU): '
+    '<p class="note">Not drawn by <code>visionbench run</code> (matplotlib takes about 1.2 s of CPU): '
     "<code>visionbench report {run}</code> draws them here and as PNG files beside the bundle.</p>"
 )
 
