@@ -68,17 +68,50 @@ def fill_template(template: str, fields: dict[str, Any] | None) -> str:
     return _TEMPLATE.sub(one, template)
 
 
-@dataclass(frozen=True, slots=True)  # slots: a run holds one per image
+def task_placeholders(task: Task) -> dict[str, list[str]]:
+    """The placeholders of a task's prompt and system prompt that a row's fields fill, by where they are
+    (``{"task.prompt": ["question"]}``); empty for a task that needs no field."""
+    found = {"task.prompt": template_fields(task.prompt), "task.system": template_fields(task.system or "")}
+    return {where: names for where, names in found.items() if names}
+
+
+def with_system_for(task: Task, fields: dict[str, Any] | None) -> Task:
+    """``task`` with its system prompt's placeholders filled from an item's ``fields`` (as it is without any)."""
+    if not task.system or "{" not in task.system:
+        return task
+    from dataclasses import replace
+
+    return replace(task, system=fill_template(task.system, fields))
+
+
+@dataclass(frozen=True, slots=True)  # slots: a run holds one per item
 class ImageItem:
-    """One dataset image: its id (path relative to the dataset root), location, content hash and label; an item of
+    """One dataset item: its id (path relative to the dataset root), image, content hash and label; an item of
     a rows manifest (JSONL, CSV, TSV) also has its row's other named fields (a question, options, metadata), which
-    fill the task prompt's ``{field}`` placeholders."""
+    fill the task prompt's ``{field}`` placeholders.
+
+    An item of several images (before/after, the pages of one document) has them as ``parts``, each an item of
+    one image (id ``<id>#1``, ``<id>#2``...); its ``path`` is the first one's and its ``sha256`` covers them all
+    (``images_sha256``). A request sends all of an item's images and gets one answer for the item.
+    """
 
     id: str
     path: Path
     sha256: str
     label: Any = None
     fields: dict[str, Any] | None = field(default=None, hash=False, compare=True)
+    parts: tuple[ImageItem, ...] = ()
+
+    def images(self) -> tuple[ImageItem, ...]:
+        """The item's images, each as an item of one image: its parts, or the item itself."""
+        return self.parts or (self,)
+
+
+def images_sha256(hashes: list[str] | tuple[str, ...]) -> str:
+    """The content hash of an item of several images: the sha256 of its images' hashes, in order."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(hashes).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -120,6 +153,8 @@ class Request:
     max_output_tokens: int = 1024
     #: JSON Schema the reply must follow, for providers with structured output.
     response_schema: dict[str, Any] | None = None
+    #: How many of ``images`` each item of the request has, in order (one answer per item); ``None``: one each.
+    images_per_item: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

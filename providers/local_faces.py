@@ -98,6 +98,8 @@ class LocalFaces(Provider[LocalFacesOptions]):
             raise BadRequest(f"provider {self.name!r} answers only the tasks {sorted(TASKS)}, not {request.task.id!r}")
         if not request.images:
             raise BadRequest("request has no images")
+        if request.images_per_item and max(request.images_per_item) > 1:
+            raise BadRequest("the face counter answers one image per item; this request has an item of several")
         if len(request.images) > MAX_IMAGES:
             raise BadRequest(f"request has {len(request.images)} images; at most {MAX_IMAGES} are allowed")
         counts = await asyncio.to_thread(self._count_all, request.images)

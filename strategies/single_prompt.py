@@ -1,4 +1,4 @@
-"""Single-prompt: many images in one request, answered by one structured reply.
+"""Single-prompt: many items (all their images) in one request, answered by one structured reply.
 
 Requests keep within the provider's documented limits (``Capabilities``): at most its images per request, each
 image no larger than its side limit (the smaller one for requests of many images, e.g. Anthropic's 2000 px
@@ -36,7 +36,7 @@ REQUEST_HEADROOM = 0.95
 
 
 class SinglePromptParams(StrictModel):
-    #: Images per request; None = all of them in one request.
+    #: Items per request (an item of several images is sent whole); None = as many as the provider takes.
     chunk_size: int | None = Field(default=None, ge=1)
     max_concurrency: Concurrency = Field(
         default=1, description="Chunks in flight at once, or 'auto' (AIMD on the service's 429s and overloads)."
@@ -65,6 +65,11 @@ def b64_len(n_bytes: int) -> int:
     return 4 * math.ceil(n_bytes / 3)
 
 
+def _images(items: Sequence[ImageItem]) -> int:
+    """How many images ``items`` have in all."""
+    return sum(len(item.parts) or 1 for item in items)
+
+
 class SinglePrompt(Strategy[SinglePromptParams]):
     name = "single-prompt"
     Params = SinglePromptParams
@@ -78,32 +83,50 @@ class SinglePrompt(Strategy[SinglePromptParams]):
         return None
 
     def chunks(self, items: Sequence[ImageItem], capabilities: Capabilities) -> list[Sequence[ImageItem]]:
-        size = self.params.chunk_size or min(len(items), capabilities.max_images_per_request)
-        return [items[i : i + size] for i in range(0, len(items), size)]
+        """Items in requests of ``chunk_size`` items (all: as many as the provider takes), whole items only: an
+        item of several images never straddles two requests, nor a request more images than the provider takes."""
+        limit = capabilities.max_images_per_request
+        size = self.params.chunk_size or min(len(items), limit)
+        if not any(item.parts for item in items):  # an image per item: slices (views of a dataset's columns)
+            return [items[i : i + size] for i in range(0, len(items), size)]
+        out: list[Sequence[ImageItem]] = []
+        current: list[ImageItem] = []
+        images = 0
+        for item in items:
+            count = len(item.images())
+            if current and (len(current) >= size or images + count > limit):
+                out.append(current)
+                current, images = [], 0
+            current.append(item)
+            images += count
+        if current:
+            out.append(current)
+        return out
 
     def plan(self, items: Sequence[ImageItem], capabilities: Capabilities) -> list[PlannedRequest]:
         # The experiment's max_side is not known here: where a side limit applies, the plan assumes images at
         # the limit (at most what will be sent, so the estimate errs on the dear side).
         return [
-            PlannedRequest(tuple(item.id for item in chunk), max_side=side_for(len(chunk), None, capabilities))
+            PlannedRequest(tuple(item.id for item in chunk), max_side=side_for(_images(chunk), None, capabilities))
             for chunk in self.chunks(items, capabilities)
         ]
 
     async def fit(self, chunk: Sequence[ImageItem], ctx: StrategyContext, caps: Capabilities) -> list[Chunk]:
         """``chunk`` resized within the side rule and the bytes per image, split within the bytes per request."""
-        side = side_for(len(chunk), ctx.preprocessing.max_side, caps)
+        n_images = _images(chunk)
+        side = side_for(n_images, ctx.preprocessing.max_side, caps)
         if side is not None:
-            log.info("single-prompt: %d images sent at max_side %d (the provider's limit)", len(chunk), side)
+            log.info("single-prompt: %d images sent at max_side %d (the provider's limit)", n_images, side)
         if caps.max_image_bytes is None and caps.max_request_bytes is None:
             return [Chunk(chunk, side)]
         sizes: dict[str, int] = {}
         for _ in range(6):  # shrink until every image fits its byte limit
-            prepared = [p for item in chunk if (p := await self._prepared(item, side, ctx)) is not None]
+            prepared = {item.id: p for item in chunk if (p := await self._prepared(item, side, ctx)) is not None}
             if not prepared:
                 break
-            largest = max(prepared, key=lambda p: len(p.data))
+            largest = max((p for images in prepared.values() for p in images), key=lambda p: len(p.data))
             if caps.max_image_bytes is None or b64_len(len(largest.data)) <= caps.max_image_bytes:
-                sizes = {p.item_id: b64_len(len(p.data)) for p in prepared}
+                sizes = {i: sum(b64_len(len(p.data)) for p in images) for i, images in prepared.items()}
                 break
             side = int(max(largest.width, largest.height) * 0.75)
         budget = (caps.max_request_bytes or math.inf) * REQUEST_HEADROOM
@@ -122,9 +145,9 @@ class SinglePrompt(Strategy[SinglePromptParams]):
         return out
 
     @staticmethod
-    async def _prepared(item: ImageItem, side: int | None, ctx: StrategyContext) -> PreparedImage | None:
+    async def _prepared(item: ImageItem, side: int | None, ctx: StrategyContext) -> list[PreparedImage] | None:
         try:
-            return await ctx.prepare(item, side)
+            return [await ctx.prepare(image, side) for image in item.images()]
         except ItemError:
             return None  # ctx.ask records the failure
 

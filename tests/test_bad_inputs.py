@@ -134,16 +134,23 @@ def _validate(tmp_path, dataset, capsys, **replace) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-@pytest.mark.parametrize("bad", ["3", [3], True, 2.5])
+@pytest.mark.parametrize("bad", ["3", [3, "4"], [], [[3]], True, 2.5])
 def test_a_label_of_the_wrong_type_names_the_image_and_value(tmp_path, image_dir, capsys, bad):
     labels = json.loads((image_dir / "labels.json").read_text())
     labels["img4.png"]["person_count"] = bad
     labels["img5.png"]["person_count"] = None  # unlabelled: allowed
+    labels["img3.png"]["person_count"] = [3, 4]  # several acceptable answers: allowed
     (image_dir / "labels.json").write_text(json.dumps(labels))
     code, err = _validate(tmp_path, image_dir, capsys)
     assert code == 2, err
-    assert "labels.json" in err and "'img4.png'" in err and repr(bad) in err and "integer" in err, err
-    assert "img5.png" not in err
+    assert "labels.json" in err and "'img4.png'" in err, err
+    if bad == []:
+        assert "empty list" in err, err
+    elif bad == [[3]]:
+        assert "lists one that a list" in err, err
+    else:
+        assert repr(bad[-1] if isinstance(bad, list) else bad) in err and "integer" in err, err
+    assert "img5.png" not in err and "img3.png" not in err
 
 
 def test_labels_fit_each_answer_type(tmp_path, image_dir, capsys):

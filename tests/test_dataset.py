@@ -97,10 +97,10 @@ def test_identities_are_what_the_bundle_keeps_of_each_item(tmp_path):
     ]
     items = Items(tmp_path, entries)
     for view in (items, items[1:], items.without({"far.png"})):
-        assert list(view.identities()) == [(i.id, i.sha256, i.label, None) for i in view]
+        assert list(view.identities()) == [(i.id, i.sha256, i.label, None, None) for i in view]
         assert list(view.ids_and_labels()) == [(i.id, i.label) for i in view]
         assert list(ItemList(view)) == [item_to_json(i) for i in view] == [item_to_json(i) for i in list(view)]
-    assert list(items.identities())[2] == ("gone.png", "unreadable:gone.png", "text", None)
+    assert list(items.identities())[2] == ("gone.png", "unreadable:gone.png", "text", None, None)
 
 
 def test_items_hold_about_a_hundred_bytes_an_image(tmp_path):

@@ -77,7 +77,7 @@ def test_jsonl_rows_with_fields_typed_answers_and_ids(tmp_path: Path) -> None:
     assert items[0].fields == {"question": "Is there a cat?", "source": "skimage"}
     assert items[0].sha256 == sha256_file(SAMPLES / "chelsea.jpg")
     assert items[1].path == tmp_path / "astronaut.jpg"
-    assert list(items.identities())[1] == ("q2", items[1].sha256, False, {"question": "Is there a dog?"})
+    assert list(items.identities())[1] == ("q2", items[1].sha256, False, {"question": "Is there a dog?"}, None)
 
 
 def test_csv_and_tsv_answers_are_typed_by_the_answer_type(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from typing import Any, overload
 import yaml
 
 from visionbench.errors import ConfigError
-from visionbench.types import ImageItem, Task, choice_key, template_fields
+from visionbench.types import ImageItem, Task, choice_key, images_sha256, task_placeholders
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 #: Manifests of rows (an image, named fields and a reference answer per row), by file suffix.
@@ -65,7 +65,9 @@ class Items(Sequence[ImageItem]):
     is made when it is read; a slice or ``without`` is a view over the same columns.
     """
 
-    def __init__(self, base: Path, entries: Iterable[tuple[str, Path, str, Any]] = ()) -> None:
+    def __init__(self, base: Path, entries: Iterable[tuple[Any, ...]] = ()) -> None:
+        """``entries``: (id, path, content hash, label[, fields[, parts]]), ``parts`` the (path, hash) of each image
+        of an item of several (its path is the first's, its hash ``images_sha256`` of theirs)."""
         self._base = base
         self._ids: list[str] = []
         self._sha = bytearray()
@@ -73,12 +75,15 @@ class Items(Sequence[ImageItem]):
         self._odd_paths: dict[int, Path] = {}  # images not at base / id (a manifest's paths outside its folder)
         self._odd_sha: dict[int, str] = {}  # content hashes that are not hex (an unreadable file's marker)
         self._fields: dict[int, dict[str, Any]] = {}  # a rows manifest's named fields, by row (folders have none)
-        for item_id, path, digest, label, *fields in entries:
+        self._parts: dict[int, tuple[tuple[Path, str], ...]] = {}  # items of several images: each image's path, hash
+        for item_id, path, digest, label, *more in entries:
             row = len(self._ids)
             self._ids.append(item_id)
             self._labels.append(label)
-            if fields and fields[0] is not None:
-                self._fields[row] = fields[0]
+            if more and more[0] is not None:
+                self._fields[row] = more[0]
+            if len(more) > 1 and more[1]:
+                self._parts[row] = tuple(more[1])
             if path != base / item_id:
                 self._odd_paths[row] = path
             try:
@@ -100,6 +105,10 @@ class Items(Sequence[ImageItem]):
         item_id = self._ids[row]
         path = self._odd_paths.get(row) or self._base / item_id
         sha = self._odd_sha.get(row) or self._sha[32 * row : 32 * row + 32].hex()
+        parts = self._parts.get(row)
+        if parts:
+            images = tuple(ImageItem(f"{item_id}#{k}", p, h) for k, (p, h) in enumerate(parts, 1))
+            return ImageItem(item_id, path, sha, self._labels[row], self._fields.get(row), images)
         return ImageItem(item_id, path, sha, self._labels[row], self._fields.get(row))
 
     def __len__(self) -> int:
@@ -120,14 +129,15 @@ class Items(Sequence[ImageItem]):
         for row in self._rows:
             yield self._item(row)
 
-    def identities(self) -> Iterator[tuple[str, str, Any, dict[str, Any] | None]]:
-        """Each image's id, content hash, label and fields (None but for a rows manifest), in order: what a bundle
-        keeps of it, read from the columns without making its ``ImageItem`` and path (a run's bundle header is
-        written several times)."""
-        fields = self._fields
+    def identities(self) -> Iterator[tuple[str, str, Any, dict[str, Any] | None, list[str] | None]]:
+        """Each item's id, content hash, label, fields (None but for a rows manifest) and its images' hashes (None
+        but for an item of several), in order: what a bundle keeps of it, read from the columns without making its
+        ``ImageItem`` and path (a run's bundle header is written several times)."""
+        fields, parts = self._fields, self._parts
         for row in self._rows:
             sha = self._odd_sha.get(row) or self._sha[32 * row : 32 * row + 32].hex()
-            yield self._ids[row], sha, self._labels[row], fields.get(row)
+            images = [h for _, h in parts[row]] if row in parts else None
+            yield self._ids[row], sha, self._labels[row], fields.get(row), images
 
     @property
     def has_fields(self) -> bool:
@@ -249,7 +259,16 @@ def read_labels(path: Path, field: str | None, objects: bool = False) -> dict[st
 
 
 def _label_type_error(value: Any, answer_type: str, choices: dict[str, str]) -> str | None:
-    """Why ``value`` is not a label of ``answer_type`` (and ``choices``), or None when it is one."""
+    """Why ``value`` is not a label of ``answer_type`` (and ``choices``), or None when it is one. A list of labels
+    is several acceptable answers (any is right), but for a json task, whose label may be any JSON value."""
+    if isinstance(value, list) and answer_type != "json":
+        if not value:
+            return "is an empty list; several acceptable answers need at least one"
+        for one in value:
+            why = "is a list" if isinstance(one, list) else _label_type_error(one, answer_type, choices)
+            if why:
+                return f"lists one that {why.removeprefix('is ')}"
+        return None
     if answer_type == "choice" and isinstance(value, str) and choices and choice_key(value) not in choices:
         return f"is {value!r}, which is not one of the task's choices ({', '.join(choices.values())})"
     allowed = _LABEL_TYPES[answer_type]
@@ -260,6 +279,13 @@ def _label_type_error(value: Any, answer_type: str, choices: dict[str, str]) -> 
             f"the task's answer type is {answer_type}, so labels must be {answer_type} or null"
         )
     return None
+
+
+def _as_choice(label: Any, choices: dict[str, str]) -> Any:
+    """A choice label (or each of several) as the config writes the choice ("Indoor" for ``indoor``)."""
+    if isinstance(label, list):
+        return [_as_choice(one, choices) for one in label]
+    return choices[choice_key(label)] if isinstance(label, str) else label
 
 
 def _check_label_types(path: Path, labels: dict[str, Any], answer_type: str, task: Task | None = None) -> None:
@@ -318,10 +344,10 @@ def load_dataset(
             task=task,
             downloads=downloads,
         )
-    if task is not None and (placeholders := template_fields(task.prompt)):
-        shown = ", ".join("{" + name + "}" for name in placeholders)
+    for where, names in (task_placeholders(task) if task is not None else {}).items():
+        shown = ", ".join("{" + name + "}" for name in names)
         raise ConfigError(
-            f"{root}: task.prompt has placeholders ({shown}) that nothing fills: only a rows manifest (JSONL, CSV, "
+            f"{root}: {where} has placeholders ({shown}) that nothing fills: only a rows manifest (JSONL, CSV, "
             "TSV) has fields; write {{ and }} for literal braces"
         )
     base, by_id = _image_paths(root)
@@ -330,7 +356,7 @@ def load_dataset(
         _check_label_types(base / labels_file, labels, answer_type, task)
         if task is not None and task.choices:
             choices = {choice_key(c): c for c in task.choices}
-            labels = {k: choices[choice_key(v)] if isinstance(v, str) else v for k, v in labels.items()}
+            labels = {k: _as_choice(v, choices) for k, v in labels.items()}
     missing = sorted(set(labels) - set(by_id))
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
@@ -421,6 +447,13 @@ def _typed_cell(value: str, answer_type: str) -> Any:
     text = value.strip()
     if not text:
         return None
+    if answer_type != "json" and text.startswith("["):  # several acceptable answers, as a JSON array
+        try:
+            several = json.loads(text)
+        except json.JSONDecodeError:
+            several = None
+        if isinstance(several, list):
+            return several
     if answer_type == "integer":
         return int(text)
     if answer_type == "number":
@@ -456,8 +489,8 @@ def _row_label(
         why = _label_type_error(value, answer_type, {choice_key(c): c for c in task.choices or ()} if task else {})
         if why:
             raise ConfigError(f"{where}: the answer {why}")
-        if task is not None and task.choices and isinstance(value, str):
-            value = {choice_key(c): c for c in task.choices}[choice_key(value)]
+        if task is not None and task.choices:
+            value = _as_choice(value, {choice_key(c): c for c in task.choices})
     return value
 
 
@@ -557,23 +590,20 @@ def load_rows(
     if task is not None:
         answer_type = task.answer_type
     from_text = manifest.suffix.lower() != ".jsonl"
-    needed = template_fields(task.prompt) if task is not None else []
-    chosen: list[tuple[str, str, Any, dict[str, Any]]] = []  # (id, image, label, fields)
+    needed = [(where, name) for where, names in (task_placeholders(task) if task else {}).items() for name in names]
+    chosen: list[tuple[str, list[str], Any, dict[str, Any]]] = []  # (id, images, label, fields)
     seen: dict[str, int] = {}
     wanted = set(include) if include is not None else None
     for line_no, row in _read_rows(manifest):
         at = f"{manifest}: line {line_no}"
-        image = row.get(columns.image)
-        if not isinstance(image, str) or not image.strip():
-            raise ConfigError(f"{at}, column {columns.image!r}: no image (a path, an http(s) URL or a data URL)")
-        image = image.strip()
+        images = _image_cell(row.get(columns.image), f"{at}, column {columns.image!r}")
         raw_id = row.get(columns.id)
         if raw_id is not None and str(raw_id).strip():
             item_id = str(raw_id).strip()
-        elif image.startswith(("data:", "http://", "https://")):
+        elif any(image.startswith(("data:", "http://", "https://")) for image in images):
             item_id = f"row-{len(seen) + 1}"
         else:
-            item_id = Path(image).as_posix()
+            item_id = "+".join(Path(image).as_posix() for image in images)
         if item_id in seen:
             raise ConfigError(
                 f"{at}: id {item_id!r} is also line {seen[item_id]}'s; ids must be unique "
@@ -584,15 +614,15 @@ def load_rows(
             f"{at}, column {columns.answer!r}", row.get(columns.answer), answer_type, task, label_field, from_text
         )
         fields = {k: v for k, v in row.items() if k not in (columns.image, columns.answer, columns.id)}
-        for name in needed:
+        for needs, name in needed:
             if fields.get(name) is None:
                 has = ", ".join(fields) or "none"
                 raise ConfigError(
-                    f"{at}, column {name!r}: the row has no {name!r}, which task.prompt's {{{name}}} needs "
+                    f"{at}, column {name!r}: the row has no {name!r}, which {needs}'s {{{name}}} needs "
                     f"(its fields: {has}; the image, answer and id columns are not fields)"
                 )
         if wanted is None or item_id in wanted:
-            chosen.append((item_id, image, label, fields))
+            chosen.append((item_id, images, label, fields))
     if wanted is not None:
         unknown = sorted(wanted - set(seen))
         if unknown:
@@ -600,9 +630,31 @@ def load_rows(
     chosen = chosen[:limit] if limit else chosen
     if not chosen:
         raise ConfigError(f"{manifest}: no rows")
-    where = {image: f"{manifest}: line {seen[i]}, column {columns.image!r}" for i, image, _, _ in chosen}
+    where = {
+        image: f"{manifest}: line {seen[i]}, column {columns.image!r}" for i, images, _, _ in chosen for image in images
+    }
     paths = _row_images(manifest, [(w, image) for image, w in where.items()], downloads or default_downloads_dir())
-    return Items(
-        manifest.parent,
-        ((i, paths[image], _digest(paths[image], i), label, fields) for i, image, label, fields in chosen),
-    )
+
+    def entry(item_id: str, images: list[str], label: Any, fields: dict[str, Any]) -> tuple[Any, ...]:
+        if len(images) == 1:
+            return item_id, paths[images[0]], _digest(paths[images[0]], item_id), label, fields
+        parts = [(paths[image], _digest(paths[image], f"{item_id}#{k}")) for k, image in enumerate(images, 1)]
+        return item_id, parts[0][0], images_sha256([h for _, h in parts]), label, fields, parts
+
+    return Items(manifest.parent, (entry(*row) for row in chosen))
+
+
+def _image_cell(value: Any, where: str) -> list[str]:
+    """A row's image cell as its images: one (a path, an http(s) URL or a data URL), or a list of them (a JSON
+    array; in a CSV/TSV cell written as one, ``["a.jpg", "b.jpg"]``) for an item of several images."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{where}: a list of images must be a JSON array of strings ({exc})") from None
+    images = value if isinstance(value, list) else [value]
+    if not images or not all(isinstance(image, str) and image.strip() for image in images):
+        raise ConfigError(
+            f"{where}: no image (a path, an http(s) URL or a data URL; or a JSON array of them for several)"
+        )
+    return [image.strip() for image in images]

@@ -26,7 +26,7 @@ from visionbench.emulator.replies import (
     schema_type,
     stable_rng,
 )
-from visionbench.emulator.request import CountRequest, ImagePart
+from visionbench.emulator.request import CountRequest, ImagePart, item_groups
 from visionbench.emulator.state import ModelState
 from visionbench.services import tokens as tk
 
@@ -307,7 +307,8 @@ class Engine:
     async def _answers(
         self, st: ModelState, infos: list[ImageInfo], req: CountRequest
     ) -> tuple[list[Any], list[Kind], list[str], list[float]]:
-        """(answers, their kinds, notes, people per image: a numeric label, else a count, else 0) for a request.
+        """(answers, their kinds, notes, people per answer: a numeric label, else a count, else 0) for a request:
+        one answer per item the request asks about (``item_groups``: an image each, or items of several images).
 
         A recognised image is answered from its label through the error model of its kind (``replies.distort``); an
         image the emulator does not know is counted by the face detector, and that count is shaped as the request
@@ -315,31 +316,40 @@ class Engine:
         """
         answers = st.profile.answers
         parts = req.images
+        groups = item_groups(req.prompt, len(parts))
+        if len(groups) > 1 and self.index and answers.source != "detector":
+            # A request of one item of several images (its own prompt, no item named): the item its first is.
+            first = self.index.match(infos[0].fingerprint, answers.max_hash_distance, req.prompt)
+            if first.images == len(parts):
+                groups = [list(range(len(parts)))]
         values: list[Any] = []
         kinds: list[Kind] = []
         notes: list[str] = []
         people: list[float] = []
         choices = self.index.choices if self.index else []
         keys: list[str | None] = []
-        for info, part in zip(infos, parts):
+        n_answers = len(groups)
+        for group in groups:
+            # An item of several images is known by its first (the rows give each item's first image its label).
+            info, part = infos[group[0]], parts[group[0]]
             if answers.source == "detector":
                 values.append(await self._detect(info, part, notes))
                 kinds.append("count")
                 people.append(values[-1])
                 continue
-            match = self.index.match(info.fingerprint, answers.max_hash_distance) if self.index else None
+            match = self.index.match(info.fingerprint, answers.max_hash_distance, req.prompt) if self.index else None
             keys.append(match.key if match else None)
             if match is None or match.key is None or match.label is None:
                 st.stats.unknown_images += 1
                 dist = f" (nearest hash distance {match.distance})" if match else ""
                 notes.append(f"unknown image {info.width}x{info.height}{dist}")
-                value, kind = await self._unknown(info, part, notes, item_schema(req.schema, len(parts)))
+                value, kind = await self._unknown(info, part, notes, item_schema(req.schema, n_answers))
                 values.append(value)
                 kinds.append(kind)
                 people.append(float(value) if kind == "count" else 0.0)
                 continue
             label = match.label
-            kind, options = answer_kind(label, item_schema(req.schema, len(parts), label), req.prompt, choices)
+            kind, options = answer_kind(label, item_schema(req.schema, n_answers, label), req.prompt, choices)
             people.append(float(label) if kind == "count" else 0.0)
             rng = stable_rng(st.seed, "answer", st.name, match.key, st.occurrence("answer:" + match.key))
             long_side = max(info.width, info.height)

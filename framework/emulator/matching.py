@@ -64,6 +64,8 @@ class Match:
     #: The image's label as the labels file gives it: a number, a bool, a string, an object or a list.
     label: Any
     distance: int
+    #: How many images the item it is the first of has (a rows manifest's item of several images; else 1).
+    images: int = 1
 
 
 def _pack(bits: np.ndarray) -> np.ndarray:
@@ -126,9 +128,20 @@ def any_labels(path: Path, field: str | None) -> dict[str, Any]:
 class DatasetIndex:
     """Fingerprints of the dataset's images, with their labels."""
 
-    def __init__(self, keys: list[str], labels: list[Any], prints: list[Fingerprint]) -> None:
+    def __init__(
+        self,
+        keys: list[str],
+        labels: list[Any],
+        prints: list[Fingerprint],
+        prompts: list[str | None] | None = None,
+        images: list[int] | None = None,
+    ) -> None:
         self.keys = keys
         self.labels = labels
+        #: Each entry's own prompt, where rows ask different questions of one image (None: any request).
+        self.prompts: list[str | None] = prompts if prompts is not None else [None] * len(keys)
+        #: Each entry's number of images (an item of several is known by its first).
+        self.images: list[int] = images if images is not None else [1] * len(keys)
         #: The distinct string labels, in order: what a choice is confused with when the request offers no set.
         self.choices: list[str] = sorted({v for v in labels if isinstance(v, str)})
         bits = np.stack([p.bits for p in prints]) if prints else np.zeros((0, HASH_SIDE * HASH_SIDE), bool)
@@ -160,13 +173,14 @@ class DatasetIndex:
         return cls.from_images((name, folder / name, labels.get(name)) for name in names)
 
     @classmethod
-    def from_images(cls, entries: Iterable[tuple[str, Path, Any]]) -> DatasetIndex:
-        """Fingerprint these images (key, path, label): a folder's, or a rows manifest's items with each row's
-        answer (a run's emulator is given the run's items)."""
+    def from_images(cls, entries: Iterable[tuple[Any, ...]]) -> DatasetIndex:
+        """Fingerprint these images (key, path, label[, prompt[, images]]): a folder's, or a rows manifest's items
+        with each row's answer and, when the rows ask different questions, its prompt (a run's emulator is given the
+        run's items; an item of several images by its first, with its number of images)."""
         from PIL import Image, ImageOps
 
-        keys, values, prints = [], [], []
-        for name, path, label in entries:
+        keys, values, prints, prompts, counts = [], [], [], [], []
+        for name, path, label, *more in entries:
             if not path.is_file():
                 log.warning("emulator: labelled image %s is missing; skipped", path)
                 continue
@@ -179,15 +193,18 @@ class DatasetIndex:
                 continue
             keys.append(name)
             values.append(label)
-        return cls(keys, values, prints)
+            prompts.append(more[0] if more else None)
+            counts.append(more[1] if len(more) > 1 else 1)
+        return cls(keys, values, prints, prompts, counts)
 
     def kind(self) -> str | None:
         """The dataset's answer kind by its labels' JSON type (see ``replies.label_kind``), when they agree."""
         kinds = {label_kind(v) for v in self.labels if v is not None}
         return kinds.pop() if len(kinds) == 1 else None
 
-    def match(self, fp: Fingerprint, max_distance: int) -> Match:
-        """The nearest dataset image, or an unknown match beyond ``max_distance``."""
+    def match(self, fp: Fingerprint, max_distance: int, text: str = "") -> Match:
+        """The nearest dataset image, or an unknown match beyond ``max_distance``. Among near ties (one image
+        under several rows), those whose own prompt is in the request's ``text`` (the longest) come first."""
         if not self.keys:
             return Match(None, None, HASH_SIDE * HASH_SIDE)
         dist = np.bitwise_count(self._packed ^ _pack(fp.bits[None, :])).sum(axis=1)
@@ -195,6 +212,11 @@ class DatasetIndex:
         if best > max_distance:
             return Match(None, None, best)
         near = np.flatnonzero(dist <= best + TIE_SLACK)
+        if len(near) > 1 and text:
+            asked = [i for i in near if (p := self.prompts[i]) is not None and p in text]
+            if asked:
+                longest = max(len(self.prompts[i] or "") for i in asked)
+                near = np.array([i for i in asked if len(self.prompts[i] or "") == longest])
         if len(near) > 1:
             color = np.sqrt(np.mean((self._color[near] - fp.color) ** 2, axis=1))
             aspect = np.abs(np.log(self._aspect[near] / max(fp.aspect, 1e-6)))
@@ -202,4 +224,4 @@ class DatasetIndex:
             i = int(near[int(np.argmin(score))])
         else:
             i = int(near[0])
-        return Match(self.keys[i], self.labels[i], int(dist[i]))
+        return Match(self.keys[i], self.labels[i], int(dist[i]), self.images[i])

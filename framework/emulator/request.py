@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -57,3 +58,17 @@ def forced_tool(tools: dict[str, dict[str, Any] | None], name: str | None) -> tu
         raise ValueError(f"the tool choice names {name!r}, which is not among the tools ({', '.join(tools)})")
     schema = tools[name]
     return name, schema if isinstance(schema, dict) and schema else {"type": "object", "properties": {}}
+
+
+#: How visionbench names the items of a request of several items of several images ("Item 2 is Images 3-4").
+_ITEM = re.compile(r"\bItem (\d+) is Images? (\d+)(?:-(\d+))?")
+
+
+def item_groups(prompt: str, n_images: int) -> list[list[int]]:
+    """Which images (indexes) each answer of a request is about, in order: the items the prompt names ("Item 1 is
+    Images 1-2; Item 2 is Image 3"), else an image each."""
+    named = [(int(start), int(end or start)) for _, start, end in _ITEM.findall(prompt)]
+    groups = [list(range(start - 1, end)) for start, end in named]
+    if groups and [i for group in groups for i in group] == list(range(n_images)):
+        return groups
+    return [[i] for i in range(n_images)]

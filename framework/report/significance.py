@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from visionbench.results.model import Bundle
-from visionbench.results.scoring import field_score, matches, task_answer_type
+from visionbench.results.scoring import abs_error, field_score, matches, task_answer_type
 
 ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 2000
@@ -174,8 +174,8 @@ def item_scores(bundle: Mapping[str, Any], cell_id: str) -> ItemScores:
                 right[item_id] += 1.0
             if item_id in fields:
                 fields[item_id] += field_score(value, label)
-            if _number(value) and _number(label):
-                error_sum[item_id] = error_sum.get(item_id, 0.0) + abs(float(value) - float(label))
+            if (error := abs_error(value, label, answer_type)) is not None:
+                error_sum[item_id] = error_sum.get(item_id, 0.0) + error
                 error_n[item_id] = error_n.get(item_id, 0) + 1
     return ItemScores(
         {k: total / error_n[k] for k, total in error_sum.items()},
@@ -259,10 +259,6 @@ def _latencies(bundle: Mapping[str, Any], cell_id: str) -> list[float]:
 
 def _key(label: Any) -> str:
     return repr(label)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _mean(xs: Sequence[float]) -> float | None:

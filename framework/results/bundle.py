@@ -63,16 +63,18 @@ def jsonable(value: Any) -> Any:
 
 def item_to_json(item: ImageItem) -> dict[str, Any]:
     """One of the bundle's ``items``: ``fields`` only for an item that has them (a rows manifest's)."""
-    out = {"id": item.id, "sha256": item.sha256, "label": item.label}
-    if item.fields is not None:
-        out["fields"] = item.fields
-    return out
+    images = [part.sha256 for part in item.parts] if item.parts else None
+    return _identity(item.id, item.sha256, item.label, item.fields, images)
 
 
-def _identity(item_id: str, sha: str, label: Any, fields: dict[str, Any] | None) -> dict[str, Any]:
+def _identity(
+    item_id: str, sha: str, label: Any, fields: dict[str, Any] | None, images: list[str] | None = None
+) -> dict[str, Any]:
     out = {"id": item_id, "sha256": sha, "label": label}
     if fields is not None:
         out["fields"] = fields
+    if images is not None:
+        out["images"] = images
     return out
 
 

@@ -213,6 +213,8 @@ class ItemJson(View):
     label: Any
     #: A rows manifest's named fields of the item (its question, options, metadata); absent for a folder's images.
     fields: dict[str, Any] | None = None
+    #: An item of several images: each image's sha256, in order (``sha256`` is then the hash of these).
+    images: list[str] | None = None
 
 
 #: Dataclasses of the plugin API that stand for objects in a bundle: plain JSON of them is read through a view.

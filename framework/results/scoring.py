@@ -46,10 +46,26 @@ def _json_equal(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+def acceptable(label: Any, answer_type: str | None) -> list[Any] | None:
+    """The acceptable answers of a label that lists several (a list label of any task but a json one), else None."""
+    return label if isinstance(label, list) and answer_type not in (None, "json") else None
+
+
+def abs_error(value: Any, label: Any, answer_type: str | None = None) -> float | None:
+    """How far a numeric answer is from its label (the nearest of several acceptable ones); None if either is not
+    a number."""
+    labels = acceptable(label, answer_type) or [label]
+    errors = [abs(float(value) - float(x)) for x in labels if _is_number(value) and _is_number(x)]
+    return min(errors) if errors else None
+
+
 def matches(value: Any, label: Any, answer_type: str | None = None) -> bool:
     """Whether an answer is exactly right, by its task's answer type: numbers and booleans by value; text
     normalised (case, Unicode form, runs of whitespace); a choice by its normalised key; JSON as JSON (key order
-    and formatting irrelevant). Without a type (an old bundle), plain equality."""
+    and formatting irrelevant); a label listing several acceptable answers, by any of them. Without a type (an
+    old bundle), plain equality."""
+    if (several := acceptable(label, answer_type)) is not None:
+        return any(matches(value, one, answer_type) for one in several)
     if answer_type == "text" and isinstance(value, str) and isinstance(label, str):
         return normalise_text(value) == normalise_text(label)
     if answer_type == "choice" and isinstance(value, str) and isinstance(label, str):
@@ -84,7 +100,7 @@ def accuracy(
 
     One pass, nothing per item kept."""
     labelled = answered = exact = numeric = 0
-    abs_error = fields = 0.0
+    errors = fields = 0.0
     for item_id, label in _ids_and_labels(items):
         if label is None:
             continue
@@ -96,14 +112,14 @@ def accuracy(
         exact += matches(answer.value, label, answer_type)
         if answer_type == "json":
             fields += field_score(answer.value, label)
-        elif _is_number(answer.value) and _is_number(label):
+        elif (error := abs_error(answer.value, label, answer_type)) is not None:
             numeric += 1
-            abs_error += abs(float(answer.value) - float(label))
+            errors += error
     out = {
         "labelled": labelled,
         "answered": answered,
         "exact_match": exact / labelled if labelled else None,
-        "mae": abs_error / numeric if numeric else None,
+        "mae": errors / numeric if numeric else None,
     }
     if answer_type == "json":
         out["field_match"] = fields / labelled if labelled else None

@@ -31,7 +31,8 @@ from visionbench.types import (
     ImageItem,
     PreparedImage,
     Request,
-    template_fields,
+    task_placeholders,
+    with_system_for,
 )
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,8 @@ class CellContext:
         # What StrategyContext shows a strategy of its cell.
         self.cell_id = run.cell_id
         self.task = run.task
-        #: Whether the prompt has ``{field}`` placeholders: then each request's prompt is filled from its items.
-        self._templated = bool(template_fields(run.task.prompt))
+        #: Whether the prompts have ``{field}`` placeholders: then each request's are filled from its items.
+        self._templated = bool(task_placeholders(run.task))
         self.preprocessing = run.preprocessing
         self.provider = run.provider
         self.model = run.model
@@ -66,7 +67,9 @@ class CellContext:
         self.jobs = tools.jobs
         self._recorder = recorder
         #: The items the cell is expected to ask about, in order (the runner's to-do list): read ahead.
-        self._cache = ReadAhead(tools.preprocessor, expected, run.preprocessing)
+        self._cache = ReadAhead(
+            tools.preprocessor, (image for item in expected for image in item.images()), run.preprocessing
+        )
         self._adaptive: list[AdaptiveLimit] = []
         self._started_s = tools.caller.now()
 
@@ -104,25 +107,51 @@ class CellContext:
         return {"concurrency": {"mode": "auto", "limits": limits}}
 
     async def prepare(self, item: ImageItem, max_side: int | None = None) -> PreparedImage:
-        """The item's image preprocessed (cached), at ``max_side`` if given, else the experiment's setting."""
+        """The item's image preprocessed (cached), at ``max_side`` if given, else the experiment's setting; an item
+        of several images: its first (each of ``item.images()`` can be prepared alike)."""
         settings = self.preprocessing if max_side is None else self.preprocessing.at(max_side)
+        image = item.parts[0] if item.parts else item
         # A warm hit is served on the loop; only a miss (decode, resize, encode) goes to the worker threads.
-        hit = self._cache.lookup(item, settings)
-        return hit if hit is not None else await self._cache.build(item, settings)
+        hit = self._cache.lookup(image, settings)
+        return hit if hit is not None else await self._cache.build(image, settings)
 
-    async def _prepare_all(self, items: Sequence[ImageItem], where: Where) -> tuple[list[PreparedImage], list[Answer]]:
-        """The items' images; an item whose image cannot be prepared gets an error answer, recorded."""
-        prepared: list[PreparedImage] = []
+    async def _prepare_all(
+        self, items: Sequence[ImageItem], where: Where
+    ) -> tuple[list[tuple[ImageItem, list[PreparedImage]]], list[Answer]]:
+        """Each item with its images; an item any of whose images cannot be prepared gets an error answer,
+        recorded."""
+        prepared: list[tuple[ImageItem, list[PreparedImage]]] = []
         failed: list[Answer] = []
         for item in items:
             try:
-                prepared.append(await self.prepare(item, where.max_side))
+                prepared.append((item, [await self.prepare(image, where.max_side) for image in item.images()]))
             except ItemError as exc:
                 now = self.now()
                 error = {"kind": "item", "message": f"image: {exc}"}
                 unsent = replace(where, batch=False)  # an image that was never sent went through no batch
                 failed.extend(self._recorder.record(unsent, [item.id], now, now, 0, error=error).answers)
         return prepared, failed
+
+    def _request(
+        self, where: Where, prepared: list[tuple[ImageItem, list[PreparedImage]]], params: dict[str, Any]
+    ) -> Request:
+        """The request asking the task about ``prepared``'s items (all their images), worded and shaped for them."""
+        n = len(prepared)
+        # A request's items share one prompt (the plan refuses several that differ): the first item's fields fill it.
+        fields = prepared[0][0].fields if self._templated else None
+        counts = tuple(len(images) for _, images in prepared)
+        several = any(count > 1 for count in counts)
+        schema = response_schema(self.task, n)
+        structured = schema is not None and self.capabilities(where.provider, where.model).structured_output
+        return Request(
+            model=where.model,
+            task=with_system_for(self.task, fields),
+            prompt=prompt_for(self.task, n, fields, counts if several else None),
+            images=tuple(image for _, images in prepared for image in images),
+            params=params,
+            response_schema=schema if structured else None,
+            images_per_item=counts if several else None,
+        )
 
     async def ask(
         self,
@@ -134,36 +163,22 @@ class CellContext:
         tier: int | None = None,
         limiter: Limit | None = None,
     ) -> list[Answer]:
-        """Ask the task about ``items`` in one request; record it and return one answer per item.
+        """Ask the task about ``items`` (all their images) in one request; record it and return one answer per
+        item.
 
-        Items whose image cannot be prepared get an error answer and are left out of the request.
+        Items whose images cannot be prepared get an error answer and are left out of the request.
         """
         own = provider is None and model is None
         where = Where(provider or self.provider, model or self.model, max_side, tier)
         prepared, failed = await self._prepare_all(items, where)
         if not prepared:
             return failed
-        n = len(prepared)
-        fields = None
-        if self._templated:  # a request's images share one prompt (the plan refuses several that differ)
-            first = prepared[0].item_id
-            fields = next(item.fields for item in items if item.id == first)
-        schema = response_schema(self.task, n)
-        structured = schema is not None and self.capabilities(where.provider, where.model).structured_output
-        request = Request(
-            model=where.model,
-            task=self.task,
-            prompt=prompt_for(self.task, n, fields),
-            images=tuple(prepared),
-            params=self.model_params if own else {},
-            response_schema=schema if structured else None,
-        )
+        request = self._request(where, prepared, self.model_params if own else {})
         backend = self.providers[where.provider]
         outcome = await self.caller.call(lambda: backend.generate(request), limiter)  # type: ignore[arg-type]
-        ids = [image.item_id for image in prepared]
         record = self._recorder.record(
             where,
-            ids,
+            [item.id for item, _ in prepared],
             outcome.start_s,
             outcome.end_s,
             outcome.attempts,
@@ -179,7 +194,7 @@ class CellContext:
         if not prepared:
             return None
         # Custom ids are short and plain (services restrict them); the job remembers which item each stands for.
-        ids = {f"item-{n}": image.item_id for n, image in enumerate(prepared)}
+        ids = {f"item-{n}": item.id for n, (item, _) in enumerate(prepared)}
         hashes = {item.id: item.sha256 for item in items}
         key = cell_job_key(self.run, [f"{i}:{hashes[i]}" for i in ids.values()])
         saved = self.jobs.get(key) if self.jobs else None
@@ -193,20 +208,8 @@ class CellContext:
             # The service denies the saved job (not found, expired, cancelled): say so, and submit afresh, once.
             replaced = f"{job.job_id}: {check.error.kind}: {check.error}"
             log.warning("cell %s: saved batch job %s; submitting a new one", self.cell_id, replaced)
-        schema = response_schema(self.task, 1)  # a json task's schema, where the provider takes one
-        if schema is not None and not self.capabilities(self.provider, self.model).structured_output:
-            schema = None
-        fields = {item.id: item.fields for item in items} if self._templated else {}
         requests = {
-            custom_id: Request(
-                self.model,
-                self.task,
-                prompt_for(self.task, 1, fields.get(image.item_id)),
-                (image,),
-                dict(self.model_params),
-                response_schema=schema,
-            )
-            for custom_id, image in zip(ids, prepared)
+            custom_id: self._request(where, [one], dict(self.model_params)) for custom_id, one in zip(ids, prepared)
         }
         outcome = await self.caller.call(lambda: backend.submit_batch(self.model, requests))
         if outcome.error is not None:

@@ -19,7 +19,7 @@ from visionbench.data.dataset import is_rows_manifest
 from visionbench.errors import ConfigError
 from visionbench.provider import Endpoint, Provider
 from visionbench.run.config import EndpointSpec, Experiment
-from visionbench.types import ImageItem
+from visionbench.types import ImageItem, fill_template, template_fields
 
 if TYPE_CHECKING:  # the emulator is imported only when a run or plan needs it (its server costs ~0.4 s)
     from visionbench.emulator.profile_schema import EmulatorProfiles
@@ -73,7 +73,11 @@ def profiles(experiment: Experiment, *, strict: bool = True) -> EmulatorProfiles
         raise ConfigError(f"{experiment.source}: emulator.profiles: {exc}") from None
 
 
-def _as_label(value: Any) -> Any:
+def _as_label(value: Any, answer_type: str) -> Any:
+    """A row's label as the emulator answers from it: numbers as floats (as it reads labels files), the first of
+    several acceptable answers."""
+    if isinstance(value, list) and value and answer_type != "json":
+        value = value[0]
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
@@ -98,8 +102,19 @@ async def emulated(
     dataset: Path | None = (base / emu_spec.dataset).resolve() if emu_spec.dataset else experiment.dataset_path
     images = None
     if not emu_spec.dataset and items is not None and is_rows_manifest(experiment.dataset_path):
-        # Numbers as floats, as the emulator reads labels files.
-        images = [(item.id, item.path, _as_label(item.label)) for item in items]
+        # Numbers as floats, as the emulator reads labels files; each item's own prompt where rows fill it (one
+        # image asked several questions is told apart by the question).
+        prompt = experiment.task.prompt if template_fields(experiment.task.prompt) else None
+        images = [
+            (
+                item.id,
+                item.path,
+                _as_label(item.label, experiment.task.answer_type),
+                prompt and fill_template(prompt, item.fields),
+                len(item.images()),
+            )
+            for item in items
+        ]
         dataset = None
     elif dataset is not None and dataset.is_file():  # a list manifest: names are relative to its folder
         dataset = dataset.parent

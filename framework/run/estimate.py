@@ -54,17 +54,18 @@ def _fit(width: int, height: int, max_side: int | None) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def image_sizes(items: list[ImageItem]) -> dict[str, tuple[int, int]]:
-    """Each image's upright size, read from its header only (no decoding)."""
-    sizes = {}
+def image_sizes(items: list[ImageItem]) -> dict[str, list[tuple[int, int]]]:
+    """Each item's images' upright sizes, read from their headers only (no decoding)."""
+    sizes: dict[str, list[tuple[int, int]]] = {}
     for item in items:
-        try:
-            with Image.open(item.path) as im:
-                w, h = im.size
-                orientation = im.getexif().get(0x0112, 1)
-        except Exception:  # an unreadable image is a per-item error at run time; plan it at zero
-            continue
-        sizes[item.id] = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+        for image in item.images():
+            try:
+                with Image.open(image.path) as im:
+                    w, h = im.size
+                    orientation = im.getexif().get(0x0112, 1)
+            except Exception:  # an unreadable image is a per-item error at run time; plan it at zero
+                continue
+            sizes.setdefault(item.id, []).append((h, w) if orientation in (5, 6, 7, 8) else (w, h))
     return sizes
 
 
@@ -152,10 +153,12 @@ async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstima
             provider = plan.providers[provider_name]
             side = req.max_side if req.max_side is not None else cell.preprocessing.max_side
             first = items.get(req.item_ids[0]) if req.item_ids else None
-            prompt = prompt_for(exp.task, len(req.item_ids), first.fields if first else None)
+            counts = [len(items[i].images()) for i in req.item_ids if i in items]
+            several = counts if any(c > 1 for c in counts) else None
+            prompt = prompt_for(exp.task, len(req.item_ids), first.fields if first else None, several)
             text = text_tokens(prompt + (exp.task.system or ""))
             image_tokens: int | None = 0
-            fitted = tuple(_fit(*sizes.get(item_id, (0, 0)), side) for item_id in req.item_ids)
+            fitted = tuple(_fit(w, h, side) for item_id in req.item_ids for w, h in sizes.get(item_id, [(0, 0)]))
             too_big = _over_side_limit(provider.capabilities(model), fitted)
             if too_big and too_big not in est.notes:
                 est.notes.append(too_big)
@@ -233,14 +236,18 @@ async def _counted(
     """Input tokens of a request with these images, from the provider's count-tokens endpoint."""
     exp = plan.experiment
     images = []
+    counts = []
     with Preprocessor(None) as pre:
         for item_id in item_ids:
             try:
-                images.append(pre.prepare(items[item_id], settings))
+                prepared = [pre.prepare(image, settings) for image in items[item_id].images()]
             except ItemError:
                 continue
-    prompt = prompt_for(exp.task, len(images), items[item_ids[0]].fields if images else None)
-    request = Request(model, exp.task, prompt, tuple(images))
+            images.extend(prepared)
+            counts.append(len(prepared))
+    several = tuple(counts) if any(c > 1 for c in counts) else None
+    prompt = prompt_for(exp.task, len(counts), items[item_ids[0]].fields if images else None, several)
+    request = Request(model, exp.task, prompt, tuple(images), images_per_item=several)
     return await plan.providers[provider_name].count_tokens(request) if images else 0
 
 

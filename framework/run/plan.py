@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from visionbench.clock import REAL_CLOCK, Clock
 from visionbench.data.dataset import Columns, Items, default_downloads_dir, load_dataset
@@ -16,7 +17,7 @@ from visionbench.run.emulated import emulated, profiles, unserved
 from visionbench.run.plugins import Registry
 from visionbench.services.lifecycle import model_warnings
 from visionbench.strategy import Strategy
-from visionbench.types import ImageItem, fill_template, template_fields
+from visionbench.types import ImageItem, Task, fill_template, task_placeholders
 
 
 @dataclass
@@ -71,14 +72,17 @@ def _one_prompt_per_request(
             by_id = by_id if by_id is not None else {item.id: item for item in items}
             first = by_id[req.item_ids[0]]
             for other in req.item_ids[1:]:
-                if fill_template(experiment.task.prompt, by_id[other].fields) != fill_template(
-                    experiment.task.prompt, first.fields
-                ):
+                if _filled(experiment.task, by_id[other].fields) != _filled(experiment.task, first.fields):
                     raise ConfigError(
                         f"{experiment.source}: cell {cell.id}: strategy {cell.strategy!r} asks several items in "
-                        f"one request, but task.prompt's placeholders give items {first.id!r} and {other!r} "
+                        f"one request, but the task's placeholders give items {first.id!r} and {other!r} "
                         "different prompts; use a strategy that sends one item per request"
                     )
+
+
+def _filled(task: Task, fields: dict[str, Any] | None) -> tuple[str, str]:
+    """A task's prompt and system prompt as an item's fields fill them."""
+    return fill_template(task.prompt, fields), fill_template(task.system or "", fields)
 
 
 def prepare(experiment: Experiment, registry: Registry, *, cache_dir: str | Path | None = None) -> Plan:
@@ -128,7 +132,7 @@ def prepare(experiment: Experiment, registry: Registry, *, cache_dir: str | Path
         why = strategies[cell.id].check(providers[cell.provider].capabilities(cell.model))
         if why:
             raise ConfigError(f"{src}: cell {cell.id}: strategy {cell.strategy!r} cannot run here: {why}")
-    if template_fields(task.prompt):
+    if task_placeholders(task):
         _one_prompt_per_request(experiment, strategies, providers, items)
     for cell in experiment.cells:  # tier-1 requests on another model go without the cell's model_params
         try:
