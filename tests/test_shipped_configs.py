@@ -18,7 +18,7 @@ CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.yaml") if "matrix" in yam
 def test_the_shipped_experiment_configs_are_found() -> None:
     names = {p.stem for p in CONFIGS}
     assert {"quickstart", "adaptive-filter-emulated", "seed-notebook-emulated", "concurrency-sweep-emulated"} <= names
-    assert {"yes-no-emulated", "classify-emulated", "receipts-emulated"} <= names  # the task demos
+    assert {"yes-no-emulated", "classify-emulated", "receipts-emulated", "vqa-emulated"} <= names  # the task demos
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
@@ -26,7 +26,7 @@ def test_shipped_config_validates_on_repository_data_only(config: Path) -> None:
     plan = load_plan(config, default_registry())  # what `visionbench validate` does, warnings aside
     assert len(plan.items) >= 4 and plan.experiment.cells
     spec = plan.experiment.spec
-    paths = [plan.experiment.dataset_path] + [item.path for item in plan.items]
+    paths = [plan.experiment.dataset_path] + [image.path for item in plan.items for image in item.images()]
     if spec.emulator is not None:
         paths += [config.parent / p for p in (spec.emulator.profiles, spec.emulator.dataset) if p]
     for path in paths:

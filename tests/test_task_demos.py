@@ -26,7 +26,12 @@ PACKAGE = Path(visionbench.__file__).parent
 SAMPLES = PACKAGE / "sample_images"
 RECEIPTS = PACKAGE / "sample_receipts"
 #: config -> the summary field that measures it
-DEMOS = {"yes-no-emulated": "exact_match", "classify-emulated": "exact_match", "receipts-emulated": "field_match"}
+DEMOS = {
+    "yes-no-emulated": "exact_match",
+    "classify-emulated": "exact_match",
+    "receipts-emulated": "field_match",
+    "vqa-emulated": "exact_match",
+}
 QUIET = {
     "latency": {"base_s": 0.0, "jitter": 0.0, "output_tokens_per_s": 1e6, "thinking_sd": 0},
     "faults": {"http_500": 0, "http_503": 0, "http_529": 0, "drop_connection": 0, "slow": {"probability": 0}},
@@ -134,6 +139,6 @@ async def test_a_shipped_demo_runs_end_to_end_against_the_emulator(tmp_path: Pat
     for cell in data["cells"]:
         assert cell["summary"]["errors"] == 0, cell["id"]
         answers = cell["answers"]
-        assert len(answers) == len(plan.items) == 10, cell["id"]  # every item answered and parsed
+        assert len(answers) == len(plan.items) >= 8, cell["id"]  # every item answered and parsed
         assert all(a.get("value") is not None for a in answers.values()), cell["id"]
         assert cell["summary"][DEMOS[name]] >= 0.6, (cell["id"], cell["summary"][DEMOS[name]])

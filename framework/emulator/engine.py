@@ -319,7 +319,7 @@ class Engine:
         groups = item_groups(req.prompt, len(parts))
         if len(groups) > 1 and self.index and answers.source != "detector":
             # A request of one item of several images (its own prompt, no item named): the item its first is.
-            first = self.index.match(infos[0].fingerprint, answers.max_hash_distance, req.prompt)
+            first = self.index.match(infos[0].fingerprint, answers.max_hash_distance, req.prompt, len(parts))
             if first.images == len(parts):
                 groups = [list(range(len(parts)))]
         values: list[Any] = []
@@ -337,7 +337,11 @@ class Engine:
                 kinds.append("count")
                 people.append(values[-1])
                 continue
-            match = self.index.match(info.fingerprint, answers.max_hash_distance, req.prompt) if self.index else None
+            match = (
+                self.index.match(info.fingerprint, answers.max_hash_distance, req.prompt, len(group))
+                if self.index
+                else None
+            )
             keys.append(match.key if match else None)
             if match is None or match.key is None or match.label is None:
                 st.stats.unknown_images += 1

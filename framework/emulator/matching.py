@@ -202,9 +202,10 @@ class DatasetIndex:
         kinds = {label_kind(v) for v in self.labels if v is not None}
         return kinds.pop() if len(kinds) == 1 else None
 
-    def match(self, fp: Fingerprint, max_distance: int, text: str = "") -> Match:
+    def match(self, fp: Fingerprint, max_distance: int, text: str = "", images: int | None = None) -> Match:
         """The nearest dataset image, or an unknown match beyond ``max_distance``. Among near ties (one image
-        under several rows), those whose own prompt is in the request's ``text`` (the longest) come first."""
+        under several rows), those whose own prompt is in the request's ``text`` (the longest) come first, then
+        those of ``images`` images (the item being asked about has that many)."""
         if not self.keys:
             return Match(None, None, HASH_SIDE * HASH_SIDE)
         dist = np.bitwise_count(self._packed ^ _pack(fp.bits[None, :])).sum(axis=1)
@@ -217,6 +218,8 @@ class DatasetIndex:
             if asked:
                 longest = max(len(self.prompts[i] or "") for i in asked)
                 near = np.array([i for i in asked if len(self.prompts[i] or "") == longest])
+        if len(near) > 1 and images is not None and (sized := [i for i in near if self.images[i] == images]):
+            near = np.array(sized)
         if len(near) > 1:
             color = np.sqrt(np.mean((self._color[near] - fp.color) ** 2, axis=1))
             aspect = np.abs(np.log(self._aspect[near] / max(fp.aspect, 1e-6)))

@@ -152,8 +152,8 @@ def compare(bundles: Sequence[Mapping[str, Any]], by: Literal["id", "label"] = "
             base = values[0]
             deltas = [None] + [None if v is None or base is None else v - base for v in values[1:]]
             ratios = [None] + [None if v is None or not base else v / base for v in values[1:]]
-            if metric.startswith("ttft_") and all(v is None for v in values):
-                continue  # time to first token exists only for streamed cells
+            if (metric.startswith("ttft_") or metric == "mae") and all(v is None for v in values):
+                continue  # time to first token exists only for streamed cells, MAE only for numeric answers
             rows.append(MetricRow(key, metric, label, better, values, deltas, ratios))
     items, flags = _differences(bundles, runs)
     presence = {key: [key in table for table in per_run] for key in keys}

@@ -149,7 +149,10 @@ def _figures(
 ) -> list[str]:
     """One thumbnail per distinct image sent (settings that gave the same bytes, e.g. an image smaller than both
     sizes of a sweep, share one), captioned with its pixel size and the cells that sent it."""
-    image = ImageItem(item.id, (root / item.id) if root else Path(item.id), item.sha256, item.label)
+    # An item of several images: its first, found in the cache by its own hash.
+    images = getattr(item, "images", None)
+    sha = images[0] if images else item.sha256
+    image = ImageItem(item.id, (root / item.id) if root else Path(item.id), sha, item.label)
     sent: dict[bytes | None, list[str]] = {}
     for settings, cells in sizes:
         try:

@@ -21,7 +21,7 @@ from visionbench.report.significance import numeric_task
 from visionbench.report.stats import CellStats, agreement, cell_stats, cost_per_1k
 from visionbench.report.terminal import HTML_ANSWER_ROWS, Rows, accuracy_rows, difference_rows
 from visionbench.results.model import Bundle
-from visionbench.results.scoring import matches, task_answer_type
+from visionbench.results.scoring import acceptable, matches, task_answer_type
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px 32px;color:#1d2733;font-size:14px}
@@ -242,7 +242,8 @@ def _answers(bundle: Bundle) -> str:
     rows = []
     items = bundle.item_entries
     for item in items[:HTML_ANSWER_ROWS]:
-        row: list[Any] = [item.id, _f(item.label)]
+        several = acceptable(item.label, answer_type)
+        row: list[Any] = [item.id, " | ".join(map(_f, several)) if several else _f(item.label)]
         for entry in firsts.values():
             a = entry.answers.get(item.id)
             if a is None:

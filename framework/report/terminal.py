@@ -22,7 +22,7 @@ from visionbench.report.significance import (
 from visionbench.report.stats import Estimate, cell_stats, cost_per_1k
 from visionbench.report.tables import Column, Sheet, plain, print_sheet, to_csv, to_json, to_markdown
 from visionbench.results.model import Bundle, CellEntry
-from visionbench.results.scoring import matches, task_answer_type
+from visionbench.results.scoring import acceptable, matches, task_answer_type
 
 
 def _fmt(value: Any, spec: str = "", none: str = "-") -> str:
@@ -129,7 +129,9 @@ def answers_sheet(bundle: Mapping[str, Any], max_rows: int | None = ANSWER_ROWS,
     columns += [Column(codes[cell_id], numeric=numeric, lines=lines) for cell_id in runs]
     rows = []
     for item in items if max_rows is None else items[:max_rows]:
-        row = [escape(item.id), escape(_answer_text(item.label) if lines else _compact_text(item.label))]
+        several = acceptable(item.label, answer_type)
+        label = " | ".join(map(_compact_text, several)) if several else item.label
+        row = [escape(item.id), escape(label if several else _answer_text(label) if lines else _compact_text(label))]
         for entries in runs.values():
             answer = entries[0].answers.get(item.id)
             if answer is None:
