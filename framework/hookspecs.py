@@ -6,7 +6,7 @@ A plugin is any module or object with functions marked ``@hookimpl``, registered
     [project.entry-points.visionbench]
     my_provider = "my_package.my_module"
 
-The built-in providers and strategies register through the very same entry points and hooks.
+The built-in providers, strategies and scorers register through the very same entry points and hooks.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from visionbench.provider import Provider
+    from visionbench.scorer import Scorer
     from visionbench.strategy import Strategy
 
 hookspec = pluggy.HookspecMarker("visionbench")
@@ -39,6 +40,15 @@ def register_strategies(register: Callable[[type[Strategy[Any]]], None]) -> None
 
     ``StrategyClass`` subclasses :class:`visionbench.strategy.Strategy`; its ``name`` is what configs
     write under ``strategies:``.
+    """
+
+
+@hookspec
+def register_scorers(register: Callable[[type[Scorer[Any]]], None]) -> None:
+    """Called once when plugins load. Call ``register(ScorerClass)`` for each scorer you offer.
+
+    ``ScorerClass`` subclasses :class:`visionbench.scorer.Scorer`; its ``name`` is what configs write under
+    ``task.scorers``.
     """
 
 

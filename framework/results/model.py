@@ -264,6 +264,16 @@ class Environment(View):
     providers: Annotated[dict[str, dict[str, Any]], about("each provider's details and options, by name")] = {}
 
 
+class ScorerFigures(View):
+    """One scorer's figures of a cell run."""
+
+    __slots__ = ()
+
+    mean: Annotated[float | None, {"minimum": 0, "maximum": 1}]
+    n: Annotated[int, {"minimum": 0}]
+    metrics: dict[str, Any] = {}
+
+
 class CellSummary(View):
     """A cell run's figures (``scoring.summarize_cell``)."""
 
@@ -295,6 +305,9 @@ class CellSummary(View):
     mae: float | None
     #: json tasks only: the mean share of each label's fields answered right.
     field_match: float | None = None
+    #: Each of the task's scorers' figures, by its key, the primary one first: the mean score over labelled items
+    #: (an unanswered one scores 0), how many were labelled, and the scorer's own figures of the answered ones.
+    scores: Annotated[dict[str, ScorerFigures], about("each scorer's figures, primary first")] = {}
 
     def metric(self, key: str) -> Any:
         """A figure by its name (``None`` when the summary does not have it)."""

@@ -32,13 +32,13 @@ def _ids_and_labels(items: Iterable[ImageItem]) -> Iterable[tuple[str, Any]]:
     return columns() if columns is not None else ((item.id, item.label) for item in items)
 
 
-def _json_equal(a: Any, b: Any) -> bool:
+def json_equal(a: Any, b: Any) -> bool:
     """Two JSON values alike: objects by their keys whatever the order, numbers by value (2 is 2.0), a boolean
     never a number, strings exactly."""
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     if _is_number(a) and _is_number(b):
@@ -71,7 +71,7 @@ def matches(value: Any, label: Any, answer_type: str | None = None) -> bool:
     if answer_type == "choice" and isinstance(value, str) and isinstance(label, str):
         return choice_key(value) == choice_key(label)
     if answer_type == "json":
-        return _json_equal(value, label)
+        return json_equal(value, label)
     return bool(value == label)
 
 
@@ -81,8 +81,8 @@ def field_score(value: Any, label: Any) -> float:
     if isinstance(label, dict) and label:
         if not isinstance(value, dict):
             return 0.0
-        return sum(1 for k, v in label.items() if k in value and _json_equal(value[k], v)) / len(label)
-    return 1.0 if _json_equal(value, label) else 0.0
+        return sum(1 for k, v in label.items() if k in value and json_equal(value[k], v)) / len(label)
+    return 1.0 if json_equal(value, label) else 0.0
 
 
 def task_answer_type(bundle: Mapping[str, Any]) -> str | None:

@@ -16,9 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from visionbench.data.dataset import read_text
 from visionbench.errors import ConfigError
 from visionbench.preprocessing import Preprocessing
+from visionbench.results.scores import DEFAULT_SCORERS, TaskScorers
 from visionbench.run.calling import RetryPolicy
 from visionbench.run.plugins import Registry
 from visionbench.run.sweep import combinations, describe, varying
+from visionbench.scorer import Scorer
 from visionbench.services.pricing import PriceTable, default_table
 from visionbench.spec import StrictModel
 from visionbench.strategy import Strategy
@@ -56,6 +58,10 @@ class TaskSpec(StrictModel):
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
     #: The decimal mark of numbers in replies: "." (1,234.5 is 1234.5) or "," (1.234,5 is 1234.5).
     decimal: DecimalMark = "."
+    #: How answers are scored: scorer names, or ``{name: anls, as: anls_strict, threshold: 0.3}`` entries with
+    #: the scorer's params (``as``: the key it is known by, for a scorer used twice); the first is the primary
+    #: one. None: the answer type's default (``results/scores.py``).
+    scorers: list[str | dict[str, Any]] | None = None
 
     @model_validator(mode="after")
     def _fits_answer(self) -> TaskSpec:
@@ -204,6 +210,8 @@ class Experiment:
     prices: PriceTable
     #: Every endpoint the config names (``providers:`` and the matrix), by name; tier-1 endpoints the plan adds.
     endpoints: dict[str, EndpointSpec] = field(default_factory=dict)
+    #: The task's scorers, built from ``task.scorers`` (or the answer type's default).
+    scorers: TaskScorers | None = None
 
     @property
     def name(self) -> str:
@@ -265,6 +273,35 @@ def _validate_params(source: Path, where: str, model: type[BaseModel], params: d
         return model.model_validate(params)
     except ValidationError as err:
         raise ConfigError(format_validation_error(source, err, prefix=where)) from None
+
+
+def task_scorers(
+    source: Path, registry: Registry, task: Task, written: list[str | dict[str, Any]] | None
+) -> TaskScorers:
+    """The task's scorers as ``task.scorers`` names them (default: its answer type's), params validated, each
+    checked to fit the task; errors name the entry."""
+    entries: list[str | dict[str, Any]] = list(written) if written else list(DEFAULT_SCORERS[task.answer_type])
+    if written is not None and not written:
+        raise ConfigError(f"{source}: task.scorers: empty; name at least one scorer (or leave it out for the default)")
+    built: list[tuple[str, Scorer]] = []
+    for i, entry in enumerate(entries):
+        where = f"task.scorers[{i}]"
+        params = {} if isinstance(entry, str) else dict(entry)
+        name = entry if isinstance(entry, str) else params.pop("name", None)
+        key = params.pop("as", name)
+        if not isinstance(name, str) or name not in registry.scorers:
+            raise ConfigError(
+                f"{source}: {where}: unknown scorer {name!r}; loaded scorers: {', '.join(sorted(registry.scorers))}"
+            )
+        if not isinstance(key, str) or not key or key in dict(built):
+            raise ConfigError(f"{source}: {where}: scorer {key!r} is named twice; give one an `as: OTHER_NAME`")
+        cls = registry.scorers[name]
+        scorer = cls(_validate_params(source, where, cls.Params, params), task)
+        why = scorer.check(task)
+        if why:
+            raise ConfigError(f"{source}: {where}: scorer {name!r} cannot score this task: it {why}")
+        built.append((key, scorer))
+    return TaskScorers(task, tuple(built))
 
 
 def build_strategy(registry: Registry, cell: Cell) -> Strategy:
@@ -389,10 +426,12 @@ def experiment_from_dict(
     dataset_path = (source.parent / spec.dataset.path).resolve()
     if not dataset_path.exists():
         raise ConfigError(f"{source}: dataset.path: {dataset_path} does not exist")
+    task = spec.task.to_task()
     return Experiment(
         source=source,
         spec=spec,
-        task=spec.task.to_task(),
+        task=task,
+        scorers=task_scorers(source, registry, task, spec.task.scorers),
         cells=tuple(cells),
         dataset_path=dataset_path,
         prices=default_table()

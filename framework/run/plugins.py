@@ -1,4 +1,4 @@
-"""The PluginManager: loads entry-point plugins and collects the providers and strategies they register."""
+"""The PluginManager: loads entry-point plugins and collects the providers, strategies and scorers they register."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pluggy
 from visionbench import hookspecs
 from visionbench.errors import VisionbenchError
 from visionbench.provider import Provider
+from visionbench.scorer import Scorer
 from visionbench.strategy import Strategy
 
 GROUP = "visionbench"
@@ -23,6 +24,7 @@ class Registry:
 
     providers: dict[str, type[Provider]] = field(default_factory=dict)
     strategies: dict[str, type[Strategy]] = field(default_factory=dict)
+    scorers: dict[str, type[Scorer]] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)
 
 
@@ -57,6 +59,7 @@ def collect(pm: pluggy.PluginManager) -> Registry:
     registry = Registry()
     _call(pm, "register_providers", "provider", registry.providers, Provider, registry)
     _call(pm, "register_strategies", "strategy", registry.strategies, Strategy, registry)
+    _call(pm, "register_scorers", "scorer", registry.scorers, Scorer, registry)
     return registry
 
 
@@ -70,7 +73,7 @@ def _call(
         def register(cls: type, by: str = by) -> None:
             if not (isinstance(cls, type) and issubclass(cls, base)):
                 raise VisionbenchError(f"plugin {by} registered {cls!r}, which is not a {base.__name__} subclass")
-            name: str = cls.name  # type: ignore[attr-defined]  # checked above: a Provider or Strategy subclass
+            name: str = cls.name  # type: ignore[attr-defined]  # checked above: a plugin class
             if name in table:
                 first = registry.origins[f"{kind}:{name}"]
                 raise VisionbenchError(f"{kind} {name!r} registered twice: by {first} and by {by}")

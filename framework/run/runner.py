@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import platform
 import secrets
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -21,6 +22,7 @@ from visionbench.errors import BudgetExceeded
 from visionbench.results.bundle import BUNDLE_NAME, BundleWriter, ItemList, record_from_json
 from visionbench.results.model import Budget as BundleBudget
 from visionbench.results.model import Bundle, CellEntry, CellSummary, EndpointEntry, Environment, Pricing
+from visionbench.results.scores import score_rows
 from visionbench.results.scoring import RecordStats, summarize_cell
 from visionbench.run.calling import Caller
 from visionbench.run.cell import CellContext, RunTools
@@ -29,7 +31,9 @@ from visionbench.run.config import Cell
 from visionbench.run.jobs import JobStore
 from visionbench.run.plan import Plan, routed, running
 from visionbench.run.recorder import Recorder
-from visionbench.types import Record
+from visionbench.types import ImageItem, Record
+
+log = logging.getLogger(__name__)
 
 PACKAGES = (
     "visionbench",
@@ -318,8 +322,26 @@ async def _run_cell(state: _RunState, cell: Cell, repeat: int) -> None:
         wall_s = (end if end is not None else caller.now()) - start  # the strategy's time, not the summary's
         final = tally.final_answers()
         summary = summarize_cell(items, stats, final, wall_s, plan.experiment.task.answer_type)
+        summary["scores"] = _scores(plan, items, final, cell.id)
         extra = _merged(_merged(tally.summarize(items), returned or {}), ctx.concurrency_summary())
         writer.set_cell(_cell_entry(cell, repeat, status, summary, final, extra, error))
+
+
+def _scores(plan: Plan, items: Sequence[ImageItem], final: dict[str, Any], cell_id: str) -> dict[str, Any]:
+    """The task's scorers' figures of a cell's answers; a scorer that fails costs its figures, not the run."""
+    scorers = plan.experiment.scorers
+    if scorers is None:
+        return {}
+    try:
+        return scorers.score_cell(score_rows(items), final)
+    except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported, the answers are kept
+        log.error(
+            "cell %s: scoring failed: %s: %s (visionbench rescore RUN scores it again)",
+            cell_id,
+            type(exc).__name__,
+            exc,
+        )
+        return {}
 
 
 def _merged(base: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,81 @@
+"""The base class of scorer plugins: how one answer is scored against its reference answers, and what a cell's
+answers add up to (the mean score, and figures of all of them such as F1 from a confusion matrix)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar, cast
+
+from pydantic import BaseModel
+
+from visionbench.spec import StrictModel
+from visionbench.types import AnswerType, Task
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """One item's score from one scorer: ``value`` in [0, 1] (1: right), and why, in a few words (shown per item
+    in the report: ``"CER 0.12"``, ``"missing: date"``)."""
+
+    value: float
+    why: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """What a scorer is given of one item: its id, its row's fields, the parsed answer (``None`` when the item
+    failed: it scores 0 without being asked) and its reference answers (a label listing several acceptable
+    answers gives them all; a json task's label is one reference however it is shaped)."""
+
+    item_id: str
+    answer: Any
+    references: tuple[Any, ...]
+    fields: Mapping[str, Any] | None = None
+
+
+class NoParams(StrictModel):
+    """Params of a scorer that takes none."""
+
+
+ParamsT = TypeVar("ParamsT", bound=BaseModel)
+
+
+class Scorer(ABC, Generic[ParamsT]):
+    """A scorer turns an answer and its references into a score in [0, 1], and may add figures of a cell's answers
+    taken together (``metrics``).
+
+    Subclasses set ``name`` (what a config writes under ``task.scorers``), may set ``Params`` (a pydantic model of
+    the scorer's options, validated from its config entry) and ``answer_types`` (the task answer types it fits;
+    ``None``: any). One instance scores every cell of a run, so it keeps no state between calls.
+    """
+
+    name: ClassVar[str]
+    Params: type[ParamsT] = cast("type[ParamsT]", NoParams)
+    #: The answer types this scorer fits; None: any.
+    answer_types: ClassVar[frozenset[AnswerType] | None] = None
+
+    def __init__(self, params: ParamsT | None = None, task: Task | None = None) -> None:
+        self.params: ParamsT = params if params is not None else self.Params()
+        #: The task scored (its answer type, choices, schema).
+        self.task = task
+
+    def check(self, task: Task) -> str | None:
+        """Why this scorer cannot score ``task`` (an answer type it does not fit), or None."""
+        if self.answer_types is not None and task.answer_type not in self.answer_types:
+            fits = ", ".join(sorted(self.answer_types))
+            return f"scores {fits} answers, and this task's answer is {task.answer_type}"
+        return None
+
+    @abstractmethod
+    def score(self, item: Scored) -> Score:
+        """The score of one answered item (``item.answer`` is not None; it has at least one reference)."""
+
+    def metrics(self, scored: Sequence[tuple[Scored, Score]]) -> dict[str, Any]:
+        """Figures of a cell's scored items taken together, beside the mean score (``{"macro_f1": 0.93}``); keys
+        are plain names, values JSON (numbers, or tables such as a confusion matrix). None by default."""
+        return {}
+
+
+__all__ = ["NoParams", "Score", "Scored", "Scorer"]

@@ -1,0 +1,1 @@
+"""The built-in scorers (``visionbench.scorers``): each module registers its own through ``register_scorers``."""
