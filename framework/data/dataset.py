@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import csv
 import hashlib
 import json
 import math
@@ -18,12 +17,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import yaml
 
 from visionbench.errors import ConfigError
 from visionbench.types import ImageItem, Task, choice_key, template_fields
+
+if TYPE_CHECKING:
+    from visionbench.data.row_sources import At
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 #: Manifests of rows (an image, named fields and a reference answer per row), by file suffix.
@@ -294,6 +296,7 @@ def load_dataset(
     task: Task | None = None,
     columns: Columns | None = None,
     downloads: Path | None = None,
+    split: str | None = None,
 ) -> Items:
     """Items sorted by id, each with the sha256 of its content (a rows manifest's: in its order, see
     ``load_rows``). Labels naming missing images, or not of
@@ -317,12 +320,19 @@ def load_dataset(
             answer_type=answer_type,
             task=task,
             downloads=downloads,
+            split=split,
+        )
+    if split is not None:
+        raise ConfigError(
+            f"{root}: dataset.split {split!r}, but a folder of images or a list of paths has no splits (splits are "
+            "a Hugging Face dataset's: a save_to_disk folder, a folder of Parquet files, an imagefolder with metadata)"
         )
     if task is not None and (placeholders := template_fields(task.prompt)):
         shown = ", ".join("{" + name + "}" for name in placeholders)
         raise ConfigError(
             f"{root}: task.prompt has placeholders ({shown}) that nothing fills: only a rows manifest (JSONL, CSV, "
-            "TSV) has fields; write {{ and }} for literal braces"
+            "TSV, Parquet, a Hugging Face dataset, an imagefolder with metadata) has fields; write {{ and }} for "
+            "literal braces"
         )
     base, by_id = _image_paths(root)
     labels = read_labels(base / labels_file, label_field, objects=answer_type == "json") if labels_file else {}
@@ -368,8 +378,12 @@ class Columns:
 
 
 def is_rows_manifest(path: Path) -> bool:
-    """Whether ``path`` is a manifest of rows (JSONL, CSV, TSV) rather than a folder or a list of paths."""
-    return path.suffix.lower() in ROW_SUFFIXES and not path.is_dir()
+    """Whether ``path`` is a dataset of rows rather than a folder of images or a list of paths: a JSONL, CSV, TSV,
+    Parquet or Arrow file, or a folder of Parquet files, a Hugging Face ``save_to_disk`` folder or an imagefolder
+    with a ``metadata.jsonl``/``metadata.csv`` (``row_sources``)."""
+    from visionbench.data import row_sources
+
+    return row_sources.is_rows_folder(path) if path.is_dir() else row_sources.is_rows_file(path)
 
 
 def default_cache_dir() -> Path:
@@ -383,34 +397,6 @@ def default_cache_dir() -> Path:
 def default_downloads_dir() -> Path:
     """Where image URLs are downloaded: ``downloads/`` in the image cache, keyed by the URL's hash."""
     return default_cache_dir() / "downloads"
-
-
-def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """Each row of a JSONL, CSV or TSV manifest with the line it starts on (blank JSONL lines skipped)."""
-    text = read_text(path)
-    rows: list[tuple[int, dict[str, Any]]] = []
-    if path.suffix.lower() == ".jsonl":
-        for line_no, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{path}: line {line_no}: malformed JSON: {exc}") from None
-            if not isinstance(row, dict):
-                raise ConfigError(f"{path}: line {line_no}: a row must be a JSON object, not {type(row).__name__}")
-            rows.append((line_no, row))
-        return rows
-    reader = csv.DictReader(text.splitlines(keepends=True), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-    if not reader.fieldnames:
-        return rows
-    start = reader.line_num + 1
-    for row in reader:
-        if None in row:
-            raise ConfigError(f"{path}: line {start}: more cells than the header's {len(reader.fieldnames)} columns")
-        rows.append((start, {k: v for k, v in row.items() if v is not None}))
-        start = reader.line_num + 1
-    return rows
 
 
 _BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
@@ -502,9 +488,10 @@ def _fetch(url: str, folder: Path) -> Path:
     return _store(folder, target.name, data)
 
 
-def _row_images(manifest: Path, wanted: list[tuple[str, str]], downloads: Path) -> dict[str, Path]:
-    """Each row image (``(where, image)``: a path, an http(s) URL or a data URL) as a local file: URLs downloaded
-    (8 at a time) and data URLs decoded into ``downloads``. A URL that cannot be fetched is an error naming it."""
+def _row_images(base: Path, wanted: list[tuple[str, str]], downloads: Path) -> dict[str, Path]:
+    """Each row image (``(where, image)``: a path relative to ``base``, an http(s) URL or a data URL) as a local
+    file: URLs downloaded (8 at a time) and data URLs decoded into ``downloads``. A URL that cannot be fetched is an
+    error naming it."""
     paths: dict[str, Path] = {}
     urls: dict[str, str] = {}
     for where, image in wanted:
@@ -520,7 +507,7 @@ def _row_images(manifest: Path, wanted: list[tuple[str, str]], downloads: Path) 
         elif image.startswith(("http://", "https://")):
             urls[image] = where
         else:
-            paths[image] = manifest.parent / image
+            paths[image] = base / image
             if not paths[image].is_file():
                 raise ConfigError(f"{where}: image {image!r} does not exist (paths are relative to the manifest)")
     if urls:
@@ -549,20 +536,27 @@ def load_rows(
     answer_type: str | None = None,
     task: Task | None = None,
     downloads: Path | None = None,
+    split: str | None = None,
 ) -> Items:
-    """The items of a rows manifest (JSONL, CSV, TSV), in the file's order: each row's image (a path relative to
-    the manifest, an http(s) URL downloaded once into ``downloads``, or a data URL), its answer column typed by
-    the task's answer type and checked as labels files are, its id (the id column, else the image's path, else
-    ``row-N``) and its other columns as fields. Errors name the file, the line and the column."""
+    """The items of a rows manifest (JSONL, CSV, TSV; Parquet, Arrow, a ``save_to_disk`` folder or an imagefolder
+    with metadata, whose ``split`` may be chosen: ``row_sources``), in the file's order: each row's image (a path
+    relative to the manifest, an http(s) URL downloaded once into ``downloads``, a data URL, or bytes stored
+    there), its answer column typed by the task's answer type and checked as labels files are, its id (the id
+    column, else the image's path, else ``row-N``) and its other columns as fields. Errors name the file, the line
+    (or row) and the column."""
     if task is not None:
         answer_type = task.answer_type
-    from_text = manifest.suffix.lower() != ".jsonl"
+    from visionbench.data.row_sources import open_rows
+
+    downloads = downloads or default_downloads_dir()
+    source = open_rows(manifest, columns, split=split, downloads=downloads)
+    columns, from_text = source.columns, source.from_text
     needed = template_fields(task.prompt) if task is not None else []
     chosen: list[tuple[str, str, Any, dict[str, Any]]] = []  # (id, image, label, fields)
-    seen: dict[str, int] = {}
+    seen: dict[str, At] = {}
     wanted = set(include) if include is not None else None
-    for line_no, row in _read_rows(manifest):
-        at = f"{manifest}: line {line_no}"
+    for place, row in source.rows:
+        at = str(place)
         image = row.get(columns.image)
         if not isinstance(image, str) or not image.strip():
             raise ConfigError(f"{at}, column {columns.image!r}: no image (a path, an http(s) URL or a data URL)")
@@ -570,16 +564,16 @@ def load_rows(
         raw_id = row.get(columns.id)
         if raw_id is not None and str(raw_id).strip():
             item_id = str(raw_id).strip()
-        elif image.startswith(("data:", "http://", "https://")):
+        elif image.startswith(("data:", "http://", "https://")) or image in source.stored:
             item_id = f"row-{len(seen) + 1}"
         else:
             item_id = Path(image).as_posix()
         if item_id in seen:
+            first = seen[item_id].pos if seen[item_id].file == place.file else seen[item_id]
             raise ConfigError(
-                f"{at}: id {item_id!r} is also line {seen[item_id]}'s; ids must be unique "
-                f"(give each row an {columns.id!r} column)"
+                f"{at}: id {item_id!r} is also {first}'s; ids must be unique (give each row an {columns.id!r} column)"
             )
-        seen[item_id] = line_no
+        seen[item_id] = place
         label = _row_label(
             f"{at}, column {columns.answer!r}", row.get(columns.answer), answer_type, task, label_field, from_text
         )
@@ -600,9 +594,9 @@ def load_rows(
     chosen = chosen[:limit] if limit else chosen
     if not chosen:
         raise ConfigError(f"{manifest}: no rows")
-    where = {image: f"{manifest}: line {seen[i]}, column {columns.image!r}" for i, image, _, _ in chosen}
-    paths = _row_images(manifest, [(w, image) for image, w in where.items()], downloads or default_downloads_dir())
+    where = {image: f"{seen[i]}, column {columns.image!r}" for i, image, _, _ in chosen}
+    paths = _row_images(source.base, [(w, image) for image, w in where.items()], downloads)
     return Items(
-        manifest.parent,
+        source.base,
         ((i, paths[image], _digest(paths[image], i), label, fields) for i, image, label, fields in chosen),
     )
