@@ -180,9 +180,9 @@ def open_rows(path: Path, columns: Columns, *, split: str | None, downloads: Pat
         return _arrow_source(path, _state_files(path), columns, downloads)
     metadata = _metadata_file(path)
     if metadata is None:
-        by_split = {sub.name: m for sub in _subfolders(path) if (m := _metadata_file(sub))}
-        if by_split:
-            metadata = by_split[_choose(path, sorted(by_split), split)]
+        per_split = {sub.name: m for sub in _subfolders(path) if (m := _metadata_file(sub))}
+        if per_split:
+            metadata = per_split[_choose(path, sorted(per_split), split)]
     else:
         _no_splits(path, split)
     if metadata is not None:
@@ -200,14 +200,14 @@ def open_rows(path: Path, columns: Columns, *, split: str | None, downloads: Pat
         match = _HUB_NAME.match(file.stem)
         name = match["split"] if match else rel.parts[-2] if len(rel.parts) > 1 and rel.parts[-2] != "data" else "train"
         by_split.setdefault(name, []).append(file)
-    chosen = by_split[_choose(path, sorted(by_split), split)]
-    folders = sorted({file.parent.relative_to(path).as_posix() for file in chosen})
+    parts = by_split[_choose(path, sorted(by_split), split)]
+    folders = sorted({file.parent.relative_to(path).as_posix() for file in parts})
     if len(folders) > 1:
         raise ConfigError(
             f"{path}: the split's Parquet files are in several folders ({', '.join(folders)}): several configs? "
             "set dataset.path to one of them"
         )
-    return _arrow_source(path, chosen, columns, downloads)
+    return _arrow_source(path, parts, columns, downloads)
 
 
 def _read_json(path: Path) -> Any:
