@@ -114,7 +114,7 @@ def test_rows_are_read_a_record_batch_at_a_time_and_numbered_across_batches(tmp_
     pq.write_table(
         pa.table({"image": pa.array(cells, IMAGE_STRUCT), "answer": list(range(rows))}), tmp_path / "big.parquet"
     )
-    source = open_rows(tmp_path / "big.parquet", Columns(), split=None, downloads=tmp_path / "dl")
+    source = open_rows(tmp_path / "big.parquet", "image", split=None, downloads=tmp_path / "dl")
     seen = 0
     for at, row in source.rows:  # each image is on disk when its row comes, not all of them at the start
         seen += 1
@@ -138,7 +138,7 @@ def test_a_list_of_image_structs_becomes_a_list_of_files(tmp_path: Path) -> None
     images = [[png(1), png(2)], [png(3)]]
     column = pa.array([[{"bytes": b, "path": None} for b in row] for row in images], pa.list_(IMAGE_STRUCT))
     pq.write_table(pa.table({"images": column, "answer": [1, 2]}), tmp_path / "multi.parquet")
-    source = open_rows(tmp_path / "multi.parquet", Columns(image="images"), split=None, downloads=tmp_path / "dl")
+    source = open_rows(tmp_path / "multi.parquet", "images", split=None, downloads=tmp_path / "dl")
     got = [row["images"] for _, row in source.rows]
     assert [[Path(p).read_bytes() for p in row] for row in got] == images
     assert all(p in source.stored for row in got for p in row)

@@ -9,27 +9,23 @@ import json
 import math
 import mimetypes
 import os
-import tempfile
 import urllib.parse
 import urllib.request
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
 import yaml
 
+from visionbench.data.row_sources import At, is_rows_file, is_rows_folder, open_rows
+from visionbench.data.row_sources import store_file as _store
 from visionbench.errors import ConfigError
 from visionbench.types import ImageItem, Task, choice_key, template_fields
 
-if TYPE_CHECKING:
-    from visionbench.data.row_sources import At
-
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
-#: Manifests of rows (an image, named fields and a reference answer per row), by file suffix.
-ROW_SUFFIXES = {".jsonl", ".csv", ".tsv"}
 #: Seconds to fetch one image URL of a rows manifest before it is an error.
 URL_TIMEOUT_S = 60.0
 
@@ -381,9 +377,7 @@ def is_rows_manifest(path: Path) -> bool:
     """Whether ``path`` is a dataset of rows rather than a folder of images or a list of paths: a JSONL, CSV, TSV,
     Parquet or Arrow file, or a folder of Parquet files, a Hugging Face ``save_to_disk`` folder or an imagefolder
     with a ``metadata.jsonl``/``metadata.csv`` (``row_sources``)."""
-    from visionbench.data import row_sources
-
-    return row_sources.is_rows_folder(path) if path.is_dir() else row_sources.is_rows_file(path)
+    return is_rows_folder(path) if path.is_dir() else is_rows_file(path)
 
 
 def default_cache_dir() -> Path:
@@ -465,17 +459,6 @@ def _suffix_for(url: str) -> str:
     return suffix if suffix in IMAGE_SUFFIXES else ""
 
 
-def _store(folder: Path, name: str, data: bytes) -> Path:
-    """``data`` at ``folder / name``, written whole or not at all (a rename)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / name
-    fd, tmp = tempfile.mkstemp(prefix=".part-", dir=folder)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    os.replace(tmp, target)
-    return target
-
-
 def _fetch(url: str, folder: Path) -> Path:
     """The image at ``url``, downloaded once into ``folder`` under the URL's sha256 (kept for later runs)."""
     target = folder / (hashlib.sha256(url.encode()).hexdigest() + _suffix_for(url))
@@ -546,11 +529,9 @@ def load_rows(
     (or row) and the column."""
     if task is not None:
         answer_type = task.answer_type
-    from visionbench.data.row_sources import open_rows
-
     downloads = downloads or default_downloads_dir()
-    source = open_rows(manifest, columns, split=split, downloads=downloads)
-    columns, from_text = source.columns, source.from_text
+    source = open_rows(manifest, columns.image, split=split, downloads=downloads)
+    columns, from_text = replace(columns, image=source.image), source.from_text
     needed = template_fields(task.prompt) if task is not None else []
     chosen: list[tuple[str, str, Any, dict[str, Any]]] = []  # (id, image, label, fields)
     seen: dict[str, At] = {}

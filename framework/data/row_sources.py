@@ -21,15 +21,18 @@ import datetime
 import decimal
 import hashlib
 import json
+import os
 import re
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from visionbench.data.dataset import ROW_SUFFIXES, Columns, _store
 from visionbench.errors import ConfigError
 
+#: Manifests of rows (an image, named fields and a reference answer per row) in text, by file suffix.
+ROW_SUFFIXES = {".jsonl", ".csv", ".tsv"}
 #: Single files read through pyarrow.
 ARROW_SUFFIXES = {".parquet", ".arrow"}
 #: An imagefolder's metadata files, as Hugging Face's ``imagefolder`` reads them.
@@ -74,12 +77,12 @@ class At(NamedTuple):
 @dataclass
 class RowSource:
     """A rows dataset opened: ``rows`` yields ``(At, row)`` lazily; relative image paths are relative to
-    ``base``; ``columns`` are the config's (an imagefolder's image column is ``file_name``); ``from_text``: string
+    ``base``; ``image`` is the image's column (the config's; an imagefolder's is ``file_name``); ``from_text``: string
     answer cells are read as the answer type (CSV, TSV, Parquet, Arrow; not JSONL, whose values are typed);
     ``stored`` holds the image strings that are files stored from bytes (their id is ``row-N``, not the path)."""
 
     base: Path
-    columns: Columns
+    image: str
     from_text: bool
     rows: Iterable[tuple[At, dict[str, Any]]] = ()
     stored: set[str] = field(default_factory=set)
@@ -152,15 +155,16 @@ def _no_splits(root: Path, split: str | None) -> None:
 # --- opening ----------------------------------------------------------------------------------------------------
 
 
-def open_rows(path: Path, columns: Columns, *, split: str | None, downloads: Path) -> RowSource:
-    """The rows of the dataset at ``path`` (a rows file or folder, see ``is_rows_folder``); ``split`` chooses
-    among a folder's splits. Image bytes are stored in ``downloads``. Nothing is read until the rows are."""
+def open_rows(path: Path, image: str, *, split: str | None, downloads: Path) -> RowSource:
+    """The rows of the dataset at ``path`` (a rows file or folder, see ``is_rows_folder``) whose image is in column
+    ``image`` (the config's ``dataset.image``); ``split`` chooses among a folder's splits. Image bytes are stored
+    in ``downloads``. Nothing is read until the rows are."""
     if not path.is_dir():
         suffix = path.suffix.lower()
         _no_splits(path, split)
         if suffix in ARROW_SUFFIXES:
-            return _arrow_source(path.parent, [path], columns, downloads)
-        source = RowSource(path.parent, columns, from_text=suffix != ".jsonl")
+            return _arrow_source(path.parent, [path], image, downloads)
+        source = RowSource(path.parent, image, from_text=suffix != ".jsonl")
         source.rows = _text_rows(path, source, downloads)
         return source
     if (path / "dataset_dict.json").is_file():
@@ -169,7 +173,7 @@ def open_rows(path: Path, columns: Columns, *, split: str | None, downloads: Pat
         if not isinstance(splits, list) or not splits:
             raise ConfigError(f"{path / 'dataset_dict.json'}: no list of splits (a save_to_disk DatasetDict has one)")
         chosen = _choose(path, [str(s) for s in splits], split)
-        return _arrow_source(path, _state_files(path / chosen), columns, downloads)
+        return _arrow_source(path, _state_files(path / chosen), image, downloads)
     if (path / "state.json").is_file():
         state = _read_json(path / "state.json")
         own = state.get("_split") if isinstance(state, dict) else None
@@ -177,7 +181,7 @@ def open_rows(path: Path, columns: Columns, *, split: str | None, downloads: Pat
             _choose(path, [str(own)], split)
         else:
             _no_splits(path, split)
-        return _arrow_source(path, _state_files(path), columns, downloads)
+        return _arrow_source(path, _state_files(path), image, downloads)
     metadata = _metadata_file(path)
     if metadata is None:
         per_split = {sub.name: m for sub in _subfolders(path) if (m := _metadata_file(sub))}
@@ -186,9 +190,8 @@ def open_rows(path: Path, columns: Columns, *, split: str | None, downloads: Pat
     else:
         _no_splits(path, split)
     if metadata is not None:
-        if columns.image == Columns().image:
-            columns = Columns("file_name", columns.answer, columns.id)
-        source = RowSource(metadata.parent, columns, from_text=metadata.suffix != ".jsonl")
+        column = "file_name" if image == "image" else image  # the default column: the metadata's file_name
+        source = RowSource(metadata.parent, column, from_text=metadata.suffix != ".jsonl")
         source.rows = _text_rows(metadata, source, downloads)
         return source
     files = _parquet_files(path)
@@ -207,7 +210,7 @@ def open_rows(path: Path, columns: Columns, *, split: str | None, downloads: Pat
             f"{path}: the split's Parquet files are in several folders ({', '.join(folders)}): several configs? "
             "set dataset.path to one of them"
         )
-    return _arrow_source(path, parts, columns, downloads)
+    return _arrow_source(path, parts, image, downloads)
 
 
 def _read_json(path: Path) -> Any:
@@ -236,12 +239,23 @@ def _state_files(folder: Path) -> list[Path]:
 # --- image values -----------------------------------------------------------------------------------------------
 
 
+def store_file(folder: Path, name: str, data: bytes) -> Path:
+    """``data`` at ``folder / name``, written whole or not at all (a rename)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    fd, tmp = tempfile.mkstemp(prefix=".part-", dir=folder)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.replace(tmp, target)
+    return target
+
+
 def _stored(data: bytes, downloads: Path) -> Path:
     """``data`` as a file in ``downloads`` named by its sha256 (``data-<sha256>.<suffix>``, as data URLs are), written
     once."""
     name = "data-" + hashlib.sha256(data).hexdigest() + (image_suffix(data) or "")
     target = downloads / name
-    return target if target.is_file() else _store(downloads, name, data)
+    return target if target.is_file() else store_file(downloads, name, data)
 
 
 def _base64_image(text: str) -> bytes | None:
@@ -312,7 +326,7 @@ def image_value(value: Any, where: str, base: Path, downloads: Path, stored: set
 def _text_rows(path: Path, source: RowSource, downloads: Path) -> Iterator[tuple[At, dict[str, Any]]]:
     """Each row of a JSONL, CSV or TSV file with the line it starts on (blank JSONL lines skipped), read as a
     stream, its image cell converted (``image_value``)."""
-    column = source.columns.image
+    column = source.image
     try:
         with open(path, encoding="utf-8-sig", newline="") as text:
             for at, row in _jsonl(path, text) if path.suffix.lower() == ".jsonl" else _delimited(path, text):
@@ -424,8 +438,8 @@ def _class_name(value: Any, classes: list[str]) -> Any:
     return value
 
 
-def _arrow_source(base: Path, files: list[Path], columns: Columns, downloads: Path) -> RowSource:
-    source = RowSource(base, columns, from_text=True)
+def _arrow_source(base: Path, files: list[Path], image: str, downloads: Path) -> RowSource:
+    source = RowSource(base, image, from_text=True)
     source.rows = _arrow_rows(files, source, downloads)
     return source
 
@@ -463,7 +477,7 @@ def _arrow_rows(files: list[Path], source: RowSource, downloads: Path) -> Iterat
     cells stored (``image_value``) before the rows are handed on, ClassLabel ints as their names, other binary
     columns left out (they are not fields)."""
     pa = _pyarrow()
-    image = source.columns.image
+    image = source.image
     what = "Parquet" if files[0].suffix.lower() == ".parquet" else "Arrow"
     for file in files:
         number = 0
