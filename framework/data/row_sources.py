@@ -328,17 +328,28 @@ def _text_rows(path: Path, source: RowSource, downloads: Path) -> Iterator[tuple
     stream, its image cell converted (``image_value``)."""
     column = source.image
     try:
-        with open(path, encoding="utf-8-sig", newline="") as text:
-            for at, row in _jsonl(path, text) if path.suffix.lower() == ".jsonl" else _delimited(path, text):
-                if column in row:
+        text = open(path, encoding="utf-8-sig", newline="")  # closed below, when the rows are read
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    with text:
+        rows = _jsonl(path, text) if path.suffix.lower() == ".jsonl" else _delimited(path, text)
+        while True:
+            try:
+                at, row = next(rows)
+            except StopIteration:
+                return
+            except OSError as exc:
+                raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+            except UnicodeDecodeError:
+                raise ConfigError(f"{path}: not valid UTF-8 text; save it as UTF-8") from None
+            if column in row:
+                try:
                     row[column] = image_value(
                         row[column], f"{at}, column {column!r}", source.base, downloads, source.stored
                     )
-                yield at, row
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not valid UTF-8 text; save it as UTF-8") from None
+                except OSError as exc:
+                    raise ConfigError(f"{downloads}: cannot store the image of {at}: {exc}") from None
+            yield at, row
 
 
 def _jsonl(path: Path, text: Iterable[str]) -> Iterator[tuple[At, dict[str, Any]]]:
@@ -448,11 +459,13 @@ def _batches(file: Path, pa: Any) -> tuple[Any, Callable[[list[str]], Iterator[A
     """The schema and record batches (``BATCH_ROWS`` rows at most) of a Parquet file or an Arrow IPC stream or
     file (memory-mapped: a batch's bytes are read when it is converted)."""
     if file.suffix.lower() == ".parquet":
-        parquet = pa.parquet.ParquetFile(file)
+        # pyarrow's defaults (pre-buffered, threaded reads) keep what was read: memory grew with the file (300 MB
+        # of Arrow buffers for a 250 MB file); read so, it stays near a row group (63 MB for that file).
+        parquet = pa.parquet.ParquetFile(file, pre_buffer=False, buffer_size=1 << 20)
         schema = parquet.schema_arrow
 
         def read(names: list[str]) -> Iterator[Any]:
-            return parquet.iter_batches(batch_size=BATCH_ROWS, columns=names)
+            return parquet.iter_batches(batch_size=BATCH_ROWS, columns=names, use_threads=False)
 
         return schema, read
     mapped = pa.memory_map(str(file))
