@@ -293,6 +293,7 @@ def test_a_tsv_with_a_base64_image_column(tmp_path: Path) -> None:
         f"{n}\t{base64.b64encode(data).decode()}\tWhich one?\tcat\tdog\t{'AB'[n]}" for n, data in enumerate(images)
     ]
     lines.append("7\tchart.png\tWhich one?\tcat\tdog\tA")  # a path in the same column is still a path
+    lines.append("8\t1\tWhich one?\tdog\tcat\tA")  # VLMEvalKit: row 1's image again, by its index
     (tmp_path / "MMB.tsv").write_text("\n".join(lines) + "\n")
     task = Task("mc", "{question} A. {A} B. {B}", "choice", choices=("A", "B"))
     items = load_dataset(
@@ -302,7 +303,9 @@ def test_a_tsv_with_a_base64_image_column(tmp_path: Path) -> None:
         ("0", "A", {"question": "Which one?", "A": "cat", "B": "dog"}),
         ("1", "B", {"question": "Which one?", "A": "cat", "B": "dog"}),
         ("7", "A", {"question": "Which one?", "A": "cat", "B": "dog"}),
+        ("8", "A", {"question": "Which one?", "A": "dog", "B": "cat"}),
     ]
+    assert items[3].path == items[1].path
     assert items[0].path == tmp_path / "dl" / f"data-{sha(images[0])}.jpg"
     assert items[1].path.read_bytes() == images[1] and items[1].sha256 == sha(images[1])
     assert items[2].path == tmp_path / "chart.png" and items[2].sha256 == sha256_file(tmp_path / "chart.png")

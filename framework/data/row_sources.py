@@ -325,8 +325,11 @@ def image_value(value: Any, where: str, base: Path, downloads: Path, stored: set
 
 def _text_rows(path: Path, source: RowSource, downloads: Path) -> Iterator[tuple[At, dict[str, Any]]]:
     """Each row of a JSONL, CSV or TSV file with the line it starts on (blank JSONL lines skipped), read as a
-    stream, its image cell converted (``image_value``)."""
+    stream, its image cell converted (``image_value``); an image cell that is an earlier base64 row's ``index``
+    (as VLMEvalKit's TSVs refer to an image they already hold) is that row's image."""
     column = source.image
+    # VLMEvalKit's TSVs give an image once, in base64: another row of it holds that row's ``index`` instead
+    shared: dict[str, str] = {}
     try:
         text = open(path, encoding="utf-8-sig", newline="")  # closed below, when the rows are read
     except OSError as exc:
@@ -342,13 +345,16 @@ def _text_rows(path: Path, source: RowSource, downloads: Path) -> Iterator[tuple
                 raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
             except UnicodeDecodeError:
                 raise ConfigError(f"{path}: not valid UTF-8 text; save it as UTF-8") from None
-            if column in row:
+            cell = row.get(column)
+            if isinstance(cell, str) and cell.strip() in shared and not _is_file(source.base / cell.strip()):
+                row[column] = shared[cell.strip()]
+            elif column in row:
                 try:
-                    row[column] = image_value(
-                        row[column], f"{at}, column {column!r}", source.base, downloads, source.stored
-                    )
+                    row[column] = image_value(cell, f"{at}, column {column!r}", source.base, downloads, source.stored)
                 except OSError as exc:
                     raise ConfigError(f"{downloads}: cannot store the image of {at}: {exc}") from None
+                if isinstance(row[column], str) and row[column] in source.stored and row.get("index") is not None:
+                    shared[str(row["index"]).strip()] = row[column]
             yield at, row
 
 
