@@ -65,7 +65,7 @@ class RelaxedParams(NumericParams):
 
 class Relaxed(Numeric):
     name = "relaxed"
-    Params = RelaxedParams  # type: ignore[assignment]
+    Params = RelaxedParams
 
 
 @hookimpl

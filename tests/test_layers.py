@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = {"framework": "visionbench", "providers": "visionbench.providers", "strategies": "visionbench.strategies"}
+FOLDERS = {
+    "framework": "visionbench",
+    "providers": "visionbench.providers",
+    "strategies": "visionbench.strategies",
+    "scorers": "visionbench.scorers",
+}
 
 README = ROOT / "README.md"
 

@@ -26,15 +26,17 @@ CHECKED = [
     "visionbench.secrets",
     "visionbench.spec",
     "visionbench.strategy",
+    "visionbench.scorer",
     "visionbench.toolkit",
     "visionbench.types",
     "visionbench.providers",
     "visionbench.strategies",
+    "visionbench.scorers",
 ]
 
 
 def build_tree() -> Path:
-    """``build/typecheck/visionbench``: links to ``framework/``'s entries, with ``providers`` and ``strategies``."""
+    """``build/typecheck/visionbench``: links to ``framework/``'s entries, with the built-in plugins' folders."""
     package = TREE / "visionbench"
     if TREE.exists():
         shutil.rmtree(TREE)
@@ -42,7 +44,7 @@ def build_tree() -> Path:
     for entry in (ROOT / "framework").iterdir():
         if entry.name != "__pycache__":
             (package / entry.name).symlink_to(entry)
-    for sub in ("providers", "strategies"):
+    for sub in ("providers", "strategies", "scorers"):
         (package / sub).symlink_to(ROOT / sub)
     return TREE
 
@@ -58,6 +60,7 @@ def main(argv: list[str]) -> int:
     links = {
         "visionbench/providers/": "providers/",
         "visionbench/strategies/": "strategies/",
+        "visionbench/scorers/": "scorers/",
         "visionbench/": "framework/",
     }
     for line in (done.stdout + done.stderr).splitlines():

@@ -4,30 +4,28 @@ from __future__ import annotations
 
 import base64
 import binascii
-import csv
 import hashlib
 import json
 import math
 import mimetypes
 import os
-import tempfile
 import urllib.parse
 import urllib.request
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, overload
 
 import yaml
 
+from visionbench.data.row_sources import At, is_rows_file, is_rows_folder, open_rows
+from visionbench.data.row_sources import store_file as _store
 from visionbench.errors import ConfigError
 from visionbench.types import ImageItem, Task, choice_key, images_sha256, task_placeholders
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
-#: Manifests of rows (an image, named fields and a reference answer per row), by file suffix.
-ROW_SUFFIXES = {".jsonl", ".csv", ".tsv"}
 #: Seconds to fetch one image URL of a rows manifest before it is an error.
 URL_TIMEOUT_S = 60.0
 
@@ -320,6 +318,7 @@ def load_dataset(
     task: Task | None = None,
     columns: Columns | None = None,
     downloads: Path | None = None,
+    split: str | None = None,
 ) -> Items:
     """Items sorted by id, each with the sha256 of its content (a rows manifest's: in its order, see
     ``load_rows``). Labels naming missing images, or not of
@@ -343,12 +342,19 @@ def load_dataset(
             answer_type=answer_type,
             task=task,
             downloads=downloads,
+            split=split,
+        )
+    if split is not None:
+        raise ConfigError(
+            f"{root}: dataset.split {split!r}, but a folder of images or a list of paths has no splits (splits are "
+            "a Hugging Face dataset's: a save_to_disk folder, a folder of Parquet files, an imagefolder with metadata)"
         )
     for where, names in (task_placeholders(task) if task is not None else {}).items():
         shown = ", ".join("{" + name + "}" for name in names)
         raise ConfigError(
             f"{root}: {where} has placeholders ({shown}) that nothing fills: only a rows manifest (JSONL, CSV, "
-            "TSV) has fields; write {{ and }} for literal braces"
+            "TSV, Parquet, a Hugging Face dataset, an imagefolder with metadata) has fields; write {{ and }} for "
+            "literal braces"
         )
     base, by_id = _image_paths(root)
     labels = read_labels(base / labels_file, label_field, objects=answer_type == "json") if labels_file else {}
@@ -394,8 +400,10 @@ class Columns:
 
 
 def is_rows_manifest(path: Path) -> bool:
-    """Whether ``path`` is a manifest of rows (JSONL, CSV, TSV) rather than a folder or a list of paths."""
-    return path.suffix.lower() in ROW_SUFFIXES and not path.is_dir()
+    """Whether ``path`` is a dataset of rows rather than a folder of images or a list of paths: a JSONL, CSV, TSV,
+    Parquet or Arrow file, or a folder of Parquet files, a Hugging Face ``save_to_disk`` folder or an imagefolder
+    with a ``metadata.jsonl``/``metadata.csv`` (``row_sources``)."""
+    return is_rows_folder(path) if path.is_dir() else is_rows_file(path)
 
 
 def default_cache_dir() -> Path:
@@ -409,34 +417,6 @@ def default_cache_dir() -> Path:
 def default_downloads_dir() -> Path:
     """Where image URLs are downloaded: ``downloads/`` in the image cache, keyed by the URL's hash."""
     return default_cache_dir() / "downloads"
-
-
-def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """Each row of a JSONL, CSV or TSV manifest with the line it starts on (blank JSONL lines skipped)."""
-    text = read_text(path)
-    rows: list[tuple[int, dict[str, Any]]] = []
-    if path.suffix.lower() == ".jsonl":
-        for line_no, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{path}: line {line_no}: malformed JSON: {exc}") from None
-            if not isinstance(row, dict):
-                raise ConfigError(f"{path}: line {line_no}: a row must be a JSON object, not {type(row).__name__}")
-            rows.append((line_no, row))
-        return rows
-    reader = csv.DictReader(text.splitlines(keepends=True), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-    if not reader.fieldnames:
-        return rows
-    start = reader.line_num + 1
-    for row in reader:
-        if None in row:
-            raise ConfigError(f"{path}: line {start}: more cells than the header's {len(reader.fieldnames)} columns")
-        rows.append((start, {k: v for k, v in row.items() if v is not None}))
-        start = reader.line_num + 1
-    return rows
 
 
 _BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
@@ -512,17 +492,6 @@ def _suffix_for(url: str) -> str:
     return suffix if suffix in IMAGE_SUFFIXES else ""
 
 
-def _store(folder: Path, name: str, data: bytes) -> Path:
-    """``data`` at ``folder / name``, written whole or not at all (a rename)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / name
-    fd, tmp = tempfile.mkstemp(prefix=".part-", dir=folder)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    os.replace(tmp, target)
-    return target
-
-
 def _fetch(url: str, folder: Path) -> Path:
     """The image at ``url``, downloaded once into ``folder`` under the URL's sha256 (kept for later runs)."""
     target = folder / (hashlib.sha256(url.encode()).hexdigest() + _suffix_for(url))
@@ -535,9 +504,10 @@ def _fetch(url: str, folder: Path) -> Path:
     return _store(folder, target.name, data)
 
 
-def _row_images(manifest: Path, wanted: list[tuple[str, str]], downloads: Path) -> dict[str, Path]:
-    """Each row image (``(where, image)``: a path, an http(s) URL or a data URL) as a local file: URLs downloaded
-    (8 at a time) and data URLs decoded into ``downloads``. A URL that cannot be fetched is an error naming it."""
+def _row_images(base: Path, wanted: list[tuple[str, str]], downloads: Path) -> dict[str, Path]:
+    """Each row image (``(where, image)``: a path relative to ``base``, an http(s) URL or a data URL) as a local
+    file: URLs downloaded (8 at a time) and data URLs decoded into ``downloads``. A URL that cannot be fetched is an
+    error naming it."""
     paths: dict[str, Path] = {}
     urls: dict[str, str] = {}
     for where, image in wanted:
@@ -553,7 +523,7 @@ def _row_images(manifest: Path, wanted: list[tuple[str, str]], downloads: Path) 
         elif image.startswith(("http://", "https://")):
             urls[image] = where
         else:
-            paths[image] = manifest.parent / image
+            paths[image] = base / image
             if not paths[image].is_file():
                 raise ConfigError(f"{where}: image {image!r} does not exist (paths are relative to the manifest)")
     if urls:
@@ -582,34 +552,39 @@ def load_rows(
     answer_type: str | None = None,
     task: Task | None = None,
     downloads: Path | None = None,
+    split: str | None = None,
 ) -> Items:
-    """The items of a rows manifest (JSONL, CSV, TSV), in the file's order: each row's image (a path relative to
-    the manifest, an http(s) URL downloaded once into ``downloads``, or a data URL), its answer column typed by
-    the task's answer type and checked as labels files are, its id (the id column, else the image's path, else
-    ``row-N``) and its other columns as fields. Errors name the file, the line and the column."""
+    """The items of a rows manifest (JSONL, CSV, TSV; Parquet, Arrow, a ``save_to_disk`` folder or an imagefolder
+    with metadata, whose ``split`` may be chosen: ``row_sources``), in the file's order: each row's image (a path
+    relative to the manifest, an http(s) URL downloaded once into ``downloads``, a data URL, or bytes stored
+    there), its answer column typed by the task's answer type and checked as labels files are, its id (the id
+    column, else the image's path, else ``row-N``) and its other columns as fields. Errors name the file, the line
+    (or row) and the column."""
     if task is not None:
         answer_type = task.answer_type
-    from_text = manifest.suffix.lower() != ".jsonl"
+    downloads = downloads or default_downloads_dir()
+    source = open_rows(manifest, columns.image, split=split, downloads=downloads)
+    columns, from_text = replace(columns, image=source.image), source.from_text
     needed = [(where, name) for where, names in (task_placeholders(task) if task else {}).items() for name in names]
     chosen: list[tuple[str, list[str], Any, dict[str, Any]]] = []  # (id, images, label, fields)
-    seen: dict[str, int] = {}
+    seen: dict[str, At] = {}
     wanted = set(include) if include is not None else None
-    for line_no, row in _read_rows(manifest):
-        at = f"{manifest}: line {line_no}"
+    for place, row in source.rows:
+        at = str(place)
         images = _image_cell(row.get(columns.image), f"{at}, column {columns.image!r}")
         raw_id = row.get(columns.id)
         if raw_id is not None and str(raw_id).strip():
             item_id = str(raw_id).strip()
-        elif any(image.startswith(("data:", "http://", "https://")) for image in images):
+        elif any(image.startswith(("data:", "http://", "https://")) or image in source.stored for image in images):
             item_id = f"row-{len(seen) + 1}"
         else:
             item_id = "+".join(Path(image).as_posix() for image in images)
         if item_id in seen:
+            first = seen[item_id].pos if seen[item_id].file == place.file else seen[item_id]
             raise ConfigError(
-                f"{at}: id {item_id!r} is also line {seen[item_id]}'s; ids must be unique "
-                f"(give each row an {columns.id!r} column)"
+                f"{at}: id {item_id!r} is also {first}'s; ids must be unique (give each row an {columns.id!r} column)"
             )
-        seen[item_id] = line_no
+        seen[item_id] = place
         label = _row_label(
             f"{at}, column {columns.answer!r}", row.get(columns.answer), answer_type, task, label_field, from_text
         )
@@ -630,10 +605,8 @@ def load_rows(
     chosen = chosen[:limit] if limit else chosen
     if not chosen:
         raise ConfigError(f"{manifest}: no rows")
-    where = {
-        image: f"{manifest}: line {seen[i]}, column {columns.image!r}" for i, images, _, _ in chosen for image in images
-    }
-    paths = _row_images(manifest, [(w, image) for image, w in where.items()], downloads or default_downloads_dir())
+    where = {image: f"{seen[i]}, column {columns.image!r}" for i, images, _, _ in chosen for image in images}
+    paths = _row_images(source.base, [(w, image) for image, w in where.items()], downloads)
 
     def entry(item_id: str, images: list[str], label: Any, fields: dict[str, Any]) -> tuple[Any, ...]:
         if len(images) == 1:
@@ -641,7 +614,7 @@ def load_rows(
         parts = [(paths[image], _digest(paths[image], f"{item_id}#{k}")) for k, image in enumerate(images, 1)]
         return item_id, parts[0][0], images_sha256([h for _, h in parts]), label, fields, parts
 
-    return Items(manifest.parent, (entry(*row) for row in chosen))
+    return Items(source.base, (entry(*row) for row in chosen))
 
 
 def _image_cell(value: Any, where: str) -> list[str]:

@@ -28,7 +28,9 @@ from visionbench.types import AnswerType, DecimalMark, Task, choice_key
 
 
 class DatasetSpec(StrictModel):
-    #: A folder of images, a manifest file (JSON/YAML list of image paths), or a manifest of rows (JSONL, CSV, TSV).
+    #: A folder of images, a manifest file (JSON/YAML list of image paths), or a dataset of rows: JSONL, CSV, TSV,
+    #: Parquet (a file, or a folder of them as the Hugging Face hub has them), a Hugging Face ``save_to_disk``
+    #: folder, or an imagefolder with a ``metadata.jsonl``/``metadata.csv`` (its image column: ``file_name``).
     path: str
     #: A rows manifest's columns: the image (a path relative to the manifest, an http(s) URL or a data URL), the
     #: reference answer and the item's id (default: the image's path, or ``row-N`` for a URL); the others are fields.
@@ -41,6 +43,9 @@ class DatasetSpec(StrictModel):
     label_field: str | None = None
     #: Only these images (ids as in the labels file); unknown names are an error.
     include: list[str] | None = None
+    #: A Hugging Face dataset's split (save_to_disk DatasetDict, Parquet folder, imagefolder): default ``test`` if
+    #: it has one, else its only split.
+    split: str | None = None
     #: Only the first N items (after sorting by id), for quick runs.
     limit: int | None = Field(default=None, gt=0)
 

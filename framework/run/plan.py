@@ -102,6 +102,7 @@ def prepare(experiment: Experiment, registry: Registry, *, cache_dir: str | Path
         task=experiment.task,
         columns=Columns(ds.image, ds.answer, ds.id),
         downloads=downloads_dir(experiment, cache_dir),
+        split=ds.split,
     )
     strategies = {cell.id: build_strategy(registry, cell) for cell in experiment.cells}
 
