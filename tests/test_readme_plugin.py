@@ -66,3 +66,47 @@ async def test_readme_plugin_runs_an_experiment(tmp_path, image_dir, monkeypatch
     assert all(r["answers"][0]["value"] == 1 and r["usage"]["input_tokens"] == 42 for r in records)
     assert seen[0] == "How many images?"
     assert not any("sk-readme-plugin-key-42" in p.read_text() for p in (tmp_path / "r").rglob("*") if p.is_file())
+
+
+def readme_scorer():
+    code = re.search(r"```python\n(# my_scorers\.py\n.*?)```", README.read_text(), re.DOTALL).group(1)
+    assert len([line for line in code.splitlines() if line.strip()]) <= 32  # "a scorer in 30 lines"
+    namespace: dict = {}
+    exec(compile(code, "my_scorers.py", "exec"), namespace)
+    return type("my_scorers", (), {"register_scorers": staticmethod(namespace["register_scorers"])})
+
+
+def test_readme_scorer_scores_by_hand_and_through_a_run(tmp_path, monkeypatch):
+    import asyncio
+
+    from visionbench.run.config import task_scorers
+    from visionbench.scorer import Scored
+    from visionbench.types import Task
+
+    registry = collect(make_manager([readme_scorer()]))
+    assert "token_f1" in registry.scorers and "exact" in registry.scorers  # beside the built-ins
+    task = Task("t", "p", "text")
+    scorers = task_scorers(Path("c.yaml"), registry, task, [{"name": "token_f1", "min_f1": 0.5}, "exact"])
+    f1 = dict(scorers.scorers)["token_f1"]
+    assert f1.score(Scored("a", "blue door cafe", ("Blue Door Cafe",))).value == 1.0
+    # "the blue door" shares 2 of its 3 words with the 3 of the reference: P = R = 2/3, F1 = 2/3
+    assert abs(f1.score(Scored("a", "the blue door", ("Blue Door Cafe", "x"))).value - 2 / 3) < 1e-12
+    assert f1.score(Scored("a", "a red door", ("Blue Door Cafe",))).value == 0.0  # F1 1/3 < min_f1 0.5
+    # through a run: the shipped VQA demo against an emulator that answers right, scored by the plugin
+    source = Path(__file__).resolve().parents[1] / "configs" / "vqa-emulated.yaml"
+    config = yaml.safe_load(source.read_text())
+    config["dataset"]["path"] = str((source.parent / config["dataset"]["path"]).resolve())
+    config["task"]["scorers"] = [{"name": "token_f1", "min_f1": 0.5}, "exact"]
+    quiet = {"latency": {"base_s": 0.0, "jitter": 0.0}, "answers": {"text_error": 0.0}, "faults": {"http_500": 0}}
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text(yaml.safe_dump({"seed": 1, "time_scale": 0, "defaults": quiet, "models": {"*": {}}}))
+    config["emulator"] = {"profiles": str(profiles)}
+    config["matrix"] = [{"provider": "openai", "models": ["gpt-6.1-terra"], "strategies": ["sequential"]}]
+    path = tmp_path / "vqa.yaml"
+    path.write_text(yaml.safe_dump(config))
+    data = bundle_mod.load(asyncio.run(run(load_plan(path, registry), results_dir=tmp_path / "r", cache_dir=None)))
+    bundle_mod.validate(data)
+    scores = data["cells"][0]["summary"]["scores"]
+    assert list(scores) == ["token_f1", "exact"]
+    assert scores["token_f1"]["mean"] == scores["exact"]["mean"] == 1.0  # every answer the label's words
+    assert scores["token_f1"]["metrics"] == {"all_words_right": 1.0}
