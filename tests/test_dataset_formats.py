@@ -472,3 +472,85 @@ async def test_a_parquet_dataset_runs_against_the_emulator(tmp_path: Path) -> No
     for cell in data["cells"]:
         assert cell["summary"]["errors"] == 0, cell["id"]  # every reply parsed as yes/no
         assert cell["summary"]["exact_match"] >= 0.6, cell["id"]  # answered from each row's answer
+
+
+def _write_format(kind: str, folder: Path, vqa: dict[str, tuple[str, bool]]) -> dict[str, Any]:
+    """The same questions about the sample photos as a dataset of ``kind``; returns the config's ``dataset``."""
+    folder.mkdir(parents=True)
+    if kind == "imagefolder":
+        lines = []
+        for n, (name, (question, answer)) in enumerate(vqa.items()):
+            (folder / name).write_bytes((SAMPLES / name).read_bytes())
+            lines.append(json.dumps({"file_name": name, "qid": f"q{n}", "question": question, "answer": answer}))
+        (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+        return {"path": str(folder), "id": "qid"}
+    if kind == "base64-tsv":
+        lines = ["qid\timage\tquestion\tanswer"]
+        for n, (name, (question, answer)) in enumerate(vqa.items()):
+            encoded = base64.b64encode((SAMPLES / name).read_bytes()).decode()
+            lines.append(f"q{n}\t{encoded}\t{question}\t{'yes' if answer else 'no'}")
+        (folder / "vqa.tsv").write_text("\n".join(lines) + "\n")
+        return {"path": str(folder / "vqa.tsv"), "id": "qid"}
+    datasets = pytest.importorskip(
+        "datasets", reason="the datasets package is not installed (pip install -e '.[test]')"
+    )
+    datasets.disable_progress_bars()
+    features = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "question": datasets.Value("string"),
+            "answer": datasets.Value("bool"),
+            "qid": datasets.Value("string"),
+        }
+    )
+    table = {
+        "image": [str(SAMPLES / name) for name in vqa],
+        "question": [q for q, _ in vqa.values()],
+        "answer": [a for _, a in vqa.values()],
+        "qid": [f"q{n}" for n in range(len(vqa))],
+    }
+    datasets.DatasetDict({"test": datasets.Dataset.from_dict(table, features=features)}).save_to_disk(folder / "hf")
+    return {"path": str(folder / "hf"), "id": "qid"}
+
+
+@pytest.mark.parametrize("kind", ["imagefolder", "base64-tsv", "save_to_disk"])
+async def test_each_format_runs_against_the_emulator(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An imagefolder with metadata, a TSV of base64 images and a Hugging Face save_to_disk folder: loaded, sent
+    through a real SDK over HTTP, answered from each row's label and parsed (the parquet test above: three SDKs)."""
+    from visionbench.results import bundle as bundle_mod
+    from visionbench.run.plan import load_plan
+    from visionbench.run.plugins import default_registry
+    from visionbench.run.runner import run
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    vqa = {
+        "astronaut.jpg": ("Is there a person in this picture?", True),
+        "chelsea.jpg": ("Is there a cat in this picture?", True),
+        "coffee.jpg": ("Is there a person in this picture?", False),
+        "rocket.jpg": ("Is there a rocket in this picture?", True),
+    }
+    quiet = {**QUIET, "answers": {"boolean_error": 0.0}}
+    (tmp_path / "profiles.yaml").write_text(
+        yaml.safe_dump({"seed": 1, "time_scale": 0, "defaults": quiet, "models": {"*": {}}})
+    )
+    config = {
+        "name": f"{kind}-vqa",
+        "dataset": _write_format(kind, tmp_path / "data", vqa),
+        "task": {"id": "vqa", "answer": "boolean", "prompt": "{question} Answer yes or no."},
+        "preprocessing": {"max_side": 384},
+        "emulator": {"profiles": "profiles.yaml"},
+        "retry": {"max_attempts": 2, "base_delay_s": 0.01, "max_delay_s": 0.05, "timeout_s": 20},
+        "matrix": [{"provider": "gemini", "models": ["gemini-3.5-flash"], "strategies": ["sequential"]}],
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    plan = load_plan(tmp_path / "run.yaml", default_registry(), cache_dir=tmp_path / "c")
+    assert [i.sha256 for i in plan.items] == [sha256_file(SAMPLES / name) for name in vqa]
+    data = bundle_mod.load(await run(plan, results_dir=tmp_path / "r", cache_dir=tmp_path / "c"))
+    bundle_mod.validate(data)
+    [cell] = data["cells"]
+    assert [(item["id"], item["label"], item["fields"]) for item in data["items"]] == [
+        (f"q{n}", a, {"question": q}) for n, (q, a) in enumerate(vqa.values())
+    ]
+    assert cell["summary"]["errors"] == 0 and cell["summary"]["exact_match"] == 1.0  # each row's own answer
