@@ -19,7 +19,8 @@ def test_folder_with_labels_fields(image_dir):
 
 
 def test_a_folder_lists_what_rglob_finds(tmp_path):
-    """Subfolders (hidden ones too) by relative id, any case of suffix, links to files but not into folders."""
+    """Subfolders (hidden ones too) by relative id, any case of suffix, links to files; a link to a folder already
+    walked (linked_folder -> a) adds nothing."""
     for name in ["x.JPG", "a/y.png", "a/b/z.jpeg", "a/b/notes.txt", ".hidden/h.jpg", "a/dir.jpg/q.webp"]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"not decoded when listed")
@@ -36,6 +37,25 @@ def test_a_folder_lists_what_rglob_finds(tmp_path):
     assert [i.id for i in items] == expected
     assert expected == [".hidden/h.jpg", "a/b/z.jpeg", "a/dir.jpg/q.webp", "a/y.png", "linked.jpg", "x.JPG"]
     assert [i.path for i in items] == [tmp_path / i for i in expected]
+
+
+def test_linked_sub_folders_are_walked_once_and_loops_end(tmp_path):
+    """A dataset of linked sub-folders (data/train -> elsewhere): their images are in it (rglob leaves them out);
+    a link back up the tree (a loop) and a second link to the same folder add nothing."""
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "deep").mkdir(parents=True)
+    (elsewhere / "e.png").write_bytes(b"e")
+    (elsewhere / "deep" / "f.jpg").write_bytes(b"f")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "own.png").write_bytes(b"o")
+    os.symlink(elsewhere, data / "train")
+    os.symlink(elsewhere, data / "z_again")  # the same folder again, under a later name
+    os.symlink(data, elsewhere / "deep" / "loop")  # back up: data -> train -> deep -> loop -> data ...
+    assert not any(p.suffix == ".png" and "train" in p.parts for p in data.rglob("*"))  # what rglob missed
+    items = load_dataset(data, None, None)
+    assert [i.id for i in items] == ["own.png", "train/deep/f.jpg", "train/e.png"]
+    assert items[2].path == data / "train" / "e.png" and items[2].sha256 == sha256_file(elsewhere / "e.png")
 
 
 def test_include_and_limit(image_dir):

@@ -187,20 +187,28 @@ def _read_mapping_or_list(path: Path) -> Any:
         raise ConfigError(f"{path}: malformed {path.suffix.lstrip('.').upper() or 'YAML'}: {exc}") from None
 
 
-def _folder_images(root: Path) -> dict[str, Path]:
-    """Every image file under ``root`` by its id, the path relative to ``root``: what ``root.rglob("*")`` finds
-    (folders that are links are not entered; unreadable ones are skipped), read with ``os.scandir``, whose entries
-    know their type, so that no file is looked at twice and a path is made only for an image."""
+def folder_images(root: Path) -> dict[str, Path]:
+    """Every image file under ``root`` by its id, the path relative to ``root``, read with ``os.scandir``, whose
+    entries know their type, so that no file is looked at twice and a path is made only for an image. Folders that
+    are links are entered (a dataset of linked sub-folders is common), each real folder once: a link back up the
+    tree (a loop) or a second link to a folder already walked adds nothing. Unreadable folders are skipped."""
     found: dict[str, Path] = {}
+    seen: set[str] = set()
     folders = [("", str(root))]
     while folders:
         prefix, folder = folders.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except PermissionError:
+        real = os.path.realpath(folder)
+        if real in seen:
             continue
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
+        seen.add(real)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except (PermissionError, FileNotFoundError):
+            continue
+        # Walked in name order, depth first (a stack: later names first), so which of two links to one folder
+        # names its images does not depend on the file system's order.
+        for entry in reversed(entries):
+            if entry.is_dir(follow_symlinks=True):
                 folders.append((f"{prefix}{entry.name}/", entry.path))
             elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
                 found[prefix + entry.name] = Path(entry.path)
@@ -210,7 +218,7 @@ def _folder_images(root: Path) -> dict[str, Path]:
 def _image_paths(root: Path) -> tuple[Path, dict[str, Path]]:
     """The dataset's base folder and its image files by id: every image in a folder, or those a manifest lists."""
     if root.is_dir():
-        return root, _folder_images(root)
+        return root, folder_images(root)
     listed = _read_mapping_or_list(root)
     if not isinstance(listed, list) or not all(isinstance(x, str) for x in listed):
         raise ConfigError(f"{root}: a manifest must be a list of image paths (relative to the manifest)")

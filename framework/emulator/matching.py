@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from visionbench.data.dataset import IMAGE_SUFFIXES, read_labels
+from visionbench.data.dataset import folder_images, read_labels
 from visionbench.emulator.replies import label_kind
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class DatasetIndex:
             labels = any_labels(lpath, label_field)
             names = sorted(labels)
         else:
-            names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            names = sorted(folder_images(folder))
         return cls.from_images((name, folder / name, labels.get(name)) for name in names)
 
     @classmethod
