@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from visionbench import __version__
 from visionbench.data.dataset import default_cache_dir
-from visionbench.errors import BudgetExceeded, InputError, VisionbenchError
+from visionbench.errors import BudgetExceeded, ConfigError, InputError, VisionbenchError
 from visionbench.report.terminal import FORMATS, next_steps, print_report
 from visionbench.results.bundle import load as load_bundle
 from visionbench.results.model import Bundle
@@ -190,8 +190,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         estimates = asyncio.run(_estimate(plan, False))
         total = total_cost(estimates)
         if total is None:
+            unpriced = [e.cell_id for e in estimates if e.cost_usd is None]
+            shown = ", ".join(unpriced[:5]) + (f" and {len(unpriced) - 5} more" if len(unpriced) > 5 else "")
+            if not args.allow_unpriced:
+                raise ConfigError(
+                    f"--max-cost ${args.max_cost:.4f} cannot be enforced: the plan cannot price {shown} (no price "
+                    "for its model, or no token formula), so its spend would not count; add a price row under "
+                    "`pricing:` in the config, or give --allow-unpriced to run knowing that; nothing was run"
+                )
             print(
-                "warning: the plan cannot price every cell; --max-cost is enforced on actual spend only",
+                f"warning: --allow-unpriced: the spend of {shown} is not counted against --max-cost",
                 file=sys.stderr,
             )
         elif total > args.max_cost:
@@ -418,7 +426,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=budget_usd,
         metavar="USD",
         help="refuse to start if the plan estimates more; stop once the whole run's spend exceeds it "
-        "(a resume keeps the run's budget and counts what it spent before)",
+        "(a resume keeps the run's budget and counts what it spent before); a cell the plan cannot price is "
+        "refused, as its spend could not count",
+    )
+    p.add_argument(
+        "--allow-unpriced",
+        action="store_true",
+        help="with --max-cost: run cells the plan cannot price anyway (their spend is not counted)",
     )
     _dataset_option(p)
     _output_options(p)

@@ -77,3 +77,35 @@ async def test_plan_estimates_thinking_per_model_and_prices_it_as_output(registr
     input_tokens = gemini.image_tokens + gemini.text_tokens
     without = (input_tokens * 1.50 + gemini.output_tokens * 9.0) / 1e6
     assert gemini.cost_usd - without == pytest.approx(1200 * 9.0 / 1e6)
+
+
+def test_cli_refuses_max_cost_on_a_plan_it_cannot_price_naming_the_cell(
+    tmp_path, image_dir, registry, monkeypatch, capsys
+):
+    """An unpriced model's spend could not count against the budget: refused, unless the user says so."""
+    monkeypatch.setattr(cli, "default_registry", lambda: registry)
+    path = write_config(tmp_path, image_dir, ["sequential"])  # model m1: no price
+    args = ["run", str(path), "--results", str(tmp_path / "r"), "--max-cost", "1", "--quiet", "--no-report"]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "cannot be enforced" in err and "/m1/sequential" in err and "--allow-unpriced" in err
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())  # nothing was run
+    assert cli.main([*args, "--allow-unpriced"]) == 0
+    assert "is not counted against --max-cost" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"match": "m1", "input": float("inf"), "output": 1}, r"pricing\[0\]: input: .*finite"),
+        ({"match": "m1", "input": 1, "output": float("nan")}, r"pricing\[0\]: output: .*finite"),
+        ({"match": "", "input": 1, "output": 1}, r"pricing\[0\]: match"),
+        ({"match": "  ", "input": 1, "output": 1}, r"pricing\[0\]: match"),
+    ],
+)
+def test_a_price_that_cannot_be_summed_or_matches_every_model_is_refused(tmp_path, image_dir, registry, row, message):
+    from visionbench.errors import ConfigError
+    from visionbench.run.config import load_experiment
+
+    with pytest.raises(ConfigError, match=message):
+        load_experiment(write_config(tmp_path, image_dir, ["sequential"], pricing=[row]), registry)

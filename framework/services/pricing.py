@@ -17,7 +17,7 @@ import genai_prices
 import yaml
 from genai_prices import types as gp
 from genai_prices.data_snapshot import get_snapshot
-from pydantic import Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from visionbench.errors import ConfigError
 from visionbench.spec import StrictModel
@@ -32,9 +32,13 @@ BATCH = {"processing": "batch"}
 
 
 class ModelPrice(StrictModel):
-    """USD per 1M tokens for the models whose id starts with ``match`` (a config override or a local row)."""
+    """USD per 1M tokens for the models whose id starts with ``match`` (a config override or a local row).
+    Prices are finite: an infinite or NaN price could neither be summed nor budgeted."""
 
-    match: str
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    #: A model id prefix: never empty (an empty one would price every model alike).
+    match: str = Field(min_length=1, pattern=r"\S")
     input: float = Field(ge=0)
     output: float = Field(ge=0)
     cached_input: float | None = Field(default=None, ge=0)
