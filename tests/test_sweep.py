@@ -60,6 +60,17 @@ def test_strategy_params_sweep_and_one_value_names_nothing(tmp_path, image_dir, 
     [
         ({"preprocessing": {"max_side": []}}, "matrix[0].preprocessing.max_side: an empty list sweeps nothing"),
         ({"model_params": {"media_resolution": ["low", "low"]}}, "matrix[0].model_params.media_resolution: the sweep"),
+        # one value spelt two ways is one cell twice, run and paid twice
+        (
+            {"model_params": {"temperature": [1, 1.0]}},
+            "temperature: the sweep [1, 1.0] names one value twice (1 and 1.0",
+        ),
+        ({"model_params": {"thinking_level": ["low", "LOW"]}}, "('low' and 'LOW' are the same value)"),
+        (
+            {"model_params": {"media_resolution": ["low", "media_resolution_low"]}},
+            "('low' and 'media_resolution_low' are the same value)",
+        ),
+        ({"preprocessing": {"max_side": [384, 384.0, 768]}}, "max_side: the sweep [384, 384.0, 768] names one value"),
         ({"preprocessing": {"max_side": [384, -1]}}, "matrix[0].preprocessing.max_side: Input should be greater"),
         ({"preprocessing": {"maxside": [384]}}, "matrix[0].preprocessing.maxside: unknown key"),
     ],

@@ -21,14 +21,43 @@ def combinations(values: dict[str, Any], where: str) -> list[dict[str, Any]]:
             continue
         if not value:
             raise ConfigError(f"{where}.{key}: an empty list sweeps nothing; give one value or several")
-        seen = [json.dumps(v, sort_keys=True, default=str) for v in value]
-        if len(set(seen)) < len(seen):
-            raise ConfigError(f"{where}.{key}: the sweep {value!r} names a value twice")
+        seen: dict[str, Any] = {}
+        for v in value:
+            same = json.dumps(_canonical(key, v), sort_keys=True, default=str)
+            if same in seen:
+                twice = (
+                    f"{seen[same]!r} and {v!r} are the same value"
+                    if seen[same] != v or type(seen[same]) is not type(v)
+                    else f"{v!r} twice"
+                )
+                raise ConfigError(
+                    f"{where}.{key}: the sweep {value!r} names one value twice ({twice}): it would run, and pay "
+                    "for, the same cell twice"
+                )
+            seen[same] = v
         axes.append((key, value))
     if not axes:
         return [dict(values)]
     keys = [key for key, _ in axes]
     return [{**values, **dict(zip(keys, combo))} for combo in itertools.product(*(v for _, v in axes))]
+
+
+def _canonical(key: str, value: Any) -> Any:
+    """A sweep value as duplicates are told: numbers by value (4 is 4.0), words by their name whatever the case or
+    an enum's prefix (``LOW``, ``low`` and ``media_resolution_low`` for ``media_resolution``); lists and objects
+    by their parts."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        word = value.strip().casefold()
+        return word.removeprefix(f"{key.casefold()}_")
+    if isinstance(value, list):
+        return [_canonical(key, v) for v in value]
+    if isinstance(value, dict):
+        return {k: _canonical(k, v) for k, v in value.items()}
+    return value
 
 
 def describe(varied: dict[str, Any]) -> str:
