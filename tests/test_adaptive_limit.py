@@ -384,3 +384,20 @@ async def test_cells_on_one_model_share_the_limit_and_fixed_cells_record_none(tm
     assert single[0]["history"][0][1] == first[0]["final"] > START
     assert sorted(x["key"] for x in adaptive) == ["gemini/gemini-3.5-flash", "gemini/gemini-3.5-flash-lite"]
     assert "concurrency" not in cells["gemini/gemini-3.5-flash/concurrent@max_concurrency=2"]["extra"]
+
+
+async def test_a_later_cell_on_the_same_model_reports_only_its_own_pushbacks(tmp_path):
+    """Two auto cells share one limit; each reports the pushbacks and decreases of its own time, which add up to
+    the run's, and never more than its own refused attempts."""
+    limit = {"requests_per_minute": 3, "window_s": 0.3}
+    strategies = [
+        {"name": "concurrent", "max_concurrency": "auto", "label": "first"},
+        {"name": "concurrent", "max_concurrency": "auto", "label": "second"},
+    ]
+    data = await run_it(experiment(tmp_path, strategies, limit), tmp_path)
+    used = {c["label"]: c["extra"]["concurrency"]["limits"][0] for c in data["cells"]}
+    for label in ("first", "second"):
+        cell_id = next(c["id"] for c in data["cells"] if c["label"] == label)
+        refused = sum(r["attempts"] - 1 for r in data["records"] if r["cell"] == cell_id)
+        assert used[label]["pushbacks"] <= refused, (label, used[label]["pushbacks"], refused)
+    assert used["second"]["pushbacks"] < used["first"]["pushbacks"] + used["second"]["pushbacks"]

@@ -263,8 +263,14 @@ class AdaptiveLimit:
         if len(self.history) > HISTORY_POINTS:
             self.history = self.history[::2] + ([self.history[-1]] if len(self.history) % 2 == 0 else [])
 
-    def summary(self, since_s: float = 0.0) -> dict[str, Any]:
-        """What the bundle keeps: the limit over time (seconds since the run began) from ``since_s`` on."""
+    def counts(self) -> tuple[int, int]:
+        """(pushbacks, decreases) so far, over the whole run: a cell takes them at its start to report its own."""
+        return self.pushbacks, self.decreases
+
+    def summary(self, since_s: float = 0.0, before: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+        """What the bundle keeps: the limit over time (seconds since the run began) from ``since_s`` on, and the
+        pushbacks and decreases since ``before`` (``counts()`` at the cell's start: a later cell on the same model
+        does not report an earlier one's)."""
         points = [[t, n] for t, n in self.history if t >= since_s]
         if not points or points[0][0] > since_s:
             earlier = [[t, n] for t, n in self.history if t < since_s]
@@ -274,8 +280,8 @@ class AdaptiveLimit:
             "key": self.key,
             "ceiling": self.ceiling,
             "final": self.slots,
-            "pushbacks": self.pushbacks,
-            "decreases": self.decreases,
+            "pushbacks": self.pushbacks - before[0],
+            "decreases": self.decreases - before[1],
             # The service's rate window as learned (at most this many starts in that many seconds), if one was.
             "window": None
             if self.window_s is None

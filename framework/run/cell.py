@@ -71,6 +71,7 @@ class CellContext:
             tools.preprocessor, (image for item in expected for image in item.images()), run.preprocessing
         )
         self._adaptive: list[AdaptiveLimit] = []
+        self._counts_before: list[tuple[int, int]] = []  # each limit's pushbacks and decreases when first used
         self._started_s = tools.caller.now()
 
     def now(self) -> float:
@@ -93,6 +94,7 @@ class CellContext:
         adaptive = self.caller.adaptive.get(provider or self.provider, model or self.model, ceiling)
         if adaptive not in self._adaptive:
             self._adaptive.append(adaptive)
+            self._counts_before.append(adaptive.counts())
         return Limiter(None, requests_per_minute, adaptive=adaptive)
 
     def close(self) -> None:
@@ -103,7 +105,7 @@ class CellContext:
         """``extra.concurrency`` of the cell: each adaptive limit it used, over the cell's time (none: empty)."""
         if not self._adaptive:
             return {}
-        limits = [limit.summary(self._started_s) for limit in self._adaptive]
+        limits = [limit.summary(self._started_s, before) for limit, before in zip(self._adaptive, self._counts_before)]
         return {"concurrency": {"mode": "auto", "limits": limits}}
 
     async def prepare(self, item: ImageItem, max_side: int | None = None) -> PreparedImage:
