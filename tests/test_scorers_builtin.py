@@ -243,3 +243,17 @@ def test_iou_reads_xywh_boxes() -> None:
         JSON, [{"name": "iou", "format": "xywh", "threshold": 0.4}], {"a": [[5, 5, 15, 15]]}, {"a": [[5, 5, 10, 10]]}
     )
     assert got["iou"]["metrics"]["mean_iou"] == pytest.approx(100 / 225)
+
+
+# -- the emulator's boxes -------------------------------------------------------------------------------------------
+def test_the_emulator_moves_a_box_whole() -> None:
+    import random
+
+    from visionbench.emulator.replies import perturbed_json
+
+    label = [{"box_2d": [100, 200, 300, 400], "label": "face"} for _ in range(50)]
+    got = perturbed_json(label, 0.9, random.Random(1))
+    boxes = [face["box_2d"] for face in got]  # a face may be missed, or its label dropped, but never its box
+    assert len(got) < 50 and any(box != [100, 200, 300, 400] for box in boxes)  # faces missed, boxes moved
+    for y0, x0, y1, x1 in boxes:  # each moved by at most a third of its 200 x 200 extent, its size kept
+        assert y1 - y0 == 200 and x1 - x0 == 200 and abs(y0 - 100) <= 67 and abs(x0 - 200) <= 67
