@@ -245,7 +245,26 @@ def test_iou_reads_xywh_boxes() -> None:
     assert got["iou"]["metrics"]["mean_iou"] == pytest.approx(100 / 225)
 
 
-# -- the emulator's boxes -------------------------------------------------------------------------------------------
+# -- the boxes demo ------------------------------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "framework" / "sample_images"
+
+
+def test_the_face_boxes_are_one_per_person_of_each_group_image() -> None:
+    import json
+
+    faces = json.loads((SAMPLES / "labels-faces.json").read_text())
+    counts = {n: v["person_count"] for n, v in json.loads((SAMPLES / "labels.json").read_text()).items()}
+    assert set(faces) == {n for n in counts if n.startswith("group_")}
+    for name, label in faces.items():
+        boxes = [face["box_2d"] for face in label["faces"]]
+        assert len(boxes) == counts[name], name
+        assert all(0 <= y0 < y1 <= 1000 and 0 <= x0 < x1 <= 1000 for y0, x0, y1, x1 in boxes), name
+        # the tiles do not overlap, so neither do their faces
+        s = scorers(JSON, [{"name": "iou", "key": "faces", "threshold": 0.01}])
+        assert s.score_cell(rows({"a": {"faces": boxes[:1]}}), answers({"a": {"faces": boxes[1:]}}))["iou"]["mean"] == 0
+
+
 def test_the_emulator_moves_a_box_whole() -> None:
     import random
 
@@ -257,3 +276,36 @@ def test_the_emulator_moves_a_box_whole() -> None:
     assert len(got) < 50 and any(box != [100, 200, 300, 400] for box in boxes)  # faces missed, boxes moved
     for y0, x0, y1, x1 in boxes:  # each moved by at most a third of its 200 x 200 extent, its size kept
         assert y1 - y0 == 200 and x1 - x0 == 200 and abs(y0 - 100) <= 67 and abs(x0 - 200) <= 67
+
+
+async def test_the_boxes_demo_runs_end_to_end_against_the_emulator(tmp_path: Path) -> None:
+    """configs/boxes-emulated.yaml, the emulator instant and without faults: the four images answered with the
+    label's boxes, some moved or missed; IoU matching scores them."""
+    import yaml
+
+    from visionbench.results import bundle as bundle_mod
+    from visionbench.run.plan import load_plan
+    from visionbench.run.runner import run
+
+    source = ROOT / "configs" / "boxes-emulated.yaml"
+    config: dict[str, Any] = yaml.safe_load(source.read_text())
+    config["dataset"]["path"] = str((source.parent / config["dataset"]["path"]).resolve())
+    quiet = {
+        "latency": {"base_s": 0.0, "jitter": 0.0, "output_tokens_per_s": 1e6, "thinking_sd": 0},
+        "faults": {"http_500": 0, "http_503": 0, "http_529": 0, "drop_connection": 0, "slow": {"probability": 0}},
+        "rate_limit": {"requests_per_minute": None},
+    }
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text(yaml.safe_dump({"seed": 1, "time_scale": 0, "defaults": quiet, "models": {"*": {}}}))
+    config["emulator"] = {"profiles": str(profiles)}
+    path = tmp_path / "boxes.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    plan = load_plan(path, default_registry())
+    data = bundle_mod.load(await run(plan, results_dir=tmp_path / "r", cache_dir=tmp_path / "c"))
+    bundle_mod.validate(data)
+    [cell] = data["cells"]
+    scores = cell["summary"]["scores"]
+    assert scores["iou"]["n"] == 4 and cell["summary"]["errors"] <= 1
+    assert 0.5 <= scores["iou"]["mean"] < 1.0 and scores["iou_75"]["mean"] <= scores["iou"]["mean"]
+    metrics = scores["iou"]["metrics"]
+    assert metrics["precision"] > 0.8 and metrics["recall"] > 0.7 and 0.5 <= metrics["mean_iou"] <= 1.0
