@@ -6,8 +6,8 @@ composites: deterministic tiles of crops of the public-domain / CC0 portraits (a
 Grace Hopper, the "camera" man), flipped, zoomed and tinted so they look varied. The crowd set
 (``sample_crowds.py``) draws scenes of 0 to 400 small people whose heads are the same three faces; the receipts
 (``sample_receipts.py``) are drawn with Pillow's bundled font. Beside ``labels.json`` (people counts) the sample images
-get ``labels-person.json`` (is there a person? for the yes/no demo) and ``labels-scene.json`` (one of ``SCENES``' kinds,
-for the classification demo).
+get ``labels-person.json`` (is there a person? for the yes/no demo), ``labels-scene.json`` (one of ``SCENES``' kinds,
+for the classification demo) and ``labels-faces.json`` (the group images' face boxes, for the boxes demo).
 
     python tools/make_sample_images.py [--out DIR] [--crowds-out DIR] [--receipts-out DIR] [--check]
 
@@ -101,9 +101,8 @@ def _save(im: Image.Image, path: Path) -> None:
     im.save(path, "JPEG", quality=QUALITY, optimize=True)
 
 
-def _tile(name: str, cell: tuple[int, int], rng: random.Random) -> Image.Image:
-    """A crop of one portrait, centred on the face, zoomed, maybe flipped and tinted, filling ``cell``."""
-    im = _open(name)
+def _crop(name: str, size: tuple[int, int], cell: tuple[int, int], rng: random.Random) -> tuple[float, float, float]:
+    """Where ``cell``'s crop of one portrait (``size``) starts and how it is zoomed: (left, top, scale)."""
     x0, y0, x1, y1 = PORTRAITS[name]
     cx, cy, face_h = (x0 + x1) / 2, (y0 + y1) / 2, y1 - y0
     cw, ch = cell
@@ -114,22 +113,35 @@ def _tile(name: str, cell: tuple[int, int], rng: random.Random) -> Image.Image:
     bw, bh = cw / scale, ch / scale
     left, top = cx - fx / scale, cy - fy / scale
     # shift the crop back inside the photo where it fits; pad with the edge colour where it cannot
-    if bw <= im.width:
-        left = min(max(left, 0.0), im.width - bw)
-    if bh <= im.height:
-        top = min(max(top, 0.0), im.height - bh)
-    box = (left, top, left + bw, top + bh)
+    if bw <= size[0]:
+        left = min(max(left, 0.0), size[0] - bw)
+    if bh <= size[1]:
+        top = min(max(top, 0.0), size[1] - bh)
+    return left, top, scale
+
+
+def _tile(name: str, cell: tuple[int, int], rng: random.Random) -> tuple[Image.Image, tuple[float, ...]]:
+    """A crop of one portrait, centred on the face, zoomed, maybe flipped and tinted, filling ``cell``; and the
+    face's box in it (x0, y0, x1, y1)."""
+    im = _open(name)
+    cw, ch = cell
+    left, top, scale = _crop(name, im.size, cell, rng)
+    box = (left, top, left + cw / scale, top + ch / scale)
     pad = int(max(cw, ch) / scale) + 1
     padded = ImageOps.expand(im, border=pad, fill=tuple(int(v) for v in np.asarray(im)[0:4].reshape(-1, 3).mean(0)))
     tile = padded.resize(cell, Image.LANCZOS, box=tuple(v + pad for v in box))
+    x0, y0, x1, y1 = PORTRAITS[name]
+    face = ((x0 - left) * scale, (y0 - top) * scale, (x1 - left) * scale, (y1 - top) * scale)
     if rng.random() < 0.5:
         tile = ImageOps.mirror(tile)
+        face = (cw - face[2], face[1], cw - face[0], face[3])
     tile = ImageEnhance.Brightness(tile).enhance(rng.uniform(0.85, 1.15))
     tile = ImageEnhance.Color(tile).enhance(rng.uniform(0.6, 1.3))
-    return tile
+    return tile, face
 
 
-def make_group(n: int, seed: int) -> Image.Image:
+def make_group(n: int, seed: int) -> tuple[Image.Image, list[tuple[float, ...]]]:
+    """A composite of ``n`` portrait tiles, and each face's box in it (x0, y0, x1, y1, in its pixels)."""
     rng = random.Random(seed)
     cols = {2: 2, 3: 3, 4: 2, 5: 3, 6: 3}[n]
     rows = -(-n // cols)
@@ -142,10 +154,23 @@ def make_group(n: int, seed: int) -> Image.Image:
     names = sorted(PORTRAITS)
     order = [names[i % len(names)] for i in range(n)]
     rng.shuffle(order)
+    faces = []
     for i, name in enumerate(order):
         r, c = divmod(i, cols)
-        canvas.paste(_tile(name, cell, rng), (12 + c * (cell[0] + 12), 12 + r * (cell[1] + 12)))
-    return canvas.filter(ImageFilter.SMOOTH_MORE) if n >= 6 else canvas
+        x, y = 12 + c * (cell[0] + 12), 12 + r * (cell[1] + 12)
+        tile, (x0, y0, x1, y1) = _tile(name, cell, rng)
+        canvas.paste(tile, (x, y))
+        faces.append((x + x0, y + y0, x + x1, y + y1))
+    return (canvas.filter(ImageFilter.SMOOTH_MORE) if n >= 6 else canvas), faces
+
+
+def gemini_boxes(faces: list[tuple[float, ...]], size: tuple[int, int]) -> list[list[int]]:
+    """Pixel boxes (x0, y0, x1, y1) of an image of ``size`` as Gemini writes them: [ymin, xmin, ymax, xmax], 0-1000."""
+    w, h = size
+    return [
+        [round(y0 / h * 1000), round(x0 / w * 1000), round(y1 / h * 1000), round(x1 / w * 1000)]
+        for x0, y0, x1, y1 in faces
+    ]
 
 
 def _face(name: str) -> Image.Image:
@@ -187,8 +212,13 @@ def main(argv: list[str] | None = None) -> None:
     for src, out, count, note, licence in SINGLES:
         _save(_open(src), args.out / out)
         labels[out] = {"person_count": count, "source": f"{note}; {_source(src)[1]}", "license": licence}
+    faces: dict[str, dict[str, object]] = {}
     for out, n, seed in GROUPS:
-        _save(make_group(n, seed), args.out / out)
+        group, boxes = make_group(n, seed)
+        _save(group, args.out / out)
+        # the face boxes, where CenterFace finds the faces in the portraits, on Gemini's 0-1000 grid (the saved
+        # image may be smaller than the composite: the grid does not change)
+        faces[out] = {"faces": [{"box_2d": box, "label": "face"} for box in gemini_boxes(boxes, group.size)]}
         labels[out] = {
             "person_count": n,
             "source": f"composite of {n} tiles cropped from the astronaut, camera and grace_hopper portraits "
@@ -198,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "labels.json").write_text(json.dumps(labels, indent=2) + "\n")
     person = {name: label["person_count"] > 0 for name, label in sorted(labels.items())}  # type: ignore[operator]
     (args.out / "labels-person.json").write_text(json.dumps(person, indent=2) + "\n")
+    (args.out / "labels-faces.json").write_text(json.dumps(faces, indent=2) + "\n")
     (args.out / "labels-scene.json").write_text(json.dumps(dict(sorted(SCENES.items())), indent=2) + "\n")
     total = sum((args.out / name).stat().st_size for name in labels)
     print(f"wrote {len(labels)} images ({total / 1e6:.2f} MB) to {args.out}")

@@ -11,7 +11,9 @@ The emulator answers any task from the labels; the label's JSON type picks the *
   another member of that set with probability ``choice_error``; otherwise ``text``: each character substituted or
   deleted with probability ``text_error``;
 - an object or a list -> ``json``: each field (each element of a list) dropped or perturbed with probability
-  ``json_error`` (a bool flipped, a number moved by about 20%, a string given character noise, nested values in turn).
+  ``json_error`` (a bool flipped, a number moved by about 20%, a string given character noise, nested values in turn;
+  a list of four numbers is a box: never cut nor dropped from its object, it is moved as a whole, by up to a third
+  of its width and height).
 
 Those probabilities grow with lower resolution and more images per request, as count errors do:
 p * (1 + low_res_error * smallness) * (1 + multi_image_error * log2(images)), smallness = max(0, 1 - side/low_res_side),
@@ -216,8 +218,31 @@ def noisy_text(text: str, p: float, rng: random.Random) -> str:
     return "".join(out) or text[:1]
 
 
+def _box(value: Any) -> bool:
+    """Whether a value is a box: four numbers (Gemini's box_2d, xyxy, xywh), moved whole, never cut."""
+    return (
+        isinstance(value, list)
+        and len(value) == 4
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    )
+
+
+def _moved_box(box: list[Any], rng: random.Random) -> list[Any]:
+    """A box shifted by up to a third of its extent along each axis (its 1st and 3rd numbers one axis, 2nd and 4th
+    the other, as both [ymin, xmin, ymax, xmax] and [xmin, ymin, xmax, ymax] have them), whole numbers kept whole."""
+    out = list(box)
+    for axis in (0, 1):
+        shift = abs(box[axis + 2] - box[axis]) * rng.uniform(-1 / 3, 1 / 3)
+        for i in (axis, axis + 2):
+            out[i] = max(0, round(box[i] + shift)) if isinstance(box[i], int) else max(0.0, box[i] + shift)
+    return out
+
+
 def _perturbed(value: Any, rng: random.Random) -> Any:
-    """One field's value, wrong: a bool flipped, a number moved by about 20%, a string noised, containers in turn."""
+    """One field's value, wrong: a bool flipped, a number moved by about 20%, a string noised, a box moved,
+    containers in turn."""
+    if _box(value):
+        return _moved_box(value, rng)
     if isinstance(value, bool):
         return not value
     if isinstance(value, int):
@@ -234,12 +259,15 @@ def _perturbed(value: Any, rng: random.Random) -> Any:
 
 
 def perturbed_json(value: Any, p: float, rng: random.Random) -> Any:
-    """An object or list with each field (element) dropped with probability p/2 and perturbed with p/2."""
+    """An object or list with each field (element) dropped with probability p/2 and perturbed with p/2 (a box
+    field is moved, never dropped); a box moved with probability p."""
+    if _box(value):
+        return _moved_box(value, rng) if rng.random() < p else value
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, sub in value.items():
             r = rng.random()
-            if r < p / 2:
+            if r < p / 2 and not _box(sub):  # an object keeps its box (a detection without one is no detection)
                 continue
             out[key] = _perturbed(sub, rng) if r < p else perturbed_json(sub, p, rng)
         return out
