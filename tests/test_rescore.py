@@ -340,3 +340,16 @@ def test_the_command_exits_2_on_a_bad_run_or_a_changed_prompt(
     err = capsys.readouterr().err
     assert "rescore cannot change task.prompt:" in err and "cannot ask again" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_kept_label_is_taken_as_the_changed_task_takes_it() -> None:
+    from visionbench.data.dataset import task_label
+    from visionbench.types import Task
+
+    scene = Task("t", "Where?", "choice", choices=("Indoor", "Street"))
+    assert task_label("indoor", scene) == "Indoor" and task_label(["STREET", "indoor"], scene) == ["Street", "Indoor"]
+    with pytest.raises(ValueError, match="'crowd', which is not one of the task's choices"):
+        task_label("crowd", scene)
+    assert task_label(7.7, Task("t", "Price?", "number")) == 7.7
+    with pytest.raises(ValueError, match=r"is 7.7 \(float\); the task's answer type is integer"):
+        task_label(7.7, Task("t", "Price?", "integer"))
