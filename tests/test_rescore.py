@@ -137,7 +137,6 @@ def test_the_source_run_could_not_read_decimal_commas(source: tuple[Path, Path])
         assert figures["scores"]["numeric"]["mean"] == 0.25, cell
 
 
-@pytest.mark.slow
 def test_rescore_reads_the_replies_again_with_a_changed_task_and_sends_nothing(
     source: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -198,7 +197,6 @@ def test_rescore_reads_the_replies_again_with_a_changed_task_and_sends_nothing(
     assert bundle_mod.load(run_dir)["cells"] == before["cells"]  # the source is left as it was
 
 
-@pytest.mark.slow
 def test_rescore_with_the_runs_own_config_gives_its_own_figures(
     source: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -310,7 +308,6 @@ def test_labels_the_changed_task_cannot_take_are_refused(source: tuple[Path, Pat
 
 
 # -- the command ---------------------------------------------------------------------------------------------------
-@pytest.mark.slow
 def test_the_command_prints_the_report_and_writes_the_page(
     source: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
