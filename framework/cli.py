@@ -319,6 +319,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rescore(args: argparse.Namespace) -> int:
+    from visionbench.run.rescore import rescore
+
+    path = rescore(args.run, default_registry(), config=args.config, results_dir=args.results)
+    bundle = load_bundle(path, lazy=True)
+    out = console if args.format == "table" else err_console
+    source = bundle.rescored_from or {}
+    out.print(f"rescored run {source.get('run_id')}: no request sent", soft_wrap=True, highlight=False)
+    cached = bundle.config.get("cache_dir")
+    cache_dir = Path(args.cache_dir or cached or default_cache_dir())
+    _report(bundle, path.parent, args, cache_dir if cache_dir.is_dir() else None, outputs="html")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from visionbench.report.compare import compare, comparison_html, print_comparison
 
@@ -462,6 +476,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _output_options(p)
     p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser(
+        "rescore",
+        help="re-parse a run's stored replies and score them again with its (or a changed) task; writes a new run "
+        "folder, sends no request",
+    )
+    p.add_argument("run", help="a run folder or bundle.json")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the run's config with the task's answer type, choices, schema, decimal or scorers changed (nothing "
+        "that changes what was sent); default: the config stored in the run",
+    )
+    p.add_argument("--results", help="folder for the new run folder (default: the source run's results folder)")
+    p.add_argument("--cache-dir", help="the preprocessed-image cache the gallery's thumbnails come from (as report)")
+    _output_options(p)
+    p.set_defaults(fn=cmd_rescore)
 
     p = sub.add_parser("compare", help="line up the cells of two or more runs and show the differences")
     p.add_argument("runs", nargs="+", help="run folders or bundle.json files; the first is the baseline")

@@ -294,6 +294,17 @@ def _as_choice(label: Any, choices: dict[str, str]) -> Any:
     return choices[choice_key(label)] if isinstance(label, str) else label
 
 
+def task_label(value: Any, task: Task) -> Any:
+    """A label kept for one task as ``task`` takes it (a choice as its config writes it), checked as a dataset's
+    labels are; raises ``ValueError`` saying why it is not one of ``task``'s labels (``rescore`` of a run whose
+    task changed its answer type or choices)."""
+    choices = {choice_key(c): c for c in task.choices or ()}
+    why = _label_type_error(value, task.answer_type, choices)
+    if why:
+        raise ValueError(why)
+    return _as_choice(value, choices) if choices else value
+
+
 def _check_label_types(path: Path, labels: dict[str, Any], answer_type: str, task: Task | None = None) -> None:
     choices = {choice_key(c): c for c in task.choices or ()} if task is not None else {}
     for name, value in labels.items():

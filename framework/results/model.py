@@ -264,6 +264,16 @@ class Environment(View):
     providers: Annotated[dict[str, dict[str, Any]], about("each provider's details and options, by name")] = {}
 
 
+class RescoredFrom(View):
+    """The run a rescored bundle was made from (``visionbench rescore``): its replies, re-parsed and re-scored."""
+
+    __slots__ = ()
+
+    run_id: str
+    path: Annotated[str, about("the source run's bundle.json, as it was found")]
+    at: Annotated[str, about("when it was rescored")]
+
+
 class ScorerFigures(View):
     """One scorer's figures of a cell run."""
 
@@ -367,6 +377,13 @@ class Bundle(View):
     started_at: str
     finished_at: str | None
     resumed_at: Annotated[list[str], about("when `run --resume` carried the run on")] = []
+    rescored_from: Annotated[
+        RescoredFrom | None,
+        about(
+            "set by `visionbench rescore`: the run whose stored replies this bundle re-parsed and re-scored with its"
+            " config's task (no request sent); its records, times, tokens and costs are that run's"
+        ),
+    ] = None
     error: str | None
     budget: Budget | None = None
     cells: list[CellEntry]
@@ -420,6 +437,7 @@ class Bundle(View):
 
 
 _finish(AnswerJson, ItemJson, Budget, Pricing, EndpointEntry, Environment, CellSummary, CellEntry, Bundle)
+_finish(RescoredFrom)
 
 
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:

@@ -391,9 +391,10 @@ def with_dataset(spec: ExperimentSpec, dataset: str | Path) -> ExperimentSpec:
 
 
 def experiment_from_dict(
-    raw: Any, source: Path, registry: Registry, *, dataset: str | Path | None = None
+    raw: Any, source: Path, registry: Registry, *, dataset: str | Path | None = None, dataset_must_exist: bool = True
 ) -> Experiment:
-    """Validate and expand a config already read; relative paths resolve against ``source``'s folder."""
+    """Validate and expand a config already read; relative paths resolve against ``source``'s folder.
+    ``dataset_must_exist=False`` (``rescore``, which reads the items its bundle kept) skips the dataset's check."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: a config must be a YAML mapping with keys name, dataset, task, matrix")
     try:
@@ -429,7 +430,7 @@ def experiment_from_dict(
     cells = _named(cells, source)
 
     dataset_path = (source.parent / spec.dataset.path).resolve()
-    if not dataset_path.exists():
+    if dataset_must_exist and not dataset_path.exists():
         raise ConfigError(f"{source}: dataset.path: {dataset_path} does not exist")
     task = spec.task.to_task()
     return Experiment(
