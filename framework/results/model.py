@@ -436,7 +436,7 @@ class Bundle(View):
         return scale if isinstance(scale, float) else None
 
 
-_finish(AnswerJson, ItemJson, Budget, Pricing, EndpointEntry, Environment, CellSummary, CellEntry, Bundle)
+_finish(AnswerJson, ItemJson, Budget, Pricing, EndpointEntry, Environment, ScorerFigures, CellSummary, CellEntry, Bundle)
 _finish(RescoredFrom)
 
 
