@@ -275,3 +275,21 @@ def test_the_judge_must_ask_an_endpoint_of_the_run(tmp_path: Path) -> None:
     entry = {"name": "llm_judge", "model": JUDGE_MODEL}
     with pytest.raises(ConfigError, match=r"task.scorers\[1\].provider: Field required"):
         load_experiment(config(tmp_path / "b", judge_entry=entry), default_registry())
+
+
+async def test_the_plan_counts_the_judges_requests_and_cost_apart(tmp_path: Path) -> None:
+    from visionbench.run.estimate import estimate
+    from visionbench.run.plan import load_plan
+    from visionbench.run.plugins import default_registry
+
+    plan = load_plan(config(tmp_path), default_registry())
+    assert JUDGE_MODEL in {model for _, model in (k.split("/", 1) for k in plan.experiment.prices.used())}
+    [est] = await estimate(plan)
+    assert est.judge_requests == 3 and est.requests == 4 + 3  # 4 images asked, 3 labelled ones judged
+    assert est.judge_cost_usd is not None and 0 < est.judge_cost_usd < est.cost_usd  # type: ignore[operator]
+    assert f"of which the judge llm_judge (gemini/{JUDGE_MODEL}): 3 requests, ${est.judge_cost_usd:.4f} per repeat" in (
+        est.notes
+    )
+    entry = {"name": "llm_judge", "provider": "gemini", "model": JUDGE_MODEL, "images": False}
+    [text_only] = await estimate(load_plan(config(tmp_path / "b", judge_entry=entry), default_registry()))
+    assert text_only.judge_requests == 3 and text_only.judge_cost_usd < est.judge_cost_usd  # type: ignore[operator]

@@ -106,11 +106,12 @@ class TaskScorers:
             if isinstance(scorer, ModelScorer):
                 if verdicts is not None:
                     judged = verdicts.get(key, {})
-                    out[key] = {
-                        item.item_id: v if ok else Score(0.0, "no answer")
-                        for item, ok in items
-                        if not ok or isinstance(v := judged.get(item.item_id), Score)
-                    }
+                    mine: dict[str, Score] = {}
+                    out[key] = mine
+                    for item, ok in items:
+                        verdict = judged.get(item.item_id) if ok else Score(0.0, "no answer")
+                        if isinstance(verdict, Score):
+                            mine[item.item_id] = verdict
                 continue
             out[key] = {
                 item.item_id: _checked(scorer.score(item), key, item) if ok else Score(0.0, "no answer")

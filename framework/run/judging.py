@@ -16,6 +16,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from visionbench.data.image_bytes import Preprocessor
 from visionbench.errors import ItemError
@@ -144,7 +145,7 @@ async def _ask(
 ) -> None:
     caller, recorder = tools.caller, tools.recorder
     where = Where(judge.provider, judge.model, None, None)
-    marked = {"scorer": key, "inputs": digest}
+    marked: dict[str, Any] = {"scorer": key, "inputs": digest}
     if isinstance(prompt, str):  # the scorer could not word it
         now = caller.now()
         recorder.record(where, [item.id], now, now, 0, error={"kind": "item", "message": prompt}, judge=marked)
