@@ -293,3 +293,69 @@ async def test_the_plan_counts_the_judges_requests_and_cost_apart(tmp_path: Path
     entry = {"name": "llm_judge", "provider": "gemini", "model": JUDGE_MODEL, "images": False}
     [text_only] = await estimate(load_plan(config(tmp_path / "b", judge_entry=entry), default_registry()))
     assert text_only.judge_requests == 3 and text_only.judge_cost_usd < est.judge_cost_usd  # type: ignore[operator]
+
+
+async def test_a_run_stopped_while_judging_resumes_asking_only_the_judge_what_it_had_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from visionbench.emulator import Emulator
+    from visionbench.results import bundle as bundle_mod
+    from visionbench.run.plugins import default_registry
+    from visionbench.run.resume import prepare_resume
+    from visionbench.run.runner import run
+
+    data, _ = await _run(config(tmp_path), tmp_path, monkeypatch)
+    # as if the run had stopped after the judge's first two verdicts: the third and the judge's figures missing
+    [rocket] = [r for r in data["records"] if r["judge"] and r["item_ids"] == ["rocket.jpg"]]
+    data["records"] = [r for r in data["records"] if r is not rocket]
+    del data["cells"][0]["summary"]["scores"]["llm_judge"]
+    data["cells"][0]["status"], data["status"] = "interrupted", "interrupted"
+    folder = tmp_path / "r" / data["run_id"]
+    bundle_mod.write(folder / "bundle.json", data)
+
+    started: list[Emulator] = []
+    enter = Emulator.__aenter__
+
+    async def keep(self: Emulator) -> Emulator:  # the resumed run's emulator
+        started.append(self)
+        return await enter(self)
+
+    monkeypatch.setattr(Emulator, "__aenter__", keep)
+    plan, previous = prepare_resume(folder, default_registry())
+    await run(plan, results_dir=tmp_path / "r", cache_dir=tmp_path / "c", previous=previous)
+    after = bundle_mod.load(folder)
+    bundle_mod.validate(after)
+    assert after["status"] == "complete"
+    [cell] = after["cells"]
+    assert cell["status"] == "complete"
+    judged = [r for r in after["records"] if r["judge"] is not None]
+    assert sorted(r["item_ids"][0] for r in judged) == ["chelsea.jpg", "coffee.jpg", "rocket.jpg"]
+    assert len([r for r in after["records"] if r["judge"] is None]) == 4  # the cell asked nothing again
+    scores = cell["summary"]["scores"]["llm_judge"]
+    assert scores["mean"] == pytest.approx(2.9 / 3) and scores["judge"]["requests"] == 3
+    assert cell["summary"]["requests"] == 4 and cell["summary"]["scores"]["exact"]["mean"] == pytest.approx(2 / 3)
+    [emu] = started  # this session asked the judge about the rocket alone, and the cell's model nothing
+    assert emu.stats[JUDGE_MODEL].requests == 1 and CELL_MODEL not in emu.stats
+    [(prompt, verdict)] = emu.engine.judged
+    assert "<answer>rockets</answer>" in prompt and verdict == 9
+
+
+async def test_the_judges_spend_counts_against_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from visionbench.errors import BudgetExceeded
+    from visionbench.results import bundle as bundle_mod
+    from visionbench.run.plan import load_plan
+    from visionbench.run.plugins import default_registry
+    from visionbench.run.runner import run
+
+    data, _ = await _run(config(tmp_path / "a"), tmp_path / "a", monkeypatch)
+    own = sum(r["cost_usd"] for r in data["records"] if r["judge"] is None)
+    first = min(r["cost_usd"] for r in data["records"] if r["judge"] is not None)
+    budget = own + first / 2  # the cell fits; the judge's first reply goes over
+    plan = load_plan(config(tmp_path / "b"), default_registry())
+    with pytest.raises(BudgetExceeded):
+        await run(plan, results_dir=tmp_path / "r", run_id="b", cache_dir=tmp_path / "c", max_cost_usd=budget)
+    stopped = bundle_mod.load(tmp_path / "r" / "b")
+    assert stopped["status"] == "stopped" and stopped["cells"][0]["status"] == "stopped"
+    assert len([r for r in stopped["records"] if r["judge"] is None]) == 4
+    assert 1 <= len([r for r in stopped["records"] if r["judge"] is not None]) <= 2  # max_concurrency: 2 in flight
+    assert "llm_judge" not in stopped["cells"][0]["summary"]["scores"]  # the judge did not finish: no figures
