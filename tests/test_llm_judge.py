@@ -359,3 +359,34 @@ async def test_the_judges_spend_counts_against_the_budget(tmp_path: Path, monkey
     assert len([r for r in stopped["records"] if r["judge"] is None]) == 4
     assert 1 <= len([r for r in stopped["records"] if r["judge"] is not None]) <= 2  # max_concurrency: 2 in flight
     assert "llm_judge" not in stopped["cells"][0]["summary"]["scores"]  # the judge did not finish: no figures
+
+
+class _Picky(LLMJudge):
+    """A judge plugin whose question about one item fails (a bug): that item's judge score is lost, no more."""
+
+    name = "picky_judge"
+
+    def ask(self, item: Scored, question: str) -> Any:
+        if item.item_id == "coffee.jpg":
+            raise RuntimeError("no coffee")
+        return super().ask(item, question)
+
+
+async def test_a_judge_plugins_error_costs_that_items_score(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from visionbench.results import bundle as bundle_mod
+    from visionbench.run.plan import load_plan
+    from visionbench.run.plugins import default_registry
+    from visionbench.run.runner import run
+
+    registry = default_registry()
+    monkeypatch.setitem(registry.scorers, "picky_judge", _Picky)  # the shared registry, restored after
+    entry = {"name": "picky_judge", "provider": "gemini", "model": JUDGE_MODEL}
+    out = await run(load_plan(config(tmp_path, judge_entry=entry), registry), results_dir=tmp_path / "r")
+    data = bundle_mod.load(out)
+    assert data["status"] == "complete"
+    judged = {r["item_ids"][0]: r for r in data["records"] if r["judge"] is not None}
+    assert judged["coffee.jpg"]["attempts"] == 0  # never sent
+    assert judged["coffee.jpg"]["answers"][0]["error"] == "the judge's question: RuntimeError: no coffee"
+    scores = data["cells"][0]["summary"]["scores"]["picky_judge"]
+    assert scores["mean"] == pytest.approx((1.0 + 0.9) / 2)  # the cat and the rocket; the coffee left out
+    assert scores["judge"]["requests"] == 2 and scores["judge"]["errors"] == 1

@@ -362,18 +362,24 @@ async def _judge(
         state.budget.spend(record.cost_usd)
 
     tools = state.tools
-    await judge_cell(
-        scorers,
-        run,
-        state.plan.items,
-        final,
-        providers=tools.providers,
-        caller=tools.caller,
-        preprocessor=tools.preprocessor,
-        prices=state.plan.experiment.prices,
-        on_record=on_judge_record,
-        earlier=list(judged),
-    )
+    try:
+        await judge_cell(
+            scorers,
+            run,
+            state.plan.items,
+            final,
+            providers=tools.providers,
+            caller=tools.caller,
+            preprocessor=tools.preprocessor,
+            prices=state.plan.experiment.prices,
+            on_record=on_judge_record,
+            earlier=list(judged),
+        )
+    except BudgetExceeded:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a plugin's bug costs the judge's figures, not the run
+        log.error("cell %s: judging failed: %s: %s", run.cell_id, type(exc).__name__, exc)
+        return None
     return judge_verdicts(judged)
 
 
