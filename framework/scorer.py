@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel
@@ -78,4 +78,52 @@ class Scorer(ABC, Generic[ParamsT]):
         return {}
 
 
-__all__ = ["NoParams", "Score", "Scored", "Scorer"]
+@dataclass(frozen=True)
+class Judge:
+    """Whom a model scorer asks, and how: an endpoint of the run (its name, as cells give ``provider``), a model, the
+    model params of its requests, whether each item's images go with them (prepared as the cell prepared them), at
+    most how many are in flight at once, and the longest reply."""
+
+    provider: str
+    model: str
+    model_params: dict[str, Any] = field(default_factory=dict)
+    images: bool = True
+    max_concurrency: int = 4
+    max_output_tokens: int = 1024
+
+
+@dataclass(frozen=True)
+class JudgePrompt:
+    """What a model scorer asks about one item: the prompt, and a system prompt if any."""
+
+    prompt: str
+    system: str | None = None
+
+
+class ModelScorer(Scorer[ParamsT]):
+    """A scorer that asks a model for each item's score (an LLM judge). It stays free of input and output: it says
+    whom to ask (``judge``), words the question about one item (``ask``) and reads the reply (``read``); the run
+    sends the requests after the cell's answers are final, through its own providers and caller (limits, timeouts,
+    retries), and keeps them as records of the cell marked as the judge's, apart from the cell's own figures.
+
+    ``score`` is not called: a model scorer is scored by the run (``visionbench.run.judging``)."""
+
+    @property
+    @abstractmethod
+    def judge(self) -> Judge:
+        """The endpoint, model and settings of the judge's requests."""
+
+    @abstractmethod
+    def ask(self, item: Scored, question: str) -> JudgePrompt:
+        """The request about one answered item; ``question`` is what the cell asked (the task's prompt, filled
+        from the item's fields)."""
+
+    @abstractmethod
+    def read(self, reply: str) -> Score:
+        """The score a reply gives; a ``ValueError`` when it gives none (that item's judge score is then an error)."""
+
+    def score(self, item: Scored) -> Score:
+        raise TypeError(f"scorer {self.name!r} asks a model: the run scores it (visionbench.run.judging)")
+
+
+__all__ = ["Judge", "JudgePrompt", "ModelScorer", "NoParams", "Score", "Scored", "Scorer"]

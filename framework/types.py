@@ -246,6 +246,10 @@ class Record:
     #: per second after it (output tokens / time from the first token to the end of the stream).
     ttft_s: float | None = None
     output_tokens_per_s: float | None = None
+    #: A model scorer's request about the cell's answer (an LLM judge's), else None: ``{"scorer": its key in
+    #: task.scorers, "inputs": a digest of what it was asked, "why": the verdict in words}``. Its answer's value is
+    #: the item's score. Such records are the judge's: they are not the cell's requests, latency, tokens or cost.
+    judge: dict[str, Any] | None = None
 
     @property
     def latency_s(self) -> float:

@@ -23,6 +23,7 @@ from visionbench.emulator.replies import (
     distort,
     format_reply,
     item_schema,
+    judge_verdict,
     schema_type,
     stable_rng,
 )
@@ -91,6 +92,8 @@ class Engine:
         #: The last requests answered from the dataset: each one's prompt and the dataset keys its images matched
         #: (None: unknown), newest last; bounded, for tests and debugging (a rows manifest's per-item prompts).
         self.asked: deque[tuple[str, tuple[str | None, ...]]] = deque(maxlen=10_000)
+        #: The last judges' requests answered (``replies.judge_verdict``): each one's prompt and score, newest last.
+        self.judged: deque[tuple[str, int]] = deque(maxlen=10_000)
 
     def state(self, model: str, protocol: str) -> ModelState:
         """The state of ``model``; raises Rejected(not_found) for a model the service would not serve."""
@@ -264,8 +267,13 @@ class Engine:
             check_images(req, infos)
         except LimitError as exc:
             raise Rejected("invalid", exc.status, exc.message) from None
-        counts, kinds, notes, people = await self._answers(st, infos, req)
-        text = format_reply(counts, kinds, want_json=req.want_json, schema=req.schema, prompt=req.prompt)
+        verdict = judge_verdict(req.prompt)
+        if verdict is not None:  # a judge's request: its score of the answer it shows, not an answer from labels
+            counts, notes, people, text = [verdict], ["answered as a judge"], [], str(verdict)
+            self.judged.append((req.prompt, verdict))
+        else:
+            counts, kinds, notes, people = await self._answers(st, infos, req)
+            text = format_reply(counts, kinds, want_json=req.want_json, schema=req.schema, prompt=req.prompt)
         image_tokens, text_tokens = self.prompt_tokens(req, infos)
         thinking = self.thinking(st, people, req.digest, req.thinking_level)
         if req.thinking_budget is not None:

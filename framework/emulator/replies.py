@@ -23,6 +23,9 @@ Replies are plain: one image -> ``7``, ``yes`` / ``no``, the label's text, compa
 images -> a JSON array with one answer per image, in order. When the request asks for JSON (a response schema, a
 JSON mime type, or "JSON" in the prompt) the reply is valid JSON shaped by the schema when there is one: the label
 decides the answer, the schema its shape. A request with no image gets ``NO_IMAGE_REPLY`` (or the schema's blank).
+
+A judge's request (the ``llm_judge`` scorer's wording: ``<reference>``s, an ``<answer>`` and "from 0 (wrong) to N
+(right)") is answered by ``judge_verdict``, not from the labels: the answer's closeness to its nearest reference.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import re
 from typing import Any, Literal
 
 from visionbench.emulator.profile_schema import Answers
+from visionbench.types import normalise_text
 
 
 def stable_rng(*parts: object) -> random.Random:
@@ -416,3 +420,25 @@ def format_reply(
     if n > 1 or (want_json and any(w in prompt.lower() for w in ("array", "list"))):
         return compact(answers)
     return _plain(answers[0], want_json)
+
+
+_JUDGE_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_JUDGE_REFERENCE = re.compile(r"<reference>(.*?)</reference>", re.DOTALL)
+_JUDGE_SCALE = re.compile(r"from 0 \(wrong\) to (\d+) \(right\)")
+
+
+def judge_verdict(prompt: str) -> int | None:
+    """An emulated judge's score of a judge's request (``<answer>``, ``<reference>``s and the scale as the
+    ``llm_judge`` scorer words them), else None: ``round(scale * similarity)`` with the closest reference, the
+    similarity difflib's ratio of the two texts normalised (case, Unicode form, spaces). A stand-in that tests the
+    judge's plumbing with figures one can work out by hand, not a model's judgement."""
+    import difflib
+
+    answer = _JUDGE_ANSWER.search(prompt)
+    references = _JUDGE_REFERENCE.findall(prompt)
+    scale = _JUDGE_SCALE.search(prompt)
+    if answer is None or not references or scale is None:
+        return None
+    said = normalise_text(answer.group(1))
+    closest = max(difflib.SequenceMatcher(None, said, normalise_text(r)).ratio() for r in references)
+    return round(int(scale.group(1)) * closest)

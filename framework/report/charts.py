@@ -226,7 +226,7 @@ def latency_chart(bundle: Mapping[str, Any], path: Path) -> Path:
     for entry in bundle.cells:
         by_cell.setdefault(entry.id, [])
     for rec in bundle.records:
-        if rec["attempts"] > 0:
+        if rec["attempts"] > 0 and not rec.get("judge"):  # the cell's own requests, not a judge's
             by_cell.setdefault(rec["cell"], []).append(rec["latency_s"])
     names = short_names(list(by_cell))
     data = {names[c]: v for c, v in by_cell.items() if v}

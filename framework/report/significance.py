@@ -254,7 +254,10 @@ def _same_images(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, 
 
 def _latencies(bundle: Mapping[str, Any], cell_id: str) -> list[float]:
     records = Bundle.of(bundle).records
-    return [r["end_s"] - r["start_s"] for r in records if r["cell"] == cell_id and r["attempts"] > 0]
+    # the cell's own requests: a judge's (``judge``) are not its latency
+    return [
+        r["end_s"] - r["start_s"] for r in records if r["cell"] == cell_id and r["attempts"] > 0 and not r.get("judge")
+    ]
 
 
 def _key(label: Any) -> str:

@@ -274,6 +274,21 @@ class RescoredFrom(View):
     at: Annotated[str, about("when it was rescored")]
 
 
+class JudgeFigures(View):
+    """A model scorer's (an LLM judge's) own requests for a cell run, apart from the cell's: how many it sent (a
+    resumed run's earlier ones included, as the cell's own figures include them), how many items it could not
+    score (its request failed, or its reply gave no score), their tokens and what they cost."""
+
+    __slots__ = ()
+
+    requests: Annotated[int, {"minimum": 0}]
+    attempts: Annotated[int, {"minimum": 0}] = 0
+    errors: Annotated[int, {"minimum": 0}]
+    input_tokens: Annotated[int | None, {"minimum": 0}] = None
+    output_tokens: Annotated[int | None, {"minimum": 0}] = None
+    cost_usd: Annotated[float | None, about("null when a reply had no price")]
+
+
 class ScorerFigures(View):
     """One scorer's figures of a cell run."""
 
@@ -282,6 +297,8 @@ class ScorerFigures(View):
     mean: Annotated[float | None, {"minimum": 0, "maximum": 1}]
     n: Annotated[int, {"minimum": 0}]
     metrics: dict[str, Any] = {}
+    #: A model scorer's only: its requests and their cost, which the cell's own figures leave out.
+    judge: JudgeFigures | None = None
 
 
 class CellSummary(View):
@@ -436,7 +453,19 @@ class Bundle(View):
         return scale if isinstance(scale, float) else None
 
 
-_finish(AnswerJson, ItemJson, Budget, Pricing, EndpointEntry, Environment, ScorerFigures, CellSummary, CellEntry, Bundle)
+_finish(
+    AnswerJson,
+    ItemJson,
+    Budget,
+    Pricing,
+    EndpointEntry,
+    Environment,
+    JudgeFigures,
+    ScorerFigures,
+    CellSummary,
+    CellEntry,
+    Bundle,
+)
 _finish(RescoredFrom)
 
 
@@ -511,12 +540,24 @@ def _record_notes() -> dict[str, dict[str, Any]]:
             "minimum": 0,
             "description": "streamed requests: output tokens per second after the first token",
         },
+        "judge": {
+            "type": ["object", "null"],
+            "required": ["scorer", "inputs"],
+            "properties": {
+                "scorer": {"type": "string"},
+                "inputs": {"type": "string"},
+                "why": {"type": ["string", "null"]},
+            },
+            "description": "a model scorer's (an LLM judge's) request about the cell's answer, not one of the cell's "
+            "own: the scorer's key, a digest of what it was asked and its verdict in words; its answer's value is "
+            "the item's score",
+        },
     }
 
 
 #: Fields of the stored dataclasses that version 1 bundles written before them do not have (records are read
 #: from the file as they are used, so they are not upgraded at load: ``record_from_json`` takes the defaults).
-_ADDED_LATER: dict[type, tuple[str, ...]] = {Record: ("ttft_s", "output_tokens_per_s")}
+_ADDED_LATER: dict[type, tuple[str, ...]] = {Record: ("ttft_s", "output_tokens_per_s", "judge")}
 _NOTES: dict[type, dict[str, dict[str, Any]]] = {
     Usage: {name: {"minimum": 0} for name in ("input_tokens", "output_tokens", "thinking_tokens", "cached_tokens")}
     | {"image_tokens": {"minimum": 0}},

@@ -20,7 +20,7 @@ from visionbench.results.scores import DEFAULT_SCORERS, TaskScorers
 from visionbench.run.calling import RetryPolicy
 from visionbench.run.plugins import Registry
 from visionbench.run.sweep import combinations, describe, varying
-from visionbench.scorer import Scorer
+from visionbench.scorer import ModelScorer, Scorer
 from visionbench.services.pricing import PriceTable, default_table
 from visionbench.spec import StrictModel
 from visionbench.strategy import Strategy
@@ -433,11 +433,16 @@ def experiment_from_dict(
     if dataset_must_exist and not dataset_path.exists():
         raise ConfigError(f"{source}: dataset.path: {dataset_path} does not exist")
     task = spec.task.to_task()
+    scorers = task_scorers(source, registry, task, spec.task.scorers)
+    for i, (_, scorer) in enumerate(scorers.scorers):  # a judge asks an endpoint of the run, or a plugin's default
+        if isinstance(scorer, ModelScorer) and scorer.judge.provider not in endpoints:
+            name = scorer.judge.provider
+            endpoints[name] = default_endpoint(source, registry, name, f"task.scorers[{i}].provider")
     return Experiment(
         source=source,
         spec=spec,
         task=task,
-        scorers=task_scorers(source, registry, task, spec.task.scorers),
+        scorers=scorers,
         cells=tuple(cells),
         dataset_path=dataset_path,
         prices=default_table()

@@ -12,11 +12,14 @@ from PIL import Image
 from visionbench.data.image_bytes import Preprocessor
 from visionbench.errors import ItemError
 from visionbench.preprocessing import Preprocessing
+from visionbench.results.scores import score_rows
 from visionbench.run import emulated
+from visionbench.run.config import Cell
 from visionbench.run.plan import Plan
 from visionbench.run.prompts import prompt_for
+from visionbench.scorer import Scored
 from visionbench.services.tokens import text_tokens
-from visionbench.types import Capabilities, ImageItem, Request, Usage
+from visionbench.types import Capabilities, ImageItem, Request, Usage, fill_template
 
 if TYPE_CHECKING:
     from visionbench.run.emulated import EmulatorProfiles
@@ -80,6 +83,9 @@ class CellEstimate:
     cost_usd: float | None = 0.0
     counted: bool = False  # True when input tokens came from the service's count-tokens endpoint
     notes: list[str] = field(default_factory=list)
+    #: Of ``requests`` and ``cost_usd``: the task's model scorers' (LLM judges'), one request per labelled item.
+    judge_requests: int = 0
+    judge_cost_usd: float | None = 0.0
 
 
 def _add_cost(total: float | None, cost: float | None) -> float | None:
@@ -214,7 +220,10 @@ async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstima
             if cost is None and f"no price or token formula for {model}" not in est.notes:
                 est.notes.append(f"no price or token formula for {model}")
             est.cost_usd = _add_cost(est.cost_usd, cost)
+        _add_judges(plan, cell, est, sizes, profiles)
         repeats = exp.spec.repeats
+        est.judge_requests *= repeats
+        est.judge_cost_usd = est.judge_cost_usd * repeats if est.judge_cost_usd is not None else None
         est.requests *= repeats
         est.text_tokens *= repeats
         est.output_tokens *= repeats
@@ -223,6 +232,49 @@ async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstima
         est.cost_usd = est.cost_usd * repeats if est.cost_usd is not None else None
         out.append(est)
     return out
+
+
+def _add_judges(
+    plan: Plan, cell: Cell, est: CellEstimate, sizes: dict[str, list[tuple[int, int]]], profiles: EmulatorProfiles
+) -> None:
+    """The task's model scorers' (LLM judges') requests for one repeat of ``cell``, added to ``est`` (and apart, as
+    ``judge_requests``/``judge_cost_usd``): one per labelled item, each worded as asking about a right answer (the
+    first reference), with the item's images at the cell's size when the judge sends them."""
+    exp = plan.experiment
+    judges = exp.scorers.judges if exp.scorers is not None else ()
+    for key, scorer in judges:
+        judge = scorer.judge
+        provider = plan.providers[judge.provider]
+        requests = 0
+        cost: float | None = 0.0
+        think, _ = thinking_per_request(
+            plan, judge.model, judge.model_params, profiles, [], provider.capabilities(judge.model).thinks_unasked
+        )
+        for scored, _ in exp.scorers.scored_items(score_rows(plan.items), {}):  # type: ignore[union-attr]
+            item = Scored(scored.item_id, scored.references[0], scored.references, scored.fields)
+            asked = scorer.ask(item, fill_template(exp.task.prompt, dict(scored.fields or {})))
+            text = text_tokens(asked.prompt + (asked.system or ""))
+            images: int | None = 0
+            if judge.images:
+                for w, h in sizes.get(scored.item_id, []):
+                    fitted = _fit(w, h, cell.preprocessing.max_side)
+                    t = provider.estimate_image_tokens(judge.model, *fitted)
+                    images = None if images is None or t is None else images + t
+            requests += 1
+            if provider.free:
+                continue
+            output = OUTPUT_TOKENS_PER_ANSWER  # a verdict is a number
+            usage = Usage(input_tokens=(images or 0) + text, output_tokens=output, thinking_tokens=think)
+            one = exp.prices.cost(judge.model, usage, provider=judge.provider) if images is not None else None
+            cost = None if cost is None or one is None else cost + one
+        est.requests += requests
+        est.judge_requests += requests
+        est.cost_usd = _add_cost(est.cost_usd, cost)
+        est.judge_cost_usd = _add_cost(est.judge_cost_usd, cost)
+        shown = "?" if cost is None else f"${cost:.4f}"
+        est.notes.append(
+            f"of which the judge {key} ({judge.provider}/{judge.model}): {requests:,} requests, {shown} per repeat"
+        )
 
 
 async def _counted(

@@ -111,6 +111,9 @@ def prepare(experiment: Experiment, registry: Registry, *, cache_dir: str | Path
         needed.append((cell.provider, cell.model, f"cell {cell.id}"))
         for provider, model in strategies[cell.id].extra_providers():
             needed.append((provider or cell.provider, model or cell.model, f"cell {cell.id} (tier 1)"))
+    judges = experiment.scorers.judges if experiment.scorers is not None else ()
+    for key, scorer in judges:  # a model scorer's judge: an endpoint and model the run asks too
+        needed.append((scorer.judge.provider, scorer.judge.model, f"task.scorers: {key} (judge)"))
 
     endpoints = dict(experiment.endpoints)
     for name, _, where in needed:  # a tier-1 provider named only in a strategy's params
@@ -122,6 +125,17 @@ def prepare(experiment: Experiment, registry: Registry, *, cache_dir: str | Path
     providers = {name: build_provider(registry, endpoints[name]) for name, _, _ in needed if name in endpoints}
 
     task = experiment.task
+    for key, scorer in judges:
+        judge = scorer.judge
+        if providers[judge.provider].capabilities(judge.model).tasks is not None:
+            raise ConfigError(
+                f"{src}: task.scorers: {key}: provider {judge.provider!r} answers only its own tasks; a judge "
+                "needs a general model"
+            )
+        try:
+            providers[judge.provider].validate_params(judge.model, dict(judge.model_params))
+        except ConfigError as exc:
+            raise ConfigError(f"{src}: task.scorers: {key}: model_params: {exc}") from None
     for name, model, where in needed:
         caps = providers[name].capabilities(model)
         if caps.tasks is not None and task.id not in caps.tasks:

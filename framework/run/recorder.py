@@ -48,8 +48,13 @@ class Recorder:
         queue_s: float = 0.0,
         backoff_s: float = 0.0,
         request_id: str | None = None,
+        judge: dict[str, Any] | None = None,
+        parse: Callable[[str, list[str]], list[Answer]] | None = None,
     ) -> Record:
-        """The one place a call's result (a reply, or the error that ended it) becomes a kept ``Record``."""
+        """The one place a call's result (a reply, or the error that ended it) becomes a kept ``Record``.
+
+        A judge's request (``judge``: see ``Record.judge``) has its reply read by ``parse`` instead of as the task's
+        answers."""
         run = self.run
         side = where.max_side if where.max_side is not None else run.preprocessing.max_side
         record = Record(
@@ -66,6 +71,7 @@ class Recorder:
             batch=where.batch,
             queue_s=queue_s,
             backoff_s=backoff_s,
+            judge=judge,
         )
         if isinstance(result, ProviderError):
             error = {"kind": result.kind, "message": str(result), "status": result.status}
@@ -80,7 +86,7 @@ class Recorder:
             record.request_id = result.request_id or request_id
             record.model_version = result.model_version
             record.simulated = result.simulated
-            record.answers = parse_answers(result.text, ids, run.task)
+            record.answers = parse(result.text, ids) if parse else parse_answers(result.text, ids, run.task)
             if result.ttft_s is not None:
                 record.ttft_s = result.ttft_s
                 out = result.usage.output_tokens if result.usage is not None else None

@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,13 +22,14 @@ from visionbench.errors import BudgetExceeded
 from visionbench.results.bundle import BUNDLE_NAME, BundleWriter, ItemList, record_from_json
 from visionbench.results.model import Budget as BundleBudget
 from visionbench.results.model import Bundle, CellEntry, CellSummary, EndpointEntry, Environment, Pricing
-from visionbench.results.scores import score_rows
+from visionbench.results.scores import judge_figures, judge_verdicts, score_rows
 from visionbench.results.scoring import RecordStats, summarize_cell
 from visionbench.run.calling import Caller
 from visionbench.run.cell import CellContext, RunTools
 from visionbench.run.cellrun import CellRun
 from visionbench.run.config import Cell
 from visionbench.run.jobs import JobStore
+from visionbench.run.judging import judge_cell
 from visionbench.run.plan import Plan, routed, running
 from visionbench.run.recorder import Recorder
 from visionbench.types import ImageItem, Record
@@ -281,14 +282,19 @@ async def _run_cell(state: _RunState, cell: Cell, repeat: int) -> None:
     strategy = plan.strategies[cell.id]
     items = plan.items
     tally, stats = strategy.tally(), RecordStats()
+    judged: list[Record] = []  # the judge's records (a model scorer's): not the cell's own
     for record in _earlier(state.previous, cell.id, repeat):  # each carries its repeat from the bundle
+        if record.judge is not None:
+            judged.append(record)
+            continue
         tally.add(record)
         stats.add(record)
     done = tally.finished()
     if state.retry_errors:
         done -= {i for i, answer in tally.final_answers().items() if answer.error is not None}
     todo = items.without(done)
-    if stats.records and not todo:
+    judge_only = bool(stats.records) and not todo
+    if judge_only and not _judging_left(state, cell.id, repeat):
         return  # finished in the run being resumed
 
     def on_record(record: Record) -> None:
@@ -308,9 +314,12 @@ async def _run_cell(state: _RunState, cell: Cell, repeat: int) -> None:
     progress.advance(len(items) - len(todo))
     start = caller.now() - _earlier_wall(writer.data, cell.id, repeat)
     status, error, end, returned = "interrupted", None, None, None
+    verdicts = None
     try:
-        returned = await strategy.run(todo, ctx)
+        # Nothing left to ask (a resumed run whose judge had not finished): only the judge asks.
+        returned = None if judge_only else await strategy.run(todo, ctx)
         status, end = "complete", caller.now()
+        verdicts = await _judge(state, run, tally.final_answers(), judged)
     except BudgetExceeded as exc:
         status, error = "stopped", str(exc)
         raise
@@ -322,18 +331,77 @@ async def _run_cell(state: _RunState, cell: Cell, repeat: int) -> None:
         wall_s = (end if end is not None else caller.now()) - start  # the strategy's time, not the summary's
         final = tally.final_answers()
         summary = summarize_cell(items, stats, final, wall_s, plan.experiment.task.answer_type)
-        summary["scores"] = _scores(plan, items, final, cell.id)
+        summary["scores"] = _scores(plan, items, final, cell.id, verdicts, judged)
         extra = _merged(_merged(tally.summarize(items), returned or {}), ctx.concurrency_summary())
         writer.set_cell(_cell_entry(cell, repeat, status, summary, final, extra, error))
 
 
-def _scores(plan: Plan, items: Sequence[ImageItem], final: dict[str, Any], cell_id: str) -> dict[str, Any]:
-    """The task's scorers' figures of a cell's answers; a scorer that fails costs its figures, not the run."""
+def _judging_left(state: _RunState, cell_id: str, repeat: int) -> bool:
+    """Whether a model scorer (an LLM judge) of the task has yet to give its figures of this cell of the run being
+    resumed (the run stopped while it was asking)."""
+    scorers = state.plan.experiment.scorers
+    if scorers is None or not scorers.judges:
+        return False
+    entry = next((e for e in state.writer.data.cells if (e.id, e.repeat) == (cell_id, repeat)), None)
+    return entry is None or any(key not in entry.summary.scores for key, _ in scorers.judges)
+
+
+async def _judge(
+    state: _RunState, run: CellRun, final: dict[str, Any], judged: list[Record]
+) -> dict[str, dict[str, Any]] | None:
+    """The task's model scorers (LLM judges) asked about the cell's final answers (``run.judging``); their records go
+    to the bundle and the budget, and into ``judged``, never into the cell's own figures. Returns their verdicts
+    (None when the task has none)."""
+    scorers = state.plan.experiment.scorers
+    if scorers is None or not scorers.judges:
+        return None
+
+    def on_judge_record(record: Record) -> None:
+        state.writer.add_record(record)
+        judged.append(replace(record, raw_text=None))  # what the figures need, not the reply
+        state.budget.spend(record.cost_usd)
+
+    tools = state.tools
+    try:
+        await judge_cell(
+            scorers,
+            run,
+            state.plan.items,
+            final,
+            providers=tools.providers,
+            caller=tools.caller,
+            preprocessor=tools.preprocessor,
+            prices=state.plan.experiment.prices,
+            on_record=on_judge_record,
+            earlier=list(judged),
+        )
+    except BudgetExceeded:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a plugin's bug costs the judge's figures, not the run
+        log.error("cell %s: judging failed: %s: %s", run.cell_id, type(exc).__name__, exc)
+        return None
+    return judge_verdicts(judged)
+
+
+def _scores(
+    plan: Plan,
+    items: Sequence[ImageItem],
+    final: dict[str, Any],
+    cell_id: str,
+    verdicts: dict[str, dict[str, Any]] | None = None,
+    judged: Sequence[Record] = (),
+) -> dict[str, Any]:
+    """The task's scorers' figures of a cell's answers, a model scorer's with its own requests' figures (``judge``);
+    a scorer that fails costs its figures, not the run."""
     scorers = plan.experiment.scorers
     if scorers is None:
         return {}
     try:
-        return scorers.score_cell(score_rows(items), final)
+        scores = scorers.score_cell(score_rows(items), final, verdicts)
+        for key, figures in judge_figures(judged).items():
+            if key in scores:
+                scores[key]["judge"] = figures
+        return scores
     except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported, the answers are kept
         log.error(
             "cell %s: scoring failed: %s: %s (visionbench rescore RUN scores it again)",
