@@ -390,3 +390,45 @@ async def test_a_judge_plugins_error_costs_that_items_score(tmp_path: Path, monk
     scores = data["cells"][0]["summary"]["scores"]["picky_judge"]
     assert scores["mean"] == pytest.approx((1.0 + 0.9) / 2)  # the cat and the rocket; the coffee left out
     assert scores["judge"]["requests"] == 2 and scores["judge"]["errors"] == 1
+
+
+async def test_rescore_keeps_the_verdicts_whose_inputs_are_unchanged_and_asks_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rescored run's judge scores are the run's verdicts where the judge would be asked the same now; where an
+    answer changed, its verdict is not used (counted in judge.errors: rescore sends nothing). Judge records never
+    become the cell's answers."""
+    from test_rescore import no_requests
+
+    from visionbench.results import bundle as bundle_mod
+    from visionbench.run.plugins import default_registry
+    from visionbench.run.rescore import STALE, rescore
+
+    path = config(tmp_path)
+    said = {k: said for k, (_, said) in ITEMS.items()}
+    (tmp_path / "data" / "emulated.json").write_text(json.dumps({**said, "chelsea.jpg": "A cat."}))
+    data, _ = await _run(path, tmp_path, monkeypatch)
+    [cell] = data["cells"]
+    source_judge = cell["summary"]["scores"]["llm_judge"]
+    assert cell["answers"]["chelsea.jpg"]["value"] == "A cat." and cell["summary"]["scores"]["exact"]["mean"] == 1 / 3
+    run_dir = tmp_path / "r" / data["run_id"]
+    no_requests(monkeypatch)
+    same = bundle_mod.load(rescore(run_dir, default_registry(), results_dir=tmp_path / "again"))
+    [again] = same["cells"]
+    assert again["answers"] == cell["answers"]  # the judge's records are not answers of the cell
+    assert again["summary"]["scores"]["llm_judge"] == source_judge  # every verdict kept, none asked
+    # as a choice task, "A cat." reads "a cat" (changed: its verdict is stale); espresso and rockets read the same
+    spec = yaml.safe_load(path.read_text())
+    spec["task"].update(answer="choice", choices=["a cat", "coffee", "espresso", "rocket", "rockets"])
+    changed = tmp_path / "choice.yaml"
+    changed.write_text(yaml.safe_dump(spec, sort_keys=False))
+    out = bundle_mod.load(rescore(run_dir, default_registry(), config=changed, results_dir=tmp_path / "again"))
+    [rescored] = out["cells"]
+    assert rescored["answers"]["chelsea.jpg"]["value"] == "a cat"
+    scores = rescored["summary"]["scores"]
+    assert scores["exact"]["mean"] == pytest.approx(2 / 3)  # a cat and espresso right, rockets not rocket
+    verdicts = {r["item_ids"][0]: r["answers"][0]["value"] for r in data["records"] if r["judge"] is not None}
+    assert scores["llm_judge"]["mean"] == pytest.approx((verdicts["coffee.jpg"] + verdicts["rocket.jpg"]) / 2)
+    assert scores["llm_judge"]["judge"]["errors"] == 1 and scores["llm_judge"]["judge"]["requests"] == 3
+    assert STALE.startswith("not judged again")
+    assert len(out["records"]) == len(data["records"])  # the judge's records kept, none added

@@ -80,7 +80,7 @@ async def judge_cell(
     tools = _Tools(providers, caller, preprocessor, Recorder(run, on_record, prices))
     done = earlier_verdicts(earlier)
     for key, scorer in judges:
-        wanted = [job for job in _jobs(scorers, scorer, run, items, final) if (key, job[2]) not in done]
+        wanted = [job for job in judge_jobs(scorers, scorer, run, items, final) if (key, job[2]) not in done]
         if wanted:
             await _judge_all(key, scorer, wanted, run, tools)
 
@@ -112,7 +112,7 @@ async def _judge_all(
         cache.close()
 
 
-def _jobs(
+def judge_jobs(
     scorers: TaskScorers, scorer: ModelScorer, run: CellRun, items: Iterable[ImageItem], final: Mapping[str, Answer]
 ) -> Iterator[tuple[ImageItem, tuple[str, str | None] | str, str]]:
     """Each answered labelled item with what its judge is asked (or why it cannot be: a scorer's error) and the

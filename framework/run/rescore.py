@@ -21,16 +21,25 @@ from visionbench.provider import Provider
 from visionbench.results.bundle import BUNDLE_NAME, now_iso, write
 from visionbench.results.bundle import load as load_bundle
 from visionbench.results.model import Bundle, CellEntry, record_from_json
-from visionbench.results.scores import score_rows
+from visionbench.results.scores import judge_figures, judge_verdicts, score_rows
 from visionbench.results.scoring import accuracy
 from visionbench.run.answers import parse_answers
-from visionbench.run.config import Experiment, build_strategy, default_endpoint, experiment_from_dict, load_yaml
+from visionbench.run.cellrun import CellRun
+from visionbench.run.config import (
+    Cell,
+    Experiment,
+    build_strategy,
+    default_endpoint,
+    experiment_from_dict,
+    load_yaml,
+)
+from visionbench.run.judging import earlier_verdicts, judge_jobs
 from visionbench.run.plan import build_provider
 from visionbench.run.plugins import Registry
 from visionbench.run.prompts import multi_image_prompt, response_schema
 from visionbench.run.runner import final_status, new_run_id
 from visionbench.strategy import Tally
-from visionbench.types import Answer, ImageItem, Task
+from visionbench.types import Answer, ImageItem, Record, Task
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +85,22 @@ def rescore(
     items = _items(source, task, config or source_path)
     strategies = {cell.id: build_strategy(registry, cell) for cell in new.cells}
     tallies: dict[tuple[str, int], Tally] = {}
+    judged: dict[tuple[str, int], list[Record]] = {}
     for data in _reparsed(source.records, task):
         key = (data["cell"], data.get("repeat", 0))
+        if data.get("judge") is not None:  # a judge's verdict: not an answer of the cell
+            judged.setdefault(key, []).append(record_from_json(data))
+            continue
         if key not in tallies:
             if data["cell"] not in strategies:
                 raise ConfigError(f"{source_path}: record of cell {data['cell']!r}, which the config has no cell for")
             tallies[key] = strategies[data["cell"]].tally()
         tallies[key].add(record_from_json(data))
-    cells = [_cell(entry, tallies.get((entry.id, entry.repeat)), items, new) for entry in source.cells]
+    by_id = {cell.id: cell for cell in new.cells}
+    cells = [
+        _cell(entry, tallies.get((entry.id, entry.repeat)), items, new, judged.get((entry.id, entry.repeat), []), by_id)
+        for entry in source.cells
+    ]
 
     header = {k: v for k, v in source.to_json().items() if k not in ("records", "records_file")}
     run_id = run_id or new_run_id(new.name)
@@ -196,23 +213,32 @@ def _refuse_other_requests(source: Bundle, old: Experiment, new: Experiment, reg
 
 
 def _reparsed(records: Iterable[dict[str, Any]], task: Task) -> Iterator[dict[str, Any]]:
-    """Each record with its answers parsed again from its raw reply; a record that failed stays as it was."""
+    """Each record with its answers parsed again from its raw reply; a record that failed stays as it was, and so
+    does a judge's (its reply is a verdict, read by its scorer)."""
     for data in records:
         raw = data.get("raw_text")
-        if data.get("error") is None and raw is not None:
+        if data.get("error") is None and raw is not None and data.get("judge") is None:
             answers = parse_answers(raw, list(data["item_ids"]), task)
             data = {**data, "answers": [{"item_id": a.item_id, "value": a.value, "error": a.error} for a in answers]}
         yield data
 
 
-def _cell(entry: CellEntry, tally: Tally | None, items: list[ImageItem], experiment: Experiment) -> dict[str, Any]:
+def _cell(
+    entry: CellEntry,
+    tally: Tally | None,
+    items: list[ImageItem],
+    experiment: Experiment,
+    judged: list[Record],
+    cells: dict[str, Cell],
+) -> dict[str, Any]:
     """A cell entry rescored: its final answers from the tally, its answer figures and scores made again, the rest
     (status, times, tokens, costs, the strategy's run figures) as the source run had them."""
     final: dict[str, Answer] = dict(tally.final_answers()) if tally is not None else {}
+    verdicts = _verdicts(experiment, cells.get(entry.id), entry.repeat, items, final, judged)
     figures = {
         "errors": sum(1 for item in items if item.id not in final or final[item.id].error is not None),
         **accuracy(items, final, experiment.task.answer_type),
-        "scores": _scores(experiment, items, final, entry.id),
+        "scores": _scores(experiment, items, final, entry.id, verdicts, judged),
     }
     # in the source's order; a figure of the old answer type only (a json task's field_match) goes
     summary = {k: figures.get(k, v) for k, v in entry.summary.items() if k not in RESCORED or k in figures}
@@ -223,12 +249,57 @@ def _cell(entry: CellEntry, tally: Tally | None, items: list[ImageItem], experim
     return {**entry.to_json(), "summary": summary, "answers": final, "extra": extra}
 
 
-def _scores(experiment: Experiment, items: list[ImageItem], final: dict[str, Answer], cell_id: str) -> dict[str, Any]:
-    """The task's scorers' figures (as a run's: a scorer that fails costs its figures, logged)."""
+#: Why a judge's verdict is not used: rescoring sends nothing, and what it was asked about has changed.
+STALE = "not judged again: its answer or question changed since the run judged it (rescore sends nothing)"
+
+
+def _verdicts(
+    experiment: Experiment,
+    cell: Cell | None,
+    repeat: int,
+    items: list[ImageItem],
+    final: dict[str, Answer],
+    judged: list[Record],
+) -> dict[str, dict[str, Any]] | None:
+    """A model scorer's (LLM judge's) verdicts as the run gave them, where what it would be asked now is what it
+    was asked then (the same inputs digest); where the answer or question changed, ``STALE`` (left out of its mean,
+    counted in ``judge.errors``). None when the cell was never judged."""
+    scorers = experiment.scorers
+    if scorers is None or not scorers.judges or cell is None or not judged:
+        return None
+    run = CellRun(cell.id, repeat, experiment.task, cell.preprocessing, cell.provider, cell.model, cell.model_params)
+    given = judge_verdicts(judged)
+    asked = {(key, digest) for key, digest in earlier_verdicts(judged)}
+    asked |= {(r.judge["scorer"], r.judge.get("inputs")) for r in judged if r.judge is not None}
+    out: dict[str, dict[str, Any]] = {}
+    for key, scorer in scorers.judges:
+        now = {item.id: digest for item, _, digest in judge_jobs(scorers, scorer, run, items, final)}
+        out[key] = {
+            item_id: given.get(key, {}).get(item_id, STALE) if (key, digest) in asked else STALE
+            for item_id, digest in now.items()
+        }
+    return out
+
+
+def _scores(
+    experiment: Experiment,
+    items: list[ImageItem],
+    final: dict[str, Answer],
+    cell_id: str,
+    verdicts: dict[str, dict[str, Any]] | None = None,
+    judged: Iterable[Record] = (),
+) -> dict[str, Any]:
+    """The task's scorers' figures (as a run's: a scorer that fails costs its figures, logged), a judge's with its
+    requests' figures."""
     if experiment.scorers is None:
         return {}
     try:
-        return experiment.scorers.score_cell(score_rows(items), final)
+        scores = experiment.scorers.score_cell(score_rows(items), final, verdicts)
+        for key, figures in judge_figures(judged).items():
+            if key in scores:
+                stale = sum(1 for v in (verdicts or {}).get(key, {}).values() if v == STALE)
+                scores[key]["judge"] = {**figures, "errors": figures.get("errors", 0) + stale}
+        return scores
     except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported, the answers are kept
         log.error("cell %s: scoring failed: %s: %s", cell_id, type(exc).__name__, exc)
         return {}
