@@ -154,23 +154,39 @@ def _metrics(figures: list[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def glance(found: Found, cell_id: str) -> list[tuple[str, str]]:
-    """A cell's metrics worth a glance, as (head, text): macro-F1 and balanced accuracy, MAE, whole objects."""
-    cell = found.cells.get(cell_id)
+def glance(found: Found, cell_id: str | None, exact_shown: bool = False) -> list[tuple[str, str]]:
+    """A cell's metrics worth a glance, as (head, text): macro-F1 and balanced accuracy, MAE, whole objects (not
+    when the table shows exact match, which is a json task's whole-object accuracy over every labelled image).
+    A head names its scorer only when two scorers have the same figure."""
+    cell = found.cells.get(cell_id) if cell_id is not None else None
+    wanted = [(key, name) for key in found.keys for name in GLANCE if name in _glance_names(found, key)]
+    if exact_shown:
+        wanted = [(key, name) for key, name in wanted if name != "whole_object"]
+    twice = {name for _, name in wanted if sum(1 for _, n in wanted if n == name) > 1}
     out = []
-    for key in found.keys:
-        metrics = cell.metrics.get(key, {}) if cell else {}
-        for name, (head, spec) in GLANCE.items():
-            if name in _glance_names(found, key):
-                value = metrics.get(name)
-                shown = head if len(found.keys) == 1 else f"{key} {head}"
-                out.append((shown, "-" if not isinstance(value, (int, float)) else format(value, spec)))
+    for key, name in wanted:
+        head, spec = GLANCE[name]
+        value = (cell.metrics.get(key) or {}).get(name) if cell else None
+        shown = f"{key} {head}" if name in twice else head
+        out.append((shown, "-" if not isinstance(value, (int, float)) else format(value, spec)))
     return out
 
 
 def _glance_names(found: Found, key: str) -> set[str]:
     """The glance metrics any cell has of scorer ``key``."""
     return {name for cell in found.cells.values() for name in cell.metrics.get(key, {}) if name in GLANCE}
+
+
+def shows_exact(found: Found) -> bool:
+    """Whether one of the scorers' mean is exact match (``exact``, ``classes``, ``numeric`` without a tolerance), so a
+    table need not show exact match beside it."""
+    for _, scorer in found.scorers.scorers if found.scorers else ():
+        name, params = getattr(scorer, "name", ""), getattr(scorer, "params", None)
+        if name in ("exact", "classes"):
+            return True
+        if name == "numeric" and not getattr(params, "abs_tol", 1) and not getattr(params, "rel_tol", 1):
+            return True
+    return False
 
 
 def group_field(bundle: Mapping[str, Any], override: str | None = None) -> str | None:

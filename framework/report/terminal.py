@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from visionbench.report.cellnames import cell_codes, short_names
-from visionbench.report.scores import bundle_scores, glance
+from visionbench.report.scores import bundle_scores, glance, group_field, group_means, groups, shows_exact
 from visionbench.report.significance import (
     Difference,
     Interval,
@@ -317,7 +317,7 @@ def accuracy_rows(
         head = ["cell", "images"] + (["MAE"] if numeric else []) + ["exact match"] + (["fields"] if json_task else [])
         return Rows("Accuracy, 95% interval over images", head, rows, found.note or "")
     keys = found.keys
-    exact = not any(_shows_exact(scorer) for _, scorer in found.scorers.scorers)
+    exact = not shows_exact(found)
     rows = []
     for cell in _cell_runs(bundle):
         got = accuracy_intervals(bundle, cell)
@@ -326,22 +326,47 @@ def accuracy_rows(
         row += [got["mae"].text(".2f")] if numeric else []
         row += [_share(interval(list(scores.values[k].values()))) if scores else "-" for k in keys]
         row += [_share(got["exact"])] if exact else []
-        row += [text for head, text in glance(found, cell) if not (numeric and head.endswith("MAE"))]
+        row += [text for head, text in glance(found, cell, exact) if not (numeric and head.endswith("MAE"))]
         rows.append(row)
     first = next(iter(_cell_runs(bundle)), None)
-    heads = [head for head, _ in glance(found, first)] if first else []
+    heads = [head for head, _ in glance(found, first, exact)]
     head = ["cell", "images"] + (["MAE"] if numeric else []) + keys + (["exact match"] if exact else [])
     head += [h for h in heads if not (numeric and h.endswith("MAE"))]
     return Rows(f"Scores, 95% interval over images (primary: {found.primary})", head, rows)
 
 
-def _shows_exact(scorer: Any) -> bool:
-    """Whether a scorer's mean is exact match (so the table need not show it twice)."""
-    name = getattr(scorer, "name", "")
-    params = getattr(scorer, "params", None)
-    if name in ("exact", "classes"):
-        return True
-    return name == "numeric" and not getattr(params, "abs_tol", 1) and not getattr(params, "rel_tol", 1)
+def group_rows(
+    bundle: Mapping[str, Any],
+    field: str,
+    names: dict[str, str] | None = None,
+    registry: Registry | None = None,
+) -> Rows | None:
+    """Each scorer's mean per cell, broken down by the row field ``field`` (items without it: "(none)"); None
+    without scores."""
+    found = bundle_scores(bundle, registry)
+    if found.scorers is None:
+        return None
+    cells = list(_cell_runs(bundle))
+    names = names or short_names(cells)
+    keys = found.keys
+    head = [field, "images"]
+    for cell in cells:
+        for key in keys:
+            head.append(
+                " ".join(p for p in (names[cell] if len(cells) > 1 else "", key if len(keys) > 1 else "") if p) or key
+            )
+    rows = []
+    for group, ids in groups(bundle, field).items():
+        row = [group, ""]
+        counted = 0
+        for cell in cells:
+            for key in keys:
+                mean, n = group_means(found, cell, key, ids)
+                counted = max(counted, n)
+                row.append(_fmt(mean, ".0%"))
+        row[1] = str(counted)
+        rows.append(row)
+    return Rows(f"Scores by {field} (mean over labelled images)", head, rows)
 
 
 def _share(i: Interval) -> str:
@@ -448,15 +473,24 @@ def failures_sheet(found: list[Failures], codes: dict[str, str]) -> Sheet:
     return Sheet("Failed items", columns, rows)
 
 
-def sheets(bundle: Mapping[str, Any], max_answer_rows: int | None = ANSWER_ROWS, by_field: bool = True) -> list[Sheet]:
+def sheets(
+    bundle: Mapping[str, Any],
+    max_answer_rows: int | None = ANSWER_ROWS,
+    by_field: bool = True,
+    group_by: str | None = None,
+) -> list[Sheet]:
     """Every table of the terminal report, in order (the answers table's first ``max_answer_rows`` images; JSON
-    answers ``by_field`` as ``answers_sheet`` says)."""
+    answers ``by_field`` as ``answers_sheet`` says; scores by the row field ``group_by``, else the task's)."""
     runs = list(_cell_runs(bundle))
     codes = cell_codes(runs)
     out = [s for s in (cell_legend(bundle),) if s is not None]
     out += [answers_sheet(bundle, max_answer_rows, by_field), cells_sheet(bundle)]
     if any(item.label is not None for item in Bundle.of(bundle).item_entries):
         out.append(accuracy_rows(bundle, codes).sheet())
+        field = group_field(bundle, group_by)
+        by_group = group_rows(bundle, field, codes) if field else None
+        if by_group is not None:
+            out.append(by_group.sheet())
     differences = difference_rows(bundle, codes)
     if differences is not None:
         out.append(differences.sheet())
@@ -522,12 +556,13 @@ def print_report(
     width: int | None = None,
     wide: bool = False,
     fmt: str = "table",
+    group_by: str | None = None,
 ) -> None:
     """The run's tables on ``console``: fitted to ``width`` (default: the console's), every column with ``wide``;
     or as CSV (the per-cell table: one row per cell, full ids), JSON (every table) or Markdown (every table)."""
     console = console or Console()
     bundle = Bundle.of(bundle)
-    found = sheets(bundle, None if fmt == "json" else ANSWER_ROWS, by_field=fmt == "table")
+    found = sheets(bundle, None if fmt == "json" else ANSWER_ROWS, by_field=fmt == "table", group_by=group_by)
     if fmt == "csv":
         cells = cells_sheet(bundle)
         ids = [c.cell_id for c in cell_stats(bundle)]
