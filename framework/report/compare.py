@@ -184,9 +184,7 @@ def compare(
                     for k in keys_scored
                     if a and b and k in a.values and k in b.values
                 ]
-                tests[key].append(
-                    differences(bundles[0], ids[0][key], bundles[n], ids[n][key], paired)
-                )
+                tests[key].append(differences(bundles[0], ids[0][key], bundles[n], ids[n][key], paired))
                 flags += [
                     f"cell {key}: {d.metric} {d.a:.3g} vs {d.b:.3g} in {runs[n].run_id}, but n={d.n} is too small "
                     "for any difference to reach p<0.05"
