@@ -246,3 +246,35 @@ def test_a_scorer_that_is_not_installed_is_named_not_a_traceback(
     assert "scorer 'first_letter' is not installed" in acc.caption
     text = _printed(classify)
     assert "scorer 'first_letter' is not installed" in " ".join(text.split())
+
+
+def test_with_repeats_an_images_score_is_its_mean_and_the_test_is_wilcoxon(classify: dict[str, Any]) -> None:
+    twice = copy.deepcopy(classify)
+    for entry in classify["cells"]:
+        again = copy.deepcopy(entry) | {"repeat": 1}
+        if entry["id"] == "a/a/sequential":
+            again["answers"]["d1"]["value"] = "cat"  # the second repeat of a also misses d1
+        twice["cells"].append(again)
+    found = bundle_scores(twice)
+    a = found.cells["a/a/sequential"]
+    assert a.values["classes"]["d1"] == 0.5 and a.mean("classes") == pytest.approx((19 + 18) / 40)
+    assert not a.binary["classes"] and found.cells["b/b/sequential"].repeats == 2
+    diff = difference_rows(twice)
+    assert diff is not None and "Wilcoxon" in diff.caption
+    from visionbench.report.significance import versus_best
+
+    [vs] = versus_best(twice, found)
+    [test] = [d for d in vs.differences if d.metric == "classes"]
+    assert test.test == "Wilcoxon signed-rank on per-image shares" and test.b == pytest.approx(0.75)
+
+
+def test_the_command_line_takes_group_by(classify: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    from visionbench.cli import main
+
+    run_dir = Path(classify["config_path"]).parent / "results" / classify["run_id"]
+    assert main(["report", str(run_dir), "--group-by", "kind", "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "### Scores by kind" in out and "| (none) | 20 | 95% | 95% | 75% | 75% |" in out
+    assert main(["compare", str(run_dir), str(run_dir), "--group-by", "source"]) == 0
+    out = capsys.readouterr().out
+    assert "classes (primary)" in out and "classes, source web" in out

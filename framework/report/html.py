@@ -297,7 +297,8 @@ def _classes_html(bundle: Bundle, found: Found) -> list[str]:
         return []
     primary = str(found.primary)
     names = short_names(list(found.cells))
-    ranked = sorted(found.cells, key=lambda c: -(found.cells[c].mean(primary) or 0.0))
+    having = [c for c in found.cells if any(found.cells[c].metrics.get(k, {}).get("confusion") for k in keys)]
+    ranked = sorted(having, key=lambda c: -(found.cells[c].mean(primary) or 0.0))
     shown = ranked[:CLASS_CELLS]
     out = ["<h2>Per class and confusion matrix</h2>"]
     repeats = max(c.repeats for c in found.cells.values())
@@ -310,6 +311,8 @@ def _classes_html(bundle: Bundle, found: Found) -> list[str]:
     for cell in shown:
         for key in keys:
             metrics = found.cells[cell].metrics.get(key, {})
+            if not metrics.get("confusion"):
+                continue
             confusion, per_class = metrics.get("confusion") or {}, metrics.get("per_class") or {}
             classes = confusion.get("classes") or list(per_class)
             out.append(f"<h3>{escape(names[cell])}: {escape(key)}</h3>")
@@ -402,6 +405,7 @@ def write_html_report(
     ds, task = bundle.dataset, bundle.task
     found = bundle_scores(bundle)
     field = group_field(bundle, group_by)
+    labelled = any(i.label is not None for i in bundle.item_entries)
     config = _dl(
         [
             ("config", bundle.config_path),
@@ -435,8 +439,8 @@ def write_html_report(
         '<p class="note">Latency per request actually sent; queue = waiting for a concurrency or rate slot, '
         'service = the rest, less retry backoff. Cost "?" = unknown: a model with no known price, or nothing '
         "answered (see errors). Exact = share of labelled images.</p>",
-        *_rows_html(accuracy_rows(bundle) if any(i.label is not None for i in bundle.item_entries) else None),
-        *_rows_html(group_rows(bundle, field) if field else None),
+        *_rows_html(accuracy_rows(bundle) if labelled else None),
+        *_rows_html(group_rows(bundle, field) if field and labelled else None),
         *_classes_html(bundle, found),
         *_rows_html(difference_rows(bundle)),
         _extras(bundle),
