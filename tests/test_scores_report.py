@@ -136,7 +136,7 @@ def test_paired_tests_decide_by_the_primary_scorer(classify: dict[str, Any]) -> 
     [row] = diff.rows
     # McNemar exact: 4 images only a got right (d1-d4), none only b: p = 2 / 2**4
     assert row[:4] == ["b/sequential", "75%", "0.12", "no"]
-    assert "McNemar" in diff.caption
+    assert diff.caption.startswith("classes: McNemar exact (its per-image scores);")
 
 
 def test_group_by_breaks_every_scorer_down_by_a_row_field(classify: dict[str, Any]) -> None:
@@ -260,7 +260,7 @@ def test_with_repeats_an_images_score_is_its_mean_and_the_test_is_wilcoxon(class
     assert a.values["classes"]["d1"] == 0.5 and a.mean("classes") == pytest.approx((19 + 18) / 40)
     assert not a.binary["classes"] and found.cells["b/b/sequential"].repeats == 2
     diff = difference_rows(twice)
-    assert diff is not None and "Wilcoxon" in diff.caption
+    assert diff is not None and diff.caption.startswith("classes: Wilcoxon signed-rank on per-image shares (its")
     from visionbench.report.significance import versus_best
 
     [vs] = versus_best(twice, found)

@@ -392,7 +392,8 @@ def difference_rows(
         metric = str(found.primary)
         spec = ".0%"
         score = found.cells[best].mean(metric) if best in found.cells else None
-        about = f"{metric}: McNemar exact (right/wrong, one repeat), else Wilcoxon signed-rank on per-image scores"
+        used = sorted({d.test for vs in vs_best for d in vs.differences if d.metric == metric})
+        about = f"{metric}: {' / '.join(used) or 'no images to pair'} (its per-image scores)"
     else:
         metric = "MAE" if numeric_task(bundle) else "exact match"
         spec = ".2f" if metric == "MAE" else ".0%"
