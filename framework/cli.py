@@ -252,19 +252,27 @@ def _report(
     "html": report.html without charts; "none"), then what to do next.
     With a script format only the tables go to stdout; the file names and hints go to stderr."""
     out = console if args.format == "table" else err_console
-    print_report(bundle, console, wide=args.wide, fmt=args.format)
+    group_by = getattr(args, "group_by", None)
+    print_report(bundle, console, wide=args.wide, fmt=args.format, group_by=group_by)
     if outputs == "none":
         out.print(
             f"report: not written (--no-report); visionbench report {folder} writes it", soft_wrap=True, highlight=False
         )
     else:
-        _write_outputs(bundle, folder, out, cache_dir, charts=outputs == "all")
+        _write_outputs(bundle, folder, out, cache_dir, charts=outputs == "all", group_by=group_by)
     out.print(f"bundle: {folder / 'bundle.json'}", soft_wrap=True, highlight=False)
     for line in next_steps(bundle, str(folder)):
         err_console.print(line, soft_wrap=True, highlight=False)
 
 
-def _write_outputs(bundle: Bundle, folder: Path, out: Console, cache_dir: Path | None, charts: bool = True) -> None:
+def _write_outputs(
+    bundle: Bundle,
+    folder: Path,
+    out: Console,
+    cache_dir: Path | None,
+    charts: bool = True,
+    group_by: str | None = None,
+) -> None:
     """The self-contained HTML report beside the bundle, and the charts (PNG, in the page too) if asked."""
     from visionbench.report.html import write_html_report
 
@@ -276,7 +284,7 @@ def _write_outputs(bundle: Bundle, folder: Path, out: Console, cache_dir: Path |
     else:
         drawn = None
         out.print(f"charts: not drawn (--charts, or visionbench report {folder})", soft_wrap=True, highlight=False)
-    html = write_html_report(bundle, folder / "report.html", drawn, cache_dir, draw_charts=charts)
+    html = write_html_report(bundle, folder / "report.html", drawn, cache_dir, draw_charts=charts, group_by=group_by)
     out.print(f"report: {html}", soft_wrap=True, highlight=False)
 
 
@@ -337,7 +345,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from visionbench.report.compare import compare, comparison_html, print_comparison
 
     try:
-        comparison = compare([load_bundle(run, lazy=True) for run in args.runs], by=args.by)
+        comparison = compare([load_bundle(run, lazy=True) for run in args.runs], by=args.by, group_by=args.group_by)
     except ValueError as exc:
         raise VisionbenchError(str(exc)) from None
     print_comparison(comparison, console)
@@ -475,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
         "images not in it are preprocessed again from the dataset",
     )
     _output_options(p)
+    p.add_argument("--group-by", metavar="FIELD", help=GROUP_BY_HELP)
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser(
@@ -504,6 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and then model only where labels repeat (e.g. the same strategies on another model)",
     )
     p.add_argument("--html", metavar="PATH", help="also write the comparison as one HTML page")
+    p.add_argument("--group-by", metavar="FIELD", help=GROUP_BY_HELP)
     p.set_defaults(fn=cmd_compare)
 
     p = sub.add_parser("emulate", help="serve a local emulator of the Gemini, Anthropic and OpenAI APIs on loopback")
@@ -544,6 +554,12 @@ def _dataset_option(p: argparse.ArgumentParser) -> None:
         "eval photos kept outside the repository; its labels file is read by the config's dataset.labels name, "
         "the config's dataset.include is not applied (it names the config's own images), dataset.limit is",
     )
+
+
+GROUP_BY_HELP = (
+    "break every scorer's mean down by this row field (the items' fields; default: the task's group_by); "
+    'items without it are "(none)"'
+)
 
 
 def _output_options(p: argparse.ArgumentParser) -> None:

@@ -27,6 +27,7 @@ from visionbench.report.charts import (
     write_charts,
 )
 from visionbench.report.html import write_html_report
+from visionbench.report.scores import bundle_scores
 from visionbench.report.stats import cell_stats
 from visionbench.results import bundle as bundle_mod
 from visionbench.run.plan import load_plan
@@ -256,12 +257,20 @@ def test_resolution_chart_is_drawn_for_a_sweep_and_not_without_one(sweep_bundle,
     assert "resolution" in write_charts(sweep_bundle, tmp_path) and "resolution" not in write_charts(bundle, tmp_path)
 
 
-def test_cost_chart_of_a_counting_task_plots_mae(sweep_bundle, tmp_path, monkeypatch):
+def test_cost_chart_of_a_counting_task_plots_its_primary_scorer_or_mae_without_scores(
+    sweep_bundle, tmp_path, monkeypatch
+):
     import matplotlib.axes
 
     labels = []
     monkeypatch.setattr(matplotlib.axes.Axes, "set_ylabel", lambda self, text, **kw: labels.append(text))
     check_png(cost_accuracy_chart(sweep_bundle, tmp_path / "c.png"))
+    assert labels == ["numeric: mean score (% of labelled images), higher is better"]
+    old = copy.deepcopy(sweep_bundle)  # a bundle from before scorers
+    for entry in old["cells"]:
+        del entry["summary"]["scores"]
+    labels.clear()
+    check_png(cost_accuracy_chart(old, tmp_path / "old.png"))
     assert labels == ["mean absolute error (MAE), lower is better"]
 
 
@@ -337,9 +346,10 @@ def test_batch_turnaround_has_its_own_panel_and_axes_fit_the_data(bundle, figure
     sync_top = max(s.wall_s.mean + (s.wall_s.ci95 or 0) for s in cell_stats(bundle) if s.strategy != "provider-batch")
     assert sync.get_xlim()[1] <= sync_top * 1.25  # not stretched to the batch's turnaround
     cost = figures["cost_accuracy.png"].axes[0]
-    maes = [s.summary["mae"] for s in cell_stats(bundle) if s.summary.get("mae") is not None]
+    found = bundle_scores(bundle)  # the primary scorer's mean, in %
+    ys = [100 * m for c in found.cells.values() if (m := c.mean(str(found.primary))) is not None]
     low, high = cost.get_ylim()
-    assert high <= max(maes) + 0.15 * (max(maes) - min(maes) or max(maes) or 1) + 1e-9  # fitted, not to 1.2
+    assert high <= max(ys) + max(0.15 * (max(ys) - min(ys)), 0.12 * max(ys), 5) + 1e-9  # fitted to the data
     legend = cost.get_legend()
     if legend is not None:  # below the axes, not on the points
         fig = figures["cost_accuracy.png"]

@@ -80,7 +80,9 @@ def test_cells_line_up_by_id_with_values_per_run(runs):
         [r.run_id for r in c.runs] == [a["run_id"], b["run_id"]] and c.runs[0].repeats == 2 and c.runs[1].repeats == 1
     )
     assert c.keys == [PREFIX + "sequential", PREFIX + "concurrent", PREFIX + "single-prompt"]
-    assert len(c.rows) == 3 * (len(METRICS) - 2)  # no cell streamed: no time-to-first-token rows
+    # no cell streamed: no time-to-first-token rows; one row of the task's one scorer (numeric)
+    assert len(c.rows) == 3 * (len(METRICS) - 2 + 1)
+    assert c.row(PREFIX + "sequential", "score:numeric").values == pytest.approx([1.0, 5 / 6])
     seq = PREFIX + "sequential"
     for metric in ("wall_s", "latency_p50_s", "latency_p95_s", "images_per_s", "mae", "exact_match"):
         row = c.row(seq, metric)

@@ -12,6 +12,7 @@ from visionbench.report.figures import mark as _mark
 from visionbench.report.figures import plt as _plt
 from visionbench.report.figures import save as _save
 from visionbench.report.figures import top_room as _top_room
+from visionbench.report.scores import bundle_scores
 from visionbench.report.significance import numeric_task
 from visionbench.report.stats import CellStats, cell_stats, cost_per_1k
 from visionbench.results.model import Bundle, CellSummary
@@ -94,7 +95,8 @@ def pareto_front(points: Sequence[tuple[str, float | None, float | None]]) -> li
 def cost_accuracy_chart(bundle: Mapping[str, Any], path: Path) -> Path:
     """Cost per 1,000 images (x) against accuracy (y) per cell, with the Pareto front as a step line.
 
-    Accuracy is MAE on numeric tasks (lower is better), exact match on the others. Labels are placed by
+    Accuracy is the primary scorer's mean (higher is better); without scores (a bundle from before scorers), MAE
+    on numeric tasks (lower is better), exact match on the others. Labels are placed by
     adjustText so that they do not overlap each other or the points; cells at the same spot share a label.
     """
     from adjustText import adjust_text
@@ -102,9 +104,13 @@ def cost_accuracy_chart(bundle: Mapping[str, Any], path: Path) -> Path:
     plt = _plt()
     stats = cell_stats(bundle)
     names = short_names([s.cell_id for s in stats])
-    numeric = numeric_task(bundle) and any(s.metric("mae") is not None for s in stats)
+    found = bundle_scores(bundle)
+    primary = found.primary
+    numeric = primary is None and numeric_task(bundle) and any(s.metric("mae") is not None for s in stats)
 
     def score(s: CellStats) -> float | None:  # higher is better, for the front
+        if primary is not None:
+            return found.cells[s.cell_id].mean(primary) if s.cell_id in found.cells else None
         value = s.metric("mae" if numeric else "exact_match")
         return None if value is None else (-value if numeric else value)
 
@@ -125,6 +131,8 @@ def cost_accuracy_chart(bundle: Mapping[str, Any], path: Path) -> Path:
             continue
         exact = s.metric("exact_match")
         text = names[cell_id] + (f" (exact {exact:.0%})" if numeric and exact is not None else "")
+        if primary is not None and numeric_task(bundle) and s.metric("mae") is not None:
+            text += f" (MAE {s.metric('mae'):.2f})"
         text += " *" if cell_id in front else ""
         unknown = cost is None or (log and cost <= 0)
         spots.setdefault((edge if unknown else cost, shown(acc), unknown), []).append(text)
@@ -170,7 +178,10 @@ def cost_accuracy_chart(bundle: Mapping[str, Any], path: Path) -> Path:
     if not known:
         notes.append("every known cost is $0 (local models)" if any(c == 0 for _, c, _ in points) else "no cost known")
     ax.set_xlabel("cost per 1,000 images (USD), lower is better" + (" (log scale)" if log else ""))
-    if numeric:
+    if primary is not None:
+        ax.set_ylabel(f"{primary}: mean score (% of labelled images), higher is better")
+        ax.set_title(_title(bundle, f"cost vs {primary}"))
+    elif numeric:
         ax.set_ylabel("mean absolute error (MAE), lower is better")
         ax.set_title(_title(bundle, "cost vs MAE"))
     else:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.markup import escape as escape_markup
 
+from visionbench.report.scores import Found, bundle_scores, group_field, group_means, groups
 from visionbench.report.significance import Difference, differences
 from visionbench.report.stats import CellStats, cell_stats, cost_per_1k
 from visionbench.report.tables import Column, Sheet, print_sheet
@@ -114,12 +115,20 @@ def _parts(stats) -> dict[str, str]:
     return {"provider": stats.provider, "model": stats.model, "label": stats.label}
 
 
-def compare(bundles: Sequence[Mapping[str, Any]], by: Literal["id", "label"] = "id") -> Comparison:
+def compare(
+    bundles: Sequence[Mapping[str, Any]], by: Literal["id", "label"] = "id", group_by: str | None = None
+) -> Comparison:
     """Line up the cells of ``bundles`` (the first is the baseline) by cell id, or by label (qualified by provider,
-    then model, only as far as needed to name one cell per run: see ``label_key``), e.g. across models."""
+    then model, only as far as needed to name one cell per run: see ``label_key``), e.g. across models. Each
+    scorer's mean is a row (``score:KEY``) with its paired test; ``group_by`` (else the baseline task's) breaks
+    each down by a row field (``score:KEY:FIELD=VALUE``)."""
     if not bundles:
         raise ValueError("compare needs at least one bundle")
     bundles = [Bundle.of(b) for b in bundles]
+    found = [bundle_scores(b) for b in bundles]
+    scored = all(f.scorers is not None for f in found)
+    keys_scored = list(dict.fromkeys(k for f in found for k in f.keys)) if scored else []
+    field = group_field(bundles[0], group_by) if scored else None
     key_format = label_key(bundles) if by == "label" else None
     runs, per_run, ids = [], [], []
     for b in bundles:
@@ -155,7 +164,9 @@ def compare(bundles: Sequence[Mapping[str, Any]], by: Literal["id", "label"] = "
             if (metric.startswith("ttft_") or metric == "mae") and all(v is None for v in values):
                 continue  # time to first token exists only for streamed cells, MAE only for numeric answers
             rows.append(MetricRow(key, metric, label, better, values, deltas, ratios))
+        rows += _score_rows(key, bundles, found, ids, keys_scored, field)
     items, flags = _differences(bundles, runs)
+    flags += [f"run {b.run_id}: {f.note}" for b, f in zip(bundles, found) if f.note]
     presence = {key: [key in table for table in per_run] for key in keys}
     for key in keys:
         if not all(presence[key]):
@@ -167,17 +178,57 @@ def compare(bundles: Sequence[Mapping[str, Any]], by: Literal["id", "label"] = "
         tests[key] = [None]
         for n in range(1, len(bundles)):
             if key in ids[0] and key in ids[n]:
-                found = differences(bundles[0], ids[0][key], bundles[n], ids[n][key])
-                tests[key].append(found)
+                a, b = found[0].cells.get(ids[0][key]), found[n].cells.get(ids[n][key])
+                paired = [
+                    (k, a.values[k], b.values[k], a.binary[k] and b.binary[k])
+                    for k in keys_scored
+                    if a and b and k in a.values and k in b.values
+                ]
+                tests[key].append(differences(bundles[0], ids[0][key], bundles[n], ids[n][key], paired))
                 flags += [
                     f"cell {key}: {d.metric} {d.a:.3g} vs {d.b:.3g} in {runs[n].run_id}, but n={d.n} is too small "
                     "for any difference to reach p<0.05"
-                    for d in found
+                    for d in tests[key][-1] or []
                     if not d.detectable and d.a is not None and d.b is not None and d.a != d.b
                 ]
             else:
                 tests[key].append(None)
     return Comparison(runs, keys, presence, rows, items, flags, tests)
+
+
+def _score_rows(
+    key: str,
+    bundles: list[Bundle],
+    found: list[Found],
+    ids: list[dict[str, str]],
+    scorer_keys: list[str],
+    field: str | None,
+) -> list[MetricRow]:
+    """A cell's rows of each scorer's mean per run, then (``field``) each by the baseline's groups of that field."""
+    rows = []
+    parts: list[tuple[str, str, list[list[str]] | None]] = [("", "", None)]
+    if field:
+        per_run = [groups(b, field) for b in bundles]
+        for g in dict.fromkeys(g for table in per_run for g in table):
+            parts.append((f":{field}={g}", f", {field} {g}", [table.get(g, []) for table in per_run]))
+    for suffix, where, members in parts:
+        for scorer in scorer_keys:
+            values: list[float | None] = []
+            for n, (f, cells) in enumerate(zip(found, ids)):
+                cell = cells.get(key)
+                if cell is None or cell not in f.cells:
+                    values.append(None)
+                elif members is None:
+                    values.append(f.cells[cell].mean(scorer))
+                else:
+                    values.append(group_means(f, cell, scorer, members[n])[0])
+            base = values[0]
+            deltas = [None] + [None if v is None or base is None else v - base for v in values[1:]]
+            ratios = [None] + [None if v is None or not base else v / base for v in values[1:]]
+            primary = " (primary)" if scorer == found[0].primary and not suffix else ""
+            label = f"{scorer}{primary}{where}"
+            rows.append(MetricRow(key, f"score:{scorer}{suffix}", label, "higher", values, deltas, ratios))
+    return rows
 
 
 def _differences(bundles: list[Bundle], runs: list[RunInfo]) -> tuple[list[ItemOverlap], list[str]]:
@@ -259,7 +310,7 @@ def _cell_preprocessing_changes(a: Bundle, b: Bundle) -> str:
 def _fmt(value: float | None, metric: str) -> str:
     if value is None:
         return "-"
-    if metric == "exact_match":
+    if metric == "exact_match" or metric.startswith("score:"):
         return f"{value:.0%}"
     return f"{value:.4f}" if metric.startswith("cost") else f"{value:.3g}"
 
@@ -271,7 +322,8 @@ def _delta(row: MetricRow, i: int) -> tuple[str, str | None]:
         return "", None
     if d == 0:
         return "=", None
-    text = f"{d:+.0%}".replace("%", " pt") if row.metric == "exact_match" else f"{d:+.3g}"
+    share = row.metric == "exact_match" or row.metric.startswith("score:")
+    text = f"{d:+.0%}".replace("%", " pt") if share else f"{d:+.3g}"
     text += f" (x{r:.2f})" if r is not None else ""
     return text, "better" if (d < 0) == (row.better == "lower") else "worse"
 
@@ -289,7 +341,10 @@ def _grid(comparison: Comparison, key: str) -> tuple[list[str], list[list[tuple[
             if i:
                 cells.append(_delta(row, i))
         rows.append(cells)
-    for metric in ("MAE", "exact match", "latency p50 s"):
+    scorers = [
+        r.metric.removeprefix("score:") for r in comparison.rows if r.key == key and r.metric.startswith("score:")
+    ]
+    for metric in ("MAE", "exact match", *(k for k in scorers if ":" not in k), "latency p50 s"):
         cells = [(f"{metric}: real?", None), ("", None)]
         for found in comparison.tests.get(key, [None])[1:]:
             d = next((d for d in found or [] if d.metric == metric), None)

@@ -24,6 +24,7 @@ from PIL import Image
 from visionbench.data.image_bytes import Preprocessor
 from visionbench.preprocessing import Preprocessing
 from visionbench.report.cellnames import cell_codes
+from visionbench.report.scores import Found, bundle_scores
 from visionbench.results.model import Bundle, CellEntry, ItemJson
 from visionbench.results.scoring import matches, task_answer_type
 from visionbench.types import Answer, ImageItem
@@ -42,6 +43,7 @@ CSS = """
 .thumbs img{display:block;max-width:96px;max-height:96px;border:1px solid #d5dbe3}
 .card ul{list-style:none;margin:6px 0 0;padding:0;font-size:12px} .card li{padding:1px 0;overflow-wrap:anywhere}
 .card li.wrong b{color:#9b1c1c} .card li.err{color:#8a4b08} .card .msg{display:block;margin-left:12px}
+.card .score{color:#5b6775}
 .missing{width:96px;height:64px;display:flex;align-items:center;justify-content:center;background:#f0f2f5}
 """
 
@@ -98,8 +100,11 @@ MAX_CARDS = 120
 
 
 def gallery_html(bundle: Mapping[str, Any], cache_dir: Path | None = None, max_cards: int = MAX_CARDS) -> str:
-    """The gallery as one HTML fragment (its CSS is :data:`CSS`): the ``max_cards`` most disputed images."""
+    """The gallery as one HTML fragment (its CSS is :data:`CSS`): the ``max_cards`` most disputed images, each
+    answer with its primary score and why."""
     bundle = Bundle.of(bundle)
+    found = bundle_scores(bundle)
+    primary = found.primary
     root = _dataset_root(bundle)
     sizes = _sizes(bundle)
     firsts = {e.id: e for e in bundle.entries_of(repeat=0)}
@@ -122,12 +127,18 @@ def gallery_html(bundle: Mapping[str, Any], cache_dir: Path | None = None, max_c
                 else:
                     cls = ' class="wrong"' if _wrong(item, a, answer_type) else ""
                     mark = " &#10007;" if cls else ""
-                    lines.append(f"<li{cls}>{name}: <b>{escape(_shown(a.value))}</b>{mark}</li>")
+                    score = _score(found, primary, cell_id, item.id)
+                    lines.append(f"<li{cls}>{name}: <b>{escape(_shown(a.value))}</b>{mark}{score}</li>")
             label = "-" if item.label is None else escape(_shown(item.label))
             cards.append(
                 f'<div class="card"><h3>{escape(item.id)} &middot; label {label}</h3>'
                 f'<div class="thumbs">{"".join(thumbs)}</div><ul>{"".join(lines)}</ul></div>'
             )
+    scored = (
+        f" Each answer's {escape(primary)} score (the primary scorer's) follows it, with why where the scorer says."
+        if primary
+        else ""
+    )
     shown = (
         "The images the cells disagree on most come first."
         if len(cards) == len(items)
@@ -135,9 +146,25 @@ def gallery_html(bundle: Mapping[str, Any], cache_dir: Path | None = None, max_c
     )
     note = (
         '<p class="note">Each image as it was sent (thumbnails of the preprocessed bytes, at each size the cells '
-        f"sent), its label and every cell's answer (first repeat; &#10007; = differs from the label). {shown}</p>"
+        "sent), its label and every cell's answer (first repeat; &#10007; = differs from the label)."
+        f"{scored} {shown}</p>"
     )
     return note + f'<div class="gallery">{"".join(cards)}</div>'
+
+
+def _score(found: Found, key: str | None, cell_id: str, item_id: str) -> str:
+    """`` &middot; 0.50 (why)``: an answer's score by scorer ``key`` and why (with repeats: the mean over them, and
+    the first repeat's why), or nothing without scores."""
+    cell = found.cells.get(cell_id)
+    if key is None or cell is None or item_id not in cell.values.get(key, {}):
+        return ""
+    why = cell.why[key].get(item_id)
+    mean = f" mean of {cell.repeats} repeats" if cell.repeats > 1 else ""
+    return (
+        f' <span class="score">&middot; {cell.values[key][item_id]:.2f}{mean}'
+        + (f" ({escape(why)})" if why else "")
+        + "</span>"
+    )
 
 
 def _figures(

@@ -17,9 +17,10 @@ from typing import Any
 from visionbench.report.cellnames import cell_codes, short_names
 from visionbench.report.gallery import CSS as GALLERY_CSS
 from visionbench.report.gallery import gallery_html
+from visionbench.report.scores import Found, bundle_scores, group_field
 from visionbench.report.significance import numeric_task
 from visionbench.report.stats import CellStats, agreement, cell_stats, cost_per_1k
-from visionbench.report.terminal import HTML_ANSWER_ROWS, Rows, accuracy_rows, difference_rows
+from visionbench.report.terminal import HTML_ANSWER_ROWS, Rows, accuracy_rows, difference_rows, group_rows
 from visionbench.results.model import Bundle
 from visionbench.results.scoring import acceptable, matches, task_answer_type
 
@@ -283,6 +284,66 @@ def _rows_html(rows: Rows | None) -> list[str]:
     return [f"<h2>{escape(rows.title)}</h2>", html_table(rows.head, rows.rows), caption]
 
 
+#: Cells whose per-class table and confusion matrix the page shows at most: the most accurate by the primary scorer
+#: (a sweep of 500 cells would be 500 matrices).
+CLASS_CELLS = 6
+
+
+def _classes_html(bundle: Bundle, found: Found) -> list[str]:
+    """Per class precision, recall, F1 and support, and the confusion matrix (rows: the reference, columns: the
+    answer), of each scorer that has them (``classes``), for the ``CLASS_CELLS`` most accurate cells."""
+    keys = [k for k in found.keys if any("confusion" in c.metrics.get(k, {}) for c in found.cells.values())]
+    if not keys:
+        return []
+    primary = str(found.primary)
+    names = short_names(list(found.cells))
+    having = [c for c in found.cells if any(found.cells[c].metrics.get(k, {}).get("confusion") for k in keys)]
+    ranked = sorted(having, key=lambda c: -(found.cells[c].mean(primary) or 0.0))
+    shown = ranked[:CLASS_CELLS]
+    out = ["<h2>Per class and confusion matrix</h2>"]
+    repeats = max(c.repeats for c in found.cells.values())
+    note = "Rows: the reference; columns: the answer; answered images only" + (
+        "; the first repeat" if repeats > 1 else ""
+    )
+    if len(shown) < len(ranked):
+        note += f"; the {len(shown)} of {len(ranked)} cells most accurate by {primary}"
+    out.append(f'<p class="note">{escape(note)}.</p>')
+    for cell in shown:
+        for key in keys:
+            metrics = found.cells[cell].metrics.get(key, {})
+            if not metrics.get("confusion"):
+                continue
+            confusion, per_class = metrics.get("confusion") or {}, metrics.get("per_class") or {}
+            classes = confusion.get("classes") or list(per_class)
+            out.append(f"<h3>{escape(names[cell])}: {escape(key)}</h3>")
+            out.append(
+                html_table(
+                    ["class", "precision", "recall", "F1", "support"],
+                    [
+                        [
+                            name,
+                            _f(c.get("precision"), ".0%"),
+                            _f(c.get("recall"), ".0%"),
+                            _f(c.get("f1"), ".2f"),
+                            _f(c.get("support")),
+                        ]
+                        for name, c in per_class.items()
+                    ],
+                )
+            )
+            matrix = confusion.get("matrix") or []
+            out.append(
+                html_table(
+                    ["reference \\ answer", *classes],
+                    [
+                        [classes[i], *((n, "" if i == j or not n else "wrong") for j, n in enumerate(row))]
+                        for i, row in enumerate(matrix)
+                    ],
+                )
+            )
+    return out
+
+
 #: The charts in the order the page shows them.
 CHART_ORDER = ("time", "cost_accuracy", "latency", "resolution", "concurrency_sweep", "concurrency")
 
@@ -312,6 +373,7 @@ def write_html_report(
     cache_dir: Path | None = None,
     *,
     draw_charts: bool = True,
+    group_by: str | None = None,
 ) -> Path:
     """Write the run's report as one HTML file; ``charts`` reuses PNGs from ``write_charts``, else they are drawn
     (or, without ``draw_charts``, the page says how to draw them). ``cache_dir``: the preprocessing cache the
@@ -341,6 +403,9 @@ def write_html_report(
             "not the real services; timings and costs are not real.</div>"
         )
     ds, task = bundle.dataset, bundle.task
+    found = bundle_scores(bundle)
+    field = group_field(bundle, group_by)
+    labelled = any(i.label is not None for i in bundle.item_entries)
     config = _dl(
         [
             ("config", bundle.config_path),
@@ -374,7 +439,9 @@ def write_html_report(
         '<p class="note">Latency per request actually sent; queue = waiting for a concurrency or rate slot, '
         'service = the rest, less retry backoff. Cost "?" = unknown: a model with no known price, or nothing '
         "answered (see errors). Exact = share of labelled images.</p>",
-        *_rows_html(accuracy_rows(bundle) if any(i.label is not None for i in bundle.item_entries) else None),
+        *_rows_html(accuracy_rows(bundle) if labelled else None),
+        *_rows_html(group_rows(bundle, field) if field and labelled else None),
+        *_classes_html(bundle, found),
         *_rows_html(difference_rows(bundle)),
         _extras(bundle),
         "<h2>Charts</h2>",

@@ -8,6 +8,8 @@ no correction for the number of pairs.
   ``method="percentile"`` computes, drawn the same way, in numpy: importing scipy.stats costs ~1 s of CPU).
 - Exact match, one repeat: McNemar's exact test (a binomial test on the images only one cell got right).
 - Absolute error, or exact match with repeats: the Wilcoxon signed-rank test on the per-image differences.
+- A scorer's per-image scores (``report/scores.py``) are tested as exact match is: McNemar's exact test when they
+  are right/wrong of one repeat, else the Wilcoxon signed-rank test.
 - Latency: the Mann-Whitney U test on per-request latencies (requests are not paired; latency is skewed).
 """
 
@@ -195,8 +197,18 @@ def accuracy_intervals(bundle: Mapping[str, Any], cell_id: str) -> dict[str, Int
     return out
 
 
-def differences(bundle_a: Mapping[str, Any], cell_a: str, bundle_b: Mapping[str, Any], cell_b: str) -> list[Difference]:
-    """MAE, exact match and p50 latency of cell ``cell_a`` against ``cell_b``, paired on the images both have.
+def differences(
+    bundle_a: Mapping[str, Any],
+    cell_a: str,
+    bundle_b: Mapping[str, Any],
+    cell_b: str,
+    scores: Sequence[tuple[str, Mapping[str, float], Mapping[str, float], bool]] = (),
+    *,
+    exact: bool = True,
+) -> list[Difference]:
+    """MAE, exact match (unless not ``exact``), each of ``scores`` and p50 latency of cell ``cell_a`` against
+    ``cell_b``, paired on the images both have. ``scores``: (scorer key, per-image scores of ``cell_a``, of
+    ``cell_b``, whether both are 0/1 of one repeat), tested as exact match is.
 
     Images pair by content: the same image (sha256) under the same label in both bundles.
     """
@@ -218,20 +230,12 @@ def differences(bundle_a: Mapping[str, Any], cell_a: str, bundle_b: Mapping[str,
                 smallest_p_paired(len(shared)) < ALPHA,
             )
         )
-    shared = [(i, j) for i, j in same if i in a.exact and j in b.exact]
-    if shared:
-        xa, xb = [a.exact[i] for i, _ in shared], [b.exact[j] for _, j in shared]
-        if a.binary and b.binary:
-            p, _ = mcnemar_exact([x == 1.0 for x in xa], [x == 1.0 for x in xb])
-            test = "McNemar exact"
-        else:
-            p, _ = wilcoxon(xa, xb)
-            test = "Wilcoxon signed-rank on per-image shares"
-        out.append(
-            Difference(
-                "exact match", _mean(xa), _mean(xb), p, len(shared), test, smallest_p_paired(len(shared)) < ALPHA
-            )
-        )
+    if exact:
+        found = paired_scores("exact match", a.exact, b.exact, same, a.binary and b.binary)
+        out += [found] if found else []
+    for key, values_a, values_b, binary in scores or ():
+        found = paired_scores(key, values_a, values_b, same, binary)
+        out += [found] if found else []
     la, lb = _latencies(bundle_a, cell_a), _latencies(bundle_b, cell_b)
     if la and lb:
         p = mann_whitney(la, lb)
@@ -241,6 +245,24 @@ def differences(bundle_a: Mapping[str, Any], cell_a: str, bundle_b: Mapping[str,
             Difference("latency p50 s", _median(la), _median(lb), p, n, "Mann-Whitney U on requests", detectable)
         )
     return out
+
+
+def paired_scores(
+    metric: str, a: Mapping[str, float], b: Mapping[str, float], same: Sequence[tuple[str, str]], binary: bool
+) -> Difference | None:
+    """Per-image scores in [0, 1] of two cells, paired on ``same`` (image of a, image of b): McNemar's exact test
+    when both are right/wrong of one repeat, else the Wilcoxon signed-rank test on the per-image differences."""
+    shared = [(i, j) for i, j in same if i in a and j in b]
+    if not shared:
+        return None
+    xa, xb = [a[i] for i, _ in shared], [b[j] for _, j in shared]
+    if binary:
+        p, _ = mcnemar_exact([x == 1.0 for x in xa], [x == 1.0 for x in xb])
+        test = "McNemar exact"
+    else:
+        p, _ = wilcoxon(xa, xb)
+        test = "Wilcoxon signed-rank on per-image shares"
+    return Difference(metric, _mean(xa), _mean(xb), p, len(shared), test, smallest_p_paired(len(shared)) < ALPHA)
 
 
 def _same_images(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -289,21 +311,42 @@ class Versus:
     differences: list[Difference]
 
 
-def versus_best(bundle: Mapping[str, Any]) -> list[Versus]:
-    """Every cell against the most accurate one (lowest MAE on numeric tasks, else highest exact match)."""
+def versus_best(bundle: Mapping[str, Any], found: Any = None) -> list[Versus]:
+    """Every cell against the most accurate one: the highest mean of the primary scorer when ``found`` (the bundle's
+    scores, ``report/scores.py``) has scorers, else the lowest MAE on numeric tasks, else the highest exact match."""
     bundle = Bundle.of(bundle)
     cells = list(dict.fromkeys(e.id for e in bundle.cells))
     if len(cells) < 2:
         return []
+    primary = found.primary if found is not None else None
     numeric = numeric_task(bundle)
     scored = []
     for order, cell in enumerate(cells):
-        scores = item_scores(bundle, cell)
-        values = scores.abs_error if numeric else scores.exact
+        if primary is not None:
+            values = found.cells[cell].values[primary] if cell in found.cells else {}
+            higher = True
+        else:
+            scores = item_scores(bundle, cell)
+            values = scores.abs_error if numeric else scores.exact
+            higher = not numeric
         if values:
             mean = sum(values.values()) / len(values)
-            scored.append((mean if numeric else -mean, order, cell))  # a tie goes to the first in the matrix
+            scored.append((-mean if higher else mean, order, cell))  # a tie goes to the first in the matrix
     if not scored:
         return []
     best = min(scored)[2]
-    return [Versus(cell, best, differences(bundle, best, bundle, cell)) for cell in cells if cell != best]
+    out = []
+    for cell in cells:
+        if cell == best:
+            continue
+        if primary is None:
+            out.append(Versus(cell, best, differences(bundle, best, bundle, cell)))
+            continue
+        a, b = found.cells.get(best), found.cells.get(cell)
+        paired = (
+            [(primary, a.values[primary], b.values[primary], a.binary[primary] and b.binary[primary])]
+            if a and b
+            else []
+        )
+        out.append(Versus(cell, best, differences(bundle, best, bundle, cell, paired, exact=False)))
+    return out

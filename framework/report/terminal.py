@@ -11,10 +11,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from visionbench.report.cellnames import cell_codes, short_names
+from visionbench.report.scores import bundle_scores, glance, group_field, group_means, groups, shows_exact
 from visionbench.report.significance import (
     Difference,
     Interval,
     accuracy_intervals,
+    interval,
     numeric_task,
     proportion_interval,
     versus_best,
@@ -23,6 +25,7 @@ from visionbench.report.stats import Estimate, cell_stats, cost_per_1k
 from visionbench.report.tables import Column, Sheet, plain, print_sheet, to_csv, to_json, to_markdown
 from visionbench.results.model import Bundle, CellEntry
 from visionbench.results.scoring import acceptable, matches, task_answer_type
+from visionbench.run.plugins import Registry
 
 
 def _fmt(value: Any, spec: str = "", none: str = "-") -> str:
@@ -291,22 +294,79 @@ class Rows:
         return Sheet(self.title, columns, rows, [self.caption] if self.caption else [])
 
 
-def accuracy_rows(bundle: Mapping[str, Any], names: dict[str, str] | None = None) -> Rows:
-    """Each cell's exact match, MAE (numeric tasks) and share of fields right (json tasks), each with a 95% bootstrap
-    interval over images."""
+def accuracy_rows(
+    bundle: Mapping[str, Any], names: dict[str, str] | None = None, registry: Registry | None = None
+) -> Rows:
+    """Each cell's mean of each of the task's scorers (the primary first), MAE on numeric tasks, exact match where
+    no scorer shows it, each with a 95% bootstrap interval over images, and the scorers' figures worth a glance
+    (macro-F1, balanced accuracy, whole objects). A bundle without scores (from before scorers, or naming a scorer
+    not installed) shows exact match, MAE and fields right as before, with a caption saying why."""
     names = names or short_names(list(_cell_runs(bundle)))
     numeric, json_task = numeric_task(bundle), task_answer_type(bundle) == "json"
+    found = bundle_scores(bundle, registry)
+    if found.scorers is None:
+        rows = []
+        for cell in _cell_runs(bundle):
+            got = accuracy_intervals(bundle, cell)
+            rows.append(
+                [names[cell], str(got["exact"].n)]
+                + ([got["mae"].text(".2f")] if numeric else [])
+                + [_share(got["exact"])]
+                + ([_share(got["fields"]) if "fields" in got else "-"] if json_task else [])
+            )
+        head = ["cell", "images"] + (["MAE"] if numeric else []) + ["exact match"] + (["fields"] if json_task else [])
+        return Rows("Accuracy, 95% interval over images", head, rows, found.note or "")
+    keys = found.keys
+    exact = not shows_exact(found)
     rows = []
     for cell in _cell_runs(bundle):
         got = accuracy_intervals(bundle, cell)
-        rows.append(
-            [names[cell], str(got["exact"].n)]
-            + ([got["mae"].text(".2f")] if numeric else [])
-            + [_share(got["exact"])]
-            + ([_share(got["fields"]) if "fields" in got else "-"] if json_task else [])
-        )
-    head = ["cell", "images"] + (["MAE"] if numeric else []) + ["exact match"] + (["fields"] if json_task else [])
-    return Rows("Accuracy, 95% interval over images", head, rows)
+        scores = found.cells.get(cell)
+        row = [names[cell], str(got["exact"].n)]
+        row += [got["mae"].text(".2f")] if numeric else []
+        row += [_share(interval(list(scores.values[k].values()))) if scores else "-" for k in keys]
+        row += [_share(got["exact"])] if exact else []
+        row += [text for head, text in glance(found, cell, exact) if not (numeric and head.endswith("MAE"))]
+        rows.append(row)
+    first = next(iter(_cell_runs(bundle)), None)
+    heads = [head for head, _ in glance(found, first, exact)]
+    head = ["cell", "images"] + (["MAE"] if numeric else []) + keys + (["exact match"] if exact else [])
+    head += [h for h in heads if not (numeric and h.endswith("MAE"))]
+    return Rows(f"Scores, 95% interval over images (primary: {found.primary})", head, rows)
+
+
+def group_rows(
+    bundle: Mapping[str, Any],
+    field: str,
+    names: dict[str, str] | None = None,
+    registry: Registry | None = None,
+) -> Rows | None:
+    """Each scorer's mean per cell, broken down by the row field ``field`` (items without it: "(none)"); None
+    without scores."""
+    found = bundle_scores(bundle, registry)
+    if found.scorers is None:
+        return None
+    cells = list(_cell_runs(bundle))
+    names = names or short_names(cells)
+    keys = found.keys
+    head = [field, "images"]
+    for cell in cells:
+        for key in keys:
+            head.append(
+                " ".join(p for p in (names[cell] if len(cells) > 1 else "", key if len(keys) > 1 else "") if p) or key
+            )
+    rows = []
+    for group, ids in groups(bundle, field).items():
+        row = [group, ""]
+        counted = 0
+        for cell in cells:
+            for key in keys:
+                mean, n = group_means(found, cell, key, ids)
+                counted = max(counted, n)
+                row.append(_fmt(mean, ".0%"))
+        row[1] = str(counted)
+        rows.append(row)
+    return Rows(f"Scores by {field} (mean over labelled images)", head, rows)
 
 
 def _share(i: Interval) -> str:
@@ -317,19 +377,31 @@ def _share(i: Interval) -> str:
     return f"{i.value:.0%} [{i.low:.0%}, {i.high:.0%}]"
 
 
-def difference_rows(bundle: Mapping[str, Any], names: dict[str, str] | None = None) -> Rows | None:
-    """Each cell against the most accurate one: the accuracy metric and p50 latency, each with its test."""
-    found = versus_best(bundle)
-    if not found:
+def difference_rows(
+    bundle: Mapping[str, Any], names: dict[str, str] | None = None, registry: Registry | None = None
+) -> Rows | None:
+    """Each cell against the most accurate one (by the primary scorer's mean; without scores, by MAE or exact
+    match): that figure and p50 latency, each with its test."""
+    found = bundle_scores(bundle, registry)
+    vs_best = versus_best(bundle, found if found.scorers is not None else None)
+    if not vs_best:
         return None
     names = names or short_names(list(_cell_runs(bundle)))
-    metric = "MAE" if numeric_task(bundle) else "exact match"
-    spec = ".2f" if metric == "MAE" else ".0%"
-    best = found[0].best
-    score = accuracy_intervals(bundle, best)["mae" if metric == "MAE" else "exact"].value
+    best = vs_best[0].best
+    if found.scorers is not None:
+        metric = str(found.primary)
+        spec = ".0%"
+        score = found.cells[best].mean(metric) if best in found.cells else None
+        used = sorted({d.test for vs in vs_best for d in vs.differences if d.metric == metric})
+        about = f"{metric}: {' / '.join(used) or 'no images to pair'} (its per-image scores)"
+    else:
+        metric = "MAE" if numeric_task(bundle) else "exact match"
+        spec = ".2f" if metric == "MAE" else ".0%"
+        score = accuracy_intervals(bundle, best)["mae" if metric == "MAE" else "exact"].value
+        about = f"{metric}: Wilcoxon signed-rank (McNemar exact for exact match, one repeat)"
     cost = {c.cell_id: cost_per_1k(c) for c in cell_stats(bundle)}
     rows = []
-    for vs in found:
+    for vs in vs_best:
         by = {d.metric: d for d in vs.differences}
         acc, lat = by.get(metric), by.get("latency p50 s")
         a, b = cost.get(best), cost.get(vs.cell)
@@ -348,8 +420,8 @@ def difference_rows(bundle: Mapping[str, Any], names: dict[str, str] | None = No
         "5% level)",
         ["cell", metric, "p", "real?", "cost", "p50 s", "p ", "real? "],
         rows,
-        f"{metric}: Wilcoxon signed-rank (McNemar exact for exact match, one repeat); cost: per 1,000 images, "
-        "as a multiple of the most accurate cell's; latency: Mann-Whitney U over requests",
+        f"{about}; cost: per 1,000 images, as a multiple of the most accurate cell's; latency: Mann-Whitney U "
+        "over requests",
     )
 
 
@@ -402,15 +474,24 @@ def failures_sheet(found: list[Failures], codes: dict[str, str]) -> Sheet:
     return Sheet("Failed items", columns, rows)
 
 
-def sheets(bundle: Mapping[str, Any], max_answer_rows: int | None = ANSWER_ROWS, by_field: bool = True) -> list[Sheet]:
+def sheets(
+    bundle: Mapping[str, Any],
+    max_answer_rows: int | None = ANSWER_ROWS,
+    by_field: bool = True,
+    group_by: str | None = None,
+) -> list[Sheet]:
     """Every table of the terminal report, in order (the answers table's first ``max_answer_rows`` images; JSON
-    answers ``by_field`` as ``answers_sheet`` says)."""
+    answers ``by_field`` as ``answers_sheet`` says; scores by the row field ``group_by``, else the task's)."""
     runs = list(_cell_runs(bundle))
     codes = cell_codes(runs)
     out = [s for s in (cell_legend(bundle),) if s is not None]
     out += [answers_sheet(bundle, max_answer_rows, by_field), cells_sheet(bundle)]
     if any(item.label is not None for item in Bundle.of(bundle).item_entries):
         out.append(accuracy_rows(bundle, codes).sheet())
+        field = group_field(bundle, group_by)
+        by_group = group_rows(bundle, field, codes) if field else None
+        if by_group is not None:
+            out.append(by_group.sheet())
     differences = difference_rows(bundle, codes)
     if differences is not None:
         out.append(differences.sheet())
@@ -476,12 +557,13 @@ def print_report(
     width: int | None = None,
     wide: bool = False,
     fmt: str = "table",
+    group_by: str | None = None,
 ) -> None:
     """The run's tables on ``console``: fitted to ``width`` (default: the console's), every column with ``wide``;
     or as CSV (the per-cell table: one row per cell, full ids), JSON (every table) or Markdown (every table)."""
     console = console or Console()
     bundle = Bundle.of(bundle)
-    found = sheets(bundle, None if fmt == "json" else ANSWER_ROWS, by_field=fmt == "table")
+    found = sheets(bundle, None if fmt == "json" else ANSWER_ROWS, by_field=fmt == "table", group_by=group_by)
     if fmt == "csv":
         cells = cells_sheet(bundle)
         ids = [c.cell_id for c in cell_stats(bundle)]

@@ -67,6 +67,9 @@ class TaskSpec(StrictModel):
     #: the scorer's params (``as``: the key it is known by, for a scorer used twice); the first is the primary
     #: one. None: the answer type's default (``results/scores.py``).
     scorers: list[str | dict[str, Any]] | None = None
+    #: A row field (``items[].fields``) the reports break every scorer's mean down by; items without it are
+    #: "(none)". ``visionbench report --group-by`` and ``compare --group-by`` name one for a run made without.
+    group_by: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _fits_answer(self) -> TaskSpec:
