@@ -432,3 +432,22 @@ async def test_rescore_keeps_the_verdicts_whose_inputs_are_unchanged_and_asks_no
     assert scores["llm_judge"]["judge"]["errors"] == 1 and scores["llm_judge"]["judge"]["requests"] == 3
     assert STALE.startswith("not judged again")
     assert len(out["records"]) == len(data["records"])  # the judge's records kept, none added
+
+
+async def test_the_report_shows_the_judges_verdicts_from_its_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """report/compare rebuild the scorers from the bundle: the judge's scores are its records' verdicts, never asked
+    again (no emulator is running when the report is made)."""
+    from visionbench.report.scores import bundle_scores
+    from visionbench.report.terminal import accuracy_rows
+
+    data, _ = await _run(config(tmp_path), tmp_path, monkeypatch)
+    found = bundle_scores(data)
+    assert found.scorers is not None and found.note is None
+    [cell] = data["cells"]
+    assert found.cells[cell["id"]].values["llm_judge"] == {"chelsea.jpg": 1.0, "coffee.jpg": 1.0, "rocket.jpg": 0.9}
+    assert found.cells[cell["id"]].why["llm_judge"]["rocket.jpg"] == "judge 9/10"
+    rows = accuracy_rows(data)
+    assert "llm_judge" in rows.head and not rows.caption
+    assert rows.rows[0][rows.head.index("llm_judge")].startswith("97%")  # 2.9 of 3

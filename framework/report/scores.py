@@ -122,15 +122,21 @@ def _scores(bundle: Bundle, registry: Registry) -> Found:
     for entry in bundle.cells:
         runs.setdefault(entry.id, []).append(entry)
     out: dict[str, CellScores] = {}
+    verdicts = _verdicts(bundle) if scorers.judges else {}
     try:
         for cell_id, entries in runs.items():
-            per_repeat = [scorers.item_scores(rows, entry.answers) for entry in entries]
+            per_repeat = [
+                scorers.item_scores(rows, entry.answers, verdicts.get((entry.id, entry.repeat), {}))
+                for entry in entries
+            ]
             values, why, binary, metrics = {}, {}, {}, {}
             for key in scorers.scorers:
                 name = key[0]
-                firsts = per_repeat[0][name]
+                firsts = per_repeat[0].get(name, {})
+                # an LLM judge's verdicts are the run's (its records); an item it could not score is left out
                 values[name] = {
-                    item_id: sum(r[name][item_id].value for r in per_repeat) / len(per_repeat) for item_id in firsts
+                    item_id: _mean([r[name][item_id].value for r in per_repeat if item_id in r.get(name, {})])
+                    for item_id in firsts
                 }
                 why[name] = {item_id: score.why for item_id, score in firsts.items()}
                 binary[name] = len(per_repeat) == 1 and all(s.value in (0.0, 1.0) for s in firsts.values())
@@ -139,6 +145,22 @@ def _scores(bundle: Bundle, registry: Registry) -> Found:
     except Exception as exc:  # noqa: BLE001 - a plugin's bug costs the scores, not the report
         return Found(None, {}, f"scores: scoring failed ({type(exc).__name__}: {exc}); shown: exact match and MAE")
     return Found(scorers, out)
+
+
+def _verdicts(bundle: Bundle) -> dict[tuple[str, int], Any]:
+    """The LLM judges' verdicts of each cell and repeat, read from the bundle's judge records (never asked again)."""
+    from visionbench.results.model import record_from_json
+    from visionbench.results.scores import judge_verdicts
+
+    judged: dict[tuple[str, int], list[Any]] = {}
+    for data in bundle.records:
+        if data.get("judge") is not None:
+            judged.setdefault((data["cell"], data.get("repeat", 0)), []).append(record_from_json(dict(data)))
+    return {key: judge_verdicts(records) for key, records in judged.items()}
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 def _metrics(figures: list[Mapping[str, Any]]) -> dict[str, Any]:
