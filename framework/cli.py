@@ -330,11 +330,27 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_rescore(args: argparse.Namespace) -> int:
     from visionbench.run.rescore import rescore
 
-    path = rescore(args.run, default_registry(), config=args.config, results_dir=args.results)
+    path = rescore(
+        args.run,
+        default_registry(),
+        config=args.config,
+        results_dir=args.results,
+        ask_judges=not args.no_judge,
+        cache_dir=args.cache_dir,
+    )
     bundle = load_bundle(path, lazy=True)
     out = console if args.format == "table" else err_console
     source = bundle.rescored_from or {}
-    out.print(f"rescored run {source.get('run_id')}: no request sent", soft_wrap=True, highlight=False)
+    judged = [r for r in bundle.records if r.get("judge") is not None]
+    before = {(r["cell"], r["judge"].get("inputs")) for r in load_bundle(args.run, lazy=True).records if r.get("judge")}
+    again = [r for r in judged if (r["cell"], r["judge"].get("inputs")) not in before]
+    if again:
+        cost = [r.get("cost_usd") for r in again]
+        spent = f"${sum(c for c in cost if c is not None):.4f}" + ("" if None not in cost else " and unpriced")
+        said = f"the LLM judge asked again about {len(again)} changed answers ({spent}); nothing else sent"
+    else:
+        said = "no request sent"
+    out.print(f"rescored run {source.get('run_id')}: {said}", soft_wrap=True, highlight=False)
     cached = bundle.config.get("cache_dir")
     cache_dir = Path(args.cache_dir or cached or default_cache_dir())
     _report(bundle, path.parent, args, cache_dir if cache_dir.is_dir() else None, outputs="html")
@@ -489,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "rescore",
         help="re-parse a run's stored replies and score them again with its (or a changed) task; writes a new run "
-        "folder, sends no request",
+        "folder; sends no request but an LLM judge's about answers that changed (--no-judge: none)",
     )
     p.add_argument("run", help="a run folder or bundle.json")
     p.add_argument(
@@ -499,6 +515,11 @@ def build_parser() -> argparse.ArgumentParser:
         "that changes what was sent); default: the config stored in the run",
     )
     p.add_argument("--results", help="folder for the new run folder (default: the source run's results folder)")
+    p.add_argument(
+        "--no-judge",
+        action="store_true",
+        help="an LLM judge is not asked again about answers that changed (their verdicts are left out): send nothing",
+    )
     p.add_argument("--cache-dir", help="the preprocessed-image cache the gallery's thumbnails come from (as report)")
     _output_options(p)
     p.set_defaults(fn=cmd_rescore)

@@ -392,12 +392,12 @@ async def test_a_judge_plugins_error_costs_that_items_score(tmp_path: Path, monk
     assert scores["judge"]["requests"] == 2 and scores["judge"]["errors"] == 1
 
 
-async def test_rescore_keeps_the_verdicts_whose_inputs_are_unchanged_and_asks_nothing(
+async def test_rescore_keeps_the_verdicts_whose_inputs_are_unchanged_and_asks_only_about_changed_answers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A rescored run's judge scores are the run's verdicts where the judge would be asked the same now; where an
-    answer changed, its verdict is not used (counted in judge.errors: rescore sends nothing). Judge records never
-    become the cell's answers."""
+    answer changed, the judge is asked again about it alone (with ``ask_judges=False``, its verdict is left out and
+    counted in judge.errors, and nothing is sent). Judge records never become the cell's answers."""
     from test_rescore import no_requests
 
     from visionbench.results import bundle as bundle_mod
@@ -422,7 +422,8 @@ async def test_rescore_keeps_the_verdicts_whose_inputs_are_unchanged_and_asks_no
     spec["task"].update(answer="choice", choices=["a cat", "coffee", "espresso", "rocket", "rockets"])
     changed = tmp_path / "choice.yaml"
     changed.write_text(yaml.safe_dump(spec, sort_keys=False))
-    out = bundle_mod.load(rescore(run_dir, default_registry(), config=changed, results_dir=tmp_path / "again"))
+    kept = rescore(run_dir, default_registry(), config=changed, results_dir=tmp_path / "again", ask_judges=False)
+    out = bundle_mod.load(kept)
     [rescored] = out["cells"]
     assert rescored["answers"]["chelsea.jpg"]["value"] == "a cat"
     scores = rescored["summary"]["scores"]
@@ -432,6 +433,32 @@ async def test_rescore_keeps_the_verdicts_whose_inputs_are_unchanged_and_asks_no
     assert scores["llm_judge"]["judge"]["errors"] == 1 and scores["llm_judge"]["judge"]["requests"] == 3
     assert STALE.startswith("not judged again")
     assert len(out["records"]) == len(data["records"])  # the judge's records kept, none added
+    # by default the judge is asked again, about that one changed answer only (the emulator's count proves it)
+    monkeypatch.undo()
+    from visionbench.emulator import Emulator
+
+    started: list[Emulator] = []
+    enter = Emulator.__aenter__
+
+    async def keep(self: Emulator) -> Emulator:
+        started.append(self)
+        return await enter(self)
+
+    monkeypatch.setattr(Emulator, "__aenter__", keep)
+    import asyncio
+
+    # rescore is a command of its own (it runs its own event loop): from this test's loop, in a thread
+    again_path = await asyncio.to_thread(
+        rescore, run_dir, default_registry(), config=changed, results_dir=tmp_path / "asked"
+    )
+    asked = bundle_mod.load(again_path)
+    [emu] = started
+    assert emu.stats[JUDGE_MODEL].requests == 1 and CELL_MODEL not in emu.stats  # the judge, once; no cell request
+    new = [r for r in asked["records"] if r["judge"] is not None][3:]
+    assert [r["item_ids"] for r in new] == [["chelsea.jpg"]] and new[0]["answers"][0]["value"] == 1.0
+    judge = asked["cells"][0]["summary"]["scores"]["llm_judge"]
+    assert judge["mean"] == pytest.approx((1.0 + verdicts["coffee.jpg"] + verdicts["rocket.jpg"]) / 3)
+    assert judge["judge"]["requests"] == 4 and judge["judge"]["errors"] == 0
 
 
 async def test_the_report_shows_the_judges_verdicts_from_its_records(

@@ -10,6 +10,8 @@ sent: anything that would have changed what was sent (a prompt, a model, the ima
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -20,7 +22,7 @@ from visionbench.errors import ConfigError
 from visionbench.provider import Provider
 from visionbench.results.bundle import BUNDLE_NAME, now_iso, write
 from visionbench.results.bundle import load as load_bundle
-from visionbench.results.model import Bundle, CellEntry, record_from_json
+from visionbench.results.model import Bundle, CellEntry, record_from_json, record_to_json
 from visionbench.results.scores import judge_figures, judge_verdicts, score_rows
 from visionbench.results.scoring import accuracy
 from visionbench.run.answers import parse_answers
@@ -33,7 +35,7 @@ from visionbench.run.config import (
     experiment_from_dict,
     load_yaml,
 )
-from visionbench.run.judging import earlier_verdicts, judge_jobs
+from visionbench.run.judging import earlier_verdicts, judge_cell, judge_jobs
 from visionbench.run.plan import build_provider
 from visionbench.run.plugins import Registry
 from visionbench.run.prompts import multi_image_prompt, response_schema
@@ -66,6 +68,8 @@ def rescore(
     config: str | Path | None = None,
     results_dir: str | Path | None = None,
     run_id: str | None = None,
+    ask_judges: bool = True,
+    cache_dir: str | Path | None = None,
 ) -> Path:
     """Rescore the run at ``run`` (its folder or bundle.json) with its own config, or ``config``; write the new
     bundle in ``results_dir`` (default: beside the source run's folder) and return its path. Raises ConfigError
@@ -97,6 +101,12 @@ def rescore(
             tallies[key] = strategies[data["cell"]].tally()
         tallies[key].add(record_from_json(data))
     by_id = {cell.id: cell for cell in new.cells}
+    asked: list[Record] = []
+    if ask_judges:
+        finals = {key: dict(tally.final_answers()) for key, tally in tallies.items()}
+        asked = _judge_again(new, registry, items, finals, judged, by_id, cache_dir)
+        for record in asked:
+            judged.setdefault((record.cell, record.repeat), []).append(record)
     cells = [
         _cell(entry, tallies.get((entry.id, entry.repeat)), items, new, judged.get((entry.id, entry.repeat), []), by_id)
         for entry in source.cells
@@ -116,8 +126,82 @@ def rescore(
     out_dir = Path(results_dir) if results_dir is not None else source_path.parent.parent
     path = out_dir / run_id / BUNDLE_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
-    write(path, {**header, "records": _reparsed(source.records, task)})
+    records = itertools.chain(_reparsed(source.records, task), (record_to_json(r) for r in asked))
+    write(path, {**header, "records": records})
     return path
+
+
+def _judge_again(
+    experiment: Experiment,
+    registry: Registry,
+    items: list[ImageItem],
+    finals: dict[tuple[str, int], dict[str, Answer]],
+    judged: dict[tuple[str, int], list[Record]],
+    cells: dict[str, Cell],
+    cache_dir: str | Path | None,
+) -> list[Record]:
+    """The LLM judges asked again about the items whose answer (or question) changed since the run judged them, and
+    only those (``judge_cell`` keeps every verdict about the same inputs), through the config's endpoints (the
+    emulator when it has ``emulator:``); their records. None asked when nothing changed, or when the dataset's
+    images are not there to show the judge (a warning: those verdicts stay left out)."""
+    stale = [
+        key
+        for key, final in finals.items()
+        if judged.get(key)
+        and any(
+            STALE in verdicts.values()
+            for verdicts in (_verdicts(experiment, cells.get(key[0]), key[1], items, final, judged[key]) or {}).values()
+        )
+    ]
+    if not stale or experiment.scorers is None:
+        return []
+    from visionbench.data.dataset import default_cache_dir
+    from visionbench.data.image_bytes import Preprocessor
+    from visionbench.run.calling import Caller
+    from visionbench.run.plan import prepare, started
+
+    try:
+        plan = prepare(experiment, registry, cache_dir=cache_dir)
+    except ConfigError as exc:
+        log.warning("the LLM judge is not asked again about changed answers: %s", exc)
+        return []
+    if not {(i.id, i.sha256) for i in items} <= {(i.id, i.sha256) for i in plan.items}:
+        log.warning("the LLM judge is not asked again: the dataset's images are not those the run had")
+        return []
+    scorers = experiment.scorers
+    asked: list[Record] = []
+
+    async def ask() -> None:
+        async with started(plan) as live:
+            caller = Caller(experiment.spec.retry)
+            cache = Path(cache_dir) if cache_dir else Path(experiment.spec.cache_dir or default_cache_dir())
+            with Preprocessor(cache) as preprocessor:
+                for cell_id, repeat in stale:
+                    cell = cells[cell_id]
+                    run = CellRun(
+                        cell.id,
+                        repeat,
+                        experiment.task,
+                        cell.preprocessing,
+                        cell.provider,
+                        cell.model,
+                        cell.model_params,
+                    )
+                    await judge_cell(
+                        scorers,
+                        run,
+                        plan.items,
+                        finals[(cell_id, repeat)],
+                        providers=live.providers,
+                        caller=caller,
+                        preprocessor=preprocessor,
+                        prices=experiment.prices,
+                        on_record=asked.append,
+                        earlier=judged[(cell_id, repeat)],
+                    )
+
+    asyncio.run(ask())
+    return asked
 
 
 def _experiment(raw: Any, source: Path, registry: Registry, what: str | None) -> Experiment:
@@ -249,8 +333,9 @@ def _cell(
     return {**entry.to_json(), "summary": summary, "answers": final, "extra": extra}
 
 
-#: Why a judge's verdict is not used: rescoring sends nothing, and what it was asked about has changed.
-STALE = "not judged again: its answer or question changed since the run judged it (rescore sends nothing)"
+#: Why a judge's verdict is not used: what it was asked about has changed, and it was not asked again (``--no-judge``,
+#: or its images are not there).
+STALE = "not judged again: its answer or question changed since the run judged it"
 
 
 def _verdicts(
