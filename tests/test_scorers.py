@@ -161,3 +161,17 @@ def test_a_run_writes_each_scorer_into_the_cell_summary(tmp_path: Path) -> None:
     summary = data["cells"][0]["summary"]
     assert scores["numeric"]["mean"] == pytest.approx(summary["exact_match"])  # the same rule, two ways
     assert scores["numeric"]["metrics"]["mae"] == pytest.approx(summary["mae"])
+
+
+def test_json_fields_reads_numbers_within_a_tolerance() -> None:
+    task = Task("t", "p", "json")
+    labels = {"a": {"shop": "X", "total": 45.95, "items": 3}}
+    replies = {"a": {"shop": "X", "total": 46.0, "items": 3.0}}
+    exact = scorers(task).score_cell(rows(labels), answers(replies))["json_fields"]
+    assert exact["mean"] == pytest.approx(2 / 3)  # 46.0 is not 45.95; 3.0 is 3
+    near = scorers(task, [{"name": "json_fields", "abs_tol": 0.1}]).score_cell(rows(labels), answers(replies))
+    assert near["json_fields"]["mean"] == 1.0 and near["json_fields"]["metrics"]["per_field"]["total"] == 1.0
+    rel = scorers(task, [{"name": "json_fields", "rel_tol": 0.001}]).score_cell(rows(labels), answers(replies))
+    assert rel["json_fields"]["mean"] == pytest.approx(2 / 3)  # off by 0.05, more than 0.1% of 45.95 (0.046)
+    rel = scorers(task, [{"name": "json_fields", "rel_tol": 0.002}]).score_cell(rows(labels), answers(replies))
+    assert rel["json_fields"]["mean"] == 1.0  # within 0.2% (0.092)
