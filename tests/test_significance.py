@@ -51,11 +51,11 @@ def test_bootstrap_interval_is_seeded_and_sensible():
     assert one.value == pytest.approx(mean)
     half = 1.96 * sd / math.sqrt(len(values))  # the normal interval a bootstrap of 200 images comes close to
     assert one.low == pytest.approx(mean - half, abs=0.06) and one.high == pytest.approx(mean + half, abs=0.06)
-    assert interval([3.0, 3.0, 3.0]).text() == "3.00 [3.00, 3.00]"
+    assert interval([3.0, 3.0, 3.0]).text() == "3.00 (n=3)"  # all alike and not a share: no interval claimed
     assert interval([2.0]).text() == "2.00 (n=1)" and interval([]).value is None
 
 
-@pytest.mark.parametrize("values", [[0.0, 1.0, 1.0, 0.0, 1.0], [float(i % 7) for i in range(200)], [3.5, 0.0, 12.0]])
+@pytest.mark.parametrize("values", [[0.0, 0.5, 1.0, 0.0, 1.0], [float(i % 7) for i in range(200)], [3.5, 0.0, 12.0]])
 def test_bootstrap_interval_is_scipys_percentile_bootstrap(values):
     """The numpy bootstrap draws what scipy.stats.bootstrap(method="percentile") draws, from the same seed."""
     import numpy as np
@@ -125,3 +125,109 @@ def test_exact_binomial_interval():
     got = proportion_interval(9, 9)  # Clopper-Pearson: the lower bound solves p^9 = 0.025
     assert got.value == 1.0 and got.high == 1.0 and got.low == pytest.approx(0.025 ** (1 / 9))
     assert proportion_interval(0, 0).value is None
+
+
+@pytest.mark.parametrize(
+    ("hits", "n", "low", "high"),
+    [  # by hand: the lower bound solves P(X >= hits | p) = 0.025, the upper P(X <= hits | p) = 0.025
+        (10, 10, 0.025 ** (1 / 10), 1.0),  # the issue's 10 of 10: [69%, 100%]
+        (0, 4, 0.0, 1 - 0.025 ** (1 / 4)),  # 0 of 4: [0%, 60%]
+        (1, 4, 0.006309463, 0.805879550),  # 1 of 4: [1%, 81%]
+        (50, 100, 0.398321, 0.601679),
+    ],
+)
+def test_right_wrong_scores_get_the_exact_interval_honest_at_the_edges(hits, n, low, high):
+    from scipy import stats as sps
+
+    from visionbench.report.significance import clopper_pearson
+
+    got = interval([1.0] * hits + [0.0] * (n - hits))
+    assert got.value == hits / n and (got.low, got.high) == pytest.approx((low, high), abs=1e-6)
+    ci = sps.binomtest(hits, n).proportion_ci(confidence_level=0.95, method="exact")
+    assert clopper_pearson(hits, n) == pytest.approx((ci.low, ci.high), abs=1e-12)
+    assert f"{got.low:.0%}" == {10: "69%", 0: "0%", 1: "1%", 50: "40%"}[hits]
+
+
+def test_shares_all_right_over_repeats_get_the_exact_interval_too():
+    """Scores in [0, 1] that are all 1 (every repeat right on every image) are a share of 1 over n images."""
+    got = interval([1.0] * 10)
+    assert (got.low, got.high) == pytest.approx((0.025 ** (1 / 10), 1.0))
+    mixed = interval([1.0, 0.5, 1.0, 1.0])  # not at the edge, not right/wrong: the bootstrap
+    assert mixed.low is not None and mixed.low < 1.0 and mixed.high == 1.0
+
+
+def test_the_bootstrap_is_drawn_a_chunk_at_a_time_with_the_same_draws():
+    import numpy as np
+
+    from visionbench.report import significance as sig
+
+    xs = np.asarray([float(i % 5) for i in range(333)])
+    whole = np.random.default_rng(sig.SEED)
+    means = xs[whole.integers(0, xs.size, (sig.BOOTSTRAP_RESAMPLES, xs.size))].mean(axis=-1)
+    expected = np.quantile(means, [0.025, 0.975])
+    assert sig._percentile_bootstrap(xs, np.random.default_rng(sig.SEED)) == pytest.approx(tuple(expected), rel=1e-15)
+
+
+def test_holm_by_hand():
+    from visionbench.report.significance import holm
+
+    # sorted 0.01, 0.03, 0.04 of m = 3: 0.03, 0.06, max(0.06, 0.04) = 0.06; an untested one stays None
+    assert holm([0.01, 0.04, 0.03, None]) == pytest.approx([0.03, 0.06, 0.06, None])
+    assert holm([0.5]) == [0.5] and holm([]) == [] and holm([0.4, 0.4]) == [0.8, 0.8]
+    assert holm([0.2, 0.9]) == pytest.approx([0.4, 0.9]) and holm([0.6, 0.9]) == [1.0, 1.0]
+
+
+def test_latencies_are_tested_only_between_cells_that_ran_at_the_same_time():
+    from visionbench.report.significance import interleaved
+
+    one_after_another = ([(0.0, 1.0), (1.0, 2.0)], [(2.5, 3.0), (3.0, 4.0)])
+    assert not interleaved(*one_after_another)
+    assert interleaved([(0.0, 1.0), (1.0, 2.0)], [(0.2, 1.1), (1.1, 1.9)])
+    assert not interleaved([(0.0, 10.0)], [(9.0, 20.0)])  # 1 s of 10 shared: not the same conditions
+    assert not interleaved([], [(0.0, 1.0)])
+
+
+@pytest.mark.slow
+async def test_an_a_a_run_of_identical_cells_shows_no_real_difference(tmp_path):
+    """A/A: four cells asking the same model the same way (only their labels differ), against an emulator whose
+    answers err at random: nothing in "Against the most accurate cell" may be called real. Accuracy tests are
+    Holm-adjusted over the cells; latency is not tested between cells that ran one after another."""
+    from pathlib import Path
+
+    import yaml
+
+    from visionbench.report.terminal import difference_rows
+    from visionbench.results import bundle as bundle_mod
+    from visionbench.run.plan import load_plan
+    from visionbench.run.plugins import default_registry
+    from visionbench.run.runner import run
+
+    crowds = Path(__file__).resolve().parents[1] / "framework" / "sample_crowds"
+    profiles = tmp_path / "profiles.yaml"
+    noisy = {"latency": {"base_s": 0.02, "jitter": 0.5}, "answers": {"relative_sd": 0.3, "absolute_sd": 1.0}}
+    profiles.write_text(yaml.safe_dump({"seed": 7, "time_scale": 0.02, "defaults": noisy, "models": {"*": {}}}))
+    config = {
+        "name": "a-a",
+        "dataset": {"path": str(crowds), "labels": "labels.json", "label_field": "person_count"},
+        "task": {"prompt": "How many people are in this image? Answer with a single integer.", "answer": "integer"},
+        "preprocessing": {"max_side": 256},
+        "emulator": {"profiles": str(profiles)},
+        "retry": {"max_attempts": 4, "base_delay_s": 0.01, "max_delay_s": 0.05, "timeout_s": 20},
+        "matrix": [
+            {
+                "provider": "gemini",
+                "models": ["gemini-3.5-flash"],
+                "strategies": [{"name": "concurrent", "max_concurrency": 4, "label": name} for name in "abcd"],
+            }
+        ],
+    }
+    path = tmp_path / "aa.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    data = bundle_mod.load(await run(load_plan(path, default_registry()), results_dir=tmp_path / "r", cache_dir=None))
+    maes = [c["summary"]["mae"] for c in data["cells"]]
+    assert len(set(maes)) > 1  # the cells did differ, by chance: that is what must not be called real
+    rows = difference_rows(data)
+    assert rows is not None
+    real = [row for row in rows.rows if "yes" in (row[3], row[7])]
+    assert not real, (rows.rows, rows.caption)
+    assert "Holm-adjusted" in rows.caption and "latency: not tested" in rows.caption

@@ -1,23 +1,27 @@
 """Whether a difference is real: 95% intervals over images, and paired tests between cells on the same images.
 
 Units are images. With repeats, an image's absolute error is its mean over repeats and its exact-match score
-the share of repeats that got it right. Tests are two-sided at the 5% level, one test per pair of cells shown,
-no correction for the number of pairs.
+the share of repeats that got it right. Tests are two-sided at the 5% level; the cells of one table tested against
+its best are Holm-adjusted together (each metric), so more cells do not make noise look real more often.
 
-- An accuracy figure's interval: a seeded percentile bootstrap over images (what ``scipy.stats.bootstrap`` with
-  ``method="percentile"`` computes, drawn the same way, in numpy: importing scipy.stats costs ~1 s of CPU).
+- An accuracy figure's interval: the exact (Clopper-Pearson) interval for right/wrong scores and for shares all
+  right or all wrong (never [100%, 100%]); else a seeded percentile bootstrap over images (what
+  ``scipy.stats.bootstrap`` with ``method="percentile"`` computes, drawn the same way, in numpy, a chunk of
+  resamples at a time: importing scipy.stats costs ~1 s of CPU).
 - Exact match, one repeat: McNemar's exact test (a binomial test on the images only one cell got right).
 - Absolute error, or exact match with repeats: the Wilcoxon signed-rank test on the per-image differences.
 - A scorer's per-image scores (``report/scores.py``) are tested as exact match is: McNemar's exact test when they
   are right/wrong of one repeat, else the Wilcoxon signed-rank test.
-- Latency: the Mann-Whitney U test on per-request latencies (requests are not paired; latency is skewed).
+- Latency: the Mann-Whitney U test on per-request latencies (requests are not paired; latency is skewed), only
+  between cells whose requests ran at the same time (interleaved): cells run one after another, or in two runs,
+  differ in the machine's and the service's load as much as in anything else, so they are not tested.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -73,35 +77,100 @@ class Difference:
 
 
 def interval(values: Sequence[float], seed: int = SEED) -> Interval:
-    """The mean of ``values`` (one per image) with a 95% percentile bootstrap interval."""
+    """The mean of ``values`` (one per image) with a 95% interval that is honest at the edges: right/wrong scores
+    (each 0 or 1), and scores in [0, 1] that are all 0 or all 1, get the exact (Clopper-Pearson) interval of their
+    share (10 of 10 right: [69%, 100%], not [100%, 100%]); other scores a percentile bootstrap. Values that are all
+    the same and not shares (an MAE of 0 everywhere) get no interval: nothing says how they vary."""
     xs = np.asarray([v for v in values if v is not None], dtype=float)
     if xs.size == 0:
         return Interval(None, None, None, 0)
     mean = float(xs.mean())
-    if xs.size < 2 or np.all(xs == xs[0]):
-        low = high = mean if xs.size >= 2 else None
-        return Interval(mean, low, high, int(xs.size))
+    n = int(xs.size)
+    binary = bool(np.all((xs == 0.0) | (xs == 1.0)))
+    if binary:
+        low, high = clopper_pearson(int(xs.sum()), n)
+        return Interval(mean, low, high, n)
+    if n < 2 or np.all(xs == xs[0]):
+        return Interval(mean, None, None, n)
     low, high = _percentile_bootstrap(xs, np.random.default_rng(seed))
-    return Interval(mean, low, high, int(xs.size))
+    return Interval(mean, low, high, n)
+
+
+#: Resamples drawn at once: the bootstrap's memory is this many times the images, however many resamples.
+BOOTSTRAP_CHUNK = 100
 
 
 def _percentile_bootstrap(xs: np.ndarray, rng: np.random.Generator, level: float = 0.95) -> tuple[float, float]:
     """The percentile bootstrap interval of the mean: ``scipy.stats.bootstrap((xs,), np.mean, method="percentile",
-    n_resamples=BOOTSTRAP_RESAMPLES, rng=rng)``, the same draws in one batch, without importing scipy.stats."""
-    resamples = xs[rng.integers(0, xs.size, (BOOTSTRAP_RESAMPLES, xs.size))]
+    n_resamples=BOOTSTRAP_RESAMPLES, rng=rng)``, the same draws, made ``BOOTSTRAP_CHUNK`` resamples at a time (memory
+    bounded by images x chunk, not images x 2,000), without importing scipy.stats."""
+    means = np.empty(BOOTSTRAP_RESAMPLES)
+    for start in range(0, BOOTSTRAP_RESAMPLES, BOOTSTRAP_CHUNK):
+        count = min(BOOTSTRAP_CHUNK, BOOTSTRAP_RESAMPLES - start)
+        means[start : start + count] = xs[rng.integers(0, xs.size, (count, xs.size))].mean(axis=-1)
     alpha = (1 - level) / 2
-    low, high = np.quantile(resamples.mean(axis=-1), [alpha, 1 - alpha])
+    low, high = np.quantile(means, [alpha, 1 - alpha])
     return float(low), float(high)
+
+
+def clopper_pearson(hits: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) interval of a share of ``hits`` in ``n``: the Beta quantiles
+    ``Beta(hits, n - hits + 1)`` at ``alpha/2`` and ``Beta(hits + 1, n - hits)`` at ``1 - alpha/2`` (0 and 1 at
+    the edges), by bisection on the regularised incomplete beta function (no scipy import)."""
+    alpha = 1 - level
+    low = 0.0 if hits == 0 else _beta_quantile(alpha / 2, hits, n - hits + 1)
+    high = 1.0 if hits == n else _beta_quantile(1 - alpha / 2, hits + 1, n - hits)
+    return low, high
+
+
+def _beta_quantile(q: float, a: float, b: float) -> float:
+    lo, hi = 0.0, 1.0
+    for _ in range(60):  # 2**-60: far below any figure shown
+        mid = (lo + hi) / 2
+        if _betai(a, b, mid) < q:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def _betai(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta function I_x(a, b) (Numerical Recipes 6.4: a continued fraction)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1) / (a + b + 2):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 100_000):
+        m2 = 2 * m
+        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + aa / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return h
 
 
 def proportion_interval(hits: int, n: int) -> Interval:
     """A share of ``n`` with its exact (Clopper-Pearson) 95% interval."""
     if n == 0:
         return Interval(None, None, None, 0)
-    from scipy import stats as sps  # imported when used: adaptive cells only
-
-    ci = sps.binomtest(hits, n).proportion_ci(confidence_level=0.95, method="exact")
-    return Interval(hits / n, float(ci.low), float(ci.high), n)
+    low, high = clopper_pearson(hits, n)
+    return Interval(hits / n, low, high, n)
 
 
 def mcnemar_exact(a_right: Sequence[bool], b_right: Sequence[bool]) -> tuple[float | None, int]:
@@ -236,14 +305,48 @@ def differences(
     for key, values_a, values_b, binary in scores or ():
         found = paired_scores(key, values_a, values_b, same, binary)
         out += [found] if found else []
-    la, lb = _latencies(bundle_a, cell_a), _latencies(bundle_b, cell_b)
+    ta, tb = _request_times(bundle_a, cell_a), _request_times(bundle_b, cell_b)
+    la, lb = [end - start for start, end in ta], [end - start for start, end in tb]
     if la and lb:
-        p = mann_whitney(la, lb)
         n = len(la) + len(lb)
-        detectable = len(la) >= 2 and len(lb) >= 2 and 2 / math.comb(n, len(la)) < ALPHA
-        out.append(
-            Difference("latency p50 s", _median(la), _median(lb), p, n, "Mann-Whitney U on requests", detectable)
-        )
+        if bundle_a is bundle_b and interleaved(ta, tb):
+            p = mann_whitney(la, lb)
+            detectable = len(la) >= 2 and len(lb) >= 2 and 2 / math.comb(n, len(la)) < ALPHA
+            test = "Mann-Whitney U on requests"
+        else:  # one after another (or two runs): the machine's and the service's load differ, not only the cells
+            p, detectable, test = None, False, NOT_INTERLEAVED
+        out.append(Difference("latency p50 s", _median(la), _median(lb), p, n, test, detectable))
+    return out
+
+
+#: Why two cells' latencies are not tested: their requests did not run at the same time.
+NOT_INTERLEAVED = "not tested: the cells ran at different times (load differs), not interleaved"
+
+
+def interleaved(a: Sequence[tuple[float, float]], b: Sequence[tuple[float, float]]) -> bool:
+    """Whether two cells' requests ran at the same time: the spans from their first start to their last end
+    overlap for at least half of the shorter one. Cells run one after another do not: what differs between their
+    latencies is as much the machine's and the service's load at the time as the cells."""
+    if not a or not b:
+        return False
+    a0, a1 = min(s for s, _ in a), max(e for _, e in a)
+    b0, b1 = min(s for s, _ in b), max(e for _, e in b)
+    overlap = min(a1, b1) - max(a0, b0)
+    shorter = min(a1 - a0, b1 - b0)
+    return overlap > 0 and overlap >= 0.5 * shorter
+
+
+def holm(ps: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of p-values tested together (None: not tested, left out): the i-th smallest of
+    m times (m - i + 1), never below the one before, at most 1. A difference is real when its adjusted p < 0.05,
+    so testing more cells against one does not make noise look real more often."""
+    tested = sorted((p, i) for i, p in enumerate(ps) if p is not None)
+    m = len(tested)
+    out: list[float | None] = [None] * len(ps)
+    running = 0.0
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
     return out
 
 
@@ -274,12 +377,16 @@ def _same_images(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, 
     ]
 
 
-def _latencies(bundle: Mapping[str, Any], cell_id: str) -> list[float]:
+def _request_times(bundle: Mapping[str, Any], cell_id: str) -> list[tuple[float, float]]:
+    """(start, end) of each of the cell's own requests (a judge's, ``judge``, are not its latency)."""
     records = Bundle.of(bundle).records
-    # the cell's own requests: a judge's (``judge``) are not its latency
     return [
-        r["end_s"] - r["start_s"] for r in records if r["cell"] == cell_id and r["attempts"] > 0 and not r.get("judge")
+        (r["start_s"], r["end_s"]) for r in records if r["cell"] == cell_id and r["attempts"] > 0 and not r.get("judge")
     ]
+
+
+def _latencies(bundle: Mapping[str, Any], cell_id: str) -> list[float]:
+    return [end - start for start, end in _request_times(bundle, cell_id)]
 
 
 def _key(label: Any) -> str:
@@ -349,4 +456,19 @@ def versus_best(bundle: Mapping[str, Any], found: Any = None) -> list[Versus]:
             else []
         )
         out.append(Versus(cell, best, differences(bundle, best, bundle, cell, paired, exact=False)))
-    return out
+    return _holm_adjusted(out)
+
+
+def _holm_adjusted(versus: list[Versus]) -> list[Versus]:
+    """Each metric's p-values over the cells tested against the best, Holm-adjusted together (the test says so)."""
+    metrics = list(dict.fromkeys(d.metric for vs in versus for d in vs.differences))
+    for metric in metrics:
+        found = [(k, j) for k, vs in enumerate(versus) for j, d in enumerate(vs.differences) if d.metric == metric]
+        tested = [versus[k].differences[j] for k, j in found]
+        if sum(d.p is not None for d in tested) < 2:
+            continue
+        m = sum(d.p is not None for d in tested)
+        for (k, j), d, p in zip(found, tested, holm([d.p for d in tested])):
+            if p is not None:
+                versus[k].differences[j] = replace(d, p=p, test=f"{d.test}, Holm-adjusted over {m} cells")
+    return versus

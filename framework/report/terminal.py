@@ -415,13 +415,18 @@ def difference_rows(
                 *_test_cells(lat),
             ]
         )
+    latency = [d for vs in vs_best for d in vs.differences if d.metric == "latency p50 s"]
+    if any(d.p is not None for d in latency):
+        said = "latency: Mann-Whitney U over the requests of cells that ran interleaved"
+    else:
+        said = "latency: not tested, the cells ran one after another (the load differs between them)"
+    holm = " (Holm-adjusted over the cells tested)" if len(vs_best) > 1 else ""
     return Rows(
         f"Against the most accurate cell, {names[best]} ({metric} {_fmt(score, spec)}; paired on the same images, "
         "5% level)",
         ["cell", metric, "p", "real?", "cost", "p50 s", "p ", "real? "],
         rows,
-        f"{about}; cost: per 1,000 images, as a multiple of the most accurate cell's; latency: Mann-Whitney U "
-        "over requests",
+        f"{about}{holm}; cost: per 1,000 images, as a multiple of the most accurate cell's; {said}",
     )
 
 
