@@ -208,7 +208,8 @@ def folder_images(root: Path) -> dict[str, Path]:
         # Walked in name order, depth first (a stack: later names first), so which of two links to one folder
         # names its images does not depend on the file system's order.
         for entry in reversed(entries):
-            if entry.is_dir(follow_symlinks=True):
+            # d_type says what an entry is without a stat; only a link is followed (a stat) to see if it is a folder
+            if entry.is_dir(follow_symlinks=False) or (entry.is_symlink() and entry.is_dir()):
                 folders.append((f"{prefix}{entry.name}/", entry.path))
             elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
                 found[prefix + entry.name] = Path(entry.path)
