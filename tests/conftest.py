@@ -118,3 +118,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Slow tests first: with one worker per core (pytest-xdist) the long ones then overlap the many short ones
     instead of running last, each on its own."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def capture_emulators(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Every emulator a run starts from now on, kept (to read what it was asked: ``engine.asked``, ``stats``)."""
+    from visionbench.emulator import Emulator
+
+    started: list = []
+    enter = Emulator.__aenter__
+
+    async def keep(self: Emulator) -> Emulator:
+        started.append(self)
+        return await enter(self)
+
+    monkeypatch.setattr(Emulator, "__aenter__", keep)
+    return started
+
+
+async def run_emulated(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, object]:
+    """Run the config at ``path`` (results in tmp_path/r, cache in tmp_path/c); its validated bundle and its one
+    emulator."""
+    from visionbench.results import bundle as bundle_mod
+    from visionbench.run.plan import load_plan
+    from visionbench.run.plugins import default_registry
+    from visionbench.run.runner import run
+
+    started = capture_emulators(monkeypatch)
+    out = await run(load_plan(path, default_registry()), results_dir=tmp_path / "r", cache_dir=tmp_path / "c")
+    data = bundle_mod.load(out)
+    bundle_mod.validate(data)
+    [emu] = started
+    return data, emu

@@ -174,25 +174,9 @@ def config(
 
 
 async def _run(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], Any]:
-    from visionbench.emulator import Emulator
-    from visionbench.results import bundle as bundle_mod
-    from visionbench.run.plan import load_plan
-    from visionbench.run.plugins import default_registry
-    from visionbench.run.runner import run
+    from conftest import run_emulated
 
-    started: list[Emulator] = []
-    enter = Emulator.__aenter__
-
-    async def keep(self: Emulator) -> Emulator:  # the run's emulator, to read what it was asked
-        started.append(self)
-        return await enter(self)
-
-    monkeypatch.setattr(Emulator, "__aenter__", keep)
-    out = await run(load_plan(path, default_registry()), results_dir=tmp_path / "r", cache_dir=tmp_path / "c")
-    data = bundle_mod.load(out)
-    bundle_mod.validate(data)
-    [emu] = started
-    return data, emu
+    return await run_emulated(path, tmp_path, monkeypatch)
 
 
 async def test_the_judge_is_asked_once_per_answered_labelled_item_and_costs_apart(
@@ -435,16 +419,9 @@ async def test_rescore_keeps_the_verdicts_whose_inputs_are_unchanged_and_asks_on
     assert len(out["records"]) == len(data["records"])  # the judge's records kept, none added
     # by default the judge is asked again, about that one changed answer only (the emulator's count proves it)
     monkeypatch.undo()
-    from visionbench.emulator import Emulator
+    from conftest import capture_emulators
 
-    started: list[Emulator] = []
-    enter = Emulator.__aenter__
-
-    async def keep(self: Emulator) -> Emulator:
-        started.append(self)
-        return await enter(self)
-
-    monkeypatch.setattr(Emulator, "__aenter__", keep)
+    started = capture_emulators(monkeypatch)
     import asyncio
 
     # rescore is a command of its own (it runs its own event loop): from this test's loop, in a thread

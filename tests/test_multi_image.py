@@ -166,25 +166,9 @@ def config(tmp_path: Path, matrix: list[dict[str, Any]], rows: list[dict[str, An
 
 
 async def _run(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], Any]:
-    from visionbench.emulator import Emulator
-    from visionbench.results import bundle as bundle_mod
-    from visionbench.run.plan import load_plan
-    from visionbench.run.plugins import default_registry
-    from visionbench.run.runner import run
+    from conftest import run_emulated
 
-    started: list[Emulator] = []
-    enter = Emulator.__aenter__
-
-    async def keep(self: Emulator) -> Emulator:  # the run's emulator, to read what it was asked
-        started.append(self)
-        return await enter(self)
-
-    monkeypatch.setattr(Emulator, "__aenter__", keep)
-    out = await run(load_plan(path, default_registry()), results_dir=tmp_path / "r", cache_dir=tmp_path / "c")
-    data = bundle_mod.load(out)
-    bundle_mod.validate(data)
-    [emu] = started
-    return data, emu
+    return await run_emulated(path, tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
