@@ -26,13 +26,16 @@ class Score:
 @dataclass(frozen=True, slots=True)
 class Scored:
     """What a scorer is given of one item: its id, its row's fields, the parsed answer (``None`` when the item
-    failed: it scores 0 without being asked) and its reference answers (a label listing several acceptable
-    answers gives them all; a json task's label is one reference however it is shaped)."""
+    failed: it scores 0 without being asked), its reference answers (a label listing several acceptable answers
+    gives them all; a json task's label is one reference however it is shaped) and, when asked for, the raw reply."""
 
     item_id: str
     answer: Any
     references: tuple[Any, ...]
     fields: Mapping[str, Any] | None = None
+    #: The raw reply the answer was read from (a request of several items: the whole reply), for a scorer that sets
+    #: ``needs_reply``; None otherwise, or when the item failed.
+    reply: str | None = None
 
 
 class NoParams(StrictModel):
@@ -55,6 +58,9 @@ class Scorer(ABC, Generic[ParamsT]):
     Params: type[ParamsT] = cast("type[ParamsT]", NoParams)
     #: The answer types this scorer fits; None: any.
     answer_types: ClassVar[frozenset[AnswerType] | None] = None
+    #: True: ``score`` reads ``item.reply``, the raw reply (the run then keeps the replies behind its answers until
+    #: they are scored; a report or ``rescore`` reads them from the bundle's records).
+    needs_reply: ClassVar[bool] = False
 
     def __init__(self, params: ParamsT | None = None, task: Task | None = None) -> None:
         self.params: ParamsT = params if params is not None else self.Params()

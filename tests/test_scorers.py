@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 import yaml
 
+from visionbench import hookimpl
 from visionbench.errors import ConfigError
 from visionbench.results.scores import TaskScorers
 from visionbench.run.config import load_experiment, task_scorers
 from visionbench.run.plugins import default_registry
-from visionbench.scorer import Score, Scored
+from visionbench.scorer import Score, Scored, Scorer
 from visionbench.types import Answer, Task
 
 SAMPLES = Path(__file__).resolve().parents[1] / "framework" / "sample_images"
@@ -175,3 +176,64 @@ def test_json_fields_reads_numbers_within_a_tolerance() -> None:
     assert rel["json_fields"]["mean"] == pytest.approx(2 / 3)  # off by 0.05, more than 0.1% of 45.95 (0.046)
     rel = scorers(task, [{"name": "json_fields", "rel_tol": 0.002}]).score_cell(rows(labels), answers(replies))
     assert rel["json_fields"]["mean"] == 1.0  # within 0.2% (0.092)
+
+
+class BareNumber(Scorer):
+    """A scorer that reads the raw reply: right when the model answered with the number alone."""
+
+    name = "bare_number"
+    needs_reply = True
+
+    def score(self, item: Scored) -> Score:
+        return Score(1.0 if (item.reply or "").strip().isdigit() else 0.0, f"reply {item.reply!r}")
+
+
+class BareNumberPlugin:
+    """Registers ``BareNumber`` as a third-party plugin would."""
+
+    @staticmethod
+    @hookimpl
+    def register_scorers(register):
+        register(BareNumber)
+
+
+def test_a_scorer_that_reads_the_raw_reply_gets_it_in_the_run_the_report_and_rescore(tmp_path: Path) -> None:
+    """local-faces replies "3" to one image and "[1, 0, 2, 1]" to a request of four: the reply is the raw text
+    behind each final answer, in the run's summary, in the report's per-image scores and in rescore alike."""
+    import asyncio
+
+    from visionbench.report.scores import bundle_scores
+    from visionbench.results import bundle as bundle_mod
+    from visionbench.run.plan import load_plan
+    from visionbench.run.plugins import collect, make_manager
+    from visionbench.run.rescore import rescore
+    from visionbench.run.runner import run
+
+    registry = collect(make_manager([BareNumberPlugin]))
+    config = {
+        "name": "replies",
+        "dataset": {"path": str(SAMPLES), "labels": "labels.json", "label_field": "person_count"},
+        "task": {"id": "count-people", "prompt": "How many people?", "scorers": ["numeric", "bare_number"]},
+        "matrix": [
+            {
+                "provider": "local-faces",
+                "models": ["centerface"],
+                "strategies": ["sequential", {"name": "single-prompt", "chunk_size": 4}],
+            }
+        ],
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = asyncio.run(run(load_plan(path, registry), results_dir=tmp_path / "r", cache_dir=None))
+    data = bundle_mod.load(out)
+    by_cell = {c["id"].rsplit("/", 1)[1]: c["summary"]["scores"]["bare_number"] for c in data["cells"]}
+    assert by_cell["sequential"]["mean"] == 1.0  # "1", "0", "3": each the number alone
+    assert by_cell["single-prompt"]["mean"] == 0.0  # each answer came out of a JSON array
+    found = bundle_scores(data, registry)
+    single = next(c for c in found.cells if c.endswith("single-prompt"))
+    assert set(found.cells[single].values["bare_number"].values()) == {0.0}
+    assert all(why.startswith("reply '[") for why in found.cells[single].why["bare_number"].values())
+    again = bundle_mod.load(rescore(out.parent, registry, results_dir=tmp_path / "again"))
+    assert [c["summary"]["scores"]["bare_number"] for c in again["cells"]] == [
+        c["summary"]["scores"]["bare_number"] for c in data["cells"]
+    ]

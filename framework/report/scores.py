@@ -123,10 +123,16 @@ def _scores(bundle: Bundle, registry: Registry) -> Found:
         runs.setdefault(entry.id, []).append(entry)
     out: dict[str, CellScores] = {}
     verdicts = _verdicts(bundle) if scorers.judges else {}
+    replies = _replies(bundle) if scorers.needs_reply else {}
     try:
         for cell_id, entries in runs.items():
             per_repeat = [
-                scorers.item_scores(rows, entry.answers, verdicts.get((entry.id, entry.repeat), {}))
+                scorers.item_scores(
+                    rows,
+                    entry.answers,
+                    verdicts.get((entry.id, entry.repeat), {}),
+                    kept.of(entry.answers) if (kept := replies.get((entry.id, entry.repeat))) else None,
+                )
                 for entry in entries
             ]
             values, why, binary, metrics = {}, {}, {}, {}
@@ -157,6 +163,18 @@ def _verdicts(bundle: Bundle) -> dict[tuple[str, int], Any]:
         if data.get("judge") is not None:
             judged.setdefault((data["cell"], data.get("repeat", 0)), []).append(record_from_json(dict(data)))
     return {key: judge_verdicts(records) for key, records in judged.items()}
+
+
+def _replies(bundle: Bundle) -> dict[tuple[str, int], Any]:
+    """The raw replies of each cell and repeat, from the bundle's records (for scorers that read them)."""
+    from visionbench.results.model import record_from_json
+    from visionbench.results.scores import Replies
+
+    out: dict[tuple[str, int], Replies] = {}
+    for data in bundle.records:
+        if data.get("judge") is None and data.get("raw_text") is not None:
+            out.setdefault((data["cell"], data.get("repeat", 0)), Replies()).add(record_from_json(dict(data)))
+    return out
 
 
 def _mean(values: list[float]) -> float:

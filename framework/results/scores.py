@@ -37,16 +37,29 @@ class TaskScorers:
     def primary(self) -> str:
         return self.scorers[0][0]
 
-    def scored_items(self, rows: Iterable[tuple[str, Any, Mapping[str, Any] | None]], final: Mapping[str, Answer]) -> Iterator[tuple[Scored, bool]]:
-        """Each labelled item as a scorer sees it, and whether it was answered (``rows``: id, label, fields)."""
+    @property
+    def needs_reply(self) -> bool:
+        """Whether a scorer reads the raw replies (``Scorer.needs_reply``): then they are kept to be scored."""
+        return any(scorer.needs_reply for _, scorer in self.scorers)
+
+    def scored_items(
+        self,
+        rows: Iterable[tuple[str, Any, Mapping[str, Any] | None]],
+        final: Mapping[str, Answer],
+        replies: Mapping[str, str] | None = None,
+    ) -> Iterator[tuple[Scored, bool]]:
+        """Each labelled item as a scorer sees it, and whether it was answered (``rows``: id, label, fields;
+        ``replies``: the raw reply behind each answer, by item id, when a scorer reads them)."""
         answer_type = self.task.answer_type
+        replies = replies or {}
         for item_id, label, fields in rows:
             if label is None:
                 continue
             answer = final.get(item_id)
             ok = answer is not None and answer.error is None and answer.value is not None
             references = tuple(acceptable(label, answer_type) or (label,))
-            yield Scored(item_id, answer.value if ok else None, references, fields), ok
+            reply = replies.get(item_id) if ok else None
+            yield Scored(item_id, answer.value if ok else None, references, fields, reply), ok
 
     @property
     def judges(self) -> tuple[tuple[str, ModelScorer], ...]:
@@ -58,6 +71,7 @@ class TaskScorers:
         rows: Iterable[tuple[str, Any, Mapping[str, Any] | None]],
         final: Mapping[str, Answer],
         verdicts: Verdicts | None = None,
+        replies: Mapping[str, str] | None = None,
     ) -> dict[str, dict[str, Any]]:
         """Each scorer's figures of a cell: ``mean`` (over labelled items; an unanswered one scores 0), ``n`` (the
         labelled items) and its ``metrics`` (over the answered ones).
@@ -65,7 +79,7 @@ class TaskScorers:
         A model scorer's scores are its ``verdicts`` (see ``judge_verdicts``); an answered item it could not score
         is left out of its mean (``judge.errors`` counts them). Without verdicts (the judge did not run: the cell
         did not finish) model scorers have no figures."""
-        items = list(self.scored_items(rows, final))
+        items = list(self.scored_items(rows, final, replies))
         out: dict[str, dict[str, Any]] = {}
         for key, scorer in self.scorers:
             unscored = 0
@@ -96,11 +110,12 @@ class TaskScorers:
         rows: Iterable[tuple[str, Any, Mapping[str, Any] | None]],
         final: Mapping[str, Answer],
         verdicts: Verdicts | None = None,
+        replies: Mapping[str, str] | None = None,
     ) -> dict[str, dict[str, Score]]:
         """Each scorer's score of each labelled item, by key then item id (an unanswered item: 0, "no answer"). A
         model scorer's are its ``verdicts``: an item it could not score is left out (its error is in ``verdicts``);
         without verdicts, model scorers are left out."""
-        items = list(self.scored_items(rows, final))
+        items = list(self.scored_items(rows, final, replies))
         out: dict[str, dict[str, Score]] = {}
         for key, scorer in self.scorers:
             if isinstance(scorer, ModelScorer):
@@ -117,6 +132,32 @@ class TaskScorers:
                 item.item_id: _checked(scorer.score(item), key, item) if ok else Score(0.0, "no answer")
                 for item, ok in items
             }
+        return out
+
+
+class Replies:
+    """The raw reply behind each answer of a cell, kept only for a task whose scorers read replies: each record's
+    reply with its answers, then the one behind each final answer (the very answer, else the last reply that gave
+    the item an answer of that value: a bundle's answers are read anew)."""
+
+    def __init__(self) -> None:
+        self._by_item: dict[str, list[tuple[Answer, str]]] = {}
+
+    def add(self, record: Record) -> None:
+        if record.raw_text is None or record.judge is not None:
+            return
+        for answer in record.answers:
+            self._by_item.setdefault(answer.item_id, []).append((answer, record.raw_text))
+
+    def of(self, final: Mapping[str, Answer]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for item_id, answer in final.items():
+            kept = self._by_item.get(item_id, ())
+            found = next((text for a, text in reversed(kept) if a is answer), None)
+            if found is None:
+                found = next((text for a, text in reversed(kept) if a.error is None and a.value == answer.value), None)
+            if found is not None:
+                out[item_id] = found
         return out
 
 

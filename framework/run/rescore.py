@@ -23,7 +23,7 @@ from visionbench.provider import Provider
 from visionbench.results.bundle import BUNDLE_NAME, now_iso, write
 from visionbench.results.bundle import load as load_bundle
 from visionbench.results.model import Bundle, CellEntry, record_from_json, record_to_json
-from visionbench.results.scores import judge_figures, judge_verdicts, score_rows
+from visionbench.results.scores import Replies, judge_figures, judge_verdicts, score_rows
 from visionbench.results.scoring import accuracy
 from visionbench.run.answers import parse_answers
 from visionbench.run.cellrun import CellRun
@@ -90,6 +90,8 @@ def rescore(
     strategies = {cell.id: build_strategy(registry, cell) for cell in new.cells}
     tallies: dict[tuple[str, int], Tally] = {}
     judged: dict[tuple[str, int], list[Record]] = {}
+    replies: dict[tuple[str, int], Replies] = {}  # only for scorers that read the raw replies
+    keep_replies = new.scorers is not None and new.scorers.needs_reply
     for data in _reparsed(source.records, task):
         key = (data["cell"], data.get("repeat", 0))
         if data.get("judge") is not None:  # a judge's verdict: not an answer of the cell
@@ -99,7 +101,10 @@ def rescore(
             if data["cell"] not in strategies:
                 raise ConfigError(f"{source_path}: record of cell {data['cell']!r}, which the config has no cell for")
             tallies[key] = strategies[data["cell"]].tally()
-        tallies[key].add(record_from_json(data))
+        record = record_from_json(data)
+        tallies[key].add(record)
+        if keep_replies:
+            replies.setdefault(key, Replies()).add(record)
     by_id = {cell.id: cell for cell in new.cells}
     asked: list[Record] = []
     if ask_judges:
@@ -108,7 +113,15 @@ def rescore(
         for record in asked:
             judged.setdefault((record.cell, record.repeat), []).append(record)
     cells = [
-        _cell(entry, tallies.get((entry.id, entry.repeat)), items, new, judged.get((entry.id, entry.repeat), []), by_id)
+        _cell(
+            entry,
+            tallies.get((entry.id, entry.repeat)),
+            items,
+            new,
+            judged.get((entry.id, entry.repeat), []),
+            by_id,
+            replies.get((entry.id, entry.repeat)),
+        )
         for entry in source.cells
     ]
 
@@ -314,6 +327,7 @@ def _cell(
     experiment: Experiment,
     judged: list[Record],
     cells: dict[str, Cell],
+    replies: Replies | None = None,
 ) -> dict[str, Any]:
     """A cell entry rescored: its final answers from the tally, its answer figures and scores made again, the rest
     (status, times, tokens, costs, the strategy's run figures) as the source run had them."""
@@ -322,7 +336,7 @@ def _cell(
     figures = {
         "errors": sum(1 for item in items if item.id not in final or final[item.id].error is not None),
         **accuracy(items, final, experiment.task.answer_type),
-        "scores": _scores(experiment, items, final, entry.id, verdicts, judged),
+        "scores": _scores(experiment, items, final, entry.id, verdicts, judged, replies.of(final) if replies else None),
     }
     # in the source's order; a figure of the old answer type only (a json task's field_match) goes
     summary = {k: figures.get(k, v) for k, v in entry.summary.items() if k not in RESCORED or k in figures}
@@ -373,13 +387,14 @@ def _scores(
     cell_id: str,
     verdicts: dict[str, dict[str, Any]] | None = None,
     judged: Iterable[Record] = (),
+    replies: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The task's scorers' figures (as a run's: a scorer that fails costs its figures, logged), a judge's with its
     requests' figures."""
     if experiment.scorers is None:
         return {}
     try:
-        scores = experiment.scorers.score_cell(score_rows(items), final, verdicts)
+        scores = experiment.scorers.score_cell(score_rows(items), final, verdicts, replies)
         for key, figures in judge_figures(judged).items():
             if key in scores:
                 stale = sum(1 for v in (verdicts or {}).get(key, {}).values() if v == STALE)

@@ -22,7 +22,7 @@ from visionbench.errors import BudgetExceeded
 from visionbench.results.bundle import BUNDLE_NAME, BundleWriter, ItemList, record_from_json
 from visionbench.results.model import Budget as BundleBudget
 from visionbench.results.model import Bundle, CellEntry, CellSummary, EndpointEntry, Environment, Pricing
-from visionbench.results.scores import judge_figures, judge_verdicts, score_rows
+from visionbench.results.scores import Replies, judge_figures, judge_verdicts, score_rows
 from visionbench.results.scoring import RecordStats, summarize_cell
 from visionbench.run.calling import Caller
 from visionbench.run.cell import CellContext, RunTools
@@ -283,12 +283,16 @@ async def _run_cell(state: _RunState, cell: Cell, repeat: int) -> None:
     items = plan.items
     tally, stats = strategy.tally(), RecordStats()
     judged: list[Record] = []  # the judge's records (a model scorer's): not the cell's own
+    scorers = plan.experiment.scorers
+    replies = Replies() if scorers is not None and scorers.needs_reply else None  # only if a scorer reads them
     for record in _earlier(state.previous, cell.id, repeat):  # each carries its repeat from the bundle
         if record.judge is not None:
             judged.append(record)
             continue
         tally.add(record)
         stats.add(record)
+        if replies is not None:
+            replies.add(record)
     done = tally.finished()
     if state.retry_errors:
         done -= {i for i, answer in tally.final_answers().items() if answer.error is not None}
@@ -304,6 +308,8 @@ async def _run_cell(state: _RunState, cell: Cell, repeat: int) -> None:
         budget.spend(record.cost_usd)  # over budget: the record is in the bundle, not in the cell's summary
         tally.add(record)
         stats.add(record)
+        if replies is not None:
+            replies.add(record)
 
     run = CellRun(
         cell.id, repeat, plan.experiment.task, cell.preprocessing, cell.provider, cell.model, cell.model_params
@@ -331,7 +337,9 @@ async def _run_cell(state: _RunState, cell: Cell, repeat: int) -> None:
         wall_s = (end if end is not None else caller.now()) - start  # the strategy's time, not the summary's
         final = tally.final_answers()
         summary = summarize_cell(items, stats, final, wall_s, plan.experiment.task.answer_type)
-        summary["scores"] = _scores(plan, items, final, cell.id, verdicts, judged)
+        summary["scores"] = _scores(
+            plan, items, final, cell.id, verdicts, judged, replies.of(final) if replies else None
+        )
         extra = _merged(_merged(tally.summarize(items), returned or {}), ctx.concurrency_summary())
         writer.set_cell(_cell_entry(cell, repeat, status, summary, final, extra, error))
 
@@ -390,6 +398,7 @@ def _scores(
     cell_id: str,
     verdicts: dict[str, dict[str, Any]] | None = None,
     judged: Sequence[Record] = (),
+    replies: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The task's scorers' figures of a cell's answers, a model scorer's with its own requests' figures (``judge``);
     a scorer that fails costs its figures, not the run."""
@@ -397,7 +406,7 @@ def _scores(
     if scorers is None:
         return {}
     try:
-        scores = scorers.score_cell(score_rows(items), final, verdicts)
+        scores = scorers.score_cell(score_rows(items), final, verdicts, replies)
         for key, figures in judge_figures(judged).items():
             if key in scores:
                 scores[key]["judge"] = figures
