@@ -120,6 +120,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
+#: An emulator profile that answers at once, without faults or rate limits, every answer its label (tests of what
+#: is asked and parsed, not of timing or noise).
+QUIET = {
+    "latency": {"base_s": 0.0, "jitter": 0.0, "output_tokens_per_s": 1e6, "thinking_sd": 0},
+    "faults": {"http_500": 0, "http_503": 0, "http_529": 0, "drop_connection": 0, "slow": {"probability": 0}},
+    "rate_limit": {"requests_per_minute": None},
+    "answers": {"boolean_error": 0, "choice_error": 0, "text_error": 0, "json_error": 0, "relative_sd": 0},
+}
+
+
 def capture_emulators(monkeypatch: pytest.MonkeyPatch) -> list:
     """Every emulator a run starts from now on, kept (to read what it was asked: ``engine.asked``, ``stats``)."""
     from visionbench.emulator import Emulator

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import QUIET
 
 from visionbench.emulator.replies import judge_verdict
 from visionbench.errors import ConfigError
@@ -20,12 +21,6 @@ from visionbench.scorers.llm_judge import JudgeParams, LLMJudge
 from visionbench.types import Answer, Record, Task, Usage
 
 SAMPLES = Path(__file__).resolve().parents[1] / "framework" / "sample_images"
-QUIET = {
-    "latency": {"base_s": 0.0, "jitter": 0.0, "output_tokens_per_s": 1e6, "thinking_sd": 0},
-    "faults": {"http_500": 0, "http_503": 0, "http_529": 0, "drop_connection": 0, "slow": {"probability": 0}},
-    "rate_limit": {"requests_per_minute": None},
-    "answers": {"boolean_error": 0, "choice_error": 0, "text_error": 0, "json_error": 0, "relative_sd": 0},
-}
 TEXT = Task("what", "What is in the photo? Answer in a few words.", "text")
 CELL_MODEL, JUDGE_MODEL = "gemini-3.5-flash", "gemini-3.5-flash-lite"
 

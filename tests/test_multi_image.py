@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import QUIET
 
 from visionbench.data.dataset import Columns, load_dataset, sha256_file
 from visionbench.emulator.request import item_groups
@@ -20,12 +21,6 @@ from visionbench.run.prompts import multi_image_prompt, prompt_for
 from visionbench.types import Answer, ImageItem, Task, images_sha256, with_system_for
 
 SAMPLES = Path(__file__).resolve().parents[1] / "framework" / "sample_images"
-QUIET = {
-    "latency": {"base_s": 0.0, "jitter": 0.0, "output_tokens_per_s": 1e6, "thinking_sd": 0},
-    "faults": {"http_500": 0, "http_503": 0, "http_529": 0, "drop_connection": 0, "slow": {"probability": 0}},
-    "rate_limit": {"requests_per_minute": None},
-    "answers": {"boolean_error": 0, "choice_error": 0, "text_error": 0, "json_error": 0, "relative_sd": 0},
-}
 #: id -> (images, label): items of two, three and one image; "solo" shares no first image with another item
 ITEMS: dict[str, tuple[list[str], bool]] = {
     "pair-people": (["group_2.jpg", "group_4.jpg"], True),

@@ -12,17 +12,12 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import QUIET
 
 from visionbench.errors import ConfigError
 from visionbench.results import bundle as bundle_mod
 
 SAMPLES = Path(__file__).resolve().parents[1] / "framework" / "sample_images"
-QUIET = {
-    "latency": {"base_s": 0.0, "jitter": 0.0, "output_tokens_per_s": 1e6, "thinking_sd": 0},
-    "faults": {"http_500": 0, "http_503": 0, "http_529": 0, "drop_connection": 0, "slow": {"probability": 0}},
-    "rate_limit": {"requests_per_minute": None},
-    "answers": {"boolean_error": 0, "choice_error": 0, "text_error": 0, "json_error": 0, "relative_sd": 0},
-}
 #: image -> (what the emulated model replies, the run's label): prices written with a decimal comma
 PRICES = {
     "coffee.jpg": ("7,70", 7.7),
