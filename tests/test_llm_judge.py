@@ -448,5 +448,7 @@ async def test_the_report_shows_the_judges_verdicts_from_its_records(
     assert found.cells[cell["id"]].values["llm_judge"] == {"chelsea.jpg": 1.0, "coffee.jpg": 1.0, "rocket.jpg": 0.9}
     assert found.cells[cell["id"]].why["llm_judge"]["rocket.jpg"] == "judge 9/10"
     rows = accuracy_rows(data)
-    assert "llm_judge" in rows.head and not rows.caption
+    assert "llm_judge" in rows.head
+    cost = sum(r["cost_usd"] for r in data["records"] if r["judge"] is not None)
+    assert rows.caption == f"llm_judge: the judge's 3 requests cost ${cost:.4f} (not in the cells' cost)"
     assert rows.rows[0][rows.head.index("llm_judge")].startswith("97%")  # 2.9 of 3

@@ -332,7 +332,28 @@ def accuracy_rows(
     heads = [head for head, _ in glance(found, first, exact)]
     head = ["cell", "images"] + (["MAE"] if numeric else []) + keys + (["exact match"] if exact else [])
     head += [h for h in heads if not (numeric and h.endswith("MAE"))]
-    return Rows(f"Scores, 95% interval over images (primary: {found.primary})", head, rows)
+    return Rows(f"Scores, 95% interval over images (primary: {found.primary})", head, rows, judge_note(bundle))
+
+
+def judge_note(bundle: Mapping[str, Any]) -> str:
+    """What the task's LLM judges asked and cost, over every cell: apart from the cells' own figures."""
+    totals: dict[str, list[Any]] = {}
+    for entry in Bundle.of(bundle).cells:
+        for key, figures in (entry.summary.get("scores") or {}).items():
+            judge = figures.get("judge") if isinstance(figures, Mapping) else None
+            if judge:
+                totals.setdefault(key, []).append(judge)
+    parts = []
+    for key, judged in totals.items():
+        costs = [j.get("cost_usd") for j in judged]
+        cost = "unpriced" if None in costs else f"${sum(costs):.4f}"
+        failed = sum(j.get("errors", 0) for j in judged)
+        parts.append(
+            f"{key}: the judge's {sum(j.get('requests', 0) for j in judged)} requests cost {cost}"
+            + (f", {failed} items not scored" if failed else "")
+            + " (not in the cells' cost)"
+        )
+    return "; ".join(parts)
 
 
 def group_rows(
