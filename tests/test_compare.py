@@ -270,3 +270,20 @@ def test_time_to_first_token_rows_only_when_a_cell_streamed(runs):
         entry["summary"]["ttft_p50_s"] = 0.25
     rows = [r for r in compare([a, streamed]).rows if r.metric == "ttft_p50_s"]
     assert rows and all(r.values == [None, 0.25] for r in rows)
+
+
+def test_ratios_and_token_counts_read_as_numbers_people_write():
+    """No "x0.00" for a cell 300 times cheaper, no "1.14e+04" tokens (issue 26, part 5)."""
+    from visionbench.report.compare import _fmt
+    from visionbench.report.stats import count_text, ratio_text
+
+    assert [ratio_text(r) for r in (0.0, 0.004, 0.35, 1.0, 12.3, 1234.0)] == [
+        "x0",
+        "<x0.01",
+        "x0.35",
+        "x1.00",
+        "x12",
+        "x1,234",
+    ]
+    assert _fmt(11400.0, "input_tokens") == "11,400" and _fmt(12.0, "errors") == "12"
+    assert count_text(1.5) == "1.5" and count_text(250.4) == "250"

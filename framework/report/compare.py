@@ -16,7 +16,7 @@ from rich.markup import escape as escape_markup
 
 from visionbench.report.scores import Found, bundle_scores, group_field, group_means, groups
 from visionbench.report.significance import Difference, differences
-from visionbench.report.stats import CellStats, cell_stats, cost_per_1k
+from visionbench.report.stats import CellStats, cell_stats, cost_per_1k, count_text, ratio_text
 from visionbench.report.tables import Column, Sheet, print_sheet
 from visionbench.results.model import Bundle
 
@@ -312,7 +312,9 @@ def _fmt(value: float | None, metric: str) -> str:
         return "-"
     if metric == "exact_match" or metric.startswith("score:"):
         return f"{value:.0%}"
-    return f"{value:.4f}" if metric.startswith("cost") else f"{value:.3g}"
+    if metric.startswith("cost"):
+        return f"{value:.4f}"
+    return count_text(value) if metric.endswith("tokens") or metric in ("errors", "requests") else f"{value:.3g}"
 
 
 def _delta(row: MetricRow, i: int) -> tuple[str, str | None]:
@@ -323,8 +325,13 @@ def _delta(row: MetricRow, i: int) -> tuple[str, str | None]:
     if d == 0:
         return "=", None
     share = row.metric == "exact_match" or row.metric.startswith("score:")
-    text = f"{d:+.0%}".replace("%", " pt") if share else f"{d:+.3g}"
-    text += f" (x{r:.2f})" if r is not None else ""
+    if share:
+        text = f"{d:+.0%}".replace("%", " pt")
+    elif row.metric.endswith("tokens"):
+        text = ("+" if d > 0 else "-") + count_text(abs(d))
+    else:
+        text = f"{d:+.3g}"
+    text += f" ({ratio_text(r)})" if r is not None else ""
     return text, "better" if (d < 0) == (row.better == "lower") else "worse"
 
 

@@ -156,3 +156,17 @@ def _hashable(value: Any) -> Any:
         return "\0json:" + json.dumps(value, sort_keys=True, ensure_ascii=False)
     except (TypeError, ValueError):
         return repr(value)
+
+
+def ratio_text(ratio: float) -> str:
+    """A multiple as a reader takes it in: ``x0.35``, ``x12``, ``<x0.01`` (never ``x0.00``), ``x1,234``."""
+    if ratio < 0.01:
+        return "<x0.01" if ratio > 0 else "x0"
+    if ratio < 10:
+        return f"x{ratio:.2f}"
+    return f"x{ratio:,.0f}"
+
+
+def count_text(value: float) -> str:
+    """A count (tokens, requests) written out with thousands separators, never in scientific notation."""
+    return f"{value:,.0f}" if float(value).is_integer() or abs(value) >= 100 else f"{value:.3g}"

@@ -21,7 +21,7 @@ from visionbench.report.significance import (
     proportion_interval,
     versus_best,
 )
-from visionbench.report.stats import Estimate, cell_stats, cost_per_1k
+from visionbench.report.stats import Estimate, cell_stats, cost_per_1k, ratio_text
 from visionbench.report.tables import Column, Sheet, plain, print_sheet, to_csv, to_json, to_markdown
 from visionbench.results.model import Bundle, CellEntry
 from visionbench.results.scoring import acceptable, matches, task_answer_type
@@ -456,7 +456,7 @@ def _cost_ratio(best: float | None, other: float | None) -> str:
         return "?"
     if best == 0:
         return "x1.00" if other == 0 else "more"
-    return f"x{other / best:.2f}"
+    return ratio_text(other / best)
 
 
 def _test_cells(d: Difference | None) -> tuple[str, str]:
