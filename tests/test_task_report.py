@@ -196,3 +196,46 @@ def test_answers_that_differ_only_in_key_order_agree() -> None:
 
     assert _hashable({"a": 1, "b": [2]}) == _hashable({"b": [2], "a": 1}) != _hashable({"a": 1})
     assert _hashable("x") == "x" and _hashable(3) == 3
+
+
+async def test_an_emulated_run_is_simulated_whatever_its_replies_and_its_csv_says_so(tmp_path, monkeypatch):
+    """A run against the emulator in which nothing was answered (every request refused) is still simulated, and
+    every row of its CSV carries the mark and the time scale (issue 26, part 4)."""
+    import csv
+    import io
+    import shutil
+
+    import yaml
+    from rich.console import Console
+
+    from visionbench.report.terminal import print_report
+    from visionbench.results import bundle as bundle_mod
+    from visionbench.run.plan import load_plan
+    from visionbench.run.plugins import default_registry
+    from visionbench.run.runner import run
+
+    samples = Path(__file__).resolve().parents[1] / "framework" / "sample_images"
+    data_dir = tmp_path / "d"
+    data_dir.mkdir()
+    for name in ("chelsea.jpg", "coffee.jpg"):
+        shutil.copy(samples / name, data_dir / name)
+    (data_dir / "labels.json").write_text('{"chelsea.jpg": 0, "coffee.jpg": 0}')
+    profiles = tmp_path / "p.yaml"
+    profiles.write_text(yaml.safe_dump({"seed": 1, "time_scale": 0.5, "models": {"*": {"faults": {"http_500": 1.0}}}}))
+    config = {
+        "name": "refused",
+        "dataset": {"path": str(data_dir), "labels": "labels.json"},
+        "task": {"prompt": "How many people?"},
+        "emulator": {"profiles": str(profiles), "time_scale": 0.5},
+        "retry": {"max_attempts": 1, "timeout_s": 10},
+        "matrix": [{"provider": "gemini", "models": ["gemini-3.5-flash"], "strategies": ["sequential"]}],
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    data = bundle_mod.load(await run(load_plan(path, default_registry()), results_dir=tmp_path / "r", cache_dir=None))
+    assert all(r["error"] is not None and not r.get("simulated") for r in data["records"])  # no reply said so
+    assert data["simulated"] is True
+    out = io.StringIO()
+    print_report(data, Console(file=out), fmt="csv")
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert rows and all(row["simulated"] == "yes" and row["time_scale"] == "0.5" for row in rows)

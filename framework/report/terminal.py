@@ -593,7 +593,11 @@ def print_report(
     if fmt == "csv":
         cells = cells_sheet(bundle)
         ids = [c.cell_id for c in cell_stats(bundle)]
-        cells = Sheet(cells.title, cells.columns, [[cid, *row[1:]] for cid, row in zip(ids, cells.rows)])
+        # every row says whether it was simulated, and at what time scale: a CSV travels without its report
+        scale = time_scale(bundle)
+        marks = ["yes" if bundle.simulated else "no", "" if scale is None else str(scale)]
+        columns = [*cells.columns, Column("simulated", numeric=False), Column("time_scale", numeric=False)]
+        cells = Sheet(cells.title, columns, [[cid, *row[1:], *marks] for cid, row in zip(ids, cells.rows)])
         console.file.write(to_csv(cells))
         return
     if fmt == "json":

@@ -244,7 +244,8 @@ def _header(plan: Plan, run_id: str) -> Bundle:
     experiment = plan.experiment
     return Bundle(
         run_id=run_id,
-        simulated=any(p.simulated for p in plan.providers.values()),
+        # a fake provider, or an endpoint the emulator stands in for: simulated whatever its replies (none, say)
+        simulated=any(p.simulated or p.endpoint is not None for p in plan.providers.values()),
         config_path=str(experiment.source.resolve()),  # so the run resumes from any folder
         config=experiment.resolved(),
         endpoints=_endpoints(plan),
