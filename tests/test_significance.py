@@ -231,3 +231,27 @@ async def test_an_a_a_run_of_identical_cells_shows_no_real_difference(tmp_path):
     real = [row for row in rows.rows if "yes" in (row[3], row[7])]
     assert not real, (rows.rows, rows.caption)
     assert "Holm-adjusted" in rows.caption and "latency: not tested" in rows.caption
+
+
+def test_one_image_under_several_names_pairs_each_name_with_itself():
+    """The issue's case: the same image (same content, same label) as d1..d6; each copy paired with the last one
+    made a cell with errors on every copy look perfect next to another. Paired by id, each copy is itself."""
+    labels = {f"d{k}": 5 for k in range(6)} | {f"x{k}": k for k in range(6)}
+    bundle = _bundle(
+        {
+            "good": dict(labels),  # right everywhere
+            "off": {k: (v + 1 if k.startswith("d") and k != "d5" else v) for k, v in labels.items()},
+        },
+        labels,
+    )
+    for item in bundle["items"]:
+        if item["id"].startswith("d"):
+            item["sha256"] = "sha-same"  # one image, six names
+    mae, exact, _ = differences(bundle, "good", bundle, "off")
+    assert mae.b == pytest.approx(5 / 12)  # off by 1 on d0..d4, right on d5 and the x's: 5 of 12 (paired, as shown)
+    assert exact.b == pytest.approx(7 / 12) and mae.n == 12
+    # renamed between runs, still paired by content; a copy among several is not guessed at
+    other = {**bundle, "items": [{**i, "id": "y" + i["id"]} if i["id"] == "x3" else i for i in bundle["items"]]}
+    from visionbench.report.significance import _same_images
+
+    assert ("x3", "yx3") in _same_images(bundle, other) and len(_same_images(bundle, other)) == 12

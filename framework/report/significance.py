@@ -279,7 +279,8 @@ def differences(
     ``cell_b``, paired on the images both have. ``scores``: (scorer key, per-image scores of ``cell_a``, of
     ``cell_b``, whether both are 0/1 of one repeat), tested as exact match is.
 
-    Images pair by content: the same image (sha256) under the same label in both bundles.
+    Images pair by item id (the same content and label under the same id), and a renamed one by its content where
+    that is unambiguous (``_same_images``).
     """
     a, b = item_scores(bundle_a, cell_a), item_scores(bundle_b, cell_b)
     same = _same_images(bundle_a, bundle_b)
@@ -369,12 +370,36 @@ def paired_scores(
 
 
 def _same_images(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, str]]:
-    by_content = {(i.sha256, _key(i.label)): i.id for i in Bundle.of(b).item_entries}
-    return [
-        (i.id, by_content[(i.sha256, _key(i.label))])
-        for i in Bundle.of(a).item_entries
-        if (i.sha256, _key(i.label)) in by_content
-    ]
+    """The items of ``a`` and ``b`` that are the same question: by item id, where the id has the same content and
+    label in both; an item whose id is not in ``b`` (a renamed file) by its content and label, where that is
+    unambiguous (one such item in each). A dataset with one image under several names pairs each name with
+    itself, never every copy with one of them."""
+    ea, eb = list(Bundle.of(a).item_entries), list(Bundle.of(b).item_entries)
+
+    def key(item: Any) -> tuple[str, str]:
+        return item.sha256, _key(item.label)
+
+    by_id = {item.id: item for item in eb}
+    pairs: list[tuple[str, str]] = []
+    left: list[Any] = []
+    used: set[str] = set()
+    for item in ea:
+        other = by_id.get(item.id)
+        if other is not None and key(other) == key(item):
+            pairs.append((item.id, other.id))
+            used.add(other.id)
+        else:
+            left.append(item)
+    if left:
+        in_a: dict[tuple[str, str], int] = {}
+        for item in ea:
+            in_a[key(item)] = in_a.get(key(item), 0) + 1
+        in_b: dict[tuple[str, str], list[str]] = {}
+        for other in eb:
+            if other.id not in used:
+                in_b.setdefault(key(other), []).append(other.id)
+        pairs += [(i.id, in_b[key(i)][0]) for i in left if in_a[key(i)] == 1 and len(in_b.get(key(i), ())) == 1]
+    return pairs
 
 
 def _request_times(bundle: Mapping[str, Any], cell_id: str) -> list[tuple[float, float]]:
