@@ -231,6 +231,10 @@ async def test_an_a_a_run_of_identical_cells_shows_no_real_difference(tmp_path):
     real = [row for row in rows.rows if "yes" in (row[3], row[7])]
     assert not real, (rows.rows, rows.caption)
     assert "Holm-adjusted" in rows.caption and "latency: not tested" in rows.caption
+    from visionbench.report.verdict import verdict
+
+    got = verdict(data)
+    assert got is not None and got.pick is None and got.why.startswith("no pick:"), got  # no pick among them
 
 
 def test_one_image_under_several_names_pairs_each_name_with_itself():

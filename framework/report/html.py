@@ -30,6 +30,7 @@ h1{font-size:22px;margin:0 0 8px}
 h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d5dbe3;padding-bottom:4px}
 .banner{padding:8px 12px;border-radius:6px;margin:6px 0;background:#eef3f9}
 .banner.sim{background:#fff3cd;border:1px solid #e0c266} .banner.bad{background:#fde2e1;border:1px solid #e5a3a0}
+.banner.verdict{background:#e6f4ea;border:1px solid #8cc79a}
 .status-complete{color:#1e7b3b;font-weight:600} .status-other{color:#b3261e;font-weight:600}
 table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}
 th,td{border:1px solid #d5dbe3;padding:3px 6px;text-align:right;white-space:nowrap}
@@ -366,6 +367,17 @@ def _endpoints_html(bundle: Bundle) -> list[str]:
     return ["<h2>Endpoints</h2>", html_table(["endpoint", "plugin", "base URL", "emulated"], rows, left=3)]
 
 
+def _verdict_html(bundle: Bundle) -> str:
+    """The verdict first: the pick and why, the Pareto set (nothing for a run of one cell)."""
+    from visionbench.report.tables import plain
+    from visionbench.report.terminal import verdict_lines
+
+    lines = verdict_lines(bundle)
+    if not lines:
+        return ""
+    return '<div class="banner verdict">' + "<br>".join(escape(plain(line)) for line in lines) + "</div>"
+
+
 def write_html_report(
     bundle: Mapping[str, Any],
     path: Path,
@@ -434,6 +446,7 @@ def write_html_report(
     body = [
         f"<h1>{escape(title)}</h1>",
         banner,
+        _verdict_html(bundle),
         "<h2>Per cell (means over repeats)</h2>",
         html_table(*cell_table(bundle)),
         '<p class="note">Latency per request actually sent; queue = waiting for a concurrency or rate slot, '

@@ -540,6 +540,25 @@ def status_line(bundle: Mapping[str, Any]) -> str:
     return line
 
 
+def verdict_lines(bundle: Mapping[str, Any], registry: Registry | None = None) -> list[str]:
+    """The verdict first: which cell to pick and why, and the cells no other beats on every count (none for a run
+    of one cell)."""
+    from visionbench.report.verdict import verdict
+
+    names = cell_codes(list(_cell_runs(bundle)))
+    found = bundle_scores(bundle, registry)
+    got = verdict(bundle, found if found.scorers is not None else None, names)
+    if got is None:
+        return []
+    lines = [f"[bold]Verdict[/bold]: {escape(got.why)}"]
+    if len(got.pareto) > 1:
+        lines.append(
+            "Pareto set (no other cell is more accurate, cheaper and quicker at p95 at once): "
+            + ", ".join(escape(names.get(c, c)) for c in got.pareto)
+        )
+    return lines
+
+
 def simulated_note(bundle: Mapping[str, Any]) -> str:
     """SIMULATED, with the emulator's time scale when the run had one."""
     scale = time_scale(bundle)
@@ -621,6 +640,8 @@ def print_report(
             file=console.file, width=100_000, force_terminal=console.is_terminal, no_color=console.no_color
         )
     console.print(status_line(bundle), width=width, highlight=False)
+    for line in verdict_lines(bundle):
+        console.print(line, width=width, highlight=False)
     for sheet in found:
         print_sheet(console, sheet, width)
     for line in filter_lines(bundle, cell_codes(list(_cell_runs(bundle)))):

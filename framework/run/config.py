@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
@@ -149,6 +149,18 @@ class EmulatorSpec(StrictModel):
     valid_key_env: str | None = None
 
 
+class DecideSpec(StrictModel):
+    """What the verdict weighs (``decide:``): what to optimise, and the bounds a pick must keep."""
+
+    #: accuracy: the most accurate cell (the primary score), then the cheapest of those as accurate within what
+    #: the data can tell; cost: the cheapest; latency: the lowest p95.
+    objective: Literal["accuracy", "cost", "latency"] = "accuracy"
+    #: Lowest values a pick must reach, by figure: a scorer's key (its mean, 0-1) or ``exact_match``.
+    min: dict[str, float] = Field(default_factory=dict)
+    #: Highest values a pick may have: ``p95_s`` (latency), ``cost_per_1k`` (dollars per 1,000 items), ``mae``.
+    max: dict[Literal["p95_s", "cost_per_1k", "mae"], float] = Field(default_factory=dict)
+
+
 class ExperimentSpec(StrictModel):
     name: str
     description: str | None = None
@@ -166,6 +178,8 @@ class ExperimentSpec(StrictModel):
     emulator: EmulatorSpec | None = None
     #: Price rows that replace or extend the built-in table (genai-prices, then visionbench/services/prices.yaml).
     pricing: list[dict[str, Any]] = Field(default_factory=list)
+    #: What the report's verdict weighs; default: accuracy (the primary score), then cost.
+    decide: DecideSpec = Field(default_factory=DecideSpec)
 
 
 @dataclass(frozen=True)

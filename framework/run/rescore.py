@@ -56,6 +56,8 @@ CHANGEABLE = (
     ("task", "schema"),
     ("task", "decimal"),
     ("task", "scorers"),
+    ("task", "group_by"),
+    ("decide",),
 )
 #: The summary figures a rescore makes again; the others (times, tokens, costs, requests) are the source run's.
 RESCORED = ("errors", "labelled", "answered", "exact_match", "mae", "field_match", "scores")
