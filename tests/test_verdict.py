@@ -114,3 +114,15 @@ def test_cells_that_answered_nothing_are_never_picked() -> None:
     nothing = verdict(bundle({"a": cells["failed"], "b": cells["failed"]}, LABELS))
     assert nothing is not None and nothing.pick is None and nothing.why.startswith("no cell answered anything")
     assert verdict(bundle({"one": cells["works"]}, LABELS)) is None  # nothing to choose between
+
+
+def test_on_a_numeric_task_exact_counts_can_tie_where_the_errors_do_not() -> None:
+    """Both cells count 2 of 12 exactly (the primary score ties), but the best is off by 1 elsewhere and the cheap
+    one by 24: its MAE is significantly worse (Wilcoxon, 10 differences one way: p = 2 / 2^10), so it is not
+    picked on cost."""
+    labels = {f"i{k}": 10 + k for k in range(12)}
+    best = {k: (v if n < 2 else v + 1) for n, (k, v) in enumerate(labels.items())}
+    far = {k: (v if n < 2 else v + 24) for n, (k, v) in enumerate(labels.items())}
+    got = verdict(bundle({"best": {"answers": best, "cost": 5.0}, "cheap": {"answers": far, "cost": 1.0}}, labels))
+    assert got is not None and got.pick == "best", got
+    assert "significantly more than every other cell" in got.why

@@ -1,8 +1,9 @@
 """The verdict: which cell to pick and why, in one sentence, and the cells no other beats on every count.
 
 By default (``decide: {objective: accuracy}``) the pick is the most accurate cell by the task's primary score, or,
-when cheaper cells are not significantly less accurate (the paired tests of ``versus_best``, Holm-adjusted), the
-cheapest of those: the pick never rests on a difference the tests call noise. ``objective: cost`` or ``latency``
+when cheaper cells are not significantly less accurate (the paired tests of ``versus_best``, Holm-adjusted; on a
+numeric task by MAE too) and lie within the best cell's intervals, the cheapest of those: the pick never rests
+on a difference the tests call noise. ``objective: cost`` or ``latency``
 picks the cheapest or the quickest (p95) among the cells that keep the config's bounds (``decide.min``,
 ``decide.max``). Cells that answered nothing are never picked, ranked or put in the Pareto set.
 """
@@ -74,31 +75,35 @@ def _by_accuracy(
     best = max(scored, key=lambda s: accuracy[s.cell_id] or 0.0).cell_id
     vs = {v.cell: v for v in versus_best(bundle, found) if v.best == best}
     low = _low_bound(bundle, found, best, metric)
-    untold, behind = [], []  # not significantly less accurate than the best: within its interval, or below it
+    mae_high = _mae_high(bundle, best)
+    untold, behind = [], []  # not significantly less accurate than the best: within its interval, or outside it
     for s in scored:
         if s.cell_id == best or s.cell_id not in ids:
             continue
-        if s.cell_id in vs and not any(d.metric == metric and d.significant for d in vs[s.cell_id].differences):
-            value = accuracy[s.cell_id]
-            (untold if low is None or (value is not None and value >= low) else behind).append(s.cell_id)
+        if s.cell_id in vs and not _worse(vs[s.cell_id].differences, metric):
+            value, mae = accuracy[s.cell_id], s.metric("mae")
+            within = (low is None or (value is not None and value >= low)) and (
+                mae_high is None or mae is None or mae <= mae_high
+            )
+            (untold if within else behind).append(s.cell_id)
     # As accurate as the best as far as the data can tell: no test calls the difference real, and its figure is one
     # the best's own interval allows.
     level = [best] + untold
     pick = min(level, key=lambda c: (_or_inf(cost.get(c)), level.index(c)))
     n = next((d.n for v in vs.values() for d in v.differences if d.metric == metric), None)
     on = f" on {n} images" if n else ""
-    alike = [c for c in level if _same_cost(cost.get(c), cost.get(pick))]
-    if len(alike) > 1:  # as accurate as far as the data tells, and as dear: choosing one would be choosing noise
-        return None, (
-            f"no pick: {', '.join(name(c) for c in alike)} cannot be told apart (no difference in {metric} is "
-            f"significant{on}, and they cost within {SAME_COST:.0%} of each other)"
-        )
     shown = f"{metric} {_share(accuracy[best], metric)}"
     caveat = (
         f"; {', '.join(name(c) for c in behind)} scored lower but{on} not significantly so: more images would tell"
         if behind
         else ""
     )
+    alike = [c for c in level if _same_cost(cost.get(c), cost.get(pick))]
+    if len(alike) > 1:  # as accurate as far as the data tells, and as dear: choosing one would be choosing noise
+        return None, (
+            f"no pick: {', '.join(name(c) for c in alike)} cannot be told apart (no difference in {metric} is "
+            f"significant{on}, and they cost within {SAME_COST:.0%} of each other){caveat}"
+        )
     if pick == best and len(level) == 1:
         strength = "significantly more than every other cell" if not behind else "the only one its interval allows"
         return pick, f"pick {name(pick)}: the most accurate ({shown}), {strength}{_kept(dropped)}{caveat}"
@@ -114,6 +119,16 @@ def _by_accuracy(
     )
 
 
+def _worse(differences: list[Any], metric: str) -> bool:
+    """Whether a test calls a cell significantly less accurate than the best: by the figure weighed (lower), or,
+    on a numeric task, by its absolute error (higher): an exact count can tie where the errors do not."""
+    return any(
+        d.significant and ((d.metric == metric and d.b < d.a) or (d.metric == "MAE" and d.b > d.a))
+        for d in differences
+        if d.a is not None and d.b is not None
+    )
+
+
 #: Costs this close (relative) are the same cost: no pick rests on a difference this small.
 SAME_COST = 0.05
 
@@ -122,6 +137,13 @@ def _same_cost(a: float | None, b: float | None) -> bool:
     if a is None or b is None:
         return a is None and b is None
     return abs(a - b) <= SAME_COST * max(abs(a), abs(b)) or a == b
+
+
+def _mae_high(bundle: Bundle, cell: str) -> float | None:
+    """The upper end of the best cell's MAE interval (numeric tasks; None otherwise)."""
+    from visionbench.report.significance import accuracy_intervals
+
+    return accuracy_intervals(bundle, cell)["mae"].high
 
 
 def _low_bound(bundle: Bundle, found: Any, cell: str, metric: str) -> float | None:
