@@ -239,7 +239,8 @@ class Record:
     simulated: bool = False
     #: True when sent through the provider's batch API (billed at the batch price).
     batch: bool = False
-    #: Of the latency: waiting for a concurrency/rate slot, and sleeping between retries.
+    #: Waiting for a concurrency/rate slot before the request was first sent (before ``start_s``: not latency), and
+    #: of the latency, the time between attempts (sleeping, waiting for a slot again).
     queue_s: float = 0.0
     backoff_s: float = 0.0
     #: Streamed requests only (else None): time to first token of the attempt that answered, and output tokens

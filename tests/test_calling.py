@@ -136,3 +136,58 @@ async def test_for_each_runs_every_item_bounded():
 
     await for_each(range(50), 4, fn)
     assert sorted(seen) == list(range(50)) and peak == 4
+
+
+@pytest.mark.parametrize("mode", ["fixed", "auto"])
+def test_waiting_for_a_slot_is_queue_time_not_latency(virtual, mode):
+    """Six requests of 1 s each through two slots: under a fixed limit and an adaptive one alike, each request's
+    latency is its own 1 s and the wait before its slot is queue time (fixed: 0, 0, 1, 1, 2, 2 s), so a limit that
+    queues more does not draw as slower requests."""
+    caller = Caller(RetryPolicy(max_attempts=1), clock=virtual)
+    if mode == "fixed":
+        limiter = Limiter(max_concurrency=2)
+    else:
+        adaptive = caller.adaptive.get("p", "m", ceiling=2)
+        adaptive.limit = 2
+        limiter = Limiter(adaptive=adaptive)
+
+    async def one_second():
+        await asyncio.sleep(1.0)
+        return "ok"
+
+    async def six():
+        return await asyncio.gather(*(caller.call(one_second, limiter) for _ in range(6)))
+
+    outcomes = virtual.run(six())
+    assert [round(o.end_s - o.start_s, 6) for o in outcomes] == [1.0] * 6
+    assert all(o.queue_s == pytest.approx(o.start_s) for o in outcomes)  # all were asked at 0
+    assert sum(o.queue_s > 0 for o in outcomes) >= 3  # some did wait
+    if mode == "fixed":
+        assert sorted(round(o.queue_s, 6) for o in outcomes) == [0.0, 0.0, 1.0, 1.0, 2.0, 2.0]
+
+
+def test_waiting_again_for_a_slot_on_a_retry_is_backoff(virtual):
+    """A retried request waits for a slot again: that wait is between its attempts (backoff), in its latency."""
+    caller = Caller(RetryPolicy(max_attempts=2, base_delay_s=0), clock=virtual)
+    limiter = Limiter(max_concurrency=1)
+    errors = [Transient("busy")]
+
+    async def flaky():
+        await asyncio.sleep(1.0)
+        if errors:
+            raise errors.pop()
+        return "ok"
+
+    async def hog():
+        await asyncio.sleep(0.5)  # queues for the slot first: takes it when the first attempt ends
+        async with limiter:
+            await asyncio.sleep(2.0)
+
+    async def both():
+        return (await asyncio.gather(caller.call(flaky, limiter), hog()))[0]
+
+    outcome = virtual.run(both())
+    assert outcome.value == "ok" and outcome.attempts == 2 and outcome.queue_s == 0.0
+    # attempt 1: 0-1 s; the hog holds the slot 1-3 s; attempt 2: 3-4 s
+    assert outcome.end_s - outcome.start_s == pytest.approx(4.0)
+    assert outcome.backoff_s == pytest.approx(2.0)

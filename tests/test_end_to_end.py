@@ -169,5 +169,7 @@ async def test_a_manifest_dataset_runs_against_the_emulator(tmp_path):
     path.write_text(yaml.safe_dump(config))
     data = await run_experiment(path, tmp_path)
     assert data["status"] == "complete"
+    # the config sets no time scale: the bundle records the profiles' (0), so reports know what its times are
+    assert data["config"]["emulator"]["time_scale"] == 0.0
     answers = data["cells"][0]["answers"]
     assert {i: a["value"] for i, a in answers.items()} == {n: labels[n]["person_count"] for n in names}

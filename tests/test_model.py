@@ -150,4 +150,36 @@ def test_every_reader_takes_the_time_scale_from_the_model(real, emulator, scale)
     if scale == "default":
         assert "profiles' time scale" in note
     mark = figures.simulated_mark(bundle)
-    assert (f"time scale {scale:g}" in mark) if isinstance(scale, float) else "time scale" not in mark
+    if isinstance(scale, float):
+        assert f"time scale {scale:g}: times are the emulated services' seconds (wall seconds / {scale:g})" in mark
+    elif scale == "default":
+        assert "profiles' time scale" in mark
+    else:
+        assert "time scale" not in mark
+
+
+def test_an_emulated_runs_times_are_shown_in_modelled_seconds(real):
+    """At time scale 0.05 a request that took 0.1 s of wall time took 2 s of the emulated service's time: every
+    report shows 2 s (and images/s 20 times lower), and says so; at time scale 0 nothing is converted."""
+    from visionbench.report import terminal
+    from visionbench.report.stats import cell_stats
+
+    scaled = _emulated(real, {"time_scale": 0.05})
+    [wall] = cell_stats(real)
+    [modelled] = cell_stats(scaled)
+    assert scaled.to_modelled == pytest.approx(20.0)
+    for key in ("latency_p50_s", "latency_p95_s", "service_p50_s"):
+        assert modelled.metric(key) == pytest.approx(wall.metric(key) * 20)
+    assert modelled.metric("images_per_s") == pytest.approx(wall.metric("images_per_s") / 20)
+    assert modelled.wall_s.mean == pytest.approx(wall.wall_s.mean * 20)
+    assert modelled.metric("cost_usd") == wall.metric("cost_usd") and modelled.metric("preprocess_s") == wall.metric(
+        "preprocess_s"
+    )  # not times the services set
+    out = io.StringIO()
+    terminal.print_report(scaled, Console(file=out, width=200), fmt="csv")
+    header, row = out.getvalue().splitlines()[:2]
+    assert header.endswith("simulated,time_scale") and row.endswith("yes,0.05")
+    assert "(wall seconds / 0.05)" in terminal.status_line(scaled)
+    [instant] = cell_stats(_emulated(real, {"time_scale": 0}))
+    assert instant.metric("latency_p50_s") == wall.metric("latency_p50_s")
+    assert "nothing modelled" in terminal.status_line(_emulated(real, {"time_scale": 0}))

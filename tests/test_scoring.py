@@ -33,7 +33,7 @@ def reference_summary(items, records, final, wall_s):
         "latency_p95_s": percentile(latencies, 95),
         "latency_p99_s": percentile(latencies, 99),
         "queue_p50_s": percentile([r.queue_s for r in sent], 50),
-        "service_p50_s": percentile([max(0.0, r.latency_s - r.queue_s - r.backoff_s) for r in sent], 50),
+        "service_p50_s": percentile([max(0.0, r.latency_s - r.backoff_s) for r in sent], 50),
         "ttft_p50_s": percentile([r.ttft_s for r in sent if r.ttft_s is not None], 50),
         "ttft_p95_s": percentile([r.ttft_s for r in sent if r.ttft_s is not None], 95),
         "output_tokens_per_s_p50": percentile(

@@ -225,6 +225,7 @@ class Preprocessor:
         size_limit_bytes: int = 2**30,
     ) -> None:
         self.max_pixels = max_pixels if max_pixels is not None else max_pixels_from_env()
+        self.size_limit_bytes = size_limit_bytes
         self.hits = 0
         self.misses = 0
         self._lock = threading.Lock()  # prepare() runs in worker threads; counters must not lose updates
@@ -239,10 +240,19 @@ class Preprocessor:
                 str(cache_dir), size_limit=size_limit_bytes, sqlite_cache_size=SQLITE_CACHE_PAGES, sqlite_mmap_size=0
             )
 
+    @property
+    def caching(self) -> bool:
+        """Whether prepared images are kept in a disk cache (not with ``--no-cache``)."""
+        return self._cache is not None
+
     @staticmethod
     def cache_key(item: ImageItem, settings: Preprocessing) -> str:
         """The image content hash plus every parameter: an edited file or another size is another key."""
         return f"v1:{item.sha256}:{settings.key()}"
+
+    def has(self, item: ImageItem, settings: Preprocessing) -> bool:
+        """Whether the cache holds the item at ``settings`` (reads nothing but the index)."""
+        return self._cache is not None and self.cache_key(item, settings) in self._cache
 
     def lookup(self, item: ImageItem, settings: Preprocessing) -> PreparedImage | None:
         """A cache hit, or None: cheap enough to call on the event loop, unlike a miss."""

@@ -1,4 +1,5 @@
-"""Matplotlib without a display, the SIMULATED mark, and saving a figure: shared by every chart module."""
+"""Matplotlib without a display, the SIMULATED mark (and what an emulated run's times are), and saving a figure:
+shared by every chart module and report."""
 
 from __future__ import annotations
 
@@ -23,10 +24,22 @@ def simulated_mark(bundle: Mapping[str, Any]) -> str | None:
     """ "SIMULATED", with the emulator's time scale, for a run that was not made against the real services."""
     if not Bundle.of(bundle).simulated:
         return None
-    scale = Bundle.of(bundle).numeric_scale
-    if scale is not None:
-        return f"SIMULATED: emulator, time scale {scale:g} (times are x{scale:g} of the modelled ones)"
-    return "SIMULATED: emulator or fake provider, not the real services"
+    return "SIMULATED" + (time_scale_words(bundle) or ": emulator or fake provider, not the real services")
+
+
+def time_scale_words(bundle: Mapping[str, Any]) -> str:
+    """What an emulated run's times are, after "SIMULATED" (empty for a fake provider's run)."""
+    bundle = Bundle.of(bundle)
+    scale = bundle.time_scale
+    if scale == "default":
+        return " at the profiles' time scale"
+    if scale is None:
+        return ""
+    if scale == 0:
+        return " at time scale 0 (instant): times are the client's own, nothing modelled"
+    if scale == 1:
+        return " at time scale 1: times are the emulated services' seconds"
+    return f" at time scale {scale:g}: times are the emulated services' seconds (wall seconds / {scale:g})"
 
 
 def mark(fig, bundle: Mapping[str, Any]) -> None:

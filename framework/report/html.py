@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from visionbench.report.cellnames import cell_codes, short_names
+from visionbench.report.figures import time_scale_words
 from visionbench.report.gallery import CSS as GALLERY_CSS
 from visionbench.report.gallery import gallery_html
 from visionbench.report.scores import Found, bundle_scores, group_field
@@ -412,7 +413,9 @@ def write_html_report(
     if bundle.simulated:
         banner += (
             '<div class="banner sim"><b>SIMULATED</b>: answers came from an emulator or fake provider, '
-            "not the real services; timings and costs are not real.</div>"
+            "not the real services; costs price the emulated token counts."
+            + (f" Emulated{escape(words)}." if (words := time_scale_words(bundle)) else "")
+            + "</div>"
         )
     ds, task = bundle.dataset, bundle.task
     found = bundle_scores(bundle)

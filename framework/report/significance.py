@@ -404,9 +404,12 @@ def _same_images(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, 
 
 def _request_times(bundle: Mapping[str, Any], cell_id: str) -> list[tuple[float, float]]:
     """(start, end) of each of the cell's own requests (a judge's, ``judge``, are not its latency)."""
-    records = Bundle.of(bundle).records
+    bundle = Bundle.of(bundle)
+    factor = bundle.to_modelled  # an emulated run's in the services' own seconds
     return [
-        (r["start_s"], r["end_s"]) for r in records if r["cell"] == cell_id and r["attempts"] > 0 and not r.get("judge")
+        (r["start_s"] * factor, r["end_s"] * factor)
+        for r in bundle.records
+        if r["cell"] == cell_id and r["attempts"] > 0 and not r.get("judge")
     ]
 
 

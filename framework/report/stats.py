@@ -92,10 +92,21 @@ class CellStats:
         return self.summary.get(key)
 
 
+#: A cell summary's durations that the services' speed sets (in modelled seconds for an emulated run) and its rates.
+SERVICE_SECONDS = frozenset(
+    {"wall_s", "latency_p50_s", "latency_p90_s", "latency_p95_s", "latency_p99_s", "queue_p50_s"}
+    | {"service_p50_s", "ttft_p50_s", "ttft_p95_s"}
+)
+SERVICE_RATES = frozenset({"images_per_s", "output_tokens_per_s_p50"})
+
+
 def cell_stats(bundle: Mapping[str, Any]) -> list[CellStats]:
-    """Cells in matrix order, repeats folded into estimates."""
+    """Cells in matrix order, repeats folded into estimates; an emulated run's times in modelled seconds (wall
+    seconds / the time scale: ``Bundle.to_modelled``), so they read as the services' would."""
+    bundle = Bundle.of(bundle)
+    factor = bundle.to_modelled
     groups: dict[str, list[CellEntry]] = {}
-    for entry in Bundle.of(bundle).cells:
+    for entry in bundle.cells:
         groups.setdefault(entry.id, []).append(entry)
     out = []
     for cell_id, entries in groups.items():
@@ -103,6 +114,11 @@ def cell_stats(bundle: Mapping[str, Any]) -> list[CellStats]:
         for key in entries[0].summary:
             values = [v for e in entries if isinstance(v := e.summary.metric(key), (int, float))]
             averaged[key] = mean(values) if values else None
+            if averaged[key] is not None and factor != 1.0:
+                if key in SERVICE_SECONDS:
+                    averaged[key] *= factor
+                elif key in SERVICE_RATES:
+                    averaged[key] /= factor
         first = entries[0]
         out.append(
             CellStats(
@@ -113,7 +129,7 @@ def cell_stats(bundle: Mapping[str, Any]) -> list[CellStats]:
                 first.label,
                 len(entries),
                 tuple(e.status for e in entries),
-                estimate([e.summary.wall_s for e in entries]),
+                estimate([e.summary.wall_s * factor for e in entries]),
                 estimate([e.summary.cost_usd for e in entries]),
                 averaged,
             )

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from visionbench.report.cellnames import cell_codes, short_names
+from visionbench.report.figures import time_scale_words
 from visionbench.report.scores import bundle_scores, glance, group_field, group_means, groups, shows_exact
 from visionbench.report.significance import (
     Difference,
@@ -560,11 +561,8 @@ def verdict_lines(bundle: Mapping[str, Any], registry: Registry | None = None) -
 
 
 def simulated_note(bundle: Mapping[str, Any]) -> str:
-    """SIMULATED, with the emulator's time scale when the run had one."""
-    scale = time_scale(bundle)
-    if scale == "default":
-        return "[bold]SIMULATED[/bold] at the profiles' time scale"
-    return "[bold]SIMULATED[/bold]" + (f" at time scale {scale:g}" if scale is not None else "")
+    """SIMULATED, with the emulator's time scale and what the times shown are."""
+    return "[bold]SIMULATED[/bold]" + escape(time_scale_words(bundle))
 
 
 def time_scale(bundle: Mapping[str, Any]) -> float | str | None:
@@ -648,7 +646,7 @@ def print_report(
         console.print(line, width=width, highlight=False)
     if bundle.simulated:
         console.print(
-            simulated_note(bundle) + ": answers came from an emulator, not the real services; times are scaled",
+            "[bold]SIMULATED[/bold]: answers came from an emulator or a fake provider, not the real services",
             width=width,
             highlight=False,
         )

@@ -311,6 +311,9 @@ class CellSummary(View):
     attempts: int
     errors: int
     wall_s: float
+    #: Seconds spent preparing the cell's images before its clock started (not in ``wall_s``; 0 when all were
+    #: cached, or with ``--no-cache``, when images are prepared during the cell).
+    preprocess_s: float | None = None
     latency_p50_s: float | None
     latency_p95_s: float | None
     latency_p90_s: float | None = None
@@ -440,11 +443,19 @@ class Bundle(View):
     def time_scale(self) -> float | Literal["default"] | None:
         """The emulator's time scale of the run: a number, ``"default"`` when emulated at the profiles' own
         time scale (none set), or None when the run was not emulated. Every reader asks this one."""
-        emulator = self.config.get("emulator")
+        emulator = (self.get("config") or {}).get("emulator")  # a bare bundle of tests or tools: not emulated
         if not emulator:
             return None
         scale = emulator.get("time_scale") if isinstance(emulator, dict) else None
         return float(scale) if isinstance(scale, (int, float)) and not isinstance(scale, bool) else "default"
+
+    @property
+    def to_modelled(self) -> float:
+        """What a wall-clock duration of the run is multiplied by to give the emulated services' own (modelled)
+        seconds: 1 / the time scale of a run emulated at a scale above 0; 1 for a real run, a fake provider's or an
+        emulated one at time scale 0 (instant: nothing modelled)."""
+        scale = self.numeric_scale
+        return 1.0 / scale if scale and self.get("simulated") else 1.0
 
     @property
     def numeric_scale(self) -> float | None:
@@ -533,8 +544,11 @@ def _record_notes() -> dict[str, dict[str, Any]]:
                 "status": {"type": ["integer", "null"]},
             },
         },
-        "queue_s": {"minimum": 0, "description": "of the latency: waiting for a concurrency/rate slot"},
-        "backoff_s": {"minimum": 0, "description": "of the latency: sleeping between retries"},
+        "queue_s": {
+            "minimum": 0,
+            "description": "waiting for a concurrency/rate slot before first sent (before start_s, not latency)",
+        },
+        "backoff_s": {"minimum": 0, "description": "of the latency: between attempts (sleeping, waiting for a slot)"},
         "ttft_s": {"minimum": 0, "description": "streamed requests: time to first token"},
         "output_tokens_per_s": {
             "minimum": 0,

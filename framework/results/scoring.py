@@ -160,7 +160,7 @@ class RecordStats:
             self.requests += 1
             self.latency.append(latency)
             self.queue.append(record.queue_s)
-            self.service.append(max(0.0, latency - record.queue_s - record.backoff_s))
+            self.service.append(max(0.0, latency - record.backoff_s))  # the first slot's wait is before start_s
             if record.ttft_s is not None:
                 self.ttft.append(record.ttft_s)
             if record.output_tokens_per_s is not None:

@@ -103,9 +103,9 @@ class CallOutcome:
     attempts: int
     start_s: float
     end_s: float
-    #: Time spent waiting for a concurrency/rate slot (client-side queue), over all attempts.
+    #: Time spent waiting for the first attempt's concurrency/rate slot (client-side queue): before ``start_s``.
     queue_s: float = 0.0
-    #: Time spent sleeping between attempts.
+    #: Time spent between attempts: sleeping, and waiting for a slot again.
     backoff_s: float = 0.0
 
 
@@ -141,15 +141,26 @@ class Caller:
         await self.clock.sleep(seconds)
 
     async def call(self, fn: Callable[[], Awaitable[T]], limiter: Limiter | None = None) -> CallOutcome:
-        start = self.now()
+        """Call ``fn`` within ``limiter``'s slots, each attempt timed out, retried while retryable.
+
+        The request's time runs from when its first attempt got a slot, under a fixed concurrency and ``auto``
+        alike: waiting for that first slot is ``queue_s``, apart from the latency (a request queued behind a
+        limit is not a slow request). Waiting again for a slot on a retry is part of retrying: ``backoff_s``.
+        """
+        asked = self.now()
+        start: float | None = None
         attempt = 0
         queue_s = backoff_s = 0.0
         while True:
             attempt += 1
             try:
-                asked = self.now()
+                waiting = self.now()
                 async with limiter if limiter is not None else _NO_LIMIT:
-                    queue_s += self.now() - asked
+                    if start is None:
+                        start = self.now()
+                        queue_s = start - asked
+                    else:
+                        backoff_s += self.now() - waiting
                     # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation (Ctrl-C)
                     # that arrives as the call completes.
                     async with asyncio.timeout(self.policy.timeout_s):
@@ -161,6 +172,9 @@ class Caller:
                 error = exc
             except Exception as exc:  # a provider bug must cost one item, not the run
                 error = Fatal(f"{type(exc).__name__}: {exc}")
+            if start is None:  # the limiter itself failed (cancelled): the request never got a slot
+                start = self.now()
+                queue_s = start - asked
             if not error.retryable or attempt >= self.policy.max_attempts:
                 return CallOutcome(None, error, attempt, start, self.now(), queue_s, backoff_s)
             delay = self.policy.delay(attempt, error, self._rng)

@@ -73,6 +73,14 @@ def profiles(experiment: Experiment, *, strict: bool = True) -> EmulatorProfiles
         raise ConfigError(f"{experiment.source}: emulator.profiles: {exc}") from None
 
 
+def time_scale(experiment: Experiment) -> float | None:
+    """The time scale the emulator runs ``experiment`` at: the config's, else its profiles' (None: not emulated)."""
+    spec = experiment.spec.emulator
+    if spec is None:
+        return None
+    return spec.time_scale if spec.time_scale is not None else profiles(experiment).time_scale
+
+
 def _as_label(value: Any, answer_type: str) -> Any:
     """A row's label as the emulator answers from it: numbers as floats (as it reads labels files), the first of
     several acceptable answers."""

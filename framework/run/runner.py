@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from visionbench.clock import REAL_CLOCK, Clock
 from visionbench.data.image_bytes import Preprocessor
 from visionbench.errors import BudgetExceeded
+from visionbench.preprocessing import Preprocessing
 from visionbench.results.bundle import BUNDLE_NAME, BundleWriter, ItemList, record_from_json
 from visionbench.results.model import Budget as BundleBudget
 from visionbench.results.model import Bundle, CellEntry, CellSummary, EndpointEntry, Environment, Pricing
@@ -27,10 +28,12 @@ from visionbench.results.scoring import RecordStats, summarize_cell
 from visionbench.run.calling import Caller
 from visionbench.run.cell import CellContext, RunTools
 from visionbench.run.cellrun import CellRun
-from visionbench.run.config import Cell
+from visionbench.run.config import Cell, Experiment
+from visionbench.run.emulated import time_scale as emulated_time_scale
 from visionbench.run.jobs import JobStore
 from visionbench.run.judging import judge_cell
 from visionbench.run.plan import Plan, routed, running
+from visionbench.run.prepare_ahead import PreparedAhead, prepare_ahead
 from visionbench.run.recorder import Recorder
 from visionbench.types import ImageItem, Record
 
@@ -240,6 +243,15 @@ def _endpoints(plan: Plan) -> dict[str, EndpointEntry]:
     }
 
 
+def _resolved(experiment: Experiment) -> dict[str, Any]:
+    """The config as it runs: an emulated run's time scale always a number (its profiles' when it sets none), so
+    every report can give times in the emulated services' seconds."""
+    config = experiment.resolved()
+    if isinstance(config.get("emulator"), dict):
+        config["emulator"]["time_scale"] = emulated_time_scale(experiment)
+    return config
+
+
 def _header(plan: Plan, run_id: str) -> Bundle:
     experiment = plan.experiment
     return Bundle(
@@ -247,7 +259,7 @@ def _header(plan: Plan, run_id: str) -> Bundle:
         # a fake provider, or an endpoint the emulator stands in for: simulated whatever its replies (none, say)
         simulated=any(p.simulated or p.endpoint is not None for p in plan.providers.values()),
         config_path=str(experiment.source.resolve()),  # so the run resumes from any folder
-        config=experiment.resolved(),
+        config=_resolved(experiment),
         endpoints=_endpoints(plan),
         environment=Environment(
             python=sys.version.split()[0],
@@ -319,6 +331,11 @@ async def _run_cell(state: _RunState, cell: Cell, repeat: int) -> None:
     label = cell.id if plan.experiment.spec.repeats == 1 else f"{cell.id} #{repeat + 1}"
     progress.start_cell(label, len(items))
     progress.advance(len(items) - len(todo))
+    ahead = (
+        None
+        if judge_only
+        else await prepare_ahead(state.tools.preprocessor, todo, _sizes(plan, cell, todo), caller.now)
+    )
     start = caller.now() - _earlier_wall(writer.data, cell.id, repeat)
     status, error, end, returned = "interrupted", None, None, None
     verdicts = None
@@ -338,11 +355,26 @@ async def _run_cell(state: _RunState, cell: Cell, repeat: int) -> None:
         wall_s = (end if end is not None else caller.now()) - start  # the strategy's time, not the summary's
         final = tally.final_answers()
         summary = summarize_cell(items, stats, final, wall_s, plan.experiment.task.answer_type)
+        summary["preprocess_s"] = _preprocess_s(writer.data, cell.id, repeat, ahead)
         summary["scores"] = _scores(
             plan, items, final, cell.id, verdicts, judged, replies.of(final) if replies else None
         )
         extra = _merged(_merged(tally.summarize(items), returned or {}), ctx.concurrency_summary())
         writer.set_cell(_cell_entry(cell, repeat, status, summary, final, extra, error))
+
+
+def _sizes(plan: Plan, cell: Cell, items: Sequence[ImageItem]) -> list[Preprocessing]:
+    """Every preprocessing the cell's strategy plans to send its items at (its own; an adaptive first pass's)."""
+    capabilities = plan.providers[cell.provider].capabilities(cell.model)
+    sides = {request.max_side for request in plan.strategies[cell.id].plan(items, capabilities)}
+    return [cell.preprocessing.at(side) if side is not None else cell.preprocessing for side in sorted(sides, key=str)]
+
+
+def _preprocess_s(bundle: Bundle, cell_id: str, repeat: int, ahead: PreparedAhead | None) -> float:
+    """Seconds the cell's images took to prepare before its clock started, a resumed run's earlier ones included."""
+    entry = next((e for e in bundle.cells if (e.id, e.repeat) == (cell_id, repeat)), None)
+    earlier = (entry.summary.metric("preprocess_s") or 0.0) if entry is not None else 0.0
+    return earlier + (ahead.seconds if ahead is not None else 0.0)
 
 
 def _judging_left(state: _RunState, cell_id: str, repeat: int) -> bool:
