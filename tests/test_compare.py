@@ -287,3 +287,35 @@ def test_ratios_and_token_counts_read_as_numbers_people_write():
     ]
     assert _fmt(11400.0, "input_tokens") == "11,400" and _fmt(12.0, "errors") == "12"
     assert count_text(1.5) == "1.5" and count_text(250.4) == "250"
+
+
+def test_compare_gives_a_verdict_across_runs_by_the_runs_rules(tmp_path):
+    """compare says which cell of which run to pick: 20 images, run #1 answers every one right, run #0 none; the
+    same run given twice (an A/A comparison) gets no pick; latencies are never tested across runs."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(20):
+        Image.new("RGB", (40 + i, 30), (10 * i, 90, 160)).save(folder / f"img{i}.png")
+    (folder / "labels.json").write_text(json.dumps({f"img{i}.png": {"person_count": i % 5} for i in range(20)}))
+    (tmp_path / "w").mkdir()
+    (tmp_path / "r").mkdir()
+    wrong = _run(
+        tmp_path / "w", folder, ["sequential"], options={"answers": {f"img{i}.png": i % 5 + 1 for i in range(20)}}
+    )
+    right = _run(tmp_path / "r", folder, ["sequential"], options={"answers": {f"img{i}.png": i % 5 for i in range(20)}})
+    c = compare([wrong, right])
+    assert c.verdict is not None and c.verdict.pick == "#1 " + PREFIX + "sequential"
+    assert "significantly more than every other cell" in c.verdict.why
+    console = Console(record=True, width=100)
+    print_comparison(c, console)
+    out = console.export_text()
+    assert "Verdict across the runs: pick #1 scripted/m1/sequential" in out
+    assert "never tested against each other" in out and "SIMULATED" in out
+    assert "Verdict across the runs" in comparison_html(c) and "banner sim" in comparison_html(c)
+    [tested] = c.tests[PREFIX + "sequential"][1:]
+    latency = next(d for d in tested if d.metric == "latency p50 s")
+    assert latency.p is None  # two runs: not tested
+    twice = copy.deepcopy(right)
+    twice["run_id"] = right["run_id"] + "-again"
+    same = compare([right, twice])
+    assert same.verdict is not None and same.verdict.pick is None and "cannot be told apart" in same.verdict.why

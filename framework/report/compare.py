@@ -14,10 +14,12 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.markup import escape as escape_markup
 
+from visionbench.report.combined import combined
 from visionbench.report.scores import Found, bundle_scores, group_field, group_means, groups
 from visionbench.report.significance import Difference, differences
 from visionbench.report.stats import CellStats, cell_stats, cost_per_1k, count_text, ratio_text
 from visionbench.report.tables import Column, Sheet, print_sheet
+from visionbench.report.verdict import Verdict, verdict
 from visionbench.results.model import Bundle
 
 #: (summary key, label, better): better is "lower" or "higher"
@@ -45,6 +47,8 @@ class RunInfo:
     name: str
     status: str
     simulated: bool
+    #: The emulator's time scale, as the runs table shows it ("-": not emulated).
+    time_scale: str
     items: int
     repeats: int
     pricing_sha256: str
@@ -82,6 +86,8 @@ class Comparison:
     flags: list[str] = field(default_factory=list)  # why the runs may not be comparable
     #: key -> per run (None for the baseline and where the cell is missing): the paired tests against the baseline
     tests: dict[str, list[list[Difference] | None]] = field(default_factory=dict)
+    #: Which cell of which run to pick, by the run verdict's rules over every run's cells (None: one cell in all).
+    verdict: Verdict | None = None
 
     def row(self, key: str, metric: str) -> MetricRow:
         return next(r for r in self.rows if r.key == key and r.metric == metric)
@@ -148,6 +154,7 @@ def compare(
                 b.name,
                 b.status,
                 bool(b.simulated),
+                "-" if (scale := b.time_scale) is None else str(scale),
                 len(b.item_entries),
                 max((s.repeats for s in stats), default=0),
                 b.pricing.sha256,
@@ -193,7 +200,32 @@ def compare(
                 ]
             else:
                 tests[key].append(None)
-    return Comparison(runs, keys, presence, rows, items, flags, tests)
+    return Comparison(runs, keys, presence, rows, items, flags, tests, _verdict_across(bundles))
+
+
+def _verdict_across(bundles: list[Bundle]) -> Verdict | None:
+    """The verdict over every run's cells at once (``#N cell``), weighed as one run's would be."""
+    joined = combined(bundles)
+    found = bundle_scores(joined)
+    return verdict(joined, found if found.scorers is not None else None)
+
+
+def verdict_lines(comparison: Comparison) -> list[str]:
+    """The verdict across the runs, its Pareto set, and what it cannot weigh, in plain text."""
+    got = comparison.verdict
+    if got is None:
+        return []
+    lines = [f"Verdict across the runs: {got.why}"]
+    if len(got.pareto) > 1:
+        lines.append(
+            "Pareto set (no other cell is more accurate, cheaper and quicker at p95 at once): " + ", ".join(got.pareto)
+        )
+    if len(comparison.runs) > 1:
+        lines.append(
+            "Cells of different runs are paired by item id; their latencies are never tested against each other "
+            "(the machine's and the services' load differed between runs)"
+        )
+    return lines
 
 
 def _score_rows(
@@ -269,7 +301,7 @@ def _differences(bundles: list[Bundle], runs: list[RunInfo]) -> tuple[list[ItemO
     scales = [_time_scale(b) for b in bundles]
     if len(set(scales)) > 1:
         flags.append(
-            "emulator time scales differ, so times are not comparable as they stand: "
+            "emulator time scales differ; times are shown in each run's modelled seconds (wall / time scale): "
             + ", ".join(f"{r.run_id} {_scale_text(x)}" for r, x in zip(runs, scales))
         )
     flags += [f"run {r.run_id} is {r.status}, not complete" for r in runs if r.status != "complete"]
@@ -370,6 +402,14 @@ def _verdict(d: Difference | None) -> str:
     return f"{p}, {word} (n={d.n})"
 
 
+def _simulated_words(comparison: Comparison) -> str:
+    runs = [f"#{n} {r.run_id}" for n, r in enumerate(comparison.runs) if r.simulated]
+    return (
+        f"{', '.join(runs)} answered by an emulator or a fake provider, not the real services; an emulated run's "
+        "times are its services' modelled seconds (wall seconds / its time scale: see the runs' time scale column)"
+    )
+
+
 def _run_rows(comparison: Comparison) -> list[list[str]]:
     return [
         [
@@ -378,6 +418,7 @@ def _run_rows(comparison: Comparison) -> list[list[str]]:
             r.name,
             r.status,
             "yes" if r.simulated else "no",
+            r.time_scale,
             str(r.items),
             str(r.repeats),
             r.pricing_sha256[:12],
@@ -386,7 +427,7 @@ def _run_rows(comparison: Comparison) -> list[list[str]]:
     ]
 
 
-RUN_HEAD = ["#", "run", "config", "status", "simulated", "images", "repeats", "pricing sha256"]
+RUN_HEAD = ["#", "run", "config", "status", "simulated", "time scale", "images", "repeats", "pricing sha256"]
 
 
 def print_comparison(comparison: Comparison, console: Console | None = None, width: int | None = None) -> None:
@@ -399,6 +440,16 @@ def print_comparison(comparison: Comparison, console: Console | None = None, wid
     ]
     rows = [[escape_markup(c) for c in row] for row in _run_rows(comparison)]
     print_sheet(console, Sheet("Runs (#0 is the baseline)", columns, rows), width)
+    for n, line in enumerate(verdict_lines(comparison)):
+        console.print(
+            ("[bold]" + escape_markup(line).replace(":", ":[/bold]", 1)) if n == 0 else escape_markup(line),
+            highlight=False,
+            width=width,
+        )
+    if any(r.simulated for r in comparison.runs):
+        console.print(
+            f"[bold]SIMULATED[/bold]: {escape_markup(_simulated_words(comparison))}", highlight=False, width=width
+        )
     for flag in comparison.flags:
         console.print(f"[yellow]warning:[/yellow] {escape_markup(flag)}", highlight=False, width=width)
     style = {"better": "green", "worse": "red", "missing": "dim"}
@@ -417,11 +468,19 @@ def comparison_html(comparison: Comparison) -> str:
     from visionbench.report.html import CSS, html_table
 
     css = CSS + "td.better{color:#1e7b3b} td.worse{color:#b3261e} td.missing{color:#8c8c8c}"
-    body = [
-        "<h1>visionbench: comparison</h1>",
-        "<h2>Runs (the first is the baseline)</h2>",
-        html_table(RUN_HEAD, _run_rows(comparison), left=3),
-    ]
+    body = ["<h1>visionbench: comparison</h1>"]
+    lines = verdict_lines(comparison)
+    if lines:
+        head, *rest = lines
+        label, _, why = head.partition(": ")
+        body.append(
+            f'<div class="banner verdict"><b>{escape(label)}</b>: {escape(why)}'
+            + "".join(f"<br>{escape(x)}" for x in rest)
+            + "</div>"
+        )
+    if any(r.simulated for r in comparison.runs):
+        body.append(f'<div class="banner sim"><b>SIMULATED</b>: {escape(_simulated_words(comparison))}</div>')
+    body += ["<h2>Runs (the first is the baseline)</h2>", html_table(RUN_HEAD, _run_rows(comparison), left=3)]
     body += [f'<div class="banner sim">warning: {escape(flag)}</div>' for flag in comparison.flags]
     for key in comparison.keys:
         head, rows = _grid(comparison, key)
