@@ -251,6 +251,8 @@ class Record:
     #: task.scorers, "inputs": a digest of what it was asked, "why": the verdict in words}``. Its answer's value is
     #: the item's score. Such records are the judge's: they are not the cell's requests, latency, tokens or cost.
     judge: dict[str, Any] | None = None
+    #: Of ``cost_usd``, what the thinking tokens cost (None: unpriced, or the provider gave its own total).
+    thinking_cost_usd: float | None = None
 
     @property
     def latency_s(self) -> float:

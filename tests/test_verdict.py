@@ -17,6 +17,7 @@ def bundle(cells: dict[str, dict[str, Any]], labels: dict[str, Any], decide: dic
         answered = sum(1 for v in cell["answers"].values() if v is not None)
         summary = {
             "items": len(labels),
+            "errors": len(labels) - answered,
             "answered": answered,
             "labelled": len(labels),
             "exact_match": right / len(labels),
@@ -114,6 +115,16 @@ def test_cells_that_answered_nothing_are_never_picked() -> None:
     nothing = verdict(bundle({"a": cells["failed"], "b": cells["failed"]}, LABELS))
     assert nothing is not None and nothing.pick is None and nothing.why.startswith("no cell answered anything")
     assert verdict(bundle({"one": cells["works"]}, LABELS)) is None  # nothing to choose between
+    # unlabelled: "answered" counts labelled items only (0 here), yet both cells answered: the cheaper is picked
+    unlabelled = bundle(
+        {"dear": {"answers": answers(6), "cost": 3.0}, "cheap": {"answers": answers(6), "cost": 1.0}}, LABELS
+    )
+    for entry in unlabelled["cells"]:
+        entry["summary"].update(answered=0, labelled=0, exact_match=None)
+    for item in unlabelled["items"]:
+        item["label"] = None
+    got = verdict(unlabelled)
+    assert got is not None and got.pick == "cheap" and "no labels" in got.why
 
 
 def test_on_a_numeric_task_exact_counts_can_tie_where_the_errors_do_not() -> None:

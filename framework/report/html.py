@@ -18,9 +18,11 @@ from visionbench.report.cellnames import cell_codes, short_names
 from visionbench.report.figures import time_scale_words
 from visionbench.report.gallery import CSS as GALLERY_CSS
 from visionbench.report.gallery import gallery_html
+from visionbench.report.prices import prices_sheet
 from visionbench.report.scores import Found, bundle_scores, group_field
 from visionbench.report.significance import numeric_task
 from visionbench.report.stats import CellStats, agreement, cell_stats, cost_per_1k
+from visionbench.report.tables import Sheet
 from visionbench.report.terminal import HTML_ANSWER_ROWS, Rows, accuracy_rows, difference_rows, group_rows
 from visionbench.results.model import Bundle
 from visionbench.results.scoring import acceptable, matches, task_answer_type
@@ -118,6 +120,12 @@ def cells_rows(bundle: Mapping[str, Any], stats: list[CellStats] | None = None) 
                 _f(m("thinking_tokens"), ",.0f"),
                 _f(s.cost_usd.mean, ".4f", "?"),
                 _f(cost_per_1k(s), ",.3f", "?"),
+                _f(
+                    m("thinking_cost_usd") / m("cost_usd")
+                    if m("cost_usd") and m("thinking_cost_usd") is not None
+                    else None,
+                    ".0%",
+                ),
                 _f(m("mae"), ".2f"),
                 _f(m("exact_match"), ".0%"),
                 _f(m("field_match"), ".0%"),  # json tasks only
@@ -146,6 +154,7 @@ CELL_HEAD = [
     "tok thinking",
     "cost $",
     "$ / 1k img",
+    "thinking % of $",
     "MAE",
     "exact",
     "fields right",
@@ -154,6 +163,15 @@ CELL_HEAD = [
 
 
 _STREAM_COLUMNS = ("ttft p50 s", "ttft p95 s", "out tok/s p50")
+
+
+def _sheet_html(sheet: Sheet | None) -> list[str]:
+    """A terminal sheet as a section of the page: its title, table and notes."""
+    if sheet is None:
+        return []
+    head = [c.head for c in sheet.columns]
+    notes = "".join(f'<p class="note">{escape(n)}</p>' for n in sheet.notes)
+    return [f"<h2>{escape(sheet.title)}</h2>", html_table(head, sheet.plain_rows(), left=1), notes]
 
 
 def cell_table(bundle: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
@@ -166,6 +184,8 @@ def cell_table(bundle: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
         omit.add("MAE")
     if task_answer_type(bundle) != "json":
         omit.add("fields right")
+    if not any(s.metric("thinking_cost_usd") for s in stats):
+        omit.add("thinking % of $")
     keep = [i for i, name in enumerate(CELL_HEAD) if name not in omit]
     return [CELL_HEAD[i] for i in keep], [[row[i] for i in keep] for row in rows]
 
@@ -373,7 +393,7 @@ def _verdict_html(bundle: Bundle) -> str:
     from visionbench.report.tables import plain
     from visionbench.report.terminal import verdict_lines
 
-    lines = verdict_lines(bundle)
+    lines = verdict_lines(bundle, names=short_names(list(dict.fromkeys(e.id for e in bundle.cells))))
     if not lines:
         return ""
     return '<div class="banner verdict">' + "<br>".join(escape(plain(line)) for line in lines) + "</div>"
@@ -454,7 +474,9 @@ def write_html_report(
         html_table(*cell_table(bundle)),
         '<p class="note">Latency per request actually sent; queue = waiting for a concurrency or rate slot, '
         'service = the rest, less retry backoff. Cost "?" = unknown: a model with no known price, or nothing '
-        "answered (see errors). Exact = share of labelled images.</p>",
+        "answered (see errors). Exact = share of labelled images. Preprocessing happens before each cell's clock "
+        "starts (not in its wall time).</p>",
+        *_sheet_html(prices_sheet(bundle)),
         *_rows_html(accuracy_rows(bundle) if labelled else None),
         *_rows_html(group_rows(bundle, field) if field and labelled else None),
         *_classes_html(bundle, found),

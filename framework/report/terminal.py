@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from visionbench.report.cellnames import cell_codes, short_names
 from visionbench.report.figures import time_scale_words
+from visionbench.report.prices import prices_sheet
 from visionbench.report.scores import bundle_scores, glance, group_field, group_means, groups, shows_exact
 from visionbench.report.significance import (
     Difference,
@@ -22,7 +23,7 @@ from visionbench.report.significance import (
     proportion_interval,
     versus_best,
 )
-from visionbench.report.stats import Estimate, cell_stats, cost_per_1k, ratio_text
+from visionbench.report.stats import CellStats, Estimate, cell_stats, cost_per_1k, ratio_text
 from visionbench.report.tables import Column, Sheet, plain, print_sheet, to_csv, to_json, to_markdown
 from visionbench.results.model import Bundle, CellEntry
 from visionbench.results.scoring import acceptable, matches, task_answer_type
@@ -186,6 +187,7 @@ _CELL_COLUMNS = [
     ("tok think", 5),
     ("cost $", 0),
     ("$/1k img", 2),
+    ("think $%", 5),  # thinking's share of the cost: shown only when some cell paid for thinking
     ("MAE", 0),
     ("exact", 0),
     ("fields", 0),  # json tasks only: the share of the label's fields right
@@ -209,6 +211,7 @@ def cells_sheet(bundle: Mapping[str, Any]) -> Sheet:
             ("ttft p95", not streamed),
             ("MAE", not numeric),
             ("fields", not json_task),
+            ("think $%", not any(_thinking_share(c) for c in stats)),
         )
         if out
     }
@@ -244,6 +247,7 @@ def cells_sheet(bundle: Mapping[str, Any]) -> Sheet:
                         _fmt(s("thinking_tokens"), ".0f"),
                         _with_ci(cell.cost_usd, ".4f", none="?" if answered else "-"),
                         _fmt(s("cost_per_1k_images_usd"), ".3f", none="?" if answered else "-"),
+                        _fmt(_thinking_share(cell), ".0%"),
                         _fmt(s("mae"), ".2f"),
                         _fmt(s("exact_match"), ".0%"),
                         _fmt(s("field_match"), ".0%"),
@@ -259,6 +263,12 @@ def cells_sheet(bundle: Mapping[str, Any]) -> Sheet:
     if nothing:
         notes.append("nothing answered: every item of the cell failed, so it has no throughput or cost to show")
     return Sheet(title, columns, rows, notes)
+
+
+def _thinking_share(cell: CellStats) -> float | None:
+    """Thinking's share of the cell's cost (None: unknown, or nothing spent)."""
+    cost, thinking = cell.metric("cost_usd"), cell.metric("thinking_cost_usd")
+    return thinking / cost if cost and thinking is not None else None
 
 
 def filter_lines(bundle: Mapping[str, Any], names: dict[str, str] | None = None) -> list[str]:
@@ -442,7 +452,7 @@ def difference_rows(
         said = "latency: Mann-Whitney U over the requests of cells that ran interleaved"
     else:
         said = "latency: not tested, the cells ran one after another (the load differs between them)"
-    holm = " (Holm-adjusted over the cells tested)" if len(vs_best) > 1 else ""
+    holm = " (Holm-adjusted over the cells tested)" if len(vs_best) > 1 and "Holm" not in about else ""
     return Rows(
         f"Against the most accurate cell, {names[best]} ({metric} {_fmt(score, spec)}; paired on the same images, "
         "5% level)",
@@ -513,6 +523,7 @@ def sheets(
     codes = cell_codes(runs)
     out = [s for s in (cell_legend(bundle),) if s is not None]
     out += [answers_sheet(bundle, max_answer_rows, by_field), cells_sheet(bundle)]
+    out += [s for s in (prices_sheet(bundle),) if s is not None]
     if any(item.label is not None for item in Bundle.of(bundle).item_entries):
         out.append(accuracy_rows(bundle, codes).sheet())
         field = group_field(bundle, group_by)
@@ -541,12 +552,14 @@ def status_line(bundle: Mapping[str, Any]) -> str:
     return line
 
 
-def verdict_lines(bundle: Mapping[str, Any], registry: Registry | None = None) -> list[str]:
+def verdict_lines(
+    bundle: Mapping[str, Any], registry: Registry | None = None, names: dict[str, str] | None = None
+) -> list[str]:
     """The verdict first: which cell to pick and why, and the cells no other beats on every count (none for a run
-    of one cell)."""
+    of one cell); cells by ``names`` (default: the terminal's short codes)."""
     from visionbench.report.verdict import verdict
 
-    names = cell_codes(list(_cell_runs(bundle)))
+    names = names or cell_codes(list(_cell_runs(bundle)))
     found = bundle_scores(bundle, registry)
     got = verdict(bundle, found if found.scorers is not None else None, names)
     if got is None:

@@ -39,7 +39,8 @@ def verdict(bundle: Mapping[str, Any], found: Any = None, names: Mapping[str, st
     decide = (bundle.config.get("decide") or {}) if isinstance(bundle.config, Mapping) else {}
     objective = decide.get("objective", "accuracy")
     metric, accuracy = _accuracy(bundle, found)
-    answered = [s for s in stats if (s.metric("answered") or 0) > 0]
+    # a cell with an answer to any item (labelled or not: "answered" in a summary counts labelled items only)
+    answered = [s for s in stats if (s.metric("items") or 0) > (s.metric("errors") or 0)]
     if not answered:
         return Verdict(None, "no cell answered anything: nothing to pick (see Failed items)", [])
     kept, dropped = _within_bounds(answered, accuracy, decide, metric)
@@ -92,7 +93,7 @@ def _by_accuracy(
     pick = min(level, key=lambda c: (_or_inf(cost.get(c)), level.index(c)))
     n = next((d.n for v in vs.values() for d in v.differences if d.metric == metric), None)
     on = f" on {n} images" if n else ""
-    shown = f"{metric} {_share(accuracy[best], metric)}"
+    shown = f"{_named(metric, short=True)} {_share(accuracy[best], metric)}"
     caveat = (
         f"; {', '.join(name(c) for c in behind)} scored lower but{on} not significantly so: more images would tell"
         if behind
@@ -101,7 +102,7 @@ def _by_accuracy(
     alike = [c for c in level if _same_cost(cost.get(c), cost.get(pick))]
     if len(alike) > 1:  # as accurate as far as the data tells, and as dear: choosing one would be choosing noise
         return None, (
-            f"no pick: {', '.join(name(c) for c in alike)} cannot be told apart (no difference in {metric} is "
+            f"no pick: {', '.join(name(c) for c in alike)} cannot be told apart (no difference in {_named(metric)} is "
             f"significant{on}, and they cost within {SAME_COST:.0%} of each other){caveat}"
         )
     if pick == best and len(level) == 1:
@@ -117,6 +118,13 @@ def _by_accuracy(
         f"{_share(accuracy[pick], metric)}), and {name(pick)} is the cheapest of those "
         f"({_money(cost.get(pick))}/1k against {_money(cost.get(best))}/1k){_kept(dropped)}{caveat}"
     )
+
+
+def _named(metric: str, short: bool = False) -> str:
+    """A figure as a sentence names it: "exact match", "MAE", or a scorer's key as "the numeric score"."""
+    if metric in ("exact match", "MAE"):
+        return metric
+    return f"{metric} score" if short else f"the {metric} score"
 
 
 def _worse(differences: list[Any], metric: str) -> bool:

@@ -329,6 +329,8 @@ class CellSummary(View):
     output_tokens: Annotated[int | None, {"minimum": 0}]
     thinking_tokens: Annotated[int | None, {"minimum": 0}]
     cost_usd: float | None
+    #: Of ``cost_usd``, what thinking tokens cost (null when the cost is unknown).
+    thinking_cost_usd: float | None = None
     labelled: int
     answered: int
     exact_match: float | None
@@ -550,6 +552,7 @@ def _record_notes() -> dict[str, dict[str, Any]]:
         },
         "backoff_s": {"minimum": 0, "description": "of the latency: between attempts (sleeping, waiting for a slot)"},
         "ttft_s": {"minimum": 0, "description": "streamed requests: time to first token"},
+        "thinking_cost_usd": {"minimum": 0, "description": "of cost_usd, what the thinking tokens cost"},
         "output_tokens_per_s": {
             "minimum": 0,
             "description": "streamed requests: output tokens per second after the first token",
@@ -571,7 +574,7 @@ def _record_notes() -> dict[str, dict[str, Any]]:
 
 #: Fields of the stored dataclasses that version 1 bundles written before them do not have (records are read
 #: from the file as they are used, so they are not upgraded at load: ``record_from_json`` takes the defaults).
-_ADDED_LATER: dict[type, tuple[str, ...]] = {Record: ("ttft_s", "output_tokens_per_s", "judge")}
+_ADDED_LATER: dict[type, tuple[str, ...]] = {Record: ("ttft_s", "output_tokens_per_s", "judge", "thinking_cost_usd")}
 _NOTES: dict[type, dict[str, dict[str, Any]]] = {
     Usage: {name: {"minimum": 0} for name in ("input_tokens", "output_tokens", "thinking_tokens", "cached_tokens")}
     | {"image_tokens": {"minimum": 0}},

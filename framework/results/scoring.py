@@ -147,6 +147,7 @@ class RecordStats:
     rates: array = field(default_factory=lambda: array("d"))
     cost: float = 0
     priced: int = 0  # records with a cost
+    thinking_cost: float = 0.0  # of ``cost``, what thinking tokens cost
     billable: int = 0  # records sent and answered without error: each should have a cost
     #: Totals of each usage field; None while no request has reported it (unknown is not zero).
     usage: dict[str, int | None] = field(default_factory=lambda: dict.fromkeys(_USAGE_SUMS))
@@ -169,6 +170,7 @@ class RecordStats:
                 self.billable += 1
         if record.cost_usd is not None:
             self.cost += record.cost_usd
+            self.thinking_cost += record.thinking_cost_usd or 0.0
             self.priced += 1
         if record.usage is not None:
             for name in _USAGE_SUMS:
@@ -208,6 +210,7 @@ def summarize_cell(
         "images_per_s": len(items) / wall_s if wall_s > 0 else None,
         **{name: stats.usage[name] for name in _USAGE_SUMS},
         "cost_usd": cost,
+        "thinking_cost_usd": stats.thinking_cost if cost is not None else None,
         "cost_per_1k_images_usd": cost * 1000 / len(items) if cost is not None and items else None,
         **accuracy(items, final, answer_type),
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from visionbench.errors import ProviderError
@@ -83,6 +83,8 @@ class Recorder:
             record.raw_text = result.text
             record.usage = result.usage
             record.cost_usd = self.price(where.provider, where.model, result, batch=where.batch)
+            if record.cost_usd is not None and result.cost_usd is None:
+                record.thinking_cost_usd = self.thinking_cost(where, result, record.cost_usd)
             record.request_id = result.request_id or request_id
             record.model_version = result.model_version
             record.simulated = result.simulated
@@ -100,6 +102,17 @@ class Recorder:
     ) -> list[Answer]:
         """One failed record per item (a batch fails item by item, so a retry can pick any of them)."""
         return [a for i in ids for a in self.record(where, [i], start_s, end_s, attempts, result=error).answers]
+
+    def thinking_cost(self, where: Where, response: Response, cost: float) -> float:
+        """What the reply's thinking tokens cost: its cost less the cost of the same usage without them (so a
+        tiered or batch price is weighed as the table weighs it)."""
+        usage = response.usage
+        if usage is None or not usage.thinking_tokens or self.prices is None:
+            return 0.0
+        without = self.prices.cost(
+            where.model, replace(usage, thinking_tokens=0), batch=where.batch, provider=where.provider
+        )
+        return max(0.0, cost - without) if without is not None else 0.0
 
     def price(self, provider: str, model: str, response: Response, *, batch: bool = False) -> float | None:
         """The provider's own figure if it gave one (local models: 0), else the price table's."""

@@ -249,6 +249,10 @@ def _refuse_changes(old: Experiment, new: Experiment, source: Path) -> None:
     """Refuse a config that changes anything but how replies are read and scored, naming what changed."""
     before, after = old.resolved(), new.resolved()
     before["dataset"]["path"], after["dataset"]["path"] = str(old.dataset_path), str(new.dataset_path)
+    emulator_before, emulator_after = before.get("emulator"), after.get("emulator")
+    if isinstance(emulator_before, dict) and isinstance(emulator_after, dict) and emulator_after["time_scale"] is None:
+        # the run's bundle records the time scale it ran at even when only the profiles set it
+        emulator_after["time_scale"] = emulator_before["time_scale"]
     changed = [_dotted(p) for p in _differences(before, after) if not any(p[: len(c)] == c for c in CHANGEABLE)]
     if changed:
         allowed = ", ".join(_dotted(c) for c in CHANGEABLE)
