@@ -309,7 +309,7 @@ def test_compare_gives_a_verdict_across_runs_by_the_runs_rules(tmp_path):
     console = Console(record=True, width=100)
     print_comparison(c, console)
     out = console.export_text()
-    assert "Verdict across the runs: pick #1 scripted/m1/sequential" in out
+    assert "Verdict across the runs: pick #1 sequential" in out
     assert "never tested against each other" in out and "SIMULATED" in out
     assert "Verdict across the runs" in comparison_html(c) and "banner sim" in comparison_html(c)
     [tested] = c.tests[PREFIX + "sequential"][1:]

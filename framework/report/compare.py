@@ -7,14 +7,15 @@ simulated and real answers, or a different task or preprocessing.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html import escape
 from typing import Any, Literal
 
 from rich.console import Console
 from rich.markup import escape as escape_markup
 
-from visionbench.report.combined import combined
+from visionbench.report.cellnames import short_names
+from visionbench.report.combined import cell_name, combined
 from visionbench.report.scores import Found, bundle_scores, group_field, group_means, groups
 from visionbench.report.significance import Difference, differences
 from visionbench.report.stats import CellStats, cell_stats, cost_per_1k, count_text, ratio_text
@@ -86,7 +87,8 @@ class Comparison:
     flags: list[str] = field(default_factory=list)  # why the runs may not be comparable
     #: key -> per run (None for the baseline and where the cell is missing): the paired tests against the baseline
     tests: dict[str, list[list[Difference] | None]] = field(default_factory=dict)
-    #: Which cell of which run to pick, by the run verdict's rules over every run's cells (None: one cell in all).
+    #: Which cell of which run to pick (``#N cell id``), by the run verdict's rules over every run's cells, its
+    #: Pareto set by the names the sentence uses (None: one cell in all).
     verdict: Verdict | None = None
 
     def row(self, key: str, metric: str) -> MetricRow:
@@ -207,7 +209,10 @@ def _verdict_across(bundles: list[Bundle]) -> Verdict | None:
     """The verdict over every run's cells at once (``#N cell``), weighed as one run's would be."""
     joined = combined(bundles)
     found = bundle_scores(joined)
-    return verdict(joined, found if found.scorers is not None else None)
+    short = short_names(list(dict.fromkeys(e.id for b in bundles for e in b.cells)))
+    names = {cell_name(n, e.id): cell_name(n, short[e.id]) for n, b in enumerate(bundles) for e in b.cells}
+    got = verdict(joined, found if found.scorers is not None else None, names)
+    return got and replace(got, pareto=[names.get(c, c) for c in got.pareto])  # shown as the sentence names them
 
 
 def verdict_lines(comparison: Comparison) -> list[str]:
@@ -406,7 +411,7 @@ def _simulated_words(comparison: Comparison) -> str:
     runs = [f"#{n} {r.run_id}" for n, r in enumerate(comparison.runs) if r.simulated]
     return (
         f"{', '.join(runs)} answered by an emulator or a fake provider, not the real services; an emulated run's "
-        "times are its services' modelled seconds (wall seconds / its time scale: see the runs' time scale column)"
+        "times are its services' modelled seconds (wall seconds / its time scale, xN in the simulated column)"
     )
 
 
@@ -417,8 +422,7 @@ def _run_rows(comparison: Comparison) -> list[list[str]]:
             r.run_id,
             r.name,
             r.status,
-            "yes" if r.simulated else "no",
-            r.time_scale,
+            ("yes" + (f", x{r.time_scale}" if r.time_scale != "-" else "")) if r.simulated else "no",
             str(r.items),
             str(r.repeats),
             r.pricing_sha256[:12],
@@ -427,7 +431,7 @@ def _run_rows(comparison: Comparison) -> list[list[str]]:
     ]
 
 
-RUN_HEAD = ["#", "run", "config", "status", "simulated", "time scale", "images", "repeats", "pricing sha256"]
+RUN_HEAD = ["#", "run", "config", "status", "simulated", "images", "repeats", "pricing sha256"]
 
 
 def print_comparison(comparison: Comparison, console: Console | None = None, width: int | None = None) -> None:

@@ -432,31 +432,33 @@ def difference_rows(
         score = accuracy_intervals(bundle, best)["mae" if metric == "MAE" else "exact"].value
         about = f"{metric}: Wilcoxon signed-rank (McNemar exact for exact match, one repeat)"
     cost = {c.cell_id: cost_per_1k(c) for c in cell_stats(bundle)}
+    # On a numeric task the verdict weighs the absolute error too: its test is shown beside the primary score's.
+    mae = metric != "MAE" and numeric_task(bundle)
+    latency = [d for vs in vs_best for d in vs.differences if d.metric == "latency p50 s"]
+    tested = any(d.p is not None for d in latency)
     rows = []
     for vs in vs_best:
         by = {d.metric: d for d in vs.differences}
-        acc, lat = by.get(metric), by.get("latency p50 s")
+        acc, lat, err = by.get(metric), by.get("latency p50 s"), by.get("MAE")
         a, b = cost.get(best), cost.get(vs.cell)
-        rows.append(
-            [
-                names[vs.cell],
-                _fmt(acc.b, spec) if acc else "-",
-                *_test_cells(acc),
-                _cost_ratio(a, b),
-                _fmt(lat.b, ".3f") if lat else "-",
-                *_test_cells(lat),
-            ]
-        )
-    latency = [d for vs in vs_best for d in vs.differences if d.metric == "latency p50 s"]
-    if any(d.p is not None for d in latency):
+        row = [names[vs.cell], _fmt(acc.b, spec) if acc else "-", *_test_cells(acc)]
+        if mae:
+            row += [_fmt(err.b, ".2f") if err else "-", *_test_cells(err)]
+        row += [_cost_ratio(a, b), _fmt(lat.b, ".3f") if lat else "-"]
+        rows.append(row + (list(_test_cells(lat)) if tested else []))
+    if tested:
         said = "latency: Mann-Whitney U over the requests of cells that ran interleaved"
     else:
         said = "latency: not tested, the cells ran one after another (the load differs between them)"
     holm = " (Holm-adjusted over the cells tested)" if len(vs_best) > 1 and "Holm" not in about else ""
+    if mae:
+        about += "; MAE: Wilcoxon signed-rank on the absolute errors" + (", Holm-adjusted" if len(vs_best) > 1 else "")
+    head = ["cell", metric, "p", "real?"] + (["MAE", "p ", "real? "] if mae else [])
+    head += ["cost", "p50 s"] + (["p  ", "real?  "] if tested else [])
     return Rows(
         f"Against the most accurate cell, {names[best]} ({metric} {_fmt(score, spec)}; paired on the same images, "
         "5% level)",
-        ["cell", metric, "p", "real?", "cost", "p50 s", "p ", "real? "],
+        head,
         rows,
         f"{about}{holm}; cost: per 1,000 images, as a multiple of the most accurate cell's; {said}",
     )
