@@ -231,6 +231,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     max_cost_usd=args.max_cost,
                     previous=previous,
                     retry_errors=args.retry_errors,
+                    replay=Path(args.replay) if args.replay else None,
                 )
             )
     except BaseException as exc:  # stopped, interrupted or broken off: say where the bundle is and how to go on
@@ -453,6 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-report",
         action="store_true",
         help="print the tables only: no report.html, no charts (visionbench report RUN writes them later)",
+    )
+    p.add_argument(
+        "--replay",
+        metavar="RUN",
+        help="answer each request that matches one of RUN's (same provider, model, params, prompt and images) with "
+        "RUN's reply instead of sending it; the rest are sent (default: the config's replay:, else none)",
     )
     p.add_argument(
         "--retry-errors",

@@ -253,6 +253,10 @@ class Record:
     judge: dict[str, Any] | None = None
     #: Of ``cost_usd``, what the thinking tokens cost (None: unpriced, or the provider gave its own total).
     thinking_cost_usd: float | None = None
+    #: The request's content key (``run.replay.request_key``), by which a later run can replay its reply.
+    request_key: str | None = None
+    #: The run this record's reply was replayed from instead of being sent (``run --replay``), else None.
+    replayed: str | None = None
 
     @property
     def latency_s(self) -> float:

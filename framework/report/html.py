@@ -23,7 +23,14 @@ from visionbench.report.scores import Found, bundle_scores, group_field
 from visionbench.report.significance import numeric_task
 from visionbench.report.stats import CellStats, agreement, cell_stats, cost_per_1k
 from visionbench.report.tables import Sheet
-from visionbench.report.terminal import HTML_ANSWER_ROWS, Rows, accuracy_rows, difference_rows, group_rows
+from visionbench.report.terminal import (
+    HTML_ANSWER_ROWS,
+    Rows,
+    accuracy_rows,
+    difference_rows,
+    group_rows,
+    replay_note,
+)
 from visionbench.results.model import Bundle
 from visionbench.results.scoring import acceptable, matches, task_answer_type
 
@@ -428,6 +435,7 @@ def write_html_report(
         f'<span class="status-{"complete" if ok else "other"}">{escape(bundle.status)}</span>, '
         f"started {escape(_f(bundle.started_at))}, finished {escape(_f(bundle.finished_at))}"
         + (f"<br>error: {escape(bundle.error)}" if bundle.error else "")
+        + (f"<br>{escape(note)}" if (note := replay_note(bundle)) else "")
         + "</div>"
     )
     if bundle.simulated:

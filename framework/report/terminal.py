@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -549,9 +550,27 @@ def status_line(bundle: Mapping[str, Any]) -> str:
     line = f"run {bundle.run_id} ({bundle.status}): {len(bundle.item_entries)} images, {len(runs)} cells"
     if failed:
         line += f", [red]{failed} failed item(s)[/red]"
+    if replayed := replay_note(bundle):
+        line += ", " + escape(replayed)
     if bundle.simulated:
         line += ", " + simulated_note(bundle)
     return line
+
+
+def replay_note(bundle: Mapping[str, Any]) -> str:
+    """How many requests were answered from an earlier run and what they did not cost again ("" for none)."""
+    bundle = Bundle.of(bundle)
+    replayed = sum(e.summary.get("replayed") or 0 for e in bundle.cells)
+    if not replayed:
+        return ""
+    requests = sum(e.summary.requests for e in bundle.cells) + replayed
+    saved = sum(e.summary.get("replayed_cost_usd") or 0.0 for e in bundle.cells)
+    source = Path(str(bundle.config.get("replay") or "an earlier run"))
+    name = source.parent.name if source.name == "bundle.json" else source.name
+    return (
+        f"{replayed:,} of {requests:,} requests replayed from {name} (${saved:.4f} not spent again; not in "
+        "latency or throughput)"
+    )
 
 
 def verdict_lines(

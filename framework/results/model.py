@@ -331,6 +331,10 @@ class CellSummary(View):
     cost_usd: float | None
     #: Of ``cost_usd``, what thinking tokens cost (null when the cost is unknown).
     thinking_cost_usd: float | None = None
+    #: Requests answered from an earlier run (``run --replay``): not sent, not in latency, throughput or spend.
+    replayed: int = 0
+    #: What the replayed requests cost the run they came from (counted in ``cost_usd``, not spent again).
+    replayed_cost_usd: float = 0.0
     labelled: int
     answered: int
     exact_match: float | None
@@ -553,6 +557,9 @@ def _record_notes() -> dict[str, dict[str, Any]]:
         "backoff_s": {"minimum": 0, "description": "of the latency: between attempts (sleeping, waiting for a slot)"},
         "ttft_s": {"minimum": 0, "description": "streamed requests: time to first token"},
         "thinking_cost_usd": {"minimum": 0, "description": "of cost_usd, what the thinking tokens cost"},
+        "request_key": {"description": "the request's content key, by which run --replay matches it"},
+        "replayed": {"description": "the run id its reply was replayed from instead of being sent (not sent: "
+            "attempts 0, left out of latency and spend)"},
         "output_tokens_per_s": {
             "minimum": 0,
             "description": "streamed requests: output tokens per second after the first token",
@@ -574,7 +581,9 @@ def _record_notes() -> dict[str, dict[str, Any]]:
 
 #: Fields of the stored dataclasses that version 1 bundles written before them do not have (records are read
 #: from the file as they are used, so they are not upgraded at load: ``record_from_json`` takes the defaults).
-_ADDED_LATER: dict[type, tuple[str, ...]] = {Record: ("ttft_s", "output_tokens_per_s", "judge", "thinking_cost_usd")}
+_ADDED_LATER: dict[type, tuple[str, ...]] = {
+    Record: ("ttft_s", "output_tokens_per_s", "judge", "thinking_cost_usd", "request_key", "replayed")
+}
 _NOTES: dict[type, dict[str, dict[str, Any]]] = {
     Usage: {name: {"minimum": 0} for name in ("input_tokens", "output_tokens", "thinking_tokens", "cached_tokens")}
     | {"image_tokens": {"minimum": 0}},

@@ -148,7 +148,9 @@ class RecordStats:
     cost: float = 0
     priced: int = 0  # records with a cost
     thinking_cost: float = 0.0  # of ``cost``, what thinking tokens cost
-    billable: int = 0  # records sent and answered without error: each should have a cost
+    billable: int = 0  # records sent (or replayed) and answered without error: each should have a cost
+    replayed: int = 0  # records answered from an earlier run (``run --replay``), not sent
+    replayed_cost: float = 0.0  # what those cost the run they came from
     #: Totals of each usage field; None while no request has reported it (unknown is not zero).
     usage: dict[str, int | None] = field(default_factory=lambda: dict.fromkeys(_USAGE_SUMS))
 
@@ -168,6 +170,10 @@ class RecordStats:
                 self.rates.append(record.output_tokens_per_s)
             if record.error is None:
                 self.billable += 1
+        elif record.replayed is not None:  # answered from an earlier run: its cost counts, no time of its own
+            self.replayed += 1
+            self.billable += record.error is None
+            self.replayed_cost += record.cost_usd or 0.0
         if record.cost_usd is not None:
             self.cost += record.cost_usd
             self.thinking_cost += record.thinking_cost_usd or 0.0
@@ -207,7 +213,10 @@ def summarize_cell(
         "ttft_p50_s": percentile(stats.ttft, 50),
         "ttft_p95_s": percentile(stats.ttft, 95),
         "output_tokens_per_s_p50": percentile(stats.rates, 50),
-        "images_per_s": len(items) / wall_s if wall_s > 0 else None,
+        # a run that replayed answers did not send for them: its pace says nothing of the service's
+        "images_per_s": len(items) / wall_s if wall_s > 0 and not stats.replayed else None,
+        "replayed": stats.replayed,
+        "replayed_cost_usd": stats.replayed_cost,
         **{name: stats.usage[name] for name in _USAGE_SUMS},
         "cost_usd": cost,
         "thinking_cost_usd": stats.thinking_cost if cost is not None else None,

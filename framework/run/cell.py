@@ -22,6 +22,7 @@ from visionbench.run.jobs import JobStore, cell_job_key
 from visionbench.run.prompts import prompt_for, response_schema
 from visionbench.run.readahead import ReadAhead
 from visionbench.run.recorder import Recorder, Where
+from visionbench.run.replay import Replay, request_key
 from visionbench.strategy import AUTO_CEILING, Limit
 from visionbench.types import (
     Answer,
@@ -46,6 +47,8 @@ class RunTools:
     caller: Caller
     preprocessor: Preprocessor
     jobs: JobStore | None = None
+    #: An earlier run whose answers stand in for requests that match them (``run --replay``), or None.
+    replay: Replay | None = None
 
 
 class CellContext:
@@ -65,6 +68,7 @@ class CellContext:
         self.providers = tools.providers
         self.caller = tools.caller
         self.jobs = tools.jobs
+        self.replay = tools.replay
         self._recorder = recorder
         #: The items the cell is expected to ask about, in order (the runner's to-do list): read ahead.
         self._cache = ReadAhead(
@@ -177,6 +181,12 @@ class CellContext:
             return failed
         request = self._request(where, prepared, self.model_params if own else {})
         backend = self.providers[where.provider]
+        key = self.request_key(where, request, [item for item, _ in prepared])
+        earlier = self.replay.take(key) if self.replay is not None else None
+        if earlier is not None:
+            now = self.now()
+            ids = [item.id for item, _ in prepared]
+            return failed + self._recorder.replayed(where, ids, now, earlier, self.replay.run_id, key).answers  # type: ignore[union-attr]
         outcome = await self.caller.call(lambda: backend.generate(request), limiter)  # type: ignore[arg-type]
         record = self._recorder.record(
             where,
@@ -187,8 +197,18 @@ class CellContext:
             result=outcome.error or outcome.value,
             queue_s=outcome.queue_s,
             backoff_s=outcome.backoff_s,
+            request_key=key,
         )
         return failed + record.answers
+
+    def request_key(self, where: Where, request: Request, items: Sequence[ImageItem]) -> str:
+        """The request's content key: its endpoint's plugin (and server, unless emulated), and each image by its
+        content and preprocessing, as the cache keys it."""
+        backend = self.providers[where.provider]
+        server = "emulator" if backend.endpoint is not None else backend.base_url()
+        settings = self.preprocessing if where.max_side is None else self.preprocessing.at(where.max_side)
+        images = [f"{image.sha256}:{settings.key()}" for item in items for image in item.images()]
+        return request_key(f"{type(backend).name}@{server}", request, images)
 
     async def submit_batch(self, items: Sequence[ImageItem]) -> BatchJob | None:
         where = Where(self.provider, self.model, None, None, batch=True)

@@ -180,6 +180,10 @@ class ExperimentSpec(StrictModel):
     pricing: list[dict[str, Any]] = Field(default_factory=list)
     #: What the report's verdict weighs; default: accuracy (the primary score), then cost.
     decide: DecideSpec = Field(default_factory=DecideSpec)
+    #: An earlier run (its folder or bundle.json, relative to the config) whose answers stand in for the requests
+    #: that match them, instead of sending them (``run --replay RUN``). Off by default: a benchmark measures by
+    #: sending.
+    replay: str | None = None
 
 
 @dataclass(frozen=True)

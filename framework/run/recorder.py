@@ -10,7 +10,7 @@ from visionbench.errors import ProviderError
 from visionbench.run.answers import parse_answers
 from visionbench.run.cellrun import CellRun
 from visionbench.services.pricing import PriceTable
-from visionbench.types import Answer, Record, Response
+from visionbench.types import Answer, Record, Response, Usage
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,14 @@ class Recorder:
         self.prices = prices
         self._on_record = on_record
 
-    def record(
+    def record(self, *args: Any, **kwargs: Any) -> Record:
+        """The one place a call's result (a reply, or the error that ended it) becomes a kept ``Record`` (see
+        ``make``), handed on to the run."""
+        record = self.make(*args, **kwargs)
+        self._on_record(record)
+        return record
+
+    def make(
         self,
         where: Where,
         ids: list[str],
@@ -50,8 +57,9 @@ class Recorder:
         request_id: str | None = None,
         judge: dict[str, Any] | None = None,
         parse: Callable[[str, list[str]], list[Answer]] | None = None,
+        request_key: str | None = None,
     ) -> Record:
-        """The one place a call's result (a reply, or the error that ended it) becomes a kept ``Record``.
+        """A call's result (a reply, or the error that ended it) as a ``Record``, not yet handed on.
 
         A judge's request (``judge``: see ``Record.judge``) has its reply read by ``parse`` instead of as the task's
         answers."""
@@ -72,6 +80,7 @@ class Recorder:
             queue_s=queue_s,
             backoff_s=backoff_s,
             judge=judge,
+            request_key=request_key,
         )
         if isinstance(result, ProviderError):
             error = {"kind": result.kind, "message": str(result), "status": result.status}
@@ -94,6 +103,25 @@ class Recorder:
                 out = result.usage.output_tokens if result.usage is not None else None
                 if out is not None and result.generation_s:
                     record.output_tokens_per_s = out / result.generation_s
+        return record
+
+    def replayed(
+        self, where: Where, ids: list[str], now: float, earlier: dict[str, Any], run_id: str, key: str
+    ) -> Record:
+        """A record answered from an earlier run's record ``earlier`` (``run --replay``), not sent: its reply read
+        again by the task as it is now, its usage and cost carried over, no attempt and no time of its own."""
+        usage = earlier.get("usage")
+        reply = Response(
+            earlier["raw_text"],
+            Usage(**usage) if usage else None,
+            model_version=earlier.get("model_version"),
+            request_id=earlier.get("request_id"),
+            cost_usd=earlier.get("cost_usd"),
+            simulated=bool(earlier.get("simulated")),
+        )
+        record = self.make(where, ids, now, now, 0, result=reply, request_key=key)
+        record.replayed = run_id
+        record.thinking_cost_usd = earlier.get("thinking_cost_usd")
         self._on_record(record)
         return record
 

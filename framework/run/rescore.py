@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 #: changes what was sent, which items and labels were asked about, or what it cost: that is a new run.
 CHANGEABLE = (
     ("name",),
+    ("replay",),
     ("description",),
     ("cache_dir",),
     ("task", "answer"),

@@ -35,6 +35,7 @@ from visionbench.run.judging import judge_cell
 from visionbench.run.plan import Plan, routed, running
 from visionbench.run.prepare_ahead import PreparedAhead, prepare_ahead
 from visionbench.run.recorder import Recorder
+from visionbench.run.replay import load_replay
 from visionbench.types import ImageItem, Record
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ async def run(
     previous: Bundle | None = None,
     retry_errors: bool = False,
     clock: Clock = REAL_CLOCK,
+    replay: Path | None = None,
 ) -> Path:
     """Run every cell of ``plan``; returns the bundle's path. The bundle is valid on disk at every moment.
 
@@ -163,11 +165,13 @@ async def run(
     done are kept and only the rest run; with ``retry_errors`` the items that failed are asked again too.
     ``max_cost_usd`` covers the whole run, earlier spend included; on a resume it defaults to the budget the
     run started with. ``clock`` is the one clock of the run: the caller's (timing, backoff, adaptive limits) and
-    the emulator's.
+    the emulator's. ``replay`` (else the config's ``replay:``) is an earlier run whose answers stand in for the
+    requests that match them (``run.replay``).
     """
     experiment = plan.experiment
     progress = progress or _NoProgress()
     caller = Caller(experiment.spec.retry, clock=clock)
+    replayed = load_replay(experiment, replay)
     # The emulator (if any) comes up first, so the header records where each endpoint's requests really go.
     async with routed(plan, clock=clock) as plan:
         if previous is not None:
@@ -182,11 +186,14 @@ async def run(
             spent = 0.0
             run_id = run_id or new_run_id(experiment.name)
             writer = BundleWriter(results_dir / run_id / BUNDLE_NAME, _header(plan, run_id))
+        if replayed is not None:
+            replayed.check(bool(writer.data.simulated), str(experiment.source))
+            writer.data.config["replay"] = replayed.path  # a resumed run replays from it too
         writer.data.budget = BundleBudget(max_cost_usd=max_cost_usd)
         preprocessor = Preprocessor(cache_dir)
         jobs = JobStore(results_dir / "batch_jobs.json")
         budget = Budget(max_cost_usd, spent)
-        tools = RunTools(plan.providers, caller, preprocessor, jobs)
+        tools = RunTools(plan.providers, caller, preprocessor, jobs, replayed)
         state = _RunState(plan, tools, writer, progress, budget, previous, retry_errors)
         try:
             async with running(plan):
@@ -318,7 +325,8 @@ async def _run_cell(state: _RunState, cell: Cell, repeat: int) -> None:
         writer.add_record(record)
         if advanced := tally.progress(record):
             progress.advance(advanced)
-        budget.spend(record.cost_usd)  # over budget: the record is in the bundle, not in the cell's summary
+        if record.replayed is None:  # a replayed answer was paid for by the run it came from
+            budget.spend(record.cost_usd)  # over budget: the record is in the bundle, not in the cell's summary
         tally.add(record)
         stats.add(record)
         if replies is not None:

@@ -1,0 +1,98 @@
+"""``run --replay RUN``: requests that match an earlier run's are answered from it, not sent (issue 28, part 1)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import capture_emulators
+from rich.console import Console
+
+from visionbench.errors import ConfigError
+from visionbench.report.terminal import print_report, status_line
+from visionbench.results import bundle as bundle_mod
+from visionbench.run.plan import load_plan
+from visionbench.run.plugins import default_registry
+from visionbench.run.replay import Replay
+from visionbench.run.runner import run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def quickstart(tmp_path: Path, *, drop_batch: bool = True, prompt: str | None = None) -> Path:
+    """The quickstart-emulated config at time scale 0 (instant), its dataset where it is."""
+    config = yaml.safe_load((ROOT / "configs" / "quickstart-emulated.yaml").read_text())
+    config["dataset"]["path"] = str(ROOT / "framework" / "sample_images")
+    config["emulator"]["time_scale"] = 0
+    config["cache_dir"] = str(tmp_path / "c")
+    if drop_batch:
+        for entry in config["matrix"]:
+            entry["strategies"] = [s for s in entry["strategies"] if not _is_batch(s)]
+    if prompt:
+        config["task"]["prompt"] = prompt
+    path = tmp_path / "quickstart.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _is_batch(strategy: Any) -> bool:
+    return (strategy if isinstance(strategy, str) else strategy["name"]) == "provider-batch"
+
+
+async def run_counted(path: Path, tmp_path: Path, monkeypatch, name: str, replay: Path | None = None):
+    """The run's bundle and how many requests its emulator was sent (generate calls, all models)."""
+    started = capture_emulators(monkeypatch)
+    plan = load_plan(path, default_registry())
+    out = await run(plan, results_dir=tmp_path / name, cache_dir=tmp_path / "c", replay=replay)
+    data = bundle_mod.load(out)
+    bundle_mod.validate(data)
+    [emu] = started
+    return data, sum(stats.requests for stats in emu.stats.values()), out.parent
+
+
+@pytest.mark.slow
+async def test_a_replayed_rerun_sends_only_what_did_not_match(tmp_path, monkeypatch):
+    path = quickstart(tmp_path)
+    first, sent, first_dir = await run_counted(path, tmp_path, monkeypatch, "first")
+    assert sent > 0
+    failed = [r for r in first["records"] if r["error"] is not None]
+    again, resent, _ = await run_counted(path, tmp_path, monkeypatch, "again", replay=first_dir)
+    # every request answered the first time is answered from it; only the failed ones go out again
+    assert resent == len(failed), (sent, resent, len(failed))
+    replayed = [r for r in again["records"] if r["replayed"] is not None]
+    assert replayed and all(r["replayed"] == first["run_id"] and r["attempts"] == 0 for r in replayed)
+    answered = [r for r in first["records"] if r["error"] is None]
+    assert len(replayed) == len(answered)
+    for a, b in zip(first["cells"], again["cells"]):
+        if not failed:
+            assert a["answers"] == b["answers"]  # the same replies, read the same way
+        assert b["summary"]["cost_usd"] == pytest.approx(a["summary"]["cost_usd"])  # what the cell costs
+        if not failed:
+            assert b["summary"]["latency_p50_s"] is None and b["summary"]["images_per_s"] is None
+    line = status_line(again)
+    assert f"requests replayed from {first['run_id']}" in line and "not spent again" in line
+    out = io.StringIO()
+    print_report(again, Console(file=out, width=120))
+    assert "replayed" in out.getvalue()
+    # A changed prompt matches nothing: every request is sent.
+    changed = quickstart(tmp_path, prompt="How many people can you see? Answer with a single integer.")
+    fresh, sent_again, _ = await run_counted(changed, tmp_path, monkeypatch, "changed", replay=first_dir)
+    assert sent_again >= len(answered) and not any(r["replayed"] for r in fresh["records"])
+
+
+def test_simulated_answers_never_stand_in_for_real_ones():
+    replay = Replay("r1", "/x", simulated=True)
+    replay.check(True, "c.yaml")
+    with pytest.raises(ConfigError, match=r"c.yaml: replay: run r1 has an emulator's \(simulated\) answers"):
+        replay.check(False, "c.yaml")
+
+
+def test_a_bundle_without_request_keys_cannot_be_replayed():
+    from visionbench.results.model import Bundle
+
+    old = Bundle({"run_id": "old", "simulated": False, "records": [{"cell": "c", "error": None, "raw_text": "1"}]})
+    with pytest.raises(ConfigError, match="old.*no request keys"):
+        Replay.of(old, "runs/old")
