@@ -451,3 +451,33 @@ async def test_the_report_shows_the_judges_verdicts_from_its_records(
     cost = sum(r["cost_usd"] for r in data["records"] if r["judge"] is not None)
     assert rows.caption == f"llm_judge: the judge's 3 requests cost ${cost:.4f} (not in the cells' cost)"
     assert rows.rows[0][rows.head.index("llm_judge")].startswith("97%")  # 2.9 of 3
+
+
+async def test_a_replayed_run_asks_neither_the_cell_nor_the_judge_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run --replay: the cell's 4 requests and the judge's 3 are answered from the first run; same verdicts."""
+    from conftest import capture_emulators
+
+    from visionbench.results import bundle as bundle_mod
+    from visionbench.run.plan import load_plan
+    from visionbench.run.plugins import default_registry
+    from visionbench.run.runner import run
+
+    path = config(tmp_path)
+    first, _ = await _run(path, tmp_path, monkeypatch)
+    started = capture_emulators(monkeypatch)
+    source = tmp_path / "r" / first["run_id"]
+    out = await run(load_plan(path, default_registry()), results_dir=tmp_path / "again", replay=source)
+    again = bundle_mod.load(out)
+    [emu] = started
+    assert emu.stats == {}  # nothing asked, of either model
+    judged = [r for r in again["records"] if r["judge"] is not None]
+    assert len(judged) == 3 and all(r["replayed"] == first["run_id"] and r["attempts"] == 0 for r in judged)
+    scores = again["cells"][0]["summary"]["scores"]
+    assert scores["llm_judge"]["mean"] == pytest.approx(2.9 / 3)
+    figures = scores["llm_judge"]["judge"]
+    assert figures["requests"] == 0 and figures["replayed"] == 3
+    assert figures["cost_usd"] == pytest.approx(
+        first["cells"][0]["summary"]["scores"]["llm_judge"]["judge"]["cost_usd"]
+    )

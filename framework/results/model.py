@@ -283,6 +283,8 @@ class JudgeFigures(View):
 
     requests: Annotated[int, {"minimum": 0}]
     attempts: Annotated[int, {"minimum": 0}] = 0
+    #: Verdicts replayed from an earlier run (``run --replay``), not asked: in ``cost_usd``, not in ``requests``.
+    replayed: Annotated[int, {"minimum": 0}] = 0
     errors: Annotated[int, {"minimum": 0}]
     input_tokens: Annotated[int | None, {"minimum": 0}] = None
     output_tokens: Annotated[int | None, {"minimum": 0}] = None

@@ -187,11 +187,12 @@ def judge_figures(records: Iterable[Record]) -> dict[str, dict[str, Any]]:
             by_key.setdefault(record.judge["scorer"], []).append(record)
     for key, mine in by_key.items():
         sent = [r for r in mine if r.attempts > 0]
-        billable = [r for r in sent if r.error is None]
+        billable = [r for r in mine if (r.attempts > 0 or r.replayed is not None) and r.error is None]
         priced = [r.cost_usd for r in mine if r.cost_usd is not None]
         verdicts = judge_verdicts(mine).get(key, {})
         out[key] = {
             "requests": len(sent),
+            "replayed": sum(1 for r in mine if r.replayed is not None),
             "attempts": sum(r.attempts for r in mine),
             "errors": sum(1 for v in verdicts.values() if not isinstance(v, Score)),
             "input_tokens": _usage_sum(mine, "input_tokens"),

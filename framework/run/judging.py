@@ -26,6 +26,7 @@ from visionbench.run.calling import Caller
 from visionbench.run.cellrun import CellRun
 from visionbench.run.readahead import ReadAhead
 from visionbench.run.recorder import Recorder, Where
+from visionbench.run.replay import Replay, judge_key
 from visionbench.scorer import Judge, ModelScorer, Score
 from visionbench.services.pricing import PriceTable
 from visionbench.types import Answer, ImageItem, PreparedImage, Record, Request, Task, fill_template
@@ -37,6 +38,7 @@ class _Tools:
     caller: Caller
     preprocessor: Preprocessor
     recorder: Recorder
+    replay: Replay | None = None
 
 
 def inputs_digest(judge: Judge, prompt: str, system: str | None, item: ImageItem, preprocessing: str | None) -> str:
@@ -70,14 +72,16 @@ async def judge_cell(
     prices: PriceTable | None,
     on_record: Callable[[Record], None],
     earlier: Sequence[Record] = (),
+    replay: Replay | None = None,
 ) -> None:
     """Ask each model scorer of ``scorers`` about each answered labelled item of the cell; each request's record
     goes to ``on_record`` (its answer's value the item's score, or its error). ``earlier``: the judge records of the
-    run being resumed, whose verdicts are kept where the inputs are the same."""
+    run being resumed, whose verdicts are kept where the inputs are the same; ``replay``: an earlier run whose
+    verdicts stand in for the requests asked alike (``run --replay``)."""
     judges = scorers.judges
     if not judges:
         return
-    tools = _Tools(providers, caller, preprocessor, Recorder(run, on_record, prices))
+    tools = _Tools(providers, caller, preprocessor, Recorder(run, on_record, prices), replay)
     done = earlier_verdicts(earlier)
     for key, scorer in judges:
         wanted = [job for job in judge_jobs(scorers, scorer, run, items, final) if (key, job[2]) not in done]
@@ -166,8 +170,6 @@ async def _ask(
         params=dict(judge.model_params),
         max_output_tokens=judge.max_output_tokens,
     )
-    backend = tools.providers[judge.provider]
-    outcome = await caller.call(lambda: backend.generate(request))
 
     def read(reply: str, ids: list[str]) -> list[Answer]:
         try:
@@ -179,6 +181,13 @@ async def _ask(
         marked["why"] = score.why
         return [Answer(i, value=score.value) for i in ids]
 
+    earlier = tools.replay.take(judge_key(digest)) if tools.replay is not None else None
+    if earlier is not None:  # run --replay: asked alike before
+        run_id = tools.replay.run_id  # type: ignore[union-attr]
+        recorder.replayed(where, [item.id], caller.now(), earlier, run_id, judge_key(digest), judge=marked, parse=read)
+        return
+    backend = tools.providers[judge.provider]
+    outcome = await caller.call(lambda: backend.generate(request))
     recorder.record(
         where,
         [item.id],

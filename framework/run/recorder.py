@@ -106,10 +106,18 @@ class Recorder:
         return record
 
     def replayed(
-        self, where: Where, ids: list[str], now: float, earlier: dict[str, Any], run_id: str, key: str
+        self,
+        where: Where,
+        ids: list[str],
+        now: float,
+        earlier: dict[str, Any],
+        run_id: str,
+        key: str,
+        **more: Any,
     ) -> Record:
         """A record answered from an earlier run's record ``earlier`` (``run --replay``), not sent: its reply read
-        again by the task as it is now, its usage and cost carried over, no attempt and no time of its own."""
+        again by the task as it is now (a judge's by ``parse``, with ``judge``), its usage and cost carried over, no
+        attempt and no time of its own."""
         usage = earlier.get("usage")
         reply = Response(
             earlier["raw_text"],
@@ -119,7 +127,9 @@ class Recorder:
             cost_usd=earlier.get("cost_usd"),
             simulated=bool(earlier.get("simulated")),
         )
-        record = self.make(where, ids, now, now, 0, result=reply, request_key=key)
+        record = self.make(
+            where, ids, now, now, 0, result=reply, request_key=None if more.get("judge") else key, **more
+        )
         record.replayed = run_id
         record.thinking_cost_usd = earlier.get("thinking_cost_usd")
         self._on_record(record)

@@ -47,6 +47,12 @@ def request_key(plugin: str, request: Request, image_keys: list[str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def judge_key(inputs: str) -> str:
+    """A judge's request by its inputs' digest (``run.judging.inputs_digest``: its endpoint, model, params, words
+    and the item's images as prepared)."""
+    return f"judge:{inputs}"
+
+
 @dataclass
 class Replay:
     """An earlier run's answered requests by content key, each to be used once."""
@@ -60,15 +66,16 @@ class Replay:
 
     @classmethod
     def of(cls, bundle: Bundle, path: str) -> Replay:
-        """The replayable records of ``bundle``: answered without error, the cells' own (not a judge's), keyed."""
+        """The replayable records of ``bundle``: answered without error, keyed (a judge's by its inputs' digest)."""
         replay = cls(bundle.run_id, path, bool(bundle.get("simulated")))
         keyed = 0
         for record in bundle.records:
-            key = record.get("request_key")
+            judge = record.get("judge")
+            key = judge_key(judge["inputs"]) if judge else record.get("request_key")
             if key is None:
                 continue
             keyed += 1
-            if record.get("error") is None and not record.get("judge") and record.get("raw_text") is not None:
+            if record.get("error") is None and record.get("raw_text") is not None:
                 kept = {name: record.get(name) for name in KEPT}
                 replay._by_key.setdefault(key, deque()).append(kept)
         if not keyed and len(bundle.records):
@@ -77,6 +84,10 @@ class Replay:
                 "nothing in it can be matched to replay"
             )
         return replay
+
+    def __len__(self) -> int:
+        """Records left to replay."""
+        return sum(len(queue) for queue in self._by_key.values())
 
     def take(self, key: str) -> dict[str, Any] | None:
         """The next unused record answering the request keyed ``key`` (None: none left: send it)."""
@@ -112,4 +123,4 @@ def load_replay(experiment: Experiment, path: Path | None = None) -> Replay | No
     return Replay.of(bundle, str(where.resolve()))
 
 
-__all__ = ["Replay", "load_replay", "request_key"]
+__all__ = ["Replay", "judge_key", "load_replay", "request_key"]

@@ -408,7 +408,8 @@ async def _judge(
     def on_judge_record(record: Record) -> None:
         state.writer.add_record(record)
         judged.append(replace(record, raw_text=None))  # what the figures need, not the reply
-        state.budget.spend(record.cost_usd)
+        if record.replayed is None:  # a replayed verdict was paid for by the run it came from
+            state.budget.spend(record.cost_usd)
 
     tools = state.tools
     try:
@@ -423,6 +424,7 @@ async def _judge(
             prices=state.plan.experiment.prices,
             on_record=on_judge_record,
             earlier=list(judged),
+            replay=tools.replay,
         )
     except BudgetExceeded:
         raise
