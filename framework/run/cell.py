@@ -8,7 +8,7 @@ images, ``prompt_for`` (run/prompts.py) words the request, ``Recorder`` (run/rec
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,6 +22,7 @@ from visionbench.run.jobs import JobStore, cell_job_key
 from visionbench.run.prompts import prompt_for, response_schema
 from visionbench.run.readahead import ReadAhead
 from visionbench.run.recorder import Recorder, Where
+from visionbench.services.limits import split_batch
 from visionbench.strategy import AUTO_CEILING, Limit
 from visionbench.types import (
     Answer,
@@ -190,40 +191,71 @@ class CellContext:
         )
         return failed + record.answers
 
-    async def submit_batch(self, items: Sequence[ImageItem]) -> BatchJob | None:
+    async def submit_batches(self, items: Sequence[ImageItem]) -> list[BatchJob]:
         where = Where(self.provider, self.model, None, None, batch=True)
         prepared, _ = await self._prepare_all(items, where)
         if not prepared:
-            return None
-        # Custom ids are short and plain (services restrict them); the job remembers which item each stands for.
-        ids = {f"item-{n}": item.id for n, (item, _) in enumerate(prepared)}
-        hashes = {item.id: item.sha256 for item in items}
-        key = cell_job_key(self.run, [f"{i}:{hashes[i]}" for i in ids.values()])
-        saved = self.jobs.get(key) if self.jobs else None
+            return []
         backend = self.providers[self.provider]
-        replaced = None
-        if saved:
-            job = BatchJob(saved["job_id"], saved["ids"], self.now(), key, resumed=True)
-            check = await self.caller.call(lambda: backend.poll_batch(job.job_id))
+        hashes = {item.id: item.sha256 for item in items}
+
+        def key_of(item_ids: Iterable[str]) -> str:
+            return cell_job_key(self.run, [f"{i}:{hashes[i]}" for i in item_ids])
+
+        cell = key_of(())
+        jobs, replaced = await self._saved_jobs(cell, [item.id for item, _ in prepared], key_of)
+        taken = {item_id for job in jobs for item_id in job.item_ids.values()}
+        # Custom ids are short and plain (services restrict them); each job remembers which item each stands for.
+        todo = [(f"item-{n}", one) for n, one in enumerate(prepared) if one[0].id not in taken]
+        requests = {custom_id: self._request(where, [one], dict(self.model_params)) for custom_id, one in todo}
+        sizes = [backend.batch_entry_bytes(self.model, custom_id, requests[custom_id]) for custom_id, _ in todo]
+        for run in split_batch(sizes, *backend.batch_limits(self.model)):
+            ids = {todo[i][0]: todo[i][1][0].id for i in run}
+            chunk = {custom_id: requests[custom_id] for custom_id in ids}
+            outcome = await self.caller.call(lambda chunk=chunk: backend.submit_batch(self.model, chunk))  # type: ignore[misc]
+            if outcome.error is not None:
+                self._recorder.record_each(
+                    where, list(ids.values()), outcome.start_s, self.now(), outcome.attempts, outcome.error
+                )
+                continue
+            key = key_of(ids.values())
+            job = BatchJob(outcome.value, ids, outcome.start_s, key, replaced=replaced)  # type: ignore[arg-type]
+            if self.jobs:
+                entry = {"job_id": job.job_id, "provider": self.provider, "model": self.model, "ids": ids, "cell": cell}
+                self.jobs.put(key, entry)
+            jobs.append(job)
+        return jobs
+
+    async def _saved_jobs(
+        self, cell: str, present: list[str], key_of: Callable[[Iterable[str]], str]
+    ) -> tuple[list[BatchJob], str | None]:
+        """The jobs an interrupted run of this cell submitted for these items and the service still knows; and
+        which saved jobs the service denied (not found, expired, cancelled): their items are submitted afresh."""
+        if not self.jobs:
+            return [], None
+        saved = self.jobs.of_cell(cell)
+        whole = key_of(present)
+        if whole not in saved and (old := self.jobs.get(whole)) is not None:
+            saved[whole] = old  # saved by a version that made one job per cell
+        backend = self.providers[self.provider]
+        known = set(present)
+        jobs: list[BatchJob] = []
+        denied: list[str] = []
+        for key, entry in saved.items():
+            item_ids = list(entry.get("ids", {}).values())
+            # A job for other images (changed since, or no longer asked about) is not this batch's.
+            if not item_ids or not known.issuperset(item_ids) or key_of(item_ids) != key:
+                continue
+            job = BatchJob(entry["job_id"], entry["ids"], self.now(), key, resumed=True)
+            check = await self.caller.call(lambda job=job: backend.poll_batch(job.job_id))  # type: ignore[misc]
             if check.error is None or check.error.retryable:
-                return job
-            # The service denies the saved job (not found, expired, cancelled): say so, and submit afresh, once.
-            replaced = f"{job.job_id}: {check.error.kind}: {check.error}"
-            log.warning("cell %s: saved batch job %s; submitting a new one", self.cell_id, replaced)
-        requests = {
-            custom_id: self._request(where, [one], dict(self.model_params)) for custom_id, one in zip(ids, prepared)
-        }
-        outcome = await self.caller.call(lambda: backend.submit_batch(self.model, requests))
-        if outcome.error is not None:
-            self._recorder.record_each(
-                where, list(ids.values()), outcome.start_s, self.now(), outcome.attempts, outcome.error
-            )
-            return None
-        job = BatchJob(outcome.value, ids, outcome.start_s, key, replaced=replaced)  # type: ignore[arg-type]
-        if self.jobs:
-            entry = {"job_id": job.job_id, "provider": self.provider, "model": self.model, "ids": ids}
-            self.jobs.put(key, entry)
-        return job
+                jobs.append(job)
+                known.difference_update(item_ids)
+                continue
+            denied.append(f"{job.job_id}: {check.error.kind}: {check.error}")
+            log.warning("cell %s: saved batch job %s; submitting its items afresh", self.cell_id, denied[-1])
+            self.jobs.forget(key)
+        return jobs, "; ".join(denied) or None
 
     async def poll_batch(
         self, job: BatchJob, *, initial_s: float, max_s: float, deadline_s: float
