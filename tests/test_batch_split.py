@@ -302,3 +302,48 @@ async def test_over_the_real_documented_limits(tmp_path, monkeypatch) -> None:
     assert all(b <= 256 * MB for b in submitted["anthropic"])
     assert len(jobs["gemini"]) == 1 and submitted["gemini"][0] > 20 * MB  # one job, as a file (2 GB a file)
     assert GeminiJobs(emu, jobs["gemini"]).from_file == [True]
+
+
+async def test_gemini_inlines_only_what_fits_inlined(tmp_path, lowered, monkeypatch) -> None:
+    # Inlined, a request is about 15 bytes more than its line in a file ({"request", "metadata": {"key"}} and a
+    # ", "). With the limit between the two, the provider must send a file: inlined, the service refuses it.
+    from replay_server import image_bytes
+
+    from visionbench.providers.gemini import Gemini
+
+    monkeypatch.setenv("GEMINI_API_KEY", "k")
+    model = MODELS["gemini"]
+    (tmp_path / "a.jpg").write_bytes(image_bytes(size=(40, 30)))  # the image make_request sends: known, answered 3
+    (tmp_path / "labels.json").write_text(json.dumps({"a.jpg": {"person_count": 3}}))
+    profiles = profiles_from_dict({"models": {"*": {**QUIET, "batch": {"turnaround_s": 0}}}})
+    async with Emulator(profiles, dataset=tmp_path, time_scale=0) as emu:
+        gemini = Gemini(Gemini.Options(base_url=emu.base_url))
+        await _inline_or_file(emu, gemini, model, lowered)
+
+
+async def _inline_or_file(emu: Any, gemini: Any, model: str, lowered: dict[str, Any]) -> None:
+    from replay_server import make_request
+
+    try:
+        requests = {f"item-{i}": make_request(model) for i in range(600)}
+        lines = sum(gemini.batch_entry_bytes(model, key, r) for key, r in requests.items())
+        limit = lines + ENVELOPE_BYTES + 5 * len(requests)
+        lowered["gemini"]["*"]["batch_inline_max_bytes"] = limit
+        src = []
+        for key, request in requests.items():
+            config, part_res = gemini._config(request, batch=True)
+            contents = gemini._contents(request, part_res)
+            src.append(types.InlinedRequest(contents=contents, config=config, metadata={"key": key}))
+        with pytest.raises(genai_errors.ClientError, match=f"exceeds the limit: {limit} bytes"):
+            await gemini._get_client().aio.batches.create(model=model, src=src)
+        job_id = await gemini.submit_batch(model, requests)
+        assert emu.gemini_routes.responses_files.keys() == {job_id.removeprefix("batches/")}  # sent as a file
+        assert emu._store.get(job_id.removeprefix("batches/")).submitted_bytes == lines
+        for _ in range(600):
+            if (await gemini.poll_batch(job_id)).done:
+                break
+            await asyncio.sleep(0.05)
+        results = await gemini.collect_batch(job_id)
+        assert sorted(results) == sorted(requests) and {r.text for r in results.values()} == {"3"}  # type: ignore[union-attr]
+    finally:
+        await gemini.aclose()
