@@ -347,3 +347,14 @@ async def _inline_or_file(emu: Any, gemini: Any, model: str, lowered: dict[str, 
         assert sorted(results) == sorted(requests) and {r.text for r in results.values()} == {"3"}  # type: ignore[union-attr]
     finally:
         await gemini.aclose()
+
+
+async def test_emulator_refuses_a_gemini_input_file_over_its_limit(emu, lowered) -> None:
+    lowered["gemini"]["*"]["batch_max_bytes"] = 1000  # 2 GB a file in the service
+    client = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=emu.base_url))
+    with pytest.raises(genai_errors.ClientError) as caught:
+        await client.aio.files.upload(file=io.BytesIO(b"x" * 1001), config={"mime_type": "application/jsonl"})
+    assert caught.value.code == 400 and "File of 1001 bytes exceeds the maximum file size of 1000" in str(
+        caught.value.message
+    )
+    assert not emu.gemini_routes.files.files and not emu.gemini_routes.files.uploads
