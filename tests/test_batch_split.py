@@ -235,6 +235,7 @@ async def _run(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> t
     return data, jobs, emu
 
 
+@pytest.mark.slow
 async def test_2000_images_in_several_jobs_on_every_provider(tmp_path, lowered, monkeypatch) -> None:
     # Each request is about 4.4 KB (a 64 x 48 JPEG); the test lowers the limits so that they bite at 2,000 images:
     # OpenAI by requests (700 a job), Anthropic by bytes (3 MB a job), Gemini by bytes (2.5 MB a job, 1.5 MB inline:
