@@ -237,10 +237,12 @@ async def _run(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> t
 
 @pytest.mark.slow
 async def test_2000_images_in_several_jobs_on_every_provider(tmp_path, lowered, monkeypatch) -> None:
-    # Each request is about 4.4 KB (a 64 x 48 JPEG); the test lowers the limits so that they bite at 2,000 images:
+    # Each request is about 4 KB (a 64 x 48 JPEG); the test lowers the limits so that they bite at 2,000 images:
     # OpenAI by requests (700 a job), Anthropic by bytes (3 MB a job), Gemini by bytes (2.5 MB a job, 1.5 MB inline:
-    # the full jobs go as files, the last one inline). Before the split, each provider sent one job and the
-    # emulator refused it (Gemini 400 over the inline limit, OpenAI 400, Anthropic 413): all 2,000 items failed.
+    # the full jobs go as files, the last one inline). Seen: OpenAI 700 + 700 + 600; Anthropic 749 + 749 + 502
+    # (2.98 MB, 2.98 MB, 2.0 MB); Gemini 633 x 3 as files (2.49 MB each) + 101 inline (0.40 MB). Before the split,
+    # each provider sent one job and the emulator refused it (Gemini 400 over the inline limit, OpenAI 400,
+    # Anthropic 413): all 2,000 items failed.
     lowered["openai"]["*"]["batch_max_requests"] = 700
     lowered["anthropic"]["*"]["batch_max_bytes"] = 3_000_000
     lowered["gemini"]["*"]["batch_max_bytes"] = 2_500_000
@@ -253,6 +255,7 @@ async def test_2000_images_in_several_jobs_on_every_provider(tmp_path, lowered, 
         assert len(cell["answers"]) == 2000
     extra = {c["provider"]: c["extra"]["batch"] for c in data["cells"]}
     sizes = {p: [len(j.items) for j in jobs[p]] for p in MODELS}
+    print({p: [(len(j.items), j.submitted_bytes) for j in jobs[p]] for p in MODELS})  # seen with -s
     assert sizes["openai"] == extra["openai"]["requests_per_job"] == [700, 700, 600]
     assert len(sizes["anthropic"]) == extra["anthropic"]["jobs"] >= 3 and sum(sizes["anthropic"]) == 2000
     assert len(sizes["gemini"]) == extra["gemini"]["jobs"] >= 3 and sum(sizes["gemini"]) == 2000
