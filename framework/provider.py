@@ -129,6 +129,14 @@ class Provider(ABC, Generic[OptionsT]):
 
     # Server-side batch APIs (optional; providers that have one say ``batch=True`` in their capabilities).
 
+    def batch_limits(self, model: str) -> tuple[int | None, int | None]:
+        """Requests and bytes one batch job may hold, as the service documents them (``None``: no limit)."""
+        return None, None
+
+    def batch_entry_bytes(self, model: str, custom_id: str, request: Request) -> int:
+        """Bytes ``request`` adds to a batch job's submission (to split a batch into jobs within the limits)."""
+        return 0
+
     async def submit_batch(self, model: str, requests: dict[str, Request]) -> str:
         """Submit ``requests`` (keyed by a custom id) as one batch job; return the job id."""
         raise NotImplementedError(f"provider {self.name!r} has no batch API")

@@ -103,10 +103,11 @@ class StrategyContext(Protocol):
         """Ask the task about ``items`` in one request, recorded; one answer per item."""
         ...
 
-    async def submit_batch(self, items: Sequence[ImageItem]) -> BatchJob | None:
-        """One request per item as a server-side batch job, or the saved job of an interrupted run.
+    async def submit_batches(self, items: Sequence[ImageItem]) -> list[BatchJob]:
+        """One request per item as server-side batch jobs, as many as the service's limits on a job's requests and
+        bytes require, each saved as soon as it is submitted; an interrupted run's saved jobs are picked up instead.
 
-        ``None`` when there is nothing to wait for (every item failed; the failures are recorded).
+        Empty when there is nothing to wait for (every item failed; the failures are recorded).
         """
         ...
 

@@ -32,7 +32,7 @@ from visionbench.errors import BadRequest, ConfigError, Fatal, ProviderError, Tr
 from visionbench.hookspecs import hookimpl
 from visionbench.provider import Endpoint, Provider, RemoteOptions
 from visionbench.secrets import redact
-from visionbench.services.limits import capabilities_for, thinking_problem
+from visionbench.services.limits import capabilities_for, limits_for, thinking_problem
 from visionbench.services.tokens import anthropic_image_tokens
 from visionbench.toolkit import (
     StreamTimer,
@@ -293,13 +293,21 @@ class AnthropicMessages(Provider[AnthropicOptions]):
 
     # Message Batches: results come back in any order and are matched by custom_id.
 
+    def batch_limits(self, model: str) -> tuple[int | None, int | None]:
+        lim = limits_for("anthropic", model)
+        return lim.batch_max_requests, lim.batch_max_bytes
+
+    def _batch_entry(self, model: str, key: str, request: Request) -> dict[str, Any]:
+        if not CUSTOM_ID.match(key):
+            raise BadRequest(f"batch key {key!r} is not a valid custom_id (1-64 of a-z A-Z 0-9 _ -)")
+        return {"custom_id": key, "params": {**self._params(request), "model": model}}
+
+    def batch_entry_bytes(self, model: str, custom_id: str, request: Request) -> int:
+        return len(json.dumps(self._batch_entry(model, custom_id, request))) + 2  # and the ", " before the next
+
     async def submit_batch(self, model: str, requests: dict[str, Request]) -> str:
         client = self._get_client()
-        entries = []
-        for key, request in requests.items():
-            if not CUSTOM_ID.match(key):
-                raise BadRequest(f"batch key {key!r} is not a valid custom_id (1-64 of a-z A-Z 0-9 _ -)")
-            entries.append({"custom_id": key, "params": {**self._params(request), "model": model}})
+        entries = [self._batch_entry(model, key, request) for key, request in requests.items()]
         batch = await self._call(client.messages.batches.create(requests=entries))
         return batch.id
 

@@ -19,6 +19,7 @@ stream that ends without a finish reason is a transient error (retried), never a
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -32,7 +33,7 @@ from visionbench.errors import BadRequest, ConfigError, Fatal, ProviderError, Tr
 from visionbench.hookspecs import hookimpl
 from visionbench.provider import Endpoint, Provider, RemoteOptions
 from visionbench.secrets import redact
-from visionbench.services.limits import capabilities_for, thinking_problem
+from visionbench.services.limits import ENVELOPE_BYTES, capabilities_for, limits_for, thinking_problem
 from visionbench.services.tokens import gemini_image_tokens
 from visionbench.toolkit import StreamTimer, api_key, check_params, error_for_status, is_simulated, retry_after
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
@@ -377,17 +378,50 @@ class Gemini(Provider[GeminiOptions]):
             return exc
         return Fatal(f"gemini: unexpected SDK error ({text})")
 
-    # Batch mode: inlined requests, matched back by metadata key.
+    # Batch mode: requests inlined (up to the inline limit) or as an uploaded JSONL file, matched back by key.
+
+    def batch_limits(self, model: str) -> tuple[int | None, int | None]:
+        lim = limits_for("gemini", model)
+        return lim.batch_max_requests, lim.batch_max_bytes
+
+    def _input_line(self, key: str, request: Request) -> bytes:
+        """The request as a line of a batch input file (``{"key", "request"}``, with its newline), converted by the
+        SDK's own converter: the same JSON as the request inlined."""
+        from google.genai import _common, types
+        from google.genai import batches as sdk_batches
+
+        config, part_res = self._config(request, batch=True)
+        inlined = types.InlinedRequest(contents=self._contents(request, part_res), config=config)
+        wire = sdk_batches._InlinedRequest_to_mldev(self._get_client()._api_client, inlined)
+        wire = _common.encode_unserializable_types(_common.convert_to_dict(wire))
+        return json.dumps({"key": key, "request": wire["request"]}).encode() + b"\n"
+
+    def batch_entry_bytes(self, model: str, custom_id: str, request: Request) -> int:
+        return len(self._input_line(custom_id, request))
 
     async def submit_batch(self, model: str, requests: dict[str, Request]) -> str:
         from google.genai import types
 
         client = self._get_client()
-        src = []
-        for key, request in requests.items():
-            config, part_res = self._config(request, batch=True)
-            contents = self._contents(request, part_res)
-            src.append(types.InlinedRequest(contents=contents, config=config, metadata={"key": key}))
+        lines = [self._input_line(key, request) for key, request in requests.items()]
+        inline_max = limits_for("gemini", model).batch_inline_max_bytes
+        src: Any
+        # Inlined, a request is its line's JSON in ``{"request", "metadata": {"key"}}`` and a ", ": about 15 bytes
+        # more than the line; 32 each keeps the body within the limit.
+        if inline_max is None or sum(len(line) + 32 for line in lines) + ENVELOPE_BYTES <= inline_max:
+            src = []
+            for key, request in requests.items():
+                config, part_res = self._config(request, batch=True)
+                contents = self._contents(request, part_res)
+                src.append(types.InlinedRequest(contents=contents, config=config, metadata={"key": key}))
+        else:  # above the inline limit the service takes the requests only as a file
+            data = io.BytesIO(b"".join(lines))
+            del lines
+            upload = {"mime_type": "application/jsonl", "display_name": "visionbench-batch"}
+            uploaded = await self._call(client.aio.files.upload(file=data, config=upload))
+            if not uploaded.name:
+                raise Transient("gemini: file upload returned no file name")
+            src = uploaded.name
         job = await self._call(client.aio.batches.create(model=model, src=src, config={"display_name": "visionbench"}))
         if not job.name:
             raise Transient("gemini: batch create returned no job name")
@@ -411,10 +445,33 @@ class Gemini(Provider[GeminiOptions]):
             total=self._batch_sizes.get(job_id, len(inlined)),
         )
 
+    async def _file_responses(self, file_name: str) -> list[Any]:
+        """A finished file job's results: its responses file, downloaded, one ``InlinedResponse`` a line."""
+        from google.genai import batches as sdk_batches
+        from google.genai import types
+
+        data = await self._call(self._get_client().aio.files.download(file=file_name))
+        out = []
+        for n, line in enumerate(data.splitlines()):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                wire = sdk_batches._InlinedResponse_from_mldev(entry)
+                wire["metadata"] = {"key": entry.get("key")}
+                out.append(types.InlinedResponse._from_response(response=wire, kwargs={}))
+            except (ValueError, AttributeError, pydantic.ValidationError) as exc:
+                raise Transient(f"gemini: line {n + 1} of batch results {file_name} is not valid: {exc}") from None
+        return out
+
     async def collect_batch(self, job_id: str) -> dict[str, Response | ProviderError]:
         job = await self._job(job_id)
         out: dict[str, Response | ProviderError] = {}
-        for item in (job.dest.inlined_responses if job.dest else None) or []:
+        if job.dest is not None and job.dest.file_name:
+            items = await self._file_responses(job.dest.file_name)
+        else:
+            items = (job.dest.inlined_responses if job.dest else None) or []
+        for item in items:
             key = (item.metadata or {}).get("key")
             if key is None:
                 continue

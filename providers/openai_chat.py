@@ -34,7 +34,7 @@ from visionbench.errors import BadRequest, Fatal, ProviderError, Transient
 from visionbench.hookspecs import hookimpl
 from visionbench.provider import Endpoint, Provider, RemoteOptions
 from visionbench.secrets import redact
-from visionbench.services.limits import capabilities_for
+from visionbench.services.limits import capabilities_for, limits_for
 from visionbench.services.tokens import openai_image_tokens
 from visionbench.toolkit import (
     StreamTimer,
@@ -294,13 +294,22 @@ class OpenAIChat(Provider[OpenAIOptions]):
 
     # Batch API: a JSONL file of requests in, output and error files out, matched by custom_id.
 
+    def batch_limits(self, model: str) -> tuple[int | None, int | None]:
+        lim = limits_for("openai", model)
+        return lim.batch_max_requests, lim.batch_max_bytes
+
+    def _input_line(self, model: str, key: str, request: Request) -> bytes:
+        """The request as a line of the batch's input file (with its newline)."""
+        body = {**self._params(request), "model": model}
+        line = {"custom_id": key, "method": "POST", "url": "/v1/chat/completions", "body": body}
+        return json.dumps(line).encode() + b"\n"
+
+    def batch_entry_bytes(self, model: str, custom_id: str, request: Request) -> int:
+        return len(self._input_line(model, custom_id, request))
+
     async def submit_batch(self, model: str, requests: dict[str, Request]) -> str:
         client = self._get_client()
-        lines = []
-        for key, request in requests.items():
-            body = {**self._params(request), "model": model}
-            lines.append(json.dumps({"custom_id": key, "method": "POST", "url": "/v1/chat/completions", "body": body}))
-        data = ("\n".join(lines) + "\n").encode()
+        data = b"".join(self._input_line(model, key, request) for key, request in requests.items())
         uploaded = await self._call(client.files.create(file=("visionbench.jsonl", data), purpose="batch"))
         batch = await self._call(
             client.batches.create(

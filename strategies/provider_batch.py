@@ -1,11 +1,13 @@
-"""Provider batch: all images in one server-side batch job, polled until done, at the batch price.
+"""Provider batch: all images in server-side batch jobs, polled until done, at the batch price.
 
-Each image is one request of a Gemini batch job or an Anthropic message batch. The job id is saved in the
-results folder's job store as soon as it exists, so resuming an interrupted run picks that job up instead of
-paying twice."""
+Each image is one request of a batch job (Gemini, Anthropic message batches, OpenAI). The images go in as many
+jobs as the service's documented limits on a job's requests and bytes require (``limits.yaml``). Each job id is
+saved in the results folder's job store as soon as it exists, so resuming an interrupted run picks those jobs up
+instead of paying twice."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,7 +16,7 @@ from pydantic import Field
 from visionbench import hookimpl
 from visionbench.spec import StrictModel
 from visionbench.strategy import PlannedRequest, Strategy, StrategyContext, Tally
-from visionbench.types import Capabilities, ImageItem, Record
+from visionbench.types import BatchJob, Capabilities, ImageItem, Record
 
 
 class ProviderBatchParams(StrictModel):
@@ -36,15 +38,28 @@ class ProviderBatch(Strategy[ProviderBatchParams]):
         return [PlannedRequest((item.id,), batch=True) for item in items]
 
     async def run(self, items: Sequence[ImageItem], ctx: StrategyContext) -> dict[str, Any]:
-        job = await ctx.submit_batch(items)
-        if job is None:
-            return {"batch": {"job_id": None, "state": None, "resumed": False}}
+        jobs = await ctx.submit_batches(items)
         p = self.params
-        status = await ctx.poll_batch(job, initial_s=p.poll_initial_s, max_s=p.poll_max_s, deadline_s=p.max_wait_s)
-        if status is not None:
-            await ctx.collect_batch(job, status)
-        state = status.state if status is not None else None
-        return {"batch": {"job_id": job.job_id, "state": state, "resumed": job.resumed, "replaced": job.replaced}}
+
+        async def finish(job: BatchJob) -> str | None:
+            status = await ctx.poll_batch(job, initial_s=p.poll_initial_s, max_s=p.poll_max_s, deadline_s=p.max_wait_s)
+            if status is not None:
+                await ctx.collect_batch(job, status)
+            return status.state if status is not None else None
+
+        states = await asyncio.gather(*(finish(job) for job in jobs))
+        distinct = list(dict.fromkeys(states))
+        return {
+            "batch": {
+                "job_id": jobs[0].job_id if jobs else None,
+                "job_ids": [job.job_id for job in jobs],
+                "jobs": len(jobs),
+                "requests_per_job": [len(job.item_ids) for job in jobs],
+                "state": distinct[0] if len(distinct) == 1 else ", ".join(map(str, distinct)) if distinct else None,
+                "resumed": any(job.resumed for job in jobs),
+                "replaced": next((job.replaced for job in jobs if job.replaced), None),
+            }
+        }
 
     def tally(self) -> BatchTally:
         return BatchTally()
@@ -60,7 +75,7 @@ class BatchTally(Tally):
 
     def add(self, record: Record) -> None:
         super().add(record)
-        if record.batch:
+        if record.batch and record.replayed is None:  # a replayed one was not waited for
             self.started = record.start_s if self.started is None else min(self.started, record.start_s)
             self.ended = record.end_s if self.ended is None else max(self.ended, record.end_s)
 

@@ -28,6 +28,8 @@ class ScriptedOptions(StrictModel):
     batch_polls: int = 2
     #: Batch submissions from this one on (1 = the first) are refused for good.
     refuse_submits_from: int | None = None
+    #: Requests one batch job may hold (the service's limit): a batch is split into jobs of at most this many.
+    batch_max_requests: int | None = None
 
 
 class Scripted(Provider):
@@ -53,7 +55,12 @@ class Scripted(Provider):
     jobs: dict = {}
     submits = 0
 
+    def batch_limits(self, model):
+        return self.options.batch_max_requests, None
+
     async def submit_batch(self, model, requests):
+        if self.options.batch_max_requests is not None:
+            assert len(requests) <= self.options.batch_max_requests, "the framework sent more than the limit"
         Scripted.submits += 1
         if self.options.refuse_submits_from and Scripted.submits >= self.options.refuse_submits_from:
             raise BadRequest("batch quota exhausted", status=400)

@@ -102,6 +102,36 @@ async def test_a_saved_job_the_service_no_longer_knows_is_replaced_once(
     assert data["cells"][0]["summary"]["errors"] == 0 and data["status"] == "complete"
 
 
+async def test_a_batch_over_the_limit_goes_in_several_jobs_each_saved_and_resumed(
+    tmp_path, image_dir, registry, answers_for_labels
+):
+    # 6 images, 2 requests a job: 3 jobs, each saved as it is submitted; interrupted while they run
+    options = {"answers": answers_for_labels, "batch_polls": 1000, "batch_max_requests": 2}
+    path = write_config(tmp_path, image_dir, STRATEGY, options=options)
+    await run_then_cancel(load_plan(path, registry), tmp_path / "results", "first", 0.2)
+    assert Scripted.submits == 3 and [len(j["requests"]) for j in Scripted.jobs.values()] == [2, 2, 2]
+    saved = json.loads((tmp_path / "results" / "batch_jobs.json").read_text())
+    assert sorted(entry["job_id"] for entry in saved.values()) == ["batch-1", "batch-2", "batch-3"]
+    assert len({entry["cell"] for entry in saved.values()}) == 1
+    assert sorted(i for entry in saved.values() for i in entry["ids"].values()) == [f"img{i}.png" for i in range(6)]
+
+    # the service finished two of them meanwhile and forgot the third (expired): only its 2 items go again
+    Scripted.jobs["batch-1"]["polls"] = Scripted.jobs["batch-2"]["polls"] = 10_000
+    del Scripted.jobs["batch-3"]
+    options["batch_polls"] = 1
+    path = write_config(tmp_path, image_dir, STRATEGY, options=options)
+    data = bundle_mod.load(await run(load_plan(path, registry), results_dir=tmp_path / "results", cache_dir=None))
+    cell = data["cells"][0]
+    # one new job, of those 2 (the fake service names it batch-3 again: it numbers the jobs it holds)
+    assert Scripted.submits == 4 and len(Scripted.jobs["batch-3"]["requests"]) == 2
+    batch = cell["extra"]["batch"]
+    assert batch["jobs"] == 3 and sorted(batch["job_ids"]) == ["batch-1", "batch-2", "batch-3"]
+    assert batch["requests_per_job"] == [2, 2, 2] and batch["resumed"] is True
+    assert batch["replaced"].startswith("batch-3: fatal: Batch batch-3 not found")
+    assert cell["summary"]["errors"] == 0 and cell["summary"]["exact_match"] == 1.0
+    assert not json.loads((tmp_path / "results" / "batch_jobs.json").read_text())  # all collected, all forgotten
+
+
 def test_batch_needs_a_provider_with_a_batch_api(tmp_path, image_dir, registry):
     from visionbench.errors import ConfigError
 

@@ -22,7 +22,7 @@ from visionbench.run.runner import run
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def quickstart(tmp_path: Path, *, drop_batch: bool = True, prompt: str | None = None) -> Path:
+def quickstart(tmp_path: Path, *, drop_batch: bool = False, prompt: str | None = None) -> Path:
     """The quickstart-emulated config at time scale 0 (instant), its dataset where it is."""
     config = yaml.safe_load((ROOT / "configs" / "quickstart-emulated.yaml").read_text())
     config["dataset"]["path"] = str(ROOT / "framework" / "sample_images")
@@ -43,14 +43,15 @@ def _is_batch(strategy: Any) -> bool:
 
 
 async def run_counted(path: Path, tmp_path: Path, monkeypatch, name: str, replay: Path | None = None):
-    """The run's bundle and how many requests its emulator was sent (generate calls, all models)."""
+    """The run's bundle, how many requests its emulator was sent (each call and each batch job's requests, all
+    models) and its folder."""
     started = capture_emulators(monkeypatch)
     plan = load_plan(path, default_registry())
     out = await run(plan, results_dir=tmp_path / name, cache_dir=tmp_path / "c", replay=replay)
     data = bundle_mod.load(out)
     bundle_mod.validate(data)
     [emu] = started
-    return data, sum(stats.requests for stats in emu.stats.values()), out.parent
+    return data, sum(stats.requests + stats.batch_requests for stats in emu.stats.values()), out.parent
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ from visionbench.emulator.httputil import (
 )
 from visionbench.emulator.matching import ImageError, decode_base64
 from visionbench.emulator.request import forced_tool
+from visionbench.services.limits import limits_for
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -333,6 +334,7 @@ class AnthropicRoutes:
         return json_response({"input_tokens": image + text}, headers=self._headers())
 
     async def batch_create(self, request: web.Request) -> web.StreamResponse:
+        lim = limits_for("anthropic", "")
         got = await self._guard(request)
         if isinstance(got, web.Response):
             return got
@@ -340,6 +342,13 @@ class AnthropicRoutes:
         entries = body.get("requests") if isinstance(body, dict) else None
         if not isinstance(entries, list) or not entries:
             return self.error(400, "requests: a non-empty list is required")
+        if lim.batch_max_bytes is not None and len(raw) > lim.batch_max_bytes:
+            return self.error(
+                413, f"Message batch of {len(raw)} bytes exceeds the maximum of {lim.batch_max_bytes} bytes."
+            )
+        if lim.batch_max_requests is not None and len(entries) > lim.batch_max_requests:
+            message = f"requests: a Message Batch holds at most {lim.batch_max_requests} requests, not {len(entries)}"
+            return self.error(400, message)
         items: list[tuple[str, CountRequest | Rejected]] = []
         for i, entry in enumerate(entries):
             params = entry.get("params") if isinstance(entry, dict) else None
@@ -351,7 +360,7 @@ class AnthropicRoutes:
                 items.append((custom_id, exc))
         model = next((it.model for _, it in items if isinstance(it, CountRequest)), "")
         try:
-            job = self.store.submit("anthropic", model, items, prefix="msgbatch_emu_")
+            job = self.store.submit("anthropic", model, items, prefix="msgbatch_emu_", submitted_bytes=len(raw))
         except Rejected as exc:
             return self.error(exc.status, exc.message)
         return json_response(self.batch_object(job, request), headers=self._headers())

@@ -45,6 +45,8 @@ class BatchJob:
     task: asyncio.Task[None] | None = None
     #: Per-item metadata to echo back (Gemini ``metadata``), aligned with ``items``.
     item_meta: list[object] = field(default_factory=list)
+    #: Bytes the job was submitted as: the request body, or the uploaded input file.
+    submitted_bytes: int = 0
 
     def __post_init__(self) -> None:
         if self.created_mono is None:
@@ -107,6 +109,7 @@ class BatchStore:
         display_name: str = "",
         prefix: str = "",
         item_meta: list[object] | None = None,
+        submitted_bytes: int = 0,
     ) -> BatchJob:
         """Create a job for ``items`` ((key, request or a parse error) pairs) and start computing it."""
         st = self.engine.state(model, protocol)
@@ -121,6 +124,7 @@ class BatchStore:
             turnaround=st.profile.batch.turnaround_s * self.engine.time_scale,
             item_meta=list(item_meta or []),
             clock=self.engine.clock,
+            submitted_bytes=submitted_bytes,
         )
         self.jobs[job.id] = job
         job.task = asyncio.create_task(self._run(job), name=f"emulator-batch-{job.id}")

@@ -15,6 +15,7 @@ from aiohttp import web
 from visionbench.emulator.batches import BatchJob, BatchStore, rfc3339
 from visionbench.emulator.engine import CountRequest, Engine, ImagePart, Outcome, Rejected, body_digest
 from visionbench.emulator.gemini_errors import error_body, error_response
+from visionbench.emulator.gemini_files import GeminiFiles
 from visionbench.emulator.httputil import (
     NOTE_HEADER,
     EventStream,
@@ -29,6 +30,7 @@ from visionbench.emulator.httputil import (
 from visionbench.emulator.matching import ImageError, decode_base64
 from visionbench.emulator.request import forced_tool
 from visionbench.provider import SIMULATED_HEADER
+from visionbench.services.limits import limits_for
 
 VERSIONS = ("v1", "v1beta", "v1alpha")
 BATCH_STATES = {
@@ -161,8 +163,12 @@ class GeminiRoutes:
 
     def __init__(self, engine: Engine, store: BatchStore) -> None:
         self.engine, self.store = engine, store
+        self.files = GeminiFiles()
+        #: The responses file of each finished job whose requests came as a file (made when first seen finished).
+        self.responses_files: dict[str, str] = {}
 
     def register(self, app: web.Application) -> None:
+        self.files.register(app)
         app.router.add_post("/{ver}/models/{tail}", self.models_post)
         app.router.add_get("/{ver}/batches/{tail}", self.batch_get)
         app.router.add_post("/{ver}/batches/{tail}", self.batch_post)
@@ -261,18 +267,28 @@ class GeminiRoutes:
         self.engine.state(model, "gemini")
         batch = pick(body, "batch", default={})
         source = pick(batch, "inputConfig", "input_config", default={})
+        file_name = pick(source, "fileName", "file_name")
         entries = pick(pick(source, "requests", default={}), "requests")
-        if not isinstance(entries, list) or not entries:
+        if file_name is not None:
+            entries = self._file_entries(str(file_name))
+        elif not isinstance(entries, list) or not entries:
             raise Rejected(
-                "invalid",
-                400,
-                "batch.inputConfig.requests.requests must be a non-empty list "
-                "(file input is not supported by the emulator)",
+                "invalid", 400, "batch.inputConfig must have requests.requests (a non-empty list) or a fileName"
+            )
+        lim = limits_for("gemini", model)
+        if file_name is None and lim.batch_inline_max_bytes is not None and len(raw) > lim.batch_inline_max_bytes:
+            # An inline batch is at most 20 MB; larger ones go as an uploaded file.
+            raise Rejected(
+                "invalid", 400, f"Request payload size exceeds the limit: {lim.batch_inline_max_bytes} bytes."
+            )
+        if lim.batch_max_requests is not None and len(entries) > lim.batch_max_requests:
+            raise Rejected(
+                "invalid", 400, f"a batch holds at most {lim.batch_max_requests} requests, not {len(entries)}"
             )
         items: list[tuple[str, CountRequest | Rejected]] = []
         for i, entry in enumerate(entries):
             meta = pick(entry, "metadata", default={})
-            key = str(pick(meta, "key", default=i))
+            key = str(pick(entry, "key", default=None) or pick(meta, "key", default=i))
             try:
                 inner = pick(entry, "request", default={})
                 size = len(json.dumps(inner))
@@ -284,9 +300,34 @@ class GeminiRoutes:
             model,
             items,
             str(pick(batch, "displayName", "display_name", default="")),
-            item_meta=[pick(e, "metadata") for e in entries],
+            submitted_bytes=len(raw) if file_name is None else len(self.files.data(str(file_name)) or b""),
+            item_meta=[
+                pick(e, "metadata") if file_name is None else {"key": key} for e, (key, _) in zip(entries, items)
+            ],
         )
+        if file_name is not None:
+            self.responses_files[job.id] = ""  # made when the job has finished
         return json_response(self.operation(job))
+
+    def _file_entries(self, file_name: str) -> list[Any]:
+        """The ``{"key", "request"}`` lines of an uploaded JSONL input file."""
+        data = self.files.data(file_name)
+        if data is None:
+            raise Rejected("invalid", 400, f"batch.inputConfig.fileName: {file_name} was not found")
+        entries = []
+        for n, line in enumerate(data.splitlines()):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                entry = None
+            if not isinstance(entry, dict) or not isinstance(entry.get("request"), dict):
+                raise Rejected("invalid", 400, f"{file_name}: line {n + 1} is not a {{key, request}} JSON object")
+            entries.append(entry)
+        if not entries:
+            raise Rejected("invalid", 400, f"{file_name}: the input file has no requests")
+        return entries
 
     def _job(self, request: web.Request) -> tuple[BatchJob | None, str]:
         job_id, _, action = request.match_info["tail"].partition(":")
@@ -334,12 +375,28 @@ class GeminiRoutes:
             meta["endTime"] = rfc3339(job.ended)
             op["done"] = True
         if phase == "succeeded" and job.results is not None:
-            output = {
-                "inlinedResponses": {"inlinedResponses": [self._inlined(job, i, r) for i, r in enumerate(job.results)]}
-            }
+            output: dict[str, Any]
+            if job.id in self.responses_files:
+                output = {"responsesFile": self._responses_file(job)}
+            else:
+                inlined = [self._inlined(job, i, r) for i, r in enumerate(job.results)]
+                output = {"inlinedResponses": {"inlinedResponses": inlined}}
             meta["output"] = output
             op["response"] = {"@type": BATCH_OUTPUT_TYPE, **output}
         return op
+
+    def _responses_file(self, job: BatchJob) -> str:
+        """The name of a finished file job's responses file: a JSONL line per request, ``{key, response|error}``."""
+        if not self.responses_files.get(job.id):
+            assert job.results is not None
+            lines = []
+            for i, result in enumerate(job.results):
+                entry = self._inlined(job, i, result)
+                lines.append(json.dumps({"key": (entry.pop("metadata", None) or {}).get("key"), **entry}))
+            data = ("\n".join(lines) + "\n").encode()
+            name = self.files.add(data, "application/jsonl", f"batch-{job.id}-responses", generated=True)["name"]
+            self.responses_files[job.id] = name
+        return self.responses_files[job.id]
 
     def _inlined(self, job: BatchJob, i: int, result: Any) -> dict[str, Any]:
         entry: dict[str, Any] = {}

@@ -24,6 +24,7 @@ from visionbench.emulator.openai_api import (
     error_body,
     parse_request,
 )
+from visionbench.services.limits import limits_for
 
 BATCH_STATUS = {"pending": "validating", "running": "in_progress", "succeeded": "completed", "cancelled": "cancelled"}
 
@@ -31,11 +32,14 @@ BATCH_STATUS = {"pending": "validating", "running": "in_progress", "succeeded": 
 class OpenAIBatchRoutes(OpenAIBase):
     """Files and Batches, bound to the engine and the batch store."""
 
-    def __init__(self, engine: Engine, store: BatchStore, gemini_batch_get: Any = None) -> None:
+    def __init__(
+        self, engine: Engine, store: BatchStore, gemini_batch_get: Any = None, gemini_file_get: Any = None
+    ) -> None:
         super().__init__(engine)
         self.store = store
-        #: ``GET /v1/batches/{id}`` is also Gemini's (API version v1): its jobs and its callers go there.
+        #: ``GET /v1/batches/{id}`` and ``GET /v1/files/{id}`` are also Gemini's (API version v1): its callers go there.
         self.gemini_batch_get = gemini_batch_get
+        self.gemini_file_get = gemini_file_get
         self.files: dict[str, tuple[dict[str, Any], bytes]] = {}
         #: Output and error file ids of each finished batch (made the first time the batch is seen finished).
         self.batch_files: dict[str, tuple[str | None, str | None]] = {}
@@ -89,6 +93,9 @@ class OpenAIBatchRoutes(OpenAIBase):
         return self.reply_error(404, error_body(f"No such File object: {file_id}", "invalid_request_error", param="id"))
 
     async def file_get(self, request: web.Request) -> web.StreamResponse:
+        if self.gemini_file_get is not None and (request.headers.get("x-goog-api-key") or request.query.get("key")):
+            request.match_info["ver"], request.match_info["tail"] = "v1", request.match_info["id"]
+            return await self.gemini_file_get(request)
         if (bad := self._unauthorised(request)) is not None:
             return bad
         found = self.files.get(request.match_info["id"])
@@ -124,10 +131,18 @@ class OpenAIBatchRoutes(OpenAIBase):
         found = self.files.get(file_id)
         if found is None:
             return self._not_found_file(file_id)
+        lim = limits_for("openai", "")
+        lines = [line for line in found[1].decode("utf-8", "replace").splitlines() if line.strip()]
+        if lim.batch_max_bytes is not None and len(found[1]) > lim.batch_max_bytes:
+            message = (
+                f"The input file is {len(found[1])} bytes; a batch's input file may be at most {lim.batch_max_bytes}."
+            )
+            return self.reply_error(400, error_body(message, "invalid_request_error", param="input_file_id"))
+        if lim.batch_max_requests is not None and len(lines) > lim.batch_max_requests:
+            message = f"The input file has {len(lines)} requests; a batch may have at most {lim.batch_max_requests}."
+            return self.reply_error(400, error_body(message, "invalid_request_error", param="input_file_id"))
         items: list[tuple[str, CountRequest | Rejected]] = []
-        for n, line in enumerate(found[1].decode("utf-8", "replace").splitlines()):
-            if not line.strip():
-                continue
+        for n, line in enumerate(lines):
             try:
                 entry = json.loads(line)
                 custom_id = str(entry["custom_id"])
@@ -143,7 +158,7 @@ class OpenAIBatchRoutes(OpenAIBase):
             return self.reply_error(400, error_body("The input file has no requests.", "invalid_request_error"))
         model = next((it.model for _, it in items if isinstance(it, CountRequest)), "")
         try:
-            job = self.store.submit("openai", model, items, prefix="batch_emu")
+            job = self.store.submit("openai", model, items, prefix="batch_emu", submitted_bytes=len(found[1]))
         except Rejected as exc:
             return self.rejected(exc, model)
         job.item_meta = [{"input_file_id": file_id, "metadata": body.get("metadata")}]

@@ -70,7 +70,7 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
             body = {
                 "type": "error",
                 "error": {
-                    "type": "not_found_error" if exc.status == 404 else "invalid_request_error",
+                    "type": {404: "not_found_error", 413: "request_too_large"}.get(exc.status, "invalid_request_error"),
                     "message": body["error"]["message"],
                 },
             }
@@ -129,6 +129,8 @@ class Emulator:
         self.index: DatasetIndex | None = None
         self.engine: Engine | None = None
         self._store: BatchStore | None = None
+        #: The Gemini routes (their files and which batch jobs came as a file), once the app is built.
+        self.gemini_routes: GeminiRoutes | None = None
         self._runner: web.AppRunner | None = None
 
     @property
@@ -143,10 +145,12 @@ class Emulator:
         app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
         app.on_response_prepare.append(_mark_simulated)
         AnthropicRoutes(self.engine, self._store).register(app)
-        gemini = GeminiRoutes(self.engine, self._store)
+        gemini = self.gemini_routes = GeminiRoutes(self.engine, self._store)
         gemini.register(app)
         OpenAIRoutes(self.engine).register(app)
-        OpenAIBatchRoutes(self.engine, self._store, gemini_batch_get=gemini.batch_get).register(app)
+        OpenAIBatchRoutes(
+            self.engine, self._store, gemini_batch_get=gemini.batch_get, gemini_file_get=gemini.files.file_get
+        ).register(app)
         return app
 
     async def __aenter__(self) -> Emulator:

@@ -8,7 +8,7 @@ images, ``prompt_for`` (run/prompts.py) words the request, ``Recorder`` (run/rec
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,6 +23,7 @@ from visionbench.run.prompts import prompt_for, response_schema
 from visionbench.run.readahead import ReadAhead
 from visionbench.run.recorder import Recorder, Where
 from visionbench.run.replay import Replay, request_key
+from visionbench.services.limits import split_batch
 from visionbench.strategy import AUTO_CEILING, Limit
 from visionbench.types import (
     Answer,
@@ -75,6 +76,8 @@ class CellContext:
             tools.preprocessor, (image for item in expected for image in item.images()), run.preprocessing
         )
         self._adaptive: list[AdaptiveLimit] = []
+        #: Each batch item's request key (``run.replay``), for the record its result makes.
+        self._batch_keys: dict[str, str] = {}
         self._counts_before: list[tuple[int, int]] = []  # each limit's pushbacks and decreases when first used
         self._started_s = tools.caller.now()
 
@@ -205,45 +208,95 @@ class CellContext:
         """The request's content key: its endpoint's plugin (and server, unless emulated), and each image by its
         content and preprocessing, as the cache keys it."""
         backend = self.providers[where.provider]
-        server = "emulator" if backend.endpoint is not None else backend.base_url()
+        server = "emulator" if backend.endpoint is not None else (backend.base_url() or "the SDK's default")
+        server += " batch" if where.batch else ""  # billed apart: a batch reply stands in for batch requests only
         settings = self.preprocessing if where.max_side is None else self.preprocessing.at(where.max_side)
         images = [f"{image.sha256}:{settings.key()}" for item in items for image in item.images()]
         return request_key(f"{type(backend).name}@{server}", request, images)
 
-    async def submit_batch(self, items: Sequence[ImageItem]) -> BatchJob | None:
+    async def submit_batches(self, items: Sequence[ImageItem]) -> list[BatchJob]:
         where = Where(self.provider, self.model, None, None, batch=True)
         prepared, _ = await self._prepare_all(items, where)
         if not prepared:
-            return None
-        # Custom ids are short and plain (services restrict them); the job remembers which item each stands for.
-        ids = {f"item-{n}": item.id for n, (item, _) in enumerate(prepared)}
-        hashes = {item.id: item.sha256 for item in items}
-        key = cell_job_key(self.run, [f"{i}:{hashes[i]}" for i in ids.values()])
-        saved = self.jobs.get(key) if self.jobs else None
+            return []
         backend = self.providers[self.provider]
-        replaced = None
-        if saved:
-            job = BatchJob(saved["job_id"], saved["ids"], self.now(), key, resumed=True)
-            check = await self.caller.call(lambda: backend.poll_batch(job.job_id))
+        hashes = {item.id: item.sha256 for item in items}
+
+        def key_of(item_ids: Iterable[str]) -> str:
+            return cell_job_key(self.run, [f"{i}:{hashes[i]}" for i in item_ids])
+
+        cell = key_of(())
+        jobs, replaced = await self._saved_jobs(cell, [item.id for item, _ in prepared], key_of)
+        taken = {item_id for job in jobs for item_id in job.item_ids.values()}
+        # Custom ids are short and plain (services restrict them); each job remembers which item each stands for.
+        todo = [(f"item-{n}", one) for n, one in enumerate(prepared) if one[0].id not in taken]
+        requests = {custom_id: self._request(where, [one], dict(self.model_params)) for custom_id, one in todo}
+        for custom_id, (item, _) in todo:
+            self._batch_keys[item.id] = self.request_key(where, requests[custom_id], [item])
+        for one in prepared:  # a resumed job's items: their keys, for the records their results make
+            if one[0].id in taken:
+                self._batch_keys[one[0].id] = self.request_key(
+                    where, self._request(where, [one], dict(self.model_params)), [one[0]]
+                )
+        todo = [(custom_id, one) for custom_id, one in todo if not self._replayed(where, one[0])]
+        sizes = [backend.batch_entry_bytes(self.model, custom_id, requests[custom_id]) for custom_id, _ in todo]
+        for run in split_batch(sizes, *backend.batch_limits(self.model)):
+            ids = {todo[i][0]: todo[i][1][0].id for i in run}
+            chunk = {custom_id: requests[custom_id] for custom_id in ids}
+            outcome = await self.caller.call(lambda chunk=chunk: backend.submit_batch(self.model, chunk))  # type: ignore[misc]
+            if outcome.error is not None:
+                self._recorder.record_each(
+                    where, list(ids.values()), outcome.start_s, self.now(), outcome.attempts, outcome.error
+                )
+                continue
+            key = key_of(ids.values())
+            job = BatchJob(outcome.value, ids, outcome.start_s, key, replaced=replaced)  # type: ignore[arg-type]
+            if self.jobs:
+                entry = {"job_id": job.job_id, "provider": self.provider, "model": self.model, "ids": ids, "cell": cell}
+                self.jobs.put(key, entry)
+            jobs.append(job)
+        return jobs
+
+    def _replayed(self, where: Where, item: ImageItem) -> bool:
+        """Whether ``run --replay`` answered the item's batch request from an earlier run (recorded), so it is not
+        submitted."""
+        key = self._batch_keys[item.id]
+        earlier = self.replay.take(key) if self.replay is not None else None
+        if earlier is None:
+            return False
+        self._recorder.replayed(where, [item.id], self.now(), earlier, self.replay.run_id, key)  # type: ignore[union-attr]
+        return True
+
+    async def _saved_jobs(
+        self, cell: str, present: list[str], key_of: Callable[[Iterable[str]], str]
+    ) -> tuple[list[BatchJob], str | None]:
+        """The jobs an interrupted run of this cell submitted for these items and the service still knows; and
+        which saved jobs the service denied (not found, expired, cancelled): their items are submitted afresh."""
+        if not self.jobs:
+            return [], None
+        saved = self.jobs.of_cell(cell)
+        whole = key_of(present)
+        if whole not in saved and (old := self.jobs.get(whole)) is not None:
+            saved[whole] = old  # saved by a version that made one job per cell
+        backend = self.providers[self.provider]
+        known = set(present)
+        jobs: list[BatchJob] = []
+        denied: list[str] = []
+        for key, entry in saved.items():
+            item_ids = list(entry.get("ids", {}).values())
+            # A job for other images (changed since, or no longer asked about) is not this batch's.
+            if not item_ids or not known.issuperset(item_ids) or key_of(item_ids) != key:
+                continue
+            job = BatchJob(entry["job_id"], entry["ids"], self.now(), key, resumed=True)
+            check = await self.caller.call(lambda job=job: backend.poll_batch(job.job_id))  # type: ignore[misc]
             if check.error is None or check.error.retryable:
-                return job
-            # The service denies the saved job (not found, expired, cancelled): say so, and submit afresh, once.
-            replaced = f"{job.job_id}: {check.error.kind}: {check.error}"
-            log.warning("cell %s: saved batch job %s; submitting a new one", self.cell_id, replaced)
-        requests = {
-            custom_id: self._request(where, [one], dict(self.model_params)) for custom_id, one in zip(ids, prepared)
-        }
-        outcome = await self.caller.call(lambda: backend.submit_batch(self.model, requests))
-        if outcome.error is not None:
-            self._recorder.record_each(
-                where, list(ids.values()), outcome.start_s, self.now(), outcome.attempts, outcome.error
-            )
-            return None
-        job = BatchJob(outcome.value, ids, outcome.start_s, key, replaced=replaced)  # type: ignore[arg-type]
-        if self.jobs:
-            entry = {"job_id": job.job_id, "provider": self.provider, "model": self.model, "ids": ids}
-            self.jobs.put(key, entry)
-        return job
+                jobs.append(job)
+                known.difference_update(item_ids)
+                continue
+            denied.append(f"{job.job_id}: {check.error.kind}: {check.error}")
+            log.warning("cell %s: saved batch job %s; submitting its items afresh", self.cell_id, denied[-1])
+            self.jobs.forget(key)
+        return jobs, "; ".join(denied) or None
 
     async def poll_batch(
         self, job: BatchJob, *, initial_s: float, max_s: float, deadline_s: float
@@ -284,6 +337,7 @@ class CellContext:
                 result=result,
                 error=missing if result is None else None,
                 request_id=job.job_id,
+                request_key=self._batch_keys.get(item_id),
             )
             answers.extend(record.answers)
         if self.jobs:

@@ -26,7 +26,10 @@ def job_key(*parts: Any, item_hashes: Iterable[str]) -> str:
 
 
 class JobStore:
-    """A small JSON file of batch jobs by key: job id, provider, state, and the item ids each custom id stands for.
+    """A small JSON file of batch jobs by key: job id, provider, the cell, and the item ids each custom id stands for.
+
+    A cell's batch may be several jobs (the services limit a job's requests and bytes): each is saved under its
+    own key as soon as it is submitted, and forgotten once its results are recorded.
 
     Several runs (processes) may share one results folder: every change is a read-modify-write under an
     exclusive lock on a ``.lock`` file beside it, and the file is replaced atomically, so readers never
@@ -68,6 +71,10 @@ class JobStore:
     def get(self, key: str) -> dict[str, Any] | None:
         return self._read().get(key)
 
+    def of_cell(self, cell: str) -> dict[str, dict[str, Any]]:
+        """The saved jobs of one cell and repeat (entries whose ``cell`` is ``cell``), by key."""
+        return {k: v for k, v in self._read().items() if isinstance(v, dict) and v.get("cell") == cell}
+
     def put(self, key: str, entry: dict[str, Any]) -> None:
         with self._locked():
             jobs = self._read(set_aside=True)
@@ -82,7 +89,8 @@ class JobStore:
 
 
 def cell_job_key(run: CellRun, item_hashes: Iterable[str]) -> str:
-    """'The same batch' of a cell: this cell and repeat, its model and settings, and the images' content."""
+    """'The same batch' of a cell: this cell and repeat, its model and settings, and the images' content
+    (no images: the cell's own key, which its jobs are saved with)."""
     return job_key(
         run.cell_id,
         run.repeat,

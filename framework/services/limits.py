@@ -1,11 +1,13 @@
 """The services' documented limits per provider and model, read from the one data file ``limits.yaml``.
 
-Providers turn them into :class:`~visionbench.types.Capabilities`; the emulator enforces them.
+Providers turn them into :class:`~visionbench.types.Capabilities` and split batches into jobs by them
+(``split_batch``); the emulator enforces them.
 """
 
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from functools import cache
 from pathlib import Path
@@ -38,6 +40,9 @@ class Limits:
     thinking_can_disable: bool = True
     thinking_below_max_tokens: bool = False
     rejected_params: tuple[str, ...] = ()
+    batch_max_requests: int | None = None
+    batch_max_bytes: int | None = None
+    batch_inline_max_bytes: int | None = None
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     def side_limit(self, n_images: int) -> int | None:
@@ -110,3 +115,30 @@ def thinking_problem(protocol: str, model: str, budget: object, max_tokens: obje
     if lim.thinking_below_max_tokens and isinstance(max_tokens, int) and budget >= max_tokens:
         return f"thinking_budget {budget} must be below max_output_tokens {max_tokens} (the API refuses it)"
     return None
+
+
+#: Bytes kept free in every job for what wraps the requests (the JSON envelope, the multipart framing).
+ENVELOPE_BYTES = 4096
+
+
+def split_batch(
+    sizes: Sequence[int], max_requests: int | None, max_bytes: int | None, *, envelope: int = ENVELOPE_BYTES
+) -> list[range]:
+    """Consecutive runs of the requests (``sizes``: each one's bytes in the submission), as few as the limits allow:
+    each has at most ``max_requests`` requests and ``envelope`` plus its sizes at most ``max_bytes``.
+
+    A request too big for any job on its own gets a job of its own (the service's refusal then names it).
+    ``None`` limits nothing.
+    """
+    jobs: list[range] = []
+    start, used = 0, envelope
+    for i, size in enumerate(sizes):
+        full = max_requests is not None and i - start >= max_requests
+        too_big = max_bytes is not None and used + size > max_bytes
+        if i > start and (full or too_big):
+            jobs.append(range(start, i))
+            start, used = i, envelope
+        used += size
+    if start < len(sizes):
+        jobs.append(range(start, len(sizes)))
+    return jobs
