@@ -81,8 +81,8 @@ def is_simulated(headers: Any) -> bool:
 def retry_after(headers: Any) -> float | None:
     """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date); None if neither says.
 
-    Bounded: never below 0 (a date in the past is 0), at most ``MAX_RETRY_AFTER_S``; a value that is not a
-    finite number is no value.
+    Bounded: at most ``MAX_RETRY_AFTER_S`` (a date in the past is 0); a number that is negative or not finite
+    (``inf``, ``1e400``, ``nan``) is no value. How long a run waits is the retry policy's to decide.
     """
     ms = header(headers, "retry-after-ms")
     if ms is not None:
@@ -107,7 +107,7 @@ def _seconds(text: str) -> float | None:
         value = float(text)
     except ValueError:
         return None
-    return value if math.isfinite(value) else None
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 def _bounded(seconds: float) -> float:

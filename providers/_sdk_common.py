@@ -9,6 +9,7 @@ prompt, cached tokens included; ``output_tokens`` excludes thinking tokens, whic
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
@@ -34,9 +35,11 @@ async def mapped(awaitable: Any, to_error: Callable[[Exception], ProviderError])
 
 
 def duration_s(value: Any) -> float | None:
-    """A protobuf Duration as JSON (``"2s"``, ``"0.5s"``) in seconds."""
+    """A protobuf Duration as JSON (``"2s"``, ``"0.5s"``) in seconds; None if not one, or not finite (``"1e400s"``
+    is not a Duration, and 400 nines overflow to ``inf``)."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)s\s*", str(value)) if value is not None else None
-    return float(match.group(1)) if match else None
+    seconds = float(match.group(1)) if match else None
+    return seconds if seconds is not None and math.isfinite(seconds) else None
 
 
 def check_images(request: Request, limit: int, provider: str) -> None:

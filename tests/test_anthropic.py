@@ -193,6 +193,12 @@ async def test_simulated_header(provider, replay, headers, simulated):
             429,
             1.5,
         ),
+        (
+            Reply(429, error("rate_limit_error", "Slow down"), {"retry-after-ms": "inf", "retry-after": "1e400"}),
+            RateLimited,
+            429,
+            None,
+        ),
         (Reply(500, error("api_error", "Internal server error")), Transient, 500, None),
         (Reply(503, error("api_error", "Service unavailable")), Transient, 503, None),
         (Reply(529, error("overloaded_error", "Overloaded")), Transient, 529, None),

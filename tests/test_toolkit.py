@@ -35,7 +35,7 @@ def test_api_key_is_read_registered_for_redaction_and_a_missing_one_names_the_va
 def test_retry_after_reads_ms_seconds_and_dates_within_bounds():
     assert retry_after({"Retry-After-Ms": "1500", "retry-after": "9"}) == 1.5
     assert retry_after({"retry-after": "2.5"}) == 2.5
-    assert retry_after({"retry-after": "-3"}) == 0.0
+    assert retry_after({"retry-after": "-3"}) is None and retry_after({"retry-after-ms": "-3"}) is None
     assert retry_after({"retry-after": "1e12"}) == MAX_RETRY_AFTER_S
     assert retry_after({"retry-after": "inf"}) is None and retry_after({"retry-after": "nan"}) is None
     assert retry_after({"retry-after-ms": "junk", "retry-after": "4"}) == 4.0
