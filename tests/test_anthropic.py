@@ -236,8 +236,7 @@ async def test_error_mapping(provider, replay, reply, kind, status, retry_after)
     "reply",
     [
         Reply(200, "{not json"),
-        Reply(200, "<html>hello</html>", content_type="text/html"),
-        Reply(200, {}),
+        Reply(200, {}),  # (a web page answering 200 is not malformed but the wrong base_url: test_endpoints.py)
         Reply(502, "<html>Bad Gateway</html>", content_type="text/html"),
         Reply(drop=True),
     ],
