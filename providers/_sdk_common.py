@@ -57,6 +57,8 @@ async def html_page(response: Any, api: str, base_url: str | None) -> ProviderEr
 def html_reply(response: Any, api: str, base_url: str | None) -> ProviderError | None:
     """``html_page`` for a response whose body was read (an SDK's status error), or that is judged by its type."""
     content_type = header(getattr(response, "headers", None), "content-type")
+    if any(kind in (content_type or "").lower() for kind in ("json", "event-stream")):
+        return None  # the API's own reply (its body is not decoded twice)
     try:
         body = response.text
     except Exception:  # noqa: BLE001 - not read (a stream): judged by its content type alone
