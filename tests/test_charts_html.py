@@ -269,6 +269,18 @@ def test_resolution_series_line_up_the_sizes(sweep_bundle):
     assert points[0][1]["cost_per_1k_images_usd"] == pytest.approx(1.0)  # the scripted provider's $0.001 a request
 
 
+def test_chart_series_say_unset_settings_in_words(sweep_bundle):
+    from visionbench.report.concurrency_charts import sweep_series
+
+    swept = copy.deepcopy(sweep_bundle)
+    for entry in swept["cells"]:
+        entry["varied"]["thinking_level"] = None  # a sweep of thinking_level: [null, low], say
+    assert list(resolution_series(swept)) == ["scripted/m1/sequential thinking_level=none"]
+    for n, entry in enumerate(swept["cells"]):
+        entry["varied"] = {"max_concurrency": 2 + n, "thinking_level": None}
+    assert list(sweep_series(swept)) == ["scripted/m1/sequential thinking_level=none"]
+
+
 def test_resolution_chart_is_drawn_for_a_sweep_and_not_without_one(sweep_bundle, bundle, tmp_path):
     check_png(resolution_chart(sweep_bundle, tmp_path / "res.png"), min_w=800)
     assert resolution_chart(bundle, tmp_path / "none.png") is None
