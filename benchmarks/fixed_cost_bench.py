@@ -86,7 +86,7 @@ def cpu_of(cmd: list[str]) -> float:
 def run_cmd(config: Path, tmp: Path, *extra: str) -> list[str]:
     results, cache = str(tmp / "results"), str(tmp / "cache")
     return [sys.executable, "-m", "visionbench.cli", "run", str(config), "--results", results, "--cache-dir", cache,
-            "--quiet", *extra]  # fmt: skip
+            "--quiet", "--yes", *extra]  # fmt: skip
 
 
 def bare_cmd(url: str, dataset: Path, n: int, key_env: str) -> list[str]:

@@ -83,8 +83,9 @@ def write_config(path: Path, dataset: Path, url: str, strategy: dict, time_scale
         "dataset": {"path": str(dataset), "labels": "labels.json"},
         "task": {"prompt": "How many people are in this image? Answer with a single integer.", "answer": "integer"},
         "preprocessing": {"max_side": 96},
-        # The default policy, its delays scaled like the emulator's time (a retry-after from it wins anyway).
-        "retry": {"max_attempts": 4, "base_delay_s": 0.5 * time_scale, "max_delay_s": 30 * time_scale},
+        # The default policy, its backoff scaled like the emulator's time; max_delay_s as it is, so every retry-after
+        # of its window (3 s real) is waited for.
+        "retry": {"max_attempts": 4, "base_delay_s": 0.5 * time_scale, "max_delay_s": 60},
         "providers": {"gemini": {"base_url": url, "api_key_env": EMULATOR_KEY_ENV}},
         "matrix": [{"provider": "gemini", "models": [MODEL], "strategies": [strategy]}],
     }

@@ -74,8 +74,9 @@ def simulate(case: Case, n: int, seed: int, rule: str = "now") -> tuple[float, f
     window: collections.deque[float] = collections.deque()
     bucket = {"tokens": case.burst, "at": 0.0}
     counts = {"requests": 0, "refused": 0, "in": 0}
-    # The benchmark's retry policy: the default, its delays scaled by time_scale 0.05.
-    caller = Caller(RetryPolicy(max_attempts=4, base_delay_s=0.025, max_delay_s=1.5), clock=clock, seed=seed)
+    # The benchmark's retry policy, its backoff scaled by time_scale 0.05; every retry-after (up to a window of
+    # 60 s) within max_delay_s, so none fails an attempt.
+    caller = Caller(RetryPolicy(max_attempts=4, base_delay_s=0.025, max_delay_s=60), clock=clock, seed=seed)
     start = adaptive_limit.START
     if rule == "previous":
         adaptive_limit.START = 4  # read when the limit is made and when the first pushback falls back

@@ -157,6 +157,33 @@ async def _estimate(plan, count_tokens: bool):
         return await estimate(live, count_tokens=True)
 
 
+#: A new run of more requests than this shows its plan's totals first, and asks (``--yes``: does not).
+CONFIRM_ABOVE = 1_000
+
+
+def _confirm_size(plan, estimates) -> None:
+    """Above ``CONFIRM_ABOVE`` requests: the plan's totals on stderr, then a question on a terminal; without one
+    (a script, CI), a refusal naming ``--yes``, before anything is sent. (``estimates``: made here if None.)"""
+    from visionbench.report.plan_table import summary_sheet
+    from visionbench.report.tables import print_sheet
+    from visionbench.run.estimate import request_count
+
+    requests = request_count(plan)
+    if requests <= CONFIRM_ABOVE:
+        return
+    estimates = estimates if estimates is not None else asyncio.run(_estimate(plan, False))
+    print_sheet(err_console, summary_sheet(estimates), err_console.width)
+    size = f"{requests:,} requests ({len(plan.items):,} images, {len(plan.experiment.cells):,} cells)"
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            f"this run sends {size}, more than {CONFIRM_ABOVE:,}: give --yes to run it (stdin is not a terminal to "
+            "ask on; `visionbench plan CONFIG` shows the plan); nothing was run"
+        )
+    print(f"this run sends {size}. Run it? [y/N] ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise VisionbenchError(f"not confirmed: {size} not sent; nothing was run")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from visionbench.data.image_bytes import max_pixels_from_env
     from visionbench.run.plan import load_plan
@@ -184,10 +211,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         raise VisionbenchError("give a CONFIG to run, or --resume RUN to finish an unfinished run")
     _print_warnings(plan)
-    if args.max_cost is not None and previous is None:
+    estimates = asyncio.run(_estimate(plan, False)) if previous is None and args.max_cost is not None else None
+    if args.max_cost is not None and estimates is not None:
         from visionbench.run.estimate import total_cost
 
-        estimates = asyncio.run(_estimate(plan, False))
         total = total_cost(estimates)
         if total is None:
             unpriced = [e.cell_id for e in estimates if e.cost_usd is None]
@@ -207,6 +234,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise BudgetExceeded(
                 f"the plan estimates ${total:.4f}, over --max-cost ${args.max_cost:.4f}; nothing was run"
             )
+    if previous is None and not args.yes:
+        _confirm_size(plan, estimates)
     cache_dir = (
         Path(args.cache_dir)
         if args.cache_dir
@@ -473,6 +502,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse to start if the plan estimates more; stop once the whole run's spend exceeds it "
         "(a resume keeps the run's budget and counts what it spent before); a cell the plan cannot price is "
         "refused, as its spend could not count",
+    )
+    p.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help=f"run a plan of more than {CONFIRM_ABOVE:,} requests without asking (without a terminal to ask on, "
+        "such a run is refused unless given this)",
     )
     p.add_argument(
         "--allow-unpriced",

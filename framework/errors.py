@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class VisionbenchError(Exception):
     """Base of every error visionbench raises on purpose."""
@@ -21,6 +23,11 @@ class BudgetExceeded(VisionbenchError):
 
 class ItemError(VisionbenchError):
     """One dataset item cannot be used (unreadable, not an image, too large...); the run goes on."""
+
+
+def wait_s(seconds: float | None) -> float | None:
+    """A service's retry-after as kept: a finite number of seconds >= 0, else none (``inf`` is no answer)."""
+    return seconds if seconds is not None and math.isfinite(seconds) and seconds >= 0 else None
 
 
 class ProviderError(VisionbenchError):
@@ -49,7 +56,7 @@ class RateLimited(ProviderError):
 
     def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = 429) -> None:
         super().__init__(message, status=status)
-        self.retry_after = retry_after
+        self.retry_after = wait_s(retry_after)
 
 
 class Transient(ProviderError):
@@ -65,7 +72,7 @@ class Transient(ProviderError):
         self, message: str, *, status: int | None = None, retry_after: float | None = None, overload: bool = False
     ) -> None:
         super().__init__(message, status=status)
-        self.retry_after = retry_after
+        self.retry_after = wait_s(retry_after)
         self.overload = overload
 
 

@@ -5,6 +5,8 @@
 - :func:`retry_after`: seconds to wait, from a reply's ``retry-after-ms`` or ``retry-after`` header;
 - :func:`error_for_status`: an HTTP status as a neutral :mod:`visionbench.errors` error, saying whether it is an
   overload (the service wants fewer requests in flight: ``max_concurrency: auto`` then backs off);
+- :func:`html_title`, :func:`not_the_api`: a web page that answered where the API's JSON was due (a wrong
+  ``base_url``), said as such instead of as a malformed body, and never pasted into an error;
 - :class:`StreamTimer`: time to first token and generation time of a streamed reply;
 - :func:`header`, :func:`is_simulated`, :func:`check_params`: a header from any headers object, whether a reply
   came from the emulator, a cell's ``model_params`` checked against a pydantic model in our words.
@@ -17,8 +19,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import email.utils
+import html
 import math
 import os
+import re
 import time
 from collections.abc import Collection, Mapping
 from typing import Any, TypeVar
@@ -81,8 +85,8 @@ def is_simulated(headers: Any) -> bool:
 def retry_after(headers: Any) -> float | None:
     """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date); None if neither says.
 
-    Bounded: never below 0 (a date in the past is 0), at most ``MAX_RETRY_AFTER_S``; a value that is not a
-    finite number is no value.
+    Bounded: at most ``MAX_RETRY_AFTER_S`` (a date in the past is 0); a number that is negative or not finite
+    (``inf``, ``1e400``, ``nan``) is no value. How long a run waits is the retry policy's to decide.
     """
     ms = header(headers, "retry-after-ms")
     if ms is not None:
@@ -107,7 +111,7 @@ def _seconds(text: str) -> float | None:
         value = float(text)
     except ValueError:
         return None
-    return value if math.isfinite(value) else None
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 def _bounded(seconds: float) -> float:
@@ -135,6 +139,37 @@ def error_for_status(
     if status in (400, 413, 422, 431):
         return BadRequest(message, status=status)
     return Fatal(message, status=status)
+
+
+_HTML_START = re.compile(r"\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.IGNORECASE | re.DOTALL)
+_HEADING = re.compile(r"<(title|h1)\b[^>]*>(.*?)</\1\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def html_title(content_type: str | None, body: str | bytes | None) -> str | None:
+    """If a reply is an HTML page (by its content type, or a body that opens like one): its title or first heading
+    (else the start of its text) as plain text, at most 80 characters; None if it is not HTML."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body or ""
+    is_html = "html" in (content_type or "").lower() or bool(_HTML_START.match(text[:2000]))
+    if not is_html:
+        return None
+    found = _HEADING.search(text[:100_000])
+    shown = found.group(2) if found else re.sub(r"<(script|style)\b.*?</\1\s*>", " ", text[:10_000], flags=re.I | re.S)
+    title = " ".join(html.unescape(re.sub(r"<[^>]*>", " ", shown)).split())
+    return title if len(title) <= 80 else title[:79] + "…"
+
+
+def not_the_api(api: str, base_url: str | None, status: int | None, title: str) -> ProviderError:
+    """The error for an HTML page where ``api``'s reply was due, e.g. ``not_the_api("OpenAI", url, 200, "Welcome")``.
+
+    A page answering 2xx, 3xx or 4xx is not the API at all (a web site, a 404 page: ``base_url`` is wrong): ``Fatal``,
+    never retried. A 429 or 5xx page is a gateway in front of the API: the status's own kind, retried. Either way
+    the page's title is all that is said of it.
+    """
+    what = f"an HTML page answered (HTTP {status}" + (f", {title!r})" if title else ")")
+    where = base_url or "the SDK's default URL"
+    if status is not None and (status == 429 or status >= 500):
+        return error_for_status(status, f"{what} from a gateway or proxy in front of the {api} API ({where})")
+    return Fatal(f"{what}, not the {api} API: is base_url right? ({where})", status=status)
 
 
 class StreamTimer:
@@ -215,6 +250,8 @@ __all__ = [
     "check_params",
     "error_for_status",
     "header",
+    "html_title",
     "is_simulated",
+    "not_the_api",
     "retry_after",
 ]

@@ -45,10 +45,12 @@ from visionbench.toolkit import (
 )
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
 
-from ._sdk_common import check_images, is_transport_error, mapped, sdk_version, unknown_params
+from ._sdk_common import check_images, html_page, html_reply, is_transport_error, mapped, sdk_version, unknown_params
 
 #: The statuses this service means "overloaded" by (``max_concurrency: auto`` backs off): 529 overloaded_error, and
 #: 503 from what stands in front of it.
+#: What the API is called in errors (an HTML page answering instead of it).
+API = "Anthropic"
 OVERLOAD = frozenset({529, 503})
 
 PARAMS = ("max_output_tokens", "thinking_budget", "effort", "stream")
@@ -247,6 +249,9 @@ class AnthropicMessages(Provider[AnthropicOptions]):
         if self.options.stream if stream is None else stream:
             return await self._call(self._generate_stream(client, params))
         raw = await self._call(client.messages.with_raw_response.create(**params))
+        page = await html_page(raw.http_response, API, self.options.base_url)
+        if page is not None:
+            raise page
         message = await self._call(raw.parse())
         return _response(message, raw.headers)
 
@@ -254,6 +259,9 @@ class AnthropicMessages(Provider[AnthropicOptions]):
         timer = StreamTimer()
         stopped = False
         async with client.messages.stream(**params) as stream:
+            page = await html_page(stream.response, API, self.options.base_url)
+            if page is not None:
+                raise page
             async for event in stream:
                 if event.type == "text" and event.text:
                     timer.token()
@@ -273,6 +281,9 @@ class AnthropicMessages(Provider[AnthropicOptions]):
         import anthropic
 
         if isinstance(exc, anthropic.APIStatusError):
+            page = html_reply(exc.response, API, self.options.base_url)
+            if page is not None:
+                return page
             body = exc.body if isinstance(exc.body, dict) else {}
             request_id = exc.request_id or body.get("request_id")
             text = f"anthropic HTTP {exc.status_code} {exc.type or ''}: {exc.api_message or exc.message}"

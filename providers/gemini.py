@@ -35,7 +35,17 @@ from visionbench.provider import Endpoint, Provider, RemoteOptions
 from visionbench.secrets import redact
 from visionbench.services.limits import ENVELOPE_BYTES, capabilities_for, limits_for, thinking_problem
 from visionbench.services.tokens import gemini_image_tokens
-from visionbench.toolkit import StreamTimer, api_key, check_params, error_for_status, is_simulated, retry_after
+from visionbench.toolkit import (
+    StreamTimer,
+    api_key,
+    check_params,
+    error_for_status,
+    header,
+    html_title,
+    is_simulated,
+    not_the_api,
+    retry_after,
+)
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
 
 from ._sdk_common import check_images, duration_s, is_transport_error, mapped, sdk_version, unknown_params
@@ -43,6 +53,8 @@ from ._sdk_common import check_images, duration_s, is_transport_error, mapped, s
 #: The statuses this service means "overloaded" by (``max_concurrency: auto`` backs off): 503 UNAVAILABLE ("the
 #: model is overloaded"), and 529 from gateways in front of it.
 OVERLOAD = frozenset({503, 529})
+#: What the API is called in errors (an HTML page answering instead of it).
+API = "Gemini"
 
 PARAMS = (
     "temperature",
@@ -359,6 +371,9 @@ class Gemini(Provider[GeminiOptions]):
         import aiohttp
         from google.genai import errors
 
+        page = self._page(exc)
+        if page is not None:
+            return page
         if isinstance(exc, errors.APIError):
             code, status = exc.code, exc.status or ""
             text = redact(f"gemini HTTP {code} {status}: {exc.message or exc.details}")
@@ -377,6 +392,25 @@ class Gemini(Provider[GeminiOptions]):
         if isinstance(exc, ProviderError):
             return exc
         return Fatal(f"gemini: unexpected SDK error ({text})")
+
+    def _page(self, exc: Exception) -> ProviderError | None:
+        """An HTML page where the API's JSON was due (a wrong ``base_url``), from whichever error the SDK made of it;
+        None if it was not one."""
+        from google.genai import errors
+
+        content_type: str | None = None
+        if isinstance(exc, errors.APIError):
+            status, body = exc.code, exc.message
+            content_type = header(getattr(exc.response, "headers", None), "content-type")
+        elif isinstance(exc, json.JSONDecodeError):  # the SDK raises APIError for any other status than 200
+            status, body = 200, exc.doc
+        elif isinstance(exc, errors.UnknownApiResponseError):  # a stream's: its first line is in the message
+            status, body = 200, str(exc).partition("Raw response: ")[2]
+        else:
+            return None
+        title = html_title(content_type, body if isinstance(body, str) else None)
+        base_url = redact(self.options.base_url) if self.options.base_url else None
+        return None if title is None else not_the_api(API, base_url, status, title)
 
     # Batch mode: requests inlined (up to the inline limit) or as an uploaded JSONL file, matched back by key.
 

@@ -47,10 +47,12 @@ from visionbench.toolkit import (
 )
 from visionbench.types import BatchStatus, Capabilities, Request, Response, Usage
 
-from ._sdk_common import check_images, is_transport_error, mapped, sdk_version, unknown_params
+from ._sdk_common import check_images, html_page, html_reply, is_transport_error, mapped, sdk_version, unknown_params
 
 #: The statuses this service means "overloaded" by (``max_concurrency: auto`` backs off): 503 ("the engine is
 #: currently overloaded"), and 529 from compatible servers and gateways that say it Anthropic's way.
+#: What the API is called in errors (an HTML page answering instead of it).
+API = "OpenAI"
 OVERLOAD = frozenset({503, 529})
 
 PARAMS = ("max_output_tokens", "temperature", "top_p", "seed", "detail", "reasoning_effort", "stream")
@@ -225,12 +227,18 @@ class OpenAIChat(Provider[OpenAIOptions]):
         if self._stream(request):
             return await self._call(self._generate_stream(client, params))
         raw = await self._call(client.chat.completions.with_raw_response.create(**params))
+        page = await html_page(raw.http_response, API, self.options.base_url)
+        if page is not None:
+            raise page
         completion = await self._call(_parsed(raw))
         return _response(completion, raw.headers)
 
     async def _generate_stream(self, client: Any, params: dict[str, Any]) -> Response:
         timer = StreamTimer()
         stream = await client.chat.completions.create(**params, stream=True, stream_options={"include_usage": True})
+        page = await html_page(stream.response, API, self.options.base_url)
+        if page is not None:
+            raise page
         headers = stream.response.headers
         text: list[str] = []
         finish = usage = model = chunk_id = None
@@ -270,6 +278,9 @@ class OpenAIChat(Provider[OpenAIOptions]):
         if isinstance(exc, ProviderError):
             return exc
         if isinstance(exc, openai.APIStatusError):
+            page = html_reply(exc.response, API, self.options.base_url)
+            if page is not None:
+                return page
             body = exc.body if isinstance(exc.body, dict) else {}
             body = body.get("error", body) if isinstance(body.get("error"), dict) else body
             code = exc.code or body.get("code")

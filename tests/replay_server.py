@@ -54,6 +54,8 @@ class ReplayServer:
     def __init__(self) -> None:
         self.routes: dict[tuple[str, str], list[ReplySpec]] = {}
         self.requests: list[Received] = []
+        #: The reply to any request no route names (None: a 599 saying so).
+        self.fallback: ReplySpec | None = None
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -73,7 +75,7 @@ class ReplayServer:
             await request.read(),
         )
         self.requests.append(got)
-        queue = self.routes.get((request.method, request.path))
+        queue = self.routes.get((request.method, request.path)) or ([self.fallback] if self.fallback else None)
         if not queue:
             return web.json_response(
                 {"error": f"replay server: no route for {request.method} {request.path}"}, status=599

@@ -193,6 +193,12 @@ async def test_simulated_header(provider, replay, headers, simulated):
             429,
             1.5,
         ),
+        (
+            Reply(429, error("rate_limit_error", "Slow down"), {"retry-after-ms": "inf", "retry-after": "1e400"}),
+            RateLimited,
+            429,
+            None,
+        ),
         (Reply(500, error("api_error", "Internal server error")), Transient, 500, None),
         (Reply(503, error("api_error", "Service unavailable")), Transient, 503, None),
         (Reply(529, error("overloaded_error", "Overloaded")), Transient, 529, None),
@@ -230,8 +236,7 @@ async def test_error_mapping(provider, replay, reply, kind, status, retry_after)
     "reply",
     [
         Reply(200, "{not json"),
-        Reply(200, "<html>hello</html>", content_type="text/html"),
-        Reply(200, {}),
+        Reply(200, {}),  # (a web page answering 200 is not malformed but the wrong base_url: test_endpoints.py)
         Reply(502, "<html>Bad Gateway</html>", content_type="text/html"),
         Reply(drop=True),
     ],

@@ -342,7 +342,7 @@ def test_ctrl_c_pressed_again_and_again_leaves_an_interrupted_bundle_and_no_trac
     path.write_text(yaml.safe_dump(config))
     results = tmp_path / "r"
     argv = [sys.executable, "-m", "visionbench.cli", "run", str(path), "--results", str(results), "--quiet"]
-    argv += ["--no-cache"]
+    argv += ["--no-cache", "--yes"]  # 1,850 requests: more than a run does unasked
     # A child of a non-interactive shell may inherit SIGINT ignored; a user's terminal delivers it.
     proc = subprocess.Popen(
         argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, preexec_fn=_default_sigint

@@ -37,14 +37,52 @@ def failing(errors, value="ok"):
 
 async def test_retry_after_is_honoured_and_attempts_counted():
     ft = FakeTime()
-    caller = Caller(RetryPolicy(max_attempts=4, base_delay_s=0.1, max_delay_s=1.0), clock=ft, seed=1)
+    caller = Caller(RetryPolicy(max_attempts=4, base_delay_s=0.1, max_delay_s=10.0), clock=ft, seed=1)
     fn, calls = failing([RateLimited("429", retry_after=7.5), Transient("503")])
     outcome = await caller.call(fn)
     assert outcome.value == "ok" and outcome.error is None
     assert outcome.attempts == 3 and calls["n"] == 3
-    assert ft.sleeps[0] == 7.5  # the server's retry-after beats the 0.1 s backoff
+    assert 7.5 <= ft.sleeps[0] <= 7.5 * 1.1  # the server's retry-after (and jitter) beats the 0.1 s backoff
     assert 0.1 <= ft.sleeps[1] <= 0.2  # second backoff: jittered in [base*2/2, base*2]
     assert outcome.end_s - outcome.start_s == pytest.approx(sum(ft.sleeps))
+
+
+async def test_a_retry_after_longer_than_max_delay_fails_the_attempt_at_once_saying_so():
+    ft = FakeTime()
+    caller = Caller(RetryPolicy(max_attempts=4, base_delay_s=0.1, max_delay_s=60), clock=ft)
+    fn, calls = failing([RateLimited("gemini HTTP 429", retry_after=86400), Transient("503")])
+    outcome = await caller.call(fn)
+    assert outcome.value is None and outcome.attempts == 1 and calls["n"] == 1 and ft.sleeps == []
+    assert isinstance(outcome.error, RateLimited) and outcome.error.status == 429
+    assert str(outcome.error) == (
+        "the service asked to wait 86400 s, more than retry.max_delay_s = 60 s; not waiting "
+        "(raise retry.max_delay_s to wait that long): gemini HTTP 429"
+    )
+    # a 503 asking for longer too (Transient keeps its kind); one asking for exactly max_delay_s is waited for
+    fn, calls = failing([Transient("503", retry_after=61, overload=True)])
+    outcome = await caller.call(fn)
+    assert outcome.error.kind == "transient" and outcome.error.overload and "wait 61 s" in str(outcome.error)
+    fn, calls = failing([RateLimited("429", retry_after=60)])
+    outcome = await caller.call(fn)
+    assert outcome.value == "ok" and ft.sleeps == [60]  # jitter never takes a wait past max_delay_s
+
+
+@pytest.mark.parametrize("asked", [float("inf"), float("nan"), -5.0])
+async def test_a_retry_after_that_is_not_a_finite_wait_is_ignored(asked):
+    ft = FakeTime()
+    caller = Caller(RetryPolicy(max_attempts=3, base_delay_s=0.1, max_delay_s=1), clock=ft)
+    fn, calls = failing([RateLimited("429", retry_after=asked), Transient("503", retry_after=asked)])
+    outcome = await caller.call(fn)
+    assert outcome.value == "ok" and outcome.attempts == 3
+    assert 0.05 <= ft.sleeps[0] <= 0.1 and 0.1 <= ft.sleeps[1] <= 0.2  # the backoff, not forever
+
+
+def test_waits_for_the_same_retry_after_are_spread_by_jitter():
+    policy = RetryPolicy(base_delay_s=0, max_delay_s=60)
+    rng = random.Random(3)
+    waits = [policy.delay(1, RateLimited("429", retry_after=2.0), rng) for _ in range(100)]
+    assert min(waits) >= 2.0 and max(waits) <= 2.2
+    assert max(waits) - min(waits) > 0.15  # refused together, they do not all come back at the same instant
 
 
 async def test_non_retryable_error_stops_at_once():

@@ -178,6 +178,24 @@ def test_html_escapes_text(bundle, tmp_path):
     assert "Count &lt;b&gt;people&lt;/b&gt; &amp; &quot;faces&quot;" in html
 
 
+def test_html_never_shows_pythons_none(bundle, tmp_path):
+    unset = copy.deepcopy(bundle)
+    unset["config"]["preprocessing"]["max_side"] = None
+    unset["config"]["dataset"]["label_field"] = None
+    html = write_html_report(unset, tmp_path / "r.html").read_text()
+    text = re.sub(r"<[^>]*>", " ", re.sub(r'src="data:[^"]*"', "", html))
+    assert "None" not in text
+    assert "<dt>preprocessing</dt><dd>max_side=full size, format=jpeg, quality=85</dd>" in html
+    assert "<dt>labels</dt><dd>labels.json (each item&#x27;s whole entry)</dd>" in html
+    unset["config"]["dataset"]["labels"] = None  # labels from a rows manifest's answer field
+    assert (
+        "<dt>labels</dt><dd>the rows&#x27; field &#x27;answer&#x27;</dd>"
+        in write_html_report(unset, tmp_path / "r.html").read_text()
+    )
+    labelled = write_html_report(bundle, tmp_path / "r.html").read_text()
+    assert "<dt>labels</dt><dd>labels.json (field person_count)</dd>" in labelled
+
+
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
@@ -249,6 +267,18 @@ def test_resolution_series_line_up_the_sizes(sweep_bundle):
     assert name == "scripted/m1/sequential" and [side for side, _ in points] == [32, 64]
     assert points[0][1]["mae"] == pytest.approx(2 / 6) and points[0][1]["tokens_per_image"] == 100
     assert points[0][1]["cost_per_1k_images_usd"] == pytest.approx(1.0)  # the scripted provider's $0.001 a request
+
+
+def test_chart_series_say_unset_settings_in_words(sweep_bundle):
+    from visionbench.report.concurrency_charts import sweep_series
+
+    swept = copy.deepcopy(sweep_bundle)
+    for entry in swept["cells"]:
+        entry["varied"]["thinking_level"] = None  # a sweep of thinking_level: [null, low], say
+    assert list(resolution_series(swept)) == ["scripted/m1/sequential thinking_level=none"]
+    for n, entry in enumerate(swept["cells"]):
+        entry["varied"] = {"max_concurrency": 2 + n, "thinking_level": None}
+    assert list(sweep_series(swept)) == ["scripted/m1/sequential thinking_level=none"]
 
 
 def test_resolution_chart_is_drawn_for_a_sweep_and_not_without_one(sweep_bundle, bundle, tmp_path):
@@ -369,3 +399,18 @@ def test_labels_of_points_that_nearly_coincide_are_stacked_into_one():
     merged = _merge_close(spots, log=True)
     assert merged == {(0.0476, 0.2, False): ["a", "b"], (5.0, 0.2, False): ["c"], (0.0476, 0.5, False): ["d"]}
     assert len(_merge_close({(0.0476, 0.2, True): ["x"], (0.0477, 0.2, False): ["y"]}, log=True)) == 2
+
+
+def test_the_cells_legend_says_unset_settings_in_words():
+    from visionbench.report.terminal import legend_sheet
+
+    sheet = legend_sheet(
+        {
+            "gemini/gemini-3.5-flash/sequential@full-size": {"max_side": None, "thinking_level": None},
+            "anthropic/claude-haiku-4-5/sequential@384px": {"max_side": 384, "thinking_level": "low"},
+        }
+    )
+    assert [row[2] for row in sheet.rows] == [
+        "max_side=full size, thinking_level=none",
+        "max_side=384, thinking_level=low",
+    ]

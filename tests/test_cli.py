@@ -208,3 +208,74 @@ def test_only_the_process_own_command_freezes_its_objects_before_exit(monkeypatc
     finally:
         gc.unfreeze()
     assert "concurrent" in capsys.readouterr().out
+
+
+def _big_run(tmp_path: Path, image_dir: Path, repeats: int) -> Path:
+    """Six images x ``repeats`` requests on the emulator at time_scale 0 (answers at once, no faults)."""
+    profile = {"faults": {"http_500": 0, "http_503": 0, "http_529": 0, "drop_connection": 0, "malformed_body": 0}}
+    profiles = tmp_path / "quiet.yaml"
+    profiles.write_text(yaml.safe_dump({"seed": 1, "time_scale": 0, "defaults": profile, "models": {"*": {}}}))
+    config = {
+        "name": "big",
+        "dataset": {"path": str(image_dir), "labels": "labels.json", "label_field": "person_count"},
+        "task": {"prompt": "How many people?", "answer": "integer"},
+        "preprocessing": {"max_side": 64},
+        "emulator": {"profiles": str(profiles)},
+        "repeats": repeats,
+        "matrix": [{"provider": "gemini", "models": ["gemini-3.5-flash"], "strategies": [{"name": "concurrent"}]}],
+    }
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+class _Terminal:
+    """stdin as a terminal where the user types ``answer``."""
+
+    def __init__(self, answer: str) -> None:
+        self.answer = answer
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self) -> str:
+        return self.answer
+
+
+@pytest.mark.slow
+def test_a_run_of_more_than_1000_requests_shows_its_totals_and_asks_first(tmp_path, image_dir, capsys, monkeypatch):
+    path = _big_run(tmp_path, image_dir, repeats=167)  # 6 x 167 = 1,002 requests
+    results = tmp_path / "results"
+    args = ["run", str(path), "--results", str(results), "--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    # not a terminal (a script, CI): refused before anything is sent, saying what to pass
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "Plan summary" in err and "1,002" in err  # the totals first
+    assert "error: this run sends 1,002 requests (6 images, 1 cells), more than 1,000: give --yes to run it" in err
+    assert not results.exists()
+    # on a terminal: asked; anything but yes sends nothing
+    monkeypatch.setattr(sys, "stdin", _Terminal("\n"))
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "this run sends 1,002 requests (6 images, 1 cells). Run it? [y/N]" in err
+    assert "error: not confirmed: 1,002 requests (6 images, 1 cells) not sent; nothing was run" in err
+    assert not results.exists()
+    monkeypatch.setattr(sys, "stdin", _Terminal("y\n"))
+    assert main([*args, "--no-report", "--format", "csv"]) == 0
+    [run_dir] = results.iterdir()
+    assert sum(1 for r in bundle_mod.load(run_dir)["records"] if r["attempts"]) == 1002
+    # --yes: not asked (stdin is pytest's again: no terminal), on to the run's next check (a results "folder" that
+    # is a file, so that nothing more is sent)
+    monkeypatch.undo()
+    capsys.readouterr()
+    (tmp_path / "a-file").write_text("")
+    assert main([*args[:2], "--results", str(tmp_path / "a-file"), "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert "Run it?" not in err and "Plan summary" not in err and "a-file" in err
+
+
+def test_a_run_of_1000_requests_or_fewer_is_not_asked_about(tmp_path, image_dir, capsys):
+    path = _big_run(tmp_path, image_dir, repeats=1)
+    args = ["run", str(path), "--results", str(tmp_path / "r"), "--no-report", "--quiet", "--format", "csv"]
+    assert main(args) == 0
+    assert "Plan summary" not in capsys.readouterr().err

@@ -5,6 +5,7 @@ import copy
 import json
 import re
 import shutil
+from pathlib import Path
 from statistics import mean
 
 import fakeplugin
@@ -16,7 +17,7 @@ from rich.console import Console
 from visionbench.report.compare import METRICS, _grid, compare, comparison_html, print_comparison
 from visionbench.results import bundle as bundle_mod
 from visionbench.run.plan import load_plan
-from visionbench.run.plugins import collect, make_manager
+from visionbench.run.plugins import collect, default_registry, make_manager
 from visionbench.run.runner import run
 
 PREFIX = "scripted/m1/"
@@ -135,7 +136,11 @@ def test_deltas_and_ratios_against_the_baseline(runs):
     assert cost.deltas[1] == pytest.approx(-0.006) and cost.ratios[1] == pytest.approx(0.0)
     zero_base = compare([faster, a]).row(seq, "cost_usd")
     assert zero_base.deltas[1] == pytest.approx(0.006) and zero_base.ratios[1] is None  # no ratio against 0
-    assert c.flags == []  # same images, prices, task: nothing to warn about
+    # same images, prices, task: nothing to warn about but the baseline given again
+    assert c.flags == [
+        f"run {a['run_id']} is given 2 times (runs 1, 3): it is compared with itself, so its differences are all 0"
+    ]
+    assert compare([a, faster]).flags == []
 
 
 def test_dataset_pricing_and_simulated_differences_are_flagged(runs):
@@ -319,3 +324,61 @@ def test_compare_gives_a_verdict_across_runs_by_the_runs_rules(tmp_path):
     twice["run_id"] = right["run_id"] + "-again"
     same = compare([right, twice])
     assert same.verdict is not None and same.verdict.pick is None and "cannot be told apart" in same.verdict.why
+
+
+#: A bundle written by visionbench before sweeps (the parent of commit fc193b4, "Sweep axes"), by `visionbench run`
+#: of ``BEFORE_SWEEPS_CONFIG`` (its dataset then at that checkout's framework/sample_images): its cells record no
+#: preprocessing of their own, its task no decimal mark, scorers or group_by.
+BEFORE_SWEEPS = Path(__file__).parent / "data" / "bundle-before-sweeps.json"
+BEFORE_SWEEPS_CONFIG = {
+    "name": "before-sweeps",
+    "dataset": {
+        "path": str(Path(__file__).resolve().parents[1] / "framework" / "sample_images"),
+        "labels": "labels.json",
+        "label_field": "person_count",
+        "include": ["group_3.jpg", "astronaut.jpg"],
+    },
+    "task": {"id": "count-people", "prompt": "How many people are in this image? Answer with a single integer."},
+    "preprocessing": {"max_side": 320, "format": "jpeg", "quality": 85},
+    "providers": {"local-faces": {"threshold": 0.3}},
+    "matrix": [
+        {
+            "provider": "local-faces",
+            "models": ["centerface"],
+            "strategies": ["sequential", {"name": "concurrent", "max_concurrency": 2}],
+        }
+    ],
+}
+
+
+def test_a_bundle_from_before_sweeps_is_read_as_it_ran(tmp_path):
+    written = json.loads(BEFORE_SWEEPS.read_text())
+    assert all("preprocessing" not in c for c in written["cells"]) and "decimal" not in written["config"]["task"]
+    old = bundle_mod.load(BEFORE_SWEEPS)
+    assert [c.preprocessing for c in old.cells] == [{"max_side": 320, "format": "jpeg", "quality": 85}] * 2
+    path = tmp_path / "before-sweeps.yaml"
+    path.write_text(json.dumps(BEFORE_SWEEPS_CONFIG))
+    new = bundle_mod.load(asyncio.run(run(load_plan(path, default_registry()), results_dir=tmp_path / "r")))
+    assert [c.id for c in new.cells] == [c.id for c in old.cells]
+    flags = compare([old, new]).flags
+    # the same experiment at the same settings, written in two layouts: no false "differs" (before: preprocessing
+    # for both cells, and the task's decimal mark None -> ".")
+    assert not [f for f in flags if re.match(r"(task|preprocessing|images|labels) differ", f)], flags
+    # a real change is still told, by the keys the old bundle did record and by those it did not
+    changed = json.loads(BEFORE_SWEEPS.read_text())
+    changed["config"]["preprocessing"]["max_side"] = 640
+    changed["config"]["task"]["decimal"] = ","
+    (tmp_path / "changed.json").write_text(json.dumps(changed))
+    flags = compare([new, bundle_mod.load(tmp_path / "changed.json")]).flags
+    assert f"preprocessing differs in {old.run_id}: max_side: 320 -> 640" in flags
+    assert f"task differs in {old.run_id}: decimal: '.' -> ','" in flags
+
+
+def test_the_same_run_given_twice_is_warned_about(runs):
+    a, b = runs
+    flags = compare([a, b, a, b, b]).flags
+    assert flags[:2] == [
+        f"run {a['run_id']} is given 2 times (runs 1, 3): it is compared with itself, so its differences are all 0",
+        f"run {b['run_id']} is given 3 times (runs 2, 4, 5): it is compared with itself, so its differences are all 0",
+    ]
+    assert not any("given" in f for f in compare([a, b]).flags)

@@ -1,6 +1,8 @@
 """Every strategy end to end through the real google-genai and anthropic SDKs over HTTP, against the local
 emulator started by the run itself on loopback: answers, usage, cost, rate limits and faults."""
 
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -33,7 +35,7 @@ STRATEGIES = [
 def write_experiment(tmp_path, *, profile, strategies=STRATEGIES, retry=None, providers=("gemini", "anthropic")):
     profiles = tmp_path / "profiles.yaml"
     profiles.write_text(yaml.safe_dump({"seed": 7, "time_scale": 0, "defaults": profile, "models": {"*": {}}}))
-    models = {"gemini": "gemini-3.5-flash", "anthropic": "claude-haiku-4-5"}
+    models = {"gemini": "gemini-3.5-flash", "anthropic": "claude-haiku-4-5", "openai": "gpt-6.1-terra"}
     config = {
         "name": "e2e",
         "dataset": {"path": str(SAMPLES), "labels": "labels.json", "label_field": "person_count"},
@@ -92,16 +94,44 @@ async def test_rate_limits_are_honoured_with_retry_after(tmp_path):
         tmp_path,
         profile=profile,
         strategies=[{"name": "concurrent", "max_concurrency": 8}],
-        retry={"max_attempts": 10, "base_delay_s": 0.01, "max_delay_s": 0.02, "timeout_s": 20},
+        retry={"max_attempts": 10, "base_delay_s": 0.0, "max_delay_s": 1.0, "timeout_s": 20},
     )
     data = await run_experiment(path, tmp_path)
     for cell in data["cells"]:
         assert cell["summary"]["errors"] == 0 and cell["summary"]["exact_match"] == 1.0
         retried = [r for r in data["records"] if r["cell"] == cell["id"] and r["attempts"] > 1]
         assert retried, "the emulator's 429s should have forced retries"
-        # backoff slept at least what retry-after asked (up to the 0.4 s window), not the 0.02 s max_delay
+        # backoff slept what retry-after asked (up to the 0.4 s window): the exponential backoff is 0
         assert max(r["backoff_s"] for r in retried) > 0.05
         assert cell["summary"]["wall_s"] >= 10 / 3 * 0.4 * 0.9  # 10 requests at 3 per 0.4 s
+
+
+async def test_a_retry_after_of_a_day_fails_the_items_in_seconds_at_fixed_and_auto_concurrency(tmp_path):
+    # One request a day: every later request is refused with a retry-after of about 86400 s (Gemini's RetryInfo and
+    # retry-after headers, Anthropic's and OpenAI's retry-after(-ms)), through the real SDKs.
+    profile = {"answers": EXACT, "faults": NO_FAULTS, "rate_limit": {"requests_per_minute": 1, "window_s": 86400}}
+    strategies = [{"name": "concurrent", "max_concurrency": 4}, {"name": "concurrent", "max_concurrency": "auto"}]
+    path = write_experiment(
+        tmp_path,
+        profile=profile,
+        strategies=strategies,
+        retry={"max_attempts": 4, "base_delay_s": 0.01, "max_delay_s": 60, "timeout_s": 20},
+        providers=("gemini", "anthropic", "openai"),
+    )
+    started = time.monotonic()
+    data = await run_experiment(path, tmp_path)
+    elapsed = time.monotonic() - started
+    assert elapsed < 60, f"the run took {elapsed:.0f} s"  # before: asleep for a day
+    assert data["status"] == "incomplete" and len(data["cells"]) == 6
+    answered = [r for r in data["records"] if r["error"] is None]
+    failed = [r for r in data["records"] if r["error"] is not None]
+    assert len(answered) == 3 and len(failed) == 6 * 10 - 3  # the one request a day of each model
+    for record in failed:
+        assert record["attempts"] == 1 and record["backoff_s"] == 0 and record["error"]["kind"] == "rate_limited"
+        message = record["error"]["message"]
+        assert re.match(
+            r"the service asked to wait (8639\d(\.\d+)?|86400) s, more than retry\.max_delay_s = 60 s", message
+        )
 
 
 async def test_faults_are_retried_and_permanent_failures_stay_per_item(tmp_path):

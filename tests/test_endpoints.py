@@ -16,8 +16,10 @@ import aiohttp
 import pytest
 import yaml
 from aiohttp import web
+from replay_server import ReplayServer, Reply
 
 from visionbench import hookimpl
+from visionbench.cli import main
 from visionbench.emulator import Emulator
 from visionbench.errors import ConfigError
 from visionbench.provider import Provider, RemoteOptions
@@ -306,3 +308,68 @@ async def test_adaptive_tier1_on_another_endpoint_of_the_same_plugin(tmp_path, i
     assert small is not big and len(small.requests) == 6  # every image at tier 1, on the small endpoint
     assert sorted(r.images[0].item_id for r in big.requests) == ["img3.png", "img4.png", "img5.png"]
     assert set(data["endpoints"]) == {"big", "small"} and data["endpoints"]["small"]["plugin"] == "scripted"
+
+
+# -- a base_url that answers with a web page ---------------------------------------------------------------------------
+
+WEB_PAGES = {
+    200: "<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head><body><h1>Welcome</h1></body></html>",
+    404: "<html><head><title>404 Not Found</title></head><body><center><h1>404 Not Found</h1></center></body></html>",
+}
+
+
+@pytest.fixture
+def web_server():
+    """A ``ReplayServer`` on loopback serving from a thread of its own (the CLI under test runs its own loop)."""
+    import asyncio
+    import threading
+
+    server, loop = ReplayServer(), asyncio.new_event_loop()
+    loop.run_until_complete(server.__aenter__())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield server
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.run_until_complete(server.__aexit__(None, None, None))
+    loop.close()
+
+
+@pytest.mark.parametrize("status", [200, 404])
+def test_a_base_url_answering_a_web_page_says_so_and_is_not_retried(
+    tmp_path, image_dir, monkeypatch, capsys, web_server, status
+):
+    """Every provider pointed at a web server (its home page, or its 404 page), streamed or not, through the real
+    SDKs: one attempt per item, an error saying what answered and where, and no HTML in the bundle or the tables."""
+    for var in ("GEMINI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.setenv(var, "sk-page-test")
+    web_server.fallback = Reply(status, WEB_PAGES[status], content_type="text/html")
+    models = {"gemini": "gemini-3.5-flash", "anthropic": "claude-haiku-4-5", "openai": "gpt-6.1-terra"}
+    urls = {"gemini": web_server.url, "anthropic": web_server.url, "openai": web_server.url + "/v1"}
+    concurrent = {"name": "concurrent", "max_concurrency": 2}
+    matrix = [
+        {"provider": p, "models": [m], "strategies": [strategy], "model_params": {"stream": stream}}
+        for p, m in models.items()
+        for strategy, stream in (("sequential", False), (concurrent, True))
+    ]
+    path = _config(tmp_path, image_dir, {p: {"base_url": url} for p, url in urls.items()}, matrix)
+    code = main(["run", str(path), "--results", str(tmp_path / "r"), "--no-report"])
+    out = capsys.readouterr()
+    assert code == 4, out.err
+    [bundle] = (tmp_path / "r").glob("*/bundle.json")
+    records = json.loads(bundle.read_text())["records"]
+    assert len(records) == 3 * 2 * 6 and all(r["attempts"] == 1 for r in records)  # not retried as transient
+    title = "Welcome to nginx!" if status == 200 else "404 Not Found"
+    for record in records:
+        provider = record["cell"].split("/")[0]
+        api = {"gemini": "Gemini", "anthropic": "Anthropic", "openai": "OpenAI"}[provider]
+        assert record["error"]["kind"] == "fatal"
+        # google-genai reads a stream a line at a time, and says only the first: the page's title may not be in it
+        untitled = provider == "gemini" and "concurrent" in record["cell"] and "\n" in WEB_PAGES[status]
+        page = f"HTTP {status}" if untitled else f"HTTP {status}, {title!r}"
+        assert record["error"]["message"] == (
+            f"an HTML page answered ({page}), not the {api} API: is base_url right? ({urls[provider]})"
+        )
+    assert len(web_server.requests) == 36
+    assert "<html" not in bundle.read_text().lower() and "<html" not in (out.out + out.err).lower()
+    assert "is base_url right?" in out.out

@@ -222,6 +222,21 @@ async def test_simulated_header(provider, replay, headers, simulated):
             429,
             2.0,
         ),
+        (  # not finite: no wait (400 nines overflow a float to inf), and a header of inf is none either
+            Reply(
+                429,
+                error_body(
+                    429,
+                    "RESOURCE_EXHAUSTED",
+                    "Quota exceeded",
+                    [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "9" * 400 + "s"}],
+                ),
+                {"Retry-After": "inf"},
+            ),
+            RateLimited,
+            429,
+            None,
+        ),
         (Reply(500, error_body(500, "INTERNAL", "Internal error")), Transient, 500, None),
         (Reply(502, "<html>Bad Gateway</html>", content_type="text/html"), Transient, 502, None),
         (Reply(503, error_body(503, "UNAVAILABLE", "The model is overloaded")), Transient, 503, None),

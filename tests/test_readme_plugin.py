@@ -50,7 +50,7 @@ async def test_readme_plugin_runs_an_experiment(tmp_path, image_dir, monkeypatch
             "name": "readme",
             "dataset": {"path": str(image_dir), "labels": "labels.json", "label_field": "person_count"},
             "task": {"prompt": "How many images?", "answer": "integer"},
-            "retry": {"base_delay_s": 0, "max_delay_s": 0},
+            "retry": {"base_delay_s": 0, "max_delay_s": 1},  # waits the 0.01 s asked
             "providers": {"my-vlm": {"base_url": f"http://127.0.0.1:{port}"}},
             "matrix": [{"provider": "my-vlm", "models": ["v1"], "strategies": ["sequential"]}],
         }

@@ -120,7 +120,7 @@ async def test_load_with_rate_limits_and_faults_loses_and_duplicates_nothing(tmp
         config = base_config(
             f"load-{provider}",
             dataset,
-            retry={"max_attempts": MAX_ATTEMPTS, "base_delay_s": 0.05, "max_delay_s": 0.2, "timeout_s": 30},
+            retry={"max_attempts": MAX_ATTEMPTS, "base_delay_s": 0.05, "max_delay_s": 1.0, "timeout_s": 30},
             providers={provider: {"base_url": emu.base_url, "api_key_env": "VB_RELIABILITY_KEY"}},
             matrix=[
                 {

@@ -78,7 +78,10 @@ async def test_retries_are_recorded_and_permanent_failures_stay_per_item(
 ):
     failures = {"img1.png": ["rate_limited", "transient"], "img2.png": ["bad_request"]}
     options = {"answers": answers_for_labels, "failures": failures, "retry_after_s": 0.01}
-    path = write_config(tmp_path, image_dir, [{"name": "concurrent", "max_concurrency": 2}], options=options)
+    retry = {"max_attempts": 3, "base_delay_s": 0.0, "max_delay_s": 0.05, "timeout_s": 5}  # waits the 0.01 s asked
+    path = write_config(
+        tmp_path, image_dir, [{"name": "concurrent", "max_concurrency": 2}], options=options, retry=retry
+    )
     _, data = await run_config(path, registry, tmp_path)
     by_item = {r["item_ids"][0]: r for r in data["records"]}
     assert by_item["img1.png"]["attempts"] == 3 and by_item["img1.png"]["error"] is None

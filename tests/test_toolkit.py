@@ -14,7 +14,9 @@ from visionbench.toolkit import (
     api_key,
     error_for_status,
     header,
+    html_title,
     is_simulated,
+    not_the_api,
     retry_after,
 )
 from visionbench.types import Response
@@ -35,7 +37,7 @@ def test_api_key_is_read_registered_for_redaction_and_a_missing_one_names_the_va
 def test_retry_after_reads_ms_seconds_and_dates_within_bounds():
     assert retry_after({"Retry-After-Ms": "1500", "retry-after": "9"}) == 1.5
     assert retry_after({"retry-after": "2.5"}) == 2.5
-    assert retry_after({"retry-after": "-3"}) == 0.0
+    assert retry_after({"retry-after": "-3"}) is None and retry_after({"retry-after-ms": "-3"}) is None
     assert retry_after({"retry-after": "1e12"}) == MAX_RETRY_AFTER_S
     assert retry_after({"retry-after": "inf"}) is None and retry_after({"retry-after": "nan"}) is None
     assert retry_after({"retry-after-ms": "junk", "retry-after": "4"}) == 4.0
@@ -92,3 +94,25 @@ def test_stream_timer_times_the_first_token_and_the_rest(monkeypatch):
     silent = StreamTimer()  # 12.0 ... no token: the first is at the end
     silent.end = 13.0
     assert (silent.ttft_s, silent.generation_s) == (1.0, 0.0)
+
+
+def test_an_html_page_is_told_by_its_title_and_a_wrong_base_url_from_a_gateway():
+    page = "<!-- x -->\n<!DOCTYPE html><html><head><title> Welcome to\n nginx &amp; co </title></head></html>"
+    assert html_title(None, page) == "Welcome to nginx & co"
+    assert html_title("text/html; charset=utf-8", b"<html><body><h1>Not <b>Found</b></h1></body></html>") == "Not Found"
+    assert html_title("text/html", "<html><script>var a = 1</script>Bad Gateway</html>") == "Bad Gateway"
+    assert html_title("text/html", "<title>" + "x" * 100 + "</title>") == "x" * 79 + "…"
+    assert html_title("application/json", '{"error": "<html>"}') is None and html_title(None, "Not found") is None
+    wrong = not_the_api("OpenAI", "http://127.0.0.1:8000/v1", 404, "404 Not Found")
+    assert type(wrong) is Fatal and wrong.status == 404 and not wrong.retryable
+    assert str(wrong) == (
+        "an HTML page answered (HTTP 404, '404 Not Found'), not the OpenAI API: is base_url right? "
+        "(http://127.0.0.1:8000/v1)"
+    )
+    assert "(HTTP 200), not the Gemini API: is base_url right? (the SDK's default URL)" in str(
+        not_the_api("Gemini", None, 200, "")
+    )
+    gateway = not_the_api("Anthropic", None, 502, "Bad Gateway")
+    assert type(gateway) is Transient and gateway.retryable and gateway.status == 502
+    assert str(gateway).startswith("an HTML page answered (HTTP 502, 'Bad Gateway') from a gateway or proxy")
+    assert type(not_the_api("Anthropic", None, 429, "Too Many Requests")) is RateLimited

@@ -62,3 +62,15 @@ def cell_codes(cell_ids: list[str]) -> dict[str, str]:
             return codes
     fallback = short_names(ids)
     return fallback if len(set(fallback.values())) == len(ids) else {c: c for c in ids}
+
+
+def setting(key: str, value: object) -> str:
+    """``key=value`` as a reader would write it: ``max_side=full size`` for no resizing, ``none`` for other unset
+    values (never Python's ``None``), ``true``/``false`` for booleans."""
+    if value is None:
+        shown = "full size" if key == "max_side" else "none"
+    elif isinstance(value, bool):
+        shown = str(value).lower()
+    else:
+        shown = str(value)
+    return f"{key}={shown}"

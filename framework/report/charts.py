@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from visionbench.report.cellnames import short_names
+from visionbench.report.cellnames import setting, short_names
 from visionbench.report.concurrency_charts import write_concurrency_charts
 from visionbench.report.figures import mark as _mark
 from visionbench.report.figures import plt as _plt
@@ -281,7 +281,7 @@ def resolution_series(bundle: Mapping[str, Any]) -> dict[str, list[tuple[int, di
         side = (entry.preprocessing or {}).get("max_side")
         if "max_side" not in (entry.varied or {}) or side is None:
             continue
-        others = ",".join(f"{k}={v}" for k, v in entry.varied.items() if k != "max_side")
+        others = ",".join(setting(k, v) for k, v in entry.varied.items() if k != "max_side")
         name = f"{entry.provider}/{entry.model}/{entry.label.split('@')[0]}" + (f" {others}" if others else "")
         series.setdefault(name, {}).setdefault(side, []).append(entry.summary)
     out = {}

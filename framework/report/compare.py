@@ -11,9 +11,11 @@ from dataclasses import dataclass, field, replace
 from html import escape
 from typing import Any, Literal
 
+from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape as escape_markup
 
+from visionbench.preprocessing import Preprocessing
 from visionbench.report.cellnames import short_names
 from visionbench.report.combined import cell_name, combined
 from visionbench.report.scores import Found, bundle_scores, group_field, group_means, groups
@@ -22,6 +24,7 @@ from visionbench.report.stats import CellStats, cell_stats, cost_per_1k, count_t
 from visionbench.report.tables import Column, Sheet, print_sheet
 from visionbench.report.verdict import Verdict, verdict
 from visionbench.results.model import Bundle
+from visionbench.run.config import TaskSpec
 
 #: (summary key, label, better): better is "lower" or "higher"
 METRICS: list[tuple[str, str, str]] = [
@@ -270,6 +273,15 @@ def _score_rows(
 
 def _differences(bundles: list[Bundle], runs: list[RunInfo]) -> tuple[list[ItemOverlap], list[str]]:
     base, flags, overlaps = bundles[0], [], []
+    positions: dict[str, list[int]] = {}
+    for n, r in enumerate(runs, start=1):
+        positions.setdefault(r.run_id, []).append(n)
+    flags += [
+        f"run {rid} is given {len(at)} times (runs {', '.join(map(str, at))}): it is compared with itself, so its "
+        "differences are all 0"
+        for rid, at in positions.items()
+        if len(at) > 1
+    ]
     base_items = {i.sha256: i.label for i in base.item_entries}
     for n, b in enumerate(bundles[1:], start=1):
         other = {i.sha256: i.label for i in b.item_entries}
@@ -297,7 +309,7 @@ def _differences(bundles: list[Bundle], runs: list[RunInfo]) -> tuple[list[ItemO
                 f"(sha256 {base.pricing.sha256[:12]})"
             )
         for part in ("task", "preprocessing"):
-            if changed := _changed(base.config.get(part) or {}, b.config.get(part) or {}):
+            if changed := _changed(_as_read(base, part), _as_read(b, part)):
                 flags.append(f"{part} differs in {rid}: {changed}")
         if cells := _cell_preprocessing_changes(base, b):
             flags.append(f"preprocessing differs in {rid} for cell(s) {cells}")
@@ -311,6 +323,16 @@ def _differences(bundles: list[Bundle], runs: list[RunInfo]) -> tuple[list[ItemO
         )
     flags += [f"run {r.run_id} is {r.status}, not complete" for r in runs if r.status != "complete"]
     return overlaps, flags
+
+
+def _as_read(bundle: Bundle, part: str) -> dict[str, Any]:
+    """The config's ``task`` or ``preprocessing`` as the run read it: a key an older writer left out (``decimal``,
+    ``scorers``... did not exist yet) at its default, which is how that run behaved."""
+    defaults = {f.alias or name: f.default for name, f in _SPECS[part].model_fields.items() if not f.is_required()}
+    return {**defaults, **(bundle.config.get(part) or {})}
+
+
+_SPECS: dict[str, type[BaseModel]] = {"task": TaskSpec, "preprocessing": Preprocessing}
 
 
 def _time_scale(bundle: Bundle) -> float | str | None:

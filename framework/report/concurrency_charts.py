@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from visionbench.report.cellnames import setting as setting_text
 from visionbench.report.figures import mark as _mark
 from visionbench.report.figures import plt as _plt
 from visionbench.report.figures import save as _save
@@ -43,7 +44,7 @@ def sweep_series(bundle: Mapping[str, Any]) -> dict[str, list[tuple[float, str, 
         varied = entry.varied or {}
         if "max_concurrency" not in varied:
             continue
-        others = ",".join(f"{k}={v}" for k, v in varied.items() if k != "max_concurrency")
+        others = ",".join(setting_text(k, v) for k, v in varied.items() if k != "max_concurrency")
         name = f"{entry.provider}/{entry.model}/{entry.strategy}" + (f" {others}" if others else "")
         groups.setdefault(name, {}).setdefault(str(varied["max_concurrency"]), []).append(entry)
     out = {}

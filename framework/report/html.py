@@ -14,7 +14,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from visionbench.report.cellnames import cell_codes, short_names
+from visionbench.report.cellnames import cell_codes, setting, short_names
 from visionbench.report.figures import time_scale_words
 from visionbench.report.gallery import CSS as GALLERY_CSS
 from visionbench.report.gallery import gallery_html
@@ -256,6 +256,15 @@ def _extras(bundle: Bundle) -> str:
     return "\n".join(out)
 
 
+def _labels(dataset: Mapping[str, Any], labelled: bool) -> str:
+    """Where the labels came from: the file and the field read (the whole entry when no field is named), or the
+    rows' answer field (a rows manifest's), or none."""
+    labels, field = dataset.get("labels"), dataset.get("label_field")
+    if labels is None:
+        return f"the rows' field {dataset.get('answer', 'answer')!r}" if labelled else "none"
+    return f"{labels} (field {field})" if field is not None else f"{labels} (each item's whole entry)"
+
+
 def _legend(bundle: Bundle) -> str:
     """The short cell names of the answers table and the gallery, with the ids they stand for."""
     codes = cell_codes(list(dict.fromkeys(e.id for e in bundle.cells)))
@@ -454,12 +463,12 @@ def write_html_report(
             ("config", bundle.config_path),
             ("description", cfg.get("description")),
             ("dataset", ds.get("path")),
-            ("labels", f"{ds.get('labels')} (field {ds.get('label_field')})"),
+            ("labels", _labels(ds, labelled)),
             ("images", len(bundle.item_entries)),
             ("task", f"{task.get('id')} (answer: {task.get('answer')})"),
             ("prompt", task.get("prompt")),
             ("system prompt", task.get("system")),
-            ("preprocessing", ", ".join(f"{k}={v}" for k, v in (cfg.get("preprocessing") or {}).items())),
+            ("preprocessing", ", ".join(setting(k, v) for k, v in (cfg.get("preprocessing") or {}).items())),
             ("repeats", cfg.get("repeats", 1)),
             ("retry", json.dumps(cfg.get("retry"))),
             ("pricing", f"{bundle.pricing.version} (sha256 {bundle.pricing.sha256[:16]}...)"),

@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from visionbench.report.cellnames import cell_codes, short_names
+from visionbench.report.cellnames import cell_codes, setting, short_names
 from visionbench.report.figures import time_scale_words
 from visionbench.report.prices import prices_sheet
 from visionbench.report.scores import bundle_scores, glance, group_field, group_means, groups, shows_exact
@@ -104,7 +104,7 @@ def legend_sheet(varied: dict[str, dict[str, Any]]) -> Sheet | None:
         return None
     rows = []
     for cell_id, values in varied.items():
-        rows.append([codes[cell_id], escape(cell_id), ", ".join(escape(f"{k}={v}") for k, v in values.items())])
+        rows.append([codes[cell_id], escape(cell_id), ", ".join(escape(setting(k, v)) for k, v in values.items())])
     columns = [Column("name", numeric=False, key=True), Column("cell", numeric=False)]
     if not any(r[2] for r in rows):
         rows = [r[:2] for r in rows]

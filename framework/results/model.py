@@ -494,13 +494,17 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
 
     Version 1 (every bundle so far) was written over time with fewer keys; what the older writers left out of
     a cell is filled in as the readers used to take it: no ``varied`` (before sweeps) or ``extra`` is empty,
-    no ``error`` is none. (Top-level keys added since, ``budget`` and ``resumed_at``, read as their model
+    no ``error`` is none, no ``preprocessing`` (before sweeps too) is the run's, the config's. (Top-level keys added since, ``budget`` and ``resumed_at``, read as their model
     defaults, None and [], without being written in.)
     """
     version = data.get("schema_version", 1)
     if version == 1:
+        config = data.get("config")
+        preprocessing = config.get("preprocessing") if isinstance(config, Mapping) else None
         for entry in data.get("cells") or ():
             if isinstance(entry, MutableMapping):
+                if entry.get("preprocessing") is None and isinstance(preprocessing, Mapping):
+                    entry["preprocessing"] = dict(preprocessing)
                 for key in ("varied", "extra"):
                     if entry.get(key) is None:
                         entry[key] = {}

@@ -29,7 +29,8 @@ one left off. The rules:
   an average round trip of it, says nothing new). After slow start each answer adds ``1 / limit`` (one more in
   flight per round trip), a tenth of that at or above the level where the service last pushed back;
 - a retry-after holds every new request of that model until it has passed (the request that got it waits
-  that long anyway, in ``Caller``);
+  that long anyway, in ``Caller``); one longer than ``max_wait_s`` (the retry policy's ``max_delay_s``: the
+  attempt fails instead of waiting) neither holds nor teaches a window: it is a pushback without a retry-after;
 - starts are paced, at most ``limit`` per average round trip, so slots that free together (after a retry-after,
   or the two a slow-start answer opens) do not send a burst;
 - never below 1, never above the ceiling (``CEILING``, 64, unless the strategy gives another).
@@ -84,9 +85,13 @@ def pushback(error: BaseException | None) -> bool:
 class AdaptiveLimit:
     """A concurrency limit that moves with the service's pushback; entered around each request attempt."""
 
-    def __init__(self, key: str, *, ceiling: int = CEILING, clock: Clock = REAL_CLOCK) -> None:
+    def __init__(
+        self, key: str, *, ceiling: int = CEILING, clock: Clock = REAL_CLOCK, max_wait_s: float = 60.0
+    ) -> None:
         #: ``clock``: seconds since the run began (the history's times) and its sleep, e.g. ``Caller.elapsed``.
         self.key, self.ceiling, self.clock = key, ceiling, clock
+        #: The longest retry-after held for (the retry policy's ``max_delay_s``); a longer one is not waited for.
+        self.max_wait_s = max_wait_s
         self.limit = float(min(START, ceiling))
         self.in_flight = 0
         self.pushbacks = 0
@@ -188,9 +193,14 @@ class AdaptiveLimit:
         if self.slots != before:
             self._note()
 
+    def _retry_after(self, exc: BaseException) -> float | None:
+        """``exc``'s retry-after, if it is one to wait for (not longer than ``max_wait_s``)."""
+        retry_after = getattr(exc, "retry_after", None)
+        return retry_after if retry_after is not None and retry_after <= self.max_wait_s else None
+
     def _learned(self, exc: BaseException, started: float) -> bool:
         """A 429 with a retry-after: learn (or tighten) the service's window from it; False if it says nothing."""
-        retry_after = getattr(exc, "retry_after", None)
+        retry_after = self._retry_after(exc)
         if not isinstance(exc, RateLimited) or not retry_after:
             return False
         if retry_after < MARGIN_S and self.window_s is not None:
@@ -222,7 +232,7 @@ class AdaptiveLimit:
 
     def _pushed_back(self, exc: BaseException, generation: int) -> None:
         self.pushbacks += 1
-        retry_after = getattr(exc, "retry_after", None)
+        retry_after = self._retry_after(exc)
         if retry_after:
             self._hold(retry_after)
         if generation != self._generation or self.clock.now() - self._decreased_at < self._latency:
@@ -293,14 +303,16 @@ class AdaptiveLimit:
 class AdaptiveLimits:
     """The run's adaptive limits, one per provider+model (and ceiling), created when first asked for."""
 
-    def __init__(self, clock: Clock = REAL_CLOCK) -> None:
-        self.clock = clock
+    def __init__(self, clock: Clock = REAL_CLOCK, *, max_wait_s: float = 60.0) -> None:
+        self.clock, self.max_wait_s = clock, max_wait_s
         self._limits: dict[tuple[str, str, int], AdaptiveLimit] = {}
 
     def get(self, provider: str, model: str, ceiling: int = CEILING) -> AdaptiveLimit:
         key = (provider, model, ceiling)
         if key not in self._limits:
-            self._limits[key] = AdaptiveLimit(f"{provider}/{model}", ceiling=ceiling, clock=self.clock)
+            self._limits[key] = AdaptiveLimit(
+                f"{provider}/{model}", ceiling=ceiling, clock=self.clock, max_wait_s=self.max_wait_s
+            )
         return self._limits[key]
 
 

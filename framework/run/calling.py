@@ -12,7 +12,7 @@ from aiolimiter import AsyncLimiter
 from pydantic import Field
 
 from visionbench.clock import REAL_CLOCK, Clock, Since
-from visionbench.errors import Fatal, ProviderError, Transient
+from visionbench.errors import Fatal, ProviderError, RateLimited, Transient
 from visionbench.run.adaptive_limit import AdaptiveLimit, AdaptiveLimits
 from visionbench.spec import FrozenModel
 
@@ -20,14 +20,20 @@ T = TypeVar("T")
 
 
 class RetryPolicy(FrozenModel):
-    """Exponential backoff with full jitter; a service's retry-after wins when it asks for longer.
+    """Exponential backoff with full jitter; a service's retry-after wins when it asks for longer, up to
+    ``max_delay_s``: one asking for longer fails the attempt at once (``not_waiting``) instead of sleeping.
 
     This is the config's ``retry:`` section, used as it is.
     """
 
     max_attempts: int = Field(default=4, ge=1)
     base_delay_s: float = Field(default=0.5, ge=0)
-    max_delay_s: float = Field(default=30.0, ge=0)
+    max_delay_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="The longest wait between attempts, the service's retry-after included: a service asking for "
+        "longer fails the attempt instead (the services' rate windows are a minute).",
+    )
     timeout_s: float = Field(default=120.0, gt=0, description="Time allowed for one attempt.")
 
     def delay(self, attempt: int, error: ProviderError, rng: random.Random) -> float:
@@ -35,9 +41,28 @@ class RetryPolicy(FrozenModel):
         delay = rng.uniform(backoff / 2, backoff)
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
-            # Honour the server even past max_delay: retrying earlier only earns another 429.
-            delay = max(delay, retry_after)
+            # At least what the service asked (earlier only earns another 429), and up to a tenth more, so the
+            # requests it refused together do not all come back at the same instant; within max_delay_s.
+            jittered = min(max(self.max_delay_s, retry_after), retry_after * rng.uniform(1.0, 1.1))
+            delay = max(delay, jittered)
         return delay
+
+    def not_waiting(self, error: ProviderError) -> ProviderError | None:
+        """The error to end on when ``error``'s retry-after is longer than ``max_delay_s`` (None: wait for it).
+
+        Retrying sooner than asked only earns another refusal, and sleeping for it would hang the run silently
+        (a day, for a retry-after of 86400): the attempt fails, saying so, and ``--retry-errors`` asks again later.
+        """
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is None or retry_after <= self.max_delay_s:
+            return None
+        message = (
+            f"the service asked to wait {retry_after:g} s, more than retry.max_delay_s = {self.max_delay_s:g} s; "
+            f"not waiting (raise retry.max_delay_s to wait that long): {error}"
+        )
+        if isinstance(error, RateLimited):
+            return RateLimited(message, retry_after=retry_after, status=error.status)
+        return Transient(message, status=error.status, retry_after=retry_after, overload=error.overload)
 
 
 class Limiter:
@@ -123,7 +148,7 @@ class Caller:
         self.elapsed = Since(clock, clock.now())
         self._rng = random.Random(seed)
         #: ``max_concurrency: auto``: one adaptive limit per provider+model for the whole run.
-        self.adaptive = AdaptiveLimits(self.elapsed)
+        self.adaptive = AdaptiveLimits(self.elapsed, max_wait_s=policy.max_delay_s)
 
     @property
     def t0(self) -> float:
@@ -175,8 +200,9 @@ class Caller:
             if start is None:  # the limiter itself failed (cancelled): the request never got a slot
                 start = self.now()
                 queue_s = start - asked
-            if not error.retryable or attempt >= self.policy.max_attempts:
-                return CallOutcome(None, error, attempt, start, self.now(), queue_s, backoff_s)
+            refused = self.policy.not_waiting(error) if error.retryable else None
+            if refused is not None or not error.retryable or attempt >= self.policy.max_attempts:
+                return CallOutcome(None, refused or error, attempt, start, self.now(), queue_s, backoff_s)
             delay = self.policy.delay(attempt, error, self._rng)
             await self.sleep(delay)
             backoff_s += delay

@@ -136,6 +136,16 @@ def _over_side_limit(caps: Capabilities, fitted: tuple[tuple[int, int], ...]) ->
     return f"images above the provider's {limit} px limit for requests of {n} images: lower preprocessing.max_side"
 
 
+def request_count(plan: Plan) -> int:
+    """The requests a new run of ``plan`` sends (all repeats; LLM judges' not counted), from the strategies' own
+    plans alone: no image is read, so a big run is told from a small one cheaply (``estimate`` then says more)."""
+    count = 0
+    for cell in plan.experiment.cells:
+        caps = plan.providers[cell.provider].capabilities(cell.model)
+        count += sum(1 for _ in plan.strategies[cell.id].plan(plan.items, caps))
+    return count * plan.experiment.spec.repeats
+
+
 async def estimate(plan: Plan, *, count_tokens: bool = False) -> list[CellEstimate]:
     """Per cell (all repeats): requests, image/text/output tokens and dollars.
 
