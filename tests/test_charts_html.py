@@ -123,7 +123,10 @@ def html_path(bundle, tmp_path_factory) -> Path:
 
 def test_html_is_self_contained(html_path):
     html = html_path.read_text(encoding="utf-8")
-    assert html.startswith("<!DOCTYPE html>") and "<script" not in html.lower() and "<link" not in html.lower()
+    assert html.startswith("<!DOCTYPE html>") and "<link" not in html.lower()
+    # the one script is the item filter's own, inline, beside its JSON island: nothing loaded from anywhere
+    scripts = re.findall(r"<script([^>]*)>", html, flags=re.I)
+    assert scripts == [' type="application/json" id="vb-data"', ""]
     refs = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']*)', html, flags=re.I)
     charts = [ref for ref in refs if ref.startswith("data:image/png;base64,")]
     thumbs = [ref for ref in refs if ref.startswith("data:image/jpeg;base64,")]
@@ -173,8 +176,10 @@ def test_html_escapes_text(bundle, tmp_path):
     crafted = copy.deepcopy(bundle)
     crafted["config"]["name"] = "<script>alert(1)</script>"
     crafted["config"]["task"]["prompt"] = 'Count <b>people</b> & "faces"'
+    crafted["records"][0]["raw_text"] = "</script><script>alert(2)</script>"  # a reply in the filter's JSON island
     html = write_html_report(crafted, tmp_path / "r.html").read_text()
-    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert(2)" not in html and "\\u003c/script>\\u003cscript>alert(2)" in html
     assert "Count &lt;b&gt;people&lt;/b&gt; &amp; &quot;faces&quot;" in html
 
 

@@ -231,7 +231,7 @@ def test_print_and_html(runs):
         assert text in out, text
     assert re.search(r"exact match\s.*100%.*83%.*-17 pt", out)
     html = comparison_html(c)
-    assert "<script" not in html and not re.search(r"(src|href)=", html)
+    assert "<script" not in html and not re.search(r"(src|href)=", html)  # compare's page has no item filter
     assert "missing" in html and "images differ" in html and a["run_id"] in html
 
 

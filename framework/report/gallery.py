@@ -131,7 +131,8 @@ def gallery_html(bundle: Mapping[str, Any], cache_dir: Path | None = None, max_c
                     lines.append(f"<li{cls}>{name}: <b>{escape(_shown(a.value))}</b>{mark}{score}</li>")
             label = "-" if item.label is None else escape(_shown(item.label))
             cards.append(
-                f'<div class="card"><h3>{escape(item.id)} &middot; label {label}</h3>'
+                f'<div class="card" data-item="{escape(item.id, quote=True)}">'
+                f"<h3>{escape(item.id)} &middot; label {label}</h3>"
                 f'<div class="thumbs">{"".join(thumbs)}</div><ul>{"".join(lines)}</ul></div>'
             )
     scored = (

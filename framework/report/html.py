@@ -9,12 +9,14 @@ from __future__ import annotations
 import base64
 import json
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from visionbench.report.cellnames import cell_codes, setting, short_names
+from visionbench.report.explorer import CSS as EXPLORER_CSS
+from visionbench.report.explorer import explorer_data, explorer_html
 from visionbench.report.figures import time_scale_words
 from visionbench.report.gallery import CSS as GALLERY_CSS
 from visionbench.report.gallery import gallery_html
@@ -307,7 +309,19 @@ def _answers(bundle: Bundle) -> str:
         )
         + "</p>"
     )
-    return note + html_table(["image", "label", *(names[c] for c in firsts), "most common", "agreement"], rows)
+    table = html_table(["image", "label", *(names[c] for c in firsts), "most common", "agreement"], rows)
+    return (
+        note
+        + _explorer(bundle, list(firsts), [names[c] for c in firsts], items[: len(rows)])
+        + table.replace("<table>", '<table id="vb-items">', 1)
+    )
+
+
+def _explorer(bundle: Bundle, cell_ids: list[str], names: list[str], items: Sequence[Any]) -> str:
+    """The answers table's filter bar and what it reads (report.explorer)."""
+    field = group_field(bundle, None)
+    groups = sorted({str(g) for item in items if (g := (item.fields or {}).get(field)) is not None}) if field else []
+    return explorer_html(explorer_data(bundle, cell_ids, items, field), names, groups)
 
 
 def _img(path: Path, alt: str) -> str:
@@ -514,7 +528,7 @@ def write_html_report(
     ]
     html = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-        f"<style>{CSS}{GALLERY_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+        f"<style>{CSS}{GALLERY_CSS}{EXPLORER_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     # A file name that is not UTF-8 (held as surrogates) shows escaped, e.g. caf\udce9.png, instead of failing.
