@@ -63,6 +63,7 @@ def template(work: Path) -> dict:
 #: Per cell (cycled): the share of answers that are wrong and the share of items whose request failed.
 ERROR_RATES = [(0.08, 0.01), (0.20, 0.03), (0.35, 0.005), (0.12, 0.02)]
 MODELS = ["gemini-3.5-flash", "gemini-3.5-flash-lite", "gemini-3.5-pro", "gemini-3-pro-preview"]
+PRICE_FACTORS = [1.0, 0.3, 4.0, 2.5]  # of the template's cost, per model
 
 
 def grown(base: dict, n: int, run_id: str, cells: int = 3, seed: int = 0) -> dict:
@@ -90,6 +91,7 @@ def grown(base: dict, n: int, run_id: str, cells: int = 3, seed: int = 0) -> dic
         wrong = (rng.random(n) < wrong_rate) & ~failed
         offsets = rng.integers(1, 6, size=n) * rng.choice([-1, 1], size=n)
         values = np.where(wrong, np.maximum(labels + offsets, 0), labels)
+        unit_cost = template_record["cost_usd"] * PRICE_FACTORS[c % len(MODELS)] * (1 + 0.01 * (c // len(MODELS)))
         latency = rng.lognormal(np.log(0.8 + c * 0.4), 0.35, size=n)
         starts = np.cumsum(rng.exponential(0.02, size=n))
         answers, errors, abs_err = {}, 0, 0
@@ -104,7 +106,7 @@ def grown(base: dict, n: int, run_id: str, cells: int = 3, seed: int = 0) -> dic
             else:
                 value = int(values[i])
                 answer = {"item_id": item_id, "value": value, "error": None}
-                error, attempts, raw, cost = None, 1, str(value), template_record["cost_usd"]
+                error, attempts, raw, cost = None, 1, str(value), unit_cost
                 usage = template_record["usage"]
                 abs_err += abs(value - int(labels[i]))
             answers[item_id] = answer
@@ -146,7 +148,8 @@ def grown(base: dict, n: int, run_id: str, cells: int = 3, seed: int = 0) -> dic
             latency_p95_s=float(np.percentile(latency, 95)),
             latency_p99_s=float(np.percentile(latency, 99)),
             service_p50_s=float(np.percentile(latency, 50)),
-            cost_usd=template_record["cost_usd"] * answered,
+            cost_usd=unit_cost * answered,
+            cost_per_1k_images_usd=unit_cost * answered * 1000 / n,
             input_tokens=template_record["usage"]["input_tokens"] * answered,
             output_tokens=answered,
         )

@@ -37,3 +37,32 @@ async def test_no_concurrency_charts_without_a_sweep_or_auto(tmp_path):
     data = await run_it(experiment(tmp_path, [{"name": "concurrent", "max_concurrency": 2}], {}), tmp_path)
     charts = write_charts(data, tmp_path / "charts")
     assert "concurrency_sweep" not in charts and "concurrency" not in charts
+
+
+async def test_the_concurrency_charts_carry_the_simulated_mark_and_time_scale(tmp_path, monkeypatch):
+    """Issue 26 item 4: every chart of a simulated run says so, with its time scale (here the profiles' own, the
+    config setting none; then 0.05 as the config would set it)."""
+    import matplotlib.pyplot as plt
+
+    from visionbench.report import charts, concurrency_charts
+
+    drawn = {}
+
+    def keep(fig, path, bundle=None):
+        drawn[path.name] = [t.get_text() for t in fig.texts]
+        plt.close(fig)
+        return path
+
+    monkeypatch.setattr(charts, "_save", keep)
+    monkeypatch.setattr(concurrency_charts, "_save", keep)
+    strategies = [{"name": "concurrent", "max_concurrency": [1, "auto"]}]
+    data = await run_it(experiment(tmp_path, strategies, {"requests_per_minute": None}), tmp_path)
+    write_charts(data, tmp_path / "charts")
+    assert {"concurrency_sweep.png", "concurrency.png", "latency.png", "time_per_strategy.png"} <= set(drawn)
+    for name, texts in drawn.items():
+        assert "SIMULATED: emulator, at its profiles' own time scale (none set in the config)" in texts, name
+    drawn.clear()
+    data["config"]["emulator"]["time_scale"] = 0.05
+    write_charts(data, tmp_path / "charts")
+    for name, texts in drawn.items():
+        assert any(t.startswith("SIMULATED: emulator, time scale 0.05") for t in texts), name

@@ -23,9 +23,11 @@ def simulated_mark(bundle: Mapping[str, Any]) -> str | None:
     """ "SIMULATED", with the emulator's time scale, for a run that was not made against the real services."""
     if not Bundle.of(bundle).simulated:
         return None
-    scale = Bundle.of(bundle).numeric_scale
-    if scale is not None:
+    scale = Bundle.of(bundle).time_scale
+    if isinstance(scale, float):
         return f"SIMULATED: emulator, time scale {scale:g} (times are x{scale:g} of the modelled ones)"
+    if scale == "default":
+        return "SIMULATED: emulator, at its profiles' own time scale (none set in the config)"
     return "SIMULATED: emulator or fake provider, not the real services"
 
 
