@@ -452,3 +452,29 @@ def test_failed_cells_are_named_never_drawn_and_a_run_that_answered_nothing_says
     assert "not drawn: m000/concurrent, m001/concurrent, m002/concurrent" in figures["time_per_strategy.png"].axes[
         0
     ].get_xlabel().replace("\n", " ")
+
+
+def test_a_500_cell_report_html_stays_under_5_mb_with_its_tables_and_gallery_cut_to_read(bundle, tmp_path):
+    """14.8 MB before: 880 x 30,000 px charts, 500 answer columns, 500 lines a gallery card."""
+    big = _many_cells(bundle, 500, failed=(0,))
+    charts = write_charts(big, tmp_path)
+    html = write_html_report(big, tmp_path / "report.html", charts).read_text()
+    assert len(html.encode()) < 5 * 2**20
+    answers = html[html.index("<h2>Answers per image</h2>") : html.index("<h2>Images as sent</h2>")]
+    head = re.search(r"<thead>(.*?)</thead>", answers, re.S).group(1)
+    assert head.count("<th") == 2 + 30 + 2  # image, label, the charts' 30 cells, most common, agreement
+    assert "Columns: the 30 cells the charts draw (30 of 499 answering cells drawn" in answers
+    gallery = html[html.index('<div class="gallery">') :]
+    cards = re.findall(r'<div class="card">.*?</ul></div>', gallery, re.S)
+    assert len(cards) == 6
+    for card in cards:  # each distinct answer once, with the cells that gave it: 500 in all
+        counts = [int(n) for n in re.findall(r": (\d+) cells? \(", card)]
+        assert sum(counts) == 500 and len(counts) <= 4, card[:300]
+    img0 = next(card for card in cards if "<h3>img0.png" in card)
+    assert '<li class="err">error: fake HTTP 503: 1 cell (m000)<span class="msg">' in img0
+    assert (
+        '<ul><li class="wrong"><b>1</b> &#10007;: 400 cells (m001, m002, m003, m004, m006, m007 and 394 more)' in img0
+    )
+    assert (
+        "<li><b>0</b>: 99 cells (m005, m010, m015, m020, m025, m030 and 93 more)</li>" in img0
+    )  # the most given first

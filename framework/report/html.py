@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from visionbench.report.cellnames import cell_codes, short_names
+from visionbench.report.chart_cells import MAX_CHART_CELLS, chart_cells
 from visionbench.report.gallery import CSS as GALLERY_CSS
 from visionbench.report.gallery import gallery_html
 from visionbench.report.scores import Found, bundle_scores, group_field
@@ -239,6 +240,9 @@ def _legend(bundle: Bundle) -> str:
 def _answers(bundle: Bundle) -> str:
     firsts = {e.id: e for e in bundle.entries_of(repeat=0)}
     names = cell_codes(list(firsts))
+    chosen = chart_cells(bundle)
+    if len(firsts) > MAX_CHART_CELLS:  # the charts' cells: 500 columns of 5,000 rows would not be read (or load)
+        firsts = {c: firsts[c] for c in chosen.shown}
     agree = agreement(bundle)
     answer_type = task_answer_type(bundle)
     rows = []
@@ -266,6 +270,12 @@ def _answers(bundle: Bundle) -> str:
             f" The first {len(rows):,} of {len(items):,} images; <code>visionbench report RUN --format json</code> "
             "has every image."
             if len(rows) < len(items)
+            else ""
+        )
+        + (
+            f" Columns: the {len(firsts)} cells the charts draw ({escape(chosen.note(names))}); most common and "
+            "agreement are over every cell."
+            if chosen.left_out
             else ""
         )
         + "</p>"

@@ -19,6 +19,7 @@ its best are Holm-adjusted together (each metric), so more cells do not make noi
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -129,10 +130,12 @@ def _percentile_bootstrap(xs: np.ndarray, rng: np.random.Generator, level: float
     return float(low), float(high)
 
 
+@functools.lru_cache(maxsize=4096)
 def clopper_pearson(hits: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """The exact (Clopper-Pearson) interval of a share of ``hits`` in ``n``: the Beta quantiles
     ``Beta(hits, n - hits + 1)`` at ``alpha/2`` and ``Beta(hits + 1, n - hits)`` at ``1 - alpha/2`` (0 and 1 at
-    the edges), by bisection on the regularised incomplete beta function (no scipy import)."""
+    the edges), by bisection on the regularised incomplete beta function (no scipy import); remembered, as the
+    cells of a sweep share their counts (9 ms each, 500 cells' tables asked 1,500)."""
     alpha = 1 - level
     low = 0.0 if hits == 0 else _beta_quantile(alpha / 2, hits, n - hits + 1)
     high = 1.0 if hits == n else _beta_quantile(1 - alpha / 2, hits + 1, n - hits)
