@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from visionbench.report.cellnames import short_names
 from visionbench.report.chart_cells import chart_cells, wrapped
 from visionbench.report.concurrency_charts import write_concurrency_charts
@@ -14,7 +16,7 @@ from visionbench.report.figures import plt as _plt
 from visionbench.report.figures import save as _save
 from visionbench.report.figures import top_room as _top_room
 from visionbench.report.scores import bundle_scores
-from visionbench.report.significance import numeric_task
+from visionbench.report.significance import numeric_task, request_latencies
 from visionbench.report.stats import CellStats, cell_stats, cost_per_1k
 from visionbench.results.model import Bundle, CellSummary
 
@@ -272,12 +274,10 @@ def latency_chart(bundle: Mapping[str, Any], path: Path) -> Path:
     plt = _plt()
     bundle = Bundle.of(bundle)
     chosen = chart_cells(bundle)
-    by_cell: dict[str, list[float]] = {c: [] for c in chosen.shown}
-    for rec in bundle.records:
-        if rec["attempts"] > 0 and not rec.get("judge") and rec["cell"] in by_cell:  # the cell's own requests
-            by_cell[rec["cell"]].append(rec["latency_s"])
+    # the cell's own requests (not a judge's), read once for the tables and the charts
+    by_cell = {c: request_latencies(bundle, c) for c in chosen.shown}
     names = short_names(list(dict.fromkeys(e.id for e in bundle.cells)))
-    data = {names[c]: v for c, v in by_cell.items() if v}
+    data = {names[c]: v for c, v in by_cell.items() if len(v)}
     fig, ax = plt.subplots(figsize=(8, 0.55 * max(len(data), 1) + 1.8))
     if data:
         ax.boxplot(
@@ -290,9 +290,9 @@ def latency_chart(bundle: Mapping[str, Any], path: Path) -> Path:
             medianprops={"color": _ORANGE},
         )
         ax.invert_yaxis()
-        values = [v for vs in data.values() for v in vs]
-        positive = [v for v in values if v > 0]
-        if positive and max(positive) / min(positive) > 30:
+        values = np.concatenate(list(data.values()))
+        positive = values[values > 0]
+        if len(positive) and positive.max() / positive.min() > 30:
             ax.set_xscale("log")
             scale = "s, log scale"
         else:
@@ -302,7 +302,7 @@ def latency_chart(bundle: Mapping[str, Any], path: Path) -> Path:
     else:
         _nothing(ax, "no cell answered anything" if chosen.failed else "no requests were sent")
         ax.set_xlabel(wrapped(chosen.note(names)))
-    missing = [names[c] for c, v in by_cell.items() if not v]
+    missing = [names[c] for c, v in by_cell.items() if not len(v)]
     if missing:
         ax.set_ylabel("no requests: " + ", ".join(missing), fontsize=8)
     ax.set_title(_title(bundle, "latency per request (s)"))

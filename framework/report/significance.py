@@ -364,8 +364,8 @@ def differences(
         found = paired_scores(key, values_a, values_b, same, binary)
         out += [found] if found else []
     ta, tb = _request_times(bundle_a, cell_a), _request_times(bundle_b, cell_b)
-    la, lb = [end - start for start, end in ta], [end - start for start, end in tb]
-    if la and lb:
+    la, lb = ta[:, 1] - ta[:, 0], tb[:, 1] - tb[:, 0]
+    if len(la) and len(lb):
         n = len(la) + len(lb)
         if bundle_a is bundle_b and interleaved(ta, tb):
             p = mann_whitney(la, lb)
@@ -381,14 +381,15 @@ def differences(
 NOT_INTERLEAVED = "not tested: the cells ran at different times (load differs), not interleaved"
 
 
-def interleaved(a: Sequence[tuple[float, float]], b: Sequence[tuple[float, float]]) -> bool:
+def interleaved(a: Sequence[tuple[float, float]] | np.ndarray, b: Sequence[tuple[float, float]] | np.ndarray) -> bool:
     """Whether two cells' requests ran at the same time: the spans from their first start to their last end
     overlap for at least half of the shorter one. Cells run one after another do not: what differs between their
     latencies is as much the machine's and the service's load at the time as the cells."""
-    if not a or not b:
+    ta, tb = np.asarray(a, dtype=float).reshape(-1, 2), np.asarray(b, dtype=float).reshape(-1, 2)
+    if not len(ta) or not len(tb):
         return False
-    a0, a1 = min(s for s, _ in a), max(e for _, e in a)
-    b0, b1 = min(s for s, _ in b), max(e for _, e in b)
+    a0, a1 = float(ta[:, 0].min()), float(ta[:, 1].max())
+    b0, b1 = float(tb[:, 0].min()), float(tb[:, 1].max())
     overlap = min(a1, b1) - max(a0, b0)
     shorter = min(a1 - a0, b1 - b0)
     return overlap > 0 and overlap >= 0.5 * shorter
@@ -467,22 +468,36 @@ def _same_images(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, 
     return pairs
 
 
-def _request_times(bundle: Mapping[str, Any], cell_id: str) -> list[tuple[float, float]]:
-    """(start, end) of each of the cell's own requests (a judge's, ``judge``, are not its latency): every cell's
-    in one pass over the records, which are read from the file each time."""
-    return _once(bundle, "request_times", "", lambda: _all_request_times(bundle)).get(cell_id, [])
+def _request_times(bundle: Mapping[str, Any], cell_id: str) -> np.ndarray:
+    """(start, end) of each of the cell's own requests (a judge's, ``judge``, are not its latency), one row each:
+    every cell's made in one pass over the records (which are read from the file each time), held as arrays (300,000
+    tuples of two floats were 31 MB)."""
+    times = _once(bundle, "request_times", "", lambda: _all_request_times(bundle))
+    return times.get(cell_id, np.empty((0, 2)))
 
 
-def _all_request_times(bundle: Mapping[str, Any]) -> dict[str, list[tuple[float, float]]]:
-    out: dict[str, list[tuple[float, float]]] = {}
+def _all_request_times(bundle: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    from array import array
+
+    flat: dict[str, array[float]] = {}
     for r in Bundle.of(bundle).records:
         if r["attempts"] > 0 and not r.get("judge"):
-            out.setdefault(r["cell"], []).append((r["start_s"], r["end_s"]))
-    return out
+            times = flat.get(r["cell"])
+            if times is None:
+                times = flat[r["cell"]] = array("d")
+            times.append(r["start_s"])
+            times.append(r["end_s"])
+    return {cell: np.frombuffer(times, dtype=float).reshape(-1, 2) for cell, times in flat.items()}
+
+
+def request_latencies(bundle: Mapping[str, Any], cell_id: str) -> np.ndarray:
+    """The latency of each of the cell's own requests (end - start, as a record's ``latency_s``)."""
+    times = _request_times(bundle, cell_id)
+    return times[:, 1] - times[:, 0]
 
 
 def _latencies(bundle: Mapping[str, Any], cell_id: str) -> list[float]:
-    return [end - start for start, end in _request_times(bundle, cell_id)]
+    return request_latencies(bundle, cell_id).tolist()
 
 
 def _key(label: Any) -> str:
