@@ -354,3 +354,39 @@ def test_whether_a_latency_difference_is_detectable_is_decided_without_a_60000_d
     start = time.process_time()
     assert _orderings_above(200_000, 100_000, 40) and not _orderings_above(200_000, 0, 40)
     assert time.process_time() - start < 0.05
+
+
+@pytest.mark.parametrize("n", [51, 300, 20_000])
+def test_the_rank_tests_on_many_units_are_scipys_normal_approximations_without_scipy(n):
+    """Above 50 differences (8 requests a side) scipy.stats itself uses these; importing it cost ~1 s and 70 MB."""
+    import numpy as np
+    from scipy import stats as sps
+
+    from visionbench.report.rank_tests import average_ranks
+
+    rng = np.random.default_rng(n)
+    a = rng.integers(0, 6, size=n).astype(float)
+    b = a + (rng.random(n) < 0.1) * rng.integers(-2, 4, size=n)  # ties and zeros, as per-image errors have
+    p, nonzero = wilcoxon(a.tolist(), b.tolist())
+    assert nonzero == int(np.count_nonzero(a - b))
+    assert p == pytest.approx(sps.wilcoxon(a - b, zero_method="wilcox").pvalue, rel=1e-9)
+    x, y = rng.lognormal(0, 1, size=n), np.round(rng.lognormal(0.05, 1, size=n // 2 + 9), 1)
+    assert mann_whitney(x, y) == pytest.approx(sps.mannwhitneyu(x, y, alternative="two-sided").pvalue, rel=1e-9)
+    ranks, ties = average_ranks(np.array([3.0, 1.0, 3.0, 2.0, 3.0]))  # by hand: 1 -> 1, 2 -> 2, the 3s -> 4
+    assert ranks.tolist() == [4.0, 1.0, 4.0, 2.0, 4.0] and sorted(ties.tolist()) == [1, 1, 3]
+
+
+def test_a_big_reports_tests_do_not_import_scipy():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from visionbench.report.significance import wilcoxon, mann_whitney\n"
+        "r = np.random.default_rng(0)\n"
+        "wilcoxon(r.integers(0, 5, 500).tolist(), r.integers(0, 5, 500).tolist())\n"
+        "mann_whitney(r.random(300), r.random(300))\n"
+        "print('scipy.stats' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

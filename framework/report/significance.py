@@ -27,6 +27,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from visionbench.report.rank_tests import (
+    MANN_WHITNEY_ASYMPTOTIC_ABOVE,
+    WILCOXON_ASYMPTOTIC_ABOVE,
+    mann_whitney_asymptotic,
+    wilcoxon_asymptotic,
+)
 from visionbench.results.model import Bundle
 from visionbench.results.scoring import abs_error, field_score, matches, task_answer_type
 
@@ -224,6 +230,8 @@ def wilcoxon(a: Sequence[float], b: Sequence[float]) -> tuple[float | None, int]
     nonzero = int(np.count_nonzero(diffs))
     if nonzero == 0:
         return (1.0 if len(diffs) else None), 0
+    if len(diffs) > WILCOXON_ASYMPTOTIC_ABOVE:  # scipy's normal approximation, without importing scipy.stats
+        return wilcoxon_asymptotic(diffs), nonzero
     from scipy import stats as sps  # imported when a test is made: a run's tables without one do not pay ~1 s
 
     return float(sps.wilcoxon(diffs, zero_method="wilcox").pvalue), nonzero
@@ -232,6 +240,8 @@ def wilcoxon(a: Sequence[float], b: Sequence[float]) -> tuple[float | None, int]
 def mann_whitney(a: Sequence[float], b: Sequence[float]) -> float | None:
     if len(a) < 2 or len(b) < 2:
         return None
+    if min(len(a), len(b)) > MANN_WHITNEY_ASYMPTOTIC_ABOVE:
+        return mann_whitney_asymptotic(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
     from scipy import stats as sps
 
     return float(sps.mannwhitneyu(a, b, alternative="two-sided").pvalue)
