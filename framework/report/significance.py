@@ -350,7 +350,12 @@ def differences(
     that is unambiguous (``_same_images``).
     """
     a, b = item_scores(bundle_a, cell_a), item_scores(bundle_b, cell_b)
-    same = _same_images(bundle_a, bundle_b)
+    # within one bundle (versus_best: each cell against the best), the pairs are made once
+    same = (
+        _once(bundle_a, "same_images", "", lambda: _same_images(bundle_a, bundle_a))
+        if bundle_a is bundle_b
+        else _same_images(bundle_a, bundle_b)
+    )
     out: list[Difference] = []
     shared = [(i, j) for i, j in same if i in a.abs_error and j in b.abs_error]
     if shared:
