@@ -464,6 +464,7 @@ def test_a_500_cell_report_html_stays_under_5_mb_with_its_tables_and_gallery_cut
     head = re.search(r"<thead>(.*?)</thead>", answers, re.S).group(1)
     assert head.count("<th") == 2 + 30 + 2  # image, label, the charts' 30 cells, most common, agreement
     assert "Columns: the 30 cells the charts draw (30 of 499 answering cells drawn" in answers
+    assert "<details" in answers and "<summary>Cells: the short names of 500 cells</summary>" in answers  # folded
     gallery = html[html.index('<div class="gallery">') :]
     cards = re.findall(r'<div class="card">.*?</ul></div>', gallery, re.S)
     assert len(cards) == 6

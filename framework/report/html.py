@@ -234,7 +234,10 @@ def _legend(bundle: Bundle) -> str:
     codes = cell_codes(list(dict.fromkeys(e.id for e in bundle.cells)))
     if all(k == v for k, v in codes.items()):
         return ""
-    return '<p class="note">Cells: ' + "; ".join(f"<b>{escape(v)}</b> = {escape(k)}" for k, v in codes.items()) + "</p>"
+    names = "; ".join(f"<b>{escape(v)}</b> = {escape(k)}" for k, v in codes.items())
+    if len(codes) > MAX_CHART_CELLS:  # 500 names would be a page of text before the table: folded, one click away
+        return f'<details class="note"><summary>Cells: the short names of {len(codes)} cells</summary>{names}</details>'
+    return f'<p class="note">Cells: {names}</p>'
 
 
 def _answers(bundle: Bundle) -> str:
