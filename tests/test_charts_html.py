@@ -419,3 +419,113 @@ def test_the_cells_legend_says_unset_settings_in_words():
         "max_side=full size, thinking_level=none",
         "max_side=384, thinking_level=low",
     ]
+
+
+# --- charts of many cells, one cell, failed cells (issue 27; issue 26: failed cells are named, never drawn) ---------
+
+
+def _many_cells(bundle, n: int, failed: tuple[int, ...] = ()) -> dict:
+    """``bundle``'s first cell (repeat 0) as ``n`` cells ``fake/m000/concurrent``...: cell i has i % 5 more wrong
+    answers (of img0, img1, img3, img4, off by one), and the cells in ``failed`` answered nothing."""
+    out = copy.deepcopy(bundle)
+    first = next(c for c in bundle["cells"] if c["repeat"] == 0)
+    records = [r for r in bundle["records"] if r["cell"] == first["id"] and r["repeat"] == 0]
+    cells, new_records = [], []
+    for i in range(n):
+        cell_id = f"fake/m{i:03d}/concurrent"
+        entry = copy.deepcopy(first) | {"id": cell_id, "model": f"m{i:03d}", "strategy": "concurrent"}
+        for item_id in ["img0.png", "img1.png", "img3.png", "img4.png"][: i % 5]:
+            entry["answers"][item_id]["value"] += 1
+        if i in failed:
+            for answer in entry["answers"].values():
+                answer.update(value=None, error="fake HTTP 503: overloaded")
+        cells.append(entry)
+        for r in records:
+            rec = copy.deepcopy(r) | {"cell": cell_id, "model": f"m{i:03d}"}
+            rec["answers"] = [entry["answers"][a["item_id"]] for a in rec["answers"]]
+            if i in failed:
+                rec["error"] = {"kind": "server_error", "message": "fake HTTP 503: overloaded", "status": 503}
+            new_records.append(rec)
+    out["cells"], out["records"] = cells, new_records
+    return out
+
+
+def _labels(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_yticklabels()]
+
+
+def test_a_500_cell_chart_draws_the_30_most_accurate_and_says_where_the_rest_are(bundle, figures, tmp_path):
+    from visionbench.report.chart_cells import MAX_CHART_CELLS
+
+    big = _many_cells(bundle, 500, failed=(0, 7))
+    write_charts(big, tmp_path)
+    best = [f"m{i:03d}/concurrent" for i in range(5, 500, 5)][:MAX_CHART_CELLS]  # all right but img2; m000 failed
+    for name in ("time_per_strategy.png", "latency.png"):
+        ax = figures[name].axes[0]
+        assert _labels(ax) == best, name
+        label = ax.get_xlabel().replace("\n", " ")
+        assert "30 of 498 answering cells drawn: the most accurate by" in label, name
+        assert "the other 468 are in the tables" in label and "not drawn: m000/concurrent, m007/concurrent" in label
+        assert figures[name].get_figheight() * 110 < 2100  # 880 x 30,448 px before
+    cost = figures["cost_accuracy.png"]
+    dots = sum(len(c.get_offsets()) for c in cost.axes[0].collections if list(c.get_sizes()) == [12])
+    lines = [line for t in cost.axes[0].texts for line in t.get_text().split("\n")]
+    more = sum(int(m[1]) for line in lines if (m := re.match(r"and (\d+) more cells here", line)))
+    assert dots + len(lines) - (more > 0) + more == 498  # every answering cell a dot or labelled, the failed none
+    assert dots >= 390 and len(lines) <= 10 + 4 * 3  # not 498 labels: the 10 best and the front, 4 to a spot
+    assert any("grey dots: the others" in t.get_text() for t in cost.texts)
+
+
+def test_charts_of_500_cells_are_readable_pngs_and_one_cell_draws_whole(bundle, tmp_path):
+    charts = write_charts(_many_cells(bundle, 500), tmp_path / "big")
+    for key in ("time", "latency"):
+        with Image.open(charts[key]) as im:
+            assert im.width == 880 and 1500 < im.height < 2100, (key, im.size)
+    one = write_charts(_many_cells(bundle, 1), tmp_path / "one")
+    for key in ("time", "latency"):
+        im = check_png(one[key], min_h=200)
+        assert im.height < 400
+
+
+def test_failed_cells_are_named_never_drawn_and_a_run_that_answered_nothing_says_so(bundle, figures, tmp_path):
+    write_charts(_many_cells(bundle, 3, failed=(1,)), tmp_path)
+    ax = figures["time_per_strategy.png"].axes[0]
+    drawn = ["m000/concurrent", "m002/concurrent"]
+    assert _labels(ax) == drawn and "failed, nothing answered, not drawn: m001/concurrent" in ax.get_xlabel()
+    assert _labels(figures["latency.png"].axes[0]) == drawn
+    figures.clear()
+    write_charts(_many_cells(bundle, 3, failed=(0, 1, 2)), tmp_path)
+    for name in ("time_per_strategy.png", "latency.png", "cost_accuracy.png"):
+        ax = figures[name].axes[0]
+        assert not ax.patches and not any(len(c.get_offsets()) for c in ax.collections), name  # no bar, box, point
+        assert "no cell answered anything" in [t.get_text() for t in ax.texts], name
+    assert "not drawn: m000/concurrent, m001/concurrent, m002/concurrent" in figures["time_per_strategy.png"].axes[
+        0
+    ].get_xlabel().replace("\n", " ")
+
+
+def test_a_500_cell_report_html_stays_under_5_mb_with_its_tables_and_gallery_cut_to_read(bundle, tmp_path):
+    """14.8 MB before: 880 x 30,000 px charts, 500 answer columns, 500 lines a gallery card."""
+    big = _many_cells(bundle, 500, failed=(0,))
+    charts = write_charts(big, tmp_path)
+    html = write_html_report(big, tmp_path / "report.html", charts).read_text()
+    assert len(html.encode()) < 5 * 2**20
+    answers = html[html.index("<h2>Answers per image</h2>") : html.index("<h2>Images as sent</h2>")]
+    head = re.search(r"<thead>(.*?)</thead>", answers, re.S).group(1)
+    assert head.count("<th") == 2 + 30 + 2  # image, label, the charts' 30 cells, most common, agreement
+    assert "Columns: the 30 cells the charts draw (30 of 499 answering cells drawn" in answers
+    assert "<details" in answers and "<summary>Cells: the short names of 500 cells</summary>" in answers  # folded
+    gallery = html[html.index('<div class="gallery">') :]
+    cards = re.findall(r'<div class="card"[^>]*>.*?</ul></div>', gallery, re.S)
+    assert len(cards) == 6
+    for card in cards:  # each distinct answer once, with the cells that gave it: 500 in all
+        counts = [int(n) for n in re.findall(r": (\d+) cells? \(", card)]
+        assert sum(counts) == 500 and len(counts) <= 4, card[:300]
+    img0 = next(card for card in cards if "<h3>img0.png" in card)
+    assert '<li class="err">error: fake HTTP 503: 1 cell (m000)<span class="msg">' in img0
+    assert (
+        '<ul><li class="wrong"><b>1</b> &#10007;: 400 cells (m001, m002, m003, m004, m006, m007 and 394 more)' in img0
+    )
+    assert (
+        "<li><b>0</b>: 99 cells (m005, m010, m015, m020, m025, m030 and 93 more)</li>" in img0
+    )  # the most given first

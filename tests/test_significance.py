@@ -261,3 +261,134 @@ def test_one_image_under_several_names_pairs_each_name_with_itself():
     from visionbench.report.significance import _same_images
 
     assert ("x3", "yx3") in _same_images(bundle, other) and len(_same_images(bundle, other)) == 12
+
+
+# --- at scale: 100,000 images in seconds, not minutes (issue 27) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("k", "n"), [(5800, 12600), (6000, 12600), (2400, 5000), (1001, 2001), (99_000, 200_000)])
+def test_mcnemar_on_many_discordant_images_is_scipys_binomial_test_and_quick(k, n):
+    """Summing 12,600 binomial coefficients took 12 s; 200,000 would take minutes. The incomplete beta: ms."""
+    import time
+
+    from scipy import stats as sps
+
+    from visionbench.report.significance import _binomial_half_p
+
+    start = time.process_time()
+    p = _binomial_half_p(k, n)
+    assert time.process_time() - start < 0.5
+    assert p == pytest.approx(sps.binomtest(k, n, 0.5).pvalue, rel=1e-9, abs=1e-300)
+
+
+def test_the_bootstrap_of_a_million_images_of_few_values_is_quick_and_the_same_interval():
+    """Above BOOTSTRAP_DRAW_IMAGES_MAX images of few distinct values (per-image errors of a count), each resample is
+    drawn as counts of the values: the same distribution of means (here within 2% of the interval's width of the
+    normal interval, which a bootstrap of a million images matches), 2,000 resamples in well under a second
+    (drawing a million indices each took 15 s)."""
+    import time
+
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    xs = rng.integers(0, 6, size=1_000_000) * (rng.random(1_000_000) < 0.2)
+    start = time.process_time()
+    got = interval(xs.astype(float).tolist())
+    assert time.process_time() - start < 3  # of it, making the array from a list of a million floats
+    mean, half = xs.mean(), 1.96 * xs.std(ddof=1) / math.sqrt(xs.size)
+    assert got.value == pytest.approx(mean)
+    assert got.low == pytest.approx(mean - half, abs=0.04 * half) and got.high == pytest.approx(
+        mean + half, abs=0.04 * half
+    )
+    assert interval(xs.astype(float).tolist()) == got  # seeded
+
+
+def test_many_distinct_values_keep_drawing_images_in_bounded_chunks():
+    import numpy as np
+
+    from visionbench.report import significance as sig
+
+    xs = np.random.default_rng(3).lognormal(0, 1, size=sig.BOOTSTRAP_DRAW_IMAGES_MAX + 1)
+    whole = np.random.default_rng(sig.SEED)
+    means = np.concatenate(
+        [xs[whole.integers(0, xs.size, (sig.BOOTSTRAP_CHUNK, xs.size))].mean(axis=-1) for _ in range(20)]
+    )
+    expected = np.quantile(means, [0.025, 0.975])
+    assert sig._percentile_bootstrap(xs, np.random.default_rng(sig.SEED)) == pytest.approx(tuple(expected), rel=1e-12)
+
+
+def test_a_cells_scores_and_intervals_are_made_once_per_bundle(monkeypatch):
+    """The terminal's tables, the verdict, versus_best and report.html each ask: 12 passes over 100,000 answers
+    and 8 bootstraps were made for 3 cells."""
+    from visionbench.report import significance as sig
+
+    labels = {f"i{k}": k % 5 for k in range(40)}
+    bundle = _bundle({"a": {k: v + int(k[1:]) % 3 for k, v in labels.items()}, "b": labels}, labels)
+    made = {"scores": 0, "bootstraps": 0, "records": 0}
+    scores, bootstrap, times = sig._item_scores, sig._percentile_bootstrap, sig._all_request_times
+
+    def count(key, fn):
+        def counted(*args, **kwargs):
+            made[key] += 1
+            return fn(*args, **kwargs)
+
+        return counted
+
+    monkeypatch.setattr(sig, "_item_scores", count("scores", scores))
+    monkeypatch.setattr(sig, "_percentile_bootstrap", count("bootstraps", bootstrap))
+    monkeypatch.setattr(sig, "_all_request_times", count("records", times))
+    first = [sig.accuracy_intervals(bundle, c) for c in ("a", "b")]
+    for _ in range(3):
+        assert [sig.accuracy_intervals(bundle, c) for c in ("a", "b")] == first
+        differences(bundle, "a", bundle, "b")
+    assert made == {"scores": 2, "bootstraps": 1, "records": 1}  # b's errors are all 0: no interval to draw
+    other = _bundle({"a": labels}, labels)  # another bundle: its own figures
+    assert sig.accuracy_intervals(other, "a")["mae"].value == 0.0 and made["scores"] == 3
+
+
+def test_whether_a_latency_difference_is_detectable_is_decided_without_a_60000_digit_integer():
+    import time
+
+    from visionbench.report.significance import _orderings_above
+
+    assert _orderings_above(6, 3, 40) is False and _orderings_above(8, 4, 40) is True  # 20 and 70
+    assert _orderings_above(40, 1, 40) is False  # exactly 40: not above
+    start = time.process_time()
+    assert _orderings_above(200_000, 100_000, 40) and not _orderings_above(200_000, 0, 40)
+    assert time.process_time() - start < 0.05
+
+
+@pytest.mark.parametrize("n", [51, 300, 20_000])
+def test_the_rank_tests_on_many_units_are_scipys_normal_approximations_without_scipy(n):
+    """Above 50 differences (8 requests a side) scipy.stats itself uses these; importing it cost ~1 s and 70 MB."""
+    import numpy as np
+    from scipy import stats as sps
+
+    from visionbench.report.rank_tests import average_ranks
+
+    rng = np.random.default_rng(n)
+    a = rng.integers(0, 6, size=n).astype(float)
+    b = a + (rng.random(n) < 0.1) * rng.integers(-2, 4, size=n)  # ties and zeros, as per-image errors have
+    p, nonzero = wilcoxon(a.tolist(), b.tolist())
+    assert nonzero == int(np.count_nonzero(a - b))
+    assert p == pytest.approx(sps.wilcoxon(a - b, zero_method="wilcox").pvalue, rel=1e-9)
+    x, y = rng.lognormal(0, 1, size=n), np.round(rng.lognormal(0.05, 1, size=n // 2 + 9), 1)
+    assert mann_whitney(x, y) == pytest.approx(sps.mannwhitneyu(x, y, alternative="two-sided").pvalue, rel=1e-9)
+    ranks, ties = average_ranks(np.array([3.0, 1.0, 3.0, 2.0, 3.0]))  # by hand: 1 -> 1, 2 -> 2, the 3s -> 4
+    assert ranks.tolist() == [4.0, 1.0, 4.0, 2.0, 4.0] and sorted(ties.tolist()) == [1, 1, 3]
+
+
+def test_a_big_reports_tests_do_not_import_scipy():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from visionbench.report.significance import wilcoxon, mann_whitney\n"
+        "r = np.random.default_rng(0)\n"
+        "wilcoxon(r.integers(0, 5, 500).tolist(), r.integers(0, 5, 500).tolist())\n"
+        "mann_whitney(r.random(300), r.random(300))\n"
+        "print('scipy.stats' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

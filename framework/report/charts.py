@@ -6,14 +6,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from visionbench.report.cellnames import setting, short_names
+from visionbench.report.chart_cells import chart_cells, wrapped
 from visionbench.report.concurrency_charts import write_concurrency_charts
 from visionbench.report.figures import mark as _mark
 from visionbench.report.figures import plt as _plt
 from visionbench.report.figures import save as _save
 from visionbench.report.figures import top_room as _top_room
 from visionbench.report.scores import bundle_scores
-from visionbench.report.significance import numeric_task
+from visionbench.report.significance import numeric_task, request_latencies
 from visionbench.report.stats import CellStats, cell_stats, cost_per_1k
 from visionbench.results.model import Bundle, CellSummary
 
@@ -23,6 +26,10 @@ CHART_FILES = {
     "latency": "latency.png",
     "resolution": "resolution.png",
 }
+#: Labels of cells at one spot of the cost chart named at most.
+MAX_STACKED = 4
+#: Cells the cost chart labels besides the Pareto front, when there are more: the most accurate (the rest are dots).
+MAX_COST_LABELS = 10
 _BLUE, _ORANGE, _GREY, _GREEN = "#4C72B0", "#DD8452", "#8C8C8C", "#2A9D55"
 
 
@@ -37,8 +44,10 @@ def time_chart(bundle: Mapping[str, Any], path: Path) -> Path:
     Provider-batch cells (a job's turnaround, minutes to hours on a real service) get their own panel and axis,
     so that the synchronous cells are not slivers beside them."""
     plt = _plt()
-    stats = cell_stats(bundle)
-    names = short_names([s.cell_id for s in stats])
+    chosen = chart_cells(bundle)
+    every = cell_stats(bundle)
+    names = short_names([s.cell_id for s in every])
+    stats = [s for s in every if s.cell_id in set(chosen.shown)]
     groups = [
         ("synchronous requests", [s for s in stats if s.strategy != "provider-batch"]),
         ("provider batch: job turnaround", [s for s in stats if s.strategy == "provider-batch"]),
@@ -70,13 +79,25 @@ def time_chart(bundle: Mapping[str, Any], path: Path) -> Path:
         if split:
             ax.set_title(title, fontsize=9, loc="left")
     axes[-1, 0].set_xlabel(
-        "wall time per cell run (s), lower is better"
-        + (f"; mean of {repeats} repeats ± 95% CI" if repeats > 1 else "")
-        + ("; each panel has its own scale" if split else "")
+        wrapped(
+            "wall time per cell run (s), lower is better"
+            + (f"; mean of {repeats} repeats ± 95% CI" if repeats > 1 else "")
+            + ("; each panel has its own scale" if split else ""),
+            chosen.note(names),
+        )
     )
+    if not stats:
+        _nothing(axes[0, 0])
     fig.suptitle(_title(bundle, "wall time per cell (s)"))
     _mark(fig, bundle)
     return _save(fig, path, bundle)
+
+
+def _nothing(ax, what: str = "no cell answered anything") -> None:
+    """An empty chart that says why, without axes' ticks that would pass for figures."""
+    ax.text(0.5, 0.5, what, ha="center", va="center", transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 def pareto_front(points: Sequence[tuple[str, float | None, float | None]]) -> list[str]:
@@ -102,8 +123,11 @@ def cost_accuracy_chart(bundle: Mapping[str, Any], path: Path) -> Path:
     from adjustText import adjust_text
 
     plt = _plt()
-    stats = cell_stats(bundle)
-    names = short_names([s.cell_id for s in stats])
+    chosen = chart_cells(bundle, MAX_COST_LABELS)
+    every = cell_stats(bundle)
+    names = short_names([s.cell_id for s in every])
+    stats = [s for s in every if s.cell_id not in set(chosen.failed)]  # nothing answered: no point to draw
+    labelled = set(chosen.shown)
     found = bundle_scores(bundle)
     primary = found.primary
     numeric = primary is None and numeric_task(bundle) and any(s.metric("mae") is not None for s in stats)
@@ -119,23 +143,31 @@ def cost_accuracy_chart(bundle: Mapping[str, Any], path: Path) -> Path:
 
     points = [(s.cell_id, cost_per_1k(s), score(s)) for s in stats]
     front = set(pareto_front(points))
+    labelled |= front
     known = [c for _, c, v in points if c is not None and c > 0 and v is not None]
     log = len(known) >= 2 and max(known) / min(known) > 30
     edge = min(known) / 3 if log else 0.0  # where cells of unknown (or zero, on a log axis) cost are drawn
     fig, ax = plt.subplots(figsize=(8, 5.5))
     notes: list[str] = []
     spots: dict[tuple[float, float, bool], list[str]] = {}
+    dots: list[tuple[float, float]] = []
     for (cell_id, cost, acc), s in zip(points, stats):
         if acc is None:
-            notes.append(f"{names[cell_id]}: no accuracy (no labels or no answers)")
+            if cell_id in labelled:
+                notes.append(f"{names[cell_id]}: no accuracy (no labels or no answers)")
+            continue
+        unknown = cost is None or (log and cost <= 0)
+        if cell_id not in labelled:  # a big sweep: a dot without a label (the tables name it)
+            dots.append((edge if unknown else cost, shown(acc)))
             continue
         exact = s.metric("exact_match")
         text = names[cell_id] + (f" (exact {exact:.0%})" if numeric and exact is not None else "")
         if primary is not None and numeric_task(bundle) and s.metric("mae") is not None:
             text += f" (MAE {s.metric('mae'):.2f})"
         text += " *" if cell_id in front else ""
-        unknown = cost is None or (log and cost <= 0)
         spots.setdefault((edge if unknown else cost, shown(acc), unknown), []).append(text)
+    if dots:  # one collection: 500 scatter calls took 3 s to draw and save
+        ax.scatter([x for x, _ in dots], [y for _, y in dots], s=12, color=_GREY, alpha=0.6, zorder=2)
     texts = []
     for (x, y, unknown), labels in _merge_close(spots, log).items():
         if unknown:
@@ -143,6 +175,8 @@ def cost_accuracy_chart(bundle: Mapping[str, Any], path: Path) -> Path:
         else:
             on_front = any(t.endswith("*") for t in labels)
             ax.scatter([x], [y], s=70, color=_ORANGE if on_front else _BLUE, zorder=3)
+        if len(labels) > MAX_STACKED:  # cells at one spot: a few named, the rest counted (the tables have them)
+            labels = [*labels[: MAX_STACKED - 1], f"and {len(labels) - MAX_STACKED + 1} more cells here"]
         texts.append(ax.text(x, y, "\n".join(labels), fontsize=8))
     if front:
         ordered = [p for p in sorted(points, key=lambda p: (p[1] or 0.0, -(p[2] or 0.0))) if p[0] in front]
@@ -167,7 +201,9 @@ def cost_accuracy_chart(bundle: Mapping[str, Any], path: Path) -> Path:
             ax.set_xlim(-0.08 * top, top * 1.15)
         else:  # every cost is $0 (local models): a plain axis, not one scaled to 1e-6
             ax.set_xlim(-0.1, 1.0)
-    ys = [y for _, y, _ in spots]
+    if not stats:
+        _nothing(ax)
+    ys = [shown(a) for _, _, a in points if a is not None]  # the grey dots too
     if ys:  # fitted to the data, with a margin for the labels
         low, high = min(ys), max(ys)
         pad = (high - low) * 0.12 or max(abs(high) * 0.12, 0.05 if numeric else 5.0)
@@ -177,6 +213,10 @@ def cost_accuracy_chart(bundle: Mapping[str, Any], path: Path) -> Path:
         notes.append(f"hollow diamond {where}: cost unknown" + (" or $0" if log else ""))
     if not known:
         notes.append("every known cost is $0 (local models)" if any(c == 0 for _, c, _ in points) else "no cost known")
+    if chosen.left_out:
+        notes.append(f"labelled: the {len(chosen.shown)} most accurate cells and the front; grey dots: the others")
+    if chosen.failed:
+        notes.append(chosen.note(names).split("; ")[-1])
     ax.set_xlabel("cost per 1,000 images (USD), lower is better" + (" (log scale)" if log else ""))
     if primary is not None:
         ax.set_ylabel(f"{primary}: mean score (% of labelled images), higher is better")
@@ -233,14 +273,11 @@ def latency_chart(bundle: Mapping[str, Any], path: Path) -> Path:
     """Box plots of per-request latency per cell (requests sent, all repeats); log scale when the spread is wide."""
     plt = _plt()
     bundle = Bundle.of(bundle)
-    by_cell: dict[str, list[float]] = {}
-    for entry in bundle.cells:
-        by_cell.setdefault(entry.id, [])
-    for rec in bundle.records:
-        if rec["attempts"] > 0 and not rec.get("judge"):  # the cell's own requests, not a judge's
-            by_cell.setdefault(rec["cell"], []).append(rec["latency_s"])
-    names = short_names(list(by_cell))
-    data = {names[c]: v for c, v in by_cell.items() if v}
+    chosen = chart_cells(bundle)
+    # the cell's own requests (not a judge's), read once for the tables and the charts
+    by_cell = {c: request_latencies(bundle, c) for c in chosen.shown}
+    names = short_names(list(dict.fromkeys(e.id for e in bundle.cells)))
+    data = {names[c]: v for c, v in by_cell.items() if len(v)}
     fig, ax = plt.subplots(figsize=(8, 0.55 * max(len(data), 1) + 1.8))
     if data:
         ax.boxplot(
@@ -253,16 +290,19 @@ def latency_chart(bundle: Mapping[str, Any], path: Path) -> Path:
             medianprops={"color": _ORANGE},
         )
         ax.invert_yaxis()
-        values = [v for vs in data.values() for v in vs]
-        positive = [v for v in values if v > 0]
-        if positive and max(positive) / min(positive) > 30:
+        values = np.concatenate(list(data.values()))
+        positive = values[values > 0]
+        if len(positive) and positive.max() / positive.min() > 30:
             ax.set_xscale("log")
-            ax.set_xlabel("latency per request (s, log scale); box = p25-p75, line = median, triangle = mean")
+            scale = "s, log scale"
         else:
-            ax.set_xlabel("latency per request (s); box = p25-p75, line = median, triangle = mean")
+            scale = "s"
+        what = f"latency per request ({scale}); box = p25-p75, line = median, triangle = mean"
+        ax.set_xlabel(wrapped(what, chosen.note(names)))
     else:
-        ax.text(0.5, 0.5, "no requests were sent", ha="center", va="center", transform=ax.transAxes)
-    missing = [names[c] for c, v in by_cell.items() if not v]
+        _nothing(ax, "no cell answered anything" if chosen.failed else "no requests were sent")
+        ax.set_xlabel(wrapped(chosen.note(names)))
+    missing = [names[c] for c, v in by_cell.items() if not len(v)]
     if missing:
         ax.set_ylabel("no requests: " + ", ".join(missing), fontsize=8)
     ax.set_title(_title(bundle, "latency per request (s)"))

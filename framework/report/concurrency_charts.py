@@ -40,6 +40,7 @@ def sweep_series(bundle: Mapping[str, Any]) -> dict[str, list[tuple[float, str, 
     An ``auto`` cell sits at the time-weighted mean of the limit it found.
     """
     groups: dict[str, dict[str, list[CellEntry]]] = {}
+    factor = Bundle.of(bundle).to_modelled  # an emulated run's times in its services' own seconds
     for entry in Bundle.of(bundle).cells:
         varied = entry.varied or {}
         if "max_concurrency" not in varied:
@@ -55,9 +56,9 @@ def sweep_series(bundle: Mapping[str, Any]) -> dict[str, list[tuple[float, str, 
         for setting, entries in by_setting.items():
             summaries = [e.summary for e in entries]
             figures = {
-                "requests_per_s": _mean([s.requests / s.wall_s if s.wall_s else None for s in summaries]),
-                "p50_s": _mean([s.latency_p50_s for s in summaries]),
-                "p95_s": _mean([s.latency_p95_s for s in summaries]),
+                "requests_per_s": _mean([s.requests / (s.wall_s * factor) if s.wall_s else None for s in summaries]),
+                "p50_s": _mean([s.latency_p50_s * factor if s.latency_p50_s is not None else None for s in summaries]),
+                "p95_s": _mean([s.latency_p95_s * factor if s.latency_p95_s is not None else None for s in summaries]),
             }
             if setting == "auto":
                 extras = [(e.extra or {}).get("concurrency") for e in entries]
@@ -120,8 +121,9 @@ def concurrency_chart(bundle: Mapping[str, Any], path: Path) -> Path | None:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(10, 4.2))
+    factor = Bundle.of(bundle).to_modelled  # an emulated run's times in its services' own seconds
     for label, limit in lines:
-        times = [t for t, _ in limit["history"]]
+        times = [t * factor for t, _ in limit["history"]]
         values = [n for _, n in limit["history"]]
         ax.step(times, values, where="post", label=f"{label}: {limit['pushbacks']} pushbacks")
     ax.set_xlabel("seconds since the run began")

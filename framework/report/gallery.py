@@ -97,6 +97,40 @@ def _wrong(item: ItemJson, answer: Answer, answer_type: str | None) -> bool:
 
 #: Cards the gallery shows at most: the images the cells disagree on most (a page of 100,000 would not load).
 MAX_CARDS = 120
+#: Cells a card lists one by one at most; with more, a card lists each distinct answer with the cells that gave it
+#: (120 cards of 500 lines each were 5.4 MB of a 500-cell report.html).
+MAX_CARD_CELLS = 30
+#: Cells named for one answer of a grouped card (the rest counted).
+NAMED_PER_ANSWER = 6
+
+
+def _grouped(
+    firsts: Mapping[str, CellEntry], item: ItemJson, codes: Mapping[str, str], answer_type: str | None
+) -> list[str]:
+    """A card's answers as one line per distinct answer (errors, by their kind, and "not asked" apart), the most
+    given first: the answer, how many cells gave it and the first few of them."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    messages: dict[tuple[str, str], str] = {}
+    for cell_id, entry in firsts.items():
+        a = entry.answers.get(item.id)
+        if a is None:
+            key = ("", "<i>not asked</i>")
+        elif a.error is not None:
+            key = ("err", "error: " + escape(a.error.partition(":")[0] or "error"))
+            messages.setdefault(key, a.error)
+        else:
+            wrong = _wrong(item, a, answer_type)
+            key = ("wrong" if wrong else "", f"<b>{escape(_shown(a.value))}</b>" + (" &#10007;" if wrong else ""))
+        groups.setdefault(key, []).append(codes[cell_id])
+    lines = []
+    for (cls, shown), cells in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        named = ", ".join(escape(c) for c in cells[:NAMED_PER_ANSWER])
+        more = f" and {len(cells) - NAMED_PER_ANSWER} more" if len(cells) > NAMED_PER_ANSWER else ""
+        msg = f'<span class="msg">{escape(messages[(cls, shown)])}</span>' if (cls, shown) in messages else ""
+        attr = f' class="{cls}"' if cls else ""
+        count = f"{len(cells)} cell" + ("s" if len(cells) > 1 else "")
+        lines.append(f"<li{attr}>{shown}: {count} ({named}{more}){msg}</li>")
+    return lines
 
 
 def gallery_html(bundle: Mapping[str, Any], cache_dir: Path | None = None, max_cards: int = MAX_CARDS) -> str:
@@ -116,8 +150,8 @@ def gallery_html(bundle: Mapping[str, Any], cache_dir: Path | None = None, max_c
         entries = list(firsts.values())
         for item in heapq.nsmallest(max_cards, items, key=lambda i: _disagreement(entries, i, answer_type)):
             thumbs = _figures(prep, root, item, sizes, codes)
-            lines = []
-            for cell_id, entry in firsts.items():
+            lines = [] if len(firsts) <= MAX_CARD_CELLS else _grouped(firsts, item, codes, answer_type)
+            for cell_id, entry in firsts.items() if not lines else ():
                 a = entry.answers.get(item.id)
                 name = escape(codes[cell_id])
                 if a is None:
@@ -147,7 +181,13 @@ def gallery_html(bundle: Mapping[str, Any], cache_dir: Path | None = None, max_c
     )
     note = (
         '<p class="note">Each image as it was sent (thumbnails of the preprocessed bytes, at each size the cells '
-        "sent), its label and every cell's answer (first repeat; &#10007; = differs from the label)."
+        "sent), its label and every cell's answer (first repeat; &#10007; = differs from the label"
+        + (
+            f"; with more than {MAX_CARD_CELLS} cells, each answer once, with the cells that gave it"
+            if len(firsts) > MAX_CARD_CELLS
+            else ""
+        )
+        + ")."
         f"{scored} {shown}</p>"
     )
     return note + f'<div class="gallery">{"".join(cards)}</div>'

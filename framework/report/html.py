@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from visionbench.report.cellnames import cell_codes, setting, short_names
+from visionbench.report.chart_cells import MAX_CHART_CELLS, chart_cells
 from visionbench.report.explorer import CSS as EXPLORER_CSS
 from visionbench.report.explorer import explorer_data, explorer_html
 from visionbench.report.figures import time_scale_words
@@ -272,12 +273,18 @@ def _legend(bundle: Bundle) -> str:
     codes = cell_codes(list(dict.fromkeys(e.id for e in bundle.cells)))
     if all(k == v for k, v in codes.items()):
         return ""
-    return '<p class="note">Cells: ' + "; ".join(f"<b>{escape(v)}</b> = {escape(k)}" for k, v in codes.items()) + "</p>"
+    names = "; ".join(f"<b>{escape(v)}</b> = {escape(k)}" for k, v in codes.items())
+    if len(codes) > MAX_CHART_CELLS:  # 500 names would be a page of text before the table: folded, one click away
+        return f'<details class="note"><summary>Cells: the short names of {len(codes)} cells</summary>{names}</details>'
+    return f'<p class="note">Cells: {names}</p>'
 
 
 def _answers(bundle: Bundle) -> str:
     firsts = {e.id: e for e in bundle.entries_of(repeat=0)}
     names = cell_codes(list(firsts))
+    chosen = chart_cells(bundle)
+    if len(firsts) > MAX_CHART_CELLS:  # the charts' cells: 500 columns of 5,000 rows would not be read (or load)
+        firsts = {c: firsts[c] for c in chosen.shown}
     agree = agreement(bundle)
     answer_type = task_answer_type(bundle)
     rows = []
@@ -305,6 +312,12 @@ def _answers(bundle: Bundle) -> str:
             f" The first {len(rows):,} of {len(items):,} images; <code>visionbench report RUN --format json</code> "
             "has every image."
             if len(rows) < len(items)
+            else ""
+        )
+        + (
+            f" Columns: the {len(firsts)} cells the charts draw ({escape(chosen.note(names))}); most common and "
+            "agreement are over every cell."
+            if chosen.left_out
             else ""
         )
         + "</p>"

@@ -19,19 +19,27 @@ its best are Holm-adjusted together (each metric), so more cells do not make noi
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
+from visionbench.report.rank_tests import (
+    MANN_WHITNEY_ASYMPTOTIC_ABOVE,
+    WILCOXON_ASYMPTOTIC_ABOVE,
+    mann_whitney_asymptotic,
+    wilcoxon_asymptotic,
+)
 from visionbench.results.model import Bundle
 from visionbench.results.scoring import abs_error, field_score, matches, task_answer_type
 
 ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 2000
 SEED = 20261201
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -98,25 +106,42 @@ def interval(values: Sequence[float], seed: int = SEED) -> Interval:
 
 #: Resamples drawn at once: the bootstrap's memory is this many times the images, however many resamples.
 BOOTSTRAP_CHUNK = 100
+#: Above this many images the bootstrap draws how often each distinct value is picked instead of which images are.
+BOOTSTRAP_DRAW_IMAGES_MAX = 10_000
 
 
 def _percentile_bootstrap(xs: np.ndarray, rng: np.random.Generator, level: float = 0.95) -> tuple[float, float]:
     """The percentile bootstrap interval of the mean: ``scipy.stats.bootstrap((xs,), np.mean, method="percentile",
     n_resamples=BOOTSTRAP_RESAMPLES, rng=rng)``, the same draws, made ``BOOTSTRAP_CHUNK`` resamples at a time (memory
-    bounded by images x chunk, not images x 2,000), without importing scipy.stats."""
+    bounded by images x chunk, not images x 2,000), without importing scipy.stats.
+
+    Above ``BOOTSTRAP_DRAW_IMAGES_MAX`` images, each resample is drawn as how many times each distinct value comes
+    up (a multinomial over the values, weighted by their counts): the same distribution of resampled means, other
+    draws, at a cost of the distinct values rather than the images, when they are few (per-image errors of a count
+    have a few dozen: 100,000 images take 10 ms instead of 1.5 s)."""
     means = np.empty(BOOTSTRAP_RESAMPLES)
-    for start in range(0, BOOTSTRAP_RESAMPLES, BOOTSTRAP_CHUNK):
-        count = min(BOOTSTRAP_CHUNK, BOOTSTRAP_RESAMPLES - start)
-        means[start : start + count] = xs[rng.integers(0, xs.size, (count, xs.size))].mean(axis=-1)
+    values, counts = np.unique(xs, return_counts=True) if xs.size > BOOTSTRAP_DRAW_IMAGES_MAX else (xs, None)
+    if counts is not None and values.size <= xs.size // 20:  # a value's draw costs ~20 images' (a binomial each)
+        chunk = max(1, min(BOOTSTRAP_RESAMPLES, BOOTSTRAP_CHUNK * xs.size // values.size))
+        for start in range(0, BOOTSTRAP_RESAMPLES, chunk):
+            count = min(chunk, BOOTSTRAP_RESAMPLES - start)
+            picked = rng.multinomial(xs.size, counts / xs.size, size=count)
+            means[start : start + count] = picked @ values / xs.size
+    else:
+        for start in range(0, BOOTSTRAP_RESAMPLES, BOOTSTRAP_CHUNK):
+            count = min(BOOTSTRAP_CHUNK, BOOTSTRAP_RESAMPLES - start)
+            means[start : start + count] = xs[rng.integers(0, xs.size, (count, xs.size))].mean(axis=-1)
     alpha = (1 - level) / 2
     low, high = np.quantile(means, [alpha, 1 - alpha])
     return float(low), float(high)
 
 
+@functools.lru_cache(maxsize=4096)
 def clopper_pearson(hits: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """The exact (Clopper-Pearson) interval of a share of ``hits`` in ``n``: the Beta quantiles
     ``Beta(hits, n - hits + 1)`` at ``alpha/2`` and ``Beta(hits + 1, n - hits)`` at ``1 - alpha/2`` (0 and 1 at
-    the edges), by bisection on the regularised incomplete beta function (no scipy import)."""
+    the edges), by bisection on the regularised incomplete beta function (no scipy import); remembered, as the
+    cells of a sweep share their counts (9 ms each, 500 cells' tables asked 1,500)."""
     alpha = 1 - level
     low = 0.0 if hits == 0 else _beta_quantile(alpha / 2, hits, n - hits + 1)
     high = 1.0 if hits == n else _beta_quantile(1 - alpha / 2, hits + 1, n - hits)
@@ -183,10 +208,19 @@ def mcnemar_exact(a_right: Sequence[bool], b_right: Sequence[bool]) -> tuple[flo
     return _binomial_half_p(only_a, discordant), discordant
 
 
+#: Up to this many discordant pairs the binomial tail is summed exactly (integers); above, the incomplete beta.
+EXACT_TAIL_MAX = 1000
+
+
 def _binomial_half_p(k: int, n: int) -> float:
     """The exact two-sided binomial test of ``k`` successes in ``n`` at p = 0.5 (``scipy.stats.binomtest(k, n)``):
-    the distribution is symmetric, so it is twice the tail beyond the nearer end, at most 1."""
-    tail = sum(math.comb(n, i) for i in range(min(k, n - k) + 1))
+    the distribution is symmetric, so it is twice the tail beyond the nearer end, at most 1. The tail is
+    P(X <= j) = I_0.5(n - j, j + 1) (the regularised incomplete beta) above ``EXACT_TAIL_MAX`` pairs: summing
+    binomial coefficients of 12,000 pairs took 12 s."""
+    j = min(k, n - k)
+    if n > EXACT_TAIL_MAX:
+        return min(1.0, 2 * _betai(n - j, j + 1, 0.5))
+    tail = sum(math.comb(n, i) for i in range(j + 1))
     return min(1.0, 2 * tail / 2**n)
 
 
@@ -196,6 +230,8 @@ def wilcoxon(a: Sequence[float], b: Sequence[float]) -> tuple[float | None, int]
     nonzero = int(np.count_nonzero(diffs))
     if nonzero == 0:
         return (1.0 if len(diffs) else None), 0
+    if len(diffs) > WILCOXON_ASYMPTOTIC_ABOVE:  # scipy's normal approximation, without importing scipy.stats
+        return wilcoxon_asymptotic(diffs), nonzero
     from scipy import stats as sps  # imported when a test is made: a run's tables without one do not pay ~1 s
 
     return float(sps.wilcoxon(diffs, zero_method="wilcox").pvalue), nonzero
@@ -204,6 +240,8 @@ def wilcoxon(a: Sequence[float], b: Sequence[float]) -> tuple[float | None, int]
 def mann_whitney(a: Sequence[float], b: Sequence[float]) -> float | None:
     if len(a) < 2 or len(b) < 2:
         return None
+    if min(len(a), len(b)) > MANN_WHITNEY_ASYMPTOTIC_ABOVE:
+        return mann_whitney_asymptotic(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
     from scipy import stats as sps
 
     return float(sps.mannwhitneyu(a, b, alternative="two-sided").pvalue)
@@ -225,8 +263,33 @@ class ItemScores:
     fields: dict[str, float] = field(default_factory=dict)
 
 
+#: Figures made once per bundle (by its ``cells`` list, which is held, so an id is never another bundle's).
+_held: dict[tuple[int, str, str], tuple[Any, Any]] = {}
+HELD_MAX = 4096
+
+
+def _once(bundle: Mapping[str, Any], what: str, cell_id: str, make: Callable[[], T]) -> T:
+    """``make()`` once per bundle, figure and cell: the terminal's tables, the verdict, versus_best and report.html
+    each ask for a cell's per-image scores and intervals (12 passes over 100,000 answers, and 8 bootstraps, were
+    made for 3 cells)."""
+    cells = dict.get(bundle, "cells")
+    key = (id(cells), what, cell_id)
+    held = _held.get(key)
+    if held is not None and held[0] is cells:
+        return held[1]
+    if len(_held) >= HELD_MAX:
+        _held.clear()
+    value = make()
+    _held[key] = (cells, value)
+    return value
+
+
 def item_scores(bundle: Mapping[str, Any], cell_id: str) -> ItemScores:
     """Per image, over the cell's repeats: mean absolute error where answered, share of repeats exactly right."""
+    return _once(bundle, "item_scores", cell_id, lambda: _item_scores(bundle, cell_id))
+
+
+def _item_scores(bundle: Mapping[str, Any], cell_id: str) -> ItemScores:
     bundle = Bundle.of(bundle)
     labels = {item.id: item.label for item in bundle.item_entries if item.label is not None}
     answer_type = task_answer_type(bundle)
@@ -259,6 +322,10 @@ def item_scores(bundle: Mapping[str, Any], cell_id: str) -> ItemScores:
 def accuracy_intervals(bundle: Mapping[str, Any], cell_id: str) -> dict[str, Interval]:
     """Per cell, intervals over images: ``mae``, ``exact`` and (json tasks only) ``fields``, the share of fields
     right."""
+    return dict(_once(bundle, "intervals", cell_id, lambda: _accuracy_intervals(bundle, cell_id)))
+
+
+def _accuracy_intervals(bundle: Mapping[str, Any], cell_id: str) -> dict[str, Interval]:
     scores = item_scores(bundle, cell_id)
     out = {"mae": interval(list(scores.abs_error.values())), "exact": interval(list(scores.exact.values()))}
     if scores.fields:
@@ -283,7 +350,12 @@ def differences(
     that is unambiguous (``_same_images``).
     """
     a, b = item_scores(bundle_a, cell_a), item_scores(bundle_b, cell_b)
-    same = _same_images(bundle_a, bundle_b)
+    # within one bundle (versus_best: each cell against the best), the pairs are made once
+    same = (
+        _once(bundle_a, "same_images", "", lambda: _same_images(bundle_a, bundle_a))
+        if bundle_a is bundle_b
+        else _same_images(bundle_a, bundle_b)
+    )
     out: list[Difference] = []
     shared = [(i, j) for i, j in same if i in a.abs_error and j in b.abs_error]
     if shared:
@@ -307,12 +379,12 @@ def differences(
         found = paired_scores(key, values_a, values_b, same, binary)
         out += [found] if found else []
     ta, tb = _request_times(bundle_a, cell_a), _request_times(bundle_b, cell_b)
-    la, lb = [end - start for start, end in ta], [end - start for start, end in tb]
-    if la and lb:
+    la, lb = ta[:, 1] - ta[:, 0], tb[:, 1] - tb[:, 0]
+    if len(la) and len(lb):
         n = len(la) + len(lb)
         if bundle_a is bundle_b and interleaved(ta, tb):
             p = mann_whitney(la, lb)
-            detectable = len(la) >= 2 and len(lb) >= 2 and 2 / math.comb(n, len(la)) < ALPHA
+            detectable = len(la) >= 2 and len(lb) >= 2 and _orderings_above(n, len(la), 2 / ALPHA)
             test = "Mann-Whitney U on requests"
         else:  # one after another (or two runs): the machine's and the service's load differ, not only the cells
             p, detectable, test = None, False, NOT_INTERLEAVED
@@ -324,17 +396,26 @@ def differences(
 NOT_INTERLEAVED = "not tested: the cells ran at different times (load differs), not interleaved"
 
 
-def interleaved(a: Sequence[tuple[float, float]], b: Sequence[tuple[float, float]]) -> bool:
+def interleaved(a: Sequence[tuple[float, float]] | np.ndarray, b: Sequence[tuple[float, float]] | np.ndarray) -> bool:
     """Whether two cells' requests ran at the same time: the spans from their first start to their last end
     overlap for at least half of the shorter one. Cells run one after another do not: what differs between their
     latencies is as much the machine's and the service's load at the time as the cells."""
-    if not a or not b:
+    ta, tb = np.asarray(a, dtype=float).reshape(-1, 2), np.asarray(b, dtype=float).reshape(-1, 2)
+    if not len(ta) or not len(tb):
         return False
-    a0, a1 = min(s for s, _ in a), max(e for _, e in a)
-    b0, b1 = min(s for s, _ in b), max(e for _, e in b)
+    a0, a1 = float(ta[:, 0].min()), float(ta[:, 1].max())
+    b0, b1 = float(tb[:, 0].min()), float(tb[:, 1].max())
     overlap = min(a1, b1) - max(a0, b0)
     shorter = min(a1 - a0, b1 - b0)
     return overlap > 0 and overlap >= 0.5 * shorter
+
+
+def _orderings_above(n: int, k: int, limit: float) -> bool:
+    """Whether comb(n, k) > ``limit``: exactly up to 1,000 requests, in logs above (comb(200,000, 100,000) is an
+    integer of 60,000 digits, ~0.5 s to make)."""
+    if n <= 1000:
+        return math.comb(n, k) > limit
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) > math.log(limit)
 
 
 def holm(ps: Sequence[float | None]) -> list[float | None]:
@@ -402,19 +483,38 @@ def _same_images(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, 
     return pairs
 
 
-def _request_times(bundle: Mapping[str, Any], cell_id: str) -> list[tuple[float, float]]:
-    """(start, end) of each of the cell's own requests (a judge's, ``judge``, are not its latency)."""
+def _request_times(bundle: Mapping[str, Any], cell_id: str) -> np.ndarray:
+    """(start, end) of each of the cell's own requests (a judge's, ``judge``, are not its latency), one row each:
+    every cell's made in one pass over the records (which are read from the file each time), held as arrays (300,000
+    tuples of two floats were 31 MB)."""
+    times = _once(bundle, "request_times", "", lambda: _all_request_times(bundle))
+    return times.get(cell_id, np.empty((0, 2)))
+
+
+def _all_request_times(bundle: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    from array import array
+
     bundle = Bundle.of(bundle)
-    factor = bundle.to_modelled  # an emulated run's in the services' own seconds
-    return [
-        (r["start_s"] * factor, r["end_s"] * factor)
-        for r in bundle.records
-        if r["cell"] == cell_id and r["attempts"] > 0 and not r.get("judge")
-    ]
+    factor = bundle.to_modelled  # an emulated run's in its services' own seconds
+    flat: dict[str, array[float]] = {}
+    for r in bundle.records:
+        if r["attempts"] > 0 and not r.get("judge"):
+            times = flat.get(r["cell"])
+            if times is None:
+                times = flat[r["cell"]] = array("d")
+            times.append(r["start_s"])
+            times.append(r["end_s"])
+    return {cell: np.frombuffer(times, dtype=float).reshape(-1, 2) * factor for cell, times in flat.items()}
+
+
+def request_latencies(bundle: Mapping[str, Any], cell_id: str) -> np.ndarray:
+    """The latency of each of the cell's own requests (end - start, as a record's ``latency_s``)."""
+    times = _request_times(bundle, cell_id)
+    return times[:, 1] - times[:, 0]
 
 
 def _latencies(bundle: Mapping[str, Any], cell_id: str) -> list[float]:
-    return [end - start for start, end in _request_times(bundle, cell_id)]
+    return request_latencies(bundle, cell_id).tolist()
 
 
 def _key(label: Any) -> str:

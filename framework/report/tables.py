@@ -10,6 +10,7 @@ later gains columns (streaming, concurrency...) degrades by priority instead of 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from dataclasses import dataclass, field, replace
@@ -58,8 +59,9 @@ class Sheet:
         )
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def plain(cell: str) -> str:
-    """A cell's text without rich markup."""
+    """A cell's text without rich markup (remembered: fitting a table of 500 cells measures each cell many times)."""
     return Text.from_markup(cell).plain
 
 
@@ -88,6 +90,7 @@ def _wrap_head(head: str, width: int) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _cell_width(cell: str) -> int:
     """The widest line of a cell (markup applied to the whole cell first: a tag may span lines)."""
     return max((Text(line).cell_len for line in plain(cell).split("\n")), default=0)
