@@ -5,11 +5,13 @@ What a bundle shows, per model (the cells' records, not an LLM judge's; times in
 times ``Bundle.to_modelled``, so a run made against the emulator calibrates as the service it imitated):
 
 - service time: of a request that succeeded at its first attempt, not through a batch API, its latency
-  (``end_s - start_s`` less ``backoff_s``, which is 0 at one attempt). Client and network time are part of it, as
-  they are of what a user waits for. Fitted as ``base + per input token x input + (output + thinking) / rate``
+  (``end_s - start_s`` less ``backoff_s``, which is 0 at one attempt); none from a run emulated at time scale 0
+  (instant: its times are the harness's own). Client and network time are part of it, as they are of what a
+  user waits for. Fitted as ``base + per input token x input + (output + thinking) / rate``
   (non-negative least squares, weighted by 1 / the time: the emulator's noise is relative), as the emulator
-  computes it; jitter is the spread of the log of measured / fitted time (from its median absolute deviation,
-  requests over ``OUTLIER_SD`` of it off left out of both: a stall is not the service's spread).
+  computes it; jitter is the spread (sd) of the log of measured / fitted time. Requests over ``OUTLIER_SD`` sd off
+  (that sd from the median absolute deviation, which a few stalls do not move) are left out of both: a stall of
+  the network or the client is not the service's spread.
 - tokens: ``usage`` as the service reported it; a count it did not report is taken as 0.
 - thinking: by images and, where labels are numbers (counting), by the people they say, as the profile's curve
   (``Latency.expected_thinking``). Requests of one size of image group identify only thinking per image; two
@@ -69,15 +71,16 @@ class Fit:
 
     model: str
     providers: list[str]
-    #: Requests the latency was fitted from, and the fit: seconds, seconds per input token, output tokens/s (None:
-    #: the tokens did not explain the time, so the profile leaves the emulator's default).
-    n: int
-    base_s: float
-    per_input_token_s: float
-    output_tokens_per_s: float | None
-    r2: float
-    residual_sd_s: float
-    jitter: float
+    #: Requests the latency was fitted from (0: too few, say a model only sent through a batch API; the figures
+    #: are then None), and the fit: seconds, seconds per input token, output tokens/s (None also when the tokens
+    #: did not explain the time: the profile then leaves the emulator's default), R², residual sd, jitter.
+    n: int = 0
+    base_s: float | None = None
+    per_input_token_s: float | None = None
+    output_tokens_per_s: float | None = None
+    r2: float | None = None
+    residual_sd_s: float | None = None
+    jitter: float | None = None
     #: Thinking tokens: per request whatever its images, per image, per person (numeric labels), extra share per
     #: additional image, relative spread; and the plain means per request and per image.
     thinking_tokens: float = 0.0
@@ -130,6 +133,8 @@ class _Request:
     difficulty: float | None  # sum of d(people) over its images; None: no numeric label
     ttft_s: float | None
     tokens_per_s: float | None
+    #: False for a run emulated at time scale 0 (instant): its times are the harness's, nothing modelled.
+    timed: bool = True
 
 
 def _number(value: Any) -> float | None:
@@ -152,13 +157,14 @@ def _requests(run: Run) -> _Found:
     """What ``run`` has to calibrate from (``_Found``)."""
     bundle = run.bundle
     scale = bundle.to_modelled
+    timed = not (bundle.get("simulated") and bundle.numeric_scale == 0)
     items = {e.id: e for e in bundle.item_entries}
     found = _Found()
     for r in bundle.records:
         if r.get("judge") is not None:
             continue
         found.records[r["model"]].append(r)
-        if r.get("batch") and not r.get("error"):
+        if r.get("batch") and not r.get("error") and timed:
             found.batch_s[r["model"]].append((r["end_s"] - r["start_s"]) * scale)
         usage = r.get("usage") or {}
         if r.get("error") or r.get("batch") or r.get("attempts") != 1 or usage.get("input_tokens") is None:
@@ -176,6 +182,7 @@ def _requests(run: Run) -> _Found:
                 difficulty=None if None in people else sum(difficulty(p or 0.0) for p in people),
                 ttft_s=ttft * scale if ttft is not None else None,
                 tokens_per_s=rate / scale if rate is not None else None,
+                timed=timed,
             )
         )
     return found
@@ -190,11 +197,11 @@ def calibrate(runs: Sequence[Run]) -> list[Fit]:
         if not run.bundle.records:
             raise InputError(f"{run.path}: run {run.bundle.run_id} has no records to calibrate from")
         found = _requests(run)
-        if not any(found.usable.values()):
+        if not any(found.usable.values()) and not any(found.batch_s.values()):
             count = sum(len(v) for v in found.records.values())
             raise InputError(
                 f"{run.path}: run {run.bundle.run_id} has no request that succeeded at its first attempt with its "
-                f"tokens reported ({count} records, none judged): nothing to fit a latency to"
+                f"tokens reported ({count} records, none judged): nothing to fit"
             )
         for model, recs in found.records.items():
             total.usable[model] += found.usable.get(model, [])
@@ -204,11 +211,19 @@ def calibrate(runs: Sequence[Run]) -> list[Fit]:
     fits = []
     for model in sorted(total.records):
         reqs = total.usable.get(model, [])
-        if len(reqs) < MIN_REQUESTS:
+        if len([r for r in reqs if r.timed]) < MIN_REQUESTS and not total.batch_s.get(model):
             continue
-        fit = _latency(model, sorted(providers[model]), reqs)
-        _thinking(fit, reqs)
-        _streamed(fit, reqs)
+        fit = Fit(model, sorted(providers[model]))
+        timed = [r for r in reqs if r.timed]
+        if len(timed) >= MIN_REQUESTS:
+            _latency(fit, timed)
+            _streamed(fit, timed)
+        else:
+            fit.notes.append(f"{len(timed)} timed requests answered at their first attempt, not batched: no latency")
+        if len(timed) < len(reqs):
+            fit.notes.append(f"{len(reqs) - len(timed)} requests emulated at time scale 0 (instant): times not fitted")
+        if reqs:
+            _thinking(fit, reqs)
         _faults(fit, total.records[model])
         _batch(fit, total.batch_s.get(model, []))
         fits.append(fit)
@@ -216,7 +231,7 @@ def calibrate(runs: Sequence[Run]) -> list[Fit]:
         names = ", ".join(f"{run.path} ({run.bundle.run_id})" for run in runs)
         raise InputError(
             f"{names}: no model has {MIN_REQUESTS} or more requests that succeeded at their first attempt with "
-            "their tokens reported: nothing to fit"
+            "their tokens reported, or a batch request that succeeded: nothing to fit"
         )
     return fits
 
@@ -231,11 +246,12 @@ def _nnls(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> np
     return coef
 
 
-def _latency(model: str, providers: list[str], reqs: list[_Request]) -> Fit:
-    y = np.array([r.service_s for r in reqs])
-    x = np.array([[1.0, r.input_tokens, r.output_tokens + (r.thinking_tokens or 0)] for r in reqs])
+def _robust_fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(coefficients, the rows kept, sd of the log of measured / fitted over them) of ``y`` on ``x``: non-negative,
+    each row weighed by 1 / its fitted value (the noise is relative), rows over ``OUTLIER_SD`` robust sd (from the
+    median absolute deviation) off left out."""
     keep = np.ones(len(y), dtype=bool)
-    for _ in range(3):  # the noise is relative: each request weighed by 1 / its expected time; outliers left out
+    for _ in range(3):
         coef = _nnls(x[keep], y[keep])
         for _ in range(2):
             fitted = x[keep] @ coef
@@ -246,11 +262,19 @@ def _latency(model: str, providers: list[str], reqs: list[_Request]) -> Fit:
         if (trimmed == keep).all():
             break
         keep = trimmed
+    logs = np.log(np.maximum(y, 1e-9) / np.maximum(x @ coef, 1e-9))[keep]
+    return coef, keep, float(logs.std(ddof=min(x.shape[1], len(logs) - 1))) if len(logs) > 1 else 0.0
+
+
+def _latency(fit: Fit, reqs: list[_Request]) -> None:
+    y = np.array([r.service_s for r in reqs])
+    x = np.array([[1.0, r.input_tokens, r.output_tokens + (r.thinking_tokens or 0)] for r in reqs])
+    coef, keep, sigma = _robust_fit(x, y)
     fitted = x @ coef
     residual = (y - fitted)[keep]
     total = float(((y[keep] - y[keep].mean()) ** 2).sum())
     r2 = 1.0 - float((residual**2).sum()) / total if total > 0 else 1.0
-    notes = []
+    notes = fit.notes
     if not keep.all():
         notes.append(f"{int((~keep).sum())} of {len(y)} requests over {OUTLIER_SD} sd off the fit left out")
     if np.ptp(x[:, 1]) == 0:
@@ -258,18 +282,9 @@ def _latency(model: str, providers: list[str], reqs: list[_Request]) -> Fit:
     rate = 1.0 / coef[2] if coef[2] > 0 else None
     if rate is None:
         notes.append("output and thinking tokens did not explain the time: output rate left at the default")
-    return Fit(
-        model=model,
-        providers=providers,
-        n=int(keep.sum()),
-        base_s=float(coef[0]),
-        per_input_token_s=float(coef[1]),
-        output_tokens_per_s=rate,
-        r2=r2,
-        residual_sd_s=float(residual.std(ddof=min(3, len(residual) - 1))),
-        jitter=math.sqrt(math.exp(sigma**2) - 1.0),
-        notes=notes,
-    )
+    fit.n, fit.base_s, fit.per_input_token_s, fit.output_tokens_per_s = int(keep.sum()), *map(float, coef[:2]), rate
+    fit.r2, fit.residual_sd_s = r2, float(residual.std(ddof=min(3, len(residual) - 1)))
+    fit.jitter = math.sqrt(math.exp(sigma**2) - 1.0)
 
 
 def _robust_sd(values: np.ndarray) -> float:
@@ -322,7 +337,7 @@ def _streamed(fit: Fit, reqs: list[_Request]) -> None:
         return
     y = np.array([r.ttft_s for r in rows], dtype=float)
     x = np.array([[1.0, r.input_tokens, r.thinking_tokens or 0] for r in rows])
-    coef = _nnls(x, y)
+    coef = _robust_fit(x, y)[0]
     fit.ttft_base_s, fit.ttft_per_input_token_s = float(coef[0]), float(coef[1])
     rates = [r.tokens_per_s for r in rows if r.tokens_per_s]
     fit.stream_tokens_per_s = statistics.median(rates) if rates else None
@@ -378,20 +393,19 @@ def model_profile(fit: Fit) -> dict[str, Any]:
     faults: dict[str, float] = defaultdict(float)
     for status, count in fit.by_status.items():
         faults[{500: "http_500", 529: "http_529"}.get(status, "http_503")] += count / fit.attempts
-    profile: dict[str, Any] = {
-        "latency": {
+    profile: dict[str, Any] = {}
+    if fit.base_s is not None:
+        profile["latency"] = {
             "base_s": _sig(fit.base_s),
-            "per_input_token_s": _sig(fit.per_input_token_s),
+            "per_input_token_s": _sig(fit.per_input_token_s or 0.0),
+            **({"output_tokens_per_s": _sig(fit.output_tokens_per_s)} if fit.output_tokens_per_s else {}),
             "thinking_tokens": round(fit.thinking_tokens),
             "thinking_per_image": _sig(fit.thinking_per_image),
             "thinking_per_person": _sig(fit.thinking_per_person),
             "multi_image_thinking": _sig(fit.multi_image_thinking),
             "thinking_sd": _sig(min(1.0, fit.thinking_sd), 3),
-            "jitter": _sig(min(2.0, fit.jitter), 3),
-        },
-    }
-    if fit.output_tokens_per_s is not None:
-        profile["latency"]["output_tokens_per_s"] = _sig(fit.output_tokens_per_s)
+            "jitter": _sig(min(2.0, fit.jitter or 0.0), 3),
+        }
     if faults:
         profile["faults"] = {key: _sig(value, 3) for key, value in sorted(faults.items())}
     if fit.batch_turnaround_s is not None:
@@ -405,9 +419,14 @@ def _percent(value: float) -> str:
 
 def fit_lines(fit: Fit) -> list[str]:
     """One model's fit figures in words (the profile's header comment)."""
+    fitted = (
+        f"service time over {fit.n} requests: R² {fit.r2:.3f}, residual sd {fit.residual_sd_s:.3g} s, jitter "
+        f"{fit.jitter:.3g}"
+        if fit.r2 is not None and fit.residual_sd_s is not None and fit.jitter is not None
+        else "no latency fitted"
+    )
     lines = [
-        f"{fit.model} ({', '.join(fit.providers)}): service time over {fit.n} requests: R² {fit.r2:.3f}, residual "
-        f"sd {fit.residual_sd_s:.3g} s, jitter {fit.jitter:.3g}",
+        f"{fit.model} ({', '.join(fit.providers)}): {fitted}",
         f"  thinking: mean {fit.thinking_mean:.0f} per request, {fit.thinking_mean_per_image:.0f} per image",
         f"  faults: 429 {_percent(fit.rate_429)} and 5xx {_percent(fit.rate_5xx)} of {fit.attempts} attempts",
     ]
@@ -476,19 +495,23 @@ COLUMNS: tuple[tuple[str, int], ...] = (
 )
 
 
+def _shown(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def table(fits: Sequence[Fit]) -> str:
     """Each model's fit, one row each, as the terminal shows it."""
     rows = [
         [
             fit.model,
             str(fit.n),
-            f"{fit.base_s:.3g}",
-            f"{1000 * fit.per_input_token_s:.3g}",
-            f"{fit.output_tokens_per_s:.3g}" if fit.output_tokens_per_s else "-",
+            _shown(fit.base_s, ".3g"),
+            _shown(None if fit.per_input_token_s is None else 1000 * fit.per_input_token_s, ".3g"),
+            _shown(fit.output_tokens_per_s, ".3g"),
             f"{fit.thinking_mean:.0f}",
             f"{fit.thinking_mean_per_image:.0f}",
-            f"{fit.jitter:.3f}",
-            f"{fit.r2:.3f}",
+            _shown(fit.jitter, ".3f"),
+            _shown(fit.r2, ".3f"),
         ]
         for fit in fits
     ]
