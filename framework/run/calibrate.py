@@ -115,7 +115,7 @@ class Fit:
 
 def load_runs(paths: Sequence[str | Path]) -> list[Run]:
     """The bundles at ``paths`` (run folders or bundle.json files)."""
-    return [Run(str(path), load_bundle(path)) for path in paths]
+    return [Run(str(path), load_bundle(path, lazy=True)) for path in paths]
 
 
 def difficulty(people: float) -> float:
@@ -178,7 +178,7 @@ def _requests(run: Run) -> _Found:
                 input_tokens=usage["input_tokens"],
                 output_tokens=usage.get("output_tokens") or 0,
                 thinking_tokens=usage.get("thinking_tokens"),
-                images=sum(len(e.images or [0]) if e is not None else 1 for e in entries),
+                images=sum(len(getattr(e, "images", None) or [0]) for e in entries),
                 difficulty=None if None in people else sum(difficulty(p or 0.0) for p in people),
                 ttft_s=ttft * scale if ttft is not None else None,
                 tokens_per_s=rate / scale if rate is not None else None,
