@@ -378,15 +378,17 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from visionbench.run.calibrate import calibrate, load_runs, profiles_text, table
 
     runs = load_runs(args.runs)
-    fits = calibrate(runs)
+    calibration = calibrate(runs)
     out = Path(args.output)
-    text = profiles_text(runs, fits)
+    text = profiles_text(runs, calibration)
     profiles_from_dict(yaml.safe_load(text), source=str(out))  # what the emulator will load (a ValueError: a bug)
     out.write_text(text, encoding="utf-8")
-    print(table(fits))
-    for fit in fits:
+    print(table(calibration.fits))
+    for fit in calibration.fits:
         for note in fit.notes:
             print(f"{fit.model}: {note}")
+    for why in calibration.left_out:
+        print(f"left out: {why}")
     print(f"profiles: {out} (use it with emulator: {{profiles: {out}}}; its header has each fit's figures)")
     return 0
 

@@ -101,7 +101,7 @@ def test_calibrate_recovers_a_known_profile_and_a_run_made_with_it_names_the_run
     printed = capsys.readouterr().out
     header, row = printed.splitlines()[:2]
     assert header.split()[:5] == ["model", "n", "base", "s", "s/1k"] and "R²" in header
-    [fit] = calibrate(load_runs([run]))  # what the command fitted (a request stalled over 4 sd is left out)
+    [fit] = calibrate(load_runs([run])).fits  # what the command fitted (a request stalled over 4 sd is left out)
     assert row.split()[:2] == ["gemini-3.5-flash", str(fit.n)] and 120 <= fit.n <= 160
 
     text = out.read_text()
@@ -185,7 +185,16 @@ def _seed_shaped_bundle(path: Path) -> Path:
 
 def test_the_seed_notebook_profile_is_derived_again_from_a_run_of_its_shape(tmp_path):
     run = _seed_shaped_bundle(tmp_path / "seed")
-    [fit] = calibrate(load_runs([run]))
+    data = json.loads((run / "bundle.json").read_text())
+    for record in data["records"][:2]:  # another model with two requests: too few to fit, said so
+        data["records"].append(record | {"model": "gemini-3.5-flash"})
+    (run / "bundle.json").write_text(json.dumps(data))
+    calibration = calibrate(load_runs([run]))
+    assert calibration.left_out == [
+        "gemini-3.5-flash: 2 timed requests answered at their first attempt with their tokens (fewer than 3) and no "
+        "batch request answered"
+    ]
+    [fit] = calibration.fits
     want = load_profiles(SEED_PROFILE).models["gemini-3-pro-preview"].latency
     assert fit.model == "gemini-3-pro-preview" and fit.n == 12 * 4 * 11
     found = {

@@ -113,6 +113,14 @@ class Fit:
         return self.server_errors / self.attempts if self.attempts else 0.0
 
 
+@dataclass
+class Calibration:
+    """Each model's fit, and the models left out, each with why."""
+
+    fits: list[Fit]
+    left_out: list[str] = field(default_factory=list)
+
+
 def load_runs(paths: Sequence[str | Path]) -> list[Run]:
     """The bundles at ``paths`` (run folders or bundle.json files)."""
     return [Run(str(path), load_bundle(path, lazy=True)) for path in paths]
@@ -188,7 +196,7 @@ def _requests(run: Run) -> _Found:
     return found
 
 
-def calibrate(runs: Sequence[Run]) -> list[Fit]:
+def calibrate(runs: Sequence[Run]) -> Calibration:
     """Each model's fit over every run's records. A run with no record, or with no request that succeeded, is an
     InputError naming it; so is a set of runs from which no model could be fitted."""
     total = _Found()
@@ -208,13 +216,17 @@ def calibrate(runs: Sequence[Run]) -> list[Fit]:
             total.records[model] += recs
             total.batch_s[model] += found.batch_s.get(model, [])
             providers[model].update(r["provider"] for r in recs)
-    fits = []
+    fits, left_out = [], []
     for model in sorted(total.records):
         reqs = total.usable.get(model, [])
-        if len([r for r in reqs if r.timed]) < MIN_REQUESTS and not total.batch_s.get(model):
+        timed = [r for r in reqs if r.timed]
+        if len(timed) < MIN_REQUESTS and not total.batch_s.get(model):
+            left_out.append(
+                f"{model}: {len(timed)} timed requests answered at their first attempt with their tokens (fewer "
+                f"than {MIN_REQUESTS}) and no batch request answered"
+            )
             continue
         fit = Fit(model, sorted(providers[model]))
-        timed = [r for r in reqs if r.timed]
         if len(timed) >= MIN_REQUESTS:
             _latency(fit, timed)
             _streamed(fit, timed)
@@ -233,7 +245,7 @@ def calibrate(runs: Sequence[Run]) -> list[Fit]:
             f"{names}: no model has {MIN_REQUESTS} or more requests that succeeded at their first attempt with "
             "their tokens reported, or a batch request that succeeded: nothing to fit"
         )
-    return fits
+    return Calibration(fits, left_out)
 
 
 def _nnls(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -455,8 +467,9 @@ def calibrated_from(runs: Sequence[Run], fits: Sequence[Fit]) -> list[dict[str, 
     ]
 
 
-def profiles_text(runs: Sequence[Run], fits: Sequence[Fit], *, at: datetime | None = None) -> str:
-    """The profiles file: a header naming the runs and each model's fit, then the profiles (checked to load)."""
+def profiles_text(runs: Sequence[Run], calibration: Calibration, *, at: datetime | None = None) -> str:
+    """The profiles file: a header naming the runs and each model's fit (and those left out), then the profiles."""
+    fits = calibration.fits
     when = (at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     head = [f"Emulator profiles fitted by `visionbench calibrate` on {when} to the records of:"]
     for run in runs:
@@ -470,6 +483,7 @@ def profiles_text(runs: Sequence[Run], fits: Sequence[Fit], *, at: datetime | No
     ]
     for fit in fits:
         head += fit_lines(fit)
+    head += [f"left out: {why}" for why in calibration.left_out]
     data = {
         "seed": 0,
         "time_scale": 1.0,
