@@ -137,8 +137,9 @@ class _Request:
     input_tokens: float
     output_tokens: float
     thinking_tokens: float | None
+    #: Its items: an image each, or an item of several images counted once, as the emulator's thinking counts them.
     images: int
-    difficulty: float | None  # sum of d(people) over its images; None: no numeric label
+    difficulty: float | None  # sum of d(people) over its items; None: an item without a numeric label
     ttft_s: float | None
     tokens_per_s: float | None
     #: False for a run emulated at time scale 0 (instant): its times are the harness's, nothing modelled.
@@ -186,7 +187,7 @@ def _requests(run: Run) -> _Found:
                 input_tokens=usage["input_tokens"],
                 output_tokens=usage.get("output_tokens") or 0,
                 thinking_tokens=usage.get("thinking_tokens"),
-                images=sum(len(getattr(e, "images", None) or [0]) for e in entries),
+                images=len(entries),
                 difficulty=None if None in people else sum(difficulty(p or 0.0) for p in people),
                 ttft_s=ttft * scale if ttft is not None else None,
                 tokens_per_s=rate / scale if rate is not None else None,
