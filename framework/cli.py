@@ -401,6 +401,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import yaml
+
+    from visionbench.emulator.profile_schema import profiles_from_dict
+    from visionbench.run.calibrate import calibrate, load_runs, profiles_text, table
+
+    runs = load_runs(args.runs)
+    calibration = calibrate(runs)
+    out = Path(args.output)
+    text = profiles_text(runs, calibration)
+    profiles_from_dict(yaml.safe_load(text), source=str(out))  # what the emulator will load (a ValueError: a bug)
+    out.write_text(text, encoding="utf-8")
+    print(table(calibration.fits))
+    for fit in calibration.fits:
+        for note in fit.notes:
+            print(f"{fit.model}: {note}")
+    for why in calibration.left_out:
+        print(f"left out: {why}")
+    print(f"profiles: {out} (use it with emulator: {{profiles: {out}}}; its header has each fit's figures)")
+    return 0
+
+
 def _valid_keys(names: list[str] | None) -> set[str] | None:
     """The keys held by the environment variables ``names`` (read there, never from the command line)."""
     if not names:
@@ -579,6 +601,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", metavar="PATH", help="also write the comparison as one HTML page")
     p.add_argument("--group-by", metavar="FIELD", help=GROUP_BY_HELP)
     p.set_defaults(fn=cmd_compare)
+
+    p = sub.add_parser("calibrate", help="fit the emulator's profile of each model to runs' records (times, tokens)")
+    p.add_argument("runs", nargs="+", help="run folders or bundle.json files (real runs, or emulated ones)")
+    p.add_argument("-o", "--output", required=True, metavar="PATH", help="the profiles YAML to write")
+    p.set_defaults(fn=cmd_calibrate)
 
     p = sub.add_parser("emulate", help="serve a local emulator of the Gemini, Anthropic and OpenAI APIs on loopback")
     p.add_argument("--dataset", help="folder of labelled images the emulated models answer from")

@@ -8,6 +8,7 @@ A profiles file is YAML::
     models:
       gemini-2.5-flash: {latency: {...}, capacity: 8, rate_limit: {...}, faults: {...}, answers: {...}, batch: {...}}
       "*": {...}            # fallback for any other model name; without it unknown models get 404
+    calibrated_from: [...]  # optional, written by `visionbench calibrate`: the runs fitted (run_id, path, models)
 
 Model names are matched exactly, then without a ``models/`` prefix or a ``-YYYYMMDD`` date suffix,
 then as glob patterns (``claude-*``) in file order, then ``"*"``.
@@ -187,12 +188,26 @@ class ModelProfile(StrictModel):
     model_version: str | None = None
 
 
+class CalibratedFrom(StrictModel):
+    """A run whose records a profiles file was fitted to (``visionbench calibrate``)."""
+
+    run_id: str
+    #: Its bundle, as calibrate found it.
+    path: str
+    #: The models fitted from its records.
+    models: list[str] = Field(default_factory=list)
+    #: True when the run itself was made against an emulator.
+    simulated: bool = False
+
+
 class EmulatorProfiles(StrictModel):
     """A whole profiles file."""
 
     seed: int = 0
     time_scale: float = Field(1.0, ge=0)
     models: dict[str, ModelProfile] = Field(default_factory=dict)
+    #: Written by ``visionbench calibrate``: the runs the profiles were fitted to (a run made with them records it).
+    calibrated_from: list[CalibratedFrom] = Field(default_factory=list)
 
     def resolve(self, model: str) -> tuple[str, ModelProfile] | None:
         """The profile key and profile serving ``model``, or ``None`` (unknown model)."""

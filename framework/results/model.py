@@ -262,6 +262,13 @@ class Environment(View):
     #: Each provider's own account of itself (``Provider.environment()``: its SDK, base URL, options), by name, as
     #: the runner's header writes it. Each endpoint's plugin, base_url and options: ``Bundle.endpoints``.
     providers: Annotated[dict[str, dict[str, Any]], about("each provider's details and options, by name")] = {}
+    calibrated_from: Annotated[
+        list[dict[str, Any]] | None,
+        about(
+            "an emulated run whose emulator profiles `visionbench calibrate` fitted to runs' records: those runs "
+            "(run_id, path, models, simulated); absent otherwise"
+        ),
+    ] = None
 
 
 class RescoredFrom(View):

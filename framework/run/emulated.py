@@ -73,6 +73,14 @@ def profiles(experiment: Experiment, *, strict: bool = True) -> EmulatorProfiles
         raise ConfigError(f"{experiment.source}: emulator.profiles: {exc}") from None
 
 
+def calibrated_from(experiment: Experiment) -> list[dict[str, Any]]:
+    """The runs ``experiment``'s emulator profiles were fitted to (``visionbench calibrate``); [] when it is not
+    emulated or its profiles were not calibrated."""
+    if experiment.spec.emulator is None:
+        return []
+    return [run.model_dump(mode="json") for run in profiles(experiment).calibrated_from]
+
+
 def time_scale(experiment: Experiment) -> float | None:
     """The time scale the emulator runs ``experiment`` at: the config's, else its profiles' (None: not emulated)."""
     spec = experiment.spec.emulator

@@ -29,6 +29,7 @@ from visionbench.run.calling import Caller
 from visionbench.run.cell import CellContext, RunTools
 from visionbench.run.cellrun import CellRun
 from visionbench.run.config import Cell, Experiment
+from visionbench.run.emulated import calibrated_from
 from visionbench.run.emulated import time_scale as emulated_time_scale
 from visionbench.run.jobs import JobStore
 from visionbench.run.judging import judge_cell
@@ -261,7 +262,7 @@ def _resolved(experiment: Experiment) -> dict[str, Any]:
 
 def _header(plan: Plan, run_id: str) -> Bundle:
     experiment = plan.experiment
-    return Bundle(
+    header = Bundle(
         run_id=run_id,
         # a fake provider, or an endpoint the emulator stands in for: simulated whatever its replies (none, say)
         simulated=any(p.simulated or p.endpoint is not None for p in plan.providers.values()),
@@ -281,6 +282,9 @@ def _header(plan: Plan, run_id: str) -> Bundle:
             used=experiment.prices.used(),  # what the hash covers, per provider/model
         ),
     )
+    if runs := calibrated_from(experiment):  # the real runs a calibrated emulator profile was fitted to
+        header.environment.calibrated_from = runs
+    return header
 
 
 @dataclass(frozen=True)
