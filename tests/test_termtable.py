@@ -135,6 +135,14 @@ def test_a_run_where_everything_failed_says_so(tmp_path):
     per_cell = out.split("Per cell")[1].split("\n\n")[0]
     seq = next(line for line in per_cell.splitlines() if line.startswith("seq"))
     assert re.search(r"\d{3,}\.\d", seq) is None  # no img/s for a cell that answered nothing
+    # failed, never scored or ranked: no "0% [0%, 46%]" for it, no row against the most accurate cell
+    scores = out.split("Scores, 95% interval")[1].split("\n\n")[0]
+    assert (
+        "seq (failed: nothing answered)" in scores
+        and "0% [" not in scores.split("(failed: nothing answered)")[1].split("\n")[0]
+    )
+    against = out.split("Against the most accurate cell")[1].split("\n\n")[0]
+    assert not any(line.startswith("seq ") for line in against.splitlines())
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from visionbench.report.scores import Found, bundle_scores, group_field, group_m
 from visionbench.report.significance import Difference, differences
 from visionbench.report.stats import CellStats, cell_stats, cost_per_1k, count_text, ratio_text
 from visionbench.report.tables import Column, Sheet, print_sheet
-from visionbench.report.verdict import Verdict, verdict
+from visionbench.report.verdict import LISTED, Verdict, listed, verdict
 from visionbench.results.model import Bundle
 from visionbench.run.config import TaskSpec
 
@@ -226,7 +226,8 @@ def verdict_lines(comparison: Comparison) -> list[str]:
     lines = [f"Verdict across the runs: {got.why}"]
     if len(got.pareto) > 1:
         lines.append(
-            "Pareto set (no other cell is more accurate, cheaper and quicker at p95 at once): " + ", ".join(got.pareto)
+            "Pareto set (no other cell is more accurate, cheaper and quicker at p95 at once): "
+            + listed(got.pareto, 2 * LISTED)
         )
     if len(comparison.runs) > 1:
         lines.append(

@@ -176,7 +176,7 @@ function detail(i){const it=items[i];const tr=document.createElement('tr');tr.cl
   const td=document.createElement('td');td.colSpan=rows[i].cells.length;
   const names=Array.from(table.tHead.rows[0].cells).slice(2);
   const word=['right','wrong','failed','not asked','answered'];
-  const esc=x=>String(x).replace(/[&<>"]/g,m=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[m]));
+  const esc=x=>String(x).replace(/&/g,'&amp;').replace(/</g,'&lt;').replace(/>/g,'&gt;').replace(/"/g,'&quot;');
   td.innerHTML='<div class="vb-wrap">'+data.cells.map((_,c)=>{const d=it.d[c];
     return '<div><b>'+esc(names[c]?names[c].textContent:c)+'</b>: '+word[it.s[c]]+(it.l[c]!==null?', '+it.l[c]+' s':'')+
       ', '+d[0]+' attempt(s)'+(d[1]?'<pre>'+esc(d[1])+'</pre>':'')+

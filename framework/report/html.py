@@ -30,6 +30,7 @@ from visionbench.report.terminal import (
     HTML_ANSWER_ROWS,
     Rows,
     accuracy_rows,
+    answered_any,
     difference_rows,
     group_rows,
     replay_note,
@@ -142,6 +143,9 @@ def cells_rows(bundle: Mapping[str, Any], stats: list[CellStats] | None = None) 
                 (errors, "err" if errors else ""),
             ]
         )
+        if not answered_any([e for e in bundle.cells if e.id == s.cell_id]):  # failed: nothing to measure
+            rows[-1] = [(f"{names[s.cell_id]} (failed: nothing answered)", "wrong"), *rows[-1][1:3]]
+            rows[-1] += ["-"] * (len(CELL_HEAD) - 4) + [(errors, "err")]
     return rows
 
 

@@ -568,7 +568,9 @@ def versus_best(bundle: Mapping[str, Any], found: Any = None) -> list[Versus]:
 
 def _versus_best(bundle: Mapping[str, Any], found: Any = None) -> list[Versus]:
     bundle = Bundle.of(bundle)
-    cells = list(dict.fromkeys(e.id for e in bundle.cells))
+    # cells that answered nothing are failed: never ranked or tested (report tables list them as failed)
+    answered = {e.id for e in bundle.cells if (e.summary.metric("items") or 0) > (e.summary.metric("errors") or 0)}
+    cells = [c for c in dict.fromkeys(e.id for e in bundle.cells) if c in answered]
     if len(cells) < 2:
         return []
     primary = found.primary if found is not None else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,11 +237,11 @@ def cells_sheet(bundle: Mapping[str, Any]) -> Sheet:
                 for row in [
                     [
                         _with_ci(cell.wall_s, ".2f"),
-                        _fmt(s("latency_p50_s"), ".3f"),
-                        _fmt(s("latency_p95_s"), ".3f"),
-                        _fmt(s("latency_p99_s"), ".3f"),
-                        _fmt(s("ttft_p50_s"), ".3f"),
-                        _fmt(s("ttft_p95_s"), ".3f"),
+                        _fmt(s("latency_p50_s") if answered else None, ".3f"),
+                        _fmt(s("latency_p95_s") if answered else None, ".3f"),
+                        _fmt(s("latency_p99_s") if answered else None, ".3f"),
+                        _fmt(s("ttft_p50_s") if answered else None, ".3f"),
+                        _fmt(s("ttft_p95_s") if answered else None, ".3f"),
                         _fmt(s("images_per_s") if answered else None, ".1f"),
                         _fmt(s("input_tokens"), ".0f"),
                         _fmt(s("output_tokens"), ".0f"),
@@ -249,9 +249,9 @@ def cells_sheet(bundle: Mapping[str, Any]) -> Sheet:
                         _with_ci(cell.cost_usd, ".4f", none="?" if answered else "-"),
                         _fmt(s("cost_per_1k_images_usd"), ".3f", none="?" if answered else "-"),
                         _fmt(_thinking_share(cell), ".0%"),
-                        _fmt(s("mae"), ".2f"),
-                        _fmt(s("exact_match"), ".0%"),
-                        _fmt(s("field_match"), ".0%"),
+                        _fmt(s("mae") if answered else None, ".2f"),
+                        _fmt(s("exact_match") if answered else None, ".0%"),
+                        _fmt(s("field_match") if answered else None, ".0%"),
                         _fmt(errors) if not errors else f"[red]{errors}[/red]",
                     ]
                 ]
@@ -262,7 +262,9 @@ def cells_sheet(bundle: Mapping[str, Any]) -> Sheet:
     if unpriced:
         notes.append("cost ?: the model has no known price (add a pricing: row to the config)")
     if nothing:
-        notes.append("nothing answered: every item of the cell failed, so it has no throughput or cost to show")
+        notes.append(
+            "nothing answered: every item of the cell failed, so it has no latency, throughput or cost to show"
+        )
     return Sheet(title, columns, rows, notes)
 
 
@@ -331,7 +333,8 @@ def accuracy_rows(
     keys = found.keys
     exact = not shows_exact(found)
     rows = []
-    for cell in _cell_runs(bundle):
+    runs = _cell_runs(bundle)
+    for cell in runs:
         got = accuracy_intervals(bundle, cell)
         scores = found.cells.get(cell)
         row = [names[cell], str(got["exact"].n)]
@@ -339,12 +342,19 @@ def accuracy_rows(
         row += [_share(interval(list(scores.values[k].values()))) if scores else "-" for k in keys]
         row += [_share(got["exact"])] if exact else []
         row += [text for head, text in glance(found, cell, exact) if not (numeric and head.endswith("MAE"))]
+        if not answered_any(runs[cell]):  # failed, not scored: a 0% with an interval would read as a measurement
+            row = [f"{names[cell]} (failed: nothing answered)", row[1]] + ["-"] * (len(row) - 2)
         rows.append(row)
     first = next(iter(_cell_runs(bundle)), None)
     heads = [head for head, _ in glance(found, first, exact)]
     head = ["cell", "images"] + (["MAE"] if numeric else []) + keys + (["exact match"] if exact else [])
     head += [h for h in heads if not (numeric and h.endswith("MAE"))]
     return Rows(f"Scores, 95% interval over images (primary: {found.primary})", head, rows, judge_note(bundle))
+
+
+def answered_any(entries: Sequence[CellEntry]) -> bool:
+    """Whether a cell (its entries, every repeat) answered any item."""
+    return any((e.summary.metric("items") or 0) > (e.summary.metric("errors") or 0) for e in entries)
 
 
 def judge_note(bundle: Mapping[str, Any]) -> str:
@@ -578,7 +588,7 @@ def verdict_lines(
 ) -> list[str]:
     """The verdict first: which cell to pick and why, and the cells no other beats on every count (none for a run
     of one cell); cells by ``names`` (default: the terminal's short codes)."""
-    from visionbench.report.verdict import verdict
+    from visionbench.report.verdict import LISTED, listed, verdict
 
     names = names or cell_codes(list(_cell_runs(bundle)))
     found = bundle_scores(bundle, registry)
@@ -589,7 +599,7 @@ def verdict_lines(
     if len(got.pareto) > 1:
         lines.append(
             "Pareto set (no other cell is more accurate, cheaper and quicker at p95 at once): "
-            + ", ".join(escape(names.get(c, c)) for c in got.pareto)
+            + escape(listed([names.get(c, c) for c in got.pareto], 2 * LISTED))
         )
     return lines
 

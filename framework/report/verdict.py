@@ -95,14 +95,12 @@ def _by_accuracy(
     on = f" on {n} images" if n else ""
     shown = f"{_named(metric, short=True)} {_share(accuracy[best], metric)}"
     caveat = (
-        f"; {', '.join(name(c) for c in behind)} scored lower but{on} not significantly so: more images would tell"
-        if behind
-        else ""
+        f"; {_listed(behind, name)} scored lower but{on} not significantly so: more images would tell" if behind else ""
     )
     alike = [c for c in level if _same_cost(cost.get(c), cost.get(pick))]
     if len(alike) > 1:  # as accurate as far as the data tells, and as dear: choosing one would be choosing noise
         return None, (
-            f"no pick: {', '.join(name(c) for c in alike)} cannot be told apart (no difference in {_named(metric)} is "
+            f"no pick: {_listed(alike, name)} cannot be told apart (no difference in {_named(metric)} is "
             f"significant{on}, and they cost within {SAME_COST:.0%} of each other){caveat}"
         )
     if pick == best and len(level) == 1:
@@ -118,6 +116,20 @@ def _by_accuracy(
         f"{_share(accuracy[pick], metric)}), and {name(pick)} is the cheapest of those "
         f"({_money(cost.get(pick))}/1k against {_money(cost.get(best))}/1k){_kept(dropped)}{caveat}"
     )
+
+
+#: Cells a verdict names in one list at most; the rest are counted ("and 245 more").
+LISTED = 6
+
+
+def _listed(cells: list[str], name: Any) -> str:
+    """Cells by name, the first ``LISTED`` of them and how many more."""
+    return listed([name(c) for c in cells])
+
+
+def listed(names: list[str], most: int = LISTED) -> str:
+    """Names in a sentence, the first ``most`` of them and how many more: a sweep of 500 cells is not 250 names."""
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _named(metric: str, short: bool = False) -> str:
@@ -236,4 +248,4 @@ def _share(value: float | None, metric: str) -> str:
     return f"{value:.2f}" if metric == "MAE" else f"{value:.0%}"
 
 
-__all__ = ["Verdict", "verdict"]
+__all__ = ["Verdict", "listed", "verdict"]
