@@ -94,6 +94,7 @@ def test_cell_figures_take_verdicts_leave_judge_failures_out_and_count_unanswere
     figures = judge_figures(records)["judge"]
     assert figures == {
         "requests": 3,
+        "replayed": 0,
         "attempts": 5,
         "errors": 1,
         "input_tokens": 200,
@@ -235,6 +236,7 @@ async def test_a_failing_judge_costs_its_scores_not_the_run(tmp_path: Path, monk
     assert scores["llm_judge"]["mean"] is None  # no item could be judged
     assert scores["llm_judge"]["judge"] == {
         "requests": 3,
+        "replayed": 0,
         "attempts": 6,
         "errors": 3,
         "input_tokens": None,

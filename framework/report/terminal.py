@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from visionbench.report.cellnames import cell_codes, setting, short_names
+from visionbench.report.chart_cells import MAX_CHART_CELLS, chart_cells
 from visionbench.report.figures import time_scale_words
 from visionbench.report.prices import prices_sheet
 from visionbench.report.scores import bundle_scores, glance, group_field, group_means, groups, shows_exact
@@ -126,6 +127,11 @@ def answers_sheet(bundle: Mapping[str, Any], max_rows: int | None = ANSWER_ROWS,
     only the wrong fields marked; else (``--format json``, markdown) whole, as compact JSON."""
     runs = _cell_runs(bundle)
     codes = cell_codes(list(runs))
+    left_out = ""
+    if by_field and len(runs) > MAX_CHART_CELLS:  # the terminal: 500 columns would be 70 tables of 200 rows
+        chosen = chart_cells(bundle)
+        left_out = f"columns: the {len(chosen.shown)} cells the charts draw ({chosen.note(codes)})"
+        runs = {cell: runs[cell] for cell in chosen.shown}
     items = Bundle.of(bundle).item_entries
     answer_type = task_answer_type(bundle)
     # figures are right-aligned and never wrapped; text, choices and JSON objects wrap like names
@@ -165,6 +171,7 @@ def answers_sheet(bundle: Mapping[str, Any], max_rows: int | None = ANSWER_ROWS,
     if len(rows) < len(items):
         where = "report.html has them all" if len(items) <= HTML_ANSWER_ROWS else "--format json has them all"
         notes.append(f"the first {len(rows):,} of {len(items):,} images; {where}")
+    notes += [left_out] if left_out else []
     return Sheet("Answers per image", columns, rows, notes)
 
 
