@@ -28,6 +28,14 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
+def rendered(page: Path, state: str) -> str:
+    """The page's DOM after its script ran, opened at ``report.html#state`` in headless Chromium."""
+    command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000"]
+    return subprocess.run(
+        [*command, "--dump-dom", f"file://{page}#{state}"], capture_output=True, text=True, timeout=120
+    ).stdout
+
+
 @pytest.fixture(scope="module")
 def big_run(tmp_path_factory) -> tuple[dict, Path]:
     """5,000 images in two cells: cell "a" answers image k with k % 7 (label k % 5: right when k % 35 < 5),
@@ -96,20 +104,7 @@ def test_the_filters_figures_are_each_answers(big_run):
 )
 def test_the_page_filters_5000_items_in_chromium(big_run, hash_, expected):
     _, page = big_run
-    dom = subprocess.run(
-        [
-            _chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-            f"file://{page}#{hash_}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    dom = rendered(page, hash_)
     shown = int(re.search(r'data-vb-shown="(\d+)"', dom).group(1))
     want = sum(1 for k in range(N) if expected(k))
     assert shown == want
@@ -124,20 +119,7 @@ def test_the_page_filters_5000_items_in_chromium(big_run, hash_, expected):
 @pytest.mark.skipif(_chromium() is None, reason="no chromium/chromium-browser on PATH: cannot run the page's script")
 def test_sorting_by_error_puts_the_failures_then_the_largest_errors_first(big_run):
     _, page = big_run
-    dom = subprocess.run(
-        [
-            _chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-            f"file://{page}#sort=error&cell=0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    dom = rendered(page, "sort=error&cell=0")
     names = re.findall(r"<tr><td class=\"l\">(img\d{4}\.png)</td>", dom)
     errors = [abs(k % 7 - k % 5) for k in (int(n[3:7]) for n in names)]
     assert len(names) == N and errors == sorted(errors, reverse=True) and errors[0] == 6  # k = 20: said 6, label 0

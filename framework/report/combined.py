@@ -24,8 +24,9 @@ def cell_name(run: int, cell_id: str) -> str:
     return f"#{run} {cell_id}"
 
 
-def combined(bundles: Sequence[Mapping[str, Any]]) -> Bundle:
-    """One bundle of every cell of ``bundles`` (the first is the baseline), for the verdict across runs."""
+def combined(bundles: Sequence[Mapping[str, Any]], *, records: bool = True) -> Bundle:
+    """One bundle of every cell of ``bundles`` (the first is the baseline), for the verdict across runs; without
+    ``records`` (none: what needs no request, as the verdict across runs, which tests no latency)."""
     runs = [Bundle.of(b) for b in bundles]
     base = runs[0]
     items, seen = [], set()
@@ -44,7 +45,7 @@ def combined(bundles: Sequence[Mapping[str, Any]]) -> Bundle:
             "config": config,
             "items": items,
             "cells": cells,
-            "records": _Records([(run.records, n, run.to_modelled) for n, run in enumerate(runs)]),
+            "records": _Records([(run.records, n, run.to_modelled) for n, run in enumerate(runs)] if records else []),
         }
     )
 

@@ -22,7 +22,7 @@ from visionbench.report.scores import Found, bundle_scores, group_field, group_m
 from visionbench.report.significance import Difference, differences
 from visionbench.report.stats import CellStats, cell_stats, cost_per_1k, count_text, ratio_text
 from visionbench.report.tables import Column, Sheet, print_sheet
-from visionbench.report.verdict import LISTED, Verdict, listed, verdict
+from visionbench.report.verdict import Verdict, pareto_lines, verdict
 from visionbench.results.model import Bundle
 from visionbench.run.config import TaskSpec
 
@@ -159,7 +159,7 @@ def compare(
                 b.name,
                 b.status,
                 bool(b.simulated),
-                "-" if (scale := b.time_scale) is None else str(scale),
+                "-" if (scale := b.time_scale) is None else f"{scale:g}" if isinstance(scale, float) else scale,
                 len(b.item_entries),
                 max((s.repeats for s in stats), default=0),
                 b.pricing.sha256,
@@ -205,16 +205,22 @@ def compare(
                 ]
             else:
                 tests[key].append(None)
-    return Comparison(runs, keys, presence, rows, items, flags, tests, _verdict_across(bundles))
+    return Comparison(runs, keys, presence, rows, items, flags, tests, _verdict_across(bundles, found))
 
 
-def _verdict_across(bundles: list[Bundle]) -> Verdict | None:
-    """The verdict over every run's cells at once (``#N cell``), weighed as one run's would be."""
-    joined = combined(bundles)
-    found = bundle_scores(joined)
+def _verdict_across(bundles: list[Bundle], found: list[Found]) -> Verdict | None:
+    """The verdict over every run's cells at once (``#N cell``), weighed as one run's would be, by each run's own
+    scores (``found``; scored again only when a run has none). Latency is never tested across runs, so the joined
+    bundle carries no records."""
+    joined = combined(bundles, records=False)
+    if all(f.scorers is not None for f in found):
+        cells = {cell_name(n, cell): scores for n, f in enumerate(found) for cell, scores in f.cells.items()}
+        found_joined = Found(found[0].scorers, cells)
+    else:
+        found_joined = bundle_scores(joined)
     short = short_names(list(dict.fromkeys(e.id for b in bundles for e in b.cells)))
     names = {cell_name(n, e.id): cell_name(n, short[e.id]) for n, b in enumerate(bundles) for e in b.cells}
-    got = verdict(joined, found if found.scorers is not None else None, names)
+    got = verdict(joined, found_joined if found_joined.scorers is not None else None, names)
     return got and replace(got, pareto=[names.get(c, c) for c in got.pareto])  # shown as the sentence names them
 
 
@@ -223,12 +229,7 @@ def verdict_lines(comparison: Comparison) -> list[str]:
     got = comparison.verdict
     if got is None:
         return []
-    lines = [f"Verdict across the runs: {got.why}"]
-    if len(got.pareto) > 1:
-        lines.append(
-            "Pareto set (no other cell is more accurate, cheaper and quicker at p95 at once): "
-            + listed(got.pareto, 2 * LISTED)
-        )
+    lines = [f"Verdict across the runs: {got.why}", *pareto_lines(got.pareto)]
     if len(comparison.runs) > 1:
         lines.append(
             "Cells of different runs are paired by item id; their latencies are never tested against each other "

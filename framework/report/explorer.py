@@ -9,11 +9,12 @@ per row, in the table's order), read by a short script; nothing is fetched. The 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from html import escape
 from typing import Any
 
 from visionbench.results.model import Bundle
+from visionbench.results.records import Records
 from visionbench.results.scoring import abs_error, matches, task_answer_type
 
 #: A reply is shown up to this many characters.
@@ -37,7 +38,7 @@ def explorer_data(
     index = {cell: n for n, cell in enumerate(cell_ids)}
     sent: dict[tuple[int, str], tuple[float | None, int, str | None, str | None]] = {}
     factor = bundle.to_modelled
-    for record in bundle.records:  # the last record of an item in a cell made its final answer
+    for record in records_about(bundle.records, wanted):  # an item's last record in a cell made its final answer
         n = index.get(record["cell"])
         if n is None or record.get("repeat", 0) != 0 or record.get("judge"):
             continue
@@ -75,6 +76,13 @@ def explorer_data(
             {"g": None if group is None else str(group), "s": states, "e": errors, "l": latencies, "d": details}
         )
     return {"cells": list(cell_ids), "field": field, "items": rows, "all_replies": keep_all}
+
+
+def records_about(records: Sequence[Mapping[str, Any]], wanted: set[str]) -> Iterator[Mapping[str, Any]]:
+    """The records about any of the ``wanted`` items (a file's: the others are not parsed)."""
+    if isinstance(records, Records):
+        return records.with_items(wanted)
+    return (r for r in records if not wanted.isdisjoint(r["item_ids"]))
 
 
 def _state(answer: Any, label: Any, answer_type: str | None) -> tuple[int, float | None]:

@@ -595,20 +595,15 @@ def verdict_lines(
 ) -> list[str]:
     """The verdict first: which cell to pick and why, and the cells no other beats on every count (none for a run
     of one cell); cells by ``names`` (default: the terminal's short codes)."""
-    from visionbench.report.verdict import LISTED, listed, verdict
+    from visionbench.report.verdict import pareto_lines, verdict
 
     names = names or cell_codes(list(_cell_runs(bundle)))
     found = bundle_scores(bundle, registry)
     got = verdict(bundle, found if found.scorers is not None else None, names)
     if got is None:
         return []
-    lines = [f"[bold]Verdict[/bold]: {escape(got.why)}"]
-    if len(got.pareto) > 1:
-        lines.append(
-            "Pareto set (no other cell is more accurate, cheaper and quicker at p95 at once): "
-            + escape(listed([names.get(c, c) for c in got.pareto], 2 * LISTED))
-        )
-    return lines
+    pareto = pareto_lines([names.get(c, c) for c in got.pareto])
+    return [f"[bold]Verdict[/bold]: {escape(got.why)}", *map(escape, pareto)]
 
 
 def simulated_note(bundle: Mapping[str, Any]) -> str:

@@ -127,6 +127,15 @@ def _listed(cells: list[str], name: Any) -> str:
     return listed([name(c) for c in cells])
 
 
+def pareto_lines(names: list[str]) -> list[str]:
+    """The Pareto set in a line, by ``names`` (none when it is one cell: the pick says it)."""
+    if len(names) < 2:
+        return []
+    return [
+        "Pareto set (no other cell is more accurate, cheaper and quicker at p95 at once): " + listed(names, 2 * LISTED)
+    ]
+
+
 def listed(names: list[str], most: int = LISTED) -> str:
     """Names in a sentence, the first ``most`` of them and how many more: a sweep of 500 cells is not 250 names."""
     return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
@@ -248,4 +257,4 @@ def _share(value: float | None, metric: str) -> str:
     return f"{value:.2f}" if metric == "MAE" else f"{value:.0%}"
 
 
-__all__ = ["Verdict", "listed", "verdict"]
+__all__ = ["Verdict", "listed", "pareto_lines", "verdict"]
