@@ -32,19 +32,28 @@ KEPT = ("raw_text", "usage", "cost_usd", "thinking_cost_usd", "model_version", "
 
 def request_key(plugin: str, request: Request, image_keys: list[str]) -> str:
     """The content key of ``request`` sent through ``plugin``: everything that shapes what the service is asked."""
-    described = [
-        plugin,
-        request.model,
-        request.params,
-        request.max_output_tokens,
-        request.task.system,
-        request.prompt,
-        request.response_schema,
-        image_keys,
-        request.images_per_item,
-    ]
-    text = json.dumps(described, sort_keys=True, default=repr, ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    key = hashlib.sha256(_settings(plugin, request))
+    varied = [request.task.system, request.prompt, image_keys, request.images_per_item]
+    key.update(json.dumps(varied, ensure_ascii=False).encode())
+    return key.hexdigest()[:32]
+
+
+#: The JSON of what a cell's requests share (plugin, model, params, output limit, schema), by the objects' ids: a
+#: cell's requests share its params and schema objects, so it is written once, not per request.
+_shared: dict[tuple[Any, ...], tuple[Any, Any, bytes]] = {}
+
+
+def _settings(plugin: str, request: Request) -> bytes:
+    key = (plugin, request.model, id(request.params), request.max_output_tokens, id(request.response_schema))
+    held = _shared.get(key)
+    if held is not None and held[0] is request.params and held[1] is request.response_schema:
+        return held[2]
+    described = [plugin, request.model, request.params, request.max_output_tokens, request.response_schema]
+    text = json.dumps(described, sort_keys=True, default=repr, ensure_ascii=False).encode() + b"\0"
+    if len(_shared) > 256:
+        _shared.clear()
+    _shared[key] = (request.params, request.response_schema, text)
+    return text
 
 
 def judge_key(inputs: str) -> str:

@@ -375,10 +375,15 @@ async def _run_cell(state: _RunState, cell: Cell, repeat: int) -> None:
         writer.set_cell(_cell_entry(cell, repeat, status, summary, final, extra, error))
 
 
+#: How many of a cell's items its strategy's plan is asked about to learn the sizes it sends.
+SIZES_FROM = 64
+
+
 def _sizes(plan: Plan, cell: Cell, items: Sequence[ImageItem]) -> list[Preprocessing]:
     """Every preprocessing the cell's strategy plans to send its items at (its own; an adaptive first pass's)."""
     capabilities = plan.providers[cell.provider].capabilities(cell.model)
-    sides = {request.max_side for request in plan.strategies[cell.id].plan(items, capabilities)}
+    # the sizes a strategy sends do not change from item to item (an adaptive cell's two): its first items tell
+    sides = {request.max_side for request in plan.strategies[cell.id].plan(items[:SIZES_FROM], capabilities)}
     return [cell.preprocessing.at(side) if side is not None else cell.preprocessing for side in sorted(sides, key=str)]
 
 
