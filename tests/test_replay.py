@@ -12,7 +12,7 @@ from conftest import capture_emulators
 from rich.console import Console
 
 from visionbench.errors import ConfigError
-from visionbench.report.terminal import print_report, status_line
+from visionbench.report.terminal import cells_sheet, print_report, status_line
 from visionbench.results import bundle as bundle_mod
 from visionbench.run.plan import load_plan
 from visionbench.run.plugins import default_registry
@@ -83,6 +83,9 @@ async def test_a_replayed_rerun_of_the_quickstart_sends_nothing_and_says_so(tmp_
     out = io.StringIO()
     print_report(again, Console(file=out, width=120))
     assert "replayed" in out.getvalue()
+    # a replayed cell's time is not its own: no wall time in the table, not drawn in the time chart
+    rows = cells_sheet(again).plain_rows()
+    assert all(row[0].endswith("replayed)") and row[1] == "-" for row in rows), rows
     # A changed prompt matches nothing: every request is sent.
     changed = quickstart(tmp_path, prompt="How many people can you see? Answer with a single integer.")
     fresh, sent_again, _ = await run_counted(changed, tmp_path, monkeypatch, "changed", replay=first_dir)

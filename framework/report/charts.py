@@ -18,6 +18,7 @@ from visionbench.report.figures import top_room as _top_room
 from visionbench.report.scores import bundle_scores
 from visionbench.report.significance import numeric_task, request_latencies
 from visionbench.report.stats import CellStats, cell_stats, cost_per_1k
+from visionbench.report.verdict import listed
 from visionbench.results.model import Bundle, CellSummary
 
 CHART_FILES = {
@@ -47,7 +48,9 @@ def time_chart(bundle: Mapping[str, Any], path: Path) -> Path:
     chosen = chart_cells(bundle)
     every = cell_stats(bundle)
     names = short_names([s.cell_id for s in every])
-    stats = [s for s in every if s.cell_id in set(chosen.shown)]
+    # a cell that replayed answers from an earlier run (run --replay) did not take its time for them: not drawn
+    replayed = [names[s.cell_id] for s in every if s.cell_id in set(chosen.shown) and s.metric("replayed")]
+    stats = [s for s in every if s.cell_id in set(chosen.shown) and not s.metric("replayed")]
     groups = [
         ("synchronous requests", [s for s in stats if s.strategy != "provider-batch"]),
         ("provider batch: job turnaround", [s for s in stats if s.strategy == "provider-batch"]),
@@ -84,10 +87,11 @@ def time_chart(bundle: Mapping[str, Any], path: Path) -> Path:
             + (f"; mean of {repeats} repeats ± 95% CI" if repeats > 1 else "")
             + ("; each panel has its own scale" if split else ""),
             chosen.note(names),
+            f"not drawn, answers replayed from an earlier run (not timed): {listed(replayed)}" if replayed else "",
         )
     )
     if not stats:
-        _nothing(axes[0, 0])
+        _nothing(axes[0, 0], "no cell answered anything" if not replayed else "every cell's answers were replayed")
     fig.suptitle(_title(bundle, "wall time per cell (s)"))
     _mark(fig, bundle)
     return _save(fig, path, bundle)
@@ -298,13 +302,13 @@ def latency_chart(bundle: Mapping[str, Any], path: Path) -> Path:
         else:
             scale = "s"
         what = f"latency per request ({scale}); box = p25-p75, line = median, triangle = mean"
-        ax.set_xlabel(wrapped(what, chosen.note(names)))
     else:
         _nothing(ax, "no cell answered anything" if chosen.failed else "no requests were sent")
-        ax.set_xlabel(wrapped(chosen.note(names)))
+        what = ""
     missing = [names[c] for c, v in by_cell.items() if not len(v)]
-    if missing:
-        ax.set_ylabel("no requests: " + ", ".join(missing), fontsize=8)
+    # a cell whose answers were all replayed from an earlier run (run --replay) sent nothing of its own
+    unsent = f"not drawn, no request of their own (replayed or not sent): {listed(missing)}" if missing else ""
+    ax.set_xlabel(wrapped(what, chosen.note(names), unsent))
     ax.set_title(_title(bundle, "latency per request (s)"))
     ax.grid(axis="x", alpha=0.3)
     _mark(fig, bundle)

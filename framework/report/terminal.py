@@ -234,7 +234,12 @@ def cells_sheet(bundle: Mapping[str, Any]) -> Sheet:
         answered = (s("items") or 0) - (s("errors") or 0) > 0
         nothing |= not answered
         unpriced |= answered and cell.cost_usd.mean is None
-        flag = ", ".join(unfinished + ([] if answered else ["nothing answered"]))
+        replayed = s("replayed")  # answers replayed from an earlier run: its wall time did not pay for them
+        flag = ", ".join(
+            unfinished
+            + ([] if answered else ["nothing answered"])
+            + ([f"{replayed:,.0f} replayed"] if replayed else [])
+        )
         rows.append(
             [
                 escape(codes[cell.cell_id]) + (f" [red]({flag})[/red]" if flag else ""),
@@ -243,7 +248,7 @@ def cells_sheet(bundle: Mapping[str, Any]) -> Sheet:
                 row[i]
                 for row in [
                     [
-                        _with_ci(cell.wall_s, ".2f"),
+                        _with_ci(cell.wall_s, ".2f") if not replayed else "-",
                         _fmt(s("latency_p50_s") if answered else None, ".3f"),
                         _fmt(s("latency_p95_s") if answered else None, ".3f"),
                         _fmt(s("latency_p99_s") if answered else None, ".3f"),
