@@ -113,9 +113,12 @@ def cells_rows(bundle: Mapping[str, Any], stats: list[CellStats] | None = None) 
         errors = sum(e.summary.errors for e in bundle.cells if e.id == s.cell_id)
         rows.append(
             [
-                (names[s.cell_id] + (f" ({', '.join(bad)})" if bad else ""), "wrong" if bad else ""),
+                (
+                    names[s.cell_id] + (f" ({', '.join(bad)})" if bad else "") + _replayed(m("replayed")),
+                    "wrong" if bad else "",
+                ),
                 s.repeats,
-                str(s.wall_s),
+                str(s.wall_s) if not m("replayed") else "-",  # replayed answers were not timed by this run
                 _s(m("latency_p50_s")),
                 _s(m("latency_p90_s")),
                 _s(m("latency_p95_s")),
@@ -177,6 +180,10 @@ CELL_HEAD = [
 
 
 _STREAM_COLUMNS = ("ttft p50 s", "ttft p95 s", "out tok/s p50")
+
+
+def _replayed(count: float | None) -> str:
+    return f" ({count:,.0f} replayed)" if count else ""
 
 
 def _sheet_html(sheet: Sheet | None) -> list[str]:
