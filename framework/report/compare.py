@@ -212,7 +212,7 @@ def _verdict_across(bundles: list[Bundle], found: list[Found]) -> Verdict | None
     """The verdict over every run's cells at once (``#N cell``), weighed as one run's would be, by each run's own
     scores (``found``; scored again only when a run has none). Latency is never tested across runs, so the joined
     bundle carries no records."""
-    joined = combined(bundles, records=False)
+    joined = combined(bundles)
     if all(f.scorers is not None for f in found):
         cells = {cell_name(n, cell): scores for n, f in enumerate(found) for cell, scores in f.cells.items()}
         found_joined = Found(found[0].scorers, cells)
