@@ -382,3 +382,16 @@ def test_the_same_run_given_twice_is_warned_about(runs):
         f"run {b['run_id']} is given 3 times (runs 2, 4, 5): it is compared with itself, so its differences are all 0",
     ]
     assert not any("given" in f for f in compare([a, b]).flags)
+
+
+def test_replayed_cells_have_no_wall_time_to_compare_and_latency_is_not_a_small_n_warning(runs):
+    """A run whose answers were replayed did not take its time for them: its wall time is not a change against the
+    baseline (it was 'x0.002, better'); and latency, never tested across runs, is not flagged as 'n too small'."""
+    a, b = runs
+    replayed = copy.deepcopy(b)
+    for cell in replayed["cells"]:
+        cell["summary"]["replayed"] = 5
+    c = compare([a, replayed])
+    row = c.row(PREFIX + "sequential", "wall_s")
+    assert row.values[0] is not None and row.values[1] is None and row.deltas[1] is None
+    assert not any("latency" in flag for flag in c.flags), c.flags

@@ -19,7 +19,7 @@ from visionbench.preprocessing import Preprocessing
 from visionbench.report.cellnames import short_names
 from visionbench.report.combined import cell_name, combined
 from visionbench.report.scores import Found, bundle_scores, group_field, group_means, groups
-from visionbench.report.significance import Difference, differences
+from visionbench.report.significance import NOT_INTERLEAVED, Difference, differences
 from visionbench.report.stats import CellStats, cell_stats, cost_per_1k, count_text, ratio_text
 from visionbench.report.tables import Column, Sheet, print_sheet
 from visionbench.report.verdict import Verdict, pareto_lines, verdict
@@ -106,6 +106,8 @@ def _metrics(stats: CellStats) -> dict[str, float | None]:
     out = {key: stats.metric(key) for key, _, _ in METRICS}
     out["wall_s"], out["cost_usd"] = stats.wall_s.mean, stats.cost_usd.mean
     out["cost_per_1k_images_usd"] = cost_per_1k(stats)
+    if stats.metric("replayed"):  # answers replayed from an earlier run (run --replay) were not timed by this one
+        out["wall_s"] = None
     return out
 
 
@@ -201,7 +203,12 @@ def compare(
                     f"cell {key}: {d.metric} {d.a:.3g} vs {d.b:.3g} in {runs[n].run_id}, but n={d.n} is too small "
                     "for any difference to reach p<0.05"
                     for d in tests[key][-1] or []
-                    if not d.detectable and d.a is not None and d.b is not None and d.a != d.b
+                    # untested by design (latency across runs), not for want of images: nothing to warn about
+                    if not d.detectable
+                    and d.test != NOT_INTERLEAVED
+                    and d.a is not None
+                    and d.b is not None
+                    and d.a != d.b
                 ]
             else:
                 tests[key].append(None)
